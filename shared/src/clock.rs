@@ -1,0 +1,72 @@
+//! Injected time: every TTL, retry and schedule reads the clock through [`Clock`].
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time (UTC).
+    fn now(&self) -> OffsetDateTime;
+
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+}
+
+/// Shared clock handle.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The operating system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that follows tokio's time, so tests with `tokio::time::pause()` control it.
+///
+/// It reports `start + (tokio::time::Instant::now() - created)`.
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    start: OffsetDateTime,
+    created: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock that reads `start` now and advances with tokio's (possibly paused) time.
+    pub fn starting_at(start: OffsetDateTime) -> Self {
+        Self { start, created: tokio::time::Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> OffsetDateTime {
+        let elapsed = tokio::time::Instant::now().duration_since(self.created);
+        self.start + elapsed
+    }
+}
+
+/// The default clock for production use.
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_follows_paused_time() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let c = TokioClock::starting_at(start);
+        assert_eq!(c.now(), start);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(c.now_ms(), 3_600_000);
+    }
+}

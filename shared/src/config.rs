@@ -1,0 +1,303 @@
+//! Configuration: one TOML file plus `DSS_*` environment overrides (`DSS_API__LISTEN=…` sets
+//! `api.listen`), validated at start with messages that name the bad key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::embedded::Durability;
+
+/// A configuration error naming the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but invalid.
+    #[error("configuration key `{key}`: {message}")]
+    Invalid {
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for embedded state (database, local buckets, keys).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Named replicas and their backend URLs.
+    #[serde(default)]
+    pub replicas: BTreeMap<String, ReplicaConfig>,
+    /// Staging area for `file://` sources of PUT /files.
+    #[serde(default)]
+    pub staging: StagingConfig,
+    /// Authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Embedded queue/database.
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./dss-data")
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Public base URL used in links and download URLs (default `http://{listen}`).
+    pub public_url: Option<String>,
+    /// Maximum size of a JSON request body in bytes.
+    pub max_json_body: usize,
+    /// Maximum size of a direct upload in bytes.
+    pub max_upload: u64,
+    /// Lifetime of signed download URLs in seconds.
+    pub download_url_ttl_secs: u64,
+    /// Reported by `GET /version`.
+    pub deployment_version: Option<String>,
+    /// Refuse every write with 503 `read_only`.
+    pub read_only: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5000".into(),
+            public_url: None,
+            max_json_body: 64 * 1024 * 1024,
+            max_upload: 5 * 1024 * 1024 * 1024 * 1024,
+            download_url_ttl_secs: 3600,
+            deployment_version: None,
+            read_only: false,
+        }
+    }
+}
+
+/// One replica.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// Backend URL of the main bucket: `file:///path` (embedded); cloud schemes come with their adapters.
+    pub url: String,
+}
+
+/// Staging area settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StagingConfig {
+    /// Directory under which `file://` source URLs must lie (default `{data_dir}/staging`).
+    pub dir: Option<PathBuf>,
+}
+
+/// A trusted token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Exact `iss` claim.
+    pub issuer: String,
+    /// Accepted audiences (any match).
+    pub audiences: Vec<String>,
+    /// JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS URL.
+    pub jwks_url: Option<String>,
+    /// PEM public key file (RSA or EC).
+    pub pem_file: Option<PathBuf>,
+}
+
+/// Authentication and authorisation settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Generate a local signing key on first start and trust it (the embedded default).
+    pub local_issuer: bool,
+    /// Other trusted issuers.
+    pub issuers: Vec<IssuerConfig>,
+    /// Claim holding the caller's e-mail (falls back to `email`).
+    pub email_claim: String,
+    /// Claim holding the caller's group.
+    pub group_claim: String,
+    /// Groups allowed to write files.
+    pub allowed_groups: Vec<String>,
+    /// E-mails allowed to delete bundles (and bypass group checks).
+    pub admin_emails: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            local_issuer: true,
+            issuers: Vec::new(),
+            email_claim: "email".into(),
+            group_claim: "group".into(),
+            allowed_groups: vec!["dbio".into()],
+            admin_emails: Vec::new(),
+        }
+    }
+}
+
+/// Embedded database settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// `process` (survives kill -9) or `power` (survives power loss; slower).
+    pub durability: Durability,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// Filter directive, e.g. `info` or `dss_api=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Loads `file` (if given) then the `DSS_*` environment, applies defaults and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder();
+        if let Some(f) = file {
+            b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("DSS").prefix_separator("_").separator("__").list_separator(",")
+                .with_list_parse_key("auth.allowed_groups")
+                .with_list_parse_key("auth.admin_emails")
+                .try_parsing(true),
+        );
+        let cfg: Config = b.build()?.try_deserialize()?;
+        cfg.finish()
+    }
+
+    /// Parses a TOML string (no environment), applies defaults and validates.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        cfg.finish()
+    }
+
+    fn finish(mut self) -> Result<Self, ConfigError> {
+        if self.replicas.is_empty() {
+            for name in ["aws", "gcp"] {
+                let dir = self.data_dir.join("buckets").join(name);
+                self.replicas.insert(name.into(), ReplicaConfig { url: format!("file://{}", dir.display()) });
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.api
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("api.listen", format!("'{}' is not a socket address: {e}", self.api.listen)))?;
+        if let Some(u) = &self.api.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(invalid("api.public_url", format!("'{u}' must start with http:// or https://")));
+        }
+        if self.api.max_json_body == 0 {
+            return Err(invalid("api.max_json_body", "must be greater than 0"));
+        }
+        for (name, r) in &self.replicas {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(invalid(format!("replicas.{name}"), "replica names use letters, digits, '-' and '_'"));
+            }
+            replica_path(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(invalid("log.format", format!("'{}' is not one of text, json", self.log.format)));
+        }
+        for (i, iss) in self.auth.issuers.iter().enumerate() {
+            let sources = [iss.jwks_file.is_some(), iss.jwks_url.is_some(), iss.pem_file.is_some()];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(invalid(format!("auth.issuers[{i}]"), "give exactly one of jwks_file, jwks_url, pem_file"));
+            }
+            if iss.audiences.is_empty() {
+                return Err(invalid(format!("auth.issuers[{i}].audiences"), "at least one audience is required"));
+            }
+        }
+        if !self.auth.local_issuer && self.auth.issuers.is_empty() {
+            return Err(invalid("auth.issuers", "no issuer is trusted: enable auth.local_issuer or add an issuer"));
+        }
+        Ok(())
+    }
+
+    /// The public base URL of the API.
+    pub fn public_url(&self) -> String {
+        self.api.public_url.clone().unwrap_or_else(|| format!("http://{}", self.api.listen)).trim_end_matches('/').to_string()
+    }
+
+    /// The staging directory for `file://` sources.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.staging.dir.clone().unwrap_or_else(|| self.data_dir.join("staging"))
+    }
+}
+
+/// The local directory of a `file://` replica URL.
+pub fn replica_path(url: &str) -> Result<PathBuf, String> {
+    match url.strip_prefix("file://") {
+        Some(p) if p.starts_with('/') || p.starts_with('.') => Ok(PathBuf::from(p)),
+        Some(_) => Err(format!("'{url}' must be file:///absolute/path or file://./relative/path")),
+        None => Err(format!("'{url}' has an unsupported scheme; this build supports file://")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_give_two_embedded_replicas() {
+        let c = Config::from_toml("data_dir = \"/tmp/x\"").unwrap();
+        assert_eq!(c.replicas.keys().collect::<Vec<_>>(), vec!["aws", "gcp"]);
+        assert_eq!(c.replicas["aws"].url, "file:///tmp/x/buckets/aws");
+        assert_eq!(c.public_url(), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let e = Config::from_toml("[api]\nlisten = \"nope\"").unwrap_err().to_string();
+        assert!(e.contains("api.listen"), "{e}");
+        let e = Config::from_toml("[replicas.aws]\nurl = \"s4://b\"").unwrap_err().to_string();
+        assert!(e.contains("replicas.aws.url"), "{e}");
+        let e = Config::from_toml("[api]\nlisten_port = 1").unwrap_err().to_string();
+        assert!(e.contains("listen_port"), "{e}");
+        let e = Config::from_toml("[log]\nformat = \"xml\"").unwrap_err().to_string();
+        assert!(e.contains("log.format"), "{e}");
+        let e = Config::from_toml("[api]\nmax_upload = \"big\"").unwrap_err().to_string();
+        assert!(e.contains("max_upload"), "{e}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Conformance suites, written once over each port and run against every adapter.
+//!
+//! Each suite panics with a message naming the failed property; adapters call it from a test.
+
+pub mod blob;
+pub mod queue;
+
+#[cfg(test)]
+mod embedded;

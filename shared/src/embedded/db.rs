@@ -1,0 +1,152 @@
+//! The embedded SQLite database (WAL mode) shared by local buckets' object index and the queues.
+//!
+//! One file holds both so that committing an object and emitting its bucket event are one
+//! transaction. Several processes on one machine may open the same file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Notify;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Survives a crash of the process (kill -9): SQLite `synchronous=NORMAL`.
+    #[default]
+    Process,
+    /// Survives power loss too: `synchronous=FULL` and directory fsyncs after renames.
+    Power,
+}
+
+/// Errors of the embedded database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The blocking task could not run.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+    content_type TEXT NOT NULL, created_ms INTEGER NOT NULL,
+    sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT,
+    PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY, max_receive INTEGER NOT NULL, dead_letter TEXT);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    topic TEXT NOT NULL, queue TEXT NOT NULL, PRIMARY KEY (topic, queue)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, body TEXT NOT NULL,
+    sent_ms INTEGER NOT NULL, visible_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT, dead_reason TEXT);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_ms, id);
+";
+
+struct Inner {
+    path: PathBuf,
+    durability: Durability,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// A handle to the embedded database; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.inner.path).finish()
+    }
+}
+
+fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if durability == Durability::Power { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Task(format!("create {}: {e}", dir.display())))?;
+        }
+        let writer = open_conn(path, durability)?;
+        writer.execute_batch(SCHEMA)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                durability,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                wakers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The configured durability.
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// Runs `f` with the single writer connection on a blocking thread.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, DbError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with a pooled reader connection on a blocking thread.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_conn(&inner.path, inner.durability)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < 16 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// The in-process waker of a queue (receivers wait on it; senders notify it).
+    pub fn waker(&self, queue: &str) -> Arc<Notify> {
+        let mut map = self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(queue.to_string()).or_default().clone()
+    }
+}

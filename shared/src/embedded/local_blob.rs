@@ -1,0 +1,443 @@
+//! A bucket on local disk.
+//!
+//! Object bytes live in files under the bucket directory (see [`super::keypath`]); the object index
+//! (size, ETag, checksums, creation time) lives in the embedded database, which keeps listing a page
+//! cheap and ordered, and makes the index row the commit point: a put streams into a temp file,
+//! fsyncs it, verifies size and checksums, then — in one transaction — renames it into place,
+//! records the row and publishes the bucket event. A crash at any point leaves either the old object
+//! or the new one, never a torn file, and an event exactly when an object was committed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::checksum::{Checksums, MultiHasher};
+use crate::clock::SharedClock;
+use crate::ports::blob::{BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode, PutOptions};
+use crate::ports::queue::{BucketEvent, BucketEventName};
+use crate::signing::UrlSigner;
+
+use super::db::{Db, DbError, Durability};
+use super::keypath;
+use super::queue::publish_in_tx;
+
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+const READ_CHUNK: usize = 256 * 1024;
+
+impl From<DbError> for BlobError {
+    fn from(e: DbError) -> Self {
+        BlobError::Backend(e.to_string())
+    }
+}
+
+fn io_err(context: &str, e: std::io::Error) -> BlobError {
+    BlobError::Backend(format!("{context}: {e}"))
+}
+
+/// A local-disk bucket that emits bucket events onto an embedded topic.
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    bucket: String,
+    root: PathBuf,
+    tmp: PathBuf,
+    db: Db,
+    events_topic: Option<String>,
+    signer: Option<UrlSigner>,
+    clock: SharedClock,
+}
+
+type Row = (String, i64, String, String, i64, Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn row_to_meta(r: Row) -> ObjectMeta {
+    let (key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c) = r;
+    let checksums = match (sha256, sha1, s3_etag, crc32c) {
+        (Some(sha256), Some(sha1), Some(s3_etag), Some(crc32c)) => Some(Checksums { sha256, sha1, s3_etag, crc32c }),
+        _ => None,
+    };
+    ObjectMeta {
+        key,
+        size: u64::try_from(size).unwrap_or(0),
+        etag,
+        content_type,
+        created: OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        checksums,
+    }
+}
+
+const ROW_COLUMNS: &str = "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+}
+
+impl LocalBlobStore {
+    /// Opens the bucket `bucket` stored under `root`; created objects and deletions are published to
+    /// `events_topic` when given; download URLs are signed by `signer` when given.
+    pub fn open(
+        db: &Db,
+        bucket: &str,
+        root: &Path,
+        events_topic: Option<&str>,
+        signer: Option<UrlSigner>,
+        clock: SharedClock,
+    ) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(root).map_err(|e| io_err("create bucket dir", e))?;
+        let root = root.canonicalize().map_err(|e| io_err("resolve bucket dir", e))?;
+        let tmp = root.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| io_err("create temp dir", e))?;
+        Ok(Self {
+            bucket: bucket.to_string(),
+            root,
+            tmp,
+            db: db.clone(),
+            events_topic: events_topic.map(str::to_string),
+            signer,
+            clock,
+        })
+    }
+
+    /// The directory holding this bucket's files.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        let rel = keypath::to_path(key).map_err(|reason| BlobError::InvalidKey { key: key.to_string(), reason })?;
+        Ok(self.root.join(rel))
+    }
+
+    /// Ensures the parent directory of `path` resolves inside the bucket (no symlink escape).
+    fn confined(root: &Path, path: &Path) -> Result<(), BlobError> {
+        let parent = path.parent().ok_or(BlobError::Backend("path without parent".into()))?;
+        let real = parent.canonicalize().map_err(|e| io_err("resolve object dir", e))?;
+        if real.starts_with(root) {
+            Ok(())
+        } else {
+            Err(BlobError::InvalidKey { key: path.display().to_string(), reason: "path escapes the bucket" })
+        }
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError> {
+        let (bucket, key) = (self.bucket.clone(), key.to_string());
+        let row = self
+            .db
+            .read(move |c| {
+                let sql = format!("SELECT {ROW_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2");
+                Ok(c.prepare_cached(&sql)?.query_row(params![bucket, key], read_row).optional()?)
+            })
+            .await?;
+        Ok(row.map(row_to_meta))
+    }
+
+    /// Streams a body into a new temp file, hashing as it goes; returns (path, checksums, size).
+    async fn spool(&self, mut body: ByteStream, size: Option<u64>) -> Result<(PathBuf, Checksums, u64), BlobError> {
+        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let path = tmp.clone();
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(Checksums, u64)> {
+            let mut f = std::fs::File::create(&path)?;
+            let mut h = MultiHasher::new(size);
+            while let Some(chunk) = rx.blocking_recv() {
+                f.write_all(&chunk)?;
+                h.update(chunk);
+            }
+            f.sync_data()?;
+            let len = h.len();
+            Ok((h.finish(), len))
+        });
+        let mut failure = None;
+        let mut got = 0u64;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    got += chunk.len() as u64;
+                    if let Some(expected) = size.filter(|e| got > *e) {
+                        failure = Some(BlobError::SizeMismatch { expected, got });
+                        break;
+                    }
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failure = Some(BlobError::Body(e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer.await.map_err(|e| BlobError::Backend(e.to_string()));
+        let result = match (failure, written) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(e),
+            (None, Ok(Err(e))) => Err(io_err("write temp file", e)),
+            (None, Ok(Ok((sums, len)))) => match size {
+                Some(expected) if expected != len => Err(BlobError::SizeMismatch { expected, got: len }),
+                _ => Ok((tmp.clone(), sums, len)),
+            },
+        };
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    /// Renames a spooled file into place and records it, in one transaction with its event.
+    async fn commit(&self, key: &str, tmp: PathBuf, meta: ObjectMeta, mode: PutMode) -> Result<ObjectMeta, BlobError> {
+        let dest = self.data_path(key)?;
+        let (bucket, root, topic, power) =
+            (self.bucket.clone(), self.root.clone(), self.events_topic.clone(), self.db.durability() == Durability::Power);
+        let event = self.events_topic.as_ref().map(|_| {
+            serde_json::to_string(&BucketEvent {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                size: meta.size,
+                etag: meta.etag.clone(),
+                event_name: BucketEventName::Created,
+                time: meta.created,
+            })
+            .unwrap_or_default()
+        });
+        let m = meta.clone();
+        let tmp_for_tx = tmp.clone();
+        let outcome = self
+            .db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let exists = tx
+                    .prepare_cached("SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2")?
+                    .exists(params![bucket, m.key])?;
+                if exists && mode == PutMode::Create {
+                    return Ok(Err(BlobError::AlreadyExists(m.key.clone())));
+                }
+                let placed = (|| {
+                    let parent = dest.parent().ok_or(BlobError::Backend("no parent".into()))?;
+                    std::fs::create_dir_all(parent).map_err(|e| io_err("create object dir", e))?;
+                    Self::confined(&root, &dest)?;
+                    std::fs::rename(&tmp_for_tx, &dest).map_err(|e| io_err("rename into place", e))?;
+                    if power {
+                        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync dir", e))?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = placed {
+                    return Ok(Err(e));
+                }
+                let created_ms = (m.created.unix_timestamp_nanos() / 1_000_000) as i64;
+                let s = m.checksums.clone();
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    bucket,
+                    m.key,
+                    m.size as i64,
+                    m.etag,
+                    m.content_type,
+                    created_ms,
+                    s.as_ref().map(|s| s.sha256.clone()),
+                    s.as_ref().map(|s| s.sha1.clone()),
+                    s.as_ref().map(|s| s.s3_etag.clone()),
+                    s.as_ref().map(|s| s.crc32c.clone()),
+                ])?;
+                let woken = match (&topic, &event) {
+                    (Some(t), Some(e)) => publish_in_tx(&tx, t, e, created_ms)?,
+                    _ => Vec::new(),
+                };
+                tx.commit()?;
+                Ok(Ok(woken))
+            })
+            .await;
+        match outcome {
+            Ok(Ok(woken)) => {
+                for q in woken {
+                    self.db.waker(&q).notify_waiters();
+                }
+                Ok(meta)
+            }
+            Ok(Err(e)) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn put(&self, key: &str, body: ByteStream, opts: PutOptions) -> Result<ObjectMeta, BlobError> {
+        self.data_path(key)?;
+        if opts.mode == PutMode::Create && self.meta(key).await?.is_some() {
+            return Err(BlobError::AlreadyExists(key.to_string()));
+        }
+        let (tmp, sums, size) = self.spool(body, opts.size).await?;
+        if let Some(expected) = &opts.expected {
+            let bad = expected.mismatches(&sums);
+            if !bad.is_empty() {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(BlobError::ChecksumMismatch(bad));
+            }
+        }
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: sums.s3_etag.clone(),
+            content_type: opts.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+            created: self.clock.now(),
+            checksums: Some(sums),
+        };
+        self.commit(key, tmp, meta, opts.mode).await
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
+        let path = self.data_path(key)?;
+        let meta = self.meta(key).await?.ok_or_else(|| BlobError::NotFound(key.to_string()))?;
+        let resolved = match range {
+            Some(r) => Some(r.resolve(meta.size).ok_or(BlobError::RangeNotSatisfiable)?),
+            None => None,
+        };
+        let root = self.root.clone();
+        let checked = path.clone();
+        tokio::task::spawn_blocking(move || Self::confined(&root, &checked))
+            .await
+            .map_err(|e| BlobError::Backend(e.to_string()))??;
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
+                _ => io_err("open object", e),
+            })?;
+        let (start, len) = resolved.unwrap_or((0, meta.size));
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| io_err("seek", e))?;
+        }
+        let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
+        Ok(GetObject { meta, range: resolved, body: Box::pin(body) })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError> {
+        self.data_path(key)?;
+        self.meta(key).await
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, BlobError> {
+        let bucket = self.bucket.clone();
+        let lower = match start_after {
+            Some(s) if s >= prefix => s.to_string(),
+            _ => String::new(),
+        };
+        let prefix = prefix.to_string();
+        let limit = limit.max(1);
+        let rows = self
+            .db
+            .read(move |c| {
+                // Keys >= prefix and < prefix + U+10FFFF are exactly the keys starting with prefix.
+                let upper = format!("{prefix}\u{10FFFF}");
+                let sql = format!(
+                    "SELECT {ROW_COLUMNS} FROM objects WHERE bucket = ?1 AND key >= ?2 AND key > ?3 AND key < ?4
+                     ORDER BY key LIMIT ?5"
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt
+                    .query_map(params![bucket, prefix, lower, upper, (limit + 1) as i64], read_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let more = rows.len() > limit;
+        let objects: Vec<ObjectMeta> = rows.into_iter().take(limit).map(row_to_meta).collect();
+        let next_start_after = if more { objects.last().map(|o| o.key.clone()) } else { None };
+        Ok(ListPage { objects, next_start_after })
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<ObjectMeta, BlobError> {
+        let src_path = self.data_path(from)?;
+        self.data_path(to)?;
+        let src = self.meta(from).await?.ok_or_else(|| BlobError::NotFound(from.to_string()))?;
+        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let t = tmp.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::copy(&src_path, &t)?;
+            std::fs::File::open(&t)?.sync_data()
+        })
+        .await
+        .map_err(|e| BlobError::Backend(e.to_string()))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => BlobError::NotFound(from.to_string()),
+            _ => io_err("copy", e),
+        })?;
+        let meta = ObjectMeta { key: to.to_string(), created: self.clock.now(), ..src };
+        self.commit(to, tmp, meta, PutMode::Overwrite).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BlobError> {
+        let path = self.data_path(key)?;
+        let (bucket, k, topic, now) = (self.bucket.clone(), key.to_string(), self.events_topic.clone(), self.clock.now());
+        let event = serde_json::to_string(&BucketEvent {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            size: 0,
+            etag: String::new(),
+            event_name: BucketEventName::Removed,
+            time: now,
+        })
+        .unwrap_or_default();
+        let outcome = self
+            .db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute("DELETE FROM objects WHERE bucket = ?1 AND key = ?2", params![bucket, k])?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(DbError::Task(format!("remove object file: {e}"))),
+                }
+                let woken = match &topic {
+                    Some(t) => publish_in_tx(&tx, t, &event, (now.unix_timestamp_nanos() / 1_000_000) as i64)?,
+                    None => Vec::new(),
+                };
+                tx.commit()?;
+                Ok(Some(woken))
+            })
+            .await?;
+        match outcome {
+            Some(woken) => {
+                for q in woken {
+                    self.db.waker(&q).notify_waiters();
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn download_url(&self, key: &str, ttl: Duration, content_disposition: Option<&str>) -> Result<String, BlobError> {
+        self.data_path(key)?;
+        let signer = self.signer.as_ref().ok_or(BlobError::Backend("this bucket has no URL signer configured".into()))?;
+        let expires = self.clock.now().unix_timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        Ok(signer.sign(&self.bucket, key, expires, content_disposition))
+    }
+}

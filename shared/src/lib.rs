@@ -1,0 +1,15 @@
+//! DSS core: the domain model, storage layout, ports with their embedded adapters, configuration,
+//! telemetry and the worker runtime every daemon runs on. No cloud SDK lives here.
+
+pub mod checksum;
+pub mod clock;
+pub mod config;
+pub mod embedded;
+pub mod model;
+pub mod ports;
+pub mod signing;
+pub mod telemetry;
+pub mod worker;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;

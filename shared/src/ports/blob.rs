@@ -1,0 +1,206 @@
+//! The `BlobStore` port: one bucket of keyed, immutable-by-convention objects.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use time::OffsetDateTime;
+
+use crate::checksum::Checksums;
+
+/// A stream of object bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Errors of a blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No object under the key.
+    #[error("no such object: {0}")]
+    NotFound(String),
+    /// A create-only put found an existing object.
+    #[error("object already exists: {0}")]
+    AlreadyExists(String),
+    /// The key cannot be stored (empty, traversal, control characters, too long).
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The refused key.
+        key: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The bytes did not match the checksums the caller expected; nothing was stored.
+    #[error("checksum mismatch ({})", .0.join(", "))]
+    ChecksumMismatch(Vec<&'static str>),
+    /// The body ended before (or ran past) the declared size; nothing was stored.
+    #[error("expected {expected} bytes, got {got}")]
+    SizeMismatch {
+        /// Declared size.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The body stream failed (client went away); nothing was stored.
+    #[error("body stream failed: {0}")]
+    Body(std::io::Error),
+    /// A requested range lies outside the object.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable,
+    /// The backend failed; may succeed on retry.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+impl BlobError {
+    /// Whether retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BlobError::Backend(_))
+    }
+}
+
+/// What a store knows about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The store's ETag (S3-style for the embedded store).
+    pub etag: String,
+    /// Media type.
+    pub content_type: String,
+    /// When the object was written.
+    pub created: OffsetDateTime,
+    /// All four checksums where the store computed them.
+    pub checksums: Option<Checksums>,
+}
+
+/// Create-only or overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    #[default]
+    Overwrite,
+    /// Fail with [`BlobError::AlreadyExists`] if the key exists.
+    Create,
+}
+
+/// Options of a put.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Media type to record (default `application/octet-stream`).
+    pub content_type: Option<String>,
+    /// Exact size the body must have, when known.
+    pub size: Option<u64>,
+    /// Checksums the body must have; a mismatch stores nothing.
+    pub expected: Option<Checksums>,
+    /// Create-only or overwrite.
+    pub mode: PutMode,
+}
+
+/// An inclusive byte range; `end: None` means "to the end".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte, inclusive.
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// Resolves against an object size to `(start, len)`, or `None` if unsatisfiable.
+    pub fn resolve(&self, size: u64) -> Option<(u64, u64)> {
+        if self.start >= size {
+            return None;
+        }
+        let end = self.end.unwrap_or(size - 1).min(size - 1);
+        (end >= self.start).then(|| (self.start, end - self.start + 1))
+    }
+}
+
+/// An object being read.
+pub struct GetObject {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// `(start, len)` of the bytes in `body` when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    /// The bytes.
+    pub body: ByteStream,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Objects in key order.
+    pub objects: Vec<ObjectMeta>,
+    /// Pass as `start_after` to get the next page; `None` when the listing is complete.
+    pub next_start_after: Option<String>,
+}
+
+/// One bucket.
+#[async_trait]
+pub trait BlobStore: Send + Sync + std::fmt::Debug {
+    /// The bucket's name.
+    fn bucket(&self) -> &str;
+
+    /// Streams `body` into `key`, computing all four checksums on the way; verifies them against
+    /// `opts.expected` and the size against `opts.size` before the object becomes visible.
+    async fn put(&self, key: &str, body: ByteStream, opts: PutOptions) -> Result<ObjectMeta, BlobError>;
+
+    /// Reads an object, or a range of it.
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError>;
+
+    /// Metadata of an object, `None` if absent.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError>;
+
+    /// Up to `limit` objects under `prefix` with keys greater than `start_after`, in key order.
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, BlobError>;
+
+    /// Copies an object within the bucket.
+    async fn copy(&self, from: &str, to: &str) -> Result<ObjectMeta, BlobError>;
+
+    /// Deletes an object; `false` if it did not exist.
+    async fn delete(&self, key: &str) -> Result<bool, BlobError>;
+
+    /// A URL from which the object can be downloaded without further credentials, valid for `ttl`.
+    async fn download_url(&self, key: &str, ttl: Duration, content_disposition: Option<&str>) -> Result<String, BlobError>;
+
+    /// Convenience: puts an in-memory buffer.
+    async fn put_bytes(&self, key: &str, data: Bytes, mut opts: PutOptions) -> Result<ObjectMeta, BlobError> {
+        opts.size.get_or_insert(data.len() as u64);
+        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
+        self.put(key, body, opts).await
+    }
+
+    /// Convenience: reads a whole object into memory.
+    async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
+        use futures::TryStreamExt;
+        let obj = self.get(key, None).await?;
+        let chunks: Vec<Bytes> = obj.body.try_collect().await.map_err(|e| BlobError::Backend(e.to_string()))?;
+        if chunks.len() == 1 {
+            return Ok(chunks.into_iter().next().unwrap_or_default());
+        }
+        let mut out = bytes::BytesMut::with_capacity(obj.meta.size as usize);
+        for c in chunks {
+            out.extend_from_slice(&c);
+        }
+        Ok(out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_against_size() {
+        let r = |start, end| ByteRange { start, end };
+        assert_eq!(r(0, None).resolve(10), Some((0, 10)));
+        assert_eq!(r(3, Some(5)).resolve(10), Some((3, 3)));
+        assert_eq!(r(3, Some(50)).resolve(10), Some((3, 7)));
+        assert_eq!(r(10, None).resolve(10), None);
+        assert_eq!(r(5, Some(4)).resolve(10), None);
+        assert_eq!(r(0, None).resolve(0), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! The `Queue` and `Topic` ports, and the bucket event every store emits.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Errors of a queue or topic.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue or topic does not exist.
+    #[error("no such queue or topic: {0}")]
+    NotFound(String),
+    /// The receipt is stale (the message was re-delivered or already acked).
+    #[error("stale receipt for message {0}")]
+    StaleReceipt(String),
+    /// The backend failed; may succeed on retry.
+    #[error("queue backend error: {0}")]
+    Backend(String),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// The body (JSON by convention).
+    pub body: String,
+    /// Delay before the message becomes visible.
+    pub delay: Duration,
+}
+
+impl OutgoingMessage {
+    /// A message visible at once.
+    pub fn new(body: impl Into<String>) -> Self {
+        Self { body: body.into(), delay: Duration::ZERO }
+    }
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Stable id of the message.
+    pub id: String,
+    /// Handle for ack / visibility changes of this delivery.
+    pub receipt: String,
+    /// The body.
+    pub body: String,
+    /// How many times the message has been received, this delivery included.
+    pub receive_count: u32,
+    /// When it was first sent.
+    pub sent_at: OffsetDateTime,
+}
+
+/// Queue gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Messages visible now.
+    pub visible: u64,
+    /// Messages received and not yet acked or returned.
+    pub in_flight: u64,
+    /// Messages waiting for their delay.
+    pub delayed: u64,
+    /// Age of the oldest message, if any.
+    pub oldest_age: Option<Duration>,
+}
+
+impl QueueStats {
+    /// Every message in the queue.
+    pub fn depth(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+/// A durable, at-least-once queue with visibility timeouts and a dead-letter queue.
+#[async_trait]
+pub trait Queue: Send + Sync + std::fmt::Debug {
+    /// The queue's name.
+    fn name(&self) -> &str;
+
+    /// Sends messages; they are durable when this returns.
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError>;
+
+    /// Receives up to `max` visible messages, hiding them for `visibility`; waits up to `wait` for one.
+    /// Messages received more often than the queue's maximum are moved to its dead-letter queue instead.
+    async fn receive(&self, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Message>, QueueError>;
+
+    /// Deletes delivered messages.
+    async fn ack_batch(&self, receipts: &[String]) -> Result<(), QueueError>;
+
+    /// Makes a delivered message visible again after `timeout` (0 = now); also extends in-flight work.
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError>;
+
+    /// Moves a delivered message to the dead-letter queue now, recording why.
+    async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), QueueError>;
+
+    /// Current gauges.
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+
+    /// Sends one message.
+    async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
+        self.send_batch(&[OutgoingMessage { body: body.to_string(), delay }]).await
+    }
+
+    /// Deletes one delivered message.
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        self.ack_batch(&[receipt.to_string()]).await
+    }
+}
+
+/// A fan-out topic: each published message reaches every subscribed queue.
+#[async_trait]
+pub trait Topic: Send + Sync + std::fmt::Debug {
+    /// The topic's name.
+    fn name(&self) -> &str;
+    /// Publishes one message to every subscribed queue.
+    async fn publish(&self, body: &str) -> Result<(), QueueError>;
+}
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketEventName {
+    /// The object was written.
+    #[serde(rename = "ObjectCreated:Put")]
+    Created,
+    /// The object was deleted.
+    #[serde(rename = "ObjectRemoved:Delete")]
+    Removed,
+}
+
+/// A bucket notification, the same for every backend (S3, GCS and the embedded store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEvent {
+    /// The bucket.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// Size in bytes (0 for removals).
+    pub size: u64,
+    /// ETag of the object written (empty for removals).
+    pub etag: String,
+    /// Created or removed.
+    pub event_name: BucketEventName,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_events_serialize_with_s3_event_names() {
+        let e = BucketEvent {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: 1,
+            etag: "e".into(),
+            event_name: BucketEventName::Created,
+            time: OffsetDateTime::UNIX_EPOCH,
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains("\"ObjectCreated:Put\""), "{text}");
+        assert_eq!(serde_json::from_str::<BucketEvent>(&text).unwrap(), e);
+    }
+}

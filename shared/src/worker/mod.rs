@@ -1,0 +1,242 @@
+//! The worker runtime every daemon runs on: receive a batch → run handlers with bounded
+//! concurrency → ack only after the handler's effect is durable.
+//!
+//! Errors are classified by the handler: transient → the message becomes visible again after an
+//! exponential backoff with jitter; permanent → it moves to the dead-letter queue with the reason.
+//! Long handlers keep their message hidden by extending its visibility. Shutdown stops receiving,
+//! lets in-flight handlers finish within a grace period, and returns.
+
+mod backoff;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::ports::queue::{Message, Queue};
+
+pub use backoff::Backoff;
+pub use metrics::{MetricsSnapshot, WorkerMetrics};
+
+/// What a handler did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The effect is durable: ack.
+    Done,
+    /// Not yet possible (e.g. a dependency is missing): try again after the given delay, or the
+    /// backoff delay when `None`.
+    RetryLater(Option<Duration>),
+}
+
+/// A failed handling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// May succeed on retry (network, throttling, a peer down).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never succeed (malformed message, violated invariant): dead-letter it.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// A daemon's job: handle one message.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message; must be idempotent (delivery is at-least-once).
+    async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError>;
+}
+
+/// Tuning of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// Messages received per call.
+    pub batch_size: usize,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Visibility timeout of a received message (extended while its handler runs).
+    pub visibility: Duration,
+    /// Long-poll wait per receive.
+    pub wait: Duration,
+    /// Retry delays of transient failures.
+    pub backoff: Backoff,
+    /// How long shutdown waits for in-flight handlers.
+    pub shutdown_grace: Duration,
+    /// How often queue gauges (depth, oldest age) are refreshed.
+    pub stats_every: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults suited to a daemon named `name`.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            batch_size: 10,
+            concurrency: 8,
+            visibility: Duration::from_secs(60),
+            wait: Duration::from_secs(1),
+            backoff: Backoff::default(),
+            shutdown_grace: Duration::from_secs(30),
+            stats_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs a handler over a queue.
+pub struct Worker {
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn Handler>,
+    cfg: WorkerConfig,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Worker {
+    /// A worker for `handler` on `queue`.
+    pub fn new(queue: Arc<dyn Queue>, handler: Arc<dyn Handler>, cfg: WorkerConfig) -> Self {
+        Self { queue, handler, cfg, metrics: Arc::new(WorkerMetrics::default()) }
+    }
+
+    /// The worker's counters (shared; read them while it runs).
+    pub fn metrics(&self) -> Arc<WorkerMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains in-flight handlers.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut receive_failures = 0u32;
+        let mut next_stats = tokio::time::Instant::now();
+        tracing::info!(worker = %self.cfg.name, queue = self.queue.name(), "worker started");
+        loop {
+            while tasks.try_join_next().is_some() {}
+            if tokio::time::Instant::now() >= next_stats {
+                self.refresh_gauges().await;
+                next_stats = tokio::time::Instant::now() + self.cfg.stats_every;
+            }
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = tasks.join_next() => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            let want = free.min(self.cfg.batch_size.max(1));
+            let received = tokio::select! {
+                r = self.queue.receive(want, self.cfg.visibility, self.cfg.wait) => r,
+                _ = shutdown.cancelled() => break,
+            };
+            let batch = match received {
+                Ok(b) => {
+                    receive_failures = 0;
+                    b
+                }
+                Err(e) => {
+                    receive_failures += 1;
+                    let nap = self.cfg.backoff.delay(receive_failures);
+                    tracing::warn!(worker = %self.cfg.name, error = %e, retry_in = ?nap, "receive failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(nap) => continue,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            };
+            for message in batch {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let job = Job {
+                    queue: self.queue.clone(),
+                    handler: self.handler.clone(),
+                    cfg: self.cfg.clone(),
+                    metrics: self.metrics.clone(),
+                };
+                tasks.spawn(async move {
+                    job.process(message).await;
+                    drop(permit);
+                });
+            }
+        }
+        tracing::info!(worker = %self.cfg.name, in_flight = tasks.len(), "worker stopping; draining in-flight handlers");
+        let drained = tokio::time::timeout(self.cfg.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(worker = %self.cfg.name, abandoned = tasks.len(), "grace period over; unfinished messages will be redelivered");
+            tasks.abort_all();
+        }
+        tracing::info!(worker = %self.cfg.name, "worker stopped");
+    }
+
+    async fn refresh_gauges(&self) {
+        match self.queue.stats().await {
+            Ok(s) => self.metrics.set_queue(s.depth(), s.oldest_age),
+            Err(e) => tracing::warn!(worker = %self.cfg.name, error = %e, "queue stats failed"),
+        }
+    }
+}
+
+struct Job {
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn Handler>,
+    cfg: WorkerConfig,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Job {
+    async fn process(self, message: Message) {
+        let _in_flight = self.metrics.start();
+        let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count);
+        let _enter = span.enter();
+        drop(_enter);
+        let result = {
+            let handle = self.handler.handle(&message);
+            tokio::pin!(handle);
+            let extend_every = self.cfg.visibility / 2;
+            loop {
+                tokio::select! {
+                    r = &mut handle => break r,
+                    _ = tokio::time::sleep(extend_every) => {
+                        if let Err(e) = self.queue.change_visibility(&message.receipt, self.cfg.visibility).await {
+                            tracing::warn!(parent: &span, error = %e, "could not extend visibility");
+                        }
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(Outcome::Done) => match self.queue.ack(&message.receipt).await {
+                Ok(()) => self.metrics.succeeded(),
+                Err(e) => tracing::warn!(parent: &span, error = %e, "ack failed; the message will be redelivered"),
+            },
+            Ok(Outcome::RetryLater(after)) => {
+                let delay = after.unwrap_or_else(|| self.cfg.backoff.delay(message.receive_count));
+                tracing::info!(parent: &span, retry_in = ?delay, "not ready; retrying later");
+                self.retry(&message, delay, &span).await;
+            }
+            Err(HandlerError::Transient(reason)) => {
+                let delay = self.cfg.backoff.delay(message.receive_count);
+                tracing::warn!(parent: &span, %reason, retry_in = ?delay, "transient failure");
+                self.retry(&message, delay, &span).await;
+            }
+            Err(HandlerError::Permanent(reason)) => {
+                tracing::error!(parent: &span, %reason, "permanent failure; dead-lettering");
+                match self.queue.dead_letter(&message, &reason).await {
+                    Ok(()) => self.metrics.dead_lettered(),
+                    Err(e) => tracing::error!(parent: &span, error = %e, "dead-lettering failed; the message will be redelivered"),
+                }
+            }
+        }
+    }
+
+    async fn retry(&self, message: &Message, delay: Duration, span: &tracing::Span) {
+        match self.queue.change_visibility(&message.receipt, delay).await {
+            Ok(()) => self.metrics.retried(),
+            Err(e) => tracing::warn!(parent: span, error = %e, "could not schedule retry; visibility timeout applies"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
