@@ -1,1 +1,119 @@
+//! The DSS HTTP API: files, bundles, signed downloads, the OpenAPI document, version and health.
 
+pub mod auth;
+pub mod blob_route;
+pub mod body;
+pub mod bundles;
+pub mod enumerate;
+pub mod error;
+pub mod files;
+pub mod misc;
+pub mod openapi;
+pub mod params;
+pub mod state;
+pub mod storage;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use dss_shared::deployment::Deployment;
+use dss_shared::signing::BLOB_ROUTE;
+
+pub use state::{AppState, Shared};
+
+/// Builds the shared state from an opened deployment.
+pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyhow::Result<Shared> {
+    let auth = auth::Auth::new(&deployment.config.auth, local)?;
+    let staging = deployment.config.staging_dir();
+    std::fs::create_dir_all(&staging)?;
+    let staging_dir = staging.canonicalize()?;
+    Ok(Arc::new(AppState {
+        deployment,
+        auth,
+        staging_dir,
+        file_wait: Duration::from_secs(2),
+    }))
+}
+
+/// The router with every route.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/v1/files/{uuid}",
+            get(files::get).head(files::head).put(files::put),
+        )
+        .route(
+            "/v1/files/{uuid}/content",
+            axum::routing::put(files::upload),
+        )
+        .route("/v1/bundles/all", get(enumerate::enumerate))
+        .route(
+            "/v1/bundles/{uuid}",
+            get(bundles::get)
+                .put(bundles::put)
+                .patch(bundles::patch)
+                .delete(bundles::delete),
+        )
+        .route("/v1/swagger.json", get(openapi::swagger))
+        .route("/version", get(misc::version))
+        .route("/internal/health", get(misc::health))
+        .route(BLOB_ROUTE, get(blob_route::download))
+        .fallback(misc::not_found)
+        .method_not_allowed_fallback(misc::method_not_allowed)
+        .layer(middleware::from_fn(common_headers))
+        .with_state(state)
+}
+
+/// Adds `Retry-After: 10` to 5xx answers of retryable requests (as the original did).
+async fn common_headers(req: Request, next: Next) -> Response {
+    let retryable = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+    ) || (req.method() == Method::POST && req.uri().path().contains("search"));
+    let mut res = next.run(req).await;
+    let s = res.status().as_u16();
+    if retryable && matches!(s, 500 | 502 | 503 | 504) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    }
+    res
+}
+
+/// Drops one trailing `/` before routing (`/v1/collections/` is `/v1/collections`).
+fn strip_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = &path[..path.len() - 1];
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = pq.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let svc = tower::util::MapRequest::new(app, strip_trailing_slash);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(svc),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,1 +1,167 @@
-fn main(){}
+//! `dss`: runs the whole system or one component, and mints tokens for the embedded deployment.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dss_api::auth::LocalIssuer;
+use dss_shared::config::Config;
+use dss_shared::deployment::Deployment;
+
+#[derive(Parser)]
+#[command(name = "dss", version, about = "The Data Storage System")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Configuration file (TOML); `DSS_*` environment variables override it.
+    #[arg(long, short, env = "DSS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for embedded state (default ./dss-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Common {
+    fn load(&self, listen: Option<&str>) -> anyhow::Result<Config> {
+        let mut overrides = Vec::new();
+        if let Some(d) = &self.data_dir {
+            overrides.push(("data_dir", d.display().to_string()));
+        }
+        if let Some(l) = listen {
+            overrides.push(("api.listen", l.to_string()));
+        }
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything (the API and every daemon) in one process on the embedded default.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (overrides api.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run only the HTTP API.
+    Api {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (overrides api.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Mint a bearer token signed by this deployment's local key.
+    Token {
+        #[command(flatten)]
+        common: Common,
+        /// E-mail claim of the token.
+        #[arg(long, default_value = "operator@localhost")]
+        email: String,
+        /// Group claim of the token.
+        #[arg(long, default_value = "dbio")]
+        group: String,
+        /// Mark the token as an operator (administrator) token.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: i64,
+    },
+}
+
+fn local_issuer(cfg: &Config) -> anyhow::Result<Option<LocalIssuer>> {
+    if !cfg.auth.local_issuer {
+        return Ok(None);
+    }
+    Ok(Some(
+        LocalIssuer::load_or_create(&cfg.data_dir.join("keys")).context("local signing key")?,
+    ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn run_api(cfg: Config, banner: bool) -> anyhow::Result<()> {
+    dss_shared::telemetry::init(&cfg.log);
+    let local = local_issuer(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.api.listen))?;
+    let deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
+    let state = dss_api::state(deployment, local.as_ref())?;
+    let url = cfg.public_url();
+    tracing::info!(%url, data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
+    if banner {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "DSS is running at {url}/v1 (API document: {url}/v1/swagger.json)"
+        )?;
+        writeln!(out, "Data directory: {}", cfg.data_dir.display())?;
+        if let Some(l) = &local {
+            let token = l.mint("operator@localhost", "dbio", true, 86_400, &cfg.auth)?;
+            writeln!(
+                out,
+                "Operator token (24 h; mint more with `dss token`):\n{token}"
+            )?;
+        }
+        out.flush()?;
+    }
+    dss_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up { common, listen } => run_api(common.load(listen.as_deref())?, true).await,
+        Command::Api { common, listen } => run_api(common.load(listen.as_deref())?, false).await,
+        Command::Token {
+            common,
+            email,
+            group,
+            admin,
+            ttl,
+        } => {
+            let cfg = common.load(None)?;
+            let local = local_issuer(&cfg)?.context(
+                "auth.local_issuer is disabled; tokens come from your identity provider",
+            )?;
+            let token = local.mint(&email, &group, admin, ttl, &cfg.auth)?;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{token}")?;
+            Ok(())
+        }
+    }
+}

@@ -60,9 +60,18 @@ pub fn valid_s3_etag(s: &str) -> bool {
 
 impl Checksums {
     /// Validates and lower-cases four checksum strings.
-    pub fn new(sha256: &str, sha1: &str, s3_etag: &str, crc32c: &str) -> Result<Self, ChecksumFormatError> {
-        let (sha256, sha1, s3_etag, crc32c) =
-            (sha256.to_ascii_lowercase(), sha1.to_ascii_lowercase(), s3_etag.to_ascii_lowercase(), crc32c.to_ascii_lowercase());
+    pub fn new(
+        sha256: &str,
+        sha1: &str,
+        s3_etag: &str,
+        crc32c: &str,
+    ) -> Result<Self, ChecksumFormatError> {
+        let (sha256, sha1, s3_etag, crc32c) = (
+            sha256.to_ascii_lowercase(),
+            sha1.to_ascii_lowercase(),
+            s3_etag.to_ascii_lowercase(),
+            crc32c.to_ascii_lowercase(),
+        );
         if !is_hex(&sha256, 64) {
             return Err(ChecksumFormatError { name: "sha256" });
         }
@@ -75,7 +84,12 @@ impl Checksums {
         if !is_hex(&crc32c, 8) {
             return Err(ChecksumFormatError { name: "crc32c" });
         }
-        Ok(Self { sha256, sha1, s3_etag, crc32c })
+        Ok(Self {
+            sha256,
+            sha1,
+            s3_etag,
+            crc32c,
+        })
     }
 
     /// Names of the checksums in which `self` and `other` differ.
@@ -117,7 +131,12 @@ pub struct S3EtagHasher {
 impl S3EtagHasher {
     /// A hasher for the given part size.
     pub fn new(part_size: u64) -> Self {
-        Self { part_size: part_size.max(1), current: Md5::new(), current_len: 0, parts: Vec::new() }
+        Self {
+            part_size: part_size.max(1),
+            current: Md5::new(),
+            current_len: 0,
+            parts: Vec::new(),
+        }
     }
 
     /// Feeds bytes.
@@ -153,7 +172,10 @@ impl S3EtagHasher {
 
 enum Md5Stage {
     Inline(S3EtagHasher),
-    Offloaded { tx: mpsc::SyncSender<Bytes>, handle: JoinHandle<String> },
+    Offloaded {
+        tx: mpsc::SyncSender<Bytes>,
+        handle: JoinHandle<String>,
+    },
 }
 
 /// Computes all four checksums over a stream of chunks in one pass.
@@ -174,7 +196,13 @@ impl MultiHasher {
 
     /// A hasher with an explicit S3 part size.
     pub fn with_part_size(part_size: u64) -> Self {
-        Self { sha256: Sha256::new(), sha1: Sha1::new(), crc: 0, md5: Md5Stage::Inline(S3EtagHasher::new(part_size)), len: 0 }
+        Self {
+            sha256: Sha256::new(),
+            sha1: Sha1::new(),
+            crc: 0,
+            md5: Md5Stage::Inline(S3EtagHasher::new(part_size)),
+            len: 0,
+        }
     }
 
     /// Bytes hashed so far.
@@ -226,7 +254,9 @@ impl MultiHasher {
             Md5Stage::Inline(h) => h.finish(),
             Md5Stage::Offloaded { tx, handle } => {
                 drop(tx);
-                handle.join().unwrap_or_else(|_| String::from("md5-thread-panicked"))
+                handle
+                    .join()
+                    .unwrap_or_else(|_| String::from("md5-thread-panicked"))
             }
         };
         Checksums {
@@ -252,7 +282,10 @@ mod tests {
     #[test]
     fn known_vectors() {
         let c = checksums_of(b"");
-        assert_eq!(c.sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            c.sha256,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(c.sha1, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
         assert_eq!(c.s3_etag, "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(c.crc32c, "00000000");
@@ -260,7 +293,10 @@ mod tests {
         assert_eq!(c.crc32c, "e3069283");
         assert_eq!(c.s3_etag, "25f9e794323b453885f5181f1b624d0b");
         assert_eq!(c.sha1, "f7c3bc1d808e04732adf679965ccc34ca7ae3441");
-        assert_eq!(c.sha256, "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225");
+        assert_eq!(
+            c.sha256,
+            "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
+        );
     }
 
     #[test]
@@ -282,7 +318,9 @@ mod tests {
 
     #[test]
     fn offloaded_md5_matches_inline() {
-        let data: Vec<u8> = (0..(OFFLOAD_MD5_AFTER as usize * 3)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(OFFLOAD_MD5_AFTER as usize * 3))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         let mut threaded = MultiHasher::with_part_size(1024 * 1024);
         for chunk in data.chunks(300_001) {
             threaded.update(Bytes::copy_from_slice(chunk));
@@ -298,8 +336,14 @@ mod tests {
     #[test]
     fn part_size_follows_the_original() {
         assert_eq!(s3_part_size(1), DEFAULT_PART_SIZE);
-        assert_eq!(s3_part_size(MAX_PARTS * DEFAULT_PART_SIZE), DEFAULT_PART_SIZE);
-        assert_eq!(s3_part_size(MAX_PARTS * DEFAULT_PART_SIZE + 1), 65 * 1024 * 1024);
+        assert_eq!(
+            s3_part_size(MAX_PARTS * DEFAULT_PART_SIZE),
+            DEFAULT_PART_SIZE
+        );
+        assert_eq!(
+            s3_part_size(MAX_PARTS * DEFAULT_PART_SIZE + 1),
+            65 * 1024 * 1024
+        );
     }
 
     #[test]
@@ -311,7 +355,13 @@ mod tests {
         let e = Checksums::new("00", "", "", "").unwrap_err();
         assert_eq!(e.name, "sha256");
         let c = checksums_of(b"x");
-        let up = Checksums::new(&c.sha256.to_uppercase(), &c.sha1, &c.s3_etag, &c.crc32c.to_uppercase()).unwrap();
+        let up = Checksums::new(
+            &c.sha256.to_uppercase(),
+            &c.sha1,
+            &c.s3_etag,
+            &c.crc32c.to_uppercase(),
+        )
+        .unwrap();
         assert_eq!(up, c);
         let mut other = c.clone();
         other.crc32c = "00000000".into();

@@ -40,7 +40,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock that reads `start` now and advances with tokio's (possibly paused) time.
     pub fn starting_at(start: OffsetDateTime) -> Self {
-        Self { start, created: tokio::time::Instant::now() }
+        Self {
+            start,
+            created: tokio::time::Instant::now(),
+        }
     }
 }
 

@@ -26,7 +26,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 /// The whole configuration.
@@ -177,23 +180,33 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
 impl Config {
-    /// Loads `file` (if given) then the `DSS_*` environment, applies defaults and validates.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Loads `file` (if given) then the `DSS_*` environment, then `overrides` (dotted key, value),
+    /// applies defaults and validates.
+    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
         let mut b = config::Config::builder();
         if let Some(f) = file {
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
         }
         b = b.add_source(
-            config::Environment::with_prefix("DSS").prefix_separator("_").separator("__").list_separator(",")
+            config::Environment::with_prefix("DSS")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
                 .with_list_parse_key("auth.allowed_groups")
                 .with_list_parse_key("auth.admin_emails")
                 .try_parsing(true),
         );
+        for (k, v) in overrides {
+            b = b.set_override(*k, v.clone())?;
+        }
         let cfg: Config = b.build()?.try_deserialize()?;
         cfg.finish()
     }
@@ -211,7 +224,12 @@ impl Config {
         if self.replicas.is_empty() {
             for name in ["aws", "gcp"] {
                 let dir = self.data_dir.join("buckets").join(name);
-                self.replicas.insert(name.into(), ReplicaConfig { url: format!("file://{}", dir.display()) });
+                self.replicas.insert(
+                    name.into(),
+                    ReplicaConfig {
+                        url: format!("file://{}", dir.display()),
+                    },
+                );
             }
         }
         self.validate()?;
@@ -219,50 +237,86 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.api
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("api.listen", format!("'{}' is not a socket address: {e}", self.api.listen)))?;
+        self.api.listen.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "api.listen",
+                format!("'{}' is not a socket address: {e}", self.api.listen),
+            )
+        })?;
         if let Some(u) = &self.api.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(invalid("api.public_url", format!("'{u}' must start with http:// or https://")));
+            return Err(invalid(
+                "api.public_url",
+                format!("'{u}' must start with http:// or https://"),
+            ));
         }
         if self.api.max_json_body == 0 {
             return Err(invalid("api.max_json_body", "must be greater than 0"));
         }
         for (name, r) in &self.replicas {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(invalid(format!("replicas.{name}"), "replica names use letters, digits, '-' and '_'"));
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    format!("replicas.{name}"),
+                    "replica names use letters, digits, '-' and '_'",
+                ));
             }
             replica_path(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
-            return Err(invalid("log.format", format!("'{}' is not one of text, json", self.log.format)));
+            return Err(invalid(
+                "log.format",
+                format!("'{}' is not one of text, json", self.log.format),
+            ));
         }
         for (i, iss) in self.auth.issuers.iter().enumerate() {
-            let sources = [iss.jwks_file.is_some(), iss.jwks_url.is_some(), iss.pem_file.is_some()];
+            let sources = [
+                iss.jwks_file.is_some(),
+                iss.jwks_url.is_some(),
+                iss.pem_file.is_some(),
+            ];
             if sources.iter().filter(|s| **s).count() != 1 {
-                return Err(invalid(format!("auth.issuers[{i}]"), "give exactly one of jwks_file, jwks_url, pem_file"));
+                return Err(invalid(
+                    format!("auth.issuers[{i}]"),
+                    "give exactly one of jwks_file, jwks_url, pem_file",
+                ));
             }
             if iss.audiences.is_empty() {
-                return Err(invalid(format!("auth.issuers[{i}].audiences"), "at least one audience is required"));
+                return Err(invalid(
+                    format!("auth.issuers[{i}].audiences"),
+                    "at least one audience is required",
+                ));
             }
         }
         if !self.auth.local_issuer && self.auth.issuers.is_empty() {
-            return Err(invalid("auth.issuers", "no issuer is trusted: enable auth.local_issuer or add an issuer"));
+            return Err(invalid(
+                "auth.issuers",
+                "no issuer is trusted: enable auth.local_issuer or add an issuer",
+            ));
         }
         Ok(())
     }
 
     /// The public base URL of the API.
     pub fn public_url(&self) -> String {
-        self.api.public_url.clone().unwrap_or_else(|| format!("http://{}", self.api.listen)).trim_end_matches('/').to_string()
+        self.api
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.api.listen))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// The staging directory for `file://` sources.
     pub fn staging_dir(&self) -> PathBuf {
-        self.staging.dir.clone().unwrap_or_else(|| self.data_dir.join("staging"))
+        self.staging
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("staging"))
     }
 }
 
@@ -270,8 +324,12 @@ impl Config {
 pub fn replica_path(url: &str) -> Result<PathBuf, String> {
     match url.strip_prefix("file://") {
         Some(p) if p.starts_with('/') || p.starts_with('.') => Ok(PathBuf::from(p)),
-        Some(_) => Err(format!("'{url}' must be file:///absolute/path or file://./relative/path")),
-        None => Err(format!("'{url}' has an unsupported scheme; this build supports file://")),
+        Some(_) => Err(format!(
+            "'{url}' must be file:///absolute/path or file://./relative/path"
+        )),
+        None => Err(format!(
+            "'{url}' has an unsupported scheme; this build supports file://"
+        )),
     }
 }
 
@@ -289,15 +347,25 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_key() {
-        let e = Config::from_toml("[api]\nlisten = \"nope\"").unwrap_err().to_string();
+        let e = Config::from_toml("[api]\nlisten = \"nope\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("api.listen"), "{e}");
-        let e = Config::from_toml("[replicas.aws]\nurl = \"s4://b\"").unwrap_err().to_string();
+        let e = Config::from_toml("[replicas.aws]\nurl = \"s4://b\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("replicas.aws.url"), "{e}");
-        let e = Config::from_toml("[api]\nlisten_port = 1").unwrap_err().to_string();
+        let e = Config::from_toml("[api]\nlisten_port = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen_port"), "{e}");
-        let e = Config::from_toml("[log]\nformat = \"xml\"").unwrap_err().to_string();
+        let e = Config::from_toml("[log]\nformat = \"xml\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("log.format"), "{e}");
-        let e = Config::from_toml("[api]\nmax_upload = \"big\"").unwrap_err().to_string();
+        let e = Config::from_toml("[api]\nmax_upload = \"big\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_upload"), "{e}");
     }
 }

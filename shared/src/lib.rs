@@ -4,6 +4,7 @@
 pub mod checksum;
 pub mod clock;
 pub mod config;
+pub mod deployment;
 pub mod embedded;
 pub mod model;
 pub mod ports;

@@ -40,32 +40,58 @@ pub struct UrlSigner {
 
 impl std::fmt::Debug for UrlSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UrlSigner").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("UrlSigner")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl UrlSigner {
     /// A signer producing URLs under `base_url` (no trailing slash needed).
     pub fn new(base_url: &str, key: Vec<u8>) -> Self {
-        Self { base_url: base_url.trim_end_matches('/').to_string(), key }
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            key,
+        }
     }
 
     fn mac(&self, bucket: &str, key: &str, expires: i64, disposition: &str) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| {
-            <Hmac<Sha256> as KeyInit>::new_from_slice(b"hmac accepts keys of any length").expect("static key")
+            <Hmac<Sha256> as KeyInit>::new_from_slice(b"hmac accepts keys of any length")
+                .expect("static key")
         });
-        for part in [bucket, "\n", key, "\n", &expires.to_string(), "\n", disposition] {
+        for part in [
+            bucket,
+            "\n",
+            key,
+            "\n",
+            &expires.to_string(),
+            "\n",
+            disposition,
+        ] {
             mac.update(part.as_bytes());
         }
         mac
     }
 
     /// A URL for `bucket`/`key` valid until `expires` (Unix seconds).
-    pub fn sign(&self, bucket: &str, key: &str, expires: i64, content_disposition: Option<&str>) -> String {
+    pub fn sign(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires: i64,
+        content_disposition: Option<&str>,
+    ) -> String {
         let disposition = content_disposition.unwrap_or("");
-        let sig = hex::encode(self.mac(bucket, key, expires, disposition).finalize().into_bytes());
+        let sig = hex::encode(
+            self.mac(bucket, key, expires, disposition)
+                .finalize()
+                .into_bytes(),
+        );
         let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("bucket", bucket).append_pair("key", key).append_pair("expires", &expires.to_string());
+        q.append_pair("bucket", bucket)
+            .append_pair("key", key)
+            .append_pair("expires", &expires.to_string());
         if let Some(d) = content_disposition {
             q.append_pair("disposition", d);
         }
@@ -75,7 +101,8 @@ impl UrlSigner {
 
     /// Verifies the query string of a signed URL at time `now` (Unix seconds).
     pub fn verify(&self, query: &str, now: i64) -> Result<SignedBlob, SignatureError> {
-        let (mut bucket, mut key, mut expires, mut disposition, mut sig) = (None, None, None, None, None);
+        let (mut bucket, mut key, mut expires, mut disposition, mut sig) =
+            (None, None, None, None, None);
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match &*k {
                 "bucket" => bucket = Some(v.into_owned()),
@@ -88,15 +115,23 @@ impl UrlSigner {
         }
         let bucket = bucket.ok_or(SignatureError::Malformed("bucket"))?;
         let key = key.ok_or(SignatureError::Malformed("key"))?;
-        let expires: i64 = expires.and_then(|e| e.parse().ok()).ok_or(SignatureError::Malformed("expires"))?;
-        let sig = sig.and_then(|s| hex::decode(s).ok()).ok_or(SignatureError::Malformed("signature"))?;
+        let expires: i64 = expires
+            .and_then(|e| e.parse().ok())
+            .ok_or(SignatureError::Malformed("expires"))?;
+        let sig = sig
+            .and_then(|s| hex::decode(s).ok())
+            .ok_or(SignatureError::Malformed("signature"))?;
         self.mac(&bucket, &key, expires, disposition.as_deref().unwrap_or(""))
             .verify_slice(&sig)
             .map_err(|_| SignatureError::BadSignature)?;
         if now > expires {
             return Err(SignatureError::Expired);
         }
-        Ok(SignedBlob { bucket, key, content_disposition: disposition })
+        Ok(SignedBlob {
+            bucket,
+            key,
+            content_disposition: disposition,
+        })
     }
 }
 
@@ -112,12 +147,18 @@ mod tests {
         assert!(url.starts_with("http://127.0.0.1:1/internal/blob?"));
         let ok = s.verify(query, 100).unwrap();
         assert_eq!((ok.bucket.as_str(), ok.key.as_str()), ("aws", "blobs/a b"));
-        assert_eq!(ok.content_disposition.as_deref(), Some("attachment; filename=x"));
+        assert_eq!(
+            ok.content_disposition.as_deref(),
+            Some("attachment; filename=x")
+        );
         assert_eq!(s.verify(query, 101), Err(SignatureError::Expired));
         let tampered = query.replace("blobs%2Fa", "blobs%2Fb");
         assert_eq!(s.verify(&tampered, 0), Err(SignatureError::BadSignature));
         let other = UrlSigner::new("http://x", b"other".to_vec());
         assert_eq!(other.verify(query, 0), Err(SignatureError::BadSignature));
-        assert_eq!(s.verify("bucket=a", 0), Err(SignatureError::Malformed("key")));
+        assert_eq!(
+            s.verify("bucket=a", 0),
+            Err(SignatureError::Malformed("key"))
+        );
     }
 }

@@ -14,7 +14,11 @@ fn stream_of(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {
 }
 
 fn data(n: usize, seed: u8) -> Bytes {
-    Bytes::from((0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>())
+    Bytes::from(
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>(),
+    )
 }
 
 /// Runs every check against `store`, using keys under `prefix`. When `events` is given it must be a
@@ -38,25 +42,51 @@ pub async fn run(store: Arc<dyn BlobStore>, prefix: &str, events: Option<Arc<dyn
 async fn round_trip_and_head(s: &dyn BlobStore, p: &str) {
     let key = format!("{p}rt/object.json");
     let body = data(1000, 1);
-    let opts = PutOptions { content_type: Some("application/json".into()), ..Default::default() };
+    let opts = PutOptions {
+        content_type: Some("application/json".into()),
+        ..Default::default()
+    };
     let meta = s.put_bytes(&key, body.clone(), opts).await.expect("put");
     let sums = checksums_of(&body);
     assert_eq!(meta.size, 1000, "put reports the size");
-    assert_eq!(meta.checksums.as_ref(), Some(&sums), "put returns all four checksums");
-    assert_eq!(s.get_bytes(&key).await.expect("get"), body, "get returns the bytes put");
-    let head = s.head(&key).await.expect("head").expect("head finds the object");
+    assert_eq!(
+        meta.checksums.as_ref(),
+        Some(&sums),
+        "put returns all four checksums"
+    );
+    assert_eq!(
+        s.get_bytes(&key).await.expect("get"),
+        body,
+        "get returns the bytes put"
+    );
+    let head = s
+        .head(&key)
+        .await
+        .expect("head")
+        .expect("head finds the object");
     assert_eq!(head.size, 1000);
-    assert_eq!(head.content_type, "application/json", "content type is kept");
+    assert_eq!(
+        head.content_type, "application/json",
+        "content type is kept"
+    );
     let empty = format!("{p}rt/empty");
-    let m = s.put_bytes(&empty, Bytes::new(), PutOptions::default()).await.expect("put empty");
-    assert_eq!(m.checksums.map(|c| c.s3_etag), Some("d41d8cd98f00b204e9800998ecf8427e".to_string()));
+    let m = s
+        .put_bytes(&empty, Bytes::new(), PutOptions::default())
+        .await
+        .expect("put empty");
+    assert_eq!(
+        m.checksums.map(|c| c.s3_etag),
+        Some("d41d8cd98f00b204e9800998ecf8427e".to_string())
+    );
     assert!(s.get_bytes(&empty).await.expect("get empty").is_empty());
 }
 
 async fn ranges(s: &dyn BlobStore, p: &str) {
     let key = format!("{p}range/o");
     let body = data(100, 2);
-    s.put_bytes(&key, body.clone(), PutOptions::default()).await.expect("put");
+    s.put_bytes(&key, body.clone(), PutOptions::default())
+        .await
+        .expect("put");
     let read = |r: ByteRange| async move {
         use futures::TryStreamExt;
         let o = s.get(&key_of(p), Some(r)).await?;
@@ -66,32 +96,82 @@ async fn ranges(s: &dyn BlobStore, p: &str) {
     fn key_of(p: &str) -> String {
         format!("{p}range/o")
     }
-    let (r, b) = read(ByteRange { start: 10, end: Some(19) }).await.expect("range");
+    let (r, b) = read(ByteRange {
+        start: 10,
+        end: Some(19),
+    })
+    .await
+    .expect("range");
     assert_eq!(r, Some((10, 10)));
     assert_eq!(b, body[10..20].to_vec(), "closed range");
-    let (_, b) = read(ByteRange { start: 90, end: None }).await.expect("open range");
+    let (_, b) = read(ByteRange {
+        start: 90,
+        end: None,
+    })
+    .await
+    .expect("open range");
     assert_eq!(b, body[90..].to_vec(), "open-ended range");
-    let (_, b) = read(ByteRange { start: 95, end: Some(1000) }).await.expect("long range");
+    let (_, b) = read(ByteRange {
+        start: 95,
+        end: Some(1000),
+    })
+    .await
+    .expect("long range");
     assert_eq!(b, body[95..].to_vec(), "range past the end is clipped");
-    assert!(matches!(read(ByteRange { start: 100, end: None }).await, Err(BlobError::RangeNotSatisfiable)));
+    assert!(matches!(
+        read(ByteRange {
+            start: 100,
+            end: None
+        })
+        .await,
+        Err(BlobError::RangeNotSatisfiable)
+    ));
 }
 
 async fn missing_objects(s: &dyn BlobStore, p: &str) {
     let key = format!("{p}missing/none");
-    assert!(s.head(&key).await.expect("head").is_none(), "head of a missing key is None");
-    assert!(matches!(s.get(&key, None).await, Err(BlobError::NotFound(_))), "get of a missing key is NotFound");
-    assert!(!s.delete(&key).await.expect("delete"), "deleting a missing key reports false");
-    assert!(matches!(s.copy(&key, &format!("{p}missing/dst")).await, Err(BlobError::NotFound(_))));
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "head of a missing key is None"
+    );
+    assert!(
+        matches!(s.get(&key, None).await, Err(BlobError::NotFound(_))),
+        "get of a missing key is NotFound"
+    );
+    assert!(
+        !s.delete(&key).await.expect("delete"),
+        "deleting a missing key reports false"
+    );
+    assert!(matches!(
+        s.copy(&key, &format!("{p}missing/dst")).await,
+        Err(BlobError::NotFound(_))
+    ));
 }
 
 async fn ordered_paged_listing(s: &dyn BlobStore, p: &str) {
     let base = format!("{p}list/");
-    let mut keys: Vec<String> = (0..25).map(|i| format!("{base}k{:03}", (i * 7) % 25)).collect();
+    let mut keys: Vec<String> = (0..25)
+        .map(|i| format!("{base}k{:03}", (i * 7) % 25))
+        .collect();
     for k in &keys {
-        s.put_bytes(k, Bytes::from_static(b"x"), PutOptions::default()).await.expect("put");
+        s.put_bytes(k, Bytes::from_static(b"x"), PutOptions::default())
+            .await
+            .expect("put");
     }
-    s.put_bytes(&format!("{p}lisu"), Bytes::from_static(b"x"), PutOptions::default()).await.expect("put outside");
-    s.put_bytes(&format!("{p}lis"), Bytes::from_static(b"x"), PutOptions::default()).await.expect("put outside");
+    s.put_bytes(
+        &format!("{p}lisu"),
+        Bytes::from_static(b"x"),
+        PutOptions::default(),
+    )
+    .await
+    .expect("put outside");
+    s.put_bytes(
+        &format!("{p}lis"),
+        Bytes::from_static(b"x"),
+        PutOptions::default(),
+    )
+    .await
+    .expect("put outside");
     keys.sort();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -99,7 +179,10 @@ async fn ordered_paged_listing(s: &dyn BlobStore, p: &str) {
     loop {
         let page = s.list(&base, after.as_deref(), 10).await.expect("list");
         pages += 1;
-        assert!(page.objects.len() <= 10, "a page holds at most `limit` objects");
+        assert!(
+            page.objects.len() <= 10,
+            "a page holds at most `limit` objects"
+        );
         seen.extend(page.objects.iter().map(|o| o.key.clone()));
         match page.next_start_after {
             Some(n) => after = Some(n),
@@ -107,21 +190,51 @@ async fn ordered_paged_listing(s: &dyn BlobStore, p: &str) {
         }
         assert!(pages < 10, "listing terminates");
     }
-    assert_eq!(seen, keys, "listing returns exactly the prefix's keys, in order");
+    assert_eq!(
+        seen, keys,
+        "listing returns exactly the prefix's keys, in order"
+    );
     let tail = s.list(&base, Some(&keys[22]), 10).await.expect("list tail");
-    assert_eq!(tail.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>(), keys[23..].to_vec(), "start_after");
+    assert_eq!(
+        tail.objects
+            .iter()
+            .map(|o| o.key.clone())
+            .collect::<Vec<_>>(),
+        keys[23..].to_vec(),
+        "start_after"
+    );
     assert!(tail.next_start_after.is_none());
 }
 
 async fn create_only_puts(s: &dyn BlobStore, p: &str) {
     let key = format!("{p}create/o");
-    let create = PutOptions { mode: PutMode::Create, ..Default::default() };
-    s.put_bytes(&key, Bytes::from_static(b"first"), create.clone()).await.expect("create");
-    let again = s.put_bytes(&key, Bytes::from_static(b"second"), create).await;
-    assert!(matches!(again, Err(BlobError::AlreadyExists(_))), "create-only put of an existing key fails: {again:?}");
-    assert_eq!(&s.get_bytes(&key).await.expect("get")[..], b"first", "the first object is kept");
-    s.put_bytes(&key, Bytes::from_static(b"third"), PutOptions::default()).await.expect("overwrite");
-    assert_eq!(&s.get_bytes(&key).await.expect("get")[..], b"third", "overwrite replaces");
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    s.put_bytes(&key, Bytes::from_static(b"first"), create.clone())
+        .await
+        .expect("create");
+    let again = s
+        .put_bytes(&key, Bytes::from_static(b"second"), create)
+        .await;
+    assert!(
+        matches!(again, Err(BlobError::AlreadyExists(_))),
+        "create-only put of an existing key fails: {again:?}"
+    );
+    assert_eq!(
+        &s.get_bytes(&key).await.expect("get")[..],
+        b"first",
+        "the first object is kept"
+    );
+    s.put_bytes(&key, Bytes::from_static(b"third"), PutOptions::default())
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        &s.get_bytes(&key).await.expect("get")[..],
+        b"third",
+        "overwrite replaces"
+    );
 }
 
 async fn failed_puts_store_nothing(s: &dyn BlobStore, p: &str) {
@@ -129,79 +242,198 @@ async fn failed_puts_store_nothing(s: &dyn BlobStore, p: &str) {
     let mut wrong = checksums_of(&body);
     wrong.sha1 = "0".repeat(40);
     let key = format!("{p}fail/checksum");
-    let r = s.put_bytes(&key, body.clone(), PutOptions { expected: Some(wrong), ..Default::default() }).await;
-    assert!(matches!(&r, Err(BlobError::ChecksumMismatch(v)) if v == &vec!["sha1"]), "checksum mismatch: {r:?}");
-    assert!(s.head(&key).await.expect("head").is_none(), "nothing stored after a checksum mismatch");
-    let ok = s.put_bytes(&key, body.clone(), PutOptions { expected: Some(checksums_of(&body)), ..Default::default() }).await;
+    let r = s
+        .put_bytes(
+            &key,
+            body.clone(),
+            PutOptions {
+                expected: Some(wrong),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(BlobError::ChecksumMismatch(v)) if v == &vec!["sha1"]),
+        "checksum mismatch: {r:?}"
+    );
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "nothing stored after a checksum mismatch"
+    );
+    let ok = s
+        .put_bytes(
+            &key,
+            body.clone(),
+            PutOptions {
+                expected: Some(checksums_of(&body)),
+                ..Default::default()
+            },
+        )
+        .await;
     assert!(ok.is_ok(), "matching expected checksums are accepted");
 
     let key = format!("{p}fail/truncated");
-    let r = s.put(&key, stream_of(vec![Ok(body.slice(..100))]), PutOptions { size: Some(5000), ..Default::default() }).await;
-    assert!(matches!(r, Err(BlobError::SizeMismatch { expected: 5000, got: 100 })), "truncated body: {r:?}");
-    assert!(s.head(&key).await.expect("head").is_none(), "nothing stored after a truncated body");
+    let r = s
+        .put(
+            &key,
+            stream_of(vec![Ok(body.slice(..100))]),
+            PutOptions {
+                size: Some(5000),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(BlobError::SizeMismatch {
+                expected: 5000,
+                got: 100
+            })
+        ),
+        "truncated body: {r:?}"
+    );
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "nothing stored after a truncated body"
+    );
 
     let key = format!("{p}fail/broken");
-    let chunks = vec![Ok(body.slice(..100)), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away"))];
+    let chunks = vec![
+        Ok(body.slice(..100)),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ];
     let r = s.put(&key, stream_of(chunks), PutOptions::default()).await;
     assert!(matches!(r, Err(BlobError::Body(_))), "broken body: {r:?}");
-    assert!(s.head(&key).await.expect("head").is_none(), "nothing stored after a broken body");
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "nothing stored after a broken body"
+    );
 }
 
 async fn large_streamed_put(s: &dyn BlobStore, p: &str) {
     let body = data(9 * 1024 * 1024 + 7, 4);
-    let chunks: Vec<Result<Bytes, std::io::Error>> =
-        (0..body.len()).step_by(65_536).map(|i| Ok(body.slice(i..(i + 65_536).min(body.len())))).collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = (0..body.len())
+        .step_by(65_536)
+        .map(|i| Ok(body.slice(i..(i + 65_536).min(body.len()))))
+        .collect();
     let key = format!("{p}large/o");
-    let meta = s.put(&key, stream_of(chunks), PutOptions::default()).await.expect("streamed put");
-    assert_eq!(meta.checksums, Some(checksums_of(&body)), "streamed checksums equal one-shot checksums");
+    let meta = s
+        .put(&key, stream_of(chunks), PutOptions::default())
+        .await
+        .expect("streamed put");
+    assert_eq!(
+        meta.checksums,
+        Some(checksums_of(&body)),
+        "streamed checksums equal one-shot checksums"
+    );
     assert_eq!(s.get_bytes(&key).await.expect("get").len(), body.len());
 }
 
 async fn copy_and_delete(s: &dyn BlobStore, p: &str) {
     let (a, b) = (format!("{p}copy/a"), format!("{p}copy/b"));
     let body = data(300, 5);
-    s.put_bytes(&a, body.clone(), PutOptions { content_type: Some("text/plain".into()), ..Default::default() })
-        .await
-        .expect("put");
+    s.put_bytes(
+        &a,
+        body.clone(),
+        PutOptions {
+            content_type: Some("text/plain".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("put");
     let m = s.copy(&a, &b).await.expect("copy");
     assert_eq!(m.size, 300);
-    assert_eq!(s.get_bytes(&b).await.expect("get copy"), body, "copy has the same bytes");
-    assert_eq!(s.head(&b).await.expect("head").map(|h| h.content_type), Some("text/plain".into()), "copy keeps content type");
+    assert_eq!(
+        s.get_bytes(&b).await.expect("get copy"),
+        body,
+        "copy has the same bytes"
+    );
+    assert_eq!(
+        s.head(&b).await.expect("head").map(|h| h.content_type),
+        Some("text/plain".into()),
+        "copy keeps content type"
+    );
     assert!(s.delete(&a).await.expect("delete"), "delete reports true");
-    assert!(s.head(&a).await.expect("head").is_none(), "deleted object is gone");
-    assert!(s.head(&b).await.expect("head").is_some(), "the copy survives");
+    assert!(
+        s.head(&a).await.expect("head").is_none(),
+        "deleted object is gone"
+    );
+    assert!(
+        s.head(&b).await.expect("head").is_some(),
+        "the copy survives"
+    );
 }
 
 async fn invalid_keys(s: &dyn BlobStore) {
-    for key in ["", "/abs", "../escape", "a/../../b", "a//b", "a/./b", "bad\nkey"] {
-        let r = s.put_bytes(key, Bytes::from_static(b"x"), PutOptions::default()).await;
-        assert!(matches!(r, Err(BlobError::InvalidKey { .. })), "key {key:?} refused: {r:?}");
-        assert!(matches!(s.get(key, None).await, Err(BlobError::InvalidKey { .. })), "get {key:?}");
+    for key in [
+        "",
+        "/abs",
+        "../escape",
+        "a/../../b",
+        "a//b",
+        "a/./b",
+        "bad\nkey",
+    ] {
+        let r = s
+            .put_bytes(key, Bytes::from_static(b"x"), PutOptions::default())
+            .await;
+        assert!(
+            matches!(r, Err(BlobError::InvalidKey { .. })),
+            "key {key:?} refused: {r:?}"
+        );
+        assert!(
+            matches!(s.get(key, None).await, Err(BlobError::InvalidKey { .. })),
+            "get {key:?}"
+        );
     }
 }
 
 async fn download_urls(s: &dyn BlobStore, p: &str) {
     let key = format!("{p}url/o");
-    s.put_bytes(&key, Bytes::from_static(b"u"), PutOptions::default()).await.expect("put");
-    let url = s.download_url(&key, Duration::from_secs(60), None).await.expect("download url");
-    assert!(url.starts_with("http://") || url.starts_with("https://"), "download URL is http(s): {url}");
+    s.put_bytes(&key, Bytes::from_static(b"u"), PutOptions::default())
+        .await
+        .expect("put");
+    let url = s
+        .download_url(&key, Duration::from_secs(60), None)
+        .await
+        .expect("download url");
+    assert!(
+        url.starts_with("http://") || url.starts_with("https://"),
+        "download URL is http(s): {url}"
+    );
 }
 
 async fn bucket_events(s: &dyn BlobStore, p: &str, q: &dyn Queue) {
     // Drain whatever earlier checks emitted.
     loop {
-        let got = q.receive(100, Duration::from_secs(30), Duration::from_millis(200)).await.expect("receive");
+        let got = q
+            .receive(100, Duration::from_secs(30), Duration::from_millis(200))
+            .await
+            .expect("receive");
         if got.is_empty() {
             break;
         }
-        q.ack_batch(&got.iter().map(|m| m.receipt.clone()).collect::<Vec<_>>()).await.expect("ack");
+        q.ack_batch(&got.iter().map(|m| m.receipt.clone()).collect::<Vec<_>>())
+            .await
+            .expect("ack");
     }
     let key = format!("{p}events/o");
-    s.put_bytes(&key, data(42, 6), PutOptions::default()).await.expect("put");
+    s.put_bytes(&key, data(42, 6), PutOptions::default())
+        .await
+        .expect("put");
     s.delete(&key).await.expect("delete");
     let mut events: Vec<BucketEvent> = Vec::new();
     for _ in 0..20 {
-        for m in q.receive(10, Duration::from_secs(30), Duration::from_secs(1)).await.expect("receive") {
+        for m in q
+            .receive(10, Duration::from_secs(30), Duration::from_secs(1))
+            .await
+            .expect("receive")
+        {
             events.push(serde_json::from_str(&m.body).expect("bucket event JSON"));
             q.ack(&m.receipt).await.expect("ack");
         }
@@ -209,8 +441,18 @@ async fn bucket_events(s: &dyn BlobStore, p: &str, q: &dyn Queue) {
             break;
         }
     }
-    assert_eq!(events.len(), 2, "one event per create and per delete: {events:?}");
-    assert_eq!((events[0].event_name, events[0].key.as_str(), events[0].size), (BucketEventName::Created, key.as_str(), 42));
+    assert_eq!(
+        events.len(),
+        2,
+        "one event per create and per delete: {events:?}"
+    );
+    assert_eq!(
+        (events[0].event_name, events[0].key.as_str(), events[0].size),
+        (BucketEventName::Created, key.as_str(), 42)
+    );
     assert_eq!(events[0].bucket, s.bucket());
-    assert_eq!((events[1].event_name, events[1].key.as_str()), (BucketEventName::Removed, key.as_str()));
+    assert_eq!(
+        (events[1].event_name, events[1].key.as_str()),
+        (BucketEventName::Removed, key.as_str())
+    );
 }

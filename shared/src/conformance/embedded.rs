@@ -16,12 +16,28 @@ struct Factory {
 #[async_trait]
 impl super::queue::QueueFactory for Factory {
     async fn queue(&self, name: &str, max_receive: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
-        let q = EmbeddedQueue::declare(&self.db, name, QueueConfig { max_receive_count: max_receive, dead_letter: None }, system())
-            .await
-            .expect("declare");
-        let dlq = EmbeddedQueue::declare(&self.db, q.dead_letter_name(), QueueConfig { max_receive_count: 0, dead_letter: None }, system())
-            .await
-            .expect("declare dlq");
+        let q = EmbeddedQueue::declare(
+            &self.db,
+            name,
+            QueueConfig {
+                max_receive_count: max_receive,
+                dead_letter: None,
+            },
+            system(),
+        )
+        .await
+        .expect("declare");
+        let dlq = EmbeddedQueue::declare(
+            &self.db,
+            q.dead_letter_name(),
+            QueueConfig {
+                max_receive_count: 0,
+                dead_letter: None,
+            },
+            system(),
+        )
+        .await
+        .expect("declare dlq");
         (Arc::new(q), Arc::new(dlq))
     }
 
@@ -46,11 +62,20 @@ async fn local_blob_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
     let topic = EmbeddedTopic::new(&db, "bucket-events", system());
-    let q = EmbeddedQueue::declare(&db, "events", QueueConfig::default(), system()).await.expect("declare");
+    let q = EmbeddedQueue::declare(&db, "events", QueueConfig::default(), system())
+        .await
+        .expect("declare");
     topic.subscribe("events").await.expect("subscribe");
     let signer = UrlSigner::new("http://127.0.0.1:1", b"k".to_vec());
-    let store = LocalBlobStore::open(&db, "aws", &dir.path().join("aws"), Some("bucket-events"), Some(signer), system())
-        .expect("open store");
+    let store = LocalBlobStore::open(
+        &db,
+        "aws",
+        &dir.path().join("aws"),
+        Some("bucket-events"),
+        Some(signer),
+        system(),
+    )
+    .expect("open store");
     super::blob::run(Arc::new(store), "suite/", Some(Arc::new(q))).await;
 }
 
@@ -60,12 +85,29 @@ async fn local_blob_store_refuses_symlink_escapes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let outside = tempfile::tempdir().expect("outside");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
-    let store = LocalBlobStore::open(&db, "aws", &dir.path().join("aws"), None, None, system()).expect("open");
+    let store = LocalBlobStore::open(&db, "aws", &dir.path().join("aws"), None, None, system())
+        .expect("open");
     std::os::unix::fs::symlink(outside.path(), store.root().join("evil")).expect("symlink");
-    let r = store.put_bytes("evil/x", bytes::Bytes::from_static(b"x"), PutOptions::default()).await;
+    let r = store
+        .put_bytes(
+            "evil/x",
+            bytes::Bytes::from_static(b"x"),
+            PutOptions::default(),
+        )
+        .await;
     assert!(matches!(r, Err(BlobError::InvalidKey { .. })), "{r:?}");
-    assert_eq!(std::fs::read_dir(outside.path()).expect("read").count(), 0, "nothing written outside");
-    assert_eq!(std::fs::read_dir(store.root().join(".tmp")).expect("read").count(), 0, "temp file cleaned up");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).expect("read").count(),
+        0,
+        "nothing written outside"
+    );
+    assert_eq!(
+        std::fs::read_dir(store.root().join(".tmp"))
+            .expect("read")
+            .count(),
+        0,
+        "temp file cleaned up"
+    );
 }
 
 #[tokio::test]
@@ -74,12 +116,25 @@ async fn queued_messages_survive_reopening_the_database() {
     let path = dir.path().join("q.db");
     {
         let db = Db::open(&path, Durability::Process).expect("open");
-        let q = EmbeddedQueue::declare(&db, "durable", QueueConfig::default(), system()).await.expect("declare");
-        q.send("kept", std::time::Duration::ZERO).await.expect("send");
+        let q = EmbeddedQueue::declare(&db, "durable", QueueConfig::default(), system())
+            .await
+            .expect("declare");
+        q.send("kept", std::time::Duration::ZERO)
+            .await
+            .expect("send");
     }
     let db = Db::open(&path, Durability::Process).expect("reopen");
-    let q = EmbeddedQueue::declare(&db, "durable", QueueConfig::default(), system()).await.expect("declare");
-    let got = q.receive(1, std::time::Duration::from_secs(5), std::time::Duration::ZERO).await.expect("receive");
+    let q = EmbeddedQueue::declare(&db, "durable", QueueConfig::default(), system())
+        .await
+        .expect("declare");
+    let got = q
+        .receive(
+            1,
+            std::time::Duration::from_secs(5),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .expect("receive");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "kept");
 }

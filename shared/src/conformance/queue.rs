@@ -20,11 +20,23 @@ pub trait QueueFactory: Send + Sync {
 
 const VIS: Duration = Duration::from_secs(1);
 
-async fn receive_all(q: &dyn Queue, want: usize, max_wait: Duration) -> Vec<crate::ports::queue::Message> {
+async fn receive_all(
+    q: &dyn Queue,
+    want: usize,
+    max_wait: Duration,
+) -> Vec<crate::ports::queue::Message> {
     let deadline = tokio::time::Instant::now() + max_wait;
     let mut out = Vec::new();
     while out.len() < want && tokio::time::Instant::now() < deadline {
-        out.extend(q.receive(want - out.len(), Duration::from_secs(30), Duration::from_millis(500)).await.expect("receive"));
+        out.extend(
+            q.receive(
+                want - out.len(),
+                Duration::from_secs(30),
+                Duration::from_millis(500),
+            )
+            .await
+            .expect("receive"),
+        );
     }
     out
 }
@@ -49,11 +61,22 @@ async fn send_receive_ack(f: &dyn QueueFactory, ns: &str) {
     assert_eq!(got[0].body, "{\"hello\":1}", "body round-trips");
     assert_eq!(got[0].receive_count, 1, "first delivery counts 1");
     let s = q.stats().await.expect("stats");
-    assert_eq!((s.visible, s.in_flight), (0, 1), "received message is in flight: {s:?}");
+    assert_eq!(
+        (s.visible, s.in_flight),
+        (0, 1),
+        "received message is in flight: {s:?}"
+    );
     q.ack(&got[0].receipt).await.expect("ack");
-    let again = q.receive(10, VIS, Duration::from_millis(300)).await.expect("receive");
+    let again = q
+        .receive(10, VIS, Duration::from_millis(300))
+        .await
+        .expect("receive");
     assert!(again.is_empty(), "an acked message is gone");
-    assert_eq!(q.stats().await.expect("stats").depth(), 0, "queue is empty after ack");
+    assert_eq!(
+        q.stats().await.expect("stats").depth(),
+        0,
+        "queue is empty after ack"
+    );
 }
 
 async fn visibility_and_redelivery(f: &dyn QueueFactory, ns: &str) {
@@ -62,18 +85,31 @@ async fn visibility_and_redelivery(f: &dyn QueueFactory, ns: &str) {
     let first = receive_all(&*q, 1, Duration::from_secs(5)).await;
     assert_eq!(first.len(), 1);
     let hidden = q.receive(10, VIS, Duration::ZERO).await.expect("receive");
-    assert!(hidden.is_empty(), "a received message is hidden during its visibility timeout");
-    q.change_visibility(&first[0].receipt, Duration::ZERO).await.expect("change visibility");
+    assert!(
+        hidden.is_empty(),
+        "a received message is hidden during its visibility timeout"
+    );
+    q.change_visibility(&first[0].receipt, Duration::ZERO)
+        .await
+        .expect("change visibility");
     let second = receive_all(&*q, 1, Duration::from_secs(5)).await;
     assert_eq!(second.len(), 1, "visibility 0 makes it visible again");
     assert_eq!(second[0].id, first[0].id, "same message");
     assert_eq!(second[0].receive_count, 2, "receive count grows");
     let stale = q.change_visibility(&first[0].receipt, Duration::ZERO).await;
-    assert!(matches!(stale, Err(QueueError::StaleReceipt(_))), "an old receipt is stale: {stale:?}");
+    assert!(
+        matches!(stale, Err(QueueError::StaleReceipt(_))),
+        "an old receipt is stale: {stale:?}"
+    );
     // Let the visibility timeout lapse on its own.
-    let third = q.receive(1, Duration::from_secs(30), Duration::ZERO).await.expect("receive");
+    let third = q
+        .receive(1, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
     assert!(third.is_empty());
-    q.change_visibility(&second[0].receipt, VIS).await.expect("shorten");
+    q.change_visibility(&second[0].receipt, VIS)
+        .await
+        .expect("shorten");
     tokio::time::sleep(VIS + Duration::from_millis(200)).await;
     let after = receive_all(&*q, 1, Duration::from_secs(5)).await;
     assert_eq!(after.len(), 1, "an expired visibility timeout redelivers");
@@ -83,9 +119,16 @@ async fn visibility_and_redelivery(f: &dyn QueueFactory, ns: &str) {
 async fn delayed_messages(f: &dyn QueueFactory, ns: &str) {
     let (q, _) = f.queue(&format!("{ns}-delay"), 5).await;
     q.send("later", Duration::from_secs(2)).await.expect("send");
-    let early = q.receive(1, VIS, Duration::from_millis(500)).await.expect("receive");
+    let early = q
+        .receive(1, VIS, Duration::from_millis(500))
+        .await
+        .expect("receive");
     assert!(early.is_empty(), "a delayed message is not delivered early");
-    assert_eq!(q.stats().await.expect("stats").delayed, 1, "it counts as delayed");
+    assert_eq!(
+        q.stats().await.expect("stats").delayed,
+        1,
+        "it counts as delayed"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = receive_all(&*q, 1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1, "a delayed message arrives after its delay");
@@ -98,10 +141,18 @@ async fn redrive_to_dead_letter(f: &dyn QueueFactory, ns: &str) {
     for attempt in 1..=2 {
         let got = receive_all(&*q, 1, Duration::from_secs(5)).await;
         assert_eq!(got.len(), 1, "delivery {attempt}");
-        q.change_visibility(&got[0].receipt, Duration::ZERO).await.expect("nack");
+        q.change_visibility(&got[0].receipt, Duration::ZERO)
+            .await
+            .expect("nack");
     }
-    let none = q.receive(1, VIS, Duration::from_millis(500)).await.expect("receive");
-    assert!(none.is_empty(), "past the maximum receive count the message is not delivered again");
+    let none = q
+        .receive(1, VIS, Duration::from_millis(500))
+        .await
+        .expect("receive");
+    assert!(
+        none.is_empty(),
+        "past the maximum receive count the message is not delivered again"
+    );
     let dead = receive_all(&*dlq, 1, Duration::from_secs(5)).await;
     assert_eq!(dead.len(), 1, "it is in the dead-letter queue");
     assert_eq!(dead[0].body, "poison");
@@ -111,29 +162,50 @@ async fn explicit_dead_letter(f: &dyn QueueFactory, ns: &str) {
     let (q, dlq) = f.queue(&format!("{ns}-dead"), 10).await;
     q.send("bad", Duration::ZERO).await.expect("send");
     let got = receive_all(&*q, 1, Duration::from_secs(5)).await;
-    q.dead_letter(&got[0], "malformed").await.expect("dead letter");
-    assert!(q.receive(1, VIS, Duration::from_millis(300)).await.expect("receive").is_empty());
+    q.dead_letter(&got[0], "malformed")
+        .await
+        .expect("dead letter");
+    assert!(
+        q.receive(1, VIS, Duration::from_millis(300))
+            .await
+            .expect("receive")
+            .is_empty()
+    );
     let dead = receive_all(&*dlq, 1, Duration::from_secs(5)).await;
     assert_eq!(dead.len(), 1, "dead_letter moves the message now");
 }
 
 async fn batches(f: &dyn QueueFactory, ns: &str) {
     let (q, _) = f.queue(&format!("{ns}-batch"), 5).await;
-    let msgs: Vec<OutgoingMessage> = (0..50).map(|i| OutgoingMessage::new(format!("m{i}"))).collect();
+    let msgs: Vec<OutgoingMessage> = (0..50)
+        .map(|i| OutgoingMessage::new(format!("m{i}")))
+        .collect();
     for chunk in msgs.chunks(10) {
         q.send_batch(chunk).await.expect("send batch");
     }
     let mut bodies = HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while bodies.len() < 50 && tokio::time::Instant::now() < deadline {
-        let got = q.receive(10, Duration::from_secs(30), Duration::from_millis(500)).await.expect("receive");
+        let got = q
+            .receive(10, Duration::from_secs(30), Duration::from_millis(500))
+            .await
+            .expect("receive");
         assert!(got.len() <= 10, "receive honours max");
         for m in &got {
-            assert!(bodies.insert(m.body.clone()), "no duplicate delivery within the visibility timeout");
+            assert!(
+                bodies.insert(m.body.clone()),
+                "no duplicate delivery within the visibility timeout"
+            );
         }
-        q.ack_batch(&got.iter().map(|m| m.receipt.clone()).collect::<Vec<_>>()).await.expect("ack batch");
+        q.ack_batch(&got.iter().map(|m| m.receipt.clone()).collect::<Vec<_>>())
+            .await
+            .expect("ack batch");
     }
-    assert_eq!(bodies.len(), 50, "every message of the batches is delivered once");
+    assert_eq!(
+        bodies.len(),
+        50,
+        "every message of the batches is delivered once"
+    );
 }
 
 async fn long_poll_wakes_early(f: &dyn QueueFactory, ns: &str) {
@@ -144,17 +216,25 @@ async fn long_poll_wakes_early(f: &dyn QueueFactory, ns: &str) {
         sender.send("wake", Duration::ZERO).await.expect("send");
     });
     let start = tokio::time::Instant::now();
-    let got = q.receive(1, VIS, Duration::from_secs(10)).await.expect("receive");
+    let got = q
+        .receive(1, VIS, Duration::from_secs(10))
+        .await
+        .expect("receive");
     t.await.expect("sender");
     assert_eq!(got.len(), 1, "long poll returns the message");
-    assert!(start.elapsed() < Duration::from_secs(5), "long poll returns when a message arrives");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "long poll returns when a message arrives"
+    );
     q.ack(&got[0].receipt).await.expect("ack");
 }
 
 async fn topic_fan_out(f: &dyn QueueFactory, ns: &str) {
     let (a, _) = f.queue(&format!("{ns}-fan-a"), 5).await;
     let (b, _) = f.queue(&format!("{ns}-fan-b"), 5).await;
-    let t = f.topic(&format!("{ns}-topic"), &[a.clone(), b.clone()]).await;
+    let t = f
+        .topic(&format!("{ns}-topic"), &[a.clone(), b.clone()])
+        .await;
     t.publish("event").await.expect("publish");
     for q in [a, b] {
         let got = receive_all(&*q, 1, Duration::from_secs(5)).await;

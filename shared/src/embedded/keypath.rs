@@ -67,13 +67,32 @@ mod tests {
 
     #[test]
     fn paths_are_confined_and_distinct() {
-        assert_eq!(to_path("files/abc.2017").unwrap(), PathBuf::from("files/abc.2017="));
+        assert_eq!(
+            to_path("files/abc.2017").unwrap(),
+            PathBuf::from("files/abc.2017=")
+        );
         assert_eq!(to_path("a").unwrap(), PathBuf::from("a="));
         assert_eq!(to_path("a/b").unwrap(), PathBuf::from("a/b="));
-        assert_eq!(to_path("bundles/x/path.json2/").unwrap(), PathBuf::from("bundles/x/path.json2/="));
-        assert_eq!(to_path(".hidden/~x y").unwrap(), PathBuf::from("%2Ehidden/%7Ex%20y="));
+        assert_eq!(
+            to_path("bundles/x/path.json2/").unwrap(),
+            PathBuf::from("bundles/x/path.json2/=")
+        );
+        assert_eq!(
+            to_path(".hidden/~x y").unwrap(),
+            PathBuf::from("%2Ehidden/%7Ex%20y=")
+        );
         assert_eq!(to_path("a/...").unwrap(), PathBuf::from("a/%2E..="));
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a/./b", "a//b", "a\nb", "..", "."] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a\nb",
+            "..",
+            ".",
+        ] {
             assert!(to_path(bad).is_err(), "{bad:?}");
         }
         assert!(to_path(&"k".repeat(1025)).is_err());

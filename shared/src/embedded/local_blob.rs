@@ -20,7 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::checksum::{Checksums, MultiHasher};
 use crate::clock::SharedClock;
-use crate::ports::blob::{BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode, PutOptions};
+use crate::ports::blob::{
+    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
+    PutOptions,
+};
 use crate::ports::queue::{BucketEvent, BucketEventName};
 use crate::signing::UrlSigner;
 
@@ -53,12 +56,27 @@ pub struct LocalBlobStore {
     clock: SharedClock,
 }
 
-type Row = (String, i64, String, String, i64, Option<String>, Option<String>, Option<String>, Option<String>);
+type Row = (
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 fn row_to_meta(r: Row) -> ObjectMeta {
     let (key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c) = r;
     let checksums = match (sha256, sha1, s3_etag, crc32c) {
-        (Some(sha256), Some(sha1), Some(s3_etag), Some(crc32c)) => Some(Checksums { sha256, sha1, s3_etag, crc32c }),
+        (Some(sha256), Some(sha1), Some(s3_etag), Some(crc32c)) => Some(Checksums {
+            sha256,
+            sha1,
+            s3_etag,
+            crc32c,
+        }),
         _ => None,
     };
     ObjectMeta {
@@ -72,10 +90,21 @@ fn row_to_meta(r: Row) -> ObjectMeta {
     }
 }
 
-const ROW_COLUMNS: &str = "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c";
+const ROW_COLUMNS: &str =
+    "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
 }
 
 impl LocalBlobStore {
@@ -90,7 +119,9 @@ impl LocalBlobStore {
         clock: SharedClock,
     ) -> Result<Self, BlobError> {
         std::fs::create_dir_all(root).map_err(|e| io_err("create bucket dir", e))?;
-        let root = root.canonicalize().map_err(|e| io_err("resolve bucket dir", e))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| io_err("resolve bucket dir", e))?;
         let tmp = root.join(".tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| io_err("create temp dir", e))?;
         Ok(Self {
@@ -110,18 +141,28 @@ impl LocalBlobStore {
     }
 
     fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let rel = keypath::to_path(key).map_err(|reason| BlobError::InvalidKey { key: key.to_string(), reason })?;
+        let rel = keypath::to_path(key).map_err(|reason| BlobError::InvalidKey {
+            key: key.to_string(),
+            reason,
+        })?;
         Ok(self.root.join(rel))
     }
 
     /// Ensures the parent directory of `path` resolves inside the bucket (no symlink escape).
     fn confined(root: &Path, path: &Path) -> Result<(), BlobError> {
-        let parent = path.parent().ok_or(BlobError::Backend("path without parent".into()))?;
-        let real = parent.canonicalize().map_err(|e| io_err("resolve object dir", e))?;
+        let parent = path
+            .parent()
+            .ok_or(BlobError::Backend("path without parent".into()))?;
+        let real = parent
+            .canonicalize()
+            .map_err(|e| io_err("resolve object dir", e))?;
         if real.starts_with(root) {
             Ok(())
         } else {
-            Err(BlobError::InvalidKey { key: path.display().to_string(), reason: "path escapes the bucket" })
+            Err(BlobError::InvalidKey {
+                key: path.display().to_string(),
+                reason: "path escapes the bucket",
+            })
         }
     }
 
@@ -130,15 +171,22 @@ impl LocalBlobStore {
         let row = self
             .db
             .read(move |c| {
-                let sql = format!("SELECT {ROW_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2");
-                Ok(c.prepare_cached(&sql)?.query_row(params![bucket, key], read_row).optional()?)
+                let sql =
+                    format!("SELECT {ROW_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2");
+                Ok(c.prepare_cached(&sql)?
+                    .query_row(params![bucket, key], read_row)
+                    .optional()?)
             })
             .await?;
         Ok(row.map(row_to_meta))
     }
 
     /// Streams a body into a new temp file, hashing as it goes; returns (path, checksums, size).
-    async fn spool(&self, mut body: ByteStream, size: Option<u64>) -> Result<(PathBuf, Checksums, u64), BlobError> {
+    async fn spool(
+        &self,
+        mut body: ByteStream,
+        size: Option<u64>,
+    ) -> Result<(PathBuf, Checksums, u64), BlobError> {
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let path = tmp.clone();
@@ -180,7 +228,9 @@ impl LocalBlobStore {
             (None, Err(e)) => Err(e),
             (None, Ok(Err(e))) => Err(io_err("write temp file", e)),
             (None, Ok(Ok((sums, len)))) => match size {
-                Some(expected) if expected != len => Err(BlobError::SizeMismatch { expected, got: len }),
+                Some(expected) if expected != len => {
+                    Err(BlobError::SizeMismatch { expected, got: len })
+                }
                 _ => Ok((tmp.clone(), sums, len)),
             },
         };
@@ -191,10 +241,20 @@ impl LocalBlobStore {
     }
 
     /// Renames a spooled file into place and records it, in one transaction with its event.
-    async fn commit(&self, key: &str, tmp: PathBuf, meta: ObjectMeta, mode: PutMode) -> Result<ObjectMeta, BlobError> {
+    async fn commit(
+        &self,
+        key: &str,
+        tmp: PathBuf,
+        meta: ObjectMeta,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, BlobError> {
         let dest = self.data_path(key)?;
-        let (bucket, root, topic, power) =
-            (self.bucket.clone(), self.root.clone(), self.events_topic.clone(), self.db.durability() == Durability::Power);
+        let (bucket, root, topic, power) = (
+            self.bucket.clone(),
+            self.root.clone(),
+            self.events_topic.clone(),
+            self.db.durability() == Durability::Power,
+        );
         let event = self.events_topic.as_ref().map(|_| {
             serde_json::to_string(&BucketEvent {
                 bucket: self.bucket.clone(),
@@ -282,7 +342,12 @@ impl BlobStore for LocalBlobStore {
         &self.bucket
     }
 
-    async fn put(&self, key: &str, body: ByteStream, opts: PutOptions) -> Result<ObjectMeta, BlobError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
         self.data_path(key)?;
         if opts.mode == PutMode::Create && self.meta(key).await?.is_some() {
             return Err(BlobError::AlreadyExists(key.to_string()));
@@ -299,7 +364,9 @@ impl BlobStore for LocalBlobStore {
             key: key.to_string(),
             size,
             etag: sums.s3_etag.clone(),
-            content_type: opts.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+            content_type: opts
+                .content_type
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
             created: self.clock.now(),
             checksums: Some(sums),
         };
@@ -308,7 +375,10 @@ impl BlobStore for LocalBlobStore {
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
         let path = self.data_path(key)?;
-        let meta = self.meta(key).await?.ok_or_else(|| BlobError::NotFound(key.to_string()))?;
+        let meta = self
+            .meta(key)
+            .await?
+            .ok_or_else(|| BlobError::NotFound(key.to_string()))?;
         let resolved = match range {
             Some(r) => Some(r.resolve(meta.size).ok_or(BlobError::RangeNotSatisfiable)?),
             None => None,
@@ -329,10 +399,16 @@ impl BlobStore for LocalBlobStore {
             })?;
         let (start, len) = resolved.unwrap_or((0, meta.size));
         if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| io_err("seek", e))?;
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| io_err("seek", e))?;
         }
         let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
-        Ok(GetObject { meta, range: resolved, body: Box::pin(body) })
+        Ok(GetObject {
+            meta,
+            range: resolved,
+            body: Box::pin(body),
+        })
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError> {
@@ -340,7 +416,12 @@ impl BlobStore for LocalBlobStore {
         self.meta(key).await
     }
 
-    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, BlobError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, BlobError> {
         let bucket = self.bucket.clone();
         let lower = match start_after {
             Some(s) if s >= prefix => s.to_string(),
@@ -366,17 +447,31 @@ impl BlobStore for LocalBlobStore {
             .await?;
         let more = rows.len() > limit;
         let objects: Vec<ObjectMeta> = rows.into_iter().take(limit).map(row_to_meta).collect();
-        let next_start_after = if more { objects.last().map(|o| o.key.clone()) } else { None };
-        Ok(ListPage { objects, next_start_after })
+        let next_start_after = if more {
+            objects.last().map(|o| o.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects,
+            next_start_after,
+        })
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<ObjectMeta, BlobError> {
         let src_path = self.data_path(from)?;
         self.data_path(to)?;
-        let src = self.meta(from).await?.ok_or_else(|| BlobError::NotFound(from.to_string()))?;
+        let src = self
+            .meta(from)
+            .await?
+            .ok_or_else(|| BlobError::NotFound(from.to_string()))?;
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let t = tmp.clone();
+        // Objects are replaced by rename, never modified in place, so a hard link is a safe copy.
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if std::fs::hard_link(&src_path, &t).is_ok() {
+                return Ok(());
+            }
             std::fs::copy(&src_path, &t)?;
             std::fs::File::open(&t)?.sync_data()
         })
@@ -386,13 +481,22 @@ impl BlobStore for LocalBlobStore {
             std::io::ErrorKind::NotFound => BlobError::NotFound(from.to_string()),
             _ => io_err("copy", e),
         })?;
-        let meta = ObjectMeta { key: to.to_string(), created: self.clock.now(), ..src };
+        let meta = ObjectMeta {
+            key: to.to_string(),
+            created: self.clock.now(),
+            ..src
+        };
         self.commit(to, tmp, meta, PutMode::Overwrite).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, BlobError> {
         let path = self.data_path(key)?;
-        let (bucket, k, topic, now) = (self.bucket.clone(), key.to_string(), self.events_topic.clone(), self.clock.now());
+        let (bucket, k, topic, now) = (
+            self.bucket.clone(),
+            key.to_string(),
+            self.events_topic.clone(),
+            self.clock.now(),
+        );
         let event = serde_json::to_string(&BucketEvent {
             bucket: self.bucket.clone(),
             key: key.to_string(),
@@ -406,7 +510,10 @@ impl BlobStore for LocalBlobStore {
             .db
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let n = tx.execute("DELETE FROM objects WHERE bucket = ?1 AND key = ?2", params![bucket, k])?;
+                let n = tx.execute(
+                    "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
+                    params![bucket, k],
+                )?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -416,7 +523,12 @@ impl BlobStore for LocalBlobStore {
                     Err(e) => return Err(DbError::Task(format!("remove object file: {e}"))),
                 }
                 let woken = match &topic {
-                    Some(t) => publish_in_tx(&tx, t, &event, (now.unix_timestamp_nanos() / 1_000_000) as i64)?,
+                    Some(t) => publish_in_tx(
+                        &tx,
+                        t,
+                        &event,
+                        (now.unix_timestamp_nanos() / 1_000_000) as i64,
+                    )?,
                     None => Vec::new(),
                 };
                 tx.commit()?;
@@ -434,10 +546,22 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
-    async fn download_url(&self, key: &str, ttl: Duration, content_disposition: Option<&str>) -> Result<String, BlobError> {
+    fn direct_url(&self, key: &str) -> Result<String, BlobError> {
+        Ok(format!("file://{}", self.data_path(key)?.display()))
+    }
+
+    async fn download_url(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: Option<&str>,
+    ) -> Result<String, BlobError> {
         self.data_path(key)?;
-        let signer = self.signer.as_ref().ok_or(BlobError::Backend("this bucket has no URL signer configured".into()))?;
-        let expires = self.clock.now().unix_timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let signer = self.signer.as_ref().ok_or(BlobError::Backend(
+            "this bucket has no URL signer configured".into(),
+        ))?;
+        let expires = self.clock.now().unix_timestamp()
+            + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         Ok(signer.sign(&self.bucket, key, expires, content_disposition))
     }
 }

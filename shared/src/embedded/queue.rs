@@ -31,7 +31,10 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { max_receive_count: 10, dead_letter: None }
+        Self {
+            max_receive_count: 10,
+            dead_letter: None,
+        }
     }
 }
 
@@ -51,8 +54,16 @@ fn ms(d: Duration) -> i64 {
 
 impl EmbeddedQueue {
     /// Declares (or updates) a queue and its dead-letter queue, and returns a handle to it.
-    pub async fn declare(db: &Db, name: &str, cfg: QueueConfig, clock: SharedClock) -> Result<Self, QueueError> {
-        let dead_letter = cfg.dead_letter.clone().unwrap_or_else(|| format!("{name}-dlq"));
+    pub async fn declare(
+        db: &Db,
+        name: &str,
+        cfg: QueueConfig,
+        clock: SharedClock,
+    ) -> Result<Self, QueueError> {
+        let dead_letter = cfg
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| format!("{name}-dlq"));
         let (n, d, max) = (name.to_string(), dead_letter.clone(), cfg.max_receive_count);
         db.write(move |c| {
             c.execute(
@@ -64,7 +75,13 @@ impl EmbeddedQueue {
             Ok(())
         })
         .await?;
-        Ok(Self { db: db.clone(), name: name.to_string(), dead_letter, max_receive: cfg.max_receive_count, clock })
+        Ok(Self {
+            db: db.clone(),
+            name: name.to_string(),
+            dead_letter,
+            max_receive: cfg.max_receive_count,
+            clock,
+        })
     }
 
     /// The dead-letter queue's name.
@@ -97,7 +114,9 @@ impl EmbeddedQueue {
             )?;
             loop {
                 let rows: Vec<(i64, String, u32, i64)> = select
-                    .query_map(params![queue, now, (max - out.len()) as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .query_map(params![queue, now, (max - out.len()) as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
                     .collect::<Result<_, _>>()?;
                 if rows.is_empty() {
                     break;
@@ -114,8 +133,10 @@ impl EmbeddedQueue {
                         receipt,
                         body,
                         receive_count: count + 1,
-                        sent_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(sent_ms) * 1_000_000)
-                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                        sent_at: OffsetDateTime::from_unix_timestamp_nanos(
+                            i128::from(sent_ms) * 1_000_000,
+                        )
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     });
                 }
                 if out.len() >= max {
@@ -137,13 +158,19 @@ fn receipt_id(receipt: &str) -> Result<i64, QueueError> {
 
 /// Inserts a message into every queue subscribed to `topic`, inside the caller's transaction.
 /// Returns the subscribed queues so the caller can wake their receivers after commit.
-pub fn publish_in_tx(tx: &Transaction<'_>, topic: &str, body: &str, now_ms: i64) -> rusqlite::Result<Vec<String>> {
+pub fn publish_in_tx(
+    tx: &Transaction<'_>,
+    topic: &str,
+    body: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
     let queues: Vec<String> = tx
         .prepare_cached("SELECT queue FROM subscriptions WHERE topic = ?1")?
         .query_map(params![topic], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let mut insert =
-        tx.prepare_cached("INSERT INTO messages (queue, body, sent_ms, visible_ms) VALUES (?1, ?2, ?3, ?3)")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (queue, body, sent_ms, visible_ms) VALUES (?1, ?2, ?3, ?3)",
+    )?;
     for q in &queues {
         insert.execute(params![q, body, now_ms])?;
     }
@@ -158,7 +185,10 @@ impl Queue for EmbeddedQueue {
 
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
         let now = self.clock.now_ms();
-        let rows: Vec<(String, i64)> = messages.iter().map(|m| (m.body.clone(), now + ms(m.delay))).collect();
+        let rows: Vec<(String, i64)> = messages
+            .iter()
+            .map(|m| (m.body.clone(), now + ms(m.delay)))
+            .collect();
         let name = self.name.clone();
         self.db
             .write(move |c| {
@@ -179,14 +209,27 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
-    async fn receive(&self, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Message>, QueueError> {
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
         let waker = self.db.waker(&self.name);
         loop {
             let notified = waker.notified();
-            let (q, d, mr, vis, now) =
-                (self.name.clone(), self.dead_letter.clone(), self.max_receive, ms(visibility), self.clock.now_ms());
-            let got = self.db.write(move |c| Self::try_receive(c, &q, &d, mr, max.max(1), now, vis)).await?;
+            let (q, d, mr, vis, now) = (
+                self.name.clone(),
+                self.dead_letter.clone(),
+                self.max_receive,
+                ms(visibility),
+                self.clock.now_ms(),
+            );
+            let got = self
+                .db
+                .write(move |c| Self::try_receive(c, &q, &d, mr, max.max(1), now, vis))
+                .await?;
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
@@ -200,13 +243,16 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn ack_batch(&self, receipts: &[String]) -> Result<(), QueueError> {
-        let ids: Vec<(i64, String)> =
-            receipts.iter().map(|r| receipt_id(r).map(|id| (id, r.clone()))).collect::<Result<_, _>>()?;
+        let ids: Vec<(i64, String)> = receipts
+            .iter()
+            .map(|r| receipt_id(r).map(|id| (id, r.clone())))
+            .collect::<Result<_, _>>()?;
         self.db
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 {
-                    let mut del = tx.prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2")?;
+                    let mut del =
+                        tx.prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2")?;
                     for (id, receipt) in &ids {
                         del.execute(params![id, receipt])?;
                     }
@@ -224,7 +270,10 @@ impl Queue for EmbeddedQueue {
         let changed = self
             .db
             .write(move |c| {
-                Ok(c.execute("UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2", params![id, r, visible])?)
+                Ok(c.execute(
+                    "UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2",
+                    params![id, r, visible],
+                )?)
             })
             .await?;
         if changed == 0 {
@@ -238,8 +287,12 @@ impl Queue for EmbeddedQueue {
 
     async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), QueueError> {
         let id = receipt_id(&message.receipt)?;
-        let (r, dlq, reason, now) =
-            (message.receipt.clone(), self.dead_letter.clone(), reason.to_string(), self.clock.now_ms());
+        let (r, dlq, reason, now) = (
+            message.receipt.clone(),
+            self.dead_letter.clone(),
+            reason.to_string(),
+            self.clock.now_ms(),
+        );
         let changed = self
             .db
             .write(move |c| {
@@ -293,7 +346,11 @@ pub struct EmbeddedTopic {
 impl EmbeddedTopic {
     /// A handle to a topic (topics need no declaration; they exist through their subscriptions).
     pub fn new(db: &Db, name: &str, clock: SharedClock) -> Self {
-        Self { db: db.clone(), name: name.to_string(), clock }
+        Self {
+            db: db.clone(),
+            name: name.to_string(),
+            clock,
+        }
     }
 
     /// Subscribes a queue: every message published from now on is copied into it.
@@ -301,7 +358,10 @@ impl EmbeddedTopic {
         let (t, q) = (self.name.clone(), queue.to_string());
         self.db
             .write(move |c| {
-                c.execute("INSERT OR IGNORE INTO subscriptions (topic, queue) VALUES (?1, ?2)", params![t, q])?;
+                c.execute(
+                    "INSERT OR IGNORE INTO subscriptions (topic, queue) VALUES (?1, ?2)",
+                    params![t, q],
+                )?;
                 Ok(())
             })
             .await?;
@@ -314,8 +374,11 @@ impl EmbeddedTopic {
         Ok(self
             .db
             .read(move |c| {
-                let mut s = c.prepare("SELECT queue FROM subscriptions WHERE topic = ?1 ORDER BY queue")?;
-                let v = s.query_map(params![t], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                let mut s =
+                    c.prepare("SELECT queue FROM subscriptions WHERE topic = ?1 ORDER BY queue")?;
+                let v = s
+                    .query_map(params![t], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
                 Ok(v)
             })
             .await?)
@@ -348,10 +411,18 @@ impl Topic for EmbeddedTopic {
 
 /// Reads the dead-letter reason recorded for a message id (for operators and tests).
 pub async fn dead_letter_reason(db: &Db, id: &str) -> Result<Option<String>, QueueError> {
-    let id: i64 = id.parse().map_err(|_| QueueError::NotFound(id.to_string()))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| QueueError::NotFound(id.to_string()))?;
     Ok(db
         .read(move |c| {
-            Ok(c.query_row("SELECT dead_reason FROM messages WHERE id = ?1", params![id], |r| r.get(0)).optional()?.flatten())
+            Ok(c.query_row(
+                "SELECT dead_reason FROM messages WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
         })
         .await?)
 }

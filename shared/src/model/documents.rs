@@ -41,7 +41,13 @@ pub struct FileMetadata {
 
 impl FileMetadata {
     /// A new document in the current format.
-    pub fn new(creator_uid: i64, version: DssVersion, content_type: String, size: u64, c: &Checksums) -> Self {
+    pub fn new(
+        creator_uid: i64,
+        version: DssVersion,
+        content_type: String,
+        size: u64,
+        c: &Checksums,
+    ) -> Self {
         Self {
             format: FILE_FORMAT.to_string(),
             creator_uid,
@@ -72,7 +78,13 @@ impl FileMetadata {
 
     /// True when two documents describe the same file version (the format marker is not compared).
     pub fn same_meaning(&self, other: &FileMetadata) -> bool {
-        FileMetadata { format: String::new(), ..self.clone() } == FileMetadata { format: String::new(), ..other.clone() }
+        FileMetadata {
+            format: String::new(),
+            ..self.clone()
+        } == FileMetadata {
+            format: String::new(),
+            ..other.clone()
+        }
     }
 }
 
@@ -105,7 +117,12 @@ pub struct BundleFileEntry {
 
 impl BundleFileEntry {
     /// A manifest entry from the request's fields and the file's metadata document.
-    pub fn from_metadata(name: String, uuid: ObjectUuid, indexed: bool, meta: &FileMetadata) -> Self {
+    pub fn from_metadata(
+        name: String,
+        uuid: ObjectUuid,
+        indexed: bool,
+        meta: &FileMetadata,
+    ) -> Self {
         Self {
             name,
             uuid,
@@ -158,7 +175,9 @@ impl BundleManifest {
 
     /// True when two manifests have the same content (the format marker is not compared).
     pub fn same_meaning(&self, other: &BundleManifest) -> bool {
-        self.version == other.version && self.files == other.files && self.creator_uid == other.creator_uid
+        self.version == other.version
+            && self.files == other.files
+            && self.creator_uid == other.creator_uid
     }
 }
 
@@ -188,7 +207,13 @@ mod tests {
 
     #[test]
     fn file_metadata_has_the_original_bytes() {
-        let m = FileMetadata::new(12345, DssVersion::parse("2017-06-16T193604.240704Z").unwrap(), "text/plain".into(), 11358, &sums());
+        let m = FileMetadata::new(
+            12345,
+            DssVersion::parse("2017-06-16T193604.240704Z").unwrap(),
+            "text/plain".into(),
+            11358,
+            &sums(),
+        );
         assert_eq!(
             m.to_json_text(),
             r#"{"format": "0.0.4", "creator_uid": 12345, "version": "2017-06-16T193604.240704Z", "content-type": "text/plain", "size": 11358, "crc32c": "e16e07b9", "s3-etag": "3b83ef96387f14655fc854ddc3c6bd57", "sha1": "2b8b815229aa8a61e483fb4ba0588b8b6c491890", "sha256": "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"}"#
@@ -202,7 +227,10 @@ mod tests {
         let text = r#"{"format": "0.0.2", "version": "2017-06-20T214506.766634Z", "files": [{"name": "LICENSE", "uuid": "ce55fd51-7833-469b-be0b-5da88ebebfcd", "version": "2017-06-16T193604.240704Z", "content-type": "text/plain", "size": 11358, "indexed": false, "crc32c": "e16e07b9", "s3-etag": "3b83ef96387f14655fc854ddc3c6bd57", "sha1": "2b8b815229aa8a61e483fb4ba0588b8b6c491890", "sha256": "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30", "extra": 1}], "creator_uid": 12345}"#;
         let m: BundleManifest = serde_json::from_str(text).unwrap();
         assert_eq!(m.files[0].name, "LICENSE");
-        assert_eq!(m.files[0].to_api_json()["s3_etag"], "3b83ef96387f14655fc854ddc3c6bd57");
+        assert_eq!(
+            m.files[0].to_api_json()["s3_etag"],
+            "3b83ef96387f14655fc854ddc3c6bd57"
+        );
         assert!(m.to_json_text().starts_with(r#"{"format": "0.0.2", "version": "2017-06-20T214506.766634Z", "files": [{"name": "LICENSE", "uuid""#));
     }
 }

@@ -119,8 +119,15 @@ mod tests {
     fn uuids_are_lower_cased_and_anchored() {
         let u = ObjectUuid::parse("ABCDEFGH-1234-5678-9ABC-DEF012345678").unwrap();
         assert_eq!(u.as_str(), "abcdefgh-1234-5678-9abc-def012345678");
-        for bad in ["ABCD", "1234", "", "x0000000-0000-0000-0000-0000000000000", "00000000_0000-0000-0000-000000000000",
-            "00000000-0000-0000-0000-00000000000/", " 0000000-0000-0000-0000-000000000000"] {
+        for bad in [
+            "ABCD",
+            "1234",
+            "",
+            "x0000000-0000-0000-0000-0000000000000",
+            "00000000_0000-0000-0000-000000000000",
+            "00000000-0000-0000-0000-00000000000/",
+            " 0000000-0000-0000-0000-000000000000",
+        ] {
             assert!(ObjectUuid::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(ObjectUuid::new_v4().as_str().len(), 36);
@@ -128,8 +135,12 @@ mod tests {
 
     #[test]
     fn fqid_round_trips() {
-        let f = Fqid::parse("011c7340-9b3c-4d62-bf49-090d79daf198.2017-06-20T214506.766634Z").unwrap();
-        assert_eq!(f.to_string(), "011c7340-9b3c-4d62-bf49-090d79daf198.2017-06-20T214506.766634Z");
+        let f =
+            Fqid::parse("011c7340-9b3c-4d62-bf49-090d79daf198.2017-06-20T214506.766634Z").unwrap();
+        assert_eq!(
+            f.to_string(),
+            "011c7340-9b3c-4d62-bf49-090d79daf198.2017-06-20T214506.766634Z"
+        );
         assert!(Fqid::parse("011c7340-9b3c-4d62-bf49-090d79daf198").is_err());
         assert!(Fqid::parse("011c7340-9b3c-4d62-bf49-090d79daf198.2017").is_err());
     }

@@ -91,7 +91,9 @@ impl ObjectKey {
             if it.next().is_some() {
                 return None;
             }
-            return Checksums::new(sha256, sha1, s3_etag, crc32c).ok().map(ObjectKey::Blob);
+            return Checksums::new(sha256, sha1, s3_etag, crc32c)
+                .ok()
+                .map(ObjectKey::Blob);
         }
         let (kind, rest) = [Kind::File, Kind::Bundle, Kind::Collection]
             .into_iter()
@@ -99,7 +101,9 @@ impl ObjectKey {
         if rest.len() < 37 || rest.as_bytes()[36] != b'.' {
             return None;
         }
-        let uuid = ObjectUuid::parse(&rest[..36]).ok().filter(|u| u.as_str() == &rest[..36])?;
+        let uuid = ObjectUuid::parse(&rest[..36])
+            .ok()
+            .filter(|u| u.as_str() == &rest[..36])?;
         let tail = &rest[37..];
         if tail == "dead" {
             return (kind != Kind::File).then_some(ObjectKey::Tombstone(kind, uuid));
@@ -108,7 +112,9 @@ impl ObjectKey {
             let v = DssVersion::parse(v).ok()?;
             return (kind == Kind::Bundle).then_some(ObjectKey::VersionTombstone(kind, uuid, v));
         }
-        DssVersion::parse(tail).ok().map(|v| ObjectKey::Versioned(kind, uuid, v))
+        DssVersion::parse(tail)
+            .ok()
+            .map(|v| ObjectKey::Versioned(kind, uuid, v))
     }
 }
 

@@ -78,7 +78,13 @@ mod tests {
             to_string(&v),
             r#"{"format": "0.0.1", "files": [{"name": "a\u00e9\ud83d\ude00", "indexed": true, "size": 11}], "x": null}"#
         );
-        assert_eq!(to_string(&json!({"details": {}, "l": []})), r#"{"details": {}, "l": []}"#);
-        assert_eq!(to_string(&json!("tab\there\u{7f}\"")), r#""tab\there\u007f\"""#);
+        assert_eq!(
+            to_string(&json!({"details": {}, "l": []})),
+            r#"{"details": {}, "l": []}"#
+        );
+        assert_eq!(
+            to_string(&json!("tab\there\u{7f}\"")),
+            r#""tab\there\u007f\"""#
+        );
     }
 }

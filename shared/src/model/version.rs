@@ -69,7 +69,13 @@ fn digits(s: &str) -> Option<u32> {
 
 fn parse_canonical(s: &str) -> Option<OffsetDateTime> {
     let b = s.as_bytes();
-    if b.len() != 25 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[17] != b'.' || b[24] != b'Z' {
+    if b.len() != 25
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[17] != b'.'
+        || b[24] != b'Z'
+    {
         return None;
     }
     let year = digits(&s[0..4])? as i32;
@@ -87,7 +93,10 @@ fn parse_canonical(s: &str) -> Option<OffsetDateTime> {
 /// A loose ISO 8601 check deciding which of the two error titles applies.
 fn looks_like_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5..7].iter().all(u8::is_ascii_digit)
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
 }
 
 impl fmt::Display for DssVersion {
@@ -159,6 +168,9 @@ mod tests {
     #[test]
     fn formats_other_offsets_in_utc() {
         let t = datetime!(2020-01-01 01:00:00.5 +01:00);
-        assert_eq!(DssVersion::from_datetime(t).as_str(), "2020-01-01T000000.500000Z");
+        assert_eq!(
+            DssVersion::from_datetime(t).as_str(),
+            "2020-01-01T000000.500000Z"
+        );
     }
 }

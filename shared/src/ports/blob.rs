@@ -146,7 +146,12 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 
     /// Streams `body` into `key`, computing all four checksums on the way; verifies them against
     /// `opts.expected` and the size against `opts.size` before the object becomes visible.
-    async fn put(&self, key: &str, body: ByteStream, opts: PutOptions) -> Result<ObjectMeta, BlobError>;
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError>;
 
     /// Reads an object, or a range of it.
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError>;
@@ -155,7 +160,12 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError>;
 
     /// Up to `limit` objects under `prefix` with keys greater than `start_after`, in key order.
-    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, BlobError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, BlobError>;
 
     /// Copies an object within the bucket.
     async fn copy(&self, from: &str, to: &str) -> Result<ObjectMeta, BlobError>;
@@ -163,11 +173,25 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Deletes an object; `false` if it did not exist.
     async fn delete(&self, key: &str) -> Result<bool, BlobError>;
 
+    /// The backend's own address of an object (`file:///…`, `s3://bucket/key`, `gs://bucket/key`),
+    /// for clients with direct access to the storage.
+    fn direct_url(&self, key: &str) -> Result<String, BlobError>;
+
     /// A URL from which the object can be downloaded without further credentials, valid for `ttl`.
-    async fn download_url(&self, key: &str, ttl: Duration, content_disposition: Option<&str>) -> Result<String, BlobError>;
+    async fn download_url(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: Option<&str>,
+    ) -> Result<String, BlobError>;
 
     /// Convenience: puts an in-memory buffer.
-    async fn put_bytes(&self, key: &str, data: Bytes, mut opts: PutOptions) -> Result<ObjectMeta, BlobError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Bytes,
+        mut opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
         opts.size.get_or_insert(data.len() as u64);
         let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
         self.put(key, body, opts).await
@@ -177,7 +201,11 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
         use futures::TryStreamExt;
         let obj = self.get(key, None).await?;
-        let chunks: Vec<Bytes> = obj.body.try_collect().await.map_err(|e| BlobError::Backend(e.to_string()))?;
+        let chunks: Vec<Bytes> = obj
+            .body
+            .try_collect()
+            .await
+            .map_err(|e| BlobError::Backend(e.to_string()))?;
         if chunks.len() == 1 {
             return Ok(chunks.into_iter().next().unwrap_or_default());
         }

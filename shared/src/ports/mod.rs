@@ -3,5 +3,10 @@
 pub mod blob;
 pub mod queue;
 
-pub use blob::{BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode, PutOptions};
-pub use queue::{BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
+pub use blob::{
+    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
+    PutOptions,
+};
+pub use queue::{
+    BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic,
+};

@@ -32,7 +32,10 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     /// A message visible at once.
     pub fn new(body: impl Into<String>) -> Self {
-        Self { body: body.into(), delay: Duration::ZERO }
+        Self {
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -82,7 +85,12 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     /// Receives up to `max` visible messages, hiding them for `visibility`; waits up to `wait` for one.
     /// Messages received more often than the queue's maximum are moved to its dead-letter queue instead.
-    async fn receive(&self, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Message>, QueueError>;
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError>;
 
     /// Deletes delivered messages.
     async fn ack_batch(&self, receipts: &[String]) -> Result<(), QueueError>;
@@ -98,7 +106,11 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     /// Sends one message.
     async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
-        self.send_batch(&[OutgoingMessage { body: body.to_string(), delay }]).await
+        self.send_batch(&[OutgoingMessage {
+            body: body.to_string(),
+            delay,
+        }])
+        .await
     }
 
     /// Deletes one delivered message.

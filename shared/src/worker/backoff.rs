@@ -15,7 +15,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base: Duration::from_secs(1), max: Duration::from_secs(300), jitter: 0.5 }
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            jitter: 0.5,
+        }
     }
 }
 
@@ -41,7 +45,11 @@ mod tests {
 
     #[test]
     fn grows_exponentially_within_bounds() {
-        let b = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2), jitter: 0.5 };
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+            jitter: 0.5,
+        };
         assert_eq!(b.ceiling(1), Duration::from_millis(100));
         assert_eq!(b.ceiling(3), Duration::from_millis(400));
         assert_eq!(b.ceiling(10), Duration::from_secs(2));
@@ -49,7 +57,10 @@ mod tests {
         for attempt in 1..8 {
             for _ in 0..50 {
                 let d = b.delay(attempt);
-                assert!(d <= b.ceiling(attempt) && d >= b.ceiling(attempt) / 2, "{attempt}: {d:?}");
+                assert!(
+                    d <= b.ceiling(attempt) && d >= b.ceiling(attempt) / 2,
+                    "{attempt}: {d:?}"
+                );
             }
         }
         let exact = Backoff { jitter: 0.0, ..b };

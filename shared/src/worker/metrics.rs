@@ -65,7 +65,10 @@ impl WorkerMetrics {
 
     pub(crate) fn set_queue(&self, depth: u64, oldest: Option<Duration>) {
         self.queue_depth.store(depth, Ordering::Relaxed);
-        self.oldest_age_ms.store(oldest.map_or(0, |d| d.as_millis() as u64), Ordering::Relaxed);
+        self.oldest_age_ms.store(
+            oldest.map_or(0, |d| d.as_millis() as u64),
+            Ordering::Relaxed,
+        );
     }
 
     /// Reads every counter.

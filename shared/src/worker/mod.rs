@@ -98,7 +98,12 @@ pub struct Worker {
 impl Worker {
     /// A worker for `handler` on `queue`.
     pub fn new(queue: Arc<dyn Queue>, handler: Arc<dyn Handler>, cfg: WorkerConfig) -> Self {
-        Self { queue, handler, cfg, metrics: Arc::new(WorkerMetrics::default()) }
+        Self {
+            queue,
+            handler,
+            cfg,
+            metrics: Arc::new(WorkerMetrics::default()),
+        }
     }
 
     /// The worker's counters (shared; read them while it runs).
@@ -147,7 +152,9 @@ impl Worker {
                 }
             };
             for message in batch {
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
                 let job = Job {
                     queue: self.queue.clone(),
                     handler: self.handler.clone(),
@@ -161,7 +168,10 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.cfg.name, in_flight = tasks.len(), "worker stopping; draining in-flight handlers");
-        let drained = tokio::time::timeout(self.cfg.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(self.cfg.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!(worker = %self.cfg.name, abandoned = tasks.len(), "grace period over; unfinished messages will be redelivered");
             tasks.abort_all();
@@ -208,7 +218,9 @@ impl Job {
         match result {
             Ok(Outcome::Done) => match self.queue.ack(&message.receipt).await {
                 Ok(()) => self.metrics.succeeded(),
-                Err(e) => tracing::warn!(parent: &span, error = %e, "ack failed; the message will be redelivered"),
+                Err(e) => {
+                    tracing::warn!(parent: &span, error = %e, "ack failed; the message will be redelivered")
+                }
             },
             Ok(Outcome::RetryLater(after)) => {
                 let delay = after.unwrap_or_else(|| self.cfg.backoff.delay(message.receive_count));
@@ -224,7 +236,9 @@ impl Job {
                 tracing::error!(parent: &span, %reason, "permanent failure; dead-lettering");
                 match self.queue.dead_letter(&message, &reason).await {
                     Ok(()) => self.metrics.dead_lettered(),
-                    Err(e) => tracing::error!(parent: &span, error = %e, "dead-lettering failed; the message will be redelivered"),
+                    Err(e) => {
+                        tracing::error!(parent: &span, error = %e, "dead-lettering failed; the message will be redelivered")
+                    }
                 }
             }
         }
@@ -233,7 +247,9 @@ impl Job {
     async fn retry(&self, message: &Message, delay: Duration, span: &tracing::Span) {
         match self.queue.change_visibility(&message.receipt, delay).await {
             Ok(()) => self.metrics.retried(),
-            Err(e) => tracing::warn!(parent: span, error = %e, "could not schedule retry; visibility timeout applies"),
+            Err(e) => {
+                tracing::warn!(parent: span, error = %e, "could not schedule retry; visibility timeout applies")
+            }
         }
     }
 }

@@ -23,15 +23,33 @@ struct Fixture {
 async fn fixture(max_receive: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).unwrap();
-    let clock = Arc::new(TokioClock::starting_at(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
-    let cfg = QueueConfig { max_receive_count: max_receive, dead_letter: None };
-    let queue = Arc::new(EmbeddedQueue::declare(&db, "work", cfg, clock.clone()).await.unwrap());
-    Fixture { _dir: dir, db, queue, clock }
+    let clock = Arc::new(TokioClock::starting_at(
+        OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ));
+    let cfg = QueueConfig {
+        max_receive_count: max_receive,
+        dead_letter: None,
+    };
+    let queue = Arc::new(
+        EmbeddedQueue::declare(&db, "work", cfg, clock.clone())
+            .await
+            .unwrap(),
+    );
+    Fixture {
+        _dir: dir,
+        db,
+        queue,
+        clock,
+    }
 }
 
 fn config() -> WorkerConfig {
     WorkerConfig {
-        backoff: Backoff { base: Duration::from_secs(10), max: Duration::from_secs(600), jitter: 0.0 },
+        backoff: Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(600),
+            jitter: 0.0,
+        },
         visibility: Duration::from_secs(30),
         wait: Duration::from_millis(200),
         stats_every: Duration::from_secs(1),
@@ -48,9 +66,18 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(clock: Arc<TokioClock>, mut script: Vec<Result<Outcome, HandlerError>>, work: Duration) -> Arc<Self> {
+    fn new(
+        clock: Arc<TokioClock>,
+        mut script: Vec<Result<Outcome, HandlerError>>,
+        work: Duration,
+    ) -> Arc<Self> {
         script.reverse();
-        Arc::new(Self { clock, script: Mutex::new(script), attempts: Mutex::new(Vec::new()), work })
+        Arc::new(Self {
+            clock,
+            script: Mutex::new(script),
+            attempts: Mutex::new(Vec::new()),
+            work,
+        })
     }
 
     fn attempts(&self) -> Vec<(OffsetDateTime, u32)> {
@@ -62,11 +89,18 @@ impl Scripted {
 impl Handler for Scripted {
     async fn handle(&self, m: &Message) -> Result<Outcome, HandlerError> {
         use crate::clock::Clock;
-        self.attempts.lock().unwrap().push((self.clock.now(), m.receive_count));
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((self.clock.now(), m.receive_count));
         if !self.work.is_zero() {
             tokio::time::sleep(self.work).await;
         }
-        self.script.lock().unwrap().pop().unwrap_or(Ok(Outcome::Done))
+        self.script
+            .lock()
+            .unwrap()
+            .pop()
+            .unwrap_or(Ok(Outcome::Done))
     }
 }
 
@@ -85,7 +119,10 @@ async fn transient_failures_retry_with_exponential_backoff_then_ack() {
     f.queue.send("job", Duration::ZERO).await.unwrap();
     let h = Scripted::new(
         f.clock.clone(),
-        vec![Err(HandlerError::Transient("peer down".into())), Err(HandlerError::Transient("peer down".into()))],
+        vec![
+            Err(HandlerError::Transient("peer down".into())),
+            Err(HandlerError::Transient("peer down".into())),
+        ],
         Duration::ZERO,
     );
     let w = Worker::new(f.queue.clone(), h.clone(), config());
@@ -96,10 +133,25 @@ async fn transient_failures_retry_with_exponential_backoff_then_ack() {
     assert_eq!(a.iter().map(|x| x.1).collect::<Vec<_>>(), vec![1, 2, 3]);
     let gap1 = a[1].0 - a[0].0;
     let gap2 = a[2].0 - a[1].0;
-    assert!(gap1 >= time::Duration::seconds(10) && gap1 < time::Duration::seconds(12), "{gap1}");
-    assert!(gap2 >= time::Duration::seconds(20) && gap2 < time::Duration::seconds(22), "{gap2}");
+    assert!(
+        gap1 >= time::Duration::seconds(10) && gap1 < time::Duration::seconds(12),
+        "{gap1}"
+    );
+    assert!(
+        gap2 >= time::Duration::seconds(20) && gap2 < time::Duration::seconds(22),
+        "{gap2}"
+    );
     let s = m.snapshot();
-    assert_eq!((s.received, s.succeeded, s.retried, s.dead_lettered, s.in_flight), (3, 1, 2, 0, 0));
+    assert_eq!(
+        (
+            s.received,
+            s.succeeded,
+            s.retried,
+            s.dead_lettered,
+            s.in_flight
+        ),
+        (3, 1, 2, 0, 0)
+    );
     assert_eq!(f.queue.stats().await.unwrap().depth(), 0);
 }
 
@@ -107,20 +159,37 @@ async fn transient_failures_retry_with_exponential_backoff_then_ack() {
 async fn permanent_failures_go_to_the_dead_letter_queue_with_the_reason() {
     let f = fixture(10).await;
     f.queue.send("poison", Duration::ZERO).await.unwrap();
-    let h = Scripted::new(f.clock.clone(), vec![Err(HandlerError::Permanent("object vanished".into()))], Duration::ZERO);
+    let h = Scripted::new(
+        f.clock.clone(),
+        vec![Err(HandlerError::Permanent("object vanished".into()))],
+        Duration::ZERO,
+    );
     let w = Worker::new(f.queue.clone(), h.clone(), config());
     let m = w.metrics();
     run_for(w, Duration::from_secs(5)).await;
     assert_eq!(h.attempts().len(), 1);
     assert_eq!(m.snapshot().dead_lettered, 1);
     assert_eq!(f.queue.stats().await.unwrap().depth(), 0);
-    let dlq = EmbeddedQueue::declare(&f.db, "work-dlq", QueueConfig { max_receive_count: 0, dead_letter: None }, f.clock.clone())
+    let dlq = EmbeddedQueue::declare(
+        &f.db,
+        "work-dlq",
+        QueueConfig {
+            max_receive_count: 0,
+            dead_letter: None,
+        },
+        f.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let got = dlq
+        .receive(10, Duration::from_secs(5), Duration::ZERO)
         .await
         .unwrap();
-    let got = dlq.receive(10, Duration::from_secs(5), Duration::ZERO).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "poison");
-    let reason = crate::embedded::queue::dead_letter_reason(&f.db, &got[0].id).await.unwrap();
+    let reason = crate::embedded::queue::dead_letter_reason(&f.db, &got[0].id)
+        .await
+        .unwrap();
     assert_eq!(reason.as_deref(), Some("object vanished"));
 }
 
@@ -128,14 +197,24 @@ async fn permanent_failures_go_to_the_dead_letter_queue_with_the_reason() {
 async fn endless_transient_failures_stop_at_the_max_receive_count() {
     let f = fixture(3).await;
     f.queue.send("flaky", Duration::ZERO).await.unwrap();
-    let script = (0..10).map(|_| Err(HandlerError::Transient("timeout".into()))).collect();
+    let script = (0..10)
+        .map(|_| Err(HandlerError::Transient("timeout".into())))
+        .collect();
     let h = Scripted::new(f.clock.clone(), script, Duration::ZERO);
     let w = Worker::new(f.queue.clone(), h.clone(), config());
     run_for(w, Duration::from_secs(600)).await;
     assert_eq!(h.attempts().len(), 3);
-    let dlq = EmbeddedQueue::declare(&f.db, "work-dlq", QueueConfig { max_receive_count: 0, dead_letter: None }, f.clock.clone())
-        .await
-        .unwrap();
+    let dlq = EmbeddedQueue::declare(
+        &f.db,
+        "work-dlq",
+        QueueConfig {
+            max_receive_count: 0,
+            dead_letter: None,
+        },
+        f.clock.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(dlq.stats().await.unwrap().visible, 1);
 }
 
@@ -176,7 +255,10 @@ async fn shutdown_waits_for_in_flight_handlers() {
 async fn retry_later_uses_the_requested_delay_and_concurrency_is_bounded() {
     let f = fixture(10).await;
     for i in 0..6 {
-        f.queue.send(&format!("m{i}"), Duration::ZERO).await.unwrap();
+        f.queue
+            .send(&format!("m{i}"), Duration::ZERO)
+            .await
+            .unwrap();
     }
     struct Gate {
         running: std::sync::atomic::AtomicUsize,
@@ -193,19 +275,36 @@ async fn retry_later_uses_the_requested_delay_and_concurrency_is_bounded() {
             Ok(Outcome::Done)
         }
     }
-    let g = Arc::new(Gate { running: 0.into(), peak: 0.into() });
-    let w = Worker::new(f.queue.clone(), g.clone(), WorkerConfig { concurrency: 2, ..config() });
+    let g = Arc::new(Gate {
+        running: 0.into(),
+        peak: 0.into(),
+    });
+    let w = Worker::new(
+        f.queue.clone(),
+        g.clone(),
+        WorkerConfig {
+            concurrency: 2,
+            ..config()
+        },
+    );
     let m = w.metrics();
     run_for(w, Duration::from_secs(30)).await;
     assert_eq!(m.snapshot().succeeded, 6);
     assert_eq!(g.peak.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     f.queue.send("later", Duration::ZERO).await.unwrap();
-    let h = Scripted::new(f.clock.clone(), vec![Ok(Outcome::RetryLater(Some(Duration::from_secs(45))))], Duration::ZERO);
+    let h = Scripted::new(
+        f.clock.clone(),
+        vec![Ok(Outcome::RetryLater(Some(Duration::from_secs(45))))],
+        Duration::ZERO,
+    );
     let w = Worker::new(f.queue.clone(), h.clone(), config());
     run_for(w, Duration::from_secs(100)).await;
     let a = h.attempts();
     assert_eq!(a.len(), 2);
     let gap = a[1].0 - a[0].0;
-    assert!(gap >= time::Duration::seconds(45) && gap < time::Duration::seconds(47), "{gap}");
+    assert!(
+        gap >= time::Duration::seconds(45) && gap < time::Duration::seconds(47),
+        "{gap}"
+    );
 }

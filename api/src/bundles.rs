@@ -1,0 +1,458 @@
+//! `/v1/bundles/{uuid}`: PUT (create a version), GET (manifest, paged), PATCH (derive a version),
+//! DELETE (tombstone).
+
+use std::collections::HashSet;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dss_shared::model::documents::{BUNDLE_FORMAT, bundle_tombstone};
+use dss_shared::model::keys::Kind;
+use dss_shared::model::{
+    BundleFileEntry, BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid, pyjson,
+};
+use dss_shared::ports::BlobStore;
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+
+use crate::body::json_object;
+use crate::error::{ApiError, ApiResult};
+use crate::files::require_fields;
+use crate::params::{Query, parse_uuid, parse_version};
+use crate::state::Shared;
+use crate::storage;
+
+const NO_BUNDLE: &str = "Cannot find bundle!";
+/// Parallel file-metadata reads while building a manifest.
+const LOOKUP_CONCURRENCY: usize = 64;
+
+/// A requested bundle member.
+#[derive(Debug, Clone)]
+struct FileRef {
+    uuid: ObjectUuid,
+    version: DssVersion,
+    name: String,
+    indexed: bool,
+}
+
+/// Checks a file name: relative, no `.`/`..` segments, no hidden segments, no backslashes,
+/// no control characters, not empty.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains("./")
+        && !name.contains('\\')
+        && !name.contains("/.")
+        && !name.starts_with('/')
+        && !name.starts_with("~/")
+        && name != ".."
+        && name != "."
+        && !name.chars().any(char::is_control)
+}
+
+fn parse_file_ref(v: &Value, field: &str) -> ApiResult<FileRef> {
+    let m = v.as_object().ok_or_else(|| {
+        ApiError::illegal_arguments(format!("{v} is not of type 'object' in {field}"))
+    })?;
+    require_fields(m, &["uuid", "version", "name", "indexed"])?;
+    let s = |k: &str| {
+        m[k].as_str()
+            .ok_or_else(|| ApiError::illegal_arguments(format!("{} is not of type 'string'", m[k])))
+    };
+    let uuid = parse_uuid(s("uuid")?)?;
+    let version = parse_version(s("version")?)?;
+    let name = s("name")?.to_string();
+    if !valid_file_name(&name) {
+        return Err(ApiError::illegal_arguments(format!(
+            "{name:?} is not a valid file name"
+        )));
+    }
+    let indexed = m["indexed"].as_bool().ok_or_else(|| {
+        ApiError::illegal_arguments(format!("{} is not of type 'boolean'", m["indexed"]))
+    })?;
+    Ok(FileRef {
+        uuid,
+        version,
+        name,
+        indexed,
+    })
+}
+
+fn file_refs(m: &Map<String, Value>, field: &str, max: Option<usize>) -> ApiResult<Vec<FileRef>> {
+    let Some(v) = m.get(field) else {
+        return Ok(Vec::new());
+    };
+    let items = v
+        .as_array()
+        .ok_or_else(|| ApiError::illegal_arguments(format!("{field} is not of type 'array'")))?;
+    if let Some(max) = max.filter(|max| items.len() > *max) {
+        return Err(ApiError::illegal_arguments(format!(
+            "{field} is too long (at most {max} items)"
+        )));
+    }
+    items.iter().map(|i| parse_file_ref(i, field)).collect()
+}
+
+fn creator_uid(m: &Map<String, Value>) -> ApiResult<i64> {
+    m["creator_uid"].as_i64().ok_or_else(|| {
+        ApiError::illegal_arguments(format!("{} is not of type 'integer'", m["creator_uid"]))
+    })
+}
+
+/// Reads the metadata of every referenced file (in parallel, order kept), waiting up to the
+/// configured time for files that are not there yet.
+async fn resolve_files(
+    state: &Shared,
+    store: &dyn BlobStore,
+    refs: &[FileRef],
+) -> ApiResult<Vec<BundleFileEntry>> {
+    let deadline = tokio::time::Instant::now() + state.file_wait;
+    let mut found: Vec<Option<FileMetadata>> = vec![None; refs.len()];
+    let mut pending: Vec<usize> = (0..refs.len()).collect();
+    loop {
+        let results: Vec<(usize, ApiResult<Option<FileMetadata>>)> =
+            futures::stream::iter(pending.iter().copied())
+                .map(|i| async move {
+                    (
+                        i,
+                        storage::read_json::<FileMetadata>(
+                            store,
+                            &ObjectKey::file(&refs[i].uuid, &refs[i].version),
+                        )
+                        .await,
+                    )
+                })
+                .buffer_unordered(LOOKUP_CONCURRENCY)
+                .collect()
+                .await;
+        let mut still = Vec::new();
+        for (i, r) in results {
+            match r? {
+                Some(m) => found[i] = Some(m),
+                None => still.push(i),
+            }
+        }
+        if still.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            still.sort_unstable();
+            let r = &refs[still[0]];
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "file_missing",
+                format!("Could not find file {}/{}.", r.uuid, r.version),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        pending = still;
+    }
+    Ok(refs
+        .iter()
+        .zip(found)
+        .filter_map(|(r, m)| {
+            m.map(|m| BundleFileEntry::from_metadata(r.name.clone(), r.uuid.clone(), r.indexed, &m))
+        })
+        .collect())
+}
+
+fn check_duplicates(files: &[BundleFileEntry]) -> ApiResult<()> {
+    let mut seen = HashSet::with_capacity(files.len());
+    for f in files {
+        if !seen.insert(f.name.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "duplicate_filename",
+                format!("Duplicate file name in bundle: {}", f.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Saves a manifest: 201 new, 200 identical, 409 different.
+async fn save_manifest(
+    store: &dyn BlobStore,
+    uuid: &ObjectUuid,
+    manifest: &BundleManifest,
+) -> ApiResult<StatusCode> {
+    let key = ObjectKey::bundle(uuid, &manifest.version);
+    if storage::create(store, &key, manifest.to_json_text()).await? {
+        return Ok(StatusCode::CREATED);
+    }
+    match storage::read_json::<BundleManifest>(store, &key).await? {
+        Some(existing) if existing.same_meaning(manifest) => Ok(StatusCode::OK),
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "bundle_already_exists",
+            format!(
+                "bundle with UUID {uuid} and version {} already exists",
+                manifest.version
+            ),
+        )),
+    }
+}
+
+/// `PUT /v1/bundles/{uuid}?replica=&version=`.
+pub async fn put(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    require_fields(&m, &["files", "creator_uid"])?;
+    if !m["files"].is_array() {
+        return Err(ApiError::illegal_arguments("files is not of type 'array'"));
+    }
+    let refs = file_refs(&m, "files", None)?;
+    let creator = creator_uid(&m)?;
+    let q = Query::parse(raw.as_deref());
+    let replica = state.replica(&q)?;
+    let version = q.version_required("version")?;
+    let uuid = parse_uuid(&raw_uuid)?;
+    state.writable()?;
+    drop(caller);
+    let store = &*replica.store;
+    let mut names = HashSet::with_capacity(refs.len());
+    if let Some(dup) = refs.iter().find(|r| !names.insert(r.name.as_str())) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "duplicate_filename",
+            format!("Duplicate file name in bundle: {}", dup.name),
+        ));
+    }
+    let files = resolve_files(&state, store, &refs).await?;
+    let manifest = BundleManifest {
+        format: BUNDLE_FORMAT.into(),
+        version: version.clone(),
+        files,
+        creator_uid: creator,
+    };
+    let status = save_manifest(store, &uuid, &manifest).await?;
+    let stored = storage::manifest(store, &uuid, &version)
+        .await?
+        .unwrap_or(manifest);
+    let body = json!({"version": version.as_str(), "manifest": serde_json::to_value(&stored).unwrap_or(Value::Null)});
+    Ok((status, axum::Json(body)).into_response())
+}
+
+/// `GET /v1/bundles/{uuid}?replica=[&version][&per_page][&start_at][&directurls|presignedurls]`.
+pub async fn get(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = Query::parse(raw.as_deref());
+    let replica = state.replica(&q)?;
+    let directurls = q.flag("directurls")?;
+    let presigned = q.flag("presignedurls")?;
+    let per_page = q.int_in("per_page", 10, 500, 500)? as usize;
+    let start_at = q.int_in("start_at", 0, i64::MAX, 0)? as usize;
+    let uuid = parse_uuid(&raw_uuid)?;
+    if directurls && presigned {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "only_one_urltype",
+            "only one of directurls or presignedurls may be true",
+        ));
+    }
+    let store = &*replica.store;
+    let asked = match q.get("version") {
+        Some(v) => Some(DssVersion::parse(v).map_err(|_| ApiError::not_found(NO_BUNDLE))?),
+        None => None,
+    };
+    let version = storage::resolve_bundle(store, &uuid, asked.as_ref())
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    let manifest = storage::manifest(store, &uuid, &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    let total = manifest.files.len();
+    let page = manifest.files.iter().skip(start_at).take(per_page);
+    let ttl = std::time::Duration::from_secs(state.deployment.config.api.download_url_ttl_secs);
+    let mut files = Vec::with_capacity(per_page.min(total));
+    for f in page {
+        let mut v = f.to_api_json();
+        if directurls || presigned {
+            let blob = ObjectKey::blob(&dss_shared::checksum::Checksums {
+                sha256: f.sha256.clone(),
+                sha1: f.sha1.clone(),
+                s3_etag: f.s3_etag.clone(),
+                crc32c: f.crc32c.clone(),
+            });
+            let url = if directurls {
+                store.direct_url(&blob)?
+            } else {
+                store.download_url(&blob, ttl, None).await?
+            };
+            if let Value::Object(m) = &mut v {
+                m.insert("url".into(), url.into());
+            }
+        }
+        files.push(v);
+    }
+    let body = json!({"bundle": {"uuid": uuid.as_str(), "version": version.as_str(), "creator_uid": manifest.creator_uid, "files": files}});
+    let more = total.saturating_sub(start_at) > per_page;
+    let mut r = (
+        if more {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        },
+        axum::Json(body),
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(
+        "x-openapi-paginated-content-key",
+        HeaderValue::from_static("bundle.files"),
+    );
+    h.insert(
+        "x-openapi-pagination",
+        HeaderValue::from_static(if more { "true" } else { "false" }),
+    );
+    if more {
+        let next = q.with(&[
+            ("start_at", (start_at + per_page).to_string()),
+            ("version", version.to_string()),
+        ]);
+        let link = format!(
+            "<{}>; rel='next'",
+            state.url(&format!("/v1/bundles/{uuid}"), &next)
+        );
+        h.insert(
+            header::LINK,
+            HeaderValue::from_str(&link).map_err(|e| ApiError::internal("link", e))?,
+        );
+    }
+    Ok(r)
+}
+
+/// `PATCH /v1/bundles/{uuid}?replica=&version=` — a new version with files added/removed.
+pub async fn patch(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    state.auth.authenticate(&headers).await?;
+    let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    let add = file_refs(&m, "add_files", Some(1000))?;
+    let remove = file_refs(&m, "remove_files", Some(1000))?;
+    let q = Query::parse(raw.as_deref());
+    let replica = state.replica(&q)?;
+    let base = q.version_required("version")?;
+    let uuid = parse_uuid(&raw_uuid)?;
+    state.writable()?;
+    let store = &*replica.store;
+    let resolved = storage::resolve_bundle(store, &uuid, Some(&base))
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    let mut manifest = storage::manifest(store, &uuid, &resolved)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    manifest.files.retain(|f| {
+        !remove
+            .iter()
+            .any(|r| r.name == f.name && r.uuid == f.uuid && r.version == f.version)
+    });
+    manifest
+        .files
+        .extend(resolve_files(&state, store, &add).await?);
+    check_duplicates(&manifest.files)?;
+    manifest.version = DssVersion::from_datetime(state.deployment.clock.now());
+    save_manifest(store, &uuid, &manifest).await?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"uuid": uuid.as_str(), "version": manifest.version.as_str()})),
+    )
+        .into_response())
+}
+
+/// `DELETE /v1/bundles/{uuid}?replica=[&version]` with `{"reason"}` — writes a tombstone.
+pub async fn delete(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    require_fields(&m, &["reason"])?;
+    let reason = m["reason"].as_str().ok_or_else(|| {
+        ApiError::illegal_arguments(format!("{} is not of type 'string'", m["reason"]))
+    })?;
+    let q = Query::parse(raw.as_deref());
+    let replica = state.replica(&q)?;
+    let version = q.version_optional("version")?;
+    let uuid = parse_uuid(&raw_uuid)?;
+    state.writable()?;
+    state.auth.require_admin(&caller)?;
+    let email = state.auth.email(&caller)?;
+    let store = &*replica.store;
+    let keys = storage::keys_of(store, Kind::Bundle, &uuid).await?;
+    let exists = keys.iter().any(|k| match (k, &version) {
+        (ObjectKey::Versioned(_, _, v), Some(want)) => v == want,
+        (ObjectKey::Versioned(..), None) => true,
+        _ => false,
+    });
+    if !exists {
+        return Err(ApiError::not_found(NO_BUNDLE));
+    }
+    let key = ObjectKey::bundle_tombstone(&uuid, version.as_ref());
+    let doc = bundle_tombstone(email, reason);
+    if !storage::create(store, &key, pyjson::to_string(&doc)).await? {
+        let existing: Option<Value> = storage::read_json(store, &key).await?;
+        if existing.as_ref() != Some(&doc) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "bundle_tombstone_already_exists",
+                format!("a different tombstone for bundle {uuid} already exists"),
+            ));
+        }
+    }
+    Ok((StatusCode::OK, axum::Json(json!({}))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_file_name;
+
+    #[test]
+    fn file_names_follow_the_original_rules() {
+        for ok in [
+            "path",
+            "good..path",
+            "path.json2/",
+            "a/2b/c/22d2",
+            ".2bashrc",
+            "~x",
+        ] {
+            assert!(valid_file_name(ok), "{ok}");
+        }
+        for bad in [
+            ".",
+            "..",
+            "~/x",
+            "./",
+            "../path",
+            "path/../path",
+            "2path/..",
+            "/path",
+            "C:\\",
+            "path\\path.json",
+            "a/.hidden",
+            "a./b",
+            "",
+            "a\nb",
+            "tab\t",
+        ] {
+            assert!(!valid_file_name(bad), "{bad:?}");
+        }
+    }
+}

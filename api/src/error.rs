@@ -1,0 +1,86 @@
+//! API errors, served as `application/problem+json` `{status, code, title}` with the original codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dss_shared::ports::BlobError;
+
+/// An error response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code (the original's).
+    pub code: &'static str,
+    /// Human-readable text.
+    pub title: String,
+}
+
+impl ApiError {
+    /// An error with the given status, code and title.
+    pub fn new(status: StatusCode, code: &'static str, title: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            title: title.into(),
+        }
+    }
+
+    /// 400 `illegal_arguments`.
+    pub fn illegal_arguments(title: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "illegal_arguments", title)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(title: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", title)
+    }
+
+    /// 500 `unhandled_exception`, logged.
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unhandled_exception",
+            format!("{context}: {e}"),
+        )
+    }
+
+    /// Maps a storage failure that the handler did not expect.
+    pub fn storage(e: BlobError) -> Self {
+        match e {
+            BlobError::InvalidKey { key, reason } => {
+                Self::illegal_arguments(format!("invalid object key {key:?}: {reason}"))
+            }
+            BlobError::Backend(m) => {
+                tracing::error!(error = %m, "storage backend failed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    format!("storage backend failed: {m}"),
+                )
+            }
+            other => Self::internal("storage", other),
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        Self::storage(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"status": self.status.as_u16(), "code": self.code, "title": self.title});
+        let mut r = (self.status, body.to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,553 @@
+//! `/v1/files/{uuid}`: register (PUT from a staging source, or direct upload), HEAD, GET.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dss_shared::checksum::Checksums;
+use dss_shared::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
+use dss_shared::ports::{BlobError, BlobStore, ByteStream, PutOptions};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body::{json_object, typed};
+use crate::error::{ApiError, ApiResult};
+use crate::params::{Query, parse_uuid};
+use crate::state::Shared;
+use crate::storage;
+
+/// Title of every "no such file" answer.
+const NO_FILE: &str = "Cannot find file!";
+
+fn unprocessable(code: &'static str, title: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, title)
+}
+
+/// Checksums as given in a PUT body (`checksums`) — the `file://` counterpart of the `dss-*`
+/// object metadata the original read from cloud sources.
+#[derive(Debug, Deserialize)]
+struct ChecksumsIn {
+    sha256: Option<String>,
+    sha1: Option<String>,
+    s3_etag: Option<String>,
+    crc32c: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PutFileBody {
+    source_url: String,
+    creator_uid: i64,
+    #[serde(default)]
+    checksums: Option<ChecksumsIn>,
+    #[serde(default)]
+    content_type: Option<String>,
+}
+
+/// Checks required properties with the original's message.
+pub fn require_fields(m: &serde_json::Map<String, Value>, fields: &[&str]) -> ApiResult<()> {
+    for f in fields {
+        if !m.contains_key(*f) {
+            return Err(ApiError::illegal_arguments(format!(
+                "'{f}' is a required property"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn guess_content_type(path: &std::path::Path) -> String {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("json") => "application/json",
+        Some("txt") | Some("md") => "text/plain",
+        Some("tsv") => "text/tab-separated-values",
+        Some("csv") => "text/csv",
+        Some("html") => "text/html",
+        _ => "application/octet-stream",
+    }
+    .to_string()
+}
+
+fn full_checksums(c: &ChecksumsIn) -> ApiResult<Checksums> {
+    let get = |v: &Option<String>, name: &str| {
+        v.clone()
+            .ok_or_else(|| unprocessable("missing_checksum", format!("missing checksums.{name}")))
+    };
+    let (a, b, e, d) = (
+        get(&c.sha256, "sha256")?,
+        get(&c.sha1, "sha1")?,
+        get(&c.s3_etag, "s3_etag")?,
+        get(&c.crc32c, "crc32c")?,
+    );
+    Checksums::new(&a, &b, &e, &d).map_err(|e| unprocessable("invalid_checksum", e.to_string()))
+}
+
+/// Outcome of registering file metadata.
+enum Registered {
+    Created,
+    Identical,
+}
+
+/// Writes `files/{uuid}.{version}` unless an identical one exists; 409 if a different one does.
+async fn register(
+    store: &dyn BlobStore,
+    uuid: &ObjectUuid,
+    meta: &FileMetadata,
+) -> ApiResult<Registered> {
+    let key = ObjectKey::file(uuid, &meta.version);
+    if storage::create(store, &key, meta.to_json_text()).await? {
+        return Ok(Registered::Created);
+    }
+    match storage::read_json::<FileMetadata>(store, &key).await? {
+        Some(existing) if existing.same_meaning(meta) => Ok(Registered::Identical),
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "file_already_exists",
+            format!(
+                "file with UUID {uuid} and version {} already exists",
+                meta.version
+            ),
+        )),
+    }
+}
+
+/// Answers an early re-PUT without copying anything: 200 if identical, 409 if not, `None` if new.
+async fn existing_answer(
+    store: &dyn BlobStore,
+    uuid: &ObjectUuid,
+    meta: &FileMetadata,
+) -> ApiResult<Option<Response>> {
+    match storage::read_json::<FileMetadata>(store, &ObjectKey::file(uuid, &meta.version)).await? {
+        None => Ok(None),
+        Some(existing) if existing.same_meaning(meta) => {
+            Ok(Some(version_response(StatusCode::OK, &meta.version)))
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "file_already_exists",
+            format!(
+                "file with UUID {uuid} and version {} already exists",
+                meta.version
+            ),
+        )),
+    }
+}
+
+fn version_response(status: StatusCode, v: &DssVersion) -> Response {
+    (status, axum::Json(json!({"version": v.as_str()}))).into_response()
+}
+
+fn checksum_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::ChecksumMismatch(names) => unprocessable(
+            "checksum_mismatch",
+            format!(
+                "the data does not match the declared checksums: {}",
+                names.join(", ")
+            ),
+        ),
+        BlobError::SizeMismatch { expected, got } => unprocessable(
+            "size_mismatch",
+            format!("expected {expected} bytes, received {got}"),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Blob present with exactly these checksums?
+async fn blob_present(store: &dyn BlobStore, sums: &Checksums) -> ApiResult<bool> {
+    Ok(store
+        .head(&ObjectKey::blob(sums))
+        .await?
+        .is_some_and(|m| m.checksums.as_ref() == Some(sums)))
+}
+
+fn staging_source(state: &Shared, url: &str) -> ApiResult<PathBuf> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(ApiError::illegal_arguments(format!(
+            "'{url}' does not match '^(gs|s3|file)://'"
+        )));
+    };
+    match scheme {
+        "file" => {}
+        "s3" | "gs" | "wasb" => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_source_schema",
+                format!("source_url schema {scheme} not supported by this deployment"),
+            ));
+        }
+        _ => {
+            return Err(ApiError::illegal_arguments(format!(
+                "'{url}' does not match '^(gs|s3|file)://'"
+            )));
+        }
+    }
+    let path = rest
+        .strip_prefix('/')
+        .map(|p| PathBuf::from(format!("/{p}")))
+        .ok_or_else(|| {
+            ApiError::illegal_arguments(format!(
+                "'{url}' must be a file:///absolute/path under the staging directory"
+            ))
+        })?;
+    let real = path
+        .canonicalize()
+        .map_err(|_| ApiError::illegal_arguments(format!("source object {url} does not exist")))?;
+    if !real.starts_with(&state.staging_dir) || !real.is_file() {
+        return Err(ApiError::illegal_arguments(format!(
+            "source_url {url} is not a file under the staging directory"
+        )));
+    }
+    Ok(real)
+}
+
+/// `PUT /v1/files/{uuid}?version=` — registers a file from a staging source.
+pub async fn put(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let obj = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    require_fields(&obj, &["source_url", "creator_uid"])?;
+    let req: PutFileBody = typed(obj)?;
+    let q = Query::parse(raw.as_deref());
+    let version = q.version_required("version")?;
+    let uuid = parse_uuid(&raw_uuid)?;
+    state.writable()?;
+    state.auth.require_group(&caller)?;
+    let source = staging_source(&state, &req.source_url)?;
+    let replica = match q.get("replica") {
+        Some(r) => state.replica_named(r)?,
+        None => state
+            .deployment
+            .replicas
+            .values()
+            .next()
+            .ok_or_else(|| ApiError::internal("config", "no replica"))?,
+    };
+    let store = &*replica.store;
+    let sums = match &req.checksums {
+        Some(c) => full_checksums(c)?,
+        None => {
+            return Err(unprocessable(
+                "missing_checksum",
+                "missing checksums (sha256, sha1, s3_etag, crc32c)",
+            ));
+        }
+    };
+    let size = tokio::fs::metadata(&source)
+        .await
+        .map_err(|e| ApiError::internal("stat source", e))?
+        .len();
+    let content_type = req
+        .content_type
+        .clone()
+        .unwrap_or_else(|| guess_content_type(&source));
+    let meta = FileMetadata::new(
+        req.creator_uid,
+        version.clone(),
+        content_type.clone(),
+        size,
+        &sums,
+    );
+    if let Some(r) = existing_answer(store, &uuid, &meta).await? {
+        return Ok(r);
+    }
+    if !blob_present(store, &sums).await? {
+        let file = tokio::fs::File::open(&source)
+            .await
+            .map_err(|e| ApiError::internal("open source", e))?;
+        let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            1024 * 1024,
+        ));
+        let opts = PutOptions {
+            content_type: Some(content_type),
+            size: Some(size),
+            expected: Some(sums.clone()),
+            ..Default::default()
+        };
+        store
+            .put(&ObjectKey::blob(&sums), stream, opts)
+            .await
+            .map_err(checksum_error)?;
+    }
+    Ok(match register(store, &uuid, &meta).await? {
+        Registered::Created => version_response(StatusCode::CREATED, &version),
+        Registered::Identical => version_response(StatusCode::OK, &version),
+    })
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// `PUT /v1/files/{uuid}/content?version=&replica=` — extension: streams the request body into the
+/// replica, computing all four checksums and verifying any given in `X-DSS-SHA256`, `X-DSS-SHA1`,
+/// `X-DSS-S3-ETAG`, `X-DSS-CRC32C`; `Content-Type` becomes the file's content type.
+pub async fn upload(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let q = Query::parse(raw.as_deref());
+    let version = q.version_required("version")?;
+    let replica = state.replica(&q)?;
+    let uuid = parse_uuid(&raw_uuid)?;
+    state.writable()?;
+    state.auth.require_group(&caller)?;
+    let store = &*replica.store;
+    let creator_uid: i64 = match header_str(&headers, "x-dss-creator-uid").or(q.get("creator_uid"))
+    {
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::illegal_arguments(format!("creator_uid '{v}' is not an integer"))
+        })?,
+        None => 0,
+    };
+    let content_type = header_str(&headers, "content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let declared = ChecksumsIn {
+        sha256: header_str(&headers, "x-dss-sha256").map(str::to_string),
+        sha1: header_str(&headers, "x-dss-sha1").map(str::to_string),
+        s3_etag: header_str(&headers, "x-dss-s3-etag").map(str::to_string),
+        crc32c: header_str(&headers, "x-dss-crc32c").map(str::to_string),
+    };
+    let size: Option<u64> = header_str(&headers, "content-length").and_then(|v| v.parse().ok());
+    let max = state.deployment.config.api.max_upload;
+    if size.is_some_and(|s| s > max) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("uploads are limited to {max} bytes"),
+        ));
+    }
+    let complete = [
+        &declared.sha256,
+        &declared.sha1,
+        &declared.s3_etag,
+        &declared.crc32c,
+    ]
+    .iter()
+    .all(|c| c.is_some());
+    let expected = if complete {
+        Some(full_checksums(&declared)?)
+    } else {
+        None
+    };
+    let partial: Vec<(&'static str, String)> = [
+        ("sha256", &declared.sha256),
+        ("sha1", &declared.sha1),
+        ("s3_etag", &declared.s3_etag),
+        ("crc32c", &declared.crc32c),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.as_ref().map(|v| (n, v.to_ascii_lowercase())))
+    .collect();
+    if let (Some(sums), Some(size)) = (&expected, size) {
+        let meta = FileMetadata::new(
+            creator_uid,
+            version.clone(),
+            content_type.clone(),
+            size,
+            sums,
+        );
+        if let Some(r) = existing_answer(store, &uuid, &meta).await? {
+            return Ok(r);
+        }
+        if blob_present(store, sums).await? {
+            return Ok(match register(store, &uuid, &meta).await? {
+                Registered::Created => version_response(StatusCode::CREATED, &version),
+                Registered::Identical => version_response(StatusCode::OK, &version),
+            });
+        }
+    }
+    let mut received = 0u64;
+    let stream: ByteStream = Box::pin(
+        body.into_data_stream()
+            .map_err(std::io::Error::other)
+            .and_then(move |chunk| {
+                received += chunk.len() as u64;
+                let over = received > max;
+                async move {
+                    if over {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::FileTooLarge,
+                            "upload too large",
+                        ))
+                    } else {
+                        Ok(chunk)
+                    }
+                }
+            }),
+    );
+    let opts = PutOptions {
+        content_type: Some(content_type.clone()),
+        size,
+        expected: expected.clone(),
+        ..Default::default()
+    };
+    let (sums, size) = match &expected {
+        Some(sums) => {
+            let m = store
+                .put(&ObjectKey::blob(sums), stream, opts)
+                .await
+                .map_err(upload_error)?;
+            (sums.clone(), m.size)
+        }
+        None => {
+            let temp = format!("uploads/{}", uuid::Uuid::new_v4());
+            let m = store.put(&temp, stream, opts).await.map_err(upload_error)?;
+            let sums = m
+                .checksums
+                .clone()
+                .ok_or_else(|| ApiError::internal("upload", "store returned no checksums"))?;
+            let computed = [
+                ("sha256", &sums.sha256),
+                ("sha1", &sums.sha1),
+                ("s3_etag", &sums.s3_etag),
+                ("crc32c", &sums.crc32c),
+            ];
+            let bad: Vec<&str> = partial
+                .iter()
+                .filter(|(n, v)| computed.iter().any(|(cn, cv)| cn == n && *cv != v))
+                .map(|(n, _)| *n)
+                .collect();
+            let placed = if !bad.is_empty() {
+                Err(unprocessable(
+                    "checksum_mismatch",
+                    format!(
+                        "the data does not match the declared checksums: {}",
+                        bad.join(", ")
+                    ),
+                ))
+            } else if blob_present(store, &sums).await? {
+                Ok(())
+            } else {
+                store
+                    .copy(&temp, &ObjectKey::blob(&sums))
+                    .await
+                    .map(|_| ())
+                    .map_err(ApiError::from)
+            };
+            if let Err(e) = store.delete(&temp).await {
+                tracing::warn!(key = temp, error = %e, "could not remove upload temp object");
+            }
+            placed?;
+            (sums, m.size)
+        }
+    };
+    let meta = FileMetadata::new(creator_uid, version.clone(), content_type, size, &sums);
+    Ok(match register(store, &uuid, &meta).await? {
+        Registered::Created => version_response(StatusCode::CREATED, &version),
+        Registered::Identical => version_response(StatusCode::OK, &version),
+    })
+}
+
+fn upload_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::Body(io) if io.kind() == std::io::ErrorKind::FileTooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "upload exceeds the configured maximum",
+        ),
+        BlobError::Body(io) => ApiError::illegal_arguments(format!("upload body failed: {io}")),
+        other => checksum_error(other),
+    }
+}
+
+fn dss_headers(meta: &FileMetadata) -> Vec<(HeaderName, HeaderValue)> {
+    let pairs = [
+        ("x-dss-creator-uid", meta.creator_uid.to_string()),
+        ("x-dss-version", meta.version.to_string()),
+        ("x-dss-content-type", meta.content_type.clone()),
+        ("x-dss-size", meta.size.to_string()),
+        ("x-dss-crc32c", meta.crc32c.clone()),
+        ("x-dss-s3-etag", meta.s3_etag.clone()),
+        ("x-dss-sha1", meta.sha1.clone()),
+        ("x-dss-sha256", meta.sha256.clone()),
+    ];
+    pairs
+        .into_iter()
+        .filter_map(|(n, v)| Some((HeaderName::from_static(n), HeaderValue::from_str(&v).ok()?)))
+        .collect()
+}
+
+async fn lookup(
+    state: &Shared,
+    raw_uuid: &str,
+    q: &Query,
+) -> ApiResult<(FileMetadata, std::sync::Arc<dyn BlobStore>)> {
+    let replica = state.replica(q)?;
+    let Ok(uuid) = ObjectUuid::parse(raw_uuid) else {
+        return Err(ApiError::not_found(NO_FILE));
+    };
+    let version = match q.get("version") {
+        Some(v) => Some(DssVersion::parse(v).map_err(|_| ApiError::not_found(NO_FILE))?),
+        None => None,
+    };
+    let meta = storage::file_metadata(&*replica.store, &uuid, version.as_ref())
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_FILE))?;
+    Ok((meta, replica.store.clone()))
+}
+
+/// `HEAD /v1/files/{uuid}` — metadata in `X-DSS-*` headers.
+pub async fn head(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = Query::parse(raw.as_deref());
+    let (meta, _) = lookup(&state, &raw_uuid, &q).await?;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().extend(dss_headers(&meta));
+    Ok(r)
+}
+
+/// `GET /v1/files/{uuid}` — 302 to a URL serving the bytes.
+pub async fn get(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = Query::parse(raw.as_deref());
+    parse_uuid(&raw_uuid)?;
+    let direct = q.flag("directurl")?;
+    let (meta, store) = lookup(&state, &raw_uuid, &q).await?;
+    let blob = ObjectKey::blob(&meta.checksums());
+    let location = if direct {
+        store.direct_url(&blob)?
+    } else {
+        let ttl = Duration::from_secs(state.deployment.config.api.download_url_ttl_secs);
+        store
+            .download_url(&blob, ttl, q.get("content_disposition"))
+            .await?
+    };
+    let mut r = StatusCode::FOUND.into_response();
+    let h = r.headers_mut();
+    h.extend(dss_headers(&meta));
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(|e| ApiError::internal("location", e))?,
+    );
+    Ok(r)
+}

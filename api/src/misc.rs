@@ -1,0 +1,63 @@
+//! `/version`, `/internal/health`, and the answers for unknown routes and methods.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::Shared;
+
+/// `GET /version`.
+pub async fn version(State(state): State<Shared>) -> Response {
+    let v = state
+        .deployment
+        .config
+        .api
+        .deployment_version
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
+    axum::Json(json!({"version_info": {"version": v}})).into_response()
+}
+
+/// `GET /internal/health` — checks every replica with a timeout; 200 when all answer, else 503.
+pub async fn health(State(state): State<Shared>) -> Response {
+    let mut checks = serde_json::Map::new();
+    let mut healthy = true;
+    for (name, r) in &state.deployment.replicas {
+        let probe =
+            tokio::time::timeout(Duration::from_secs(2), r.store.list("bundles/", None, 1)).await;
+        let ok = matches!(probe, Ok(Ok(_)));
+        healthy &= ok;
+        checks.insert(
+            format!("replica:{name}"),
+            json!(if ok { "ok" } else { "failing" }),
+        );
+    }
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"Healthy": healthy, "checks": checks})),
+    )
+        .into_response()
+}
+
+/// Unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("No such route")
+}
+
+/// Known path, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed on this route",
+    )
+}

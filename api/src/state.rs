@@ -1,0 +1,71 @@
+//! Shared state of the API handlers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use dss_shared::deployment::{Deployment, Replica};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Query;
+
+/// Everything a handler needs.
+pub struct AppState {
+    /// Adapters and configuration.
+    pub deployment: Deployment,
+    /// Token verification and authorisation rules.
+    pub auth: Auth,
+    /// Canonical staging directory for `file://` sources.
+    pub staging_dir: PathBuf,
+    /// How long PUT/PATCH bundle waits for files that are not there yet (replication lag).
+    pub file_wait: Duration,
+}
+
+/// Handle passed to every handler.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// The replica named by the required `replica` query parameter.
+    pub fn replica(&self, q: &Query) -> ApiResult<&Replica> {
+        let name = q.required("replica")?;
+        self.replica_named(name)
+    }
+
+    /// A replica by name, with the original's enum message when unknown.
+    pub fn replica_named(&self, name: &str) -> ApiResult<&Replica> {
+        self.deployment.replicas.get(name).ok_or_else(|| {
+            let names: Vec<String> = self
+                .deployment
+                .replicas
+                .keys()
+                .map(|k| format!("'{k}'"))
+                .collect();
+            ApiError::illegal_arguments(format!("'{name}' is not one of [{}]", names.join(", ")))
+        })
+    }
+
+    /// Refuses writes in read-only mode.
+    pub fn writable(&self) -> ApiResult<()> {
+        if self.deployment.config.api.read_only {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "read_only",
+                "The DSS is currently read-only",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Absolute URL for `path` and `query` on this deployment.
+    pub fn url(&self, path: &str, query: &str) -> String {
+        let base = self.deployment.config.public_url();
+        if query.is_empty() {
+            format!("{base}{path}")
+        } else {
+            format!("{base}{path}?{query}")
+        }
+    }
+}

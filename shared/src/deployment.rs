@@ -1,0 +1,140 @@
+//! Wires a configuration into live adapters: the embedded database, one bucket per replica
+//! (emitting bucket events onto the `bucket-events` topic) and the URL signer.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, replica_path};
+use crate::embedded::{Db, LocalBlobStore};
+use crate::ports::BlobStore;
+use crate::signing::UrlSigner;
+
+/// The topic every bucket publishes its events to.
+pub const BUCKET_EVENTS_TOPIC: &str = "bucket-events";
+
+/// Errors while opening a deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// The embedded database could not be opened.
+    #[error("opening the embedded database: {0}")]
+    Db(#[from] crate::embedded::DbError),
+    /// A bucket could not be opened.
+    #[error("opening replica `{replica}`: {message}")]
+    Replica {
+        /// Replica name.
+        replica: String,
+        /// What failed.
+        message: String,
+    },
+    /// Key material could not be read or created.
+    #[error("key file {path}: {source}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// One named replica.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Its name (`aws`, `gcp`, …).
+    pub name: String,
+    /// Its main bucket.
+    pub store: Arc<dyn BlobStore>,
+}
+
+/// Live adapters of a deployment.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The embedded database.
+    pub db: Db,
+    /// Replicas by name.
+    pub replicas: BTreeMap<String, Replica>,
+    /// Signs download URLs served by the API.
+    pub signer: UrlSigner,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
+/// Reads a 32-byte secret from `path`, creating it (mode 0600) on first use.
+pub fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, DeploymentError> {
+    let key_err = |source| DeploymentError::Key {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read(path) {
+        Ok(k) if k.len() >= 32 => Ok(k),
+        Ok(_) => Err(key_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "shorter than 32 bytes",
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(key_err)?;
+            }
+            let key: [u8; 32] = rand::random();
+            let tmp = path.with_extension("tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(key_err)?;
+            f.write_all(&key)
+                .and_then(|_| f.sync_all())
+                .map_err(key_err)?;
+            std::fs::rename(&tmp, path).map_err(key_err)?;
+            Ok(key.to_vec())
+        }
+        Err(e) => Err(key_err(e)),
+    }
+}
+
+impl Deployment {
+    /// Opens every adapter the configuration names.
+    pub fn open(config: Config, clock: SharedClock) -> Result<Self, DeploymentError> {
+        let db = Db::open(&config.data_dir.join("dss.db"), config.embedded.durability)?;
+        let secret = load_or_create_secret(&config.data_dir.join("keys").join("url-signing.key"))?;
+        let signer = UrlSigner::new(&config.public_url(), secret);
+        let mut replicas = BTreeMap::new();
+        for (name, r) in &config.replicas {
+            let err = |message: String| DeploymentError::Replica {
+                replica: name.clone(),
+                message,
+            };
+            let dir = replica_path(&r.url).map_err(err)?;
+            let store = LocalBlobStore::open(
+                &db,
+                name,
+                &dir,
+                Some(BUCKET_EVENTS_TOPIC),
+                Some(signer.clone()),
+                clock.clone(),
+            )
+            .map_err(|e| err(e.to_string()))?;
+            replicas.insert(
+                name.clone(),
+                Replica {
+                    name: name.clone(),
+                    store: Arc::new(store),
+                },
+            );
+        }
+        Ok(Self {
+            config,
+            db,
+            replicas,
+            signer,
+            clock,
+        })
+    }
+}
