@@ -28,8 +28,10 @@ use dss_shared::signing::BLOB_ROUTE;
 
 pub use state::{AppState, Shared};
 
-/// Builds the shared state from an opened deployment.
+/// Builds the shared state from an opened deployment; `local` is trusted only when
+/// `auth.local_issuer` is enabled.
 pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyhow::Result<Shared> {
+    let local = local.filter(|_| deployment.config.auth.local_issuer);
     let auth = auth::Auth::new(&deployment.config.auth, local)?;
     let staging = deployment.config.staging_dir();
     std::fs::create_dir_all(&staging)?;
