@@ -29,20 +29,26 @@ impl Drop for Server {
     }
 }
 
-async fn start_with(extra_toml: &str, file_wait: Duration) -> Server {
+/// Starts a server; `extra_toml` adds top-level tables, `extra_api` adds `[api]` keys.
+async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let toml = format!(
-        "data_dir = \"{}\"\n{extra_toml}\n[api]\nlisten = \"{addr}\"\nmax_json_body = 200000\nmax_upload = 1000000\n",
+        "data_dir = \"{}\"\n{extra_toml}\n[api]\nlisten = \"{addr}\"\nmax_json_body = 200000\nmax_upload = 1000000\n{extra_api}\n",
         dir.path().display()
     );
-    let toml = merge_api(&toml);
     let cfg = Config::from_toml(&toml).unwrap();
     let local = LocalIssuer::load_or_create(&cfg.data_dir.join("keys")).unwrap();
-    let admin = local.mint("admin@example.org", "dbio", true, 3600, &cfg.auth).unwrap();
-    let user = local.mint("user@example.org", "dbio", false, 3600, &cfg.auth).unwrap();
-    let outsider = local.mint("someone@example.org", "someone", false, 3600, &cfg.auth).unwrap();
+    let admin = local
+        .mint("admin@example.org", "dbio", true, 3600, &cfg.auth)
+        .unwrap();
+    let user = local
+        .mint("user@example.org", "dbio", false, 3600, &cfg.auth)
+        .unwrap();
+    let outsider = local
+        .mint("someone@example.org", "someone", false, 3600, &cfg.auth)
+        .unwrap();
     let deployment = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
     let mut state = dss_api::state(deployment, Some(&local)).unwrap();
     std::sync::Arc::get_mut(&mut state).unwrap().file_wait = file_wait;
@@ -50,32 +56,23 @@ async fn start_with(extra_toml: &str, file_wait: Duration) -> Server {
     tokio::spawn(dss_api::serve(listener, state, async move {
         let _ = rx.await;
     }));
-    let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Server { base: format!("http://{addr}"), dir, admin, user, outsider, http, stop: Some(tx) }
-}
-
-/// Lets a test add `[api]` keys by appending them after ours (TOML forbids a repeated table).
-fn merge_api(toml: &str) -> String {
-    let mut head = String::new();
-    let mut api_extra = String::new();
-    let mut in_extra_api = false;
-    let (before, ours) = toml.split_once("\n[api]\n").unwrap();
-    for line in before.lines() {
-        if line.trim() == "[api-extra]" {
-            in_extra_api = true;
-            continue;
-        }
-        if line.starts_with('[') {
-            in_extra_api = false;
-        }
-        if in_extra_api { api_extra.push_str(line) } else { head.push_str(line) }
-        if in_extra_api { api_extra.push('\n') } else { head.push('\n') }
+    let http = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Server {
+        base: format!("http://{addr}"),
+        dir,
+        admin,
+        user,
+        outsider,
+        http,
+        stop: Some(tx),
     }
-    format!("{head}\n[api]\n{ours}{api_extra}")
 }
 
 async fn start() -> Server {
-    start_with("", Duration::ZERO).await
+    start_with("", "", Duration::ZERO).await
 }
 
 const V1: &str = "2026-01-01T000000.000000Z";
@@ -96,7 +93,13 @@ impl Server {
         p
     }
 
-    async fn call(&self, m: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    async fn call(
+        &self,
+        m: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut r = self.http.request(m, self.url(path));
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -108,13 +111,25 @@ impl Server {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, headers, v)
     }
 
-    async fn upload(&self, uuid: &str, version: &str, data: &[u8], content_type: &str) -> StatusCode {
+    async fn upload(
+        &self,
+        uuid: &str,
+        version: &str,
+        data: &[u8],
+        content_type: &str,
+    ) -> StatusCode {
         self.http
-            .put(self.url(&format!("/v1/files/{uuid}/content?version={version}&replica=aws")))
+            .put(self.url(&format!(
+                "/v1/files/{uuid}/content?version={version}&replica=aws"
+            )))
             .bearer_auth(&self.user)
             .header("content-type", content_type)
             .body(data.to_vec())
@@ -126,7 +141,12 @@ impl Server {
 
     async fn put_bundle(&self, uuid: &str, version: &str, files: Value) -> (StatusCode, Value) {
         let (s, _, v) = self
-            .call(Method::PUT, &format!("/v1/bundles/{uuid}?version={version}&replica=aws"), Some(&self.user), Some(json!({"creator_uid": 7, "files": files})))
+            .call(
+                Method::PUT,
+                &format!("/v1/bundles/{uuid}?version={version}&replica=aws"),
+                Some(&self.user),
+                Some(json!({"creator_uid": 7, "files": files})),
+            )
             .await;
         (s, v)
     }
@@ -157,44 +177,106 @@ async fn put_file_from_staging_covers_every_status() {
     let body = json!({"source_url": src, "creator_uid": 1, "checksums": checksums_json(&data)});
     let path = format!("/v1/files/{u}?version={V1}");
 
-    let (st, _, v) = s.call(Method::PUT, &path, Some(&s.user), Some(body.clone())).await;
+    let (st, _, v) = s
+        .call(Method::PUT, &path, Some(&s.user), Some(body.clone()))
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v, json!({"version": V1}));
-    let (st, _, _) = s.call(Method::PUT, &path, Some(&s.user), Some(body.clone())).await;
+    let (st, _, _) = s
+        .call(Method::PUT, &path, Some(&s.user), Some(body.clone()))
+        .await;
     assert_eq!(st, StatusCode::OK, "identical retry");
     let mut other = body.clone();
     other["creator_uid"] = json!(2);
     let (st, _, v) = s.call(Method::PUT, &path, Some(&s.user), Some(other)).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::CONFLICT, Some("file_already_exists")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("file_already_exists"))
+    );
 
     // Checksum errors: missing, malformed, mismatching; nothing is stored.
     let u2 = uuid();
     let p2 = format!("/v1/files/{u2}?version={V1}");
     let mut missing = body.clone();
-    missing["checksums"].as_object_mut().unwrap().remove("crc32c");
+    missing["checksums"]
+        .as_object_mut()
+        .unwrap()
+        .remove("crc32c");
     let (st, _, v) = s.call(Method::PUT, &p2, Some(&s.user), Some(missing)).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("missing_checksum")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("missing_checksum"))
+    );
     let mut malformed = body.clone();
     malformed["checksums"]["sha1"] = json!("xyz");
-    let (st, _, v) = s.call(Method::PUT, &p2, Some(&s.user), Some(malformed)).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_checksum")));
+    let (st, _, v) = s
+        .call(Method::PUT, &p2, Some(&s.user), Some(malformed))
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_checksum"))
+    );
     let blobs_before = s.bucket_files("blobs");
     let mut wrong = body.clone();
     wrong["checksums"] = checksums_json(b"other bytes");
     let (st, _, v) = s.call(Method::PUT, &p2, Some(&s.user), Some(wrong)).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("checksum_mismatch")), "{v}");
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("checksum_mismatch")),
+        "{v}"
+    );
     assert_eq!(s.bucket_files("blobs"), blobs_before, "no blob left behind");
     assert_eq!(s.bucket_files(".tmp"), 0, "no temp file left behind");
-    let (st, _, _) = s.call(Method::HEAD, &format!("/v1/files/{u2}?replica=aws"), None, None).await;
+    let (st, _, _) = s
+        .call(
+            Method::HEAD,
+            &format!("/v1/files/{u2}?replica=aws"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "no file version left behind");
 
     // Bad identifiers and sources.
-    let (st, _, v) = s.call(Method::PUT, &format!("/v1/files/{u}?version=2026"), Some(&s.user), Some(body.clone())).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("illegal_version")));
-    let (st, _, v) = s.call(Method::PUT, &format!("/v1/files/{u}"), Some(&s.user), Some(body.clone())).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::BAD_REQUEST, Some("Missing query parameter 'version'")));
-    let (st, _, v) = s.call(Method::PUT, &format!("/v1/files/not-a-uuid?version={V1}"), Some(&s.user), Some(body.clone())).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("illegal_arguments")));
+    let (st, _, v) = s
+        .call(
+            Method::PUT,
+            &format!("/v1/files/{u}?version=2026"),
+            Some(&s.user),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("illegal_version"))
+    );
+    let (st, _, v) = s
+        .call(
+            Method::PUT,
+            &format!("/v1/files/{u}"),
+            Some(&s.user),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("Missing query parameter 'version'")
+        )
+    );
+    let (st, _, v) = s
+        .call(
+            Method::PUT,
+            &format!("/v1/files/not-a-uuid?version={V1}"),
+            Some(&s.user),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("illegal_arguments"))
+    );
     let outside = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(outside.path(), &data).unwrap();
     for src in [
@@ -205,38 +287,110 @@ async fn put_file_from_staging_covers_every_status() {
     ] {
         let b = json!({"source_url": src, "creator_uid": 1, "checksums": checksums_json(&data)});
         let (st, _, v) = s.call(Method::PUT, &p2, Some(&s.user), Some(b)).await;
-        assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("illegal_arguments")), "{src}: {v}");
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("illegal_arguments")),
+            "{src}: {v}"
+        );
     }
     let b = json!({"source_url": "s3://bucket/key", "creator_uid": 1});
     let (st, _, v) = s.call(Method::PUT, &p2, Some(&s.user), Some(b)).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_source_schema")));
-    let (st, _, v) = s.call(Method::PUT, &p2, Some(&s.user), Some(json!({"creator_uid": 1}))).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::BAD_REQUEST, Some("'source_url' is a required property")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_source_schema"))
+    );
+    let (st, _, v) = s
+        .call(
+            Method::PUT,
+            &p2,
+            Some(&s.user),
+            Some(json!({"creator_uid": 1})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("'source_url' is a required property")
+        )
+    );
 
     // Auth.
     let (st, _, v) = s.call(Method::PUT, &path, None, Some(body.clone())).await;
-    assert_eq!((st, v["code"].as_str(), v["title"].as_str()), (StatusCode::UNAUTHORIZED, Some("OAuthProblem"), Some("No authorization token provided")));
-    let (st, _, v) = s.call(Method::PUT, &path, Some("garbage"), Some(body.clone())).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::UNAUTHORIZED, Some("Failed to decode token.")));
-    let (st, _, v) = s.call(Method::PUT, &path, Some(&s.outsider), Some(body.clone())).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("Forbidden")));
+    assert_eq!(
+        (st, v["code"].as_str(), v["title"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("OAuthProblem"),
+            Some("No authorization token provided")
+        )
+    );
+    let (st, _, v) = s
+        .call(Method::PUT, &path, Some("garbage"), Some(body.clone()))
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("Failed to decode token."))
+    );
+    let (st, _, v) = s
+        .call(Method::PUT, &path, Some(&s.outsider), Some(body.clone()))
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Forbidden"))
+    );
     let mut tampered = s.user.clone();
     tampered.pop();
     tampered.push(if s.user.ends_with('A') { 'B' } else { 'A' });
-    let (st, _, v) = s.call(Method::PUT, &path, Some(&tampered), Some(body.clone())).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::UNAUTHORIZED, Some("Authorization token is invalid")));
+    let (st, _, v) = s
+        .call(Method::PUT, &path, Some(&tampered), Some(body.clone()))
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("Authorization token is invalid")
+        )
+    );
 
     // Body format.
-    let r = s.http.put(s.url(&path)).bearer_auth(&s.user).header("content-type", "text/plain").body(body.to_string()).send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url(&path))
+        .bearer_auth(&s.user)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let r = s.http.put(s.url(&path)).bearer_auth(&s.user).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url(&path))
+        .bearer_auth(&s.user)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = s.http.put(s.url(&path)).bearer_auth(&s.user).header("content-type", "application/json").body("[1]").send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url(&path))
+        .bearer_auth(&s.user)
+        .header("content-type", "application/json")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let big = json!({"source_url": "x".repeat(300_000), "creator_uid": 1});
     let (st, _, v) = s.call(Method::PUT, &path, Some(&s.user), Some(big)).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
 }
 
 #[tokio::test]
@@ -244,9 +398,20 @@ async fn direct_upload_verifies_checksums_and_limits() {
     let s = start().await;
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let u = uuid();
-    assert_eq!(s.upload(&u, V1, &data, "application/octet-stream").await, StatusCode::CREATED);
-    assert_eq!(s.upload(&u, V1, &data, "application/octet-stream").await, StatusCode::OK, "identical retry");
-    assert_eq!(s.upload(&u, V1, b"different", "application/octet-stream").await, StatusCode::CONFLICT);
+    assert_eq!(
+        s.upload(&u, V1, &data, "application/octet-stream").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.upload(&u, V1, &data, "application/octet-stream").await,
+        StatusCode::OK,
+        "identical retry"
+    );
+    assert_eq!(
+        s.upload(&u, V1, b"different", "application/octet-stream")
+            .await,
+        StatusCode::CONFLICT
+    );
 
     let c = checksums_of(&data);
     let u2 = uuid();
@@ -260,9 +425,19 @@ async fn direct_upload_verifies_checksums_and_limits() {
     };
     let r = send(&"0".repeat(64)).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "checksum_mismatch");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "checksum_mismatch"
+    );
     assert_eq!(s.bucket_files("uploads"), 0, "temp upload removed");
-    let (st, _, _) = s.call(Method::HEAD, &format!("/v1/files/{u2}?replica=aws"), None, None).await;
+    let (st, _, _) = s
+        .call(
+            Method::HEAD,
+            &format!("/v1/files/{u2}?replica=aws"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(send(&c.sha256).await.unwrap().status(), StatusCode::CREATED);
 
@@ -285,7 +460,10 @@ async fn direct_upload_verifies_checksums_and_limits() {
     // Over the configured maximum.
     let r = s
         .http
-        .put(s.url(&format!("/v1/files/{}/content?version={V1}&replica=aws", uuid())))
+        .put(s.url(&format!(
+            "/v1/files/{}/content?version={V1}&replica=aws",
+            uuid()
+        )))
         .bearer_auth(&s.user)
         .body(vec![0u8; 1_000_001])
         .send()
@@ -309,8 +487,19 @@ async fn direct_upload_verifies_checksums_and_limits() {
         drop(sock);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (st, _, _) = s.call(Method::HEAD, &format!("/v1/files/{u4}?replica=aws"), None, None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND, "truncated upload registered nothing");
+    let (st, _, _) = s
+        .call(
+            Method::HEAD,
+            &format!("/v1/files/{u4}?replica=aws"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "truncated upload registered nothing"
+    );
     assert_eq!(s.bucket_files("uploads"), 0, "no partial upload object");
     assert_eq!(s.bucket_files(".tmp"), 0, "no temp file");
 }
@@ -320,52 +509,155 @@ async fn head_and_get_files_serve_signed_ranges() {
     let s = start().await;
     let u = uuid();
     let data = b"0123456789abcdef".to_vec();
-    assert_eq!(s.upload(&u, V1, &data, "text/plain").await, StatusCode::CREATED);
-    assert_eq!(s.upload(&u, V2, b"newer", "text/plain").await, StatusCode::CREATED);
+    assert_eq!(
+        s.upload(&u, V1, &data, "text/plain").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.upload(&u, V2, b"newer", "text/plain").await,
+        StatusCode::CREATED
+    );
 
-    let (st, h, _) = s.call(Method::HEAD, &format!("/v1/files/{u}?replica=aws&version={V1}"), None, None).await;
+    let (st, h, _) = s
+        .call(
+            Method::HEAD,
+            &format!("/v1/files/{u}?replica=aws&version={V1}"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     let c = checksums_of(&data);
     assert_eq!(h["x-dss-sha256"], c.sha256.as_str());
     assert_eq!(h["x-dss-s3-etag"], c.s3_etag.as_str());
     assert_eq!(h["x-dss-size"], "16");
     assert_eq!(h["x-dss-content-type"], "text/plain");
-    let (_, h, _) = s.call(Method::HEAD, &format!("/v1/files/{}?replica=aws", u.to_uppercase()), None, None).await;
-    assert_eq!(h["x-dss-version"], V2, "latest version; upper-case UUID accepted");
+    let (_, h, _) = s
+        .call(
+            Method::HEAD,
+            &format!("/v1/files/{}?replica=aws", u.to_uppercase()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        h["x-dss-version"], V2,
+        "latest version; upper-case UUID accepted"
+    );
 
-    let (st, h, _) = s.call(Method::GET, &format!("/v1/files/{u}?replica=aws&version={V1}"), None, None).await;
+    let (st, h, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/files/{u}?replica=aws&version={V1}"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::FOUND);
     assert_eq!(h["x-dss-sha1"], c.sha1.as_str());
     let loc = h["location"].to_str().unwrap().to_string();
     let r = s.http.get(&loc).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap().to_vec(), data);
-    let r = s.http.get(&loc).header("range", "bytes=10-").send().await.unwrap();
+    let r = s
+        .http
+        .get(&loc)
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()["content-range"], "bytes 10-15/16");
     assert_eq!(&r.bytes().await.unwrap()[..], b"abcdef");
-    let r = s.http.get(&loc).header("range", "bytes=99-").send().await.unwrap();
+    let r = s
+        .http
+        .get(&loc)
+        .header("range", "bytes=99-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    let r = s.http.get(loc.replace("signature=", "signature=00")).send().await.unwrap();
+    let r = s
+        .http
+        .get(loc.replace("signature=", "signature=00"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "tampered signature");
 
-    let (st, h, _) = s.call(Method::GET, &format!("/v1/files/{u}?replica=aws&directurl=true"), None, None).await;
+    let (st, h, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/files/{u}?replica=aws&directurl=true"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::FOUND);
     assert!(h["location"].to_str().unwrap().starts_with("file:///"));
 
-    let (st, _, v) = s.call(Method::GET, &format!("/v1/files/{}?replica=aws", uuid()), None, None).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::NOT_FOUND, Some("Cannot find file!")));
-    let (st, _, _) = s.call(Method::GET, &format!("/v1/files/{u}?replica=aws&version=2026"), None, None).await;
+    let (st, _, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/files/{}?replica=aws", uuid()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Cannot find file!"))
+    );
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/files/{u}?replica=aws&version=2026"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _, v) = s.call(Method::GET, &format!("/v1/files/{u}"), None, None).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::BAD_REQUEST, Some("Missing query parameter 'replica'")));
-    let (st, _, v) = s.call(Method::GET, &format!("/v1/files/{u}?replica=AWS"), None, None).await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::BAD_REQUEST, Some("'AWS' is not one of ['aws', 'gcp']")));
-    let (st, _, _) = s.call(Method::GET, "/v1/files/nope?replica=aws", None, None).await;
+    let (st, _, v) = s
+        .call(Method::GET, &format!("/v1/files/{u}"), None, None)
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("Missing query parameter 'replica'")
+        )
+    );
+    let (st, _, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/files/{u}?replica=AWS"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("'AWS' is not one of ['aws', 'gcp']")
+        )
+    );
+    let (st, _, _) = s
+        .call(Method::GET, "/v1/files/nope?replica=aws", None, None)
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (st, _, _) = s.call(Method::HEAD, "/v1/files/nope?replica=aws", None, None).await;
+    let (st, _, _) = s
+        .call(Method::HEAD, "/v1/files/nope?replica=aws", None, None)
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _, _) = s.call(Method::GET, &format!("/v1/files/{u}?replica=gcp"), None, None).await;
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/files/{u}?replica=gcp"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "replicas are separate buckets");
 }
 
@@ -373,7 +665,11 @@ async fn three_files(s: &Server) -> Vec<Value> {
     let mut files = Vec::new();
     for (i, name) in ["a.json", "dir/b.txt", "c.bin"].iter().enumerate() {
         let u = uuid();
-        assert_eq!(s.upload(&u, V1, format!("file {i}").as_bytes(), "application/json").await, StatusCode::CREATED);
+        assert_eq!(
+            s.upload(&u, V1, format!("file {i}").as_bytes(), "application/json")
+                .await,
+            StatusCode::CREATED
+        );
         files.push(json!({"uuid": u, "version": V1, "name": name, "indexed": i == 0}));
     }
     files
@@ -387,82 +683,236 @@ async fn bundles_put_get_patch_delete() {
     let (st, v) = s.put_bundle(&b, V1, json!(files)).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v["manifest"]["files"][1]["name"], "dir/b.txt");
-    assert_eq!(v["manifest"]["files"][0]["s3-etag"].as_str().map(str::len), Some(32));
+    assert_eq!(
+        v["manifest"]["files"][0]["s3-etag"].as_str().map(str::len),
+        Some(32)
+    );
     let (st, _) = s.put_bundle(&b, V1, json!(files)).await;
     assert_eq!(st, StatusCode::OK, "identical retry creates nothing new");
     let (st, v) = s.put_bundle(&b, V1, json!(files[..2])).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::CONFLICT, Some("bundle_already_exists")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("bundle_already_exists"))
+    );
     let missing = json!([{"uuid": uuid(), "version": V1, "name": "x", "indexed": false}]);
     let (st, v) = s.put_bundle(&uuid(), V1, missing).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("file_missing")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("file_missing"))
+    );
     let dup = json!([files[0].clone(), {"uuid": files[1]["uuid"], "version": V1, "name": "a.json", "indexed": false}]);
     let (st, v) = s.put_bundle(&uuid(), V1, dup).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("duplicate_filename")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("duplicate_filename"))
+    );
     for bad in ["../x", "/abs", "a/./b", "", "a\\b"] {
         let f = json!([{"uuid": files[0]["uuid"], "version": V1, "name": bad, "indexed": false}]);
         let (st, v) = s.put_bundle(&uuid(), V1, f).await;
-        assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("illegal_arguments")), "{bad:?}");
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("illegal_arguments")),
+            "{bad:?}"
+        );
     }
-    let f = json!([{"uuid": files[0]["uuid"], "version": "yesterday", "name": "n", "indexed": false}]);
+    let f =
+        json!([{"uuid": files[0]["uuid"], "version": "yesterday", "name": "n", "indexed": false}]);
     let (st, v) = s.put_bundle(&uuid(), V1, f).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("illegal_version")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("illegal_version"))
+    );
 
-    let (st, h, v) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws"), None, None).await;
+    let (st, h, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(h["x-openapi-paginated-content-key"], "bundle.files");
     assert_eq!(v["bundle"]["version"], V1);
     assert_eq!(v["bundle"]["creator_uid"], 7);
-    assert!(v["bundle"]["files"][0]["s3_etag"].is_string(), "API shows s3_etag");
-    let (st, _, v) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws&directurls=true&presignedurls=true"), None, None).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("only_one_urltype")));
-    let (_, _, v) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws&presignedurls=true"), None, None).await;
+    assert!(
+        v["bundle"]["files"][0]["s3_etag"].is_string(),
+        "API shows s3_etag"
+    );
+    let (st, _, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws&directurls=true&presignedurls=true"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("only_one_urltype"))
+    );
+    let (_, _, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws&presignedurls=true"),
+            None,
+            None,
+        )
+        .await;
     let url = v["bundle"]["files"][2]["url"].as_str().unwrap().to_string();
-    assert_eq!(s.http.get(url).send().await.unwrap().text().await.unwrap(), "file 2");
+    assert_eq!(
+        s.http.get(url).send().await.unwrap().text().await.unwrap(),
+        "file 2"
+    );
 
     // PATCH: remove one, add one; the result is a new version.
     let extra = uuid();
-    assert_eq!(s.upload(&extra, V1, b"extra", "text/plain").await, StatusCode::CREATED);
+    assert_eq!(
+        s.upload(&extra, V1, b"extra", "text/plain").await,
+        StatusCode::CREATED
+    );
     let patch = json!({"remove_files": [files[0]], "add_files": [{"uuid": extra, "version": V1, "name": "extra.txt", "indexed": false}]});
-    let (st, _, v) = s.call(Method::PATCH, &format!("/v1/bundles/{b}?replica=aws&version={V1}"), Some(&s.user), Some(patch)).await;
+    let (st, _, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/bundles/{b}?replica=aws&version={V1}"),
+            Some(&s.user),
+            Some(patch),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let new_version = v["version"].as_str().unwrap().to_string();
     assert!(new_version.as_str() > V1);
-    let (_, _, v) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws"), None, None).await;
-    let names: Vec<&str> = v["bundle"]["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let (_, _, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws"),
+            None,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = v["bundle"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["dir/b.txt", "c.bin", "extra.txt"]);
     let too_many: Vec<Value> = (0..1001).map(|_| files[0].clone()).collect();
-    let (st, _, _) = s.call(Method::PATCH, &format!("/v1/bundles/{b}?replica=aws&version={V1}"), Some(&s.user), Some(json!({"add_files": too_many}))).await;
+    let (st, _, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/bundles/{b}?replica=aws&version={V1}"),
+            Some(&s.user),
+            Some(json!({"add_files": too_many})),
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (st, _, v) = s.call(Method::PATCH, &format!("/v1/bundles/{b}?replica=aws&version={V1}"), Some(&s.user), Some(json!({"add_files": [files[1]]}))).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("duplicate_filename")));
-    let (st, _, _) = s.call(Method::PATCH, &format!("/v1/bundles/{}?replica=aws&version={V1}", uuid()), Some(&s.user), Some(json!({}))).await;
+    let (st, _, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/bundles/{b}?replica=aws&version={V1}"),
+            Some(&s.user),
+            Some(json!({"add_files": [files[1]]})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("duplicate_filename"))
+    );
+    let (st, _, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/v1/bundles/{}?replica=aws&version={V1}", uuid()),
+            Some(&s.user),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
     // DELETE: admins only; a versioned tombstone hides one version; a whole one hides all.
     let (srv, bid) = (&s, b.clone());
     let del = |token: String, q: String, reason: &'static str| {
         let bid = bid.clone();
-        async move { srv.call(Method::DELETE, &format!("/v1/bundles/{bid}?replica=aws{q}"), Some(&token), Some(json!({"reason": reason}))).await }
+        async move {
+            srv.call(
+                Method::DELETE,
+                &format!("/v1/bundles/{bid}?replica=aws{q}"),
+                Some(&token),
+                Some(json!({"reason": reason})),
+            )
+            .await
+        }
     };
     let (st, _, v) = del(s.user.clone(), String::new(), "r").await;
-    assert_eq!((st, v["title"].as_str()), (StatusCode::FORBIDDEN, Some("You can't delete bundles with these credentials!")));
+    assert_eq!(
+        (st, v["title"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("You can't delete bundles with these credentials!")
+        )
+    );
     let (st, _, _) = del(s.admin.clone(), format!("&version={new_version}"), "bad").await;
     assert_eq!(st, StatusCode::OK);
-    let (_, _, v) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws"), None, None).await;
-    assert_eq!(v["bundle"]["version"], V1, "the tombstoned version is skipped");
-    let (st, _, _) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws&version={new_version}"), None, None).await;
+    let (_, _, v) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["bundle"]["version"], V1,
+        "the tombstoned version is skipped"
+    );
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws&version={new_version}"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _, _) = del(s.admin.clone(), String::new(), "gone").await;
     assert_eq!(st, StatusCode::OK);
     let (st, _, _) = del(s.admin.clone(), String::new(), "gone").await;
     assert_eq!(st, StatusCode::OK, "same tombstone again is a no-op");
     let (st, _, v) = del(s.admin.clone(), String::new(), "another reason").await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::CONFLICT, Some("bundle_tombstone_already_exists")));
-    let (st, _, _) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws&version={V1}"), None, None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND, "whole-bundle tombstone hides every version");
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("bundle_tombstone_already_exists")
+        )
+    );
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws&version={V1}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "whole-bundle tombstone hides every version"
+    );
     let (st, _, v) = del(s.admin.clone(), "&version=2017".into(), "r").await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("illegal_version")));
-    let (st, _, _) = s.call(Method::DELETE, &format!("/v1/bundles/{}?replica=aws", uuid()), Some(&s.admin), Some(json!({"reason": "r"}))).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("illegal_version"))
+    );
+    let (st, _, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/bundles/{}?replica=aws", uuid()),
+            Some(&s.admin),
+            Some(json!({"reason": "r"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
@@ -472,29 +922,65 @@ async fn bundle_manifests_page_with_links() {
     let mut files = Vec::new();
     for i in 0..25 {
         let u = uuid();
-        assert_eq!(s.upload(&u, V1, format!("f{i}").as_bytes(), "text/plain").await, StatusCode::CREATED);
+        assert_eq!(
+            s.upload(&u, V1, format!("f{i}").as_bytes(), "text/plain")
+                .await,
+            StatusCode::CREATED
+        );
         files.push(json!({"uuid": u, "version": V1, "name": format!("f{i:02}"), "indexed": false}));
     }
     let b = uuid();
-    assert_eq!(s.put_bundle(&b, V1, json!(files)).await.0, StatusCode::CREATED);
+    assert_eq!(
+        s.put_bundle(&b, V1, json!(files)).await.0,
+        StatusCode::CREATED
+    );
     let mut url = s.url(&format!("/v1/bundles/{b}?replica=aws&per_page=10"));
     let mut names = Vec::new();
     let mut statuses = Vec::new();
     loop {
         let r = s.http.get(&url).send().await.unwrap();
         statuses.push(r.status().as_u16());
-        let link = r.headers().get("link").map(|l| l.to_str().unwrap().to_string());
-        assert_eq!(r.headers()["x-openapi-pagination"], if link.is_some() { "true" } else { "false" });
+        let link = r
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_string());
+        assert_eq!(
+            r.headers()["x-openapi-pagination"],
+            if link.is_some() { "true" } else { "false" }
+        );
         let v: Value = r.json().await.unwrap();
-        names.extend(v["bundle"]["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()));
+        names.extend(
+            v["bundle"]["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string()),
+        );
         match link {
-            Some(l) => url = l.trim_start_matches('<').split('>').next().unwrap().to_string(),
+            Some(l) => {
+                url = l
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            }
             None => break,
         }
     }
     assert_eq!(statuses, vec![206, 206, 200]);
-    assert_eq!(names, (0..25).map(|i| format!("f{i:02}")).collect::<Vec<_>>());
-    let (st, _, _) = s.call(Method::GET, &format!("/v1/bundles/{b}?replica=aws&per_page=9"), None, None).await;
+    assert_eq!(
+        names,
+        (0..25).map(|i| format!("f{i:02}")).collect::<Vec<_>>()
+    );
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/bundles/{b}?replica=aws&per_page=9"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
 
@@ -508,15 +994,30 @@ async fn enumeration_pages_through_live_bundles_only() {
         let b = uuid();
         let versions: &[&str] = if i % 5 == 0 { &[V1, V2] } else { &[V1] };
         for v in versions {
-            assert_eq!(s.put_bundle(&b, v, json!(files)).await.0, StatusCode::CREATED);
+            assert_eq!(
+                s.put_bundle(&b, v, json!(files)).await.0,
+                StatusCode::CREATED
+            );
         }
         bundles.push(b.clone());
         match i % 7 {
             0 => {
-                s.call(Method::DELETE, &format!("/v1/bundles/{b}?replica=aws"), Some(&s.admin), Some(json!({"reason": "x"}))).await;
+                s.call(
+                    Method::DELETE,
+                    &format!("/v1/bundles/{b}?replica=aws"),
+                    Some(&s.admin),
+                    Some(json!({"reason": "x"})),
+                )
+                .await;
             }
             1 => {
-                s.call(Method::DELETE, &format!("/v1/bundles/{b}?replica=aws&version={V1}"), Some(&s.admin), Some(json!({"reason": "x"}))).await;
+                s.call(
+                    Method::DELETE,
+                    &format!("/v1/bundles/{b}?replica=aws&version={V1}"),
+                    Some(&s.admin),
+                    Some(json!({"reason": "x"})),
+                )
+                .await;
                 for v in versions.iter().filter(|v| **v != V1) {
                     live.insert(format!("{b}.{v}"));
                 }
@@ -533,10 +1034,17 @@ async fn enumeration_pages_through_live_bundles_only() {
     loop {
         let r = s.http.get(&url).send().await.unwrap();
         let status = r.status();
-        let link = r.headers().get("link").map(|l| l.to_str().unwrap().to_string());
+        let link = r
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_string());
         let v: Value = r.json().await.unwrap();
         for b in v["bundles"].as_array().unwrap() {
-            seen.push(format!("{}.{}", b["uuid"].as_str().unwrap(), b["version"].as_str().unwrap()));
+            seen.push(format!(
+                "{}.{}",
+                b["uuid"].as_str().unwrap(),
+                b["version"].as_str().unwrap()
+            ));
         }
         if status == StatusCode::PARTIAL_CONTENT {
             assert_eq!(v["page_count"], 10);
@@ -552,14 +1060,48 @@ async fn enumeration_pages_through_live_bundles_only() {
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(seen, sorted, "key order");
-    assert_eq!(seen.into_iter().collect::<std::collections::BTreeSet<_>>(), live, "every live bundle exactly once, no dead ones");
-    let (st, _, _) = s.call(Method::GET, "/v1/bundles/all?replica=aws&prefix=!@", None, None).await;
+    assert_eq!(
+        seen.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        live,
+        "every live bundle exactly once, no dead ones"
+    );
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            "/v1/bundles/all?replica=aws&prefix=!@",
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (st, _, _) = s.call(Method::GET, "/v1/bundles/all?replica=aws&per_page=501", None, None).await;
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            "/v1/bundles/all?replica=aws&per_page=501",
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let prefix = &bundles[3][..4];
-    let (_, _, v) = s.call(Method::GET, &format!("/v1/bundles/all?replica=aws&prefix={}", prefix.to_uppercase()), None, None).await;
-    assert!(v["bundles"].as_array().unwrap().iter().all(|b| b["uuid"].as_str().unwrap().starts_with(prefix)));
+    let (_, _, v) = s
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/bundles/all?replica=aws&prefix={}",
+                prefix.to_uppercase()
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        v["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["uuid"].as_str().unwrap().starts_with(prefix))
+    );
 }
 
 #[tokio::test]
@@ -576,22 +1118,39 @@ async fn service_routes_and_read_only_mode() {
     let (st, _, _) = s.call(Method::GET, "/v1/nothing-here", None, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _, v) = s.call(Method::POST, "/v1/bundles/all", None, None).await;
-    assert_eq!((st, v["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
-    let (st, _, _) = s.call(Method::GET, "/v1/bundles/all/?replica=aws", None, None).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let (st, _, _) = s
+        .call(Method::GET, "/v1/bundles/all/?replica=aws", None, None)
+        .await;
     assert_eq!(st, StatusCode::OK, "one trailing slash is ignored");
 
-    let ro = start_with("[api-extra]\nread_only = true", Duration::ZERO).await;
-    let r = ro.http.put(ro.url(&format!("/v1/files/{}/content?version={V1}&replica=aws", uuid()))).bearer_auth(&ro.user).body("x").send().await.unwrap();
+    let ro = start_with("", "read_only = true", Duration::ZERO).await;
+    let r = ro
+        .http
+        .put(ro.url(&format!(
+            "/v1/files/{}/content?version={V1}&replica=aws",
+            uuid()
+        )))
+        .bearer_auth(&ro.user)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["retry-after"], "10");
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "read_only");
-    let (st, _, _) = ro.call(Method::GET, "/v1/bundles/all?replica=aws", None, None).await;
+    let (st, _, _) = ro
+        .call(Method::GET, "/v1/bundles/all?replica=aws", None, None)
+        .await;
     assert_eq!(st, StatusCode::OK, "reads still work");
 }
 
 #[tokio::test]
 async fn bundle_put_waits_for_files_that_arrive_late() {
-    let s = start_with("", Duration::from_secs(5)).await;
+    let s = start_with("", "", Duration::from_secs(5)).await;
     let u = uuid();
     let b = uuid();
     let files = json!([{"uuid": u, "version": V1, "name": "late.txt", "indexed": false}]);
@@ -608,7 +1167,11 @@ async fn bundle_put_waits_for_files_that_arrive_late() {
 fn write_jwks(dir: &Path) -> (jsonwebtoken::EncodingKey, PathBuf) {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
-    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let doc = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
     let point = pair.public_key().as_ref();
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
@@ -627,6 +1190,7 @@ async fn tokens_from_a_configured_issuer() {
             "[auth]\nlocal_issuer = false\nemail_claim = \"https://example.org/email\"\ngroup_claim = \"https://example.org/group\"\n[[auth.issuers]]\nissuer = \"https://idp.example.org/\"\naudiences = [\"dss-test\"]\njwks_file = \"{}\"\n",
             jwks.display()
         ),
+        "",
         Duration::ZERO,
     )
     .await;
@@ -642,7 +1206,10 @@ async fn tokens_from_a_configured_issuer() {
         let s = &s;
         async move {
             s.http
-                .put(s.url(&format!("/v1/files/{}/content?version={V1}&replica=aws", uuid())))
+                .put(s.url(&format!(
+                    "/v1/files/{}/content?version={V1}&replica=aws",
+                    uuid()
+                )))
                 .bearer_auth(token)
                 .body("x")
                 .send()
@@ -651,10 +1218,57 @@ async fn tokens_from_a_configured_issuer() {
                 .status()
         }
     };
-    assert_eq!(put(mint("https://idp.example.org/", "dss-test", now + 600, "dbio")).await, StatusCode::CREATED);
-    assert_eq!(put(mint("https://idp.example.org/", "other", now + 600, "dbio")).await, StatusCode::UNAUTHORIZED, "wrong audience");
-    assert_eq!(put(mint("https://idp.example.org/", "dss-test", now - 10, "dbio")).await, StatusCode::UNAUTHORIZED, "expired");
-    assert_eq!(put(mint("https://evil.example.org/", "dss-test", now + 600, "dbio")).await, StatusCode::FORBIDDEN, "untrusted issuer");
-    assert_eq!(put(mint("https://idp.example.org/", "dss-test", now + 600, "public")).await, StatusCode::FORBIDDEN, "wrong group");
-    assert_eq!(put(s.user.clone()).await, StatusCode::FORBIDDEN, "local issuer disabled");
+    assert_eq!(
+        put(mint(
+            "https://idp.example.org/",
+            "dss-test",
+            now + 600,
+            "dbio"
+        ))
+        .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put(mint("https://idp.example.org/", "other", now + 600, "dbio")).await,
+        StatusCode::UNAUTHORIZED,
+        "wrong audience"
+    );
+    assert_eq!(
+        put(mint(
+            "https://idp.example.org/",
+            "dss-test",
+            now - 10,
+            "dbio"
+        ))
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "expired"
+    );
+    assert_eq!(
+        put(mint(
+            "https://evil.example.org/",
+            "dss-test",
+            now + 600,
+            "dbio"
+        ))
+        .await,
+        StatusCode::FORBIDDEN,
+        "untrusted issuer"
+    );
+    assert_eq!(
+        put(mint(
+            "https://idp.example.org/",
+            "dss-test",
+            now + 600,
+            "public"
+        ))
+        .await,
+        StatusCode::FORBIDDEN,
+        "wrong group"
+    );
+    assert_eq!(
+        put(s.user.clone()).await,
+        StatusCode::FORBIDDEN,
+        "local issuer disabled"
+    );
 }

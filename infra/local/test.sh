@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test of the project: installs the test tools, then the whole workspace's tests,
+# including the end-to-end tests that drive the official `hca` CLI (ignored by a plain `cargo test`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash infra/local/install-test-tools.sh
+export DSS_TEST_HCA="$PWD/.tools/hca-venv/bin/hca"
+cargo test --workspace --locked -- --include-ignored

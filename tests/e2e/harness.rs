@@ -1,0 +1,128 @@
+//! Starts `dss up` on a free port in a temp directory and stops it with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `dss up`.
+pub struct Dss {
+    pub child: Child,
+    pub base: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Dss {
+    /// Starts `dss up` and waits until it answers.
+    pub async fn up() -> Dss {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dss"))
+            .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn dss up");
+        let stdout = child.stdout.take().expect("stdout");
+        let token = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find(|l| l.starts_with("eyJ"))
+                .expect("dss up prints a token")
+        })
+        .await
+        .expect("token reader");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http
+            .get(format!("{base}/internal/health"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "dss up did not answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Dss {
+            child,
+            base,
+            token,
+            dir,
+            http,
+        }
+    }
+
+    /// Uploads bytes as a new file version; returns the file UUID.
+    pub async fn upload(&self, version: &str, data: Vec<u8>, content_type: &str) -> String {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let r = self
+            .http
+            .put(format!(
+                "{}/v1/files/{uuid}/content?version={version}&replica=aws",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(data)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 201, "upload");
+        uuid
+    }
+
+    /// Creates a bundle from `(uuid, name)` pairs; returns its UUID.
+    pub async fn bundle(&self, version: &str, files: &[(String, String)]) -> String {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let files: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(u, n)| serde_json::json!({"uuid": u, "version": version, "name": n, "indexed": n.ends_with(".json")}))
+            .collect();
+        let r = self
+            .http
+            .put(format!(
+                "{}/v1/bundles/{uuid}?version={version}&replica=aws",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"creator_uid": 1, "files": files}))
+            .send()
+            .await
+            .expect("put bundle");
+        assert_eq!(r.status(), 201, "put bundle");
+        uuid
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Dss {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! `dss up` serves requests and shuts down gracefully: in-flight requests finish, nothing is torn.
+
+use std::time::Duration;
+
+use crate::harness::Dss;
+
+const V: &str = "2026-02-03T040506.070809Z";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_upload_finish() {
+    let mut dss = Dss::up().await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let chunk = bytes::Bytes::from(vec![7u8; 64 * 1024]);
+    // A client trickling 4 MiB over ~1.3 s.
+    let body = futures::stream::unfold(0u32, move |i| {
+        let chunk = chunk.clone();
+        async move {
+            if i == 64 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((Ok::<_, std::io::Error>(chunk), i + 1))
+        }
+    });
+    let req = dss
+        .http
+        .put(format!(
+            "{}/v1/files/{uuid}/content?version={V}&replica=aws",
+            dss.base
+        ))
+        .bearer_auth(&dss.token)
+        .header("content-length", (64 * 64 * 1024).to_string())
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let upload = tokio::spawn(req);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = tokio::task::block_in_place(|| dss.terminate());
+    let answer = upload
+        .await
+        .expect("join")
+        .expect("the in-flight request gets an answer");
+    assert_eq!(answer.status(), 201, "the in-flight upload completed");
+    assert!(status.success(), "dss exits cleanly on SIGTERM: {status:?}");
+    let tmp = dss.dir.path().join("data/buckets/aws/.tmp");
+    assert_eq!(
+        std::fs::read_dir(tmp).expect("tmp dir").count(),
+        0,
+        "no torn temp files"
+    );
+}
