@@ -202,7 +202,8 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("auth.allowed_groups")
                 .with_list_parse_key("auth.admin_emails")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(config_env(std::env::vars()))),
         );
         for (k, v) in overrides {
             b = b.set_override(*k, v.clone())?;
@@ -320,6 +321,22 @@ impl Config {
     }
 }
 
+/// Top-level keys that `DSS_*` environment variables may set.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "data_dir", "api", "replicas", "staging", "auth", "embedded", "log",
+];
+
+/// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)
+/// are left alone; a misspelt key inside a known section is still an error.
+fn config_env(vars: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
+    vars.filter(|(k, _)| {
+        k.strip_prefix("DSS_")
+            .map(|rest| rest.split("__").next().unwrap_or("").to_ascii_lowercase())
+            .is_some_and(|top| TOP_LEVEL_KEYS.contains(&top.as_str()))
+    })
+    .collect()
+}
+
 /// The local directory of a `file://` replica URL.
 pub fn replica_path(url: &str) -> Result<PathBuf, String> {
     match url.strip_prefix("file://") {
@@ -343,6 +360,21 @@ mod tests {
         assert_eq!(c.replicas.keys().collect::<Vec<_>>(), vec!["aws", "gcp"]);
         assert_eq!(c.replicas["aws"].url, "file:///tmp/x/buckets/aws");
         assert_eq!(c.public_url(), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn only_configuration_variables_are_read_from_the_environment() {
+        let vars = [
+            ("DSS_CONFIG", "x"),
+            ("DSS_TEST_HCA", "y"),
+            ("DSS_API__LISTEN", "z"),
+            ("DSS_DATA_DIR", "d"),
+            ("HOME", "h"),
+        ];
+        let kept = config_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut keys: Vec<&String> = kept.keys().collect();
+        keys.sort();
+        assert_eq!(keys, vec!["DSS_API__LISTEN", "DSS_DATA_DIR"]);
     }
 
     #[test]

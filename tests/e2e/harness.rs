@@ -21,9 +21,13 @@ fn free_port() -> u16 {
 }
 
 impl Dss {
-    /// Starts `dss up` and waits until it answers.
+    /// Starts `dss up` on a new data directory and waits until it answers.
     pub async fn up() -> Dss {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::up_in(tempfile::tempdir().expect("tempdir")).await
+    }
+
+    /// Starts `dss up` on the data directory inside `dir` and waits until it answers.
+    pub async fn up_in(dir: tempfile::TempDir) -> Dss {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dss"))
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -105,6 +109,14 @@ impl Dss {
             .expect("put bundle");
         assert_eq!(r.status(), 201, "put bundle");
         uuid
+    }
+
+    /// Kills the process with SIGKILL and hands back its directory.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -48,3 +48,51 @@ async fn sigterm_lets_an_in_flight_upload_finish() {
         "no torn temp files"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let dss = Dss::up().await;
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let file = dss
+        .upload(V, data.clone(), "application/octet-stream")
+        .await;
+    let bundle = dss.bundle(V, &[(file.clone(), "data.bin".into())]).await;
+    let dir = dss.kill9();
+    let dss = Dss::up_in(dir).await;
+    let r = dss
+        .http
+        .get(format!("{}/v1/bundles/{bundle}?replica=aws", dss.base))
+        .send()
+        .await
+        .expect("get bundle");
+    assert_eq!(
+        r.status(),
+        200,
+        "the bundle acknowledged before kill -9 is there"
+    );
+    let r = dss
+        .http
+        .get(format!("{}/v1/files/{file}?replica=aws", dss.base))
+        .send()
+        .await
+        .expect("get file");
+    assert_eq!(r.status(), 302);
+    let url = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let bytes = dss
+        .http
+        .get(url)
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(
+        bytes.to_vec(),
+        data,
+        "the bytes acknowledged before kill -9 are intact"
+    );
+}

@@ -546,6 +546,43 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
+    /// Index lookup and file read in one blocking call (small documents are read often).
+    async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.data_path(key)?;
+        let (bucket, k, root) = (self.bucket.clone(), key.to_string(), self.root.clone());
+        self.db
+            .read(move |c| {
+                let size: Option<i64> = c
+                    .prepare_cached("SELECT size FROM objects WHERE bucket = ?1 AND key = ?2")?
+                    .query_row(params![bucket, k], |r| r.get(0))
+                    .optional()?;
+                let Some(size) = size else {
+                    return Ok(Err(BlobError::NotFound(k)));
+                };
+                if let Err(e) = Self::confined(&root, &path) {
+                    return Ok(Err(e));
+                }
+                let read = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .and_then(|mut f| {
+                        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                        f.read_to_end(&mut buf).map(|_| buf)
+                    });
+                Ok(match read {
+                    Ok(buf) => Ok(Bytes::from(buf)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Err(BlobError::NotFound(k))
+                    }
+                    Err(e) => Err(io_err("read object", e)),
+                })
+            })
+            .await?
+    }
+
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {
         Ok(format!("file://{}", self.data_path(key)?.display()))
     }
