@@ -1338,3 +1338,113 @@ async fn the_api_document_matches_the_router() {
     }
     assert!(checked >= 9, "every documented operation was checked");
 }
+
+#[tokio::test]
+async fn pem_and_jwks_url_issuers() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    let keydir = tempfile::tempdir().unwrap();
+    // Issuer A: a PEM public key file.
+    let doc = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+    let spki = pair.public_key().as_der().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(spki.as_ref());
+    let lines: Vec<String> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let pem_path = keydir.path().join("a.pem");
+    std::fs::write(
+        &pem_path,
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        ),
+    )
+    .unwrap();
+    let key_a = jsonwebtoken::EncodingKey::from_ec_der(doc.as_ref());
+    // Issuer B: a JWKS served over HTTP, fetched when a token names an unknown kid.
+    let (key_b, jwks_file) = write_jwks(keydir.path());
+    let jwks = std::fs::read_to_string(&jwks_file).unwrap();
+    let idp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp_addr = idp.local_addr().unwrap();
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = jwks.clone();
+            async move { body }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(idp, app).await });
+    let s = start_with(
+        &format!(
+            "[[auth.issuers]]\nissuer = \"https://a.example.org/\"\naudiences = [\"dss\"]\npem_file = \"{}\"\n\
+             [[auth.issuers]]\nissuer = \"https://b.example.org/\"\naudiences = [\"dss\"]\njwks_url = \"http://{idp_addr}/jwks.json\"\n",
+            pem_path.display()
+        ),
+        "",
+        Duration::ZERO,
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mint = |iss: &str, kid: Option<&str>, key: &jsonwebtoken::EncodingKey| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = kid.map(str::to_string);
+        let claims = json!({"iss": iss, "aud": "dss", "exp": now + 600, "email": "x@example.org", "group": "dbio"});
+        jsonwebtoken::encode(&h, &claims, key).unwrap()
+    };
+    let put = |token: String| {
+        let s = &s;
+        async move {
+            s.http
+                .put(s.url(&format!(
+                    "/v1/files/{}/content?version={V1}&replica=aws",
+                    uuid()
+                )))
+                .bearer_auth(token)
+                .body("x")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        put(mint("https://a.example.org/", None, &key_a)).await,
+        StatusCode::CREATED,
+        "PEM issuer"
+    );
+    assert_eq!(
+        put(mint("https://a.example.org/", None, &key_b)).await,
+        StatusCode::UNAUTHORIZED,
+        "wrong key for PEM issuer"
+    );
+    assert_eq!(
+        put(mint("https://b.example.org/", Some("k1"), &key_b)).await,
+        StatusCode::CREATED,
+        "JWKS URL issuer"
+    );
+    assert_eq!(
+        put(mint("https://b.example.org/", Some("k1"), &key_b)).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "keys are cached after the first fetch"
+    );
+    assert_eq!(
+        put(mint("https://b.example.org/", Some("k1"), &key_a)).await,
+        StatusCode::UNAUTHORIZED,
+        "wrong key for JWKS issuer"
+    );
+}

@@ -28,10 +28,16 @@ impl Dss {
 
     /// Starts `dss up` on the data directory inside `dir` and waits until it answers.
     pub async fn up_in(dir: tempfile::TempDir) -> Dss {
+        let data = dir.path().join("data");
+        Self::up_at(dir, &data).await
+    }
+
+    /// Starts `dss up` on `data` (another process may use it too); `dir` is kept for cleanup.
+    pub async fn up_at(dir: tempfile::TempDir, data: &std::path::Path) -> Dss {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dss"))
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(data)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -96,3 +96,52 @@ async fn acknowledged_writes_survive_kill_9() {
         "the bytes acknowledged before kill -9 are intact"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_data_directory() {
+    let first = Dss::up().await;
+    let data = first.dir.path().join("data");
+    let second = Dss::up_at(tempfile::tempdir().expect("tempdir"), &data).await;
+    let mut writes = Vec::new();
+    for i in 0..20u32 {
+        let writer = if i % 2 == 0 { &first } else { &second };
+        let file = writer
+            .upload(V, i.to_be_bytes().to_vec(), "application/octet-stream")
+            .await;
+        writes.push((
+            file.clone(),
+            writer.bundle(V, &[(file, "n.bin".into())]).await,
+        ));
+    }
+    for (i, (file, bundle)) in writes.iter().enumerate() {
+        let reader = if i % 2 == 0 { &second } else { &first };
+        let r = reader
+            .http
+            .get(format!("{}/v1/bundles/{bundle}?replica=aws", reader.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            r.status(),
+            200,
+            "a bundle written by one process is read by the other"
+        );
+        let r = reader
+            .http
+            .head(format!("{}/v1/files/{file}?replica=aws", reader.base))
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(r.status(), 200);
+    }
+    let all: serde_json::Value = first
+        .http
+        .get(format!("{}/v1/bundles/all?replica=aws", first.base))
+        .send()
+        .await
+        .expect("enumerate")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all["bundles"].as_array().map(Vec::len), Some(20));
+}

@@ -1,7 +1,7 @@
-//! The official `hca` 7.0.1 CLI works unchanged against `dss up`.
+//! The official `hca` 7.0.1 and `dbio` 1.0.0 CLIs work unchanged against `dss up`.
 //!
-//! Needs the CLI: `infra/local/test.sh` installs it into `.tools/hca-venv` and runs this test
-//! (it is ignored by a plain `cargo test`). `DSS_TEST_HCA` may point at another `hca` binary.
+//! Needs the CLIs: `infra/local/test.sh` installs them into `.tools/` and runs these tests (they
+//! are ignored by a plain `cargo test`). `DSS_TEST_HCA` / `DSS_TEST_DBIO` may point elsewhere.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,31 +12,35 @@ use crate::harness::Dss;
 
 const V: &str = "2026-03-04T050607.080910Z";
 
-fn hca_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("DSS_TEST_HCA") {
+/// One of the official CLIs: its binary and the variable naming its config file.
+struct Cli {
+    bin: PathBuf,
+    config_var: &'static str,
+    home: tempfile::TempDir,
+}
+
+fn binary(name: &str, var: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/hca-venv/bin/hca");
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.tools/{name}-venv/bin/{name}"));
     assert!(
         p.exists(),
-        "the hca CLI is not installed: run infra/local/test.sh (or set DSS_TEST_HCA)"
+        "the {name} CLI is not installed: run infra/local/test.sh (or set {var})"
     );
     p
 }
 
-struct Hca {
-    bin: PathBuf,
-    home: tempfile::TempDir,
-}
-
-impl Hca {
-    fn new(dss: &Dss) -> Hca {
+impl Cli {
+    fn new(dss: &Dss, name: &str, var: &str, config_var: &'static str) -> Cli {
         let home = tempfile::tempdir().expect("tempdir");
         let swagger = format!("{}/v1/swagger.json", dss.base);
         let cfg = serde_json::json!({"DSSClient": {"swagger_url": swagger}, "AuthClient": {"swagger_url": swagger}});
         std::fs::write(home.path().join("config.json"), cfg.to_string()).expect("config");
-        Hca {
-            bin: hca_binary(),
+        Cli {
+            bin: binary(name, var),
+            config_var,
             home,
         }
     }
@@ -46,12 +50,13 @@ impl Hca {
             .args(args)
             .current_dir(self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("xdg"))
-            .env("HCA_CONFIG_FILE", self.home.path().join("config.json"))
+            .env(self.config_var, self.home.path().join("config.json"))
             .output()
-            .expect("run hca");
+            .expect("run the CLI");
         assert!(
             out.status.success(),
-            "hca {args:?} failed:\n{}",
+            "{} {args:?} failed:\n{}",
+            self.bin.display(),
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).expect("utf-8")
@@ -62,6 +67,20 @@ impl Hca {
 #[ignore = "needs the official hca CLI; run by infra/local/test.sh"]
 async fn hca_cli_works_unchanged() {
     let dss = Dss::up().await;
+    let cli = Cli::new(&dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
+    exercise(&dss, &cli).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the official dbio CLI; run by infra/local/test.sh"]
+async fn dbio_cli_works_unchanged() {
+    let dss = Dss::up().await;
+    let cli = Cli::new(&dss, "dbio", "DSS_TEST_DBIO", "DBIO_CONFIG_FILE");
+    exercise(&dss, &cli).await;
+}
+
+/// get-bundle (one page and auto-paged), head-file, get-file, get-bundles-all, download.
+async fn exercise(dss: &Dss, cli: &Cli) {
     let meta = dss
         .upload(V, b"{\"donor\": {\"id\": 1}}".to_vec(), "application/json")
         .await;
@@ -90,9 +109,8 @@ async fn hca_cli_works_unchanged() {
         ));
     }
     let big = dss.bundle(V, &many).await;
-    let hca = Hca::new(&dss);
 
-    let v: Value = serde_json::from_str(&hca.run(&[
+    let v: Value = serde_json::from_str(&cli.run(&[
         "dss",
         "get-bundle",
         "--uuid",
@@ -105,7 +123,7 @@ async fn hca_cli_works_unchanged() {
     assert_eq!(v["bundle"]["files"][0]["name"], "metadata/donor.json");
 
     let v: Value =
-        serde_json::from_str(&hca.run(&["dss", "get-bundle", "--uuid", &big, "--replica", "aws"]))
+        serde_json::from_str(&cli.run(&["dss", "get-bundle", "--uuid", &big, "--replica", "aws"]))
             .expect("json");
     assert_eq!(
         v["bundle"]["files"].as_array().map(Vec::len),
@@ -113,14 +131,14 @@ async fn hca_cli_works_unchanged() {
         "the CLI follows Link pages of a 505-file bundle"
     );
 
-    let out = hca.run(&["dss", "head-file", "--uuid", &data, "--replica", "aws"]);
+    let out = cli.run(&["dss", "head-file", "--uuid", &data, "--replica", "aws"]);
     assert!(out.contains("200"), "head-file: {out}");
 
-    let out = hca.run(&["dss", "get-file", "--uuid", &meta, "--replica", "aws"]);
+    let out = cli.run(&["dss", "get-file", "--uuid", &meta, "--replica", "aws"]);
     let v: Value = serde_json::from_str(&out).expect("get-file prints the JSON file");
     assert_eq!(v["donor"]["id"], 1);
 
-    let v: Value = serde_json::from_str(&hca.run(&["dss", "get-bundles-all", "--replica", "aws"]))
+    let v: Value = serde_json::from_str(&cli.run(&["dss", "get-bundles-all", "--replica", "aws"]))
         .expect("json");
     let listed: Vec<&str> = v["bundles"]
         .as_array()
@@ -133,8 +151,8 @@ async fn hca_cli_works_unchanged() {
         "{listed:?}"
     );
 
-    let dl = hca.home.path().join("dl");
-    hca.run(&[
+    let dl = cli.home.path().join("dl");
+    cli.run(&[
         "dss",
         "download",
         "--bundle-uuid",
