@@ -232,9 +232,13 @@ pub async fn put(
         creator_uid: creator,
     };
     let status = save_manifest(store, &uuid, &manifest).await?;
-    let stored = storage::manifest(store, &uuid, &version)
-        .await?
-        .unwrap_or(manifest);
+    // An identical earlier PUT answers with the manifest as it was stored.
+    let stored = match status {
+        StatusCode::OK => storage::read_json(store, &ObjectKey::bundle(&uuid, &version))
+            .await?
+            .unwrap_or(manifest),
+        _ => manifest,
+    };
     let body = json!({"version": version.as_str(), "manifest": serde_json::to_value(&stored).unwrap_or(Value::Null)});
     Ok((status, axum::Json(body)).into_response())
 }
@@ -264,12 +268,15 @@ pub async fn get(
         Some(v) => Some(DssVersion::parse(v).map_err(|_| ApiError::not_found(NO_BUNDLE))?),
         None => None,
     };
-    let version = storage::resolve_bundle(store, &uuid, asked.as_ref())
+    let resolved = storage::resolve_bundle(store, &uuid, asked.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
-    let manifest = storage::manifest(store, &uuid, &version)
+    let manifest = state
+        .manifests
+        .get(store, &uuid, &resolved)
         .await?
         .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    let version = resolved.version;
     let total = manifest.files.len();
     let page = manifest.files.iter().skip(start_at).take(per_page);
     let ttl = std::time::Duration::from_secs(state.deployment.config.api.download_url_ttl_secs);
@@ -352,9 +359,13 @@ pub async fn patch(
     let resolved = storage::resolve_bundle(store, &uuid, Some(&base))
         .await?
         .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
-    let mut manifest = storage::manifest(store, &uuid, &resolved)
-        .await?
-        .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    let mut manifest = BundleManifest::clone(
+        &*state
+            .manifests
+            .get(store, &uuid, &resolved)
+            .await?
+            .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?,
+    );
     manifest.files.retain(|f| {
         !remove
             .iter()
@@ -396,7 +407,7 @@ pub async fn delete(
     let email = state.auth.email(&caller)?;
     let store = &*replica.store;
     let keys = storage::keys_of(store, Kind::Bundle, &uuid).await?;
-    let exists = keys.iter().any(|k| match (k, &version) {
+    let exists = keys.iter().any(|(k, _)| match (k, &version) {
         (ObjectKey::Versioned(_, _, v), Some(want)) => v == want,
         (ObjectKey::Versioned(..), None) => true,
         _ => false,

@@ -41,6 +41,7 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
         auth,
         staging_dir,
         file_wait: Duration::from_secs(2),
+        manifests: storage::ManifestCache::new(1024, 1000),
     }))
 }
 

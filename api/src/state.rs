@@ -21,6 +21,8 @@ pub struct AppState {
     pub staging_dir: PathBuf,
     /// How long PUT/PATCH bundle waits for files that are not there yet (replication lag).
     pub file_wait: Duration,
+    /// Parsed manifests of recently read bundles.
+    pub manifests: crate::storage::ManifestCache,
 }
 
 /// Handle passed to every handler.

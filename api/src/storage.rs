@@ -1,5 +1,8 @@
 //! Reading DSS objects from a replica: metadata documents, version listing, tombstone rules.
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
 use dss_shared::model::keys::Kind;
 use dss_shared::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use dss_shared::ports::{BlobError, BlobStore, PutMode, PutOptions};
@@ -35,18 +38,22 @@ pub async fn create(store: &dyn BlobStore, key: &str, text: String) -> ApiResult
     }
 }
 
-/// Every key under `kind/uuid.` in order.
+/// Every key under `kind/uuid.` in order, with the object's ETag.
 pub async fn keys_of(
     store: &dyn BlobStore,
     kind: Kind,
     uuid: &ObjectUuid,
-) -> ApiResult<Vec<ObjectKey>> {
+) -> ApiResult<Vec<(ObjectKey, String)>> {
     let prefix = ObjectKey::versions_prefix(kind, uuid);
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = store.list(&prefix, after.as_deref(), 1000).await?;
-        out.extend(page.objects.iter().filter_map(|o| ObjectKey::parse(&o.key)));
+        out.extend(
+            page.objects
+                .into_iter()
+                .filter_map(|o| ObjectKey::parse(&o.key).map(|k| (k, o.etag))),
+        );
         match page.next_start_after {
             Some(n) => after = Some(n),
             None => return Ok(out),
@@ -62,7 +69,7 @@ pub async fn latest_file_version(
     Ok(keys_of(store, Kind::File, uuid)
         .await?
         .into_iter()
-        .filter_map(|k| match k {
+        .filter_map(|(k, _)| match k {
             ObjectKey::Versioned(_, _, v) => Some(v),
             _ => None,
         })
@@ -85,40 +92,144 @@ pub async fn file_metadata(
     read_json(store, &ObjectKey::file(uuid, &version)).await
 }
 
+/// A resolved bundle version and the ETag of its manifest object.
+#[derive(Debug, Clone)]
+pub struct ResolvedBundle {
+    /// The version.
+    pub version: DssVersion,
+    /// ETag of `bundles/{uuid}.{version}`.
+    pub etag: String,
+}
+
 /// Resolves a bundle version with the tombstone rules: a whole-bundle tombstone hides every
 /// version; a versioned tombstone hides that version; no version means the newest live one.
 pub async fn resolve_bundle(
     store: &dyn BlobStore,
     uuid: &ObjectUuid,
     version: Option<&DssVersion>,
-) -> ApiResult<Option<DssVersion>> {
+) -> ApiResult<Option<ResolvedBundle>> {
     let keys = keys_of(store, Kind::Bundle, uuid).await?;
     let mut versions = Vec::new();
     let mut dead = Vec::new();
-    for k in keys {
+    for (k, etag) in keys {
         match k {
             ObjectKey::Tombstone(..) => return Ok(None),
             ObjectKey::VersionTombstone(_, _, v) => dead.push(v),
-            ObjectKey::Versioned(_, _, v) => versions.push(v),
+            ObjectKey::Versioned(_, _, v) => versions.push(ResolvedBundle { version: v, etag }),
             ObjectKey::Blob(_) => {}
         }
     }
-    let live = |v: &DssVersion| !dead.contains(v);
+    let live = |r: &ResolvedBundle| !dead.contains(&r.version);
     Ok(match version {
-        Some(v) => versions
-            .iter()
-            .find(|x| *x == v)
-            .filter(|x| live(x))
-            .cloned(),
-        None => versions.into_iter().filter(|v| live(v)).max(),
+        Some(v) => versions.into_iter().find(|x| &x.version == v).filter(live),
+        None => versions
+            .into_iter()
+            .filter(live)
+            .max_by(|a, b| a.version.cmp(&b.version)),
     })
 }
 
-/// Loads a manifest at an already resolved version.
-pub async fn manifest(
-    store: &dyn BlobStore,
-    uuid: &ObjectUuid,
-    version: &DssVersion,
-) -> ApiResult<Option<BundleManifest>> {
-    read_json(store, &ObjectKey::bundle(uuid, version)).await
+type CacheEntries = lru::LruCache<(String, String), (String, Arc<BundleManifest>)>;
+
+/// Manifests are written create-only, so a parsed manifest stays valid while its object's ETag
+/// (seen in the version listing every read does anyway) is unchanged.
+pub struct ManifestCache {
+    entries: Mutex<CacheEntries>,
+    max_files: usize,
+}
+
+impl ManifestCache {
+    /// Holds up to `entries` manifests of at most `max_files` files each.
+    pub fn new(entries: usize, max_files: usize) -> Self {
+        let cap = NonZeroUsize::new(entries.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            entries: Mutex::new(lru::LruCache::new(cap)),
+            max_files,
+        }
+    }
+
+    /// The manifest of a resolved version, from the cache or the store.
+    pub async fn get(
+        &self,
+        store: &dyn BlobStore,
+        uuid: &ObjectUuid,
+        r: &ResolvedBundle,
+    ) -> ApiResult<Option<Arc<BundleManifest>>> {
+        let id = (
+            store.bucket().to_string(),
+            ObjectKey::bundle(uuid, &r.version),
+        );
+        if let Some((etag, m)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            && *etag == r.etag
+        {
+            return Ok(Some(m.clone()));
+        }
+        let Some(m) = read_json::<BundleManifest>(store, &id.1).await? else {
+            return Ok(None);
+        };
+        let m = Arc::new(m);
+        if m.files.len() <= self.max_files {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.put(id, (r.etag.clone(), m.clone()));
+        }
+        Ok(Some(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dss_shared::embedded::{Db, Durability, LocalBlobStore};
+    use dss_shared::ports::PutOptions;
+
+    fn manifest(creator_uid: i64) -> BundleManifest {
+        BundleManifest {
+            format: "0.0.1".into(),
+            version: DssVersion::parse("2026-01-01T000000.000000Z").unwrap(),
+            files: Vec::new(),
+            creator_uid,
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_manifests_are_revalidated_by_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db"), Durability::Process).unwrap();
+        let clock = dss_shared::clock::system();
+        let store =
+            LocalBlobStore::open(&db, "aws", &dir.path().join("aws"), None, None, clock).unwrap();
+        let uuid = ObjectUuid::new_v4();
+        let key = ObjectKey::bundle(&uuid, &manifest(1).version);
+        let cache = ManifestCache::new(8, 10);
+        for creator in [1, 2] {
+            let text = manifest(creator).to_json_text();
+            store
+                .put_bytes(&key, text.into(), PutOptions::default())
+                .await
+                .unwrap();
+            let r = resolve_bundle(&store, &uuid, None).await.unwrap().unwrap();
+            assert_eq!(
+                cache
+                    .get(&store, &uuid, &r)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .creator_uid,
+                creator
+            );
+            assert_eq!(
+                cache
+                    .get(&store, &uuid, &r)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .creator_uid,
+                creator
+            );
+        }
+    }
 }

@@ -237,7 +237,7 @@ impl MultiHasher {
     fn offload_md5(&mut self) {
         if let Md5Stage::Inline(h) = &self.md5 {
             let mut h = h.clone();
-            let (tx, rx) = mpsc::sync_channel::<Bytes>(16);
+            let (tx, rx) = mpsc::sync_channel::<Bytes>(8);
             let handle = std::thread::spawn(move || {
                 while let Ok(chunk) = rx.recv() {
                     h.update(&chunk);
