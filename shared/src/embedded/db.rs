@@ -71,7 +71,7 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+pub(super) fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -90,6 +90,12 @@ fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Plans must not depend on bound values: otherwise every new `LIMIT ?` or range bound makes
+    // SQLite re-compile the cached statement.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
@@ -159,6 +165,31 @@ impl Db {
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with a pooled reader connection on the calling thread. For index lookups that
+    /// touch a bounded number of rows (microseconds), where a hop to the blocking pool would cost
+    /// more than the query; readers never wait for the writer in WAL mode.
+    pub fn read_inline<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_conn(&self.inner.path, self.inner.durability)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        out
     }
 
     /// The in-process waker of a queue (receivers wait on it; senders notify it).

@@ -211,16 +211,12 @@ impl LocalBlobStore {
 
     async fn meta(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError> {
         let (bucket, key) = (self.bucket.clone(), key.to_string());
-        let row = self
-            .db
-            .read(move |c| {
-                let sql =
-                    format!("SELECT {ROW_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2");
-                Ok(c.prepare_cached(&sql)?
-                    .query_row(params![bucket, key], read_row)
-                    .optional()?)
-            })
-            .await?;
+        let row = self.db.read_inline(move |c| {
+            let sql = format!("SELECT {ROW_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2");
+            Ok(c.prepare_cached(&sql)?
+                .query_row(params![bucket, key], read_row)
+                .optional()?)
+        })?;
         Ok(row.map(row_to_meta))
     }
 
@@ -494,10 +490,10 @@ impl BlobStore for LocalBlobStore {
         // Keys >= prefix and < prefix + U+10FFFF are exactly the keys starting with prefix.
         let upper = format!("{prefix}\u{10FFFF}");
         let limit = limit.max(1);
+        // Pages are bounded (callers ask for at most a few thousand keys): run inline.
         let rows = self
             .db
-            .read(move |c| Ok(list_rows(c, &bucket, &lower, inclusive, &upper, limit + 1)?))
-            .await?;
+            .read_inline(|c| Ok(list_rows(c, &bucket, &lower, inclusive, &upper, limit + 1)?))?;
         let more = rows.len() > limit;
         let objects: Vec<ObjectMeta> = rows.into_iter().take(limit).map(row_to_meta).collect();
         let next_start_after = if more {
@@ -662,7 +658,8 @@ mod tests {
 
     #[test]
     fn a_deep_listing_page_reads_only_that_page() {
-        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let c = super::super::db::open_conn(&dir.path().join("t.db"), Durability::Process).unwrap();
         c.execute_batch(
             "CREATE TABLE objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
              content_type TEXT NOT NULL, created_ms INTEGER NOT NULL, sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT,
@@ -686,6 +683,17 @@ mod tests {
             .prepare_cached(&list_sql(false))
             .unwrap()
             .get_status(rusqlite::StatementStatus::VmStep);
+        for start in ["bundles/000100", "bundles/000200", "bundles/000300"] {
+            list_rows(&c, "b", start, false, "bundles/\u{10FFFF}", 10).unwrap();
+        }
+        let reprepared = c
+            .prepare_cached(&list_sql(false))
+            .unwrap()
+            .get_status(rusqlite::StatementStatus::RePrepare);
+        assert_eq!(
+            reprepared, 0,
+            "new bounds must not re-prepare the listing statement"
+        );
         assert!(
             steps < 100 * 50,
             "a page of 100 rows took {steps} VM steps: the scan did not start at start_after"
