@@ -35,6 +35,8 @@ const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 const READ_CHUNK: usize = 256 * 1024;
 /// Body chunks are gathered into buffers of this size before writing and hashing.
 const WRITE_BUFFER: usize = 1024 * 1024;
+/// Whole-object reads up to this size run on the calling thread (a page-cache copy).
+const INLINE_READ_MAX: u64 = 64 * 1024;
 /// Disk writeback is started after every this many bytes, so the final fsync waits for little.
 const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 
@@ -181,6 +183,28 @@ impl LocalBlobStore {
     /// The directory holding this bucket's files.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Reads a whole object file (confined to the bucket, not following a final symlink).
+    fn read_whole(root: &Path, path: &Path, key: &str, size: u64) -> Result<Bytes, BlobError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        Self::confined(root, path)?;
+        let read = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|mut f| {
+                let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                f.read_to_end(&mut buf).map(|_| buf)
+            });
+        match read {
+            Ok(buf) => Ok(Bytes::from(buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(BlobError::NotFound(key.to_string()))
+            }
+            Err(e) => Err(io_err("read object", e)),
+        }
     }
 
     fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
@@ -595,41 +619,30 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
-    /// Index lookup and file read in one blocking call (small documents are read often).
+    /// Small documents (read often) are read on the calling thread; larger ones on the blocking pool.
     async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.data_path(key)?;
-        let (bucket, k, root) = (self.bucket.clone(), key.to_string(), self.root.clone());
-        self.db
-            .read(move |c| {
-                let size: Option<i64> = c
-                    .prepare_cached("SELECT size FROM objects WHERE bucket = ?1 AND key = ?2")?
+        let (bucket, k) = (self.bucket.clone(), key.to_string());
+        let size: Option<i64> = self.db.read_inline(|c| {
+            Ok(
+                c.prepare_cached("SELECT size FROM objects WHERE bucket = ?1 AND key = ?2")?
                     .query_row(params![bucket, k], |r| r.get(0))
-                    .optional()?;
-                let Some(size) = size else {
-                    return Ok(Err(BlobError::NotFound(k)));
-                };
-                if let Err(e) = Self::confined(&root, &path) {
-                    return Ok(Err(e));
-                }
-                let read = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .and_then(|mut f| {
-                        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                        f.read_to_end(&mut buf).map(|_| buf)
-                    });
-                Ok(match read {
-                    Ok(buf) => Ok(Bytes::from(buf)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Err(BlobError::NotFound(k))
-                    }
-                    Err(e) => Err(io_err("read object", e)),
-                })
-            })
-            .await?
+                    .optional()?,
+            )
+        })?;
+        let Some(size) = size else {
+            return Err(BlobError::NotFound(key.to_string()));
+        };
+        let size = u64::try_from(size).unwrap_or(0);
+        let (root, k) = (self.root.clone(), key.to_string());
+        let read = move || Self::read_whole(&root, &path, &k, size);
+        if size <= INLINE_READ_MAX {
+            read()
+        } else {
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| BlobError::Backend(e.to_string()))?
+        }
     }
 
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {
