@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dss_shared::model::documents::{BUNDLE_FORMAT, bundle_tombstone};
 use dss_shared::model::keys::Kind;
@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::body::json_object;
 use crate::error::{ApiError, ApiResult};
 use crate::files::require_fields;
+use crate::paging;
 use crate::params::{Query, parse_uuid, parse_version};
 use crate::state::Shared;
 use crate::storage;
@@ -177,20 +178,21 @@ async fn save_manifest(
     manifest: &BundleManifest,
 ) -> ApiResult<StatusCode> {
     let key = ObjectKey::bundle(uuid, &manifest.version);
-    if storage::create(store, &key, manifest.to_json_text()).await? {
-        return Ok(StatusCode::CREATED);
-    }
-    match storage::read_json::<BundleManifest>(store, &key).await? {
-        Some(existing) if existing.same_meaning(manifest) => Ok(StatusCode::OK),
-        _ => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "bundle_already_exists",
-            format!(
-                "bundle with UUID {uuid} and version {} already exists",
-                manifest.version
-            ),
-        )),
-    }
+    let conflict = || {
+        let title = format!(
+            "bundle with UUID {uuid} and version {} already exists",
+            manifest.version
+        );
+        ApiError::new(StatusCode::CONFLICT, "bundle_already_exists", title)
+    };
+    let same = |existing: &BundleManifest| existing.same_meaning(manifest);
+    let created =
+        storage::create_or_match(store, &key, manifest.to_json_text(), same, conflict).await?;
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
 }
 
 /// `PUT /v1/bundles/{uuid}?replica=&version=`.
@@ -303,39 +305,14 @@ pub async fn get(
     }
     let body = json!({"bundle": {"uuid": uuid.as_str(), "version": version.as_str(), "creator_uid": manifest.creator_uid, "files": files}});
     let more = total.saturating_sub(start_at) > per_page;
-    let mut r = (
-        if more {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        },
-        axum::Json(body),
-    )
-        .into_response();
-    let h = r.headers_mut();
-    h.insert(
-        "x-openapi-paginated-content-key",
-        HeaderValue::from_static("bundle.files"),
-    );
-    h.insert(
-        "x-openapi-pagination",
-        HeaderValue::from_static(if more { "true" } else { "false" }),
-    );
-    if more {
-        let next = q.with(&[
+    let next = more.then(|| {
+        let q = q.with(&[
             ("start_at", (start_at + per_page).to_string()),
             ("version", version.to_string()),
         ]);
-        let link = format!(
-            "<{}>; rel='next'",
-            state.url(&format!("/v1/bundles/{uuid}"), &next)
-        );
-        h.insert(
-            header::LINK,
-            HeaderValue::from_str(&link).map_err(|e| ApiError::internal("link", e))?,
-        );
-    }
-    Ok(r)
+        state.url(&format!("/v1/bundles/{uuid}"), &q)
+    });
+    paging::page(body, "bundle.files", next)
 }
 
 /// `PATCH /v1/bundles/{uuid}?replica=&version=` — a new version with files added/removed.

@@ -6,14 +6,14 @@
 //! UUID's versions without skipping any (a fix of the original, which dropped them).
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use dss_shared::model::keys::Kind;
 use dss_shared::model::{DssVersion, ObjectKey, ObjectUuid};
 use dss_shared::ports::BlobStore;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
+use crate::paging;
 use crate::params::Query;
 use crate::state::Shared;
 
@@ -148,30 +148,5 @@ pub async fn enumerate(
         body["link"] = json!(next);
         link = Some(next);
     }
-    let mut r = (
-        if more {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        },
-        axum::Json(body),
-    )
-        .into_response();
-    let h = r.headers_mut();
-    h.insert(
-        "x-openapi-paginated-content-key",
-        HeaderValue::from_static("bundles"),
-    );
-    h.insert(
-        "x-openapi-pagination",
-        HeaderValue::from_static(if more { "true" } else { "false" }),
-    );
-    if let Some(l) = link {
-        h.insert(
-            header::LINK,
-            HeaderValue::from_str(&format!("<{l}>; rel='next'"))
-                .map_err(|e| ApiError::internal("link", e))?,
-        );
-    }
-    Ok(r)
+    paging::page(body, "bundles", link)
 }

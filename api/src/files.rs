@@ -103,20 +103,24 @@ async fn register(
     meta: &FileMetadata,
 ) -> ApiResult<Registered> {
     let key = ObjectKey::file(uuid, &meta.version);
-    if storage::create(store, &key, meta.to_json_text()).await? {
-        return Ok(Registered::Created);
-    }
-    match storage::read_json::<FileMetadata>(store, &key).await? {
-        Some(existing) if existing.same_meaning(meta) => Ok(Registered::Identical),
-        _ => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "file_already_exists",
-            format!(
-                "file with UUID {uuid} and version {} already exists",
-                meta.version
-            ),
-        )),
-    }
+    let same = |existing: &FileMetadata| existing.same_meaning(meta);
+    let created = storage::create_or_match(store, &key, meta.to_json_text(), same, || {
+        file_conflict(uuid, meta)
+    })
+    .await?;
+    Ok(if created {
+        Registered::Created
+    } else {
+        Registered::Identical
+    })
+}
+
+fn file_conflict(uuid: &ObjectUuid, meta: &FileMetadata) -> ApiError {
+    let title = format!(
+        "file with UUID {uuid} and version {} already exists",
+        meta.version
+    );
+    ApiError::new(StatusCode::CONFLICT, "file_already_exists", title)
 }
 
 /// Answers an early re-PUT without copying anything: 200 if identical, 409 if not, `None` if new.
@@ -130,14 +134,7 @@ async fn existing_answer(
         Some(existing) if existing.same_meaning(meta) => {
             Ok(Some(version_response(StatusCode::OK, &meta.version)))
         }
-        Some(_) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "file_already_exists",
-            format!(
-                "file with UUID {uuid} and version {} already exists",
-                meta.version
-            ),
-        )),
+        Some(_) => Err(file_conflict(uuid, meta)),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod misc;
 pub mod openapi;
+pub mod paging;
 pub mod params;
 pub mod state;
 pub mod storage;

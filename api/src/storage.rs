@@ -38,6 +38,24 @@ pub async fn create(store: &dyn BlobStore, key: &str, text: String) -> ApiResult
     }
 }
 
+/// Writes a document create-only. If the key is taken, answers `Ok(false)` when the stored
+/// document means the same (`same`), else `conflict`; `Ok(true)` when it was written now.
+pub async fn create_or_match<T: DeserializeOwned>(
+    store: &dyn BlobStore,
+    key: &str,
+    text: String,
+    same: impl FnOnce(&T) -> bool,
+    conflict: impl FnOnce() -> ApiError,
+) -> ApiResult<bool> {
+    if create(store, key, text).await? {
+        return Ok(true);
+    }
+    match read_json::<T>(store, key).await? {
+        Some(existing) if same(&existing) => Ok(false),
+        _ => Err(conflict()),
+    }
+}
+
 /// Every key under `kind/uuid.` in order, with the object's ETag.
 pub async fn keys_of(
     store: &dyn BlobStore,

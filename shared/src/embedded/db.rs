@@ -145,26 +145,10 @@ impl Db {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_conn(&inner.path, inner.durability)?,
-            };
-            let out = f(&conn);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < 16 {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_inline(f))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
     }
 
     /// Runs `f` with a pooled reader connection on the calling thread. For index lookups that
@@ -174,18 +158,18 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
-        let pooled = self
-            .inner
+        let inner = &self.inner;
+        let pooled = inner
             .readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open_conn(&self.inner.path, self.inner.durability)?,
+            None => open_conn(&inner.path, inner.durability)?,
         };
         let out = f(&conn);
-        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < 16 {
             pool.push(conn);
         }
