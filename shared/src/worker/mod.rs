@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::ports::queue::{Message, Queue};
 
@@ -198,10 +199,8 @@ impl Job {
     async fn process(self, message: Message) {
         let _in_flight = self.metrics.start();
         let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count);
-        let _enter = span.enter();
-        drop(_enter);
         let result = {
-            let handle = self.handler.handle(&message);
+            let handle = self.handler.handle(&message).instrument(span.clone());
             tokio::pin!(handle);
             let extend_every = self.cfg.visibility / 2;
             loop {
