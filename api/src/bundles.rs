@@ -20,7 +20,7 @@ use crate::body::json_object;
 use crate::error::{ApiError, ApiResult};
 use crate::files::require_fields;
 use crate::paging;
-use crate::params::{Query, parse_uuid, parse_version};
+use crate::params::{parse_uuid, parse_version};
 use crate::state::Shared;
 use crate::storage;
 
@@ -214,7 +214,7 @@ pub async fn put(
     }
     let refs = file_refs(&m, "files", None)?;
     let creator = creator_uid(&m)?;
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("putBundle", raw.as_deref())?;
     let replica = state.replica(&q)?;
     let version = q.version_required("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
@@ -246,12 +246,12 @@ pub async fn get(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("getBundle", raw.as_deref())?;
     let replica = state.replica(&q)?;
-    let directurls = q.flag("directurls")?;
-    let presigned = q.flag("presignedurls")?;
-    let per_page = q.int_in("per_page", 10, 500, 500)? as usize;
-    let start_at = q.int_in("start_at", 0, i64::MAX, 0)? as usize;
+    let directurls = q.flag("directurls");
+    let presigned = q.flag("presignedurls");
+    let per_page = q.int("per_page")? as usize;
+    let start_at = q.int("start_at")? as usize;
     let uuid = parse_uuid(&raw_uuid)?;
     if directurls && presigned {
         return Err(ApiError::new(
@@ -322,7 +322,7 @@ pub async fn patch(
     let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
     let add = file_refs(&m, "add_files", Some(1000))?;
     let remove = file_refs(&m, "remove_files", Some(1000))?;
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("patchBundle", raw.as_deref())?;
     let replica = state.replica(&q)?;
     let base = q.version_required("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
@@ -370,7 +370,7 @@ pub async fn delete(
     let reason = m["reason"].as_str().ok_or_else(|| {
         ApiError::illegal_arguments(format!("{} is not of type 'string'", m["reason"]))
     })?;
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("deleteBundle", raw.as_deref())?;
     let replica = state.replica(&q)?;
     let version = q.version_optional("version")?;
     let uuid = parse_uuid(&raw_uuid)?;

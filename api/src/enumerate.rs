@@ -14,7 +14,6 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
-use crate::params::Query;
 use crate::state::Shared;
 
 /// Keys read per storage page.
@@ -95,22 +94,13 @@ pub async fn enumerate(
     State(state): State<Shared>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("enumerateBundles", raw.as_deref())?;
     let replica = state.replica(&q)?;
-    let prefix = match q.get("prefix") {
-        Some(p) => {
-            let ok = p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !ok {
-                return Err(ApiError::illegal_arguments(format!(
-                    "'{p}' does not match '^[a-zA-Z0-9][a-zA-Z0-9-]*$'"
-                )));
-            }
-            p.to_ascii_lowercase()
-        }
-        None => String::new(),
-    };
-    let per_page = q.int_in("per_page", 10, 500, 100)? as usize;
+    let prefix = q
+        .get("prefix")
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let per_page = q.int("per_page")? as usize;
     let search_prefix = format!("bundles/{prefix}");
     let after = q.get("search_after").filter(|s| !s.is_empty());
     if let Some(a) = after

@@ -219,7 +219,7 @@ pub async fn put(
     let obj = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
     require_fields(&obj, &["source_url", "creator_uid"])?;
     let req: PutFileBody = typed(obj)?;
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("putFile", raw.as_deref())?;
     let version = q.version_required("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
     state.writable()?;
@@ -305,7 +305,7 @@ pub async fn upload(
     body: Body,
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("uploadFile", raw.as_deref())?;
     let version = q.version_required("version")?;
     let replica = state.replica(&q)?;
     let uuid = parse_uuid(&raw_uuid)?;
@@ -513,7 +513,7 @@ pub async fn head(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("headFile", raw.as_deref())?;
     let (meta, _) = lookup(&state, &raw_uuid, &q).await?;
     let mut r = StatusCode::OK.into_response();
     r.headers_mut().extend(dss_headers(&meta));
@@ -526,9 +526,9 @@ pub async fn get(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = Query::parse(raw.as_deref());
+    let q = state.params.check("getFile", raw.as_deref())?;
     parse_uuid(&raw_uuid)?;
-    let direct = q.flag("directurl")?;
+    let direct = q.flag("directurl");
     let (meta, store) = lookup(&state, &raw_uuid, &q).await?;
     let blob = ObjectKey::blob(&meta.checksums());
     let location = if direct {

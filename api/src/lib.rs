@@ -13,6 +13,7 @@ pub mod paging;
 pub mod params;
 pub mod state;
 pub mod storage;
+pub mod validate;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
         staging_dir,
         file_wait: Duration::from_secs(2),
         manifests: storage::ManifestCache::new(1024, 1000),
+        params: validate::ParamRules::from_document(&openapi::document(""))
+            .map_err(|e| anyhow::anyhow!("API document: {e}"))?,
     }))
 }
 

@@ -41,39 +41,24 @@ impl Query {
         self.get(name).map(parse_version).transpose()
     }
 
-    /// An integer in `[min, max]`, `default` when absent.
-    pub fn int_in(&self, name: &str, min: i64, max: i64, default: i64) -> ApiResult<i64> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
-        let v: i64 = raw.trim().parse().map_err(|_| {
+    /// An integer parameter (bounds and default come from the API document, see `validate`).
+    pub fn int(&self, name: &str) -> ApiResult<i64> {
+        self.required(name)?.trim().parse().map_err(|_| {
             ApiError::illegal_arguments(format!(
                 "Wrong type, expected 'integer' for query parameter '{name}'"
             ))
-        })?;
-        if v < min {
-            return Err(ApiError::illegal_arguments(format!(
-                "{v} is less than the minimum of {min}"
-            )));
-        }
-        if v > max {
-            return Err(ApiError::illegal_arguments(format!(
-                "{v} is greater than the maximum of {max}"
-            )));
-        }
-        Ok(v)
+        })
     }
 
-    /// A boolean (`true`/`false`, any case), `false` when absent.
-    pub fn flag(&self, name: &str) -> ApiResult<bool> {
-        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(false),
-            Some("true") => Ok(true),
-            Some("false") => Ok(false),
-            Some(_) => Err(ApiError::illegal_arguments(format!(
-                "Wrong type, expected 'boolean' for query parameter '{name}'"
-            ))),
-        }
+    /// A boolean parameter already checked to be `true`/`false`; `false` when absent.
+    pub fn flag(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// Sets a parameter (defaults from the API document).
+    pub fn set(&mut self, name: &str, value: String) {
+        self.0.insert(name.to_string(), value);
     }
 
     /// The query with `updates` replacing (and appended after) existing values, as a query string.
@@ -120,24 +105,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn validation_messages_match_the_original() {
-        let q = Query::parse(Some("per_page=9&x=1&x=2&b=TRUE&n=abc"));
-        assert_eq!(q.get("x"), Some("2"));
+    fn accessors_and_link_queries() {
+        let mut q = Query::parse(Some("per_page=9&x=1&x=2&b=TRUE&n=abc"));
+        assert_eq!(q.get("x"), Some("2"), "the last value wins");
+        assert_eq!(q.int("per_page").unwrap(), 9);
         assert_eq!(
-            q.int_in("per_page", 10, 500, 100).unwrap_err().title,
-            "9 is less than the minimum of 10"
-        );
-        assert_eq!(
-            q.int_in("n", 10, 500, 100).unwrap_err().title,
+            q.int("n").unwrap_err().title,
             "Wrong type, expected 'integer' for query parameter 'n'"
         );
-        assert_eq!(q.int_in("absent", 10, 500, 100).unwrap(), 100);
-        assert!(q.flag("b").unwrap());
+        assert!(q.flag("b"));
+        assert!(!q.flag("absent"));
         assert_eq!(
             q.required("replica").unwrap_err().title,
             "Missing query parameter 'replica'"
         );
         assert_eq!(parse_version("2017").unwrap_err().code, "illegal_version");
-        assert_eq!(q.with(&[("x", "3".into())]), "b=TRUE&n=abc&per_page=9&x=3");
+        q.set("n", "1".into());
+        assert_eq!(q.with(&[("x", "3".into())]), "b=TRUE&n=1&per_page=9&x=3");
     }
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub staging_dir: PathBuf,
     /// How long PUT/PATCH bundle waits for files that are not there yet (replication lag).
     pub file_wait: Duration,
+    /// Query-parameter rules read from the API document.
+    pub params: crate::validate::ParamRules,
     /// Parsed manifests of recently read bundles.
     pub manifests: crate::storage::ManifestCache,
 }
