@@ -56,10 +56,9 @@ impl UrlSigner {
     }
 
     fn mac(&self, bucket: &str, key: &str, expires: i64, disposition: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| {
-            <Hmac<Sha256> as KeyInit>::new_from_slice(b"hmac accepts keys of any length")
-                .expect("static key")
-        });
+        // HMAC takes keys of any length (long ones are hashed), so this cannot fail.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         for part in [
             bucket,
             "\n",
