@@ -10,6 +10,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use dss_shared::config::{AuthConfig, IssuerConfig};
+use dss_shared::deployment::read_or_create_key;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
@@ -67,33 +68,11 @@ impl LocalIssuer {
     /// Loads the key from `dir/local-issuer.pk8`, generating it on first use.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("local-issuer.pk8");
-        let der = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir)?;
-                let doc = EcdsaKeyPair::generate_pkcs8(
-                    &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &SystemRandom::new(),
-                )
-                .map_err(|_| anyhow::anyhow!("could not generate a signing key"))?;
-                let tmp = dir.join("local-issuer.pk8.tmp");
-                {
-                    use std::io::Write;
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&tmp)?;
-                    f.write_all(doc.as_ref())?;
-                    f.sync_all()?;
-                }
-                std::fs::rename(&tmp, &path)?;
-                doc.as_ref().to_vec()
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let der = read_or_create_key(&path, || {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map(|doc| doc.as_ref().to_vec())
+                .map_err(|_| std::io::Error::other("could not generate a signing key"))
+        })?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
             .map_err(|_| anyhow::anyhow!("{} is not a P-256 PKCS#8 key", path.display()))?;
         Ok(Self {

@@ -62,41 +62,50 @@ pub struct Deployment {
     pub clock: SharedClock,
 }
 
-/// Reads a 32-byte secret from `path`, creating it (mode 0600) on first use.
+/// Reads the key file at `path`; on first use creates it from `generate`, atomically and
+/// readable by the owner only (temp file, fsync, rename).
+pub fn read_or_create_key(
+    path: &std::path::Path,
+    generate: impl FnOnce() -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = generate()?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&key)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(key)
+}
+
+/// Reads a 32-byte secret from `path`, creating a random one on first use.
 pub fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, DeploymentError> {
     let key_err = |source| DeploymentError::Key {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::read(path) {
-        Ok(k) if k.len() >= 32 => Ok(k),
-        Ok(_) => Err(key_err(std::io::Error::new(
+    let key =
+        read_or_create_key(path, || Ok(rand::random::<[u8; 32]>().to_vec())).map_err(key_err)?;
+    if key.len() < 32 {
+        return Err(key_err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "shorter than 32 bytes",
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(key_err)?;
-            }
-            let key: [u8; 32] = rand::random();
-            let tmp = path.with_extension("tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(key_err)?;
-            f.write_all(&key)
-                .and_then(|_| f.sync_all())
-                .map_err(key_err)?;
-            std::fs::rename(&tmp, path).map_err(key_err)?;
-            Ok(key.to_vec())
-        }
-        Err(e) => Err(key_err(e)),
+        )));
     }
+    Ok(key)
 }
 
 impl Deployment {

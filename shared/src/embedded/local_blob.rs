@@ -207,6 +207,27 @@ impl LocalBlobStore {
         }
     }
 
+    /// The bucket event for `key` as (topic, JSON body), when this bucket publishes events.
+    fn event(
+        &self,
+        key: &str,
+        size: u64,
+        etag: &str,
+        event_name: BucketEventName,
+        time: OffsetDateTime,
+    ) -> Option<(String, String)> {
+        let topic = self.events_topic.clone()?;
+        let event = BucketEvent {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            size,
+            etag: etag.to_string(),
+            event_name,
+            time,
+        };
+        Some((topic, serde_json::to_string(&event).unwrap_or_default()))
+    }
+
     fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
         let rel = keypath::to_path(key).map_err(|reason| BlobError::InvalidKey {
             key: key.to_string(),
@@ -330,23 +351,18 @@ impl LocalBlobStore {
         mode: PutMode,
     ) -> Result<ObjectMeta, BlobError> {
         let dest = self.data_path(key)?;
-        let (bucket, root, topic, power) = (
+        let (bucket, root, power) = (
             self.bucket.clone(),
             self.root.clone(),
-            self.events_topic.clone(),
             self.db.durability() == Durability::Power,
         );
-        let event = self.events_topic.as_ref().map(|_| {
-            serde_json::to_string(&BucketEvent {
-                bucket: self.bucket.clone(),
-                key: key.to_string(),
-                size: meta.size,
-                etag: meta.etag.clone(),
-                event_name: BucketEventName::Created,
-                time: meta.created,
-            })
-            .unwrap_or_default()
-        });
+        let event = self.event(
+            key,
+            meta.size,
+            &meta.etag,
+            BucketEventName::Created,
+            meta.created,
+        );
         let m = meta.clone();
         let tmp_for_tx = tmp.clone();
         let outcome = self
@@ -390,9 +406,9 @@ impl LocalBlobStore {
                     s.as_ref().map(|s| s.s3_etag.clone()),
                     s.as_ref().map(|s| s.crc32c.clone()),
                 ])?;
-                let woken = match (&topic, &event) {
-                    (Some(t), Some(e)) => publish_in_tx(&tx, t, e, created_ms)?,
-                    _ => Vec::new(),
+                let woken = match &event {
+                    Some((topic, body)) => publish_in_tx(&tx, topic, body, created_ms)?,
+                    None => Vec::new(),
                 };
                 tx.commit()?;
                 Ok(Ok(woken))
@@ -564,21 +580,8 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, key: &str) -> Result<bool, BlobError> {
         let path = self.data_path(key)?;
-        let (bucket, k, topic, now) = (
-            self.bucket.clone(),
-            key.to_string(),
-            self.events_topic.clone(),
-            self.clock.now(),
-        );
-        let event = serde_json::to_string(&BucketEvent {
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            size: 0,
-            etag: String::new(),
-            event_name: BucketEventName::Removed,
-            time: now,
-        })
-        .unwrap_or_default();
+        let (bucket, k, now) = (self.bucket.clone(), key.to_string(), self.clock.now());
+        let event = self.event(key, 0, "", BucketEventName::Removed, now);
         let outcome = self
             .db
             .write(move |c| {
@@ -595,11 +598,11 @@ impl BlobStore for LocalBlobStore {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(DbError::Task(format!("remove object file: {e}"))),
                 }
-                let woken = match &topic {
-                    Some(t) => publish_in_tx(
+                let woken = match &event {
+                    Some((topic, body)) => publish_in_tx(
                         &tx,
-                        t,
-                        &event,
+                        topic,
+                        body,
                         (now.unix_timestamp_nanos() / 1_000_000) as i64,
                     )?,
                     None => Vec::new(),
