@@ -16,7 +16,6 @@ use dss_shared::ports::BlobStore;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
-use crate::body::json_object;
 use crate::error::{ApiError, ApiResult};
 use crate::files::require_fields;
 use crate::paging;
@@ -207,7 +206,7 @@ pub async fn put(
 ) -> ApiResult<Response> {
     // Any valid token may create bundles, as in the original.
     state.auth.authenticate(&headers).await?;
-    let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    let m = state.json_body(&headers, body).await?;
     require_fields(&m, &["files", "creator_uid"])?;
     if !m["files"].is_array() {
         return Err(ApiError::illegal_arguments("files is not of type 'array'"));
@@ -319,7 +318,7 @@ pub async fn patch(
     body: Body,
 ) -> ApiResult<Response> {
     state.auth.authenticate(&headers).await?;
-    let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    let m = state.json_body(&headers, body).await?;
     let add = file_refs(&m, "add_files", Some(1000))?;
     let remove = file_refs(&m, "remove_files", Some(1000))?;
     let q = state.params.check("patchBundle", raw.as_deref())?;
@@ -365,7 +364,7 @@ pub async fn delete(
     body: Body,
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
-    let m = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    let m = state.json_body(&headers, body).await?;
     require_fields(&m, &["reason"])?;
     let reason = m["reason"].as_str().ok_or_else(|| {
         ApiError::illegal_arguments(format!("{} is not of type 'string'", m["reason"]))

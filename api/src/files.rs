@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::body::{json_object, typed};
+use crate::body::typed;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Query, parse_uuid};
 use crate::state::Shared;
@@ -90,29 +90,24 @@ fn full_checksums(c: &ChecksumsIn) -> ApiResult<Checksums> {
     Checksums::new(&a, &b, &e, &d).map_err(|e| unprocessable("invalid_checksum", e.to_string()))
 }
 
-/// Outcome of registering file metadata.
-enum Registered {
-    Created,
-    Identical,
-}
-
-/// Writes `files/{uuid}.{version}` unless an identical one exists; 409 if a different one does.
+/// Writes `files/{uuid}.{version}` unless an identical one exists: 201 written, 200 identical,
+/// 409 if a different one does.
 async fn register(
     store: &dyn BlobStore,
     uuid: &ObjectUuid,
     meta: &FileMetadata,
-) -> ApiResult<Registered> {
+) -> ApiResult<Response> {
     let key = ObjectKey::file(uuid, &meta.version);
     let same = |existing: &FileMetadata| existing.same_meaning(meta);
-    let created = storage::create_or_match(store, &key, meta.to_json_text(), same, || {
-        file_conflict(uuid, meta)
-    })
-    .await?;
-    Ok(if created {
-        Registered::Created
+    let conflict = || file_conflict(uuid, meta);
+    let created =
+        storage::create_or_match(store, &key, meta.to_json_text(), same, conflict).await?;
+    let status = if created {
+        StatusCode::CREATED
     } else {
-        Registered::Identical
-    })
+        StatusCode::OK
+    };
+    Ok(version_response(status, &meta.version))
 }
 
 fn file_conflict(uuid: &ObjectUuid, meta: &FileMetadata) -> ApiError {
@@ -216,7 +211,7 @@ pub async fn put(
     body: Body,
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
-    let obj = json_object(&headers, body, state.deployment.config.api.max_json_body).await?;
+    let obj = state.json_body(&headers, body).await?;
     require_fields(&obj, &["source_url", "creator_uid"])?;
     let req: PutFileBody = typed(obj)?;
     let q = state.params.check("putFile", raw.as_deref())?;
@@ -281,10 +276,7 @@ pub async fn put(
             .await
             .map_err(checksum_error)?;
     }
-    Ok(match register(store, &uuid, &meta).await? {
-        Registered::Created => version_response(StatusCode::CREATED, &version),
-        Registered::Identical => version_response(StatusCode::OK, &version),
-    })
+    register(store, &uuid, &meta).await
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -371,10 +363,7 @@ pub async fn upload(
             return Ok(r);
         }
         if blob_present(store, sums).await? {
-            return Ok(match register(store, &uuid, &meta).await? {
-                Registered::Created => version_response(StatusCode::CREATED, &version),
-                Registered::Identical => version_response(StatusCode::OK, &version),
-            });
+            return register(store, &uuid, &meta).await;
         }
     }
     let mut received = 0u64;
@@ -453,10 +442,7 @@ pub async fn upload(
         }
     };
     let meta = FileMetadata::new(creator_uid, version.clone(), content_type, size, &sums);
-    Ok(match register(store, &uuid, &meta).await? {
-        Registered::Created => version_response(StatusCode::CREATED, &version),
-        Registered::Identical => version_response(StatusCode::OK, &version),
-    })
+    register(store, &uuid, &meta).await
 }
 
 fn upload_error(e: BlobError) -> ApiError {

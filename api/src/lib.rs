@@ -38,14 +38,18 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
     let staging = deployment.config.staging_dir();
     std::fs::create_dir_all(&staging)?;
     let staging_dir = staging.canonicalize()?;
+    let document = openapi::document(&deployment.config.public_url())?;
+    let params = validate::ParamRules::from_document(&document)
+        .map_err(|e| anyhow::anyhow!("API document: {e}"))?;
+    let file_wait = Duration::from_millis(deployment.config.api.bundle_file_wait_ms);
     Ok(Arc::new(AppState {
         deployment,
         auth,
         staging_dir,
-        file_wait: Duration::from_secs(2),
+        file_wait,
+        api_document: serde_json::to_vec(&document)?.into(),
         manifests: storage::ManifestCache::new(1024, 1000),
-        params: validate::ParamRules::from_document(&openapi::document(""))
-            .map_err(|e| anyhow::anyhow!("API document: {e}"))?,
+        params,
     }))
 }
 

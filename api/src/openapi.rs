@@ -2,6 +2,7 @@
 //! this deployment so the official `hca`/`dbio` CLIs work over plain HTTP.
 
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -11,15 +12,20 @@ use crate::state::Shared;
 pub const DOCUMENT: &str = include_str!("../openapi.json");
 
 /// The document with this deployment's server URL.
-pub fn document(base_url: &str) -> Value {
-    let mut doc: Value = serde_json::from_str(DOCUMENT).unwrap_or_else(|_| json!({}));
+pub fn document(base_url: &str) -> serde_json::Result<Value> {
+    let mut doc: Value = serde_json::from_str(DOCUMENT)?;
     doc["servers"] = json!([{"url": format!("{base_url}/v1")}]);
-    doc
+    Ok(doc)
 }
 
-/// `GET /v1/swagger.json`.
+/// `GET /v1/swagger.json`: the document rendered once at start.
 pub async fn swagger(State(state): State<Shared>) -> Response {
-    axum::Json(document(&state.deployment.config.public_url())).into_response()
+    let mut r = state.api_document.clone().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 #[cfg(test)]

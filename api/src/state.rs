@@ -21,6 +21,8 @@ pub struct AppState {
     pub staging_dir: PathBuf,
     /// How long PUT/PATCH bundle waits for files that are not there yet (replication lag).
     pub file_wait: Duration,
+    /// The API document served at `/v1/swagger.json`, serialised once.
+    pub api_document: bytes::Bytes,
     /// Query-parameter rules read from the API document.
     pub params: crate::validate::ParamRules,
     /// Parsed manifests of recently read bundles.
@@ -48,6 +50,15 @@ impl AppState {
                 .collect();
             ApiError::illegal_arguments(format!("'{name}' is not one of [{}]", names.join(", ")))
         })
+    }
+
+    /// Reads a JSON object request body within the configured size limit.
+    pub async fn json_body(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+        crate::body::json_object(headers, body, self.deployment.config.api.max_json_body).await
     }
 
     /// Refuses writes in read-only mode.

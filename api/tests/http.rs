@@ -35,8 +35,9 @@ async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) -> S
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let toml = format!(
-        "data_dir = \"{}\"\n{extra_toml}\n[api]\nlisten = \"{addr}\"\nmax_json_body = 200000\nmax_upload = 1000000\n{extra_api}\n",
-        dir.path().display()
+        "data_dir = \"{}\"\n{extra_toml}\n[api]\nlisten = \"{addr}\"\nmax_json_body = 200000\nmax_upload = 1000000\nbundle_file_wait_ms = {}\n{extra_api}\n",
+        dir.path().display(),
+        file_wait.as_millis()
     );
     let cfg = Config::from_toml(&toml).unwrap();
     let local = LocalIssuer::load_or_create(&cfg.data_dir.join("keys")).unwrap();
@@ -50,8 +51,7 @@ async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) -> S
         .mint("someone@example.org", "someone", false, 3600, &cfg.auth)
         .unwrap();
     let deployment = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
-    let mut state = dss_api::state(deployment, Some(&local)).unwrap();
-    std::sync::Arc::get_mut(&mut state).unwrap().file_wait = file_wait;
+    let state = dss_api::state(deployment, Some(&local)).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(dss_api::serve(listener, state, async move {
         let _ = rx.await;

@@ -77,6 +77,9 @@ pub struct ApiConfig {
     pub max_upload: u64,
     /// Lifetime of signed download URLs in seconds.
     pub download_url_ttl_secs: u64,
+    /// How long PUT/PATCH bundle wait for member files that are not there yet (replication lag),
+    /// in milliseconds.
+    pub bundle_file_wait_ms: u64,
     /// Reported by `GET /version`.
     pub deployment_version: Option<String>,
     /// Refuse every write with 503 `read_only`.
@@ -91,6 +94,7 @@ impl Default for ApiConfig {
             max_json_body: 64 * 1024 * 1024,
             max_upload: 5 * 1024 * 1024 * 1024 * 1024,
             download_url_ttl_secs: 3600,
+            bundle_file_wait_ms: 2000,
             deployment_version: None,
             read_only: false,
         }
