@@ -280,12 +280,7 @@ pub async fn get(
     for f in page {
         let mut v = f.to_api_json();
         if directurls || presigned {
-            let blob = ObjectKey::blob(&dss_shared::checksum::Checksums {
-                sha256: f.sha256.clone(),
-                sha1: f.sha1.clone(),
-                s3_etag: f.s3_etag.clone(),
-                crc32c: f.crc32c.clone(),
-            });
+            let blob = ObjectKey::blob(&f.checksums());
             let url = if directurls {
                 store.direct_url(&blob)?
             } else {

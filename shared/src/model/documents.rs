@@ -137,6 +137,16 @@ impl BundleFileEntry {
         }
     }
 
+    /// The four checksums, which also name the blob.
+    pub fn checksums(&self) -> Checksums {
+        Checksums {
+            sha256: self.sha256.clone(),
+            sha1: self.sha1.clone(),
+            s3_etag: self.s3_etag.clone(),
+            crc32c: self.crc32c.clone(),
+        }
+    }
+
     /// The entry as the API shows it: `s3_etag` instead of the stored `s3-etag`.
     pub fn to_api_json(&self) -> Value {
         let mut m = Map::with_capacity(10);
