@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod embedded;
 pub mod model;
 pub mod ports;
+pub mod search;
 pub mod signing;
 pub mod telemetry;
 pub mod worker;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::system;
-use crate::embedded::{Db, Durability, EmbeddedQueue, EmbeddedTopic, LocalBlobStore, QueueConfig};
+use crate::embedded::{
+    Db, Durability, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
+};
 use crate::ports::queue::{Queue, Topic};
 use crate::signing::UrlSigner;
 
@@ -137,4 +139,32 @@ async fn queued_messages_survive_reopening_the_database() {
         .expect("receive");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "kept");
+}
+
+#[tokio::test]
+async fn embedded_search_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("s.db"), Durability::Process).expect("open");
+    let index = EmbeddedSearch::new(&db, system());
+    super::search::run(&index, "aws").await;
+    // A second process (another handle on the same file) sees the same documents.
+    let other = EmbeddedSearch::new(
+        &Db::open(&dir.path().join("s.db"), Durability::Process).expect("open"),
+        system(),
+    );
+    let page = crate::ports::SearchIndex::search(
+        &other,
+        "aws",
+        &crate::ports::SearchRequest {
+            body: serde_json::json!({}),
+            size: 10,
+            after: None,
+            with_source: false,
+        },
+    )
+    .await
+    .expect("search");
+    assert_eq!(page.total, 45);
+    // Replicas are independent.
+    super::search::run(&index, "gcp").await;
 }

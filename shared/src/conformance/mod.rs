@@ -4,6 +4,7 @@
 
 pub mod blob;
 pub mod queue;
+pub mod search;
 
 #[cfg(test)]
 mod embedded;

@@ -47,6 +47,16 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_ms INTEGER NOT NULL, visible_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT, dead_reason TEXT);
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_ms, id);
+CREATE TABLE IF NOT EXISTS search_docs (
+    replica TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT,
+    PRIMARY KEY (replica, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_docs_seq ON search_docs (replica, seq);
+CREATE TABLE IF NOT EXISTS journal (
+    replica TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, event_id TEXT NOT NULL,
+    ts TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (replica, seq)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS journal_event ON journal (replica, event_id, kind);
+CREATE INDEX IF NOT EXISTS journal_ts ON journal (replica, ts);
 ";
 
 struct Inner {

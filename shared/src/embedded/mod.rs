@@ -1,11 +1,13 @@
-//! Embedded adapters: local-disk buckets, a durable SQLite queue and topic. They are the default,
+//! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index. They are the default,
 //! so a whole deployment runs on one machine with no cloud.
 
 pub mod db;
 pub mod keypath;
 pub mod local_blob;
 pub mod queue;
+pub mod search;
 
 pub use db::{Db, DbError, Durability};
 pub use local_blob::LocalBlobStore;
 pub use queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
+pub use search::EmbeddedSearch;

@@ -2,6 +2,7 @@
 
 pub mod blob;
 pub mod queue;
+pub mod search;
 
 pub use blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
@@ -10,3 +11,4 @@ pub use blob::{
 pub use queue::{
     BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic,
 };
+pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};

@@ -1,0 +1,213 @@
+//! The embedded search index: documents live in the embedded database (durable, shared by every
+//! process on the machine); each process keeps an in-memory inverted index per replica that
+//! follows the table's change sequence, so a search sees every write committed before it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use super::db::{Db, DbError};
+use crate::clock::SharedClock;
+use crate::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
+use crate::search::{EvalContext, MemIndex, SortKey, parse_body};
+
+impl From<DbError> for SearchError {
+    fn from(e: DbError) -> Self {
+        SearchError::Backend(e.to_string())
+    }
+}
+
+#[derive(Debug, Default)]
+struct ReplicaIndex {
+    mem: MemIndex,
+    /// Highest change sequence applied.
+    seq: i64,
+}
+
+/// The embedded [`SearchIndex`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedSearch {
+    db: Db,
+    clock: SharedClock,
+    replicas: Arc<Mutex<HashMap<String, Arc<RwLock<ReplicaIndex>>>>>,
+}
+
+fn load_doc(conn: &Connection, replica: &str, id: &str) -> Result<Option<Value>, DbError> {
+    let text: Option<Option<String>> = conn
+        .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
+        .query_row(params![replica, id], |r| r.get(0))
+        .optional()?;
+    Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+impl EmbeddedSearch {
+    /// The index over `db`.
+    pub fn new(db: &Db, clock: SharedClock) -> Self {
+        Self {
+            db: db.clone(),
+            clock,
+            replicas: Arc::default(),
+        }
+    }
+
+    fn replica(&self, name: &str) -> Arc<RwLock<ReplicaIndex>> {
+        let mut map = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Applies committed changes the in-memory index has not seen; rebuilds it when replaced
+    /// documents have left too many dead entries.
+    fn catch_up(db: &Db, replica: &str, index: &RwLock<ReplicaIndex>) -> Result<(), DbError> {
+        let seen = index.read().unwrap_or_else(|p| p.into_inner()).seq;
+        let latest: i64 = db.read_inline(|c| {
+            Ok(c.prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) FROM search_docs WHERE replica = ?1",
+            )?
+            .query_row(params![replica], |r| r.get(0))?)
+        })?;
+        if latest <= seen {
+            return Ok(());
+        }
+        let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
+        let ri = &mut *guard;
+        if ri.mem.ordinals() > 2 * ri.mem.len() as usize + 10_000 {
+            *ri = ReplicaIndex::default();
+        }
+        let from = ri.seq;
+        let rows: Vec<(String, i64, Option<String>)> = db.read_inline(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, seq, doc FROM search_docs WHERE replica = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = st
+                .query_map(params![replica, from], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })?;
+        for (id, seq, doc) in rows {
+            match doc.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+                Some(d) => {
+                    ri.mem.insert(&id, &d);
+                }
+                None => {
+                    ri.mem.remove(&id);
+                }
+            }
+            ri.seq = seq;
+        }
+        Ok(())
+    }
+
+    fn run_search(
+        db: &Db,
+        replica: &str,
+        index: &RwLock<ReplicaIndex>,
+        req: &SearchRequest,
+        now: time::OffsetDateTime,
+    ) -> Result<SearchPage, SearchError> {
+        let query = parse_body(&req.body).map_err(|e| SearchError::BadQuery(e.0))?;
+        let after = match &req.after {
+            Some(c) => Some(SortKey::parse_cursor(c).ok_or_else(|| {
+                SearchError::BadQuery(format!("malformed search_after cursor {c:?}"))
+            })?),
+            None => None,
+        };
+        Self::catch_up(db, replica, index)?;
+        let ri = index.read().unwrap_or_else(|p| p.into_inner());
+        let loader = |ord: u32| {
+            let id = ri.mem.id(ord)?.to_string();
+            db.read_inline(|c| load_doc(c, replica, &id)).ok().flatten()
+        };
+        let hits = ri.mem.search(
+            &query,
+            &EvalContext {
+                now,
+                loader: &loader,
+            },
+        );
+        let page = ri.mem.top(&hits, after.as_ref(), req.size);
+        let mut out = Vec::with_capacity(page.len());
+        for ord in page {
+            let Some(key) = ri.mem.key(ord) else { continue };
+            let source = if req.with_source {
+                db.read_inline(|c| load_doc(c, replica, &key.id))?
+            } else {
+                None
+            };
+            out.push(Hit {
+                id: key.id.clone(),
+                cursor: key.cursor(),
+                source,
+            });
+        }
+        Ok(SearchPage {
+            total: hits.len(),
+            hits: out,
+        })
+    }
+}
+
+#[async_trait]
+impl SearchIndex for EmbeddedSearch {
+    async fn put(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
+        let text = serde_json::to_string(doc).map_err(|e| SearchError::Backend(e.to_string()))?;
+        let (replica, id) = (replica.to_string(), id.to_string());
+        Ok(self
+            .db
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let old: Option<Option<String>> = tx
+                    .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
+                    .query_row(params![replica, id], |r| r.get(0))
+                    .optional()?;
+                if old.flatten().as_deref() == Some(text.as_str()) {
+                    return Ok(false);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO search_docs (replica, id, seq, doc) VALUES (?1, ?2,
+                       (SELECT COALESCE(MAX(seq), 0) + 1 FROM search_docs WHERE replica = ?1), ?3)
+                     ON CONFLICT (replica, id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc",
+                )?
+                .execute(params![replica, id, text])?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?)
+    }
+
+    async fn get(&self, replica: &str, id: &str) -> Result<Option<Value>, SearchError> {
+        let (replica, id) = (replica.to_string(), id.to_string());
+        Ok(self.db.read(move |c| load_doc(c, &replica, &id)).await?)
+    }
+
+    async fn delete(&self, replica: &str, id: &str) -> Result<bool, SearchError> {
+        let (replica, id) = (replica.to_string(), id.to_string());
+        Ok(self
+            .db
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE search_docs SET doc = NULL,
+                           seq = (SELECT MAX(seq) + 1 FROM search_docs WHERE replica = ?1)
+                         WHERE replica = ?1 AND id = ?2 AND doc IS NOT NULL",
+                    )?
+                    .execute(params![replica, id])?;
+                Ok(n > 0)
+            })
+            .await?)
+    }
+
+    async fn search(&self, replica: &str, req: &SearchRequest) -> Result<SearchPage, SearchError> {
+        let db = self.db.clone();
+        let index = self.replica(replica);
+        let (replica, req) = (replica.to_string(), req.clone());
+        let now = self.clock.now();
+        tokio::task::spawn_blocking(move || Self::run_search(&db, &replica, &index, &req, now))
+            .await
+            .map_err(|e| SearchError::Backend(e.to_string()))?
+    }
+}

@@ -1,0 +1,707 @@
+//! The in-memory inverted index and the query evaluator over it.
+//!
+//! A document's flattened values go into per-field dictionaries: keywords (lower-cased) and
+//! tokens of `.text` sub-fields in ordered term maps, numbers and dates in ordered value maps,
+//! plus an `exists` set per path and ancestor path. A query is answered by set algebra on
+//! those postings, never by visiting every document; only `match_phrase` and `nested` re-read
+//! the documents that the postings already narrowed down. The same evaluator answers "does this
+//! one document match?" by indexing that document alone ([`matches`]).
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::analyze::{self, TEXT_SUFFIX};
+use super::dates::{self, Millis, Rounding};
+use super::flatten::{Leaf, for_each_leaf, objects_at};
+use super::query::{Operator, Query, RangeBounds, Scalar};
+
+/// Postings of one term: most terms (identifiers, checksums) occur in one document.
+#[derive(Debug, Clone)]
+enum Postings {
+    One(u32),
+    Many(RoaringBitmap),
+}
+
+impl Postings {
+    fn add(&mut self, doc: u32) {
+        match self {
+            Postings::One(d) if *d == doc => {}
+            Postings::One(d) => *self = Postings::Many(RoaringBitmap::from_iter([*d, doc])),
+            Postings::Many(b) => {
+                b.insert(doc);
+            }
+        }
+    }
+
+    fn or_into(&self, out: &mut RoaringBitmap) {
+        match self {
+            Postings::One(d) => {
+                out.insert(*d);
+            }
+            Postings::Many(b) => *out |= b,
+        }
+    }
+
+    fn bitmap(&self) -> RoaringBitmap {
+        let mut b = RoaringBitmap::new();
+        self.or_into(&mut b);
+        b
+    }
+}
+
+fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {
+    match map.get_mut(&key) {
+        Some(p) => p.add(doc),
+        None => {
+            map.insert(key, Postings::One(doc));
+        }
+    }
+}
+
+fn union_range<K: Ord>(map: &BTreeMap<K, Postings>, lo: Bound<K>, hi: Bound<K>) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
+    if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+        (&lo, &hi)
+        && a > b
+    {
+        return out;
+    }
+    for (_, p) in map.range((lo, hi)) {
+        p.or_into(&mut out);
+    }
+    out
+}
+
+/// A total order on finite floats as unsigned keys.
+fn num_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+#[derive(Debug, Default)]
+struct FieldIndex {
+    /// Keywords (lower-cased) or, for `.text` fields, tokens.
+    terms: BTreeMap<Box<str>, Postings>,
+    numbers: BTreeMap<u64, Postings>,
+    dates: BTreeMap<Millis, Postings>,
+    exists: RoaringBitmap,
+    text: bool,
+}
+
+/// The sort key of a hit: `uuid` descending, `manifest.version` descending (missing last), then
+/// the document id descending so that ties page deterministically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// The document's `uuid` field.
+    pub uuid: String,
+    /// Its `manifest.version` field.
+    pub version: Option<String>,
+    /// The document id.
+    pub id: String,
+}
+
+impl SortKey {
+    /// The key of a document.
+    pub fn of(id: &str, doc: &Value) -> Self {
+        Self {
+            uuid: doc
+                .get("uuid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            version: doc
+                .pointer("/manifest/version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            id: id.to_string(),
+        }
+    }
+
+    /// The `search_after` cursor of this key: `uuid,version,id` (version empty when missing).
+    pub fn cursor(&self) -> String {
+        format!(
+            "{},{},{}",
+            self.uuid,
+            self.version.as_deref().unwrap_or(""),
+            self.id
+        )
+    }
+
+    /// Parses a cursor; `uuid,version` (the original's two-value form) is accepted too.
+    pub fn parse_cursor(s: &str) -> Option<Self> {
+        let mut parts = s.splitn(3, ',');
+        let uuid = parts.next()?.to_string();
+        let version = parts.next()?;
+        Some(Self {
+            uuid,
+            version: (!version.is_empty()).then(|| version.to_string()),
+            id: parts.next().unwrap_or("").to_string(),
+        })
+    }
+}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        other
+            .uuid
+            .cmp(&self.uuid)
+            .then_with(|| match (&self.version, &other.version) {
+                (Some(a), Some(b)) => b.cmp(a),
+                (Some(_), None) => Less,
+                (None, Some(_)) => Greater,
+                (None, None) => Equal,
+            })
+            .then_with(|| other.id.cmp(&self.id))
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Re-reads a document by ordinal, for the few queries that verify candidates.
+pub trait DocLoader {
+    /// The document's JSON, `None` if it is gone.
+    fn load(&self, doc: u32) -> Option<Value>;
+}
+
+impl<F: Fn(u32) -> Option<Value>> DocLoader for F {
+    fn load(&self, doc: u32) -> Option<Value> {
+        self(doc)
+    }
+}
+
+/// What a query is evaluated against besides the index.
+pub struct EvalContext<'a> {
+    /// `now` of date math.
+    pub now: OffsetDateTime,
+    /// Loads candidates for `match_phrase` and `nested`.
+    pub loader: &'a dyn DocLoader,
+}
+
+/// An inverted index over documents numbered by insertion.
+#[derive(Debug, Default)]
+pub struct MemIndex {
+    keys: Vec<Option<SortKey>>,
+    by_id: HashMap<Arc<str>, u32>,
+    live: RoaringBitmap,
+    fields: HashMap<Box<str>, FieldIndex>,
+}
+
+impl MemIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Live documents.
+    pub fn len(&self) -> u64 {
+        self.live.len()
+    }
+
+    /// Whether no document is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Ordinals used, live or not (a rebuild is due when far above [`Self::len`]).
+    pub fn ordinals(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The id of a live ordinal.
+    pub fn id(&self, doc: u32) -> Option<&str> {
+        self.keys.get(doc as usize)?.as_ref().map(|k| k.id.as_str())
+    }
+
+    /// The sort key of a live ordinal.
+    pub fn key(&self, doc: u32) -> Option<&SortKey> {
+        self.keys.get(doc as usize)?.as_ref()
+    }
+
+    /// Removes a document; `false` if it was not there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.by_id.remove(id) {
+            Some(ord) => {
+                self.live.remove(ord);
+                self.keys[ord as usize] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds (or replaces) a document and returns its ordinal.
+    pub fn insert(&mut self, id: &str, doc: &Value) -> u32 {
+        self.remove(id);
+        let ord = self.keys.len() as u32;
+        self.keys.push(Some(SortKey::of(id, doc)));
+        let id: Arc<str> = id.into();
+        self.by_id.insert(id, ord);
+        self.live.insert(ord);
+        let fields = &mut self.fields;
+        for_each_leaf(doc, "", &mut |path, leaf| {
+            index_leaf(fields, path, leaf, ord)
+        });
+        ord
+    }
+
+    fn field(&self, name: &str) -> Option<&FieldIndex> {
+        self.fields.get(name)
+    }
+
+    /// Field names matching a pattern (`*` and `?`); a plain name is itself.
+    fn expand<'a>(&'a self, pattern: &'a str) -> Vec<&'a str> {
+        if !pattern.contains(['*', '?']) {
+            return vec![pattern];
+        }
+        self.fields
+            .keys()
+            .map(|k| &**k)
+            .filter(|k| glob(pattern, k))
+            .collect()
+    }
+
+    /// Documents matching `q` (live only).
+    pub fn search(&self, q: &Query, ctx: &EvalContext<'_>) -> RoaringBitmap {
+        let mut r = self.eval(q, ctx);
+        r &= &self.live;
+        r
+    }
+
+    /// The first `size` hits after `after` in sort order.
+    pub fn top(&self, hits: &RoaringBitmap, after: Option<&SortKey>, size: usize) -> Vec<u32> {
+        let mut heap: BinaryHeap<(&SortKey, u32)> = BinaryHeap::with_capacity(size + 1);
+        if size == 0 {
+            return Vec::new();
+        }
+        for doc in hits {
+            let Some(k) = self.key(doc) else { continue };
+            if after.is_some_and(|a| k <= a) {
+                continue;
+            }
+            if heap.len() < size {
+                heap.push((k, doc));
+            } else if heap.peek().is_some_and(|(top, _)| k < *top) {
+                heap.pop();
+                heap.push((k, doc));
+            }
+        }
+        let mut out = heap.into_vec();
+        out.sort();
+        out.into_iter().map(|(_, d)| d).collect()
+    }
+
+    fn eval(&self, q: &Query, ctx: &EvalContext<'_>) -> RoaringBitmap {
+        match q {
+            Query::MatchAll => self.live.clone(),
+            Query::MatchNone => RoaringBitmap::new(),
+            Query::Bool(b) => {
+                let mut acc: Option<RoaringBitmap> = None;
+                for m in &b.must {
+                    let r = self.eval(m, ctx);
+                    acc = Some(match acc {
+                        None => r,
+                        Some(a) => a & r,
+                    });
+                    if acc.as_ref().is_some_and(RoaringBitmap::is_empty) {
+                        return RoaringBitmap::new();
+                    }
+                }
+                let need = b.required_should();
+                if need > 0 {
+                    let sets: Vec<RoaringBitmap> =
+                        b.should.iter().map(|s| self.eval(s, ctx)).collect();
+                    let s = at_least(&sets, need);
+                    acc = Some(match acc {
+                        None => s,
+                        Some(a) => a & s,
+                    });
+                }
+                let mut base = acc.unwrap_or_else(|| self.live.clone());
+                for n in &b.must_not {
+                    if base.is_empty() {
+                        break;
+                    }
+                    base -= self.eval(n, ctx);
+                }
+                base
+            }
+            Query::Term { fields, values } => self.each_field(fields, |f, _| {
+                let mut out = RoaringBitmap::new();
+                for v in values {
+                    self.term(f, v, &mut out);
+                }
+                out
+            }),
+            Query::Match {
+                fields,
+                text,
+                operator,
+                minimum_should_match,
+            } => self.each_field(fields, |f, _| {
+                if !f.text {
+                    let mut out = RoaringBitmap::new();
+                    self.term(f, &Scalar::Str(text.clone()), &mut out);
+                    return out;
+                }
+                let sets: Vec<RoaringBitmap> = analyze::tokens(text)
+                    .iter()
+                    .map(|t| {
+                        f.terms
+                            .get(t.as_str())
+                            .map(Postings::bitmap)
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let need = match (operator, minimum_should_match) {
+                    (Operator::And, _) => sets.len(),
+                    (Operator::Or, Some(m)) => m.required(sets.len()).max(1),
+                    (Operator::Or, None) => 1,
+                };
+                at_least(&sets, need)
+            }),
+            Query::MatchPhrase { fields, text } => self.each_field(fields, |f, name| {
+                if !f.text {
+                    let mut out = RoaringBitmap::new();
+                    self.term(f, &Scalar::Str(text.clone()), &mut out);
+                    return out;
+                }
+                let toks = analyze::tokens(text);
+                let sets: Vec<RoaringBitmap> = toks
+                    .iter()
+                    .map(|t| {
+                        f.terms
+                            .get(t.as_str())
+                            .map(Postings::bitmap)
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let candidates = at_least(&sets, sets.len());
+                if toks.len() < 2 {
+                    return candidates;
+                }
+                let path = name.strip_suffix(TEXT_SUFFIX).unwrap_or(name);
+                candidates
+                    .into_iter()
+                    .filter(|d| {
+                        ctx.loader
+                            .load(*d)
+                            .is_some_and(|doc| has_phrase(&doc, path, &toks))
+                    })
+                    .collect()
+            }),
+            Query::Range { fields, bounds } => {
+                self.each_field(fields, |f, _| range(f, bounds, ctx.now))
+            }
+            Query::Exists { fields } => self.each_field(fields, |f, _| f.exists.clone()),
+            Query::Prefix { fields, value } => self.each_field(fields, |f, _| {
+                let p = value.to_lowercase();
+                let mut out = RoaringBitmap::new();
+                for (t, post) in f
+                    .terms
+                    .range::<str, _>((Bound::Included(p.as_str()), Bound::Unbounded))
+                {
+                    if !t.starts_with(p.as_str()) {
+                        break;
+                    }
+                    post.or_into(&mut out);
+                }
+                out
+            }),
+            Query::Wildcard { fields, pattern } => self.each_field(fields, |f, _| {
+                let p = pattern.to_lowercase();
+                let literal: String = p.chars().take_while(|c| *c != '*' && *c != '?').collect();
+                let mut out = RoaringBitmap::new();
+                for (t, post) in f
+                    .terms
+                    .range::<str, _>((Bound::Included(literal.as_str()), Bound::Unbounded))
+                {
+                    if !t.starts_with(literal.as_str()) {
+                        break;
+                    }
+                    if glob(&p, t) {
+                        post.or_into(&mut out);
+                    }
+                }
+                out
+            }),
+            Query::Ids(ids) => ids
+                .iter()
+                .filter_map(|i| self.by_id.get(i.as_str()).copied())
+                .collect(),
+            Query::Nested { path, query } => {
+                let mut candidates = self.eval(query, ctx);
+                candidates &= self
+                    .field(path)
+                    .map(|f| f.exists.clone())
+                    .unwrap_or_default();
+                candidates
+                    .into_iter()
+                    .filter(|d| {
+                        ctx.loader.load(*d).is_some_and(|doc| {
+                            objects_at(&doc, path).into_iter().any(|element| {
+                                let wrapped = wrap(path, element.clone());
+                                matches(query, "", &wrapped, ctx.now)
+                            })
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn each_field(
+        &self,
+        fields: &[String],
+        mut f: impl FnMut(&FieldIndex, &str) -> RoaringBitmap,
+    ) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        for pattern in fields {
+            for name in self.expand(pattern) {
+                if let Some(fi) = self.field(name) {
+                    out |= f(fi, name);
+                }
+            }
+        }
+        out
+    }
+
+    fn term(&self, f: &FieldIndex, v: &Scalar, out: &mut RoaringBitmap) {
+        if f.text {
+            if let Some(p) = f.terms.get(v.text().as_str()) {
+                p.or_into(out);
+            }
+            return;
+        }
+        if let Some(p) = f.terms.get(v.text().to_lowercase().as_str()) {
+            p.or_into(out);
+        }
+        if let Some(x) = v.number()
+            && let Some(p) = f.numbers.get(&num_key(x))
+        {
+            p.or_into(out);
+        }
+        if let Scalar::Str(s) = v
+            && let Some(p) = dates::detect(s).and_then(|ms| f.dates.get(&ms))
+        {
+            p.or_into(out);
+        }
+    }
+}
+
+fn entry<'a>(
+    fields: &'a mut HashMap<Box<str>, FieldIndex>,
+    name: &str,
+    text: bool,
+    ord: u32,
+) -> &'a mut FieldIndex {
+    if !fields.contains_key(name) {
+        fields.insert(name.into(), FieldIndex::default());
+    }
+    let f = fields.entry(name.into()).or_default();
+    f.text |= text;
+    f.exists.insert(ord);
+    f
+}
+
+/// Indexes one leaf value.
+fn index_leaf(fields: &mut HashMap<Box<str>, FieldIndex>, path: &str, leaf: Leaf<'_>, ord: u32) {
+    match leaf {
+        Leaf::Str(s) => {
+            if let Some(ms) = dates::detect(s) {
+                // Detected dates are mapped as `date`: no keyword, no text sub-field.
+                add(&mut entry(fields, path, false, ord).dates, ms, ord);
+            } else {
+                let f = entry(fields, path, false, ord);
+                if let Some(k) = analyze::keyword(s) {
+                    add(&mut f.terms, k.into_boxed_str(), ord);
+                }
+                let text = format!("{path}{TEXT_SUFFIX}");
+                let f = entry(fields, &text, true, ord);
+                for t in analyze::tokens(s) {
+                    add(&mut f.terms, t.into_boxed_str(), ord);
+                }
+            }
+        }
+        Leaf::Num(x) => add(
+            &mut entry(fields, path, false, ord).numbers,
+            num_key(x),
+            ord,
+        ),
+        Leaf::Bool(b) => add(
+            &mut entry(fields, path, false, ord).terms,
+            if b { "true".into() } else { "false".into() },
+            ord,
+        ),
+    }
+    // Objects exist when any of their sub-fields does.
+    let mut p = path;
+    while let Some(i) = p.rfind('.') {
+        p = &p[..i];
+        entry(fields, p, false, ord);
+    }
+}
+
+/// Documents present in at least `need` of `sets` (`need` 0 or more than the sets: none).
+fn at_least(sets: &[RoaringBitmap], need: usize) -> RoaringBitmap {
+    if need == 0 || need > sets.len() {
+        return RoaringBitmap::new();
+    }
+    if need == 1 {
+        return sets.iter().fold(RoaringBitmap::new(), |a, b| a | b);
+    }
+    if need == sets.len() {
+        let mut it = sets.iter();
+        let first = it.next().cloned().unwrap_or_default();
+        return it.fold(first, |a, b| a & b);
+    }
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for s in sets {
+        for d in s {
+            *counts.entry(d).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, c)| *c >= need)
+        .map(|(d, _)| d)
+        .collect()
+}
+
+fn range(f: &FieldIndex, b: &RangeBounds, now: OffsetDateTime) -> RoaringBitmap {
+    let given: Vec<&Scalar> = [&b.gt, &b.gte, &b.lt, &b.lte]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut out = RoaringBitmap::new();
+    if given.is_empty() {
+        return f.exists.clone();
+    }
+    // Each kind of value compares in its own domain: numbers with numeric bounds, dates with
+    // date bounds (and date math), keywords with string bounds.
+    if given.iter().all(|v| v.number().is_some()) {
+        let lo = bound(&b.gt, &b.gte, |v| v.number().map(num_key));
+        let hi = bound(&b.lt, &b.lte, |v| v.number().map(num_key));
+        out |= union_range(&f.numbers, lo, hi);
+    }
+    let date = |v: &Scalar, r| match v {
+        Scalar::Str(s) => dates::parse_bound(s, now, r),
+        _ => None,
+    };
+    if given.iter().all(|v| date(v, Rounding::Down).is_some()) {
+        let lo = match (&b.gt, &b.gte) {
+            (Some(v), _) => date(v, Rounding::Up).map_or(Bound::Unbounded, Bound::Excluded),
+            (None, Some(v)) => date(v, Rounding::Down).map_or(Bound::Unbounded, Bound::Included),
+            _ => Bound::Unbounded,
+        };
+        let hi = match (&b.lt, &b.lte) {
+            (Some(v), _) => date(v, Rounding::Down).map_or(Bound::Unbounded, Bound::Excluded),
+            (None, Some(v)) => date(v, Rounding::Up).map_or(Bound::Unbounded, Bound::Included),
+            _ => Bound::Unbounded,
+        };
+        out |= union_range(&f.dates, lo, hi);
+    }
+    if given.iter().all(|v| matches!(v, Scalar::Str(_))) {
+        let key = |v: &Scalar| Some(v.text().to_lowercase().into_boxed_str());
+        let lo = bound(&b.gt, &b.gte, key);
+        let hi = bound(&b.lt, &b.lte, key);
+        out |= union_range(&f.terms, lo, hi);
+    }
+    out
+}
+
+fn bound<K>(
+    strict: &Option<Scalar>,
+    inclusive: &Option<Scalar>,
+    key: impl Fn(&Scalar) -> Option<K>,
+) -> Bound<K> {
+    match (strict, inclusive) {
+        (Some(v), _) => key(v).map_or(Bound::Unbounded, Bound::Excluded),
+        (None, Some(v)) => key(v).map_or(Bound::Unbounded, Bound::Included),
+        _ => Bound::Unbounded,
+    }
+}
+
+/// Whether one string value under `path` holds `toks` consecutively.
+fn has_phrase(doc: &Value, path: &str, toks: &[String]) -> bool {
+    let mut found = false;
+    for_each_leaf(doc, "", &mut |p, leaf| {
+        if found || p != path {
+            return;
+        }
+        if let Leaf::Str(s) = leaf {
+            let words = analyze::tokens(s);
+            found = words.windows(toks.len()).any(|w| w == toks);
+        }
+    });
+    found
+}
+
+/// `element` placed back at `path` (`a.b` → `{"a": {"b": element}}`), so that the fields of a
+/// nested object keep their full names.
+fn wrap(path: &str, element: Value) -> Value {
+    path.rsplit('.').fold(element, |inner, seg| {
+        let mut m = serde_json::Map::new();
+        m.insert(seg.to_string(), inner);
+        Value::Object(m)
+    })
+}
+
+/// Whether the document `doc` with id `id` matches `q` — the same evaluator as search, over an
+/// index of this one document.
+pub fn matches(q: &Query, id: &str, doc: &Value, now: OffsetDateTime) -> bool {
+    let mut one = MemIndex::new();
+    let ord = one.insert(id, doc);
+    let loader = |_: u32| Some(doc.clone());
+    one.search(
+        q,
+        &EvalContext {
+            now,
+            loader: &loader,
+        },
+    )
+    .contains(ord)
+}
+
+/// `*` / `?` pattern match.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,16 @@
+//! The embedded search engine: the Elasticsearch query DSL subset DSS users send ([`query`]),
+//! ES-like analysis of JSON documents ([`analyze`], [`flatten`], [`dates`]) and an inverted
+//! index that answers queries by set algebra over postings ([`index`]).
+//!
+//! One evaluator serves both searching many documents and matching one document against a
+//! stored query ([`matches`]), so search results and subscription matches always agree.
+
+pub mod analyze;
+pub mod dates;
+pub mod flatten;
+pub mod index;
+pub mod query;
+mod query_string;
+
+pub use index::{DocLoader, EvalContext, MemIndex, SortKey, matches};
+pub use query::{Query, QueryError, parse, parse_body};
