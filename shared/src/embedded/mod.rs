@@ -1,13 +1,16 @@
-//! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index. They are the default,
-//! so a whole deployment runs on one machine with no cloud.
+//! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index and
+//! the events journal. They are the default, so a whole deployment runs on one machine with no
+//! cloud.
 
 pub mod db;
+pub mod journal;
 pub mod keypath;
 pub mod local_blob;
 pub mod queue;
 pub mod search;
 
 pub use db::{Db, DbError, Durability};
+pub use journal::EmbeddedJournal;
 pub use local_blob::LocalBlobStore;
 pub use queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
 pub use search::EmbeddedSearch;

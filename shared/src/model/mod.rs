@@ -3,6 +3,7 @@
 pub mod documents;
 pub mod ids;
 pub mod keys;
+pub mod metadata;
 pub mod pyjson;
 pub mod version;
 

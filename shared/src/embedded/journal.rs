@@ -1,0 +1,315 @@
+//! The embedded event journal: a table in the embedded database. Concurrent `record` calls are
+//! group-committed: one writer transaction takes every request waiting at that moment.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::db::{Db, DbError};
+use crate::clock::SharedClock;
+use crate::model::DssVersion;
+use crate::ports::journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
+
+impl From<DbError> for JournalError {
+    fn from(e: DbError) -> Self {
+        JournalError::Backend(e.to_string())
+    }
+}
+
+struct Request {
+    replica: String,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<usize, JournalError>>,
+}
+
+/// Most requests one transaction takes.
+const MAX_GROUP: usize = 512;
+
+/// The embedded [`EventJournal`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedJournal {
+    db: Db,
+    writer: mpsc::UnboundedSender<Request>,
+}
+
+impl EmbeddedJournal {
+    /// The journal in `db`; starts its group-commit writer on the current runtime.
+    pub fn new(db: &Db, clock: SharedClock) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+        let writer_db = db.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(r) => group.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let now = clock.now();
+                let work: Vec<(String, Vec<NewEvent>)> = group
+                    .iter_mut()
+                    .map(|r| (r.replica.clone(), std::mem::take(&mut r.events)))
+                    .collect();
+                let result = writer_db
+                    .write(move |c| {
+                        let tx = c.transaction()?;
+                        let counts = work
+                            .iter()
+                            .map(|(replica, events)| append(&tx, replica, events, now))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        tx.commit()?;
+                        Ok(counts)
+                    })
+                    .await;
+                match result {
+                    Ok(counts) => {
+                        for (r, n) in group.into_iter().zip(counts) {
+                            let _ = r.reply.send(Ok(n));
+                        }
+                    }
+                    Err(e) => {
+                        for r in group {
+                            let _ = r.reply.send(Err(JournalError::Backend(e.to_string())));
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            db: db.clone(),
+            writer: tx,
+        }
+    }
+}
+
+/// Appends `events` to `replica`'s journal inside `tx`; timestamps strictly increase.
+fn append(
+    tx: &Transaction<'_>,
+    replica: &str,
+    events: &[NewEvent],
+    now: time::OffsetDateTime,
+) -> Result<usize, DbError> {
+    let last: Option<(i64, String)> = tx
+        .prepare_cached("SELECT seq, ts FROM journal WHERE replica = ?1 ORDER BY seq DESC LIMIT 1")?
+        .query_row(params![replica], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (mut seq, mut ts) = match last {
+        Some((s, t)) => (
+            s,
+            DssVersion::parse(&t)
+                .map(|v| v.to_datetime())
+                .unwrap_or(now),
+        ),
+        None => (0, now - time::Duration::microseconds(1)),
+    };
+    let mut added = 0;
+    let mut exists = tx.prepare_cached(
+        "SELECT 1 FROM journal WHERE replica = ?1 AND event_id = ?2 AND kind = ?3",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO journal (replica, seq, kind, event_id, ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for e in events {
+        if exists
+            .query_row(params![replica, e.event_id, e.kind.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some()
+        {
+            continue;
+        }
+        seq += 1;
+        ts = now.max(ts + time::Duration::microseconds(1));
+        let stamp = DssVersion::from_datetime(ts);
+        insert.execute(params![
+            replica,
+            seq,
+            e.kind.as_str(),
+            e.event_id,
+            stamp.as_str(),
+            e.body.as_bytes()
+        ])?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+#[async_trait]
+impl EventJournal for EmbeddedJournal {
+    async fn record(&self, replica: &str, events: Vec<NewEvent>) -> Result<usize, JournalError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(Request {
+                replica: replica.to_string(),
+                events,
+                reply,
+            })
+            .map_err(|_| JournalError::Backend("journal writer stopped".into()))?;
+        rx.await
+            .map_err(|_| JournalError::Backend("journal writer stopped".into()))?
+    }
+
+    async fn list(
+        &self,
+        replica: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventInfo>, JournalError> {
+        let (replica, from, to) = (
+            replica.to_string(),
+            from.unwrap_or("").to_string(),
+            to.map(str::to_string),
+        );
+        Ok(self
+            .db
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT seq, event_id, kind, ts, length(body) FROM journal
+                     WHERE replica = ?1 AND ts >= ?2 AND (?3 IS NULL OR ts < ?3)
+                     ORDER BY ts LIMIT ?4",
+                )?;
+                let rows = st
+                    .query_map(params![replica, from, to, limit as i64], |r| {
+                        let kind: String = r.get(2)?;
+                        Ok(EventInfo {
+                            seq: r.get::<_, i64>(0)? as u64,
+                            event_id: r.get(1)?,
+                            kind: EventKind::parse(&kind).unwrap_or(EventKind::Create),
+                            timestamp: r.get(3)?,
+                            size: r.get::<_, i64>(4)? as u64,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    async fn read(&self, replica: &str, first: u64, last: u64) -> Result<Vec<u8>, JournalError> {
+        let replica = replica.to_string();
+        Ok(self
+            .db
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT body FROM journal WHERE replica = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+                )?;
+                let mut out = Vec::new();
+                let mut rows = st.query(params![replica, first as i64, last as i64])?;
+                while let Some(r) = rows.next()? {
+                    out.extend_from_slice(&r.get::<_, Vec<u8>>(0)?);
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn find(
+        &self,
+        replica: &str,
+        event_id: &str,
+        kind: EventKind,
+    ) -> Result<Option<String>, JournalError> {
+        let (replica, event_id) = (replica.to_string(), event_id.to_string());
+        Ok(self
+            .db
+            .read(move |c| {
+                let body: Option<Vec<u8>> = c
+                    .prepare_cached(
+                        "SELECT body FROM journal WHERE replica = ?1 AND event_id = ?2 AND kind = ?3",
+                    )?
+                    .query_row(params![replica, event_id, kind.as_str()], |r| r.get(0))
+                    .optional()?;
+                Ok(body.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::system;
+    use crate::embedded::Durability;
+
+    fn ev(id: &str, kind: EventKind) -> NewEvent {
+        NewEvent {
+            event_id: id.into(),
+            kind,
+            body: format!("{{\"id\":\"{id}\"}}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_recorded_once_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("j.db"), Durability::Process).expect("open");
+        let j = EmbeddedJournal::new(&db, system());
+        // Concurrent recorders are group-committed; each event is recorded once.
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let j = j.clone();
+            tasks.push(tokio::spawn(async move {
+                j.record("aws", vec![ev(&format!("b{i}"), EventKind::Create)])
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("join").expect("record"), 1);
+        }
+        assert_eq!(
+            j.record("aws", vec![ev("b7", EventKind::Create)])
+                .await
+                .expect("again"),
+            0
+        );
+        assert_eq!(
+            j.record("aws", vec![ev("b7", EventKind::Tombstone)])
+                .await
+                .expect("other kind"),
+            1
+        );
+        assert_eq!(
+            j.record("gcp", vec![ev("b7", EventKind::Create)])
+                .await
+                .expect("other replica"),
+            1
+        );
+
+        let all = j.list("aws", None, None, 1000).await.expect("list");
+        assert_eq!(all.len(), 201);
+        assert!(
+            all.windows(2)
+                .all(|w| w[0].seq + 1 == w[1].seq && w[0].timestamp < w[1].timestamp)
+        );
+        // from inclusive, to exclusive.
+        let mid = j
+            .list(
+                "aws",
+                Some(&all[10].timestamp),
+                Some(&all[20].timestamp),
+                1000,
+            )
+            .await
+            .expect("list");
+        assert_eq!(mid.first().map(|e| e.seq), Some(all[10].seq));
+        assert_eq!(mid.len(), 10);
+        let bytes = j.read("aws", all[0].seq, all[1].seq).await.expect("read");
+        let expected: u64 = all[..2].iter().map(|e| e.size).sum();
+        assert_eq!(bytes.len() as u64, expected);
+        assert_eq!(
+            j.find("aws", "b7", EventKind::Tombstone)
+                .await
+                .expect("find")
+                .as_deref(),
+            Some("{\"id\":\"b7\"}")
+        );
+        assert_eq!(
+            j.find("aws", "zz", EventKind::Create).await.expect("find"),
+            None
+        );
+    }
+}
