@@ -1,5 +1,6 @@
 //! Wires a configuration into live adapters: the embedded database, one bucket per replica
-//! (emitting bucket events onto the `bucket-events` topic) and the URL signer.
+//! (emitting bucket events onto the `bucket-events` topic), the search index, the events
+//! journal and the URL signer; and declares the queues the daemons consume.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,12 +8,20 @@ use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, replica_path};
-use crate::embedded::{Db, LocalBlobStore};
-use crate::ports::BlobStore;
+use crate::embedded::{
+    Db, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
+};
+use crate::ports::{BlobStore, EventJournal, QueueError, SearchIndex};
 use crate::signing::UrlSigner;
 
 /// The topic every bucket publishes its events to.
 pub const BUCKET_EVENTS_TOPIC: &str = "bucket-events";
+
+/// The queue of the index daemon (subscribed to [`BUCKET_EVENTS_TOPIC`]).
+pub const INDEX_QUEUE: &str = "index";
+
+/// Queues subscribed to the bucket events topic, one per consuming daemon.
+const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE];
 
 /// Errors while opening a deployment.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +65,10 @@ pub struct Deployment {
     pub db: Db,
     /// Replicas by name.
     pub replicas: BTreeMap<String, Replica>,
+    /// Bundle documents for search.
+    pub search: Arc<dyn SearchIndex>,
+    /// Bundle events journal.
+    pub journal: Arc<dyn EventJournal>,
     /// Signs download URLs served by the API.
     pub signer: UrlSigner,
     /// The clock.
@@ -109,7 +122,8 @@ pub fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, Deployme
 }
 
 impl Deployment {
-    /// Opens every adapter the configuration names.
+    /// Opens every adapter the configuration names. Must run within a Tokio runtime (the journal
+    /// starts its writer task).
     pub fn open(config: Config, clock: SharedClock) -> Result<Self, DeploymentError> {
         let db = Db::open(&config.data_dir.join("dss.db"), config.embedded.durability)?;
         let secret = load_or_create_secret(&config.data_dir.join("keys").join("url-signing.key"))?;
@@ -139,11 +153,35 @@ impl Deployment {
             );
         }
         Ok(Self {
+            search: Arc::new(EmbeddedSearch::new(&db, clock.clone())),
+            journal: Arc::new(EmbeddedJournal::new(&db, clock.clone())),
             config,
             db,
             replicas,
             signer,
             clock,
         })
+    }
+
+    /// Declares every daemon queue and its subscription to the bucket events, so that events
+    /// are kept for a daemon even while it is not running. Idempotent; every component calls it
+    /// at start.
+    pub async fn declare_queues(&self) -> Result<(), QueueError> {
+        let topic = EmbeddedTopic::new(&self.db, BUCKET_EVENTS_TOPIC, self.clock.clone());
+        for name in BUCKET_EVENT_QUEUES {
+            self.queue(name).await?;
+            topic.subscribe(name).await?;
+        }
+        Ok(())
+    }
+
+    /// A daemon's queue (with its dead-letter queue `{name}-dlq`).
+    pub async fn queue(&self, name: &str) -> Result<EmbeddedQueue, QueueError> {
+        EmbeddedQueue::declare(&self.db, name, QueueConfig::default(), self.clock.clone()).await
+    }
+
+    /// The replica whose main bucket is `bucket`.
+    pub fn replica_of_bucket(&self, bucket: &str) -> Option<&Replica> {
+        self.replicas.values().find(|r| r.store.bucket() == bucket)
     }
 }

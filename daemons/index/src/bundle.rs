@@ -1,0 +1,141 @@
+//! Reading a bundle version and its JSON metadata files from a replica.
+
+use std::sync::Arc;
+
+use dss_shared::model::metadata::MetadataFile;
+use dss_shared::ports::{BlobError, BlobStore};
+use futures::StreamExt;
+use serde_json::Value;
+
+/// Bounds on what one bundle may contribute to its documents.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// JSON files larger than this are not read (logged and left out).
+    pub max_file_bytes: u64,
+    /// Once this many bytes of JSON are read, further files are left out.
+    pub max_total_bytes: u64,
+    /// Files read at once.
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 16 * 1024 * 1024,
+            max_total_bytes: 256 * 1024 * 1024,
+            concurrency: 8,
+        }
+    }
+}
+
+/// Why a bundle could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The object is not (or no longer) there.
+    #[error("{0} does not exist")]
+    Missing(String),
+    /// A stored document is not what it should be; retrying cannot help.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A member blob is not there yet (replication lag) or storage failed: retry.
+    #[error("{0}")]
+    Retry(String),
+}
+
+/// Reads and parses a JSON object stored under `key`.
+pub async fn read_json(store: &Arc<dyn BlobStore>, key: &str) -> Result<Value, LoadError> {
+    let bytes = match store.get_bytes(key).await {
+        Ok(b) => b,
+        Err(BlobError::NotFound(_)) => return Err(LoadError::Missing(key.to_string())),
+        Err(e) => return Err(LoadError::Retry(format!("reading {key}: {e}"))),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| LoadError::Corrupt(format!("{key} is not JSON: {e}")))
+}
+
+fn blob_key(entry: &Value) -> Option<String> {
+    let field = |k: &str| entry.get(k).and_then(Value::as_str);
+    Some(format!(
+        "blobs/{}.{}.{}.{}",
+        field("sha256")?,
+        field("sha1")?,
+        field("s3-etag")?,
+        field("crc32c")?
+    ))
+}
+
+/// The bundle's files whose content type starts with `application/json`, parsed, in manifest
+/// order. Files that are too large or do not parse are left out with a warning; a missing blob
+/// is an error to retry (it may still be replicating).
+pub async fn json_files(
+    store: &Arc<dyn BlobStore>,
+    bundle: &str,
+    manifest: &Value,
+    limits: &Limits,
+) -> Result<Vec<MetadataFile>, LoadError> {
+    let entries = manifest
+        .get("files")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut budget = limits.max_total_bytes;
+    let mut wanted = Vec::new();
+    for e in entries {
+        let name = e
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let ctype = e
+            .get("content-type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !ctype.starts_with("application/json") {
+            if e.get("indexed").and_then(Value::as_bool) == Some(true) {
+                tracing::warn!(bundle, file = %name, content_type = %ctype,
+                    "file marked for indexing is not application/json; not indexed");
+            }
+            continue;
+        }
+        let size = e.get("size").and_then(Value::as_u64).unwrap_or(0);
+        if size > limits.max_file_bytes || size > budget {
+            tracing::warn!(bundle, file = %name, size, "JSON file too large to index; left out");
+            continue;
+        }
+        budget -= size;
+        let Some(key) = blob_key(&e) else {
+            tracing::warn!(bundle, file = %name, "manifest entry without checksums; left out");
+            continue;
+        };
+        let indexed = e.get("indexed").and_then(Value::as_bool).unwrap_or(false);
+        wanted.push((name, indexed, key));
+    }
+    let reads = futures::stream::iter(wanted.into_iter().map(|(name, indexed, key)| {
+        let store = store.clone();
+        async move {
+            let bytes = match store.get_bytes(&key).await {
+                Ok(b) => b,
+                Err(BlobError::NotFound(_)) => {
+                    return Err(LoadError::Retry(format!("blob of {name} ({key}) is not there yet")));
+                }
+                Err(e) => return Err(LoadError::Retry(format!("reading {key}: {e}"))),
+            };
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(content) => Ok(Some(MetadataFile { name, indexed, content })),
+                Err(e) => {
+                    tracing::warn!(bundle, file = %name, error = %e, "JSON file does not parse; left out");
+                    Ok(None)
+                }
+            }
+        }
+    }))
+    .buffered(limits.concurrency.max(1));
+    let results: Vec<Result<Option<MetadataFile>, LoadError>> = reads.collect().await;
+    let mut out = Vec::new();
+    for r in results {
+        if let Some(f) = r? {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,280 @@
+//! The index daemon: for every bundle event of every replica, keeps the bundle's search
+//! document and records the event in the replica's journal.
+//!
+//! * `bundles/{uuid}.{version}` created → search document (or, if the bundle already has a
+//!   tombstone, the tombstone document) and a CREATE event.
+//! * `bundles/{uuid}.{version}.dead` / `bundles/{uuid}.dead` created → every affected version's
+//!   document is replaced by the tombstone document; a TOMBSTONE event.
+//! * a bundle or tombstone object removed → a DELETE event (search documents are kept, as in
+//!   the original).
+//!
+//! Objects that are gone, non-JSON or oversized files are logged and skipped, never retried;
+//! a member blob that has not replicated yet is retried with backoff. Every step is idempotent:
+//! an unchanged document is not rewritten and an event is recorded once.
+
+pub mod bundle;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dss_shared::deployment::{Deployment, INDEX_QUEUE};
+use dss_shared::model::keys::Kind;
+use dss_shared::model::metadata::{
+    create_document, delete_document, search_document, tombstone_document,
+    tombstone_search_document,
+};
+use dss_shared::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_shared::ports::{
+    BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
+    QueueError, SearchIndex,
+};
+use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use bundle::Limits;
+use bundle::LoadError;
+
+/// The handler of bucket events.
+#[derive(Debug)]
+pub struct Indexer {
+    deployment: Deployment,
+    search: Arc<dyn SearchIndex>,
+    journal: Arc<dyn EventJournal>,
+    limits: Limits,
+}
+
+fn transient(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(e.to_string())
+}
+
+impl Indexer {
+    /// An indexer over the deployment's replicas, search index and journal.
+    pub fn new(deployment: &Deployment, limits: Limits) -> Self {
+        Self {
+            search: deployment.search.clone(),
+            journal: deployment.journal.clone(),
+            deployment: deployment.clone(),
+            limits,
+        }
+    }
+
+    async fn record(
+        &self,
+        replica: &str,
+        kind: EventKind,
+        event_id: String,
+        doc: &Value,
+    ) -> Result<(), HandlerError> {
+        let event = NewEvent {
+            event_id,
+            kind,
+            body: doc.to_string(),
+        };
+        self.journal
+            .record(replica, vec![event])
+            .await
+            .map_err(transient)?;
+        Ok(())
+    }
+
+    /// A new bundle version.
+    async fn bundle(
+        &self,
+        replica: &str,
+        store: &Arc<dyn BlobStore>,
+        uuid: &ObjectUuid,
+        version: &DssVersion,
+    ) -> Result<Outcome, HandlerError> {
+        let key = ObjectKey::bundle(uuid, version);
+        let manifest = match bundle::read_json(store, &key).await {
+            Ok(m) => m,
+            Err(e) => return skip_or_fail(e),
+        };
+        // A bundle written after its tombstone (replication order) is indexed as dead.
+        for tomb_version in [Some(version), None] {
+            let tomb_key = ObjectKey::bundle_tombstone(uuid, tomb_version);
+            match bundle::read_json(store, &tomb_key).await {
+                Ok(tombstone) => {
+                    let doc = tombstone_search_document(
+                        &tombstone,
+                        uuid.as_str(),
+                        tomb_version.map(DssVersion::as_str),
+                    );
+                    let id = format!("{uuid}.{version}");
+                    let modified = self
+                        .search
+                        .put(replica, &id, &doc)
+                        .await
+                        .map_err(transient)?;
+                    tracing::info!(replica, bundle = %id, tombstone = %tomb_key, modified, "indexed a bundle that is already tombstoned");
+                    return Ok(Outcome::Done);
+                }
+                Err(LoadError::Missing(_)) => {}
+                Err(e) => return skip_or_fail(e),
+            }
+        }
+        let files = match bundle::json_files(store, &key, &manifest, &self.limits).await {
+            Ok(f) => f,
+            Err(e) => return skip_or_fail(e),
+        };
+        let id = format!("{uuid}.{version}");
+        let doc = search_document(uuid.as_str(), &manifest, &files);
+        let modified = self
+            .search
+            .put(replica, &id, &doc)
+            .await
+            .map_err(transient)?;
+        let create = create_document(uuid.as_str(), version.as_str(), &manifest, &files);
+        self.record(replica, EventKind::Create, id.clone(), &create)
+            .await?;
+        tracing::info!(replica, bundle = %id, files = files.len(), modified, "indexed bundle");
+        Ok(Outcome::Done)
+    }
+
+    /// A tombstone of one version (`Some`) or of the whole bundle (`None`).
+    async fn tombstone(
+        &self,
+        replica: &str,
+        store: &Arc<dyn BlobStore>,
+        uuid: &ObjectUuid,
+        version: Option<&DssVersion>,
+    ) -> Result<Outcome, HandlerError> {
+        let key = ObjectKey::bundle_tombstone(uuid, version);
+        let tombstone = match bundle::read_json(store, &key).await {
+            Ok(t) => t,
+            Err(e) => return skip_or_fail(e),
+        };
+        let affected = match version {
+            Some(v) => {
+                let exists = store
+                    .head(&ObjectKey::bundle(uuid, v))
+                    .await
+                    .map_err(transient)?
+                    .is_some();
+                if exists { vec![v.clone()] } else { Vec::new() }
+            }
+            None => self.versions(store, uuid).await?,
+        };
+        let doc =
+            tombstone_search_document(&tombstone, uuid.as_str(), version.map(DssVersion::as_str));
+        for v in &affected {
+            self.search
+                .put(replica, &format!("{uuid}.{v}"), &doc)
+                .await
+                .map_err(transient)?;
+        }
+        let event = tombstone_document(&tombstone, uuid.as_str(), version.map(DssVersion::as_str));
+        let event_id = key.trim_start_matches(Kind::Bundle.prefix()).to_string();
+        self.record(replica, EventKind::Tombstone, event_id, &event)
+            .await?;
+        tracing::info!(replica, tombstone = %key, versions = affected.len(), "indexed tombstone");
+        Ok(Outcome::Done)
+    }
+
+    /// Every version of a bundle present in the replica.
+    async fn versions(
+        &self,
+        store: &Arc<dyn BlobStore>,
+        uuid: &ObjectUuid,
+    ) -> Result<Vec<DssVersion>, HandlerError> {
+        let prefix = format!("{}{uuid}.", Kind::Bundle.prefix());
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list(&prefix, after.as_deref(), 1000)
+                .await
+                .map_err(transient)?;
+            for o in &page.objects {
+                if let Some(ObjectKey::Versioned(Kind::Bundle, _, v)) = ObjectKey::parse(&o.key) {
+                    out.push(v);
+                }
+            }
+            match page.next_start_after {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Gone objects are skipped; corrupt documents are dead-lettered; the rest retried.
+fn skip_or_fail(e: LoadError) -> Result<Outcome, HandlerError> {
+    match e {
+        LoadError::Missing(what) => {
+            tracing::info!(%what, "object no longer exists; nothing to index");
+            Ok(Outcome::Done)
+        }
+        LoadError::Corrupt(why) => Err(HandlerError::Permanent(why)),
+        LoadError::Retry(why) => Err(HandlerError::Transient(why)),
+    }
+}
+
+#[async_trait]
+impl Handler for Indexer {
+    async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
+        let event: BucketEvent = serde_json::from_str(&message.body)
+            .map_err(|e| HandlerError::Permanent(format!("not a bucket event: {e}")))?;
+        let Some(replica) = self.deployment.replica_of_bucket(&event.bucket) else {
+            tracing::warn!(bucket = %event.bucket, "event from a bucket that is no replica; ignored");
+            return Ok(Outcome::Done);
+        };
+        let (name, store) = (replica.name.as_str(), &replica.store);
+        let key = ObjectKey::parse(&event.key);
+        match (event.event_name, key) {
+            (BucketEventName::Created, Some(ObjectKey::Versioned(Kind::Bundle, u, v))) => {
+                self.bundle(name, store, &u, &v).await
+            }
+            (BucketEventName::Created, Some(ObjectKey::VersionTombstone(Kind::Bundle, u, v))) => {
+                self.tombstone(name, store, &u, Some(&v)).await
+            }
+            (BucketEventName::Created, Some(ObjectKey::Tombstone(Kind::Bundle, u))) => {
+                self.tombstone(name, store, &u, None).await
+            }
+            (BucketEventName::Removed, Some(ObjectKey::Versioned(Kind::Bundle, u, v))) => {
+                let doc = delete_document(u.as_str(), Some(v.as_str()));
+                self.record(name, EventKind::Delete, format!("{u}.{v}"), &doc)
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            (
+                BucketEventName::Removed,
+                Some(
+                    k @ (ObjectKey::VersionTombstone(Kind::Bundle, ..)
+                    | ObjectKey::Tombstone(Kind::Bundle, _)),
+                ),
+            ) => {
+                let (u, v) = match &k {
+                    ObjectKey::VersionTombstone(_, u, v) => (u, Some(v.as_str())),
+                    ObjectKey::Tombstone(_, u) => (u, None),
+                    _ => return Ok(Outcome::Done),
+                };
+                let doc = delete_document(u.as_str(), v);
+                let id = k
+                    .to_string()
+                    .trim_start_matches(Kind::Bundle.prefix())
+                    .to_string();
+                self.record(name, EventKind::Delete, id, &doc).await?;
+                Ok(Outcome::Done)
+            }
+            // Files, collections, blobs and foreign keys are not indexed.
+            _ => Ok(Outcome::Done),
+        }
+    }
+}
+
+/// Runs the index daemon on the deployment's `index` queue until `shutdown`.
+pub async fn run(
+    deployment: &Deployment,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> Result<(), QueueError> {
+    deployment.declare_queues().await?;
+    let queue = Arc::new(deployment.queue(INDEX_QUEUE).await?);
+    let handler = Arc::new(Indexer::new(deployment, limits));
+    let worker = Worker::new(queue, handler, WorkerConfig::named("index"));
+    tracing::info!("index daemon running");
+    worker.run(shutdown).await;
+    Ok(())
+}
