@@ -56,6 +56,9 @@ pub async fn download(
         .signer
         .verify(raw.as_deref().unwrap_or(""), now)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "Forbidden", e.to_string()))?;
+    if let Some(replica) = signed.bucket.strip_prefix("journal/") {
+        return journal_stream(&state, replica, &signed.key, &headers).await;
+    }
     let replica = state
         .deployment
         .replicas
@@ -67,25 +70,13 @@ pub async fn download(
         .head(&signed.key)
         .await?
         .ok_or_else(|| ApiError::not_found("no such object"))?;
-    let unsatisfiable = || {
-        let mut r = ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range_not_satisfiable",
-            "requested range not satisfiable",
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
-            r.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-        r
-    };
     let range = match parse_range(&headers, meta.size) {
         Ok(r) => r,
-        Err(()) => return Ok(unsatisfiable()),
+        Err(()) => return Ok(unsatisfiable(meta.size)),
     };
     let obj = match store.get(&signed.key, range).await {
         Ok(o) => o,
-        Err(BlobError::RangeNotSatisfiable) => return Ok(unsatisfiable()),
+        Err(BlobError::RangeNotSatisfiable) => return Ok(unsatisfiable(meta.size)),
         Err(e) => return Err(e.into()),
     };
     let (status, len) = match obj.range {
@@ -118,6 +109,66 @@ pub async fn download(
         .and_then(|d| HeaderValue::from_str(&d).ok())
     {
         h.insert(header::CONTENT_DISPOSITION, d);
+    }
+    Ok(r)
+}
+
+fn unsatisfiable(size: u64) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range_not_satisfiable",
+        "requested range not satisfiable",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// Serves the concatenated documents of journal events `first-last` (an event stream).
+async fn journal_stream(
+    state: &Shared,
+    replica: &str,
+    span: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let (first, last) = span
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .ok_or_else(|| ApiError::not_found("no such event stream"))?;
+    let bytes = state
+        .deployment
+        .journal
+        .read(replica, first, last)
+        .await
+        .map_err(|e| ApiError::internal("events journal", e))?;
+    let size = bytes.len() as u64;
+    let range = match parse_range(headers, size) {
+        Ok(r) => r,
+        Err(()) => return Ok(unsatisfiable(size)),
+    };
+    let (status, start, len) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(r) => match r.resolve(size) {
+            Some((start, len)) => (StatusCode::PARTIAL_CONTENT, start, len),
+            None => return Ok(unsatisfiable(size)),
+        },
+    };
+    let body = bytes[start as usize..(start + len) as usize].to_vec();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     Ok(r)
 }

@@ -1,4 +1,5 @@
-//! The DSS HTTP API: files, bundles, signed downloads, the OpenAPI document, version and health.
+//! The DSS HTTP API: files, bundles, search, events, signed downloads, the OpenAPI document,
+//! version and health.
 
 pub mod auth;
 pub mod blob_route;
@@ -6,11 +7,13 @@ pub mod body;
 pub mod bundles;
 pub mod enumerate;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod misc;
 pub mod openapi;
 pub mod paging;
 pub mod params;
+pub mod search;
 pub mod state;
 pub mod storage;
 pub mod validate;
@@ -72,6 +75,9 @@ pub fn router(state: Shared) -> Router {
                 .patch(bundles::patch)
                 .delete(bundles::delete),
         )
+        .route("/v1/search", axum::routing::post(search::search))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{uuid}", get(events::get))
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
         .route("/internal/health", get(misc::health))

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use dss_api::auth::LocalIssuer;
 use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "dss", version, about = "The Data Storage System")]
@@ -47,6 +48,11 @@ enum Command {
         /// Address to listen on (overrides api.listen).
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Run only the index daemon (bundle documents for search, the events journal).
+    Index {
+        #[command(flatten)]
+        common: Common,
     },
     /// Run only the HTTP API.
     Api {
@@ -109,34 +115,74 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
-async fn run_api(cfg: Config, banner: bool) -> anyhow::Result<()> {
-    dss_shared::telemetry::init(&cfg.log);
-    let local = local_issuer(&cfg)?;
-    let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
-        .await
-        .with_context(|| format!("binding {}", cfg.api.listen))?;
-    let deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
-    let state = dss_api::state(deployment, local.as_ref())?;
+/// Which components a process runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Components {
+    /// The API and every daemon.
+    All,
+    /// The API only.
+    Api,
+    /// The index daemon only.
+    Index,
+}
+
+fn print_banner(cfg: &Config, local: Option<&LocalIssuer>) -> anyhow::Result<()> {
+    use std::io::Write;
     let url = cfg.public_url();
-    tracing::info!(%url, data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
-    if banner {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "DSS is running at {url}/v1 (API document: {url}/v1/swagger.json)"
+    )?;
+    writeln!(out, "Data directory: {}", cfg.data_dir.display())?;
+    if let Some(l) = local {
+        let token = l.mint("operator@localhost", "dbio", true, 86_400, &cfg.auth)?;
         writeln!(
             out,
-            "DSS is running at {url}/v1 (API document: {url}/v1/swagger.json)"
+            "Operator token (24 h; mint more with `dss token`):\n{token}"
         )?;
-        writeln!(out, "Data directory: {}", cfg.data_dir.display())?;
-        if let Some(l) = &local {
-            let token = l.mint("operator@localhost", "dbio", true, 86_400, &cfg.auth)?;
-            writeln!(
-                out,
-                "Operator token (24 h; mint more with `dss token`):\n{token}"
-            )?;
-        }
-        out.flush()?;
     }
-    dss_api::serve(listener, state, shutdown_signal()).await?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
+    dss_shared::telemetry::init(&cfg.log);
+    let listener = match components {
+        Components::Index => None,
+        _ => Some(
+            tokio::net::TcpListener::bind(&cfg.api.listen)
+                .await
+                .with_context(|| format!("binding {}", cfg.api.listen))?,
+        ),
+    };
+    let deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
+    deployment
+        .declare_queues()
+        .await
+        .context("declaring queues")?;
+    let stop = CancellationToken::new();
+    let mut daemons = tokio::task::JoinSet::new();
+    if components != Components::Api {
+        let (d, token) = (deployment.clone(), stop.clone());
+        daemons.spawn(async move { dss_index::run(&d, dss_index::Limits::default(), token).await });
+    }
+    match listener {
+        Some(listener) => {
+            let local = local_issuer(&cfg)?;
+            let state = dss_api::state(deployment, local.as_ref())?;
+            tracing::info!(url = %cfg.public_url(), data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
+            if components == Components::All {
+                print_banner(&cfg, local.as_ref())?;
+            }
+            dss_api::serve(listener, state, shutdown_signal()).await?;
+        }
+        None => shutdown_signal().await,
+    }
+    stop.cancel();
+    while let Some(done) = daemons.join_next().await {
+        done.context("daemon task")?.context("daemon")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -145,8 +191,13 @@ async fn run_api(cfg: Config, banner: bool) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Up { common, listen } => run_api(common.load(listen.as_deref())?, true).await,
-        Command::Api { common, listen } => run_api(common.load(listen.as_deref())?, false).await,
+        Command::Up { common, listen } => {
+            run(common.load(listen.as_deref())?, Components::All).await
+        }
+        Command::Api { common, listen } => {
+            run(common.load(listen.as_deref())?, Components::Api).await
+        }
+        Command::Index { common } => run(common.load(None)?, Components::Index).await,
         Command::Token {
             common,
             email,
