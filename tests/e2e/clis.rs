@@ -79,7 +79,8 @@ async fn dbio_cli_works_unchanged() {
     exercise(&dss, &cli).await;
 }
 
-/// get-bundle (one page and auto-paged), head-file, get-file, get-bundles-all, download.
+/// get-bundle (one page and auto-paged), head-file, get-file, get-bundles-all, post-search,
+/// download.
 async fn exercise(dss: &Dss, cli: &Cli) {
     let meta = dss
         .upload(V, b"{\"donor\": {\"id\": 1}}".to_vec(), "application/json")
@@ -150,6 +151,21 @@ async fn exercise(dss: &Dss, cli: &Cli) {
         listed.contains(&small.as_str()) && listed.contains(&big.as_str()),
         "{listed:?}"
     );
+
+    // The bundle's indexed metadata is searchable once the index daemon has seen it.
+    let query = serde_json::json!({"query": {"term": {"files.metadata/donor_json.donor.id": 1}}});
+    dss.wait_searchable(&query, 1).await;
+    let v: Value = serde_json::from_str(&cli.run(&[
+        "dss",
+        "post-search",
+        "--replica",
+        "aws",
+        "--es-query",
+        &query.to_string(),
+    ]))
+    .expect("json");
+    assert_eq!(v["total_hits"], 1, "{v}");
+    assert_eq!(v["results"][0]["bundle_fqid"], format!("{small}.{V}"));
 
     let dl = cli.home.path().join("dl");
     cli.run(&[

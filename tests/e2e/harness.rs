@@ -117,6 +117,27 @@ impl Dss {
         uuid
     }
 
+    /// Waits until `es_query` finds `hits` bundles in replica `aws`.
+    pub async fn wait_searchable(&self, es_query: &serde_json::Value, hits: u64) {
+        for _ in 0..250 {
+            let v: serde_json::Value = self
+                .http
+                .post(format!("{}/v1/search?replica=aws", self.base))
+                .json(&serde_json::json!({"es_query": es_query}))
+                .send()
+                .await
+                .expect("search")
+                .json()
+                .await
+                .expect("search answer");
+            if v["total_hits"] == hits {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{es_query} never found {hits} bundles");
+    }
+
     /// Kills the process with SIGKILL and hands back its directory.
     pub fn kill9(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
