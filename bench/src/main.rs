@@ -20,19 +20,24 @@ use dss_shared::model::{
 use dss_shared::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
 use futures::StreamExt;
 
+mod osmem;
+mod search;
+
 const V: &str = "2026-01-01T000000.000000Z";
 
-struct Row {
-    name: String,
-    result: String,
-    goal: String,
-    baseline: String,
+/// One line of the results table.
+pub struct Row {
+    pub name: String,
+    pub result: String,
+    pub goal: String,
+    pub baseline: String,
 }
 
-struct Server {
+/// A running `dss up`.
+pub struct Server {
     child: Child,
-    base: String,
-    token: String,
+    pub base: String,
+    pub token: String,
 }
 
 impl Drop for Server {
@@ -46,18 +51,27 @@ impl Drop for Server {
 
 impl Server {
     fn peak_rss_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
+    }
+
+    /// Current resident memory.
+    pub fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    fn status_mib(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
     }
 }
 
-fn start(dss: &Path, data: &Path, port: u16) -> Result<Server> {
+pub fn start(dss: &Path, data: &Path, port: u16) -> Result<Server> {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(dss)
         .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -81,7 +95,7 @@ fn start(dss: &Path, data: &Path, port: u16) -> Result<Server> {
     })
 }
 
-fn config(data: &Path) -> Result<Config> {
+pub fn config(data: &Path) -> Result<Config> {
     Ok(Config::from_toml(&format!(
         "data_dir = \"{}\"",
         data.display()
@@ -345,6 +359,12 @@ async fn main() -> Result<()> {
         .pool_max_idle_per_host(64)
         .build()?;
 
+    let search_docs = if quick { 20_000 } else { 100_000 };
+    if args.iter().any(|a| a == "--search-only") {
+        print_table(search::run(&dss, work.path(), search_docs, &http).await?);
+        return Ok(());
+    }
+
     // 1. Direct upload of a large file with all four checksums verified.
     let size = upload_mib * 1024 * 1024;
     eprintln!("generating {upload_mib} MiB test file");
@@ -448,6 +468,13 @@ async fn main() -> Result<()> {
         baseline: "SQLite WAL commits here: ≈ 65,600/s synchronous=NORMAL (field notes)".into(),
     });
 
+    // 6. Search, indexing and the events journal.
+    rows.extend(search::run(&dss, work.path(), search_docs, &http).await?);
+    print_table(rows);
+    Ok(())
+}
+
+fn print_table(rows: Vec<Row>) {
     println!("| benchmark | result | goal | baseline |\n|---|---|---|---|");
     for r in rows {
         println!(
@@ -455,5 +482,4 @@ async fn main() -> Result<()> {
             r.name, r.result, r.goal, r.baseline
         );
     }
-    Ok(())
 }

@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Once this many bytes of JSON are read, further files are left out.
     pub max_total_bytes: u64,
+    /// At most this many JSON files of one bundle are read; the rest are left out.
+    pub max_files: usize,
     /// Files read at once.
     pub concurrency: usize,
 }
@@ -23,6 +25,7 @@ impl Default for Limits {
         Self {
             max_file_bytes: 16 * 1024 * 1024,
             max_total_bytes: 256 * 1024 * 1024,
+            max_files: 10_000,
             concurrency: 8,
         }
     }
@@ -64,9 +67,32 @@ fn blob_key(entry: &Value) -> Option<String> {
     ))
 }
 
+/// Files left out of a bundle's documents, reported in one log line per bundle.
+#[derive(Default)]
+struct LeftOut {
+    count: usize,
+    examples: Vec<String>,
+}
+
+impl LeftOut {
+    fn add(&mut self, name: &str, why: &str) {
+        self.count += 1;
+        if self.examples.len() < 5 {
+            self.examples.push(format!("{name}: {why}"));
+        }
+    }
+
+    fn report(&self, bundle: &str) {
+        if self.count > 0 {
+            tracing::warn!(bundle, left_out = self.count, examples = ?self.examples,
+                "some files of the bundle are not in its documents");
+        }
+    }
+}
+
 /// The bundle's files whose content type starts with `application/json`, parsed, in manifest
-/// order. Files that are too large or do not parse are left out with a warning; a missing blob
-/// is an error to retry (it may still be replicating).
+/// order. Files that are too large, too many or do not parse are left out (one warning per
+/// bundle); a missing blob is an error to retry (it may still be replicating).
 pub async fn json_files(
     store: &Arc<dyn BlobStore>,
     bundle: &str,
@@ -76,9 +102,10 @@ pub async fn json_files(
     let entries = manifest
         .get("files")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
     let mut budget = limits.max_total_bytes;
+    let mut left_out = LeftOut::default();
     let mut wanted = Vec::new();
     for e in entries {
         let name = e
@@ -90,52 +117,54 @@ pub async fn json_files(
             .get("content-type")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let indexed = e.get("indexed").and_then(Value::as_bool).unwrap_or(false);
         if !ctype.starts_with("application/json") {
-            if e.get("indexed").and_then(Value::as_bool) == Some(true) {
-                tracing::warn!(bundle, file = %name, content_type = %ctype,
-                    "file marked for indexing is not application/json; not indexed");
+            if indexed {
+                left_out.add(
+                    &name,
+                    &format!("marked indexed but content type is {ctype}"),
+                );
             }
             continue;
         }
         let size = e.get("size").and_then(Value::as_u64).unwrap_or(0);
-        if size > limits.max_file_bytes || size > budget {
-            tracing::warn!(bundle, file = %name, size, "JSON file too large to index; left out");
+        if size > limits.max_file_bytes || size > budget || wanted.len() >= limits.max_files {
+            left_out.add(&name, "over the bundle's size or file-count limit");
             continue;
         }
-        budget -= size;
-        let Some(key) = blob_key(&e) else {
-            tracing::warn!(bundle, file = %name, "manifest entry without checksums; left out");
+        let Some(key) = blob_key(e) else {
+            left_out.add(&name, "manifest entry without checksums");
             continue;
         };
-        let indexed = e.get("indexed").and_then(Value::as_bool).unwrap_or(false);
+        budget -= size;
         wanted.push((name, indexed, key));
     }
     let reads = futures::stream::iter(wanted.into_iter().map(|(name, indexed, key)| {
         let store = store.clone();
         async move {
-            let bytes = match store.get_bytes(&key).await {
-                Ok(b) => b,
-                Err(BlobError::NotFound(_)) => {
-                    return Err(LoadError::Retry(format!("blob of {name} ({key}) is not there yet")));
-                }
-                Err(e) => return Err(LoadError::Retry(format!("reading {key}: {e}"))),
-            };
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(content) => Ok(Some(MetadataFile { name, indexed, content })),
-                Err(e) => {
-                    tracing::warn!(bundle, file = %name, error = %e, "JSON file does not parse; left out");
-                    Ok(None)
-                }
+            match store.get_bytes(&key).await {
+                Ok(b) => Ok((name, indexed, b)),
+                Err(BlobError::NotFound(_)) => Err(LoadError::Retry(format!(
+                    "blob of {name} ({key}) is not there yet"
+                ))),
+                Err(e) => Err(LoadError::Retry(format!("reading {key}: {e}"))),
             }
         }
     }))
     .buffered(limits.concurrency.max(1));
-    let results: Vec<Result<Option<MetadataFile>, LoadError>> = reads.collect().await;
+    let read: Vec<Result<_, LoadError>> = reads.collect().await;
     let mut out = Vec::new();
-    for r in results {
-        if let Some(f) = r? {
-            out.push(f);
+    for r in read {
+        let (name, indexed, bytes) = r?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(content) => out.push(MetadataFile {
+                name,
+                indexed,
+                content,
+            }),
+            Err(e) => left_out.add(&name, &format!("not JSON ({e})")),
         }
     }
+    left_out.report(bundle);
     Ok(out)
 }

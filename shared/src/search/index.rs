@@ -8,6 +8,11 @@
 //! one document match?" by indexing that document alone ([`matches`]).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
+
+/// Fields by name; looked up by `&str` without allocating.
+type Fields = hashbrown::HashMap<String, FieldIndex, FxBuildHasher>;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -19,40 +24,7 @@ use super::analyze::{self, TEXT_SUFFIX};
 use super::dates::{self, Millis, Rounding};
 use super::flatten::{Leaf, for_each_leaf, objects_at};
 use super::query::{Operator, Query, RangeBounds, Scalar};
-
-/// Postings of one term: most terms (identifiers, checksums) occur in one document.
-#[derive(Debug, Clone)]
-enum Postings {
-    One(u32),
-    Many(RoaringBitmap),
-}
-
-impl Postings {
-    fn add(&mut self, doc: u32) {
-        match self {
-            Postings::One(d) if *d == doc => {}
-            Postings::One(d) => *self = Postings::Many(RoaringBitmap::from_iter([*d, doc])),
-            Postings::Many(b) => {
-                b.insert(doc);
-            }
-        }
-    }
-
-    fn or_into(&self, out: &mut RoaringBitmap) {
-        match self {
-            Postings::One(d) => {
-                out.insert(*d);
-            }
-            Postings::Many(b) => *out |= b,
-        }
-    }
-
-    fn bitmap(&self) -> RoaringBitmap {
-        let mut b = RoaringBitmap::new();
-        self.or_into(&mut b);
-        b
-    }
-}
+use super::terms::{Postings, TermDict};
 
 fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {
     match map.get_mut(&key) {
@@ -90,7 +62,10 @@ fn num_key(x: f64) -> u64 {
 #[derive(Debug, Default)]
 struct FieldIndex {
     /// Keywords (lower-cased) or, for `.text` fields, tokens.
-    terms: BTreeMap<Box<str>, Postings>,
+    terms: TermDict,
+    /// For `.text` fields: adjacent token pairs (`a\0b`), which answer two-word phrases and
+    /// narrow down longer ones.
+    pairs: TermDict,
     numbers: BTreeMap<u64, Postings>,
     dates: BTreeMap<Millis, Postings>,
     exists: RoaringBitmap,
@@ -195,9 +170,9 @@ pub struct EvalContext<'a> {
 #[derive(Debug, Default)]
 pub struct MemIndex {
     keys: Vec<Option<SortKey>>,
-    by_id: HashMap<Arc<str>, u32>,
+    by_id: FxHashMap<Arc<str>, u32>,
     live: RoaringBitmap,
-    fields: HashMap<Box<str>, FieldIndex>,
+    fields: Fields,
 }
 
 impl MemIndex {
@@ -276,7 +251,7 @@ impl MemIndex {
 
     /// Documents matching `q` (live only).
     pub fn search(&self, q: &Query, ctx: &EvalContext<'_>) -> RoaringBitmap {
-        let mut r = self.eval(q, ctx);
+        let mut r = self.eval(q, ctx, None);
         r &= &self.live;
         r
     }
@@ -304,14 +279,24 @@ impl MemIndex {
         out.into_iter().map(|(_, d)| d).collect()
     }
 
-    fn eval(&self, q: &Query, ctx: &EvalContext<'_>) -> RoaringBitmap {
+    /// Documents matching `q`. `within`, when given, are the only documents the caller will keep:
+    /// clauses that verify candidates against stored documents check only those.
+    fn eval(
+        &self,
+        q: &Query,
+        ctx: &EvalContext<'_>,
+        within: Option<&RoaringBitmap>,
+    ) -> RoaringBitmap {
         match q {
             Query::MatchAll => self.live.clone(),
             Query::MatchNone => RoaringBitmap::new(),
             Query::Bool(b) => {
-                let mut acc: Option<RoaringBitmap> = None;
-                for m in &b.must {
-                    let r = self.eval(m, ctx);
+                // Cheap clauses first; their result narrows what costly ones verify.
+                let mut must: Vec<&Query> = b.must.iter().collect();
+                must.sort_by_key(|m| costly(m));
+                let mut acc: Option<RoaringBitmap> = within.cloned();
+                for m in must {
+                    let r = self.eval(m, ctx, acc.as_ref());
                     acc = Some(match acc {
                         None => r,
                         Some(a) => a & r,
@@ -322,8 +307,11 @@ impl MemIndex {
                 }
                 let need = b.required_should();
                 if need > 0 {
-                    let sets: Vec<RoaringBitmap> =
-                        b.should.iter().map(|s| self.eval(s, ctx)).collect();
+                    let sets: Vec<RoaringBitmap> = b
+                        .should
+                        .iter()
+                        .map(|s| self.eval(s, ctx, acc.as_ref()))
+                        .collect();
                     let s = at_least(&sets, need);
                     acc = Some(match acc {
                         None => s,
@@ -335,7 +323,8 @@ impl MemIndex {
                     if base.is_empty() {
                         break;
                     }
-                    base -= self.eval(n, ctx);
+                    let excluded = self.eval(n, ctx, Some(&base));
+                    base -= excluded;
                 }
                 base
             }
@@ -359,12 +348,7 @@ impl MemIndex {
                 }
                 let sets: Vec<RoaringBitmap> = analyze::tokens(text)
                     .iter()
-                    .map(|t| {
-                        f.terms
-                            .get(t.as_str())
-                            .map(Postings::bitmap)
-                            .unwrap_or_default()
-                    })
+                    .map(|t| f.terms.get(t).map(Postings::bitmap).unwrap_or_default())
                     .collect();
                 let need = match (operator, minimum_should_match) {
                     (Operator::And, _) => sets.len(),
@@ -373,36 +357,7 @@ impl MemIndex {
                 };
                 at_least(&sets, need)
             }),
-            Query::MatchPhrase { fields, text } => self.each_field(fields, |f, name| {
-                if !f.text {
-                    let mut out = RoaringBitmap::new();
-                    self.term(f, &Scalar::Str(text.clone()), &mut out);
-                    return out;
-                }
-                let toks = analyze::tokens(text);
-                let sets: Vec<RoaringBitmap> = toks
-                    .iter()
-                    .map(|t| {
-                        f.terms
-                            .get(t.as_str())
-                            .map(Postings::bitmap)
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                let candidates = at_least(&sets, sets.len());
-                if toks.len() < 2 {
-                    return candidates;
-                }
-                let path = name.strip_suffix(TEXT_SUFFIX).unwrap_or(name);
-                candidates
-                    .into_iter()
-                    .filter(|d| {
-                        ctx.loader
-                            .load(*d)
-                            .is_some_and(|doc| has_phrase(&doc, path, &toks))
-                    })
-                    .collect()
-            }),
+            Query::MatchPhrase { fields, text } => self.phrase(fields, text, ctx, within),
             Query::Range { fields, bounds } => {
                 self.each_field(fields, |f, _| range(f, bounds, ctx.now))
             }
@@ -410,13 +365,7 @@ impl MemIndex {
             Query::Prefix { fields, value } => self.each_field(fields, |f, _| {
                 let p = value.to_lowercase();
                 let mut out = RoaringBitmap::new();
-                for (t, post) in f
-                    .terms
-                    .range::<str, _>((Bound::Included(p.as_str()), Bound::Unbounded))
-                {
-                    if !t.starts_with(p.as_str()) {
-                        break;
-                    }
+                for (_, post) in f.terms.with_prefix(&p) {
                     post.or_into(&mut out);
                 }
                 out
@@ -425,13 +374,7 @@ impl MemIndex {
                 let p = pattern.to_lowercase();
                 let literal: String = p.chars().take_while(|c| *c != '*' && *c != '?').collect();
                 let mut out = RoaringBitmap::new();
-                for (t, post) in f
-                    .terms
-                    .range::<str, _>((Bound::Included(literal.as_str()), Bound::Unbounded))
-                {
-                    if !t.starts_with(literal.as_str()) {
-                        break;
-                    }
+                for (t, post) in f.terms.with_prefix(&literal) {
                     if glob(&p, t) {
                         post.or_into(&mut out);
                     }
@@ -443,11 +386,14 @@ impl MemIndex {
                 .filter_map(|i| self.by_id.get(i.as_str()).copied())
                 .collect(),
             Query::Nested { path, query } => {
-                let mut candidates = self.eval(query, ctx);
+                let mut candidates = self.eval(query, ctx, within);
                 candidates &= self
                     .field(path)
                     .map(|f| f.exists.clone())
                     .unwrap_or_default();
+                if let Some(w) = within {
+                    candidates &= w;
+                }
                 candidates
                     .into_iter()
                     .filter(|d| {
@@ -461,6 +407,76 @@ impl MemIndex {
                     .collect()
             }
         }
+    }
+
+    /// `match_phrase`: token pairs answer two words; longer phrases are verified on the documents
+    /// all of whose pairs match (each loaded once, whatever the number of fields).
+    fn phrase(
+        &self,
+        fields: &[String],
+        text: &str,
+        ctx: &EvalContext<'_>,
+        within: Option<&RoaringBitmap>,
+    ) -> RoaringBitmap {
+        let toks = analyze::tokens(text);
+        let mut exact = RoaringBitmap::new();
+        let mut to_verify: Vec<(&str, RoaringBitmap)> = Vec::new();
+        for pattern in fields {
+            for name in self.expand(pattern) {
+                let Some(f) = self.field(name) else { continue };
+                if !f.text {
+                    self.term(f, &Scalar::Str(text.to_string()), &mut exact);
+                    continue;
+                }
+                let token = |t: &str| f.terms.get(t).map(Postings::bitmap).unwrap_or_default();
+                let sets: Vec<RoaringBitmap> = if toks.len() < 2 {
+                    toks.iter().map(|t| token(t)).collect()
+                } else {
+                    toks.windows(2)
+                        .map(|w| {
+                            if pair_indexed(&w[0], &w[1]) {
+                                f.pairs
+                                    .get(&pair(&w[0], &w[1]))
+                                    .map(Postings::bitmap)
+                                    .unwrap_or_default()
+                            } else {
+                                token(&w[0]) & token(&w[1])
+                            }
+                        })
+                        .collect()
+                };
+                let mut candidates = at_least(&sets, sets.len());
+                if toks.len() < 2 || (toks.len() == 2 && pair_indexed(&toks[0], &toks[1])) {
+                    exact |= candidates;
+                } else {
+                    if let Some(w) = within {
+                        candidates &= w;
+                    }
+                    candidates -= &exact;
+                    if !candidates.is_empty() {
+                        to_verify
+                            .push((name.strip_suffix(TEXT_SUFFIX).unwrap_or(name), candidates));
+                    }
+                }
+            }
+        }
+        let mut all = RoaringBitmap::new();
+        for (_, c) in &to_verify {
+            all |= c;
+        }
+        all -= &exact;
+        for d in &all {
+            let Some(doc) = ctx.loader.load(d) else {
+                continue;
+            };
+            if to_verify
+                .iter()
+                .any(|(path, c)| c.contains(d) && has_phrase(&doc, path, &toks))
+            {
+                exact.insert(d);
+            }
+        }
+        exact
     }
 
     fn each_field(
@@ -502,23 +518,17 @@ impl MemIndex {
     }
 }
 
-fn entry<'a>(
-    fields: &'a mut HashMap<Box<str>, FieldIndex>,
-    name: &str,
-    text: bool,
-    ord: u32,
-) -> &'a mut FieldIndex {
-    if !fields.contains_key(name) {
-        fields.insert(name.into(), FieldIndex::default());
-    }
-    let f = fields.entry(name.into()).or_default();
+fn entry<'a>(fields: &'a mut Fields, name: &str, text: bool, ord: u32) -> &'a mut FieldIndex {
+    let f = fields.entry_ref(name).or_default();
     f.text |= text;
-    f.exists.insert(ord);
+    if f.exists.max() != Some(ord) && f.exists.try_push(ord).is_err() {
+        f.exists.insert(ord);
+    }
     f
 }
 
 /// Indexes one leaf value.
-fn index_leaf(fields: &mut HashMap<Box<str>, FieldIndex>, path: &str, leaf: Leaf<'_>, ord: u32) {
+fn index_leaf(fields: &mut Fields, path: &str, leaf: Leaf<'_>, ord: u32) {
     match leaf {
         Leaf::Str(s) => {
             if let Some(ms) = dates::detect(s) {
@@ -527,12 +537,18 @@ fn index_leaf(fields: &mut HashMap<Box<str>, FieldIndex>, path: &str, leaf: Leaf
             } else {
                 let f = entry(fields, path, false, ord);
                 if let Some(k) = analyze::keyword(s) {
-                    add(&mut f.terms, k.into_boxed_str(), ord);
+                    f.terms.add(&k, ord);
                 }
                 let text = format!("{path}{TEXT_SUFFIX}");
                 let f = entry(fields, &text, true, ord);
-                for t in analyze::tokens(s) {
-                    add(&mut f.terms, t.into_boxed_str(), ord);
+                let toks = analyze::tokens(s);
+                for t in &toks {
+                    f.terms.add(t, ord);
+                }
+                for w in toks.windows(2) {
+                    if pair_indexed(&w[0], &w[1]) {
+                        f.pairs.add(&pair(&w[0], &w[1]), ord);
+                    }
                 }
             }
         }
@@ -541,17 +557,53 @@ fn index_leaf(fields: &mut HashMap<Box<str>, FieldIndex>, path: &str, leaf: Leaf
             num_key(x),
             ord,
         ),
-        Leaf::Bool(b) => add(
-            &mut entry(fields, path, false, ord).terms,
-            if b { "true".into() } else { "false".into() },
-            ord,
-        ),
+        Leaf::Bool(b) => entry(fields, path, false, ord)
+            .terms
+            .add(if b { "true" } else { "false" }, ord),
     }
-    // Objects exist when any of their sub-fields does.
+    // Objects exist when any of their sub-fields does; once an ancestor is marked for this
+    // document, so are all of its own (siblings share them).
     let mut p = path;
     while let Some(i) = p.rfind('.') {
         p = &p[..i];
+        if fields.get(p).is_some_and(|f| f.exists.max() == Some(ord)) {
+            break;
+        }
         entry(fields, p, false, ord);
+    }
+}
+
+/// The key of two adjacent tokens (tokens never hold control characters).
+fn pair(a: &str, b: &str) -> String {
+    let mut k = String::with_capacity(a.len() + b.len() + 1);
+    k.push_str(a);
+    k.push('\0');
+    k.push_str(b);
+    k
+}
+
+/// Whether a pair of adjacent words is indexed: not when either holds a digit, which leaves out
+/// the many unique pairs of identifiers (UUID and checksum fragments); phrases over such pairs
+/// are verified on their documents instead.
+fn pair_indexed(a: &str, b: &str) -> bool {
+    !a.bytes().chain(b.bytes()).any(|c| c.is_ascii_digit())
+}
+
+/// Whether evaluating `q` may re-read stored documents (so it should run on few candidates).
+fn costly(q: &Query) -> bool {
+    match q {
+        Query::Nested { .. } => true,
+        Query::MatchPhrase { text, .. } => {
+            let toks = analyze::tokens(text);
+            toks.len() > 2 || (toks.len() == 2 && !pair_indexed(&toks[0], &toks[1]))
+        }
+        Query::Bool(b) => b
+            .must
+            .iter()
+            .chain(&b.should)
+            .chain(&b.must_not)
+            .any(costly),
+        _ => false,
     }
 }
 
@@ -615,10 +667,13 @@ fn range(f: &FieldIndex, b: &RangeBounds, now: OffsetDateTime) -> RoaringBitmap 
         out |= union_range(&f.dates, lo, hi);
     }
     if given.iter().all(|v| matches!(v, Scalar::Str(_))) {
-        let key = |v: &Scalar| Some(v.text().to_lowercase().into_boxed_str());
+        let key = |v: &Scalar| Some(v.text().to_lowercase());
         let lo = bound(&b.gt, &b.gte, key);
         let hi = bound(&b.lt, &b.lte, key);
-        out |= union_range(&f.terms, lo, hi);
+        out |= f.terms.union_range(
+            lo.as_ref().map(String::as_str),
+            hi.as_ref().map(String::as_str),
+        );
     }
     out
 }

@@ -11,6 +11,7 @@ pub mod flatten;
 pub mod index;
 pub mod query;
 mod query_string;
+mod terms;
 
 pub use index::{DocLoader, EvalContext, MemIndex, SortKey, matches};
 pub use query::{Query, QueryError, parse, parse_body};

@@ -146,6 +146,29 @@ fn text_sub_fields_are_analysed() {
         &["a.1"],
     );
     check(json!({"query": {"match_phrase": {f: "kidney human"}}}), &[]);
+    check(
+        json!({"query": {"match_phrase": {f: "atlas of the human"}}}),
+        &["a.1"],
+    );
+    check(
+        json!({"query": {"match_phrase": {f: "Brain of the mouse"}}}),
+        &["b.1"],
+    );
+    check(
+        json!({"query": {"match_phrase": {f: "the human atlas"}}}),
+        &[],
+    );
+    // Words from two different values of an array are not a phrase.
+    check(
+        json!({"query": {"match_phrase": {"files.specimen_json.organ.text.text": "kidney brain"}}}),
+        &[],
+    );
+    check(
+        json!({"query": {"bool": {"must": [
+            {"match_phrase": {f: "of the human kidney"}},
+            {"term": {"state": "new"}}]}}}),
+        &["a.1"],
+    );
     // term on a text field compares a single token, unanalysed.
     check(json!({"query": {"term": {f: "kidney"}}}), &["a.1", "b.1"]);
     check(json!({"query": {"term": {f: "Kidney"}}}), &[]);
