@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Builds release binaries and runs the benchmark harness; prints a markdown table.
-# Installs the `wrk` load generator (Debian package) when missing.
+# Installs the `wrk` load generator (Debian package) and osmem-server (PyPI) when missing.
+# `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 fi
+# osmem-server (PyPI), an in-memory OpenSearch-API server, is the search reference.
+if [ ! -x .tools/osmem-venv/bin/python ]; then
+  python3 -m venv .tools/osmem-venv
+fi
+.tools/osmem-venv/bin/pip install -q 'osmem-server==0.1.6'
 cargo build --release --locked -p dss -p dss-bench
 exec target/release/dss-bench --dss target/release/dss "$@"

@@ -19,7 +19,7 @@ async fn indexer(s: &Server) -> (Deployment, CancellationToken) {
     let d = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
     let stop = CancellationToken::new();
     let (dep, token) = (d.clone(), stop.clone());
-    tokio::spawn(async move { dss_index::run(&dep, dss_index::Limits::default(), token).await });
+    tokio::spawn(async move { dss_index::run(&dep, token).await });
     (d, stop)
 }
 

@@ -156,7 +156,14 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", cfg.api.listen))?,
         ),
     };
-    let deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
+    let mut deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
+    if let Some(url) = &cfg.search.url {
+        deployment.search = std::sync::Arc::new(
+            dss_elasticsearch::ElasticsearchIndex::new(url, &cfg.search.index_prefix)
+                .context("search.url")?,
+        );
+        tracing::info!(%url, "search documents live in Elasticsearch/OpenSearch");
+    }
     deployment
         .declare_queues()
         .await
@@ -165,11 +172,26 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     let mut daemons = tokio::task::JoinSet::new();
     if components != Components::Api {
         let (d, token) = (deployment.clone(), stop.clone());
-        daemons.spawn(async move { dss_index::run(&d, dss_index::Limits::default(), token).await });
+        daemons.spawn(async move { dss_index::run(&d, token).await });
     }
     match listener {
         Some(listener) => {
             let local = local_issuer(&cfg)?;
+            // Search indexes load in the background; searches meanwhile wait for them.
+            for replica in deployment.replicas.keys() {
+                let (search, replica) = (deployment.search.clone(), replica.clone());
+                tokio::spawn(async move {
+                    let t = std::time::Instant::now();
+                    match search.warm_up(&replica).await {
+                        Ok(()) => {
+                            tracing::info!(%replica, secs = t.elapsed().as_secs_f64(), "search index ready")
+                        }
+                        Err(e) => {
+                            tracing::error!(%replica, error = %e, "loading the search index failed")
+                        }
+                    }
+                });
+            }
             let state = dss_api::state(deployment, local.as_ref())?;
             tracing::info!(url = %cfg.public_url(), data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
             if components == Components::All {

@@ -2,7 +2,9 @@
 # Installs the tools the tests drive, into .tools/ of the checkout (idempotent):
 #   - the official DSS CLIs `hca` 7.0.1 and `dbio-cli` 1.0.0, each in a Python venv (later releases
 #     are deprecation stubs). Their pinned tenacity 5 does not import on Python >= 3.10, so
-#     tenacity 8 is installed over the pin.
+#     tenacity 8 is installed over the pin;
+#   - osmem-server 0.1.6, an in-memory OpenSearch-API server (a static binary in a Python venv),
+#     for the Elasticsearch/OpenSearch adapter's conformance tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -23,3 +25,9 @@ install() {
 
 install hca 'hca==7.0.1' hca.dss
 install dbio 'dbio-cli==1.0.0' dbio.dss
+
+osmem="$root/.tools/osmem-venv"
+if ! ls "$osmem"/lib/python3*/site-packages/osmem_server/bin/osmem-server >/dev/null 2>&1; then
+  "$python" -m venv "$osmem"
+  "$osmem/bin/pip" install --quiet --disable-pip-version-check 'osmem-server==0.1.6'
+fi

@@ -54,6 +54,12 @@ pub struct Config {
     /// Embedded queue/database.
     #[serde(default)]
     pub embedded: EmbeddedConfig,
+    /// The index daemon.
+    #[serde(default)]
+    pub index: IndexConfig,
+    /// Where search documents live.
+    #[serde(default)]
+    pub search: SearchConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -172,6 +178,53 @@ pub struct EmbeddedConfig {
     pub durability: Durability,
 }
 
+/// Index daemon settings: what one bundle may put into its documents, and parallelism.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// JSON files larger than this (bytes) are left out of a bundle's documents.
+    pub max_json_file_bytes: u64,
+    /// Bytes of JSON read per bundle at most; further files are left out.
+    pub max_json_bundle_bytes: u64,
+    /// JSON files read per bundle at most.
+    pub max_json_files: usize,
+    /// Files of one bundle read at once.
+    pub read_concurrency: usize,
+    /// Events handled at once.
+    pub concurrency: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            max_json_file_bytes: 16 * 1024 * 1024,
+            max_json_bundle_bytes: 256 * 1024 * 1024,
+            max_json_files: 10_000,
+            read_concurrency: 8,
+            concurrency: 8,
+        }
+    }
+}
+
+/// Search backend: the embedded engine, or an Elasticsearch / OpenSearch cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Base URL of an Elasticsearch 7/8 or OpenSearch 1–3 cluster; unset means the embedded engine.
+    pub url: Option<String>,
+    /// Prefix of the cluster's index and alias names (`{prefix}-{replica}-docs-…`).
+    pub index_prefix: String,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            index_prefix: "dss".into(),
+        }
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -272,6 +325,40 @@ impl Config {
             }
             replica_path(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
         }
+        if let Some(u) = &self.search.url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(invalid(
+                "search.url",
+                format!("'{u}' must start with http:// or https://"),
+            ));
+        }
+        if self.search.index_prefix.is_empty()
+            || !self
+                .search
+                .index_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "search.index_prefix",
+                "use lower-case letters, digits, '-' and '_'",
+            ));
+        }
+        for (key, v) in [
+            ("index.max_json_file_bytes", self.index.max_json_file_bytes),
+            (
+                "index.max_json_bundle_bytes",
+                self.index.max_json_bundle_bytes,
+            ),
+            ("index.max_json_files", self.index.max_json_files as u64),
+            ("index.read_concurrency", self.index.read_concurrency as u64),
+            ("index.concurrency", self.index.concurrency as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid(
                 "log.format",
@@ -327,7 +414,7 @@ impl Config {
 
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "api", "replicas", "staging", "auth", "embedded", "log",
+    "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "log",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)

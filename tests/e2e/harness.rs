@@ -32,12 +32,24 @@ impl Dss {
         Self::up_at(dir, &data).await
     }
 
+    /// Starts `dss up` on a new data directory with extra environment (`DSS_*` configuration).
+    pub async fn up_with(env: &[(&str, String)]) -> Dss {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start(dir, &data, env).await
+    }
+
     /// Starts `dss up` on `data` (another process may use it too); `dir` is kept for cleanup.
     pub async fn up_at(dir: tempfile::TempDir, data: &std::path::Path) -> Dss {
+        Self::start(dir, data, &[]).await
+    }
+
+    async fn start(dir: tempfile::TempDir, data: &std::path::Path, env: &[(&str, String)]) -> Dss {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dss"))
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

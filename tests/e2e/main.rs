@@ -4,3 +4,4 @@
 mod clis;
 mod harness;
 mod lifecycle;
+mod search;

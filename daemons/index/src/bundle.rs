@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dss_shared::config::IndexConfig;
 use dss_shared::model::metadata::MetadataFile;
 use dss_shared::ports::{BlobError, BlobStore};
 use futures::StreamExt;
@@ -20,13 +21,13 @@ pub struct Limits {
     pub concurrency: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl From<&IndexConfig> for Limits {
+    fn from(c: &IndexConfig) -> Self {
         Self {
-            max_file_bytes: 16 * 1024 * 1024,
-            max_total_bytes: 256 * 1024 * 1024,
-            max_files: 10_000,
-            concurrency: 8,
+            max_file_bytes: c.max_json_file_bytes,
+            max_total_bytes: c.max_json_bundle_bytes,
+            max_files: c.max_json_files,
+            concurrency: c.read_concurrency,
         }
     }
 }

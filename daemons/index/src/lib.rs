@@ -49,13 +49,14 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
 }
 
 impl Indexer {
-    /// An indexer over the deployment's replicas, search index and journal.
-    pub fn new(deployment: &Deployment, limits: Limits) -> Self {
+    /// An indexer over the deployment's replicas, search index and journal, with the limits of
+    /// its `index` configuration.
+    pub fn new(deployment: &Deployment) -> Self {
         Self {
             search: deployment.search.clone(),
             journal: deployment.journal.clone(),
+            limits: Limits::from(&deployment.config.index),
             deployment: deployment.clone(),
-            limits,
         }
     }
 
@@ -265,15 +266,13 @@ impl Handler for Indexer {
 }
 
 /// Runs the index daemon on the deployment's `index` queue until `shutdown`.
-pub async fn run(
-    deployment: &Deployment,
-    limits: Limits,
-    shutdown: CancellationToken,
-) -> Result<(), QueueError> {
+pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), QueueError> {
     deployment.declare_queues().await?;
     let queue = Arc::new(deployment.queue(INDEX_QUEUE).await?);
-    let handler = Arc::new(Indexer::new(deployment, limits));
-    let worker = Worker::new(queue, handler, WorkerConfig::named("index"));
+    let handler = Arc::new(Indexer::new(deployment));
+    let mut cfg = WorkerConfig::named("index");
+    cfg.concurrency = deployment.config.index.concurrency;
+    let worker = Worker::new(queue, handler, cfg);
     tracing::info!("index daemon running");
     worker.run(shutdown).await;
     Ok(())

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dss_index::Limits;
 use dss_shared::checksum::checksums_of;
 use dss_shared::config::Config;
 use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, Deployment, INDEX_QUEUE};
@@ -36,7 +35,7 @@ async fn start() -> Env {
     let d = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
     let stop = CancellationToken::new();
     let (dep, token) = (d.clone(), stop.clone());
-    tokio::spawn(async move { dss_index::run(&dep, Limits::default(), token).await });
+    tokio::spawn(async move { dss_index::run(&dep, token).await });
     // The queue exists once the daemon declared it.
     d.declare_queues().await.unwrap();
     Env { _dir: dir, d, stop }

@@ -2,7 +2,7 @@
 //! group-committed: one writer transaction takes every request waiting at that moment.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Db, DbError};
@@ -53,7 +53,7 @@ impl EmbeddedJournal {
                     .collect();
                 let result = writer_db
                     .write(move |c| {
-                        let tx = c.transaction()?;
+                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                         let counts = work
                             .iter()
                             .map(|(replica, events)| append(&tx, replica, events, now))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::db::{Db, DbError};
@@ -76,28 +76,35 @@ impl EmbeddedSearch {
         if ri.mem.ordinals() > 2 * ri.mem.len() as usize + 10_000 {
             *ri = ReplicaIndex::default();
         }
-        let from = ri.seq;
-        let rows: Vec<(String, i64, Option<String>)> = db.read_inline(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, seq, doc FROM search_docs WHERE replica = ?1 AND seq > ?2 ORDER BY seq",
-            )?;
-            let rows = st
-                .query_map(params![replica, from], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })?;
-        for (id, seq, doc) in rows {
-            match doc.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
-                Some(d) => {
-                    ri.mem.insert(&id, &d);
-                }
-                None => {
-                    ri.mem.remove(&id);
-                }
+        // In chunks, so neither memory nor a read transaction grows with the index.
+        loop {
+            let from = ri.seq;
+            let rows: Vec<(String, i64, Option<String>)> = db.read_inline(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, seq, doc FROM search_docs WHERE replica = ?1 AND seq > ?2
+                     ORDER BY seq LIMIT 1000",
+                )?;
+                let rows = st
+                    .query_map(params![replica, from], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })?;
+            if rows.is_empty() {
+                break;
             }
-            ri.seq = seq;
+            for (id, seq, doc) in rows {
+                match doc.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+                    Some(d) => {
+                        ri.mem.insert(&id, &d);
+                    }
+                    None => {
+                        ri.mem.remove(&id);
+                    }
+                }
+                ri.seq = seq;
+            }
         }
         Ok(())
     }
@@ -159,7 +166,7 @@ impl SearchIndex for EmbeddedSearch {
         Ok(self
             .db
             .write(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let old: Option<Option<String>> = tx
                     .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
                     .query_row(params![replica, id], |r| r.get(0))
@@ -199,6 +206,16 @@ impl SearchIndex for EmbeddedSearch {
                 Ok(n > 0)
             })
             .await?)
+    }
+
+    async fn warm_up(&self, replica: &str) -> Result<(), SearchError> {
+        let db = self.db.clone();
+        let index = self.replica(replica);
+        let replica = replica.to_string();
+        tokio::task::spawn_blocking(move || Self::catch_up(&db, &replica, &index))
+            .await
+            .map_err(|e| SearchError::Backend(e.to_string()))??;
+        Ok(())
     }
 
     async fn search(&self, replica: &str, req: &SearchRequest) -> Result<SearchPage, SearchError> {

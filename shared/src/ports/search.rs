@@ -74,4 +74,11 @@ pub trait SearchIndex: Send + Sync + std::fmt::Debug {
 
     /// Runs a query.
     async fn search(&self, replica: &str, req: &SearchRequest) -> Result<SearchPage, SearchError>;
+
+    /// Prepares to answer searches of `replica` (an engine that loads state does it now rather
+    /// than on the first search). Returns when ready.
+    async fn warm_up(&self, replica: &str) -> Result<(), SearchError> {
+        let _ = replica;
+        Ok(())
+    }
 }

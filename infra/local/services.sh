@@ -1,0 +1,31 @@
+# Local wire-protocol servers for tests, bound to 127.0.0.1 and stopped (by PID) when the calling
+# shell exits. Source this file, then call start_<name>.
+
+_dss_pids=()
+_dss_stop_services() {
+  for pid in "${_dss_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap _dss_stop_services EXIT
+
+# A free TCP port on 127.0.0.1.
+_dss_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# osmem-server (an in-memory OpenSearch-API server); sets OSMEM_URL.
+start_osmem() {
+  local bin port
+  bin="$(ls .tools/osmem-venv/lib/python3*/site-packages/osmem_server/bin/osmem-server | head -n1)"
+  port="$(_dss_free_port)"
+  "$bin" -addr "127.0.0.1:$port" -no-stdin-watch -no-ja >/dev/null 2>&1 &
+  _dss_pids+=("$!")
+  OSMEM_URL="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('$OSMEM_URL')" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "osmem-server did not start" >&2
+  return 1
+}
