@@ -4,7 +4,9 @@
 //! never scanned in order (most of them) pay only a hash insert per new term.
 
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+
+use compact_str::CompactString;
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
@@ -13,18 +15,21 @@ use rustc_hash::FxHashMap;
 /// moves the whole sorted list, so its cost is spread over `8·√n` new terms).
 const PENDING: usize = 1024;
 
-/// Postings of one term: most terms (identifiers, checksums) occur in one document.
+/// Postings of one term: most terms (identifiers, checksums) occur in one document, so the
+/// common case is a bare document number (the enum is 16 bytes).
 #[derive(Debug, Clone)]
 pub(crate) enum Postings {
     One(u32),
-    Many(RoaringBitmap),
+    Many(Box<RoaringBitmap>),
 }
 
 impl Postings {
     pub(crate) fn add(&mut self, doc: u32) {
         match self {
             Postings::One(d) if *d == doc => {}
-            Postings::One(d) => *self = Postings::Many(RoaringBitmap::from_iter([*d, doc])),
+            Postings::One(d) => {
+                *self = Postings::Many(Box::new(RoaringBitmap::from_iter([*d, doc])))
+            }
             Postings::Many(b) => {
                 // Documents arrive in increasing order: appending is the common case.
                 if b.try_push(doc).is_err() {
@@ -39,7 +44,7 @@ impl Postings {
             Postings::One(d) => {
                 out.insert(*d);
             }
-            Postings::Many(b) => *out |= b,
+            Postings::Many(b) => *out |= &**b,
         }
     }
 
@@ -53,12 +58,12 @@ impl Postings {
 /// The terms of a field in order: a sorted list and recent additions.
 #[derive(Debug, Default)]
 struct Sorted {
-    terms: Vec<Arc<str>>,
-    pending: Vec<Arc<str>>,
+    terms: Vec<CompactString>,
+    pending: Vec<CompactString>,
 }
 
 impl Sorted {
-    fn add(&mut self, term: Arc<str>) {
+    fn add(&mut self, term: CompactString) {
         self.pending.push(term);
         let limit = PENDING.max(8 * (self.terms.len() as f64).sqrt() as usize);
         if self.pending.len() >= limit {
@@ -83,10 +88,11 @@ impl Sorted {
     }
 }
 
-/// Terms of one field and their postings.
+/// Terms of one field and their postings. Terms up to 24 bytes (most tokens, UUIDs' fragments)
+/// are stored inline in the map's entries.
 #[derive(Debug, Default)]
 pub(crate) struct TermDict {
-    postings: FxHashMap<Arc<str>, Postings>,
+    postings: FxHashMap<CompactString, Postings>,
     sorted: OnceLock<Sorted>,
 }
 
@@ -111,16 +117,16 @@ impl TermDict {
             p.add(doc);
             return;
         }
-        let key: Arc<str> = term.into();
-        self.postings.insert(key.clone(), Postings::One(doc));
+        let key = CompactString::from(term);
         if let Some(sorted) = self.sorted.get_mut() {
-            sorted.add(key);
+            sorted.add(key.clone());
         }
+        self.postings.insert(key, Postings::One(doc));
     }
 
     fn sorted(&self) -> &Sorted {
         self.sorted.get_or_init(|| {
-            let mut terms: Vec<Arc<str>> = self.postings.keys().cloned().collect();
+            let mut terms: Vec<CompactString> = self.postings.keys().cloned().collect();
             terms.sort_unstable();
             Sorted {
                 terms,
@@ -142,24 +148,24 @@ impl TermDict {
     ) -> impl Iterator<Item = (&'a str, &'a Postings)> + 'a {
         let sorted = self.sorted();
         let start = match lo {
-            Bound::Included(l) => sorted.terms.partition_point(|t| &**t < l),
-            Bound::Excluded(l) => sorted.terms.partition_point(|t| &**t <= l),
+            Bound::Included(l) => sorted.terms.partition_point(|t| t.as_str() < l),
+            Bound::Excluded(l) => sorted.terms.partition_point(|t| t.as_str() <= l),
             Bound::Unbounded => 0,
         };
         let end = match hi {
-            Bound::Included(h) => sorted.terms.partition_point(|t| &**t <= h),
-            Bound::Excluded(h) => sorted.terms.partition_point(|t| &**t < h),
+            Bound::Included(h) => sorted.terms.partition_point(|t| t.as_str() <= h),
+            Bound::Excluded(h) => sorted.terms.partition_point(|t| t.as_str() < h),
             Bound::Unbounded => sorted.terms.len(),
         };
         let frozen = sorted.terms.get(start..end.max(start)).unwrap_or_default();
         let mut recent: Vec<&str> = sorted
             .pending
             .iter()
-            .map(|t| &**t)
+            .map(|t| t.as_str())
             .filter(|t| within(t, lo, hi))
             .collect();
         recent.sort_unstable();
-        let mut a = frozen.iter().map(|t| &**t).peekable();
+        let mut a = frozen.iter().map(|t| t.as_str()).peekable();
         let mut b = recent.into_iter().peekable();
         std::iter::from_fn(move || {
             let next = match (a.peek(), b.peek()) {
