@@ -343,7 +343,9 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
     let qs = queries(&probe);
     let lat = query_latencies(http, &server.base, &qs, 200).await?;
     rows.push(Row {
-        name: format!("search index load at start ({n} documents into memory), first search"),
+        name: format!(
+            "search index build at first start ({n} documents, no snapshot), first search"
+        ),
         result: format!(
             "{:.2} s, server RSS {rss_before:.0} MiB",
             load.as_secs_f64()
@@ -448,6 +450,25 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
             baseline: String::new(),
         });
     }
+    drop(server);
+
+    // Restart: the index comes back from the snapshot written at shutdown.
+    let server = start(dss, &data, 5912)?;
+    let t = Instant::now();
+    let all = post_search(http, &server.base, &json!({})).await?;
+    rows.push(Row {
+        name: format!(
+            "search index load at restart from its snapshot ({} documents), first search",
+            all["total_hits"]
+        ),
+        result: format!(
+            "{:.2} s, server RSS {:.0} MiB",
+            t.elapsed().as_secs_f64(),
+            server.rss_mib()
+        ),
+        goal: "(one-time)".into(),
+        baseline: "without a snapshot: the row above".into(),
+    });
     drop(server);
 
     // The events journal: 1,000 events recorded concurrently (as the daemon does) and serially.

@@ -190,6 +190,10 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
                             tracing::error!(%replica, error = %e, "loading the search index failed")
                         }
                     }
+                    // A snapshot makes the next start quick, also after a crash.
+                    if let Err(e) = search.persist(&replica).await {
+                        tracing::warn!(%replica, error = %e, "saving the search snapshot failed");
+                    }
                 });
             }
             let state = dss_api::state(deployment, local.as_ref())?;
@@ -197,7 +201,14 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
             if components == Components::All {
                 print_banner(&cfg, local.as_ref())?;
             }
+            let search = state.deployment.search.clone();
+            let replicas: Vec<String> = state.deployment.replicas.keys().cloned().collect();
             dss_api::serve(listener, state, shutdown_signal()).await?;
+            for replica in replicas {
+                if let Err(e) = search.persist(&replica).await {
+                    tracing::warn!(%replica, error = %e, "saving the search snapshot failed");
+                }
+            }
         }
         None => shutdown_signal().await,
     }

@@ -153,7 +153,10 @@ impl Deployment {
             );
         }
         Ok(Self {
-            search: Arc::new(EmbeddedSearch::new(&db, clock.clone())),
+            search: Arc::new(
+                EmbeddedSearch::new(&db, clock.clone())
+                    .with_snapshots(config.data_dir.join("search")),
+            ),
             journal: Arc::new(EmbeddedJournal::new(&db, clock.clone())),
             config,
             db,

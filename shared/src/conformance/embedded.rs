@@ -168,3 +168,47 @@ async fn embedded_search_conforms() {
     // Replicas are independent.
     super::search::run(&index, "gcp").await;
 }
+
+#[tokio::test]
+async fn embedded_search_restarts_from_its_snapshot() {
+    use crate::ports::{SearchIndex, SearchRequest};
+    use serde_json::json;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snaps = dir.path().join("search");
+    let db = Db::open(&dir.path().join("s.db"), Durability::Process).expect("open");
+    let all = SearchRequest {
+        body: json!({"query": {"range": {"n": {"gte": 0}}}}),
+        size: 100,
+        after: None,
+        with_source: false,
+    };
+    let first = EmbeddedSearch::new(&db, system()).with_snapshots(snaps.clone());
+    for i in 0..20 {
+        first
+            .put(
+                "aws",
+                &format!("d{i}"),
+                &json!({"uuid": format!("{i:02}"), "n": i}),
+            )
+            .await
+            .expect("put");
+    }
+    assert_eq!(first.search("aws", &all).await.expect("search").total, 20);
+    first.persist("aws").await.expect("persist");
+    assert!(snaps.join("aws.idx").exists());
+    // Changes after the snapshot are applied on top of it by the next process.
+    first
+        .put("aws", "d20", &json!({"uuid": "20", "n": 20}))
+        .await
+        .expect("put");
+    first.delete("aws", "d3").await.expect("delete");
+    let second = EmbeddedSearch::new(&db, system()).with_snapshots(snaps.clone());
+    let page = second.search("aws", &all).await.expect("search");
+    assert_eq!(page.total, 20);
+    assert_eq!(page.hits[0].id, "d20");
+    assert!(page.hits.iter().all(|h| h.id != "d3"));
+    // An unreadable snapshot is ignored: the index is rebuilt from the documents.
+    std::fs::write(snaps.join("aws.idx"), b"garbage").expect("write");
+    let third = EmbeddedSearch::new(&db, system()).with_snapshots(snaps);
+    assert_eq!(third.search("aws", &all).await.expect("search").total, 20);
+}

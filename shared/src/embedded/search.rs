@@ -1,8 +1,12 @@
 //! The embedded search index: documents live in the embedded database (durable, shared by every
 //! process on the machine); each process keeps an in-memory inverted index per replica that
 //! follows the table's change sequence, so a search sees every write committed before it.
+//!
+//! A process starts its index from the replica's snapshot file (written after loading and at
+//! shutdown) and applies only the changes after it; without one it analyses every document.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -25,6 +29,8 @@ struct ReplicaIndex {
     mem: MemIndex,
     /// Highest change sequence applied.
     seq: i64,
+    /// The snapshot was considered (it is read once, at the first catch-up).
+    snapshot_tried: bool,
 }
 
 /// The embedded [`SearchIndex`].
@@ -33,6 +39,35 @@ pub struct EmbeddedSearch {
     db: Db,
     clock: SharedClock,
     replicas: Arc<Mutex<HashMap<String, Arc<RwLock<ReplicaIndex>>>>>,
+    snapshots: Option<PathBuf>,
+}
+
+fn snapshot_path(dir: &Path, replica: &str) -> PathBuf {
+    dir.join(format!("{replica}.idx"))
+}
+
+/// Reads a replica's snapshot if it is usable with a database whose latest change is `latest`.
+fn read_snapshot(dir: &Path, replica: &str, latest: i64) -> Option<(MemIndex, i64)> {
+    let path = snapshot_path(dir, replica);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot open the search snapshot");
+            return None;
+        }
+    };
+    match MemIndex::read_snapshot(&mut std::io::BufReader::new(file)) {
+        Ok((mem, seq)) if seq <= latest => Some((mem, seq)),
+        Ok((_, seq)) => {
+            tracing::warn!(path = %path.display(), seq, latest, "search snapshot is ahead of the database; ignored");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "search snapshot unreadable; rebuilding");
+            None
+        }
+    }
 }
 
 fn load_doc(conn: &Connection, replica: &str, id: &str) -> Result<Option<Value>, DbError> {
@@ -50,7 +85,14 @@ impl EmbeddedSearch {
             db: db.clone(),
             clock,
             replicas: Arc::default(),
+            snapshots: None,
         }
+    }
+
+    /// Keeps snapshots of the in-memory indexes in `dir`.
+    pub fn with_snapshots(mut self, dir: PathBuf) -> Self {
+        self.snapshots = Some(dir);
+        self
     }
 
     fn replica(&self, name: &str) -> Arc<RwLock<ReplicaIndex>> {
@@ -60,7 +102,12 @@ impl EmbeddedSearch {
 
     /// Applies committed changes the in-memory index has not seen; rebuilds it when replaced
     /// documents have left too many dead entries.
-    fn catch_up(db: &Db, replica: &str, index: &RwLock<ReplicaIndex>) -> Result<(), DbError> {
+    fn catch_up(
+        db: &Db,
+        replica: &str,
+        index: &RwLock<ReplicaIndex>,
+        snapshots: Option<&Path>,
+    ) -> Result<(), DbError> {
         let seen = index.read().unwrap_or_else(|p| p.into_inner()).seq;
         let latest: i64 = db.read_inline(|c| {
             Ok(c.prepare_cached(
@@ -73,8 +120,22 @@ impl EmbeddedSearch {
         }
         let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
         let ri = &mut *guard;
+        if !ri.snapshot_tried {
+            ri.snapshot_tried = true;
+            if let Some((mem, seq)) = snapshots.and_then(|d| read_snapshot(d, replica, latest)) {
+                tracing::info!(
+                    replica,
+                    documents = mem.len(),
+                    seq,
+                    "search index restored from its snapshot"
+                );
+                ri.mem = mem;
+                ri.seq = seq;
+            }
+        }
         if ri.mem.ordinals() > 2 * ri.mem.len() as usize + 10_000 {
-            *ri = ReplicaIndex::default();
+            ri.mem = MemIndex::default();
+            ri.seq = 0;
         }
         // In chunks, so neither memory nor a read transaction grows with the index.
         loop {
@@ -113,6 +174,7 @@ impl EmbeddedSearch {
         db: &Db,
         replica: &str,
         index: &RwLock<ReplicaIndex>,
+        snapshots: Option<&Path>,
         req: &SearchRequest,
         now: time::OffsetDateTime,
     ) -> Result<SearchPage, SearchError> {
@@ -123,7 +185,7 @@ impl EmbeddedSearch {
             })?),
             None => None,
         };
-        Self::catch_up(db, replica, index)?;
+        Self::catch_up(db, replica, index, snapshots)?;
         let ri = index.read().unwrap_or_else(|p| p.into_inner());
         let loader = |ord: u32| {
             let id = ri.mem.id(ord)?.to_string();
@@ -212,10 +274,38 @@ impl SearchIndex for EmbeddedSearch {
         let db = self.db.clone();
         let index = self.replica(replica);
         let replica = replica.to_string();
-        tokio::task::spawn_blocking(move || Self::catch_up(&db, &replica, &index))
-            .await
-            .map_err(|e| SearchError::Backend(e.to_string()))??;
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || {
+            Self::catch_up(&db, &replica, &index, snapshots.as_deref())
+        })
+        .await
+        .map_err(|e| SearchError::Backend(e.to_string()))??;
         Ok(())
+    }
+
+    async fn persist(&self, replica: &str) -> Result<(), SearchError> {
+        let Some(dir) = self.snapshots.clone() else {
+            return Ok(());
+        };
+        let index = self.replica(replica);
+        let replica = replica.to_string();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let ri = index.read().unwrap_or_else(|p| p.into_inner());
+            if ri.seq == 0 {
+                return Ok(());
+            }
+            std::fs::create_dir_all(&dir)?;
+            let path = snapshot_path(&dir, &replica);
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            ri.mem.write_snapshot(ri.seq, &mut out)?;
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await
+        .map_err(|e| SearchError::Backend(e.to_string()))?
+        .map_err(|e| SearchError::Backend(format!("writing the search snapshot: {e}")))
     }
 
     async fn search(&self, replica: &str, req: &SearchRequest) -> Result<SearchPage, SearchError> {
@@ -223,8 +313,11 @@ impl SearchIndex for EmbeddedSearch {
         let index = self.replica(replica);
         let (replica, req) = (replica.to_string(), req.clone());
         let now = self.clock.now();
-        tokio::task::spawn_blocking(move || Self::run_search(&db, &replica, &index, &req, now))
-            .await
-            .map_err(|e| SearchError::Backend(e.to_string()))?
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || {
+            Self::run_search(&db, &replica, &index, snapshots.as_deref(), &req, now)
+        })
+        .await
+        .map_err(|e| SearchError::Backend(e.to_string()))?
     }
 }

@@ -81,4 +81,11 @@ pub trait SearchIndex: Send + Sync + std::fmt::Debug {
         let _ = replica;
         Ok(())
     }
+
+    /// Saves what an engine holds in memory for `replica`, so a restart is fast. Durability does
+    /// not depend on it.
+    async fn persist(&self, replica: &str) -> Result<(), SearchError> {
+        let _ = replica;
+        Ok(())
+    }
 }

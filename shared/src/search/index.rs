@@ -758,5 +758,7 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     pi == p.len()
 }
 
+mod snapshot;
+
 #[cfg(test)]
 mod tests;

@@ -135,6 +135,26 @@ impl TermDict {
         })
     }
 
+    /// Every term with its postings, in no particular order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &Postings)> {
+        self.postings.iter().map(|(t, p)| (t.as_str(), p))
+    }
+
+    /// Number of terms.
+    pub(crate) fn len(&self) -> usize {
+        self.postings.len()
+    }
+
+    /// Restores a term read back from a snapshot.
+    pub(crate) fn restore(&mut self, term: &str, postings: Postings) {
+        self.postings.insert(CompactString::from(term), postings);
+    }
+
+    /// Room for `n` more terms.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.postings.reserve(n);
+    }
+
     /// The postings of one term.
     pub(crate) fn get(&self, term: &str) -> Option<&Postings> {
         self.postings.get(term)
