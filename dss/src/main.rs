@@ -1,6 +1,7 @@
 //! `dss`: runs the whole system or one component, and mints tokens for the embedded deployment.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -146,6 +147,42 @@ fn print_banner(cfg: &Config, local: Option<&LocalIssuer>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Loads every replica's search index in the background (searches wait for it) and then saves a
+/// snapshot of it; returns the replicas whose index is ready.
+fn warm_search(deployment: &Deployment) -> Arc<Mutex<Vec<String>>> {
+    let ready = Arc::new(Mutex::new(Vec::new()));
+    for replica in deployment.replicas.keys() {
+        let (search, replica, ready) = (deployment.search.clone(), replica.clone(), ready.clone());
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            if let Err(e) = search.warm_up(&replica).await {
+                tracing::error!(%replica, error = %e, "loading the search index failed");
+                return;
+            }
+            tracing::info!(%replica, secs = t.elapsed().as_secs_f64(), "search index ready");
+            ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(replica.clone());
+            // A snapshot makes the next start quick, also after a crash.
+            if let Err(e) = search.persist(&replica).await {
+                tracing::warn!(%replica, error = %e, "saving the search snapshot failed");
+            }
+        });
+    }
+    ready
+}
+
+/// Saves the search snapshots of the replicas whose index finished loading.
+async fn persist_search(search: &dyn dss_shared::ports::SearchIndex, ready: &Mutex<Vec<String>>) {
+    let replicas = ready.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for replica in replicas {
+        if let Err(e) = search.persist(&replica).await {
+            tracing::warn!(%replica, error = %e, "saving the search snapshot failed");
+        }
+    }
+}
+
 async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     dss_shared::telemetry::init(&cfg.log);
     let listener = match components {
@@ -158,7 +195,7 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     };
     let mut deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
     if let Some(url) = &cfg.search.url {
-        deployment.search = std::sync::Arc::new(
+        deployment.search = Arc::new(
             dss_elasticsearch::ElasticsearchIndex::new(url, &cfg.search.index_prefix)
                 .context("search.url")?,
         );
@@ -177,38 +214,15 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     match listener {
         Some(listener) => {
             let local = local_issuer(&cfg)?;
-            // Search indexes load in the background; searches meanwhile wait for them.
-            for replica in deployment.replicas.keys() {
-                let (search, replica) = (deployment.search.clone(), replica.clone());
-                tokio::spawn(async move {
-                    let t = std::time::Instant::now();
-                    match search.warm_up(&replica).await {
-                        Ok(()) => {
-                            tracing::info!(%replica, secs = t.elapsed().as_secs_f64(), "search index ready")
-                        }
-                        Err(e) => {
-                            tracing::error!(%replica, error = %e, "loading the search index failed")
-                        }
-                    }
-                    // A snapshot makes the next start quick, also after a crash.
-                    if let Err(e) = search.persist(&replica).await {
-                        tracing::warn!(%replica, error = %e, "saving the search snapshot failed");
-                    }
-                });
-            }
+            let ready = warm_search(&deployment);
             let state = dss_api::state(deployment, local.as_ref())?;
             tracing::info!(url = %cfg.public_url(), data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
             if components == Components::All {
                 print_banner(&cfg, local.as_ref())?;
             }
             let search = state.deployment.search.clone();
-            let replicas: Vec<String> = state.deployment.replicas.keys().cloned().collect();
             dss_api::serve(listener, state, shutdown_signal()).await?;
-            for replica in replicas {
-                if let Err(e) = search.persist(&replica).await {
-                    tracing::warn!(%replica, error = %e, "saving the search snapshot failed");
-                }
-            }
+            persist_search(&*search, &ready).await;
         }
         None => shutdown_signal().await,
     }

@@ -40,6 +40,8 @@ pub struct EmbeddedSearch {
     clock: SharedClock,
     replicas: Arc<Mutex<HashMap<String, Arc<RwLock<ReplicaIndex>>>>>,
     snapshots: Option<PathBuf>,
+    /// One snapshot write at a time (they share a temp file name).
+    persisting: Arc<Mutex<()>>,
 }
 
 fn snapshot_path(dir: &Path, replica: &str) -> PathBuf {
@@ -86,6 +88,7 @@ impl EmbeddedSearch {
             clock,
             replicas: Arc::default(),
             snapshots: None,
+            persisting: Arc::default(),
         }
     }
 
@@ -289,7 +292,9 @@ impl SearchIndex for EmbeddedSearch {
         };
         let index = self.replica(replica);
         let replica = replica.to_string();
+        let persisting = self.persisting.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let _one_at_a_time = persisting.lock().unwrap_or_else(|p| p.into_inner());
             let ri = index.read().unwrap_or_else(|p| p.into_inner());
             if ri.seq == 0 {
                 return Ok(());
