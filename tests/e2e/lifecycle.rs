@@ -106,11 +106,15 @@ async fn two_processes_share_one_data_directory() {
     for i in 0..20u32 {
         let writer = if i % 2 == 0 { &first } else { &second };
         let file = writer
-            .upload(V, i.to_be_bytes().to_vec(), "application/octet-stream")
+            .upload(
+                V,
+                format!("{{\"n\": {i}}}").into_bytes(),
+                "application/json",
+            )
             .await;
         writes.push((
             file.clone(),
-            writer.bundle(V, &[(file, "n.bin".into())]).await,
+            writer.bundle(V, &[(file, "n.json".into())]).await,
         ));
     }
     for (i, (file, bundle)) in writes.iter().enumerate() {
@@ -134,6 +138,10 @@ async fn two_processes_share_one_data_directory() {
             .expect("head");
         assert_eq!(r.status(), 200);
     }
+    // Both processes index (one queue, each event to one of them) and both search everything.
+    let query = serde_json::json!({"query": {"range": {"files.n_json.n": {"gte": 0}}}});
+    first.wait_searchable(&query, 20).await;
+    second.wait_searchable(&query, 20).await;
     let all: serde_json::Value = first
         .http
         .get(format!("{}/v1/bundles/all?replica=aws", first.base))
