@@ -87,6 +87,22 @@ pub async fn run(index: &dyn SearchIndex, replica: &str) {
         "deleted documents are not found"
     );
 
+    // A document whose shape changes is replaced, not duplicated.
+    let mut reshaped = doc.clone();
+    reshaped["shape_descriptor"] = json!("v.donor_organism.6");
+    assert!(index.put(replica, &id, &doc).await.expect("put"));
+    assert!(index.put(replica, &id, &reshaped).await.expect("put"));
+    assert_eq!(
+        index.get(replica, &id).await.expect("get"),
+        Some(reshaped.clone())
+    );
+    assert_eq!(
+        hits(index, replica, json!({})).await,
+        std::slice::from_ref(&id)
+    );
+    assert!(index.delete(replica, &id).await.expect("delete"));
+    assert!(hits(index, replica, json!({})).await.is_empty());
+
     // 45 bundles: 15 uuids × 3 versions, two species, ages 0..45.
     let mut all = Vec::new();
     for i in 0..45u32 {
