@@ -1,5 +1,5 @@
-//! The DSS HTTP API: files, bundles, search, events, signed downloads, the OpenAPI document,
-//! version and health.
+//! The DSS HTTP API: files, bundles, search, events, subscriptions, signed downloads, the OpenAPI
+//! document, version and health.
 
 pub mod auth;
 pub mod blob_route;
@@ -16,6 +16,7 @@ pub mod params;
 pub mod search;
 pub mod state;
 pub mod storage;
+pub mod subscriptions;
 pub mod validate;
 
 use std::future::Future;
@@ -78,6 +79,14 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/search", axum::routing::post(search::search))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{uuid}", get(events::get))
+        .route(
+            "/v1/subscriptions",
+            get(subscriptions::list).put(subscriptions::put),
+        )
+        .route(
+            "/v1/subscriptions/{uuid}",
+            get(subscriptions::get).delete(subscriptions::delete),
+        )
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
         .route("/internal/health", get(misc::health))

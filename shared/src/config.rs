@@ -60,6 +60,9 @@ pub struct Config {
     /// Where search documents live.
     #[serde(default)]
     pub search: SearchConfig,
+    /// Webhook subscriptions and deliveries.
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -225,6 +228,35 @@ impl Default for SearchConfig {
     }
 }
 
+/// Webhook settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Internal networks callbacks may reach anyway (`127.0.0.1`, `10.0.0.0/8`); none by default.
+    pub callback_allow: Vec<String>,
+    /// Subscriptions one owner may hold per replica and kind (more than this are refused).
+    pub max_subscriptions_per_owner: usize,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            callback_allow: Vec::new(),
+            max_subscriptions_per_owner: 100,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// The parsed allow-list (validated at start).
+    pub fn allowed_nets(&self) -> Vec<crate::callback::AllowedNet> {
+        self.callback_allow
+            .iter()
+            .filter_map(|s| crate::callback::AllowedNet::parse(s).ok())
+            .collect()
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -345,6 +377,10 @@ impl Config {
                 "use lower-case letters, digits, '-' and '_'",
             ));
         }
+        for (i, net) in self.notify.callback_allow.iter().enumerate() {
+            crate::callback::AllowedNet::parse(net)
+                .map_err(|m| invalid(format!("notify.callback_allow[{i}]"), m))?;
+        }
         for (key, v) in [
             ("index.max_json_file_bytes", self.index.max_json_file_bytes),
             (
@@ -414,7 +450,8 @@ impl Config {
 
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "log",
+    "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
+    "log",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)

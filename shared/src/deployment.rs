@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::{Config, replica_path};
 use crate::embedded::{
-    Db, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
+    Db, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch, EmbeddedSubscriptions, EmbeddedTopic,
+    LocalBlobStore, QueueConfig,
 };
-use crate::ports::{BlobStore, EventJournal, QueueError, SearchIndex};
+use crate::ports::{BlobStore, EventJournal, QueueError, SearchIndex, SubscriptionStore};
 use crate::signing::UrlSigner;
 
 /// The topic every bucket publishes its events to.
@@ -69,6 +70,8 @@ pub struct Deployment {
     pub search: Arc<dyn SearchIndex>,
     /// Bundle events journal.
     pub journal: Arc<dyn EventJournal>,
+    /// Webhook subscriptions.
+    pub subscriptions: Arc<dyn SubscriptionStore>,
     /// Signs download URLs served by the API.
     pub signer: UrlSigner,
     /// The clock.
@@ -158,6 +161,7 @@ impl Deployment {
                     .with_snapshots(config.data_dir.join("search")),
             ),
             journal: Arc::new(EmbeddedJournal::new(&db, clock.clone())),
+            subscriptions: Arc::new(EmbeddedSubscriptions::new(&db)),
             config,
             db,
             replicas,

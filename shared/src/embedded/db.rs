@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS journal (
     PRIMARY KEY (replica, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS journal_event ON journal (replica, event_id, kind);
 CREATE INDEX IF NOT EXISTS journal_ts ON journal (replica, ts);
+CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+    replica TEXT NOT NULL, kind TEXT NOT NULL, uuid TEXT NOT NULL, owner TEXT NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (replica, kind, uuid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_subscriptions_owner ON webhook_subscriptions (replica, kind, owner);
 ";
 
 struct Inner {

@@ -1,5 +1,5 @@
-//! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index and
-//! the events journal. They are the default, so a whole deployment runs on one machine with no
+//! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index,
+//! the events journal and webhook subscriptions. They are the default, so a whole deployment runs on one machine with no
 //! cloud.
 
 pub mod db;
@@ -8,9 +8,11 @@ pub mod keypath;
 pub mod local_blob;
 pub mod queue;
 pub mod search;
+pub mod subscriptions;
 
 pub use db::{Db, DbError, Durability};
 pub use journal::EmbeddedJournal;
 pub use local_blob::LocalBlobStore;
 pub use queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
 pub use search::EmbeddedSearch;
+pub use subscriptions::EmbeddedSubscriptions;

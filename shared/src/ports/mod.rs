@@ -4,6 +4,7 @@ pub mod blob;
 pub mod journal;
 pub mod queue;
 pub mod search;
+pub mod subscriptions;
 
 pub use blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
@@ -14,3 +15,4 @@ pub use queue::{
     BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic,
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
+pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};

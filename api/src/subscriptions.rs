@@ -1,0 +1,325 @@
+//! `/v1/subscriptions` — webhook subscriptions, owned by the caller's e-mail, per replica.
+//!
+//! A body with a non-empty `es_query` makes an Elasticsearch subscription (validated by the
+//! search engine's query parser); otherwise it is a JMESPath one (`jmespath_query` must compile).
+//! Callback URLs must be `http(s)` and must not reach internal addresses unless
+//! `notify.callback_allow` permits them. `hmac_secret_key` is stored but never returned.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dss_shared::model::DssVersion;
+use dss_shared::ports::{Subscription, SubscriptionKind};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::{Query, parse_uuid};
+use crate::state::Shared;
+
+/// Body keys a subscription may have.
+const FIELDS: &[&str] = &[
+    "callback_url",
+    "es_query",
+    "jmespath_query",
+    "method",
+    "encoding",
+    "form_fields",
+    "payload_form_field",
+    "hmac_secret_key",
+    "hmac_key_id",
+    "attachments",
+];
+
+fn bad(code: &'static str, title: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, title)
+}
+
+fn store_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("subscription store", e)
+}
+
+fn kind_of(q: &Query) -> ApiResult<SubscriptionKind> {
+    let raw = q.get("subscription_type").unwrap_or("jmespath");
+    SubscriptionKind::parse(raw).ok_or_else(|| {
+        ApiError::illegal_arguments(format!(
+            "'{raw}' is not one of ['elasticsearch', 'jmespath']"
+        ))
+    })
+}
+
+/// The document as returned: without the secret.
+fn public(s: &Subscription) -> Value {
+    let mut d = s.document.clone();
+    if let Some(m) = d.as_object_mut() {
+        m.remove("hmac_secret_key");
+    }
+    d
+}
+
+fn string_field(m: &Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(ApiError::illegal_arguments(format!(
+            "{v} is not of type 'string'"
+        ))),
+    }
+}
+
+/// Validates the body's shape and values, as the original's schema and checks did.
+fn validate(m: &Map<String, Value>) -> ApiResult<SubscriptionKind> {
+    if let Some(extra) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::illegal_arguments(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        )));
+    }
+    let callback = string_field(m, "callback_url")?
+        .ok_or_else(|| ApiError::illegal_arguments("'callback_url' is a required property"))?;
+    if !(callback.starts_with("http://") || callback.starts_with("https://")) {
+        return Err(ApiError::illegal_arguments(format!(
+            "'{callback}' does not match 'https?://'"
+        )));
+    }
+    if let Some(method) = string_field(m, "method")?
+        && !matches!(method.as_str(), "POST" | "PUT")
+    {
+        return Err(ApiError::illegal_arguments(format!(
+            "'{method}' is not one of ['POST', 'PUT']"
+        )));
+    }
+    if let Some(enc) = string_field(m, "encoding")?
+        && !matches!(enc.as_str(), "application/json" | "multipart/form-data")
+    {
+        return Err(ApiError::illegal_arguments(format!(
+            "'{enc}' is not one of ['application/json', 'multipart/form-data']"
+        )));
+    }
+    for key in [
+        "payload_form_field",
+        "hmac_secret_key",
+        "hmac_key_id",
+        "jmespath_query",
+    ] {
+        string_field(m, key)?;
+    }
+    match m.get("form_fields") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(f)) => {
+            if let Some((k, v)) = f.iter().find(|(_, v)| !v.is_string()) {
+                return Err(ApiError::illegal_arguments(format!(
+                    "form field '{k}': {v} is not of type 'string'"
+                )));
+            }
+        }
+        Some(v) => {
+            return Err(ApiError::illegal_arguments(format!(
+                "{v} is not of type 'object'"
+            )));
+        }
+    }
+    match m.get("attachments") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(a)) => {
+            for (name, spec) in a {
+                let (Some("jmespath"), Some(expr)) = (
+                    spec.get("type").and_then(Value::as_str),
+                    spec.get("expression").and_then(Value::as_str),
+                ) else {
+                    return Err(ApiError::illegal_arguments(format!(
+                        "attachment '{name}' must be {{\"type\": \"jmespath\", \"expression\": <string>}}"
+                    )));
+                };
+                if name.starts_with('_') {
+                    return Err(bad(
+                        "invalid_attachment_name",
+                        format!("Attachment names must not start with an underscore ({name})"),
+                    ));
+                }
+                if expr.is_empty() || jmespath::compile(expr).is_err() {
+                    return Err(bad(
+                        "invalid_attachment_expression",
+                        format!("Unable to compile JMESPath expression for attachment {name}"),
+                    ));
+                }
+            }
+        }
+        Some(v) => {
+            return Err(ApiError::illegal_arguments(format!(
+                "{v} is not of type 'object'"
+            )));
+        }
+    }
+    let es_query = match m.get("es_query") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(q)) if q.is_empty() => None,
+        Some(q @ Value::Object(_)) => Some(q),
+        Some(v) => {
+            return Err(ApiError::illegal_arguments(format!(
+                "{v} is not of type 'object'"
+            )));
+        }
+    };
+    if let Some(q) = es_query {
+        dss_shared::search::parse_body(q).map_err(|e| {
+            bad(
+                "elasticsearch_bad_request",
+                format!("Invalid Elasticsearch query was received: {e}"),
+            )
+        })?;
+        return Ok(SubscriptionKind::Elasticsearch);
+    }
+    if let Some(expr) = string_field(m, "jmespath_query")?
+        && jmespath::compile(&expr).is_err()
+    {
+        return Err(bad(
+            "invalid_jmespath",
+            format!("Unable to compile JMESPath expression: {expr}"),
+        ));
+    }
+    Ok(SubscriptionKind::Jmespath)
+}
+
+/// `PUT /v1/subscriptions?replica=`.
+pub async fn put(
+    State(state): State<Shared>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let mut m = state.json_body(&headers, body).await?;
+    let kind = validate(&m)?;
+    let q = state.params.check("putSubscription", raw.as_deref())?;
+    let replica = state.replica(&q)?.name.clone();
+    state.writable()?;
+    state.auth.require_group(&caller)?;
+    let owner = state.auth.email(&caller)?.to_string();
+    let notify = &state.deployment.config.notify;
+    let callback = m["callback_url"].as_str().unwrap_or_default().to_string();
+    dss_shared::callback::check(&callback, &notify.allowed_nets())
+        .await
+        .map_err(|why| bad("invalid_callback_url", why))?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    m.insert("owner".into(), owner.clone().into());
+    m.insert("uuid".into(), uuid.clone().into());
+    m.insert("replica".into(), replica.clone().into());
+    let sub = Subscription {
+        uuid: uuid.clone(),
+        replica,
+        owner,
+        kind,
+        document: Value::Object(m),
+    };
+    let created = state
+        .deployment
+        .subscriptions
+        .create(&sub, notify.max_subscriptions_per_owner)
+        .await
+        .map_err(store_error)?;
+    if !created {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            format!(
+                "Users cannot exceed {} subscriptions!",
+                notify.max_subscriptions_per_owner
+            ),
+        ));
+    }
+    let body = match kind {
+        SubscriptionKind::Elasticsearch => json!({"uuid": uuid}),
+        SubscriptionKind::Jmespath => public(&sub),
+    };
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// `GET /v1/subscriptions?replica=[&subscription_type]`.
+pub async fn list(
+    State(state): State<Shared>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let q = state.params.check("listSubscriptions", raw.as_deref())?;
+    let replica = state.replica(&q)?.name.clone();
+    let kind = kind_of(&q)?;
+    state.auth.require_group(&caller)?;
+    let owner = state.auth.email(&caller)?;
+    let subs = state
+        .deployment
+        .subscriptions
+        .list_owned(&replica, kind, owner)
+        .await
+        .map_err(store_error)?;
+    let list: Vec<Value> = subs.iter().map(public).collect();
+    Ok(axum::Json(json!({"subscriptions": list})).into_response())
+}
+
+/// Finds the caller's subscription, or answers 404 (403 for someone else's Elasticsearch one,
+/// as the original).
+async fn owned(
+    state: &Shared,
+    q: &Query,
+    raw_uuid: &str,
+    owner: &str,
+) -> ApiResult<(String, SubscriptionKind, Subscription)> {
+    let uuid = parse_uuid(raw_uuid)?;
+    let replica = state.replica(q)?.name.clone();
+    let kind = kind_of(q)?;
+    let found = state
+        .deployment
+        .subscriptions
+        .get(&replica, kind, uuid.as_str())
+        .await
+        .map_err(store_error)?;
+    match found {
+        Some(s) if s.owner == owner => Ok((replica, kind, s)),
+        Some(_) if kind == SubscriptionKind::Elasticsearch => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Your credentials can't access this subscription!",
+        )),
+        _ => Err(ApiError::not_found("Cannot find subscription!")),
+    }
+}
+
+/// `GET /v1/subscriptions/{uuid}?replica=[&subscription_type]`.
+pub async fn get(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let q = state.params.check("getSubscription", raw.as_deref())?;
+    state.auth.require_group(&caller)?;
+    let owner = state.auth.email(&caller)?;
+    let (_, _, s) = owned(&state, &q, &raw_uuid, owner).await?;
+    Ok(axum::Json(public(&s)).into_response())
+}
+
+/// `DELETE /v1/subscriptions/{uuid}?replica=[&subscription_type]` (ownership only; no group).
+pub async fn delete(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let q = state.params.check("deleteSubscription", raw.as_deref())?;
+    let owner = state.auth.email(&caller)?;
+    let (replica, kind, s) = owned(&state, &q, &raw_uuid, owner).await?;
+    state.writable()?;
+    if !state
+        .deployment
+        .subscriptions
+        .delete(&replica, kind, &s.uuid)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::not_found("Cannot find subscription!"));
+    }
+    let now = DssVersion::from_datetime(state.deployment.clock.now());
+    Ok(axum::Json(json!({"timeDeleted": now.as_str()})).into_response())
+}

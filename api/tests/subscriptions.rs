@@ -1,0 +1,250 @@
+//! `/v1/subscriptions` through the HTTP API: both kinds, ownership, validation, SSRF refusals,
+//! the per-owner limit.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn server() -> Server {
+    start_with(
+        "[notify]\ncallback_allow = [\"127.0.0.1/32\"]\nmax_subscriptions_per_owner = 4\n",
+        "",
+        Duration::ZERO,
+    )
+    .await
+}
+
+async fn put(s: &Server, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    let (st, _, v) = s
+        .call(
+            Method::PUT,
+            "/v1/subscriptions?replica=aws",
+            token,
+            Some(body),
+        )
+        .await;
+    (st, v)
+}
+
+#[tokio::test]
+async fn subscriptions_are_created_read_and_deleted_by_their_owner() {
+    let s = server().await;
+    let (st, v2) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": "http://127.0.0.1:9/hook", "jmespath_query": "event_type=='CREATE'",
+               "hmac_secret_key": "s3cret", "hmac_key_id": "k1", "method": "PUT",
+               "encoding": "multipart/form-data", "form_fields": {"a": "b"}, "payload_form_field": "p",
+               "attachments": {"donor": {"type": "jmespath", "expression": "files.donor_json[0]"}}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v2}");
+    let id = v2["uuid"].as_str().unwrap().to_string();
+    assert_eq!(v2["owner"], "user@example.org");
+    assert_eq!(v2["replica"], "aws");
+    assert_eq!(v2["hmac_key_id"], "k1");
+    assert!(
+        v2.get("hmac_secret_key").is_none(),
+        "the secret is never returned"
+    );
+
+    let (st, v1) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": "https://8.8.8.8/hook", "es_query": {"query": {"term": {"admin_deleted": true}}}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v1}");
+    let es_id = v1["uuid"].as_str().unwrap().to_string();
+    assert_eq!(v1.as_object().map(|m| m.len()), Some(1), "{v1}");
+
+    // Lists and reads, per kind; only the owner sees them.
+    let (st, _, list) = s
+        .call(
+            Method::GET,
+            "/v1/subscriptions?replica=aws",
+            Some(&s.user),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(list["subscriptions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["subscriptions"][0]["uuid"], id.as_str());
+    assert!(list["subscriptions"][0].get("hmac_secret_key").is_none());
+    let (_, _, list) = s
+        .call(
+            Method::GET,
+            "/v1/subscriptions?replica=aws&subscription_type=elasticsearch",
+            Some(&s.user),
+            None,
+        )
+        .await;
+    assert_eq!(
+        list["subscriptions"][0]["es_query"]["query"]["term"]["admin_deleted"],
+        true
+    );
+    let (_, _, list) = s
+        .call(
+            Method::GET,
+            "/v1/subscriptions?replica=gcp",
+            Some(&s.user),
+            None,
+        )
+        .await;
+    assert_eq!(list, json!({"subscriptions": []}));
+    let one = format!("/v1/subscriptions/{id}?replica=aws");
+    let (st, _, got) = s.call(Method::GET, &one, Some(&s.user), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(got["callback_url"], "http://127.0.0.1:9/hook");
+    assert!(got.get("hmac_secret_key").is_none());
+    let (st, _, v) = s.call(Method::GET, &one, Some(&s.admin), None).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let es_one = format!("/v1/subscriptions/{es_id}?replica=aws&subscription_type=elasticsearch");
+    let (st, _, _) = s.call(Method::GET, &es_one, Some(&s.user), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _, _) = s.call(Method::GET, &es_one, Some(&s.admin), None).await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "someone else's Elasticsearch subscription"
+    );
+    let (st, _, _) = s
+        .call(Method::GET, "/v1/subscriptions?replica=aws", None, None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _) = s
+        .call(
+            Method::GET,
+            "/v1/subscriptions?replica=aws",
+            Some(&s.outsider),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Delete: once.
+    let (st, _, v) = s.call(Method::DELETE, &one, Some(&s.admin), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "not the owner: {v}");
+    let (st, _, v) = s.call(Method::DELETE, &one, Some(&s.user), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        v["timeDeleted"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
+    let (st, _, _) = s.call(Method::DELETE, &one, Some(&s.user), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, _) = s.call(Method::GET, &one, Some(&s.user), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn invalid_subscriptions_are_refused_with_the_original_codes() {
+    let s = server().await;
+    let ok = "http://127.0.0.1:9/hook";
+    for (body, code) in [
+        (
+            json!({"callback_url": ok, "colour": "red"}),
+            "illegal_arguments",
+        ),
+        (json!({"jmespath_query": "a"}), "illegal_arguments"),
+        (
+            json!({"callback_url": "ftp://127.0.0.1/x"}),
+            "illegal_arguments",
+        ),
+        (
+            json!({"callback_url": ok, "method": "GET"}),
+            "illegal_arguments",
+        ),
+        (
+            json!({"callback_url": ok, "encoding": "text/plain"}),
+            "illegal_arguments",
+        ),
+        (
+            json!({"callback_url": ok, "form_fields": {"a": 1}}),
+            "illegal_arguments",
+        ),
+        (
+            json!({"callback_url": ok, "jmespath_query": "a[?"}),
+            "invalid_jmespath",
+        ),
+        (
+            json!({"callback_url": ok, "es_query": {"query": {"mtch": {"a": "b"}}}}),
+            "elasticsearch_bad_request",
+        ),
+        (
+            json!({"callback_url": ok, "attachments": {"_x": {"type": "jmespath", "expression": "a"}}}),
+            "invalid_attachment_name",
+        ),
+        (
+            json!({"callback_url": ok, "attachments": {"x": {"type": "jmespath", "expression": ""}}}),
+            "invalid_attachment_expression",
+        ),
+        (
+            json!({"callback_url": ok, "attachments": {"x": {"type": "jmespath", "expression": "a[?"}}}),
+            "invalid_attachment_expression",
+        ),
+        (
+            json!({"callback_url": ok, "attachments": {"x": {"type": "xpath", "expression": "a"}}}),
+            "illegal_arguments",
+        ),
+        // Internal targets are refused unless allowed by configuration.
+        (
+            json!({"callback_url": "http://10.0.0.1/hook"}),
+            "invalid_callback_url",
+        ),
+        (
+            json!({"callback_url": "http://169.254.169.254/latest/meta-data/"}),
+            "invalid_callback_url",
+        ),
+        (
+            json!({"callback_url": "http://127.0.0.2/hook"}),
+            "invalid_callback_url",
+        ),
+        (
+            json!({"callback_url": "http://[::1]:9/hook"}),
+            "invalid_callback_url",
+        ),
+    ] {
+        let (st, v) = put(&s, Some(&s.user), body.clone()).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}: {v}"
+        );
+    }
+    let (st, _) = put(&s, None, json!({"callback_url": ok})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = put(&s, Some(&s.outsider), json!({"callback_url": ok})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // An empty es_query makes a JMESPath subscription; more than the limit per owner is refused.
+    let (st, v) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": ok, "es_query": {}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(
+        v["callback_url"], ok,
+        "a JMESPath subscription answers with its document"
+    );
+    for _ in 0..4 {
+        let (st, _) = put(&s, Some(&s.user), json!({"callback_url": ok})).await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    let (st, v) = put(&s, Some(&s.user), json!({"callback_url": ok})).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::NOT_ACCEPTABLE, Some("not_acceptable"))
+    );
+    let (st, _) = put(&s, Some(&s.admin), json!({"callback_url": ok})).await;
+    assert_eq!(st, StatusCode::CREATED, "the limit is per owner");
+}

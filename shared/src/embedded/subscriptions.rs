@@ -1,0 +1,233 @@
+//! Webhook subscriptions in the embedded database, keyed by (replica, kind, uuid) and indexed by
+//! owner.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::db::{Db, DbError};
+use crate::ports::subscriptions::{
+    Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
+};
+
+impl From<DbError> for SubscriptionError {
+    fn from(e: DbError) -> Self {
+        SubscriptionError::Backend(e.to_string())
+    }
+}
+
+/// The embedded [`SubscriptionStore`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedSubscriptions {
+    db: Db,
+}
+
+fn row(kind: SubscriptionKind, r: &Row<'_>) -> rusqlite::Result<Subscription> {
+    let text: String = r.get(3)?;
+    Ok(Subscription {
+        uuid: r.get(0)?,
+        replica: r.get(1)?,
+        owner: r.get(2)?,
+        kind,
+        document: serde_json::from_str(&text).unwrap_or_default(),
+    })
+}
+
+fn count(
+    c: &Connection,
+    replica: &str,
+    kind: SubscriptionKind,
+    owner: &str,
+) -> Result<usize, DbError> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM webhook_subscriptions WHERE replica = ?1 AND kind = ?2 AND owner = ?3",
+        )?
+        .query_row(params![replica, kind.as_str(), owner], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+impl EmbeddedSubscriptions {
+    /// The store in `db`.
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone() }
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for EmbeddedSubscriptions {
+    async fn create(&self, s: &Subscription, limit: usize) -> Result<bool, SubscriptionError> {
+        let s = s.clone();
+        Ok(self
+            .db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if count(&tx, &s.replica, s.kind, &s.owner)? > limit {
+                    return Ok(false);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO webhook_subscriptions (replica, kind, uuid, owner, document)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    s.replica,
+                    s.kind.as_str(),
+                    s.uuid,
+                    s.owner,
+                    s.document.to_string()
+                ])?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?)
+    }
+
+    async fn get(
+        &self,
+        replica: &str,
+        kind: SubscriptionKind,
+        uuid: &str,
+    ) -> Result<Option<Subscription>, SubscriptionError> {
+        let (replica, uuid) = (replica.to_string(), uuid.to_string());
+        Ok(self
+            .db
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT uuid, replica, owner, document FROM webhook_subscriptions
+                     WHERE replica = ?1 AND kind = ?2 AND uuid = ?3",
+                )?
+                .query_row(params![replica, kind.as_str(), uuid], |r| row(kind, r))
+                .optional()?)
+            })
+            .await?)
+    }
+
+    async fn list_owned(
+        &self,
+        replica: &str,
+        kind: SubscriptionKind,
+        owner: &str,
+    ) -> Result<Vec<Subscription>, SubscriptionError> {
+        let (replica, owner) = (replica.to_string(), owner.to_string());
+        Ok(self
+            .db
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT uuid, replica, owner, document FROM webhook_subscriptions
+                     WHERE replica = ?1 AND kind = ?2 AND owner = ?3 ORDER BY uuid DESC",
+                )?;
+                let rows = st
+                    .query_map(params![replica, kind.as_str(), owner], |r| row(kind, r))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    async fn delete(
+        &self,
+        replica: &str,
+        kind: SubscriptionKind,
+        uuid: &str,
+    ) -> Result<bool, SubscriptionError> {
+        let (replica, uuid) = (replica.to_string(), uuid.to_string());
+        Ok(self
+            .db
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "DELETE FROM webhook_subscriptions WHERE replica = ?1 AND kind = ?2 AND uuid = ?3",
+                    )?
+                    .execute(params![replica, kind.as_str(), uuid])?;
+                Ok(n > 0)
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::embedded::Durability;
+
+    fn sub(uuid: &str, owner: &str, kind: SubscriptionKind) -> Subscription {
+        Subscription {
+            uuid: uuid.into(),
+            replica: "aws".into(),
+            owner: owner.into(),
+            kind,
+            document: json!({"uuid": uuid, "callback_url": "https://example.org/hook"}),
+        }
+    }
+
+    #[tokio::test]
+    async fn subscriptions_are_scoped_by_replica_kind_and_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("s.db"), Durability::Process).expect("open");
+        let store = EmbeddedSubscriptions::new(&db);
+        let j = SubscriptionKind::Jmespath;
+        for u in ["a", "b", "c"] {
+            assert!(
+                store
+                    .create(&sub(u, "x@example.org", j), 2)
+                    .await
+                    .expect("create")
+            );
+        }
+        assert!(
+            !store
+                .create(&sub("d", "x@example.org", j), 2)
+                .await
+                .expect("create"),
+            "over the limit"
+        );
+        assert!(
+            store
+                .create(&sub("e", "y@example.org", j), 2)
+                .await
+                .expect("create")
+        );
+        assert!(
+            store
+                .create(
+                    &sub("f", "x@example.org", SubscriptionKind::Elasticsearch),
+                    2
+                )
+                .await
+                .expect("create")
+        );
+        let mine: Vec<String> = store
+            .list_owned("aws", j, "x@example.org")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.uuid)
+            .collect();
+        assert_eq!(mine, ["c", "b", "a"]);
+        assert!(
+            store
+                .list_owned("gcp", j, "x@example.org")
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .get("aws", j, "e")
+                .await
+                .expect("get")
+                .map(|s| s.owner),
+            Some("y@example.org".into())
+        );
+        assert!(
+            store
+                .get("aws", SubscriptionKind::Elasticsearch, "e")
+                .await
+                .expect("get")
+                .is_none()
+        );
+        assert!(store.delete("aws", j, "e").await.expect("delete"));
+        assert!(!store.delete("aws", j, "e").await.expect("delete"));
+    }
+}
