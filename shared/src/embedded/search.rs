@@ -141,6 +141,7 @@ impl EmbeddedSearch {
             ri.seq = 0;
         }
         // In chunks, so neither memory nor a read transaction grows with the index.
+        let mut applied = 0usize;
         loop {
             let from = ri.seq;
             let rows: Vec<(String, i64, Option<String>)> = db.read_inline(|c| {
@@ -168,7 +169,21 @@ impl EmbeddedSearch {
                     }
                 }
                 ri.seq = seq;
+                applied += 1;
             }
+        }
+        if applied >= 1000 {
+            let st = ri.mem.stats();
+            tracing::info!(
+                replica,
+                applied,
+                documents = st.documents,
+                fields = st.fields,
+                terms = st.terms,
+                word_pairs = st.pairs,
+                values = st.values,
+                "search index loaded"
+            );
         }
         Ok(())
     }

@@ -166,6 +166,21 @@ pub struct EvalContext<'a> {
     pub loader: &'a dyn DocLoader,
 }
 
+/// Sizes of a [`MemIndex`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Live documents.
+    pub documents: u64,
+    /// Field paths (including `.text` sub-fields and objects).
+    pub fields: usize,
+    /// Distinct (field, term) keywords and tokens.
+    pub terms: usize,
+    /// Distinct (field, adjacent word pair) entries.
+    pub pairs: usize,
+    /// Distinct (field, number or date) values.
+    pub values: usize,
+}
+
 /// An inverted index over documents numbered by insertion.
 #[derive(Debug, Default)]
 pub struct MemIndex {
@@ -194,6 +209,21 @@ impl MemIndex {
     /// Ordinals used, live or not (a rebuild is due when far above [`Self::len`]).
     pub fn ordinals(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Sizes of the index, for logs and capacity planning.
+    pub fn stats(&self) -> IndexStats {
+        let mut st = IndexStats {
+            documents: self.len(),
+            fields: self.fields.len(),
+            ..IndexStats::default()
+        };
+        for f in self.fields.values() {
+            st.terms += f.terms.len();
+            st.pairs += f.pairs.len();
+            st.values += f.numbers.len() + f.dates.len();
+        }
+        st
     }
 
     /// The id of a live ordinal.

@@ -13,5 +13,5 @@ pub mod query;
 mod query_string;
 mod terms;
 
-pub use index::{DocLoader, EvalContext, MemIndex, SortKey, matches};
+pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SortKey, matches};
 pub use query::{Query, QueryError, parse, parse_body};

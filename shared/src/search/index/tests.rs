@@ -455,6 +455,12 @@ fn replacing_and_removing_documents() {
     assert_eq!(idx.search(&q, &ctx).len(), 1);
     assert_eq!(idx.len(), 3);
     assert_eq!(idx.ordinals(), 5);
+    let st = idx.stats();
+    assert_eq!(st.documents, 3);
+    assert!(
+        st.fields > 10 && st.terms > 20 && st.values > 0 && st.pairs > 0,
+        "{st:?}"
+    );
 }
 
 #[test]
