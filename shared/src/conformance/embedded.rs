@@ -207,6 +207,20 @@ async fn embedded_search_restarts_from_its_snapshot() {
     assert_eq!(page.total, 20);
     assert_eq!(page.hits[0].id, "d20");
     assert!(page.hits.iter().all(|h| h.id != "d3"));
+    // A snapshot from another database is not used: a fresh database with other documents
+    // under the same ids (and a later change sequence) sees only its own.
+    second.persist("aws").await.expect("persist");
+    let other_db = Db::open(&dir.path().join("other.db"), Durability::Process).expect("open");
+    let other = EmbeddedSearch::new(&other_db, system()).with_snapshots(snaps.clone());
+    for i in 0..30 {
+        other
+            .put("aws", &format!("x{i}"), &json!({"uuid": "x", "n": i}))
+            .await
+            .expect("put");
+    }
+    let page = other.search("aws", &all).await.expect("search");
+    assert_eq!(page.total, 30);
+    assert!(page.hits.iter().all(|h| h.id.starts_with('x')));
     // An unreadable snapshot is ignored: the index is rebuilt from the documents.
     std::fs::write(snaps.join("aws.idx"), b"garbage").expect("write");
     let third = EmbeddedSearch::new(&db, system()).with_snapshots(snaps);

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS search_docs (
     replica TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT,
     PRIMARY KEY (replica, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS search_docs_seq ON search_docs (replica, seq);
+CREATE TABLE IF NOT EXISTS search_snapshots (replica TEXT PRIMARY KEY, token TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
     replica TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, event_id TEXT NOT NULL,
     ts TEXT NOT NULL, body BLOB NOT NULL,

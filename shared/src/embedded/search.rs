@@ -40,16 +40,22 @@ pub struct EmbeddedSearch {
     clock: SharedClock,
     replicas: Arc<Mutex<HashMap<String, Arc<RwLock<ReplicaIndex>>>>>,
     snapshots: Option<PathBuf>,
-    /// One snapshot write at a time (they share a temp file name).
-    persisting: Arc<Mutex<()>>,
+    /// One snapshot write at a time (they share a temp file name and the recorded token).
+    persisting: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn snapshot_path(dir: &Path, replica: &str) -> PathBuf {
     dir.join(format!("{replica}.idx"))
 }
 
-/// Reads a replica's snapshot if it is usable with a database whose latest change is `latest`.
-fn read_snapshot(dir: &Path, replica: &str, latest: i64) -> Option<(MemIndex, i64)> {
+/// Header of a snapshot file: a random token that the database records when the file is
+/// written, so a snapshot is used only with the database it was taken from (not after the
+/// database was replaced or restored from an older backup).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"DSSSNAP1";
+
+/// Reads a replica's snapshot if the database vouches for it.
+fn read_snapshot(db: &Db, dir: &Path, replica: &str, latest: i64) -> Option<(MemIndex, i64)> {
+    use std::io::Read;
     let path = snapshot_path(dir, replica);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -59,7 +65,28 @@ fn read_snapshot(dir: &Path, replica: &str, latest: i64) -> Option<(MemIndex, i6
             return None;
         }
     };
-    match MemIndex::read_snapshot(&mut std::io::BufReader::new(file)) {
+    let mut r = std::io::BufReader::new(file);
+    let mut head = [0u8; 8 + 36];
+    if r.read_exact(&mut head).is_err() || &head[..8] != SNAPSHOT_MAGIC {
+        tracing::warn!(path = %path.display(), "search snapshot unreadable; rebuilding");
+        return None;
+    }
+    let token = String::from_utf8_lossy(&head[8..]).into_owned();
+    let recorded: Option<String> = db
+        .read_inline(|c| {
+            Ok(
+                c.prepare_cached("SELECT token FROM search_snapshots WHERE replica = ?1")?
+                    .query_row(params![replica], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+        .ok()
+        .flatten();
+    if recorded.as_deref() != Some(token.as_str()) {
+        tracing::warn!(path = %path.display(), "search snapshot is not from this database; rebuilding");
+        return None;
+    }
+    match MemIndex::read_snapshot(&mut r) {
         Ok((mem, seq)) if seq <= latest => Some((mem, seq)),
         Ok((_, seq)) => {
             tracing::warn!(path = %path.display(), seq, latest, "search snapshot is ahead of the database; ignored");
@@ -125,7 +152,8 @@ impl EmbeddedSearch {
         let ri = &mut *guard;
         if !ri.snapshot_tried {
             ri.snapshot_tried = true;
-            if let Some((mem, seq)) = snapshots.and_then(|d| read_snapshot(d, replica, latest)) {
+            if let Some((mem, seq)) = snapshots.and_then(|d| read_snapshot(db, d, replica, latest))
+            {
                 tracing::info!(
                     replica,
                     documents = mem.len(),
@@ -306,26 +334,47 @@ impl SearchIndex for EmbeddedSearch {
             return Ok(());
         };
         let index = self.replica(replica);
+        let replica_name = replica.to_string();
         let replica = replica.to_string();
-        let persisting = self.persisting.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let _one_at_a_time = persisting.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.persisting.lock().await;
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+            use std::io::Write;
             let ri = index.read().unwrap_or_else(|p| p.into_inner());
             if ri.seq == 0 {
-                return Ok(());
+                return Ok(None);
             }
             std::fs::create_dir_all(&dir)?;
             let path = snapshot_path(&dir, &replica);
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let token = uuid::Uuid::new_v4().to_string();
             let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            out.write_all(SNAPSHOT_MAGIC)?;
+            out.write_all(token.as_bytes())?;
             ri.mem.write_snapshot(ri.seq, &mut out)?;
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, &path)?;
+            Ok(Some(token))
         })
         .await
         .map_err(|e| SearchError::Backend(e.to_string()))?
-        .map_err(|e| SearchError::Backend(format!("writing the search snapshot: {e}")))
+        .map_err(|e| SearchError::Backend(format!("writing the search snapshot: {e}")))?;
+        // The file is in place; from now on the database vouches for it. A crash in between leaves
+        // a file the database does not know: it is ignored and the index rebuilt.
+        if let Some(token) = written {
+            let replica = replica_name;
+            self.db
+                .write(move |c| {
+                    c.execute(
+                        "INSERT INTO search_snapshots (replica, token) VALUES (?1, ?2)
+                         ON CONFLICT (replica) DO UPDATE SET token = excluded.token",
+                        params![replica, token],
+                    )?;
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     async fn search(&self, replica: &str, req: &SearchRequest) -> Result<SearchPage, SearchError> {
