@@ -164,10 +164,6 @@ impl EmbeddedSearch {
                 ri.seq = seq;
             }
         }
-        if ri.mem.ordinals() > 2 * ri.mem.len() as usize + 10_000 {
-            ri.mem = MemIndex::default();
-            ri.seq = 0;
-        }
         // In chunks, so neither memory nor a read transaction grows with the index.
         let mut applied = 0usize;
         loop {
@@ -199,6 +195,10 @@ impl EmbeddedSearch {
                 ri.seq = seq;
                 applied += 1;
             }
+        }
+        // Replaced documents leave entries behind; drop them once they outnumber live ones.
+        if ri.mem.garbage() > ri.mem.len() + 10_000 {
+            ri.mem.purge();
         }
         if applied >= 1000 {
             let st = ri.mem.stats();

@@ -35,6 +35,17 @@ fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {
     }
 }
 
+/// Drops `dead` documents from the postings of an ordered value map.
+fn purge_map<K: Ord>(m: &mut BTreeMap<K, Postings>, dead: &RoaringBitmap) {
+    m.retain(|_, p| match p {
+        Postings::One(d) => !dead.contains(*d),
+        Postings::Many(b) => {
+            **b -= dead;
+            !b.is_empty()
+        }
+    });
+}
+
 fn union_range<K: Ord>(map: &BTreeMap<K, Postings>, lo: Bound<K>, hi: Bound<K>) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
@@ -188,6 +199,8 @@ pub struct MemIndex {
     by_id: FxHashMap<Arc<str>, u32>,
     live: RoaringBitmap,
     fields: Fields,
+    /// Dead ordinals already dropped from the postings by [`MemIndex::purge`].
+    purged: u64,
 }
 
 impl MemIndex {
@@ -206,9 +219,25 @@ impl MemIndex {
         self.live.is_empty()
     }
 
-    /// Ordinals used, live or not (a rebuild is due when far above [`Self::len`]).
-    pub fn ordinals(&self) -> usize {
-        self.keys.len()
+    /// Documents removed or replaced whose entries are still in the postings.
+    pub fn garbage(&self) -> u64 {
+        self.keys.len() as u64 - self.live.len() - self.purged
+    }
+
+    /// Drops removed and replaced documents from every posting list (their ordinals stay used).
+    pub fn purge(&mut self) {
+        let mut dead = RoaringBitmap::new();
+        dead.insert_range(0..self.keys.len() as u32);
+        dead -= &self.live;
+        for f in self.fields.values_mut() {
+            f.terms.purge(&dead);
+            f.pairs.purge(&dead);
+            purge_map(&mut f.numbers, &dead);
+            purge_map(&mut f.dates, &dead);
+            f.exists -= &dead;
+        }
+        self.fields.retain(|_, f| !f.exists.is_empty());
+        self.purged = dead.len();
     }
 
     /// Sizes of the index, for logs and capacity planning.

@@ -145,6 +145,20 @@ impl TermDict {
         self.postings.len()
     }
 
+    /// Drops `dead` documents from every posting list, and terms left without documents.
+    pub(crate) fn purge(&mut self, dead: &RoaringBitmap) {
+        self.postings.retain(|_, p| match p {
+            Postings::One(d) => !dead.contains(*d),
+            Postings::Many(b) => {
+                **b -= dead;
+                !b.is_empty()
+            }
+        });
+        self.postings.shrink_to_fit();
+        // The ordered view is rebuilt from the remaining terms when next needed.
+        self.sorted = OnceLock::new();
+    }
+
     /// Restores a term read back from a snapshot.
     pub(crate) fn restore(&mut self, term: &str, postings: Postings) {
         self.postings.insert(CompactString::from(term), postings);

@@ -454,9 +454,38 @@ fn replacing_and_removing_documents() {
     assert!(!idx.remove("c.1"));
     assert_eq!(idx.search(&q, &ctx).len(), 1);
     assert_eq!(idx.len(), 3);
-    assert_eq!(idx.ordinals(), 5);
+    assert_eq!(idx.garbage(), 2, "the replaced a.1 and the removed c.1");
+    let before: Vec<RoaringBitmap> = [&q, &Query::MatchAll]
+        .iter()
+        .map(|q| idx.search(q, &ctx))
+        .collect();
+    idx.purge();
+    assert_eq!(idx.garbage(), 0);
+    let after: Vec<RoaringBitmap> = [&q, &Query::MatchAll]
+        .iter()
+        .map(|q| idx.search(q, &ctx))
+        .collect();
+    assert_eq!(before, after, "purging changes no answer");
+    assert_eq!(
+        idx.search(
+            &parse_body(&json!({"query": {"term": {"reason.text": "consent"}}})).unwrap(),
+            &ctx
+        )
+        .len(),
+        0
+    );
+    assert_eq!(
+        idx.search(
+            &parse_body(&json!({"query": {"prefix": {"uuid": "c"}}})).unwrap(),
+            &ctx
+        )
+        .len(),
+        0
+    );
+    idx.insert("e.1", &json!({"uuid": "e", "admin_deleted": true}));
+    assert_eq!(idx.search(&q, &ctx).len(), 2);
     let st = idx.stats();
-    assert_eq!(st.documents, 3);
+    assert_eq!(st.documents, 4);
     assert!(
         st.fields > 10 && st.terms > 20 && st.values > 0 && st.pairs > 0,
         "{st:?}"
