@@ -1,5 +1,6 @@
 //! osmem-server (PyPI), an in-memory OpenSearch-API server, as the reference for the search
-//! benchmarks: the same documents under the original DSS mapping, the same queries and sort.
+//! benchmarks: the same documents under the original DSS mapping (the Elasticsearch adapter's),
+//! the same queries and sort.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,21 +40,6 @@ fn binary() -> Result<PathBuf> {
     bail!("osmem-server binary not found under {}", venv.display())
 }
 
-/// The original's index settings and mapping (ES 5 types dropped).
-fn mapping() -> Value {
-    json!({
-        "settings": {"analysis": {"normalizer": {"keyword_lowercase": {"type": "custom", "filter": ["lowercase"]}}}},
-        "mappings": {
-            "date_detection": true,
-            "dynamic_date_formats": ["yyyy-MM-dd HH:mm:ss", "strict_date_optional_time"],
-            "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {
-                "type": "keyword", "normalizer": "keyword_lowercase", "ignore_above": 256,
-                "fields": {"text": {"type": "text"}}}}}],
-            "properties": {"uuid": {"type": "keyword"}, "manifest": {"properties": {"version": {"type": "keyword"}}}}
-        }
-    })
-}
-
 impl Osmem {
     /// Starts the server and creates the index with the original's mapping.
     pub async fn start(http: &reqwest::Client) -> Result<Self> {
@@ -76,7 +62,7 @@ impl Osmem {
         }
         let r = http
             .put(format!("{}/{INDEX}", me.base))
-            .json(&mapping())
+            .json(&dss_elasticsearch::index_definition())
             .send()
             .await?;
         if !r.status().is_success() {

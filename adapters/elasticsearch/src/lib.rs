@@ -9,6 +9,8 @@
 //! writes are optimistic (`if_seq_no`/`if_primary_term`, or create-only) and skipped when
 //! unchanged.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +28,8 @@ pub struct ElasticsearchIndex {
     http: reqwest::Client,
     base: String,
     prefix: String,
+    /// Indices this process has created (or found) and aliased: writes skip that step then.
+    prepared: Arc<Mutex<HashSet<String>>>,
 }
 
 /// One stored copy of a document.
@@ -55,8 +59,9 @@ fn reason(body: &Value) -> String {
     }
 }
 
-/// The original DSS index settings and mapping (ES 5 mapping types dropped).
-fn index_body() -> Value {
+/// The original DSS index settings and mapping (ES 5 mapping types dropped): the body that
+/// creates a docs index.
+pub fn index_definition() -> Value {
     json!({
         "settings": {"analysis": {"normalizer": {"keyword_lowercase": {"type": "custom", "filter": ["lowercase"]}}}},
         "mappings": {
@@ -82,6 +87,7 @@ impl ElasticsearchIndex {
             http,
             base: url.trim_end_matches('/').to_string(),
             prefix: prefix.to_string(),
+            prepared: Arc::default(),
         })
     }
 
@@ -147,10 +153,14 @@ impl ElasticsearchIndex {
             .collect())
     }
 
-    /// Creates `index` with the mapping (if missing) and adds it to the replica's alias.
+    /// Creates `index` with the mapping (if missing) and adds it to the replica's alias, once per
+    /// process and index.
     async fn prepare(&self, replica: &str, index: &str) -> Result<(), SearchError> {
+        if self.is_prepared(index) {
+            return Ok(());
+        }
         let (status, v) = self
-            .call(reqwest::Method::PUT, index, Some(&index_body()))
+            .call(reqwest::Method::PUT, index, Some(&index_definition()))
             .await?;
         let exists = v["error"]["type"] == "resource_already_exists_exception";
         if !status.is_success() && !exists {
@@ -169,7 +179,18 @@ impl ElasticsearchIndex {
                 reason(&v)
             )));
         }
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(index.to_string());
         Ok(())
+    }
+
+    fn is_prepared(&self, index: &str) -> bool {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(index)
     }
 
     async fn delete_copy(&self, c: &Copy, id: &str) -> Result<(), SearchError> {
