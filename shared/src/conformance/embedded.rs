@@ -196,6 +196,15 @@ async fn embedded_search_restarts_from_its_snapshot() {
     assert_eq!(first.search("aws", &all).await.expect("search").total, 20);
     first.persist("aws").await.expect("persist");
     assert!(snaps.join("aws.idx").exists());
+    // An index that has not changed since its snapshot is not written again.
+    let written = std::fs::metadata(snaps.join("aws.idx"))
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    first.persist("aws").await.expect("persist");
+    let again = std::fs::metadata(snaps.join("aws.idx"))
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    assert_eq!(written, again);
     // Changes after the snapshot are applied on top of it by the next process.
     first
         .put("aws", "d20", &json!({"uuid": "20", "n": 20}))

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -31,6 +32,9 @@ struct ReplicaIndex {
     seq: i64,
     /// The snapshot was considered (it is read once, at the first catch-up).
     snapshot_tried: bool,
+    /// The change sequence the snapshot file on disk includes (0: none known), so an unchanged
+    /// index is not written again.
+    snapshot_seq: AtomicI64,
 }
 
 /// The embedded [`SearchIndex`].
@@ -162,6 +166,7 @@ impl EmbeddedSearch {
                 );
                 ri.mem = mem;
                 ri.seq = seq;
+                *ri.snapshot_seq.get_mut() = seq;
             }
         }
         // In chunks, so neither memory nor a read transaction grows with the index.
@@ -334,45 +339,51 @@ impl SearchIndex for EmbeddedSearch {
             return Ok(());
         };
         let index = self.replica(replica);
-        let replica_name = replica.to_string();
-        let replica = replica.to_string();
         let _one_at_a_time = self.persisting.lock().await;
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
-            use std::io::Write;
-            let ri = index.read().unwrap_or_else(|p| p.into_inner());
-            if ri.seq == 0 {
-                return Ok(None);
-            }
-            std::fs::create_dir_all(&dir)?;
-            let path = snapshot_path(&dir, &replica);
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            let token = uuid::Uuid::new_v4().to_string();
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            out.write_all(SNAPSHOT_MAGIC)?;
-            out.write_all(token.as_bytes())?;
-            ri.mem.write_snapshot(ri.seq, &mut out)?;
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(Some(token))
-        })
-        .await
-        .map_err(|e| SearchError::Backend(e.to_string()))?
-        .map_err(|e| SearchError::Backend(format!("writing the search snapshot: {e}")))?;
+        let (idx, name) = (index.clone(), replica.to_string());
+        let written =
+            tokio::task::spawn_blocking(move || -> std::io::Result<Option<(String, i64)>> {
+                use std::io::Write;
+                let ri = idx.read().unwrap_or_else(|p| p.into_inner());
+                if ri.seq == 0 || ri.snapshot_seq.load(Ordering::Acquire) == ri.seq {
+                    return Ok(None);
+                }
+                let replica = name;
+                std::fs::create_dir_all(&dir)?;
+                let path = snapshot_path(&dir, &replica);
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                let token = uuid::Uuid::new_v4().to_string();
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                out.write_all(SNAPSHOT_MAGIC)?;
+                out.write_all(token.as_bytes())?;
+                ri.mem.write_snapshot(ri.seq, &mut out)?;
+                let file = out.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                Ok(Some((token, ri.seq)))
+            })
+            .await
+            .map_err(|e| SearchError::Backend(e.to_string()))?
+            .map_err(|e| SearchError::Backend(format!("writing the search snapshot: {e}")))?;
         // The file is in place; from now on the database vouches for it. A crash in between leaves
         // a file the database does not know: it is ignored and the index rebuilt.
-        if let Some(token) = written {
-            let replica = replica_name;
+        if let Some((token, seq)) = written {
+            let name = replica.to_string();
             self.db
                 .write(move |c| {
                     c.execute(
                         "INSERT INTO search_snapshots (replica, token) VALUES (?1, ?2)
                          ON CONFLICT (replica) DO UPDATE SET token = excluded.token",
-                        params![replica, token],
+                        params![name, token],
                     )?;
                     Ok(())
                 })
                 .await?;
+            index
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .snapshot_seq
+                .store(seq, Ordering::Release);
         }
         Ok(())
     }

@@ -37,13 +37,7 @@ fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {
 
 /// Drops `dead` documents from the postings of an ordered value map.
 fn purge_map<K: Ord>(m: &mut BTreeMap<K, Postings>, dead: &RoaringBitmap) {
-    m.retain(|_, p| match p {
-        Postings::One(d) => !dead.contains(*d),
-        Postings::Many(b) => {
-            **b -= dead;
-            !b.is_empty()
-        }
-    });
+    m.retain(|_, p| p.remove_all(dead));
 }
 
 fn union_range<K: Ord>(map: &BTreeMap<K, Postings>, lo: Bound<K>, hi: Bound<K>) -> RoaringBitmap {
@@ -352,7 +346,7 @@ impl MemIndex {
             Query::Bool(b) => {
                 // Cheap clauses first; their result narrows what costly ones verify.
                 let mut must: Vec<&Query> = b.must.iter().collect();
-                must.sort_by_key(|m| costly(m));
+                must.sort_by_cached_key(|m| costly(m));
                 let mut acc: Option<RoaringBitmap> = within.cloned();
                 for m in must {
                     let r = self.eval(m, ctx, acc.as_ref());

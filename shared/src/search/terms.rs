@@ -39,6 +39,17 @@ impl Postings {
         }
     }
 
+    /// Removes `dead` documents; `false` when none is left.
+    pub(crate) fn remove_all(&mut self, dead: &RoaringBitmap) -> bool {
+        match self {
+            Postings::One(d) => !dead.contains(*d),
+            Postings::Many(b) => {
+                **b -= dead;
+                !b.is_empty()
+            }
+        }
+    }
+
     pub(crate) fn or_into(&self, out: &mut RoaringBitmap) {
         match self {
             Postings::One(d) => {
@@ -147,13 +158,7 @@ impl TermDict {
 
     /// Drops `dead` documents from every posting list, and terms left without documents.
     pub(crate) fn purge(&mut self, dead: &RoaringBitmap) {
-        self.postings.retain(|_, p| match p {
-            Postings::One(d) => !dead.contains(*d),
-            Postings::Many(b) => {
-                **b -= dead;
-                !b.is_empty()
-            }
-        });
+        self.postings.retain(|_, p| p.remove_all(dead));
         self.postings.shrink_to_fit();
         // The ordered view is rebuilt from the remaining terms when next needed.
         self.sorted = OnceLock::new();
