@@ -258,12 +258,7 @@ pub async fn list(
 
 /// Finds the caller's subscription, or answers 404 (403 for someone else's Elasticsearch one,
 /// as the original).
-async fn owned(
-    state: &Shared,
-    q: &Query,
-    raw_uuid: &str,
-    owner: &str,
-) -> ApiResult<(String, SubscriptionKind, Subscription)> {
+async fn owned(state: &Shared, q: &Query, raw_uuid: &str, owner: &str) -> ApiResult<Subscription> {
     let uuid = parse_uuid(raw_uuid)?;
     let replica = state.replica(q)?.name.clone();
     let kind = kind_of(q)?;
@@ -274,7 +269,7 @@ async fn owned(
         .await
         .map_err(store_error)?;
     match found {
-        Some(s) if s.owner == owner => Ok((replica, kind, s)),
+        Some(s) if s.owner == owner => Ok(s),
         Some(_) if kind == SubscriptionKind::Elasticsearch => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
@@ -295,7 +290,7 @@ pub async fn get(
     let q = state.params.check("getSubscription", raw.as_deref())?;
     state.auth.require_group(&caller)?;
     let owner = state.auth.email(&caller)?;
-    let (_, _, s) = owned(&state, &q, &raw_uuid, owner).await?;
+    let s = owned(&state, &q, &raw_uuid, owner).await?;
     Ok(axum::Json(public(&s)).into_response())
 }
 
@@ -309,12 +304,12 @@ pub async fn delete(
     let caller = state.auth.authenticate(&headers).await?;
     let q = state.params.check("deleteSubscription", raw.as_deref())?;
     let owner = state.auth.email(&caller)?;
-    let (replica, kind, s) = owned(&state, &q, &raw_uuid, owner).await?;
+    let s = owned(&state, &q, &raw_uuid, owner).await?;
     state.writable()?;
     if !state
         .deployment
         .subscriptions
-        .delete(&replica, kind, &s.uuid)
+        .delete(&s.replica, s.kind, &s.uuid)
         .await
         .map_err(store_error)?
     {
