@@ -87,6 +87,10 @@ pub fn router(state: Shared) -> Router {
             "/v1/subscriptions/{uuid}",
             get(subscriptions::get).delete(subscriptions::delete),
         )
+        .route(
+            "/v1/subscriptions/{uuid}/deliveries",
+            get(subscriptions::deliveries),
+        )
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
         .route("/internal/health", get(misc::health))

@@ -4,13 +4,14 @@
 //! search engine's query parser); otherwise it is a JMESPath one (`jmespath_query` must compile).
 //! Callback URLs must be `http(s)` and must not reach internal addresses unless
 //! `notify.callback_allow` permits them. `hmac_secret_key` is stored but never returned.
+//! `GET /v1/subscriptions/{uuid}/deliveries` (an extension) shows the webhook delivery log.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dss_shared::model::DssVersion;
-use dss_shared::ports::{Subscription, SubscriptionKind};
+use dss_shared::ports::{Attempt, Delivery, DeliveryState, Subscription, SubscriptionKind};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -317,4 +318,79 @@ pub async fn delete(
     }
     let now = DssVersion::from_datetime(state.deployment.clock.now());
     Ok(axum::Json(json!({"timeDeleted": now.as_str()})).into_response())
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC text with milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// One attempt of the delivery log.
+pub fn attempt_json(a: &Attempt) -> Value {
+    json!({
+        "delivery": a.delivery,
+        "attempt": a.attempt,
+        "time": rfc3339_ms(a.at_ms),
+        "status": a.status,
+        "latency_ms": a.latency_ms,
+        "error": a.error,
+        "state": a.outcome.as_str(),
+    })
+}
+
+/// One delivery of the outbox.
+pub fn delivery_json(d: &Delivery) -> Value {
+    json!({
+        "delivery": d.new.id,
+        "event_type": d.new.event_type,
+        "bundle_uuid": d.new.bundle_uuid,
+        "bundle_version": d.new.bundle_version,
+        "state": d.state.as_str(),
+        "attempts": d.attempts,
+        "created": rfc3339_ms(d.created_ms),
+        "updated": rfc3339_ms(d.updated_ms),
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+    })
+}
+
+/// `GET /v1/subscriptions/{uuid}/deliveries?replica=[&subscription_type][&state][&limit]` — the
+/// delivery log (an extension).
+pub async fn deliveries(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = state.auth.authenticate(&headers).await?;
+    let q = state
+        .params
+        .check("getSubscriptionDeliveries", raw.as_deref())?;
+    state.auth.require_group(&caller)?;
+    let owner = state.auth.email(&caller)?;
+    let s = owned(&state, &q, &raw_uuid, owner).await?;
+    let limit = usize::try_from(q.int("limit")?).unwrap_or(100);
+    let log = &state.deployment.deliveries;
+    let body = match q.get("state") {
+        None => {
+            let attempts = log.attempts(&s.uuid, limit).await.map_err(store_error)?;
+            json!({"attempts": attempts.iter().map(attempt_json).collect::<Vec<_>>()})
+        }
+        Some(raw_state) => {
+            let st = DeliveryState::parse(raw_state).ok_or_else(|| {
+                ApiError::illegal_arguments(format!("'{raw_state}' is not a delivery state"))
+            })?;
+            let list = log
+                .list(&s.uuid, Some(st), limit)
+                .await
+                .map_err(store_error)?;
+            json!({"deliveries": list.iter().map(delivery_json).collect::<Vec<_>>()})
+        }
+    };
+    Ok(axum::Json(body).into_response())
 }

@@ -6,22 +6,15 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use dss_shared::ports::{EventKind, NewEvent};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-/// The server's data directory opened as a second process would.
-fn second_process(s: &Server) -> Deployment {
-    let cfg = Config::from_toml(&format!("data_dir = \"{}\"", s.dir.path().display())).unwrap();
-    Deployment::open(cfg, dss_shared::clock::system()).unwrap()
-}
-
 /// Starts the index daemon on the server's data directory; returns its deployment handle.
 async fn indexer(s: &Server) -> (Deployment, CancellationToken) {
-    let d = second_process(s);
+    let d = second_process(s, "");
     let stop = CancellationToken::new();
     let (dep, token) = (d.clone(), stop.clone());
     tokio::spawn(async move { dss_index::run(&dep, token).await });
@@ -318,7 +311,7 @@ async fn search_pages_formats_and_errors() {
 #[tokio::test]
 async fn event_streams_page_by_time() {
     let s = start().await;
-    let d = second_process(&s);
+    let d = second_process(&s, "");
     let events: Vec<NewEvent> = (0..2500)
         .map(|i| NewEvent {
             event_id: format!("{:08}-0000-4000-8000-000000000000.{V1}", i),

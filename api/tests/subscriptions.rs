@@ -248,3 +248,108 @@ async fn invalid_subscriptions_are_refused_with_the_original_codes() {
     let (st, _) = put(&s, Some(&s.admin), json!({"callback_url": ok})).await;
     assert_eq!(st, StatusCode::CREATED, "the limit is per owner");
 }
+
+/// A receiver on 127.0.0.1 answering every request with `status`; counts requests.
+async fn receiver(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            axum::http::StatusCode::from_u16(status).unwrap()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), hits)
+}
+
+#[tokio::test]
+async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
+    let s = server().await;
+    let notify = second_process(&s, "[notify]\ncallback_allow = [\"127.0.0.1\"]\n");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (dep, token) = (notify.clone(), stop.clone());
+    tokio::spawn(async move { dss_notify::run(&dep, token).await });
+    let (ok_url, ok_hits) = receiver(204).await;
+    let (bad_url, _) = receiver(500).await;
+    let mut ids = Vec::new();
+    for url in [&ok_url, &bad_url] {
+        let (st, v) = put(&s, Some(&s.user), json!({"callback_url": url})).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        ids.push(v["uuid"].as_str().unwrap().to_string());
+    }
+    let (st, v) = s.put_bundle(&uuid(), V1, json!([])).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    let log =
+        |id: &str, query: &str| format!("/v1/subscriptions/{id}/deliveries?replica=aws{query}");
+    let mut attempts = Value::Null;
+    for _ in 0..300 {
+        let (st, _, v) = s
+            .call(Method::GET, &log(&ids[1], ""), Some(&s.user), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        if v["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            attempts = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = &attempts["attempts"][0];
+    assert_eq!(a["attempt"], 1, "{attempts}");
+    assert_eq!(a["status"], 500);
+    assert_eq!(a["error"], "HTTP 500");
+    assert_eq!(a["state"], "pending", "a retry is scheduled");
+    assert!(a["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(a["latency_ms"].is_u64());
+    let (_, _, pending) = s
+        .call(
+            Method::GET,
+            &log(&ids[1], "&state=pending"),
+            Some(&s.user),
+            None,
+        )
+        .await;
+    assert_eq!(pending["deliveries"][0]["delivery"], a["delivery"]);
+    assert_eq!(pending["deliveries"][0]["event_type"], "CREATE");
+    assert_eq!(pending["deliveries"][0]["last_status"], 500);
+
+    for _ in 0..300 {
+        if ok_hits.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, _, v) = s
+        .call(Method::GET, &log(&ids[0], ""), Some(&s.user), None)
+        .await;
+    assert_eq!(v["attempts"][0]["status"], 204);
+    assert_eq!(v["attempts"][0]["state"], "delivered");
+
+    // Someone else's subscription, and bad parameters.
+    let (st, _, _) = s
+        .call(Method::GET, &log(&ids[0], ""), Some(&s.admin), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, v) = s
+        .call(
+            Method::GET,
+            &log(&ids[0], "&state=lost"),
+            Some(&s.user),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("illegal_arguments"))
+    );
+    let (st, _, _) = s
+        .call(Method::GET, &log(&ids[0], "&limit=0"), Some(&s.user), None)
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    stop.cancel();
+}

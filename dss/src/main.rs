@@ -10,6 +10,8 @@ use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
+mod ops;
+
 #[derive(Parser)]
 #[command(name = "dss", version, about = "The Data Storage System")]
 struct Cli {
@@ -54,6 +56,36 @@ enum Command {
     Index {
         #[command(flatten)]
         common: Common,
+    },
+    /// Run only the notify daemon (webhook matching and deliveries).
+    Notify {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Operator view of a subscription's webhook deliveries: recent attempts, or deliveries
+    /// in one state (JSON lines).
+    Deliveries {
+        #[command(flatten)]
+        common: Common,
+        /// The subscription's uuid.
+        subscription: String,
+        /// List deliveries in this state (pending, delivered, dead, cancelled) instead of attempts.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many lines.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Operator resend of dead-lettered webhook deliveries: a new round of attempts on the
+    /// retry schedule.
+    Resend {
+        #[command(flatten)]
+        common: Common,
+        /// Delivery ids (the `transaction_id` receivers saw).
+        ids: Vec<String>,
+        /// Resend every dead delivery of this subscription.
+        #[arg(long)]
+        subscription: Option<String>,
     },
     /// Run only the HTTP API.
     Api {
@@ -125,6 +157,20 @@ enum Components {
     Api,
     /// The index daemon only.
     Index,
+    /// The notify daemon only.
+    Notify,
+}
+
+impl Components {
+    fn api(self) -> bool {
+        matches!(self, Components::All | Components::Api)
+    }
+    fn index(self) -> bool {
+        matches!(self, Components::All | Components::Index)
+    }
+    fn notify(self) -> bool {
+        matches!(self, Components::All | Components::Notify)
+    }
 }
 
 fn print_banner(cfg: &Config, local: Option<&LocalIssuer>) -> anyhow::Result<()> {
@@ -185,9 +231,9 @@ async fn persist_search(search: &dyn dss_shared::ports::SearchIndex, ready: &Mut
 
 async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     dss_shared::telemetry::init(&cfg.log);
-    let listener = match components {
-        Components::Index => None,
-        _ => Some(
+    let listener = match components.api() {
+        false => None,
+        true => Some(
             tokio::net::TcpListener::bind(&cfg.api.listen)
                 .await
                 .with_context(|| format!("binding {}", cfg.api.listen))?,
@@ -207,9 +253,13 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
         .context("declaring queues")?;
     let stop = CancellationToken::new();
     let mut daemons = tokio::task::JoinSet::new();
-    if components != Components::Api {
+    if components.index() {
         let (d, token) = (deployment.clone(), stop.clone());
-        daemons.spawn(async move { dss_index::run(&d, token).await });
+        daemons.spawn(async move { dss_index::run(&d, token).await.context("index daemon") });
+    }
+    if components.notify() {
+        let (d, token) = (deployment.clone(), stop.clone());
+        daemons.spawn(async move { dss_notify::run(&d, token).await.context("notify daemon") });
     }
     match listener {
         Some(listener) => {
@@ -228,7 +278,7 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     }
     stop.cancel();
     while let Some(done) = daemons.join_next().await {
-        done.context("daemon task")?.context("daemon")?;
+        done.context("daemon task")??;
     }
     tracing::info!("stopped");
     Ok(())
@@ -245,6 +295,18 @@ async fn main() -> anyhow::Result<()> {
             run(common.load(listen.as_deref())?, Components::Api).await
         }
         Command::Index { common } => run(common.load(None)?, Components::Index).await,
+        Command::Notify { common } => run(common.load(None)?, Components::Notify).await,
+        Command::Deliveries {
+            common,
+            subscription,
+            state,
+            limit,
+        } => ops::deliveries(&common.load(None)?, &subscription, state.as_deref(), limit).await,
+        Command::Resend {
+            common,
+            ids,
+            subscription,
+        } => ops::resend(&common.load(None)?, ids, subscription.as_deref()).await,
         Command::Token {
             common,
             email,

@@ -36,7 +36,8 @@ impl AllowedNet {
         Ok(Self { addr, prefix })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let bits = |ip: IpAddr| -> (u128, u8) {
             match ip {
                 IpAddr::V4(v) => (u32::from(v) as u128, 32),
@@ -80,6 +81,11 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether a callback may reach `ip`: an external address, or one in the allow-list.
+pub fn allowed(ip: IpAddr, allow: &[AllowedNet]) -> bool {
+    !is_internal(ip) || allow.iter().any(|n| n.contains(ip))
+}
+
 /// Checks a callback URL: scheme, and every address its host resolves to.
 pub async fn check(url: &str, allow: &[AllowedNet]) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
@@ -103,7 +109,7 @@ pub async fn check(url: &str, allow: &[AllowedNet]) -> Result<(), String> {
         return Err(format!("'{host}' has no address"));
     }
     for ip in addrs {
-        if is_internal(ip) && !allow.iter().any(|n| n.contains(ip)) {
+        if !allowed(ip, allow) {
             return Err(format!(
                 "'{url}' resolves to {ip}, an internal address; callbacks there must be allowed in notify.callback_allow"
             ));

@@ -236,6 +236,28 @@ pub struct NotifyConfig {
     pub callback_allow: Vec<String>,
     /// Subscriptions one owner may hold per replica and kind (more than this are refused).
     pub max_subscriptions_per_owner: usize,
+    /// Waits before the 2nd, 3rd, … attempt of a delivery, in seconds (the first is immediate);
+    /// the last wait repeats until `retry_for_secs` is over.
+    pub retry_delays_secs: Vec<u64>,
+    /// How long after its first attempt a delivery is given up and dead-lettered.
+    pub retry_for_secs: u64,
+    /// Random spread of each wait, as a fraction (0.1 = ±10 %).
+    pub retry_jitter: f64,
+    /// Time to connect to a receiver, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time for a receiver to answer, in milliseconds.
+    pub timeout_ms: u64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint (scheme, host and port).
+    pub endpoint_concurrency: usize,
+    /// Consecutive failures that open an endpoint's circuit (its deliveries then wait).
+    pub breaker_failures: u32,
+    /// How long an open circuit waits before one probe delivery, in seconds (doubles while the
+    /// endpoint keeps failing, up to ten times this).
+    pub breaker_cooldown_secs: u64,
+    /// How long the delivery log and finished deliveries are kept, in seconds.
+    pub log_retention_secs: u64,
 }
 
 impl Default for NotifyConfig {
@@ -243,6 +265,16 @@ impl Default for NotifyConfig {
         Self {
             callback_allow: Vec::new(),
             max_subscriptions_per_owner: 100,
+            retry_delays_secs: vec![60, 600, 3600, 21600],
+            retry_for_secs: 7 * 24 * 3600,
+            retry_jitter: 0.1,
+            connect_timeout_ms: 5_000,
+            timeout_ms: 30_000,
+            concurrency: 64,
+            endpoint_concurrency: 16,
+            breaker_failures: 5,
+            breaker_cooldown_secs: 30,
+            log_retention_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -291,6 +323,8 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("auth.allowed_groups")
                 .with_list_parse_key("auth.admin_emails")
+                .with_list_parse_key("notify.callback_allow")
+                .with_list_parse_key("notify.retry_delays_secs")
                 .try_parsing(true)
                 .source(Some(config_env(std::env::vars()))),
         );
@@ -390,10 +424,35 @@ impl Config {
             ("index.max_json_files", self.index.max_json_files as u64),
             ("index.read_concurrency", self.index.read_concurrency as u64),
             ("index.concurrency", self.index.concurrency as u64),
+            ("notify.retry_for_secs", self.notify.retry_for_secs),
+            ("notify.connect_timeout_ms", self.notify.connect_timeout_ms),
+            ("notify.timeout_ms", self.notify.timeout_ms),
+            ("notify.concurrency", self.notify.concurrency as u64),
+            (
+                "notify.endpoint_concurrency",
+                self.notify.endpoint_concurrency as u64,
+            ),
+            (
+                "notify.breaker_failures",
+                u64::from(self.notify.breaker_failures),
+            ),
+            ("notify.log_retention_secs", self.notify.log_retention_secs),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.notify.retry_delays_secs.is_empty() {
+            return Err(invalid(
+                "notify.retry_delays_secs",
+                "give at least one wait, e.g. [60, 600, 3600]",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.notify.retry_jitter) {
+            return Err(invalid(
+                "notify.retry_jitter",
+                "must be at least 0 and below 1",
+            ));
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid(

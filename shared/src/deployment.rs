@@ -9,10 +9,12 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::{Config, replica_path};
 use crate::embedded::{
-    Db, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch, EmbeddedSubscriptions, EmbeddedTopic,
-    LocalBlobStore, QueueConfig,
+    Db, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch, EmbeddedSubscriptions,
+    EmbeddedTopic, LocalBlobStore, QueueConfig,
 };
-use crate::ports::{BlobStore, EventJournal, QueueError, SearchIndex, SubscriptionStore};
+use crate::ports::{
+    BlobStore, DeliveryStore, EventJournal, QueueError, SearchIndex, SubscriptionStore,
+};
 use crate::signing::UrlSigner;
 
 /// The topic every bucket publishes its events to.
@@ -21,8 +23,14 @@ pub const BUCKET_EVENTS_TOPIC: &str = "bucket-events";
 /// The queue of the index daemon (subscribed to [`BUCKET_EVENTS_TOPIC`]).
 pub const INDEX_QUEUE: &str = "index";
 
+/// The bucket-event queue of the notify daemon (subscribed to [`BUCKET_EVENTS_TOPIC`]).
+pub const NOTIFY_QUEUE: &str = "notify";
+
+/// The notify daemon's queue of webhook deliveries due (one message per attempt).
+pub const DELIVERY_QUEUE: &str = "notify-deliveries";
+
 /// Queues subscribed to the bucket events topic, one per consuming daemon.
-const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE];
+const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
 
 /// Errors while opening a deployment.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +80,8 @@ pub struct Deployment {
     pub journal: Arc<dyn EventJournal>,
     /// Webhook subscriptions.
     pub subscriptions: Arc<dyn SubscriptionStore>,
+    /// The webhook outbox and delivery log.
+    pub deliveries: Arc<dyn DeliveryStore>,
     /// Signs download URLs served by the API.
     pub signer: UrlSigner,
     /// The clock.
@@ -162,6 +172,7 @@ impl Deployment {
             ),
             journal: Arc::new(EmbeddedJournal::new(&db, clock.clone())),
             subscriptions: Arc::new(EmbeddedSubscriptions::new(&db)),
+            deliveries: Arc::new(EmbeddedDeliveries::new(&db)),
             config,
             db,
             replicas,
@@ -179,6 +190,7 @@ impl Deployment {
             self.queue(name).await?;
             topic.subscribe(name).await?;
         }
+        self.queue(DELIVERY_QUEUE).await?;
         Ok(())
     }
 

@@ -169,3 +169,13 @@ pub fn staged(s: &Server, name: &str, data: &[u8]) -> String {
     std::fs::write(&p, data).unwrap();
     format!("file://{}", p.canonicalize().unwrap().display())
 }
+
+/// The server's data directory opened as a second process would, with `extra_toml`.
+pub fn second_process(s: &Server, extra_toml: &str) -> Deployment {
+    let cfg = Config::from_toml(&format!(
+        "data_dir = \"{}\"\n{extra_toml}",
+        s.dir.path().display()
+    ))
+    .unwrap();
+    Deployment::open(cfg, dss_shared::clock::system()).unwrap()
+}

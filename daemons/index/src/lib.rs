@@ -12,8 +12,6 @@
 //! a member blob that has not replicated yet is retried with backoff. Every step is idempotent:
 //! an unchanged document is not rewritten and an event is recorded once.
 
-pub mod bundle;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,8 +30,8 @@ use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use bundle::Limits;
-use bundle::LoadError;
+pub use dss_shared::bundle_reader::Limits;
+use dss_shared::bundle_reader::{self as bundle, LoadError};
 
 /// The handler of bucket events.
 #[derive(Debug)]
@@ -155,7 +153,10 @@ impl Indexer {
                     .is_some();
                 if exists { vec![v.clone()] } else { Vec::new() }
             }
-            None => self.versions(store, uuid).await?,
+            None => match bundle::versions(store, uuid).await {
+                Ok(all) => all.into_iter().map(|v| v.version).collect(),
+                Err(e) => return skip_or_fail(e),
+            },
         };
         let doc =
             tombstone_search_document(&tombstone, uuid.as_str(), version.map(DssVersion::as_str));
@@ -171,32 +172,6 @@ impl Indexer {
             .await?;
         tracing::info!(replica, tombstone = %key, versions = affected.len(), "indexed tombstone");
         Ok(Outcome::Done)
-    }
-
-    /// Every version of a bundle present in the replica.
-    async fn versions(
-        &self,
-        store: &Arc<dyn BlobStore>,
-        uuid: &ObjectUuid,
-    ) -> Result<Vec<DssVersion>, HandlerError> {
-        let prefix = format!("{}{uuid}.", Kind::Bundle.prefix());
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store
-                .list(&prefix, after.as_deref(), 1000)
-                .await
-                .map_err(transient)?;
-            for o in &page.objects {
-                if let Some(ObjectKey::Versioned(Kind::Bundle, _, v)) = ObjectKey::parse(&o.key) {
-                    out.push(v);
-                }
-            }
-            match page.next_start_after {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
     }
 }
 

@@ -235,3 +235,10 @@ async fn embedded_search_restarts_from_its_snapshot() {
     let third = EmbeddedSearch::new(&db, system()).with_snapshots(snaps);
     assert_eq!(third.search("aws", &all).await.expect("search").total, 20);
 }
+
+#[tokio::test]
+async fn embedded_deliveries_conform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("d.db"), Durability::Process).expect("open");
+    super::deliveries::run(&crate::embedded::EmbeddedDeliveries::new(&db), "c").await;
+}

@@ -1,8 +1,9 @@
 //! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index,
-//! the events journal and webhook subscriptions. They are the default, so a whole deployment runs on one machine with no
+//! the events journal, webhook subscriptions and their delivery outbox. They are the default, so a whole deployment runs on one machine with no
 //! cloud.
 
 pub mod db;
+pub mod deliveries;
 pub mod journal;
 pub mod keypath;
 pub mod local_blob;
@@ -11,6 +12,7 @@ pub mod search;
 pub mod subscriptions;
 
 pub use db::{Db, DbError, Durability};
+pub use deliveries::EmbeddedDeliveries;
 pub use journal::EmbeddedJournal;
 pub use local_blob::LocalBlobStore;
 pub use queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};

@@ -46,6 +46,16 @@ fn count(
     Ok(n as usize)
 }
 
+/// Moves the replica's revision on, inside the caller's transaction.
+fn bump(c: &Connection, replica: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO webhook_revisions (replica, revision) VALUES (?1, 1)
+         ON CONFLICT(replica) DO UPDATE SET revision = revision + 1",
+    )?
+    .execute(params![replica])?;
+    Ok(())
+}
+
 impl EmbeddedSubscriptions {
     /// The store in `db`.
     pub fn new(db: &Db) -> Self {
@@ -75,6 +85,7 @@ impl SubscriptionStore for EmbeddedSubscriptions {
                     s.owner,
                     s.document.to_string()
                 ])?;
+                bump(&tx, &s.replica)?;
                 tx.commit()?;
                 Ok(true)
             })
@@ -123,6 +134,42 @@ impl SubscriptionStore for EmbeddedSubscriptions {
             .await?)
     }
 
+    async fn list_replica(&self, replica: &str) -> Result<Vec<Subscription>, SubscriptionError> {
+        let replica = replica.to_string();
+        Ok(self
+            .db
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT uuid, replica, owner, document, kind FROM webhook_subscriptions
+                     WHERE replica = ?1 ORDER BY kind, uuid",
+                )?;
+                let rows = st
+                    .query_map(params![replica], |r| {
+                        let kind: String = r.get(4)?;
+                        let kind =
+                            SubscriptionKind::parse(&kind).unwrap_or(SubscriptionKind::Jmespath);
+                        row(kind, r)
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    async fn revision(&self, replica: &str) -> Result<u64, SubscriptionError> {
+        let replica = replica.to_string();
+        Ok(self
+            .db
+            .read(move |c| {
+                let n: Option<i64> = c
+                    .prepare_cached("SELECT revision FROM webhook_revisions WHERE replica = ?1")?
+                    .query_row(params![replica], |r| r.get(0))
+                    .optional()?;
+                Ok(n.unwrap_or(0) as u64)
+            })
+            .await?)
+    }
+
     async fn delete(
         &self,
         replica: &str,
@@ -133,11 +180,16 @@ impl SubscriptionStore for EmbeddedSubscriptions {
         Ok(self
             .db
             .write(move |c| {
-                let n = c
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx
                     .prepare_cached(
                         "DELETE FROM webhook_subscriptions WHERE replica = ?1 AND kind = ?2 AND uuid = ?3",
                     )?
                     .execute(params![replica, kind.as_str(), uuid])?;
+                if n > 0 {
+                    bump(&tx, &replica)?;
+                }
+                tx.commit()?;
                 Ok(n > 0)
             })
             .await?)
@@ -227,7 +279,22 @@ mod tests {
                 .expect("get")
                 .is_none()
         );
+        let all: Vec<String> = store
+            .list_replica("aws")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.uuid)
+            .collect();
+        assert_eq!(
+            all,
+            ["f", "a", "b", "c", "e"],
+            "elasticsearch first, then by id"
+        );
+        let before = store.revision("aws").await.expect("revision");
+        assert_eq!(store.revision("gcp").await.expect("revision"), 0);
         assert!(store.delete("aws", j, "e").await.expect("delete"));
         assert!(!store.delete("aws", j, "e").await.expect("delete"));
+        assert_eq!(store.revision("aws").await.expect("revision"), before + 1);
     }
 }

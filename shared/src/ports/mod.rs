@@ -1,6 +1,7 @@
 //! Ports: the traits every adapter (embedded or cloud) implements.
 
 pub mod blob;
+pub mod deliveries;
 pub mod journal;
 pub mod queue;
 pub mod search;
@@ -10,6 +11,7 @@ pub use blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
     PutOptions,
 };
+pub use deliveries::{Attempt, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery};
 pub use journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
 pub use queue::{
     BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic,

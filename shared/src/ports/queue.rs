@@ -104,6 +104,12 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Current gauges.
     async fn stats(&self) -> Result<QueueStats, QueueError>;
 
+    /// The longest delay a message may be sent with (SQS allows 15 minutes); longer waits are
+    /// made of several hops.
+    fn max_delay(&self) -> Duration {
+        Duration::MAX
+    }
+
     /// Sends one message.
     async fn send(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
         self.send_batch(&[OutgoingMessage {

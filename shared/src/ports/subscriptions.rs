@@ -77,6 +77,13 @@ pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
         owner: &str,
     ) -> Result<Vec<Subscription>, SubscriptionError>;
 
+    /// Every subscription of a replica (both kinds), for matching.
+    async fn list_replica(&self, replica: &str) -> Result<Vec<Subscription>, SubscriptionError>;
+
+    /// A number that changes whenever a subscription of `replica` is created or deleted, so that
+    /// matchers reload their compiled set only then.
+    async fn revision(&self, replica: &str) -> Result<u64, SubscriptionError>;
+
     /// Removes a subscription; `false` if there was none.
     async fn delete(
         &self,

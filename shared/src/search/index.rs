@@ -453,7 +453,7 @@ impl MemIndex {
                         ctx.loader.load(*d).is_some_and(|doc| {
                             objects_at(&doc, path).into_iter().any(|element| {
                                 let wrapped = wrap(path, element.clone());
-                                matches(query, "", &wrapped, ctx.now)
+                                SingleDoc::new("", &wrapped, ctx.now).matches(query)
                             })
                         })
                     })
@@ -768,20 +768,41 @@ fn wrap(path: &str, element: Value) -> Value {
     })
 }
 
-/// Whether the document `doc` with id `id` matches `q` — the same evaluator as search, over an
-/// index of this one document.
-pub fn matches(q: &Query, id: &str, doc: &Value, now: OffsetDateTime) -> bool {
-    let mut one = MemIndex::new();
-    let ord = one.insert(id, doc);
-    let loader = |_: u32| Some(doc.clone());
-    one.search(
-        q,
-        &EvalContext {
+/// One document indexed alone, so that many stored queries can be tested against it (webhook
+/// matching): the same evaluator as search, built once per document, not once per query.
+pub struct SingleDoc<'a> {
+    index: MemIndex,
+    ord: u32,
+    doc: &'a Value,
+    now: OffsetDateTime,
+}
+
+impl<'a> SingleDoc<'a> {
+    /// Indexes `doc` under `id`; date math in queries is relative to `now`.
+    pub fn new(id: &str, doc: &'a Value, now: OffsetDateTime) -> Self {
+        let mut index = MemIndex::new();
+        let ord = index.insert(id, doc);
+        Self {
+            index,
+            ord,
+            doc,
             now,
-            loader: &loader,
-        },
-    )
-    .contains(ord)
+        }
+    }
+
+    /// Whether the document matches `q`.
+    pub fn matches(&self, q: &Query) -> bool {
+        let loader = |_: u32| Some(self.doc.clone());
+        self.index
+            .search(
+                q,
+                &EvalContext {
+                    now: self.now,
+                    loader: &loader,
+                },
+            )
+            .contains(self.ord)
+    }
 }
 
 /// `*` / `?` pattern match.

@@ -3,7 +3,7 @@
 //! index that answers queries by set algebra over postings ([`index`]).
 //!
 //! One evaluator serves both searching many documents and matching one document against a
-//! stored query ([`matches`]), so search results and subscription matches always agree.
+//! stored query ([`SingleDoc`]), so search results and subscription matches always agree.
 
 pub mod analyze;
 pub mod dates;
@@ -13,5 +13,5 @@ pub mod query;
 mod query_string;
 mod terms;
 
-pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SortKey, matches};
+pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SingleDoc, SortKey};
 pub use query::{Query, QueryError, parse, parse_body};

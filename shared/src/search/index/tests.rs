@@ -98,7 +98,7 @@ fn check(body: Value, expected: &[&str]) {
     assert_eq!(got, expected, "query {body}");
     for (id, d) in &docs {
         assert_eq!(
-            matches(&q, id, d, NOW),
+            SingleDoc::new(id, d, NOW).matches(&q),
             expected.contains(id),
             "one-document matching disagrees on {id} for {body}"
         );

@@ -1,10 +1,13 @@
-//! Reading a bundle version and its JSON metadata files from a replica.
+//! Reading a bundle version and its JSON metadata files from a replica (the index and notify
+//! daemons build their documents from them).
 
 use std::sync::Arc;
 
-use dss_shared::config::IndexConfig;
-use dss_shared::model::metadata::MetadataFile;
-use dss_shared::ports::{BlobError, BlobStore};
+use crate::config::IndexConfig;
+use crate::model::keys::Kind;
+use crate::model::metadata::MetadataFile;
+use crate::model::{DssVersion, ObjectKey, ObjectUuid};
+use crate::ports::{BlobError, BlobStore};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -167,5 +170,49 @@ pub async fn json_files(
         }
     }
     left_out.report(bundle);
+    Ok(out)
+}
+
+/// A version of a bundle present in a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleVersion {
+    /// The version.
+    pub version: DssVersion,
+    /// Whether it has its own tombstone (`bundles/{uuid}.{version}.dead`).
+    pub tombstoned: bool,
+}
+
+/// Every version of a bundle present in the replica, in key order.
+pub async fn versions(
+    store: &Arc<dyn BlobStore>,
+    uuid: &ObjectUuid,
+) -> Result<Vec<BundleVersion>, LoadError> {
+    let prefix = format!("{}{uuid}.", Kind::Bundle.prefix());
+    let mut out: Vec<BundleVersion> = Vec::new();
+    let mut dead = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list(&prefix, after.as_deref(), 1000)
+            .await
+            .map_err(|e| LoadError::Retry(format!("listing {prefix}: {e}")))?;
+        for o in &page.objects {
+            match ObjectKey::parse(&o.key) {
+                Some(ObjectKey::Versioned(Kind::Bundle, _, version)) => out.push(BundleVersion {
+                    version,
+                    tombstoned: false,
+                }),
+                Some(ObjectKey::VersionTombstone(Kind::Bundle, _, v)) => dead.push(v),
+                _ => {}
+            }
+        }
+        match page.next_start_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    for v in &mut out {
+        v.tombstoned = dead.contains(&v.version);
+    }
     Ok(out)
 }

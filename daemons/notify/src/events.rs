@@ -1,0 +1,122 @@
+//! From bucket events to deliveries: build the documents of the bundles an event concerns,
+//! match them against the replica's subscriptions, write one delivery per match to the outbox
+//! (a redelivered event maps to the deliveries it produced before) and enqueue their first
+//! attempts. The event is acked only after that.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dss_shared::bundle_reader::{Limits, LoadError};
+use dss_shared::deployment::Deployment;
+use dss_shared::ports::{BucketEvent, DeliveryState, Message, NewDelivery, Queue};
+use dss_shared::worker::{Handler, HandlerError, Outcome};
+
+use crate::documents;
+use crate::matching::Matcher;
+use crate::outbox::{self, Due};
+use crate::payload;
+
+/// The handler of the notify daemon's bucket-event queue.
+pub struct EventHandler {
+    deployment: Deployment,
+    matcher: Matcher,
+    limits: Limits,
+    deliveries_queue: Arc<dyn Queue>,
+    public_url: String,
+}
+
+fn transient(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(e.to_string())
+}
+
+impl EventHandler {
+    /// A handler over the deployment's replicas and subscriptions, sending due attempts to
+    /// `deliveries_queue`.
+    pub fn new(deployment: &Deployment, deliveries_queue: Arc<dyn Queue>) -> Self {
+        Self {
+            matcher: Matcher::default(),
+            limits: Limits::from(&deployment.config.index),
+            public_url: deployment
+                .config
+                .public_url()
+                .trim_end_matches('/')
+                .to_string(),
+            deployment: deployment.clone(),
+            deliveries_queue,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for EventHandler {
+    async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
+        let event: BucketEvent = serde_json::from_str(&message.body)
+            .map_err(|e| HandlerError::Permanent(format!("not a bucket event: {e}")))?;
+        let Some(replica) = self.deployment.replica_of_bucket(&event.bucket) else {
+            return Ok(Outcome::Done);
+        };
+        if !event.key.starts_with("bundles/") {
+            return Ok(Outcome::Done);
+        }
+        let targets = match documents::targets(&replica.store, &event, &self.limits).await {
+            Ok(t) => t,
+            Err(LoadError::Corrupt(why)) => return Err(HandlerError::Permanent(why)),
+            Err(e) => return Err(transient(e)),
+        };
+        if targets.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        let set = self
+            .matcher
+            .set(&*self.deployment.subscriptions, &replica.name)
+            .await
+            .map_err(transient)?;
+        let now = self.deployment.clock.now();
+        let mut new = Vec::new();
+        for target in &targets {
+            for m in set.matches(target, now) {
+                let sub = &m.compiled.sub;
+                let id = uuid::Uuid::new_v4().to_string();
+                new.push(NewDelivery {
+                    payload: payload::payload(sub, &id, target, &self.public_url, m.attachments),
+                    id,
+                    subscription: sub.uuid.clone(),
+                    replica: replica.name.clone(),
+                    kind: sub.kind,
+                    owner: sub.owner.clone(),
+                    event_key: target.event_key.clone(),
+                    event_type: target.event_type.as_str().to_string(),
+                    bundle_uuid: target.bundle_uuid.clone(),
+                    bundle_version: target.bundle_version.clone(),
+                });
+            }
+        }
+        tracing::info!(replica = %replica.name, key = %event.key, targets = targets.len(),
+            subscriptions = set.len(), matched = new.len(), "matched event");
+        if new.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        let now_ms = self.deployment.clock.now_ms();
+        let stored = self
+            .deployment
+            .deliveries
+            .add(&new, now_ms)
+            .await
+            .map_err(transient)?;
+        // Deliveries not yet attempted get their first attempt (again, if this event was
+        // delivered before and the daemon stopped before enqueueing).
+        let due: Vec<Due<'_>> = stored
+            .iter()
+            .filter(|d| d.state == DeliveryState::Pending && d.attempts == 0)
+            .map(|d| Due {
+                delivery: &d.new.id,
+                attempts: 0,
+                due_ms: now_ms,
+            })
+            .collect();
+        outbox::send(&*self.deliveries_queue, &due, now_ms)
+            .await
+            .map_err(transient)?;
+        Ok(Outcome::Done)
+    }
+}

@@ -1,0 +1,144 @@
+//! The notify daemon: webhooks for bundle events.
+//!
+//! Two workers share the process:
+//! * **matching** reads the bucket events of every replica (queue `notify`), matches each bundle
+//!   CREATE / TOMBSTONE / DELETE against the replica's subscriptions (Elasticsearch queries over
+//!   the search document, JMESPath over the event document) and writes one delivery per match
+//!   to the durable outbox before enqueueing its first attempt;
+//! * **delivery** reads due attempts (queue `notify-deliveries`), sends signed requests, logs
+//!   every attempt, retries on the configured schedule with delayed messages, and dead-letters a
+//!   delivery whose schedule ran out (an operator can resend it).
+//!
+//! A third task forgets the log and finished deliveries after `notify.log_retention_secs`.
+
+pub mod client;
+pub mod deliver;
+pub mod documents;
+pub mod endpoints;
+pub mod events;
+pub mod matching;
+pub mod outbox;
+pub mod payload;
+pub mod request;
+pub mod schedule;
+pub mod signature;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dss_shared::deployment::{DELIVERY_QUEUE, Deployment, NOTIFY_QUEUE};
+use dss_shared::ports::{DeliveryState, Queue};
+use dss_shared::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use client::Client;
+pub use deliver::Deliverer;
+pub use events::EventHandler;
+
+/// Errors starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// A queue could not be declared.
+    #[error(transparent)]
+    Queue(#[from] dss_shared::ports::QueueError),
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// How often the delivery log is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The delivery handler of a deployment, sending its next attempts to `queue`.
+pub fn deliverer(deployment: &Deployment, queue: Arc<dyn Queue>) -> Result<Deliverer, NotifyError> {
+    let cfg = &deployment.config.notify;
+    Ok(Deliverer {
+        subscriptions: deployment.subscriptions.clone(),
+        deliveries: deployment.deliveries.clone(),
+        queue,
+        client: Client::new(cfg)?,
+        endpoints: endpoints::Endpoints::from(cfg),
+        schedule: schedule::Schedule::from(cfg),
+        allow: cfg.allowed_nets(),
+        clock: deployment.clock.clone(),
+    })
+}
+
+/// Starts a new round of attempts for a dead delivery; `false` if it is not dead.
+pub async fn resend(deployment: &Deployment, id: &str) -> Result<bool, ResendError> {
+    let now = deployment.clock.now_ms();
+    let Some(d) = deployment.deliveries.resend(id, now).await? else {
+        return Ok(false);
+    };
+    debug_assert_eq!(d.state, DeliveryState::Pending);
+    let queue = deployment.queue(DELIVERY_QUEUE).await?;
+    outbox::send(
+        &queue,
+        &[outbox::Due {
+            delivery: &d.new.id,
+            attempts: d.attempts,
+            due_ms: now,
+        }],
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Why a resend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    /// The outbox failed.
+    #[error(transparent)]
+    Deliveries(#[from] dss_shared::ports::DeliveryError),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] dss_shared::ports::QueueError),
+}
+
+/// Runs the notify daemon until `shutdown`.
+pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), NotifyError> {
+    deployment.declare_queues().await?;
+    let cfg = &deployment.config.notify;
+    let deliveries: Arc<dyn Queue> = Arc::new(deployment.queue(DELIVERY_QUEUE).await?);
+    let events = Worker::new(
+        Arc::new(deployment.queue(NOTIFY_QUEUE).await?),
+        Arc::new(EventHandler::new(deployment, deliveries.clone())),
+        WorkerConfig::named("notify-match"),
+    );
+    let mut delivery_cfg = WorkerConfig::named("notify-deliver");
+    delivery_cfg.concurrency = cfg.concurrency;
+    delivery_cfg.batch_size = cfg.concurrency.min(100);
+    delivery_cfg.visibility = Duration::from_millis(cfg.timeout_ms + cfg.connect_timeout_ms)
+        .max(Duration::from_secs(30))
+        * 2;
+    let delivery = Worker::new(
+        deliveries.clone(),
+        Arc::new(deliverer(deployment, deliveries)?),
+        delivery_cfg,
+    );
+    let prune = prune_loop(deployment.clone(), shutdown.clone());
+    tracing::info!("notify daemon running");
+    tokio::join!(
+        events.run(shutdown.clone()),
+        delivery.run(shutdown.clone()),
+        prune
+    );
+    Ok(())
+}
+
+async fn prune_loop(deployment: Deployment, shutdown: CancellationToken) {
+    let keep = Duration::from_secs(deployment.config.notify.log_retention_secs);
+    loop {
+        let before = deployment.clock.now_ms() - i64::try_from(keep.as_millis()).unwrap_or(0);
+        match deployment.deliveries.prune(before).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned the delivery log"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the delivery log failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

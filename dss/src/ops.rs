@@ -1,0 +1,81 @@
+//! Operator commands on a deployment's data: the webhook delivery log and resends.
+
+use anyhow::{Context, bail};
+use dss_api::subscriptions::{attempt_json, delivery_json};
+use dss_shared::config::Config;
+use dss_shared::deployment::Deployment;
+use dss_shared::ports::DeliveryState;
+use serde_json::json;
+use std::io::Write;
+
+async fn open(cfg: &Config) -> anyhow::Result<Deployment> {
+    Deployment::open(cfg.clone(), dss_shared::clock::system()).context("opening the deployment")
+}
+
+/// `dss deliveries`: recent attempts of a subscription, or its deliveries in one state.
+pub async fn deliveries(
+    cfg: &Config,
+    subscription: &str,
+    state: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let dep = open(cfg).await?;
+    let mut out = std::io::stdout().lock();
+    match state {
+        None => {
+            for a in dep.deliveries.attempts(subscription, limit).await? {
+                writeln!(out, "{}", attempt_json(&a))?;
+            }
+        }
+        Some(s) => {
+            let Some(state) = DeliveryState::parse(s) else {
+                bail!("--state {s}: use pending, delivered, dead or cancelled");
+            };
+            for d in dep
+                .deliveries
+                .list(subscription, Some(state), limit)
+                .await?
+            {
+                writeln!(out, "{}", delivery_json(&d))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `dss resend`: a new round of attempts for dead deliveries.
+pub async fn resend(
+    cfg: &Config,
+    mut ids: Vec<String>,
+    subscription: Option<&str>,
+) -> anyhow::Result<()> {
+    let dep = open(cfg).await?;
+    if let Some(s) = subscription {
+        ids.extend(
+            dep.deliveries
+                .list(s, Some(DeliveryState::Dead), usize::MAX >> 1)
+                .await?
+                .into_iter()
+                .map(|d| d.new.id),
+        );
+    }
+    if ids.is_empty() {
+        bail!("name delivery ids, or --subscription to resend all its dead deliveries");
+    }
+    let mut out = std::io::stdout().lock();
+    let mut refused = 0;
+    for id in &ids {
+        let resent = dss_notify::resend(&dep, id).await?;
+        if !resent {
+            refused += 1;
+        }
+        writeln!(out, "{}", json!({"delivery": id, "resent": resent}))?;
+    }
+    if refused > 0 {
+        bail!(
+            "{refused} of {} deliveries are not dead (or unknown) and were not resent",
+            ids.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Conformance suite of the `DeliveryStore` port.
+
+use serde_json::json;
+
+use crate::ports::deliveries::{Attempt, DeliveryState, DeliveryStore, NewDelivery};
+use crate::ports::subscriptions::SubscriptionKind;
+
+fn new(id: &str, subscription: &str, event_key: &str) -> NewDelivery {
+    NewDelivery {
+        id: id.into(),
+        subscription: subscription.into(),
+        replica: "aws".into(),
+        kind: SubscriptionKind::Jmespath,
+        owner: "o@example.org".into(),
+        event_key: event_key.into(),
+        event_type: "CREATE".into(),
+        bundle_uuid: "b".into(),
+        bundle_version: Some("v".into()),
+        payload: json!({"subscription_id": subscription, "n": [1, 2]}),
+    }
+}
+
+fn attempt(delivery: &str, subscription: &str, n: u32, outcome: DeliveryState) -> Attempt {
+    Attempt {
+        delivery: delivery.into(),
+        subscription: subscription.into(),
+        attempt: n,
+        at_ms: 1000 * i64::from(n),
+        status: Some(500),
+        latency_ms: 3,
+        error: Some("HTTP 500".into()),
+        outcome,
+    }
+}
+
+/// Runs every property against `store`; subscription ids are prefixed with `ns`.
+pub async fn run(store: &dyn DeliveryStore, ns: &str) {
+    let (s1, s2) = (format!("{ns}-s1"), format!("{ns}-s2"));
+    let (d1, d2, d3) = (format!("{ns}-d1"), format!("{ns}-d2"), format!("{ns}-d3"));
+
+    // Adding is idempotent per (subscription, event key): the first id wins.
+    let added = store
+        .add(
+            &[new(&d1, &s1, "CREATE k1"), new(&d2, &s2, "CREATE k1")],
+            10,
+        )
+        .await
+        .expect("add");
+    assert_eq!(added.len(), 2);
+    assert_eq!(added[0].new, new(&d1, &s1, "CREATE k1"), "stored as given");
+    assert_eq!(added[0].state, DeliveryState::Pending);
+    assert_eq!((added[0].attempts, added[0].created_ms), (0, 10));
+    let again = store
+        .add(&[new(&d3, &s1, "CREATE k1")], 20)
+        .await
+        .expect("add again");
+    assert_eq!(
+        again[0].new.id, d1,
+        "a redelivered event maps to the first delivery"
+    );
+    assert!(store.get(&d3).await.expect("get").is_none());
+
+    // Settling is conditional on the attempt count and the pending state.
+    let a1 = attempt(&d1, &s1, 1, DeliveryState::Pending);
+    assert!(
+        store
+            .settle(&d1, 0, Some(&a1), DeliveryState::Pending, 30)
+            .await
+            .expect("settle")
+    );
+    assert!(
+        !store
+            .settle(&d1, 0, Some(&a1), DeliveryState::Pending, 31)
+            .await
+            .expect("settle twice"),
+        "a duplicate worker cannot record the same attempt again"
+    );
+    let d = store.get(&d1).await.expect("get").expect("present");
+    assert_eq!(
+        (d.attempts, d.last_status, d.updated_ms),
+        (1, Some(500), 30)
+    );
+    let a2 = attempt(&d1, &s1, 2, DeliveryState::Dead);
+    assert!(
+        store
+            .settle(&d1, 1, Some(&a2), DeliveryState::Dead, 40)
+            .await
+            .expect("settle dead")
+    );
+    assert!(
+        !store
+            .settle(&d1, 2, None, DeliveryState::Cancelled, 41)
+            .await
+            .expect("settle a dead one"),
+        "only pending deliveries move"
+    );
+
+    // The log lists a subscription's attempts, newest first.
+    let log = store.attempts(&s1, 10).await.expect("attempts");
+    assert_eq!(log, vec![a2.clone(), a1.clone()]);
+    assert!(store.attempts(&s2, 10).await.expect("attempts").is_empty());
+    assert_eq!(store.attempts(&s1, 1).await.expect("attempts"), vec![a2]);
+
+    // Listing by state.
+    let dead = store
+        .list(&s1, Some(DeliveryState::Dead), 10)
+        .await
+        .expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].new.id, d1);
+    assert!(
+        store
+            .list(&s1, Some(DeliveryState::Pending), 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(store.list(&s2, None, 10).await.expect("list").len(), 1);
+
+    // Resend starts a new round of a dead delivery only.
+    let r = store.resend(&d1, 50).await.expect("resend").expect("dead");
+    assert_eq!(r.state, DeliveryState::Pending);
+    assert_eq!((r.attempts, r.round_start, r.round_attempts()), (2, 2, 0));
+    assert_eq!(r.round_started_ms, 50);
+    assert!(store.resend(&d1, 51).await.expect("resend").is_none());
+    assert!(store.resend(&d2, 51).await.expect("resend").is_none());
+    assert!(
+        store
+            .settle(&d1, 2, None, DeliveryState::Delivered, 60)
+            .await
+            .expect("settle")
+    );
+
+    // Pruning forgets old attempts and finished deliveries, never pending ones.
+    let gone = store.prune(1_000_000).await.expect("prune");
+    assert!(gone >= 3, "two attempts and one delivery, got {gone}");
+    assert!(store.get(&d1).await.expect("get").is_none());
+    assert!(store.get(&d2).await.expect("get").is_some(), "pending kept");
+    assert!(store.attempts(&s1, 10).await.expect("attempts").is_empty());
+}
