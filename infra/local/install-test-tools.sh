@@ -4,7 +4,9 @@
 #     are deprecation stubs). Their pinned tenacity 5 does not import on Python >= 3.10, so
 #     tenacity 8 is installed over the pin;
 #   - osmem-server 0.1.6, an in-memory OpenSearch-API server (a static binary in a Python venv),
-#     for the Elasticsearch/OpenSearch adapter's conformance tests.
+#     for the Elasticsearch/OpenSearch adapter's conformance tests;
+#   - requests-http-signature 0.1.0 (the library the original DSS signed webhooks with), for the
+#     webhook receiver that verifies our signatures independently.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -30,4 +32,10 @@ osmem="$root/.tools/osmem-venv"
 if ! ls "$osmem"/lib/python3*/site-packages/osmem_server/bin/osmem-server >/dev/null 2>&1; then
   "$python" -m venv "$osmem"
   "$osmem/bin/pip" install --quiet --disable-pip-version-check 'osmem-server==0.1.6'
+fi
+
+webhook="$root/.tools/webhook-venv"
+if ! "$webhook/bin/python" -c "import requests_http_signature" 2>/dev/null; then
+  "$python" -m venv "$webhook"
+  "$webhook/bin/pip" install --quiet --disable-pip-version-check 'requests-http-signature==0.1.0' 'requests>=2.31,<3'
 fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of the project: installs the test tools, starts the servers the tests talk to,
 # then runs the whole workspace's tests, including those ignored by a plain `cargo test`: the
-# end-to-end tests that drive the official `hca` and `dbio` CLIs, and the Elasticsearch adapter's
+# end-to-end tests that drive the official `hca` and `dbio` CLIs or verify webhook signatures with
+# requests-http-signature, and the Elasticsearch adapter's
 # conformance suite (against osmem-server here, or the server DSS_TEST_ES_URL names).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh
 export DSS_TEST_HCA="$PWD/.tools/hca-venv/bin/hca" DSS_TEST_DBIO="$PWD/.tools/dbio-venv/bin/dbio"
+export DSS_TEST_WEBHOOK_PYTHON="$PWD/.tools/webhook-venv/bin/python"
 source infra/local/services.sh
 if [ -z "${DSS_TEST_ES_URL:-}" ]; then
   start_osmem
