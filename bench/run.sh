@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds release binaries and runs the benchmark harness; prints a markdown table.
 # Installs the `wrk` load generator (Debian package) and osmem-server (PyPI) when missing.
-# `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows.
+# `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows;
+# `--notify-only` only the webhook rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

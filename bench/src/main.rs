@@ -20,6 +20,7 @@ use dss_shared::model::{
 use dss_shared::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
 use futures::StreamExt;
 
+mod notify;
 mod osmem;
 mod search;
 
@@ -72,10 +73,16 @@ impl Server {
 }
 
 pub fn start(dss: &Path, data: &Path, port: u16) -> Result<Server> {
+    start_with(dss, data, port, &[])
+}
+
+/// Starts `dss up` with extra `DSS_*` environment.
+pub fn start_with(dss: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> Result<Server> {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(dss)
         .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data)
+        .envs(env.iter().copied())
         .env("DSS_LOG__LEVEL", "warn")
         .env("DSS_API__MAX_JSON_BODY", (256 * 1024 * 1024).to_string())
         .stdout(Stdio::piped())
@@ -364,6 +371,10 @@ async fn main() -> Result<()> {
         print_table(search::run(&dss, work.path(), search_docs, &http).await?);
         return Ok(());
     }
+    if args.iter().any(|a| a == "--notify-only") {
+        print_table(notify::run(&dss, work.path(), quick, &http).await?);
+        return Ok(());
+    }
 
     // 1. Direct upload of a large file with all four checksums verified.
     let size = upload_mib * 1024 * 1024;
@@ -470,6 +481,7 @@ async fn main() -> Result<()> {
 
     // 6. Search, indexing and the events journal.
     rows.extend(search::run(&dss, work.path(), search_docs, &http).await?);
+    rows.extend(notify::run(&dss, work.path(), quick, &http).await?);
     print_table(rows);
     Ok(())
 }

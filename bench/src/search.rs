@@ -242,11 +242,11 @@ pub fn queries(probe_file_uuid: &str) -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -514,7 +514,7 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
 }
 
 /// Uploads the seven metadata files of one bundle; returns the bundle PUT `files` list.
-async fn upload_metadata(http: &reqwest::Client, s: &Server) -> Result<Vec<Value>> {
+pub async fn upload_metadata(http: &reqwest::Client, s: &Server) -> Result<Vec<Value>> {
     let (_, doc) = document(0, "2019-05-01T000000.000000Z");
     let version = "2019-05-01T000000.000000Z";
     let mut out = Vec::new();

@@ -44,7 +44,8 @@ impl PyReceiver {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("received.jsonl");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/webhook_receiver.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/webhook_receiver.py");
         let mut child = Command::new(python)
             .arg(script)
             .arg(keys.to_string())
@@ -118,37 +119,67 @@ async fn signed_webhooks_verify_with_the_original_signing_library() {
     .await;
 
     let file = dss
-        .upload(V, json!({"organ": "kidney"}).to_string().into_bytes(), "application/json")
+        .upload(
+            V,
+            json!({"organ": "kidney"}).to_string().into_bytes(),
+            "application/json",
+        )
         .await;
     let bundle = dss.bundle(V, &[(file, "sample_0.json".to_string())]).await;
     let got = rx.wait(3).await;
-    let by_path = |p: &str| got.iter().find(|g| g["path"] == p).unwrap_or_else(|| panic!("no request to {p}: {got:?}"));
+    let by_path = |p: &str| {
+        got.iter()
+            .find(|g| g["path"] == p)
+            .unwrap_or_else(|| panic!("no request to {p}: {got:?}"))
+    };
 
     let r = by_path("/right");
     assert_eq!(r["verified"], true, "{r}");
-    let payload: Value = serde_json::from_str(r["body"].as_str().unwrap_or_default()).expect("payload");
+    let payload: Value =
+        serde_json::from_str(r["body"].as_str().unwrap_or_default()).expect("payload");
     assert_eq!(payload["subscription_id"], right);
     assert_eq!(payload["event_type"], "CREATE");
-    assert_eq!(payload["match"], json!({"bundle_uuid": bundle, "bundle_version": V}));
+    assert_eq!(
+        payload["match"],
+        json!({"bundle_uuid": bundle, "bundle_version": V})
+    );
     assert_eq!(payload["attachments"], json!({"organ": "kidney"}));
-    assert_eq!(payload["bundle_url"], format!("{}/v1/bundles/{bundle}?version={V}", dss.base));
+    assert_eq!(
+        payload["bundle_url"],
+        format!("{}/v1/bundles/{bundle}?version={V}", dss.base)
+    );
 
     let w = by_path("/wrong");
     assert_eq!(w["verified"], false, "a wrong key does not verify: {w}");
-    assert!(w["error"].as_str().is_some_and(|e| e.contains("AssertionError")), "{w}");
+    assert!(
+        w["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("AssertionError")),
+        "{w}"
+    );
 
     let m = by_path("/es");
     assert_eq!(m["verified"], true, "multipart bodies are signed too: {m}");
-    assert!(m["headers"]["content-type"].as_str().is_some_and(|c| c.starts_with("multipart/form-data; boundary=")));
+    assert!(
+        m["headers"]["content-type"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("multipart/form-data; boundary="))
+    );
     assert_eq!(m["headers"]["x-dss-notify-attempt"], "0");
     let body = m["body"].as_str().unwrap_or_default();
     assert!(body.contains("name=\"source\"\r\n\r\ndss\r\n"), "{body}");
-    assert!(body.contains(&format!("\"subscription_id\": \"{es}\"")), "{body}");
+    assert!(
+        body.contains(&format!("\"subscription_id\": \"{es}\"")),
+        "{body}"
+    );
 
     // The refused delivery is logged with the receiver's answer and retried later.
     let log: Value = dss
         .http
-        .get(format!("{}/v1/subscriptions/{wrong}/deliveries?replica=aws", dss.base))
+        .get(format!(
+            "{}/v1/subscriptions/{wrong}/deliveries?replica=aws",
+            dss.base
+        ))
         .bearer_auth(&dss.token)
         .send()
         .await

@@ -190,8 +190,13 @@ impl Handler for Deliverer {
             .await
             .map_err(transient)?;
         let error = sent.error.unwrap_or_default();
-        tracing::info!(delivery = %d.new.id, subscription = %d.new.subscription, attempt = attempt.attempt,
-            status = ?sent.status, latency_ms = attempt.latency_ms, state = state.as_str(), retry_in = ?next, error, recorded, "delivery attempt");
+        if ok {
+            tracing::debug!(delivery = %d.new.id, subscription = %d.new.subscription, attempt = attempt.attempt,
+                status = ?sent.status, latency_ms = attempt.latency_ms, recorded, "delivered");
+        } else {
+            tracing::info!(delivery = %d.new.id, subscription = %d.new.subscription, attempt = attempt.attempt,
+                status = ?sent.status, latency_ms = attempt.latency_ms, state = state.as_str(), retry_in = ?next, error, recorded, "delivery attempt failed");
+        }
         if state == DeliveryState::Dead && recorded {
             return Err(HandlerError::Permanent(format!(
                 "delivery {} failed {} times; last error: {error}",

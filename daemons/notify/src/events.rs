@@ -76,7 +76,8 @@ impl Handler for EventHandler {
         for target in &targets {
             for m in set.matches(target, now) {
                 let sub = &m.compiled.sub;
-                let id = uuid::Uuid::new_v4().to_string();
+                // Time-ordered, so the outbox's id index grows at its end.
+                let id = uuid::Uuid::now_v7().to_string();
                 new.push(NewDelivery {
                     payload: payload::payload(sub, &id, target, &self.public_url, m.attachments),
                     id,

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::documents::Target;
 use crate::payload::{Attachments, attachments, compile_attachments, search, truthy, variable};
 
-/// How a subscription selects events.
+/// How subscriptions select events.
 enum Filter {
     /// An Elasticsearch query over the search document.
     Query(Box<Query>),
@@ -30,35 +30,39 @@ enum Filter {
 pub struct Compiled {
     /// The stored subscription.
     pub sub: Subscription,
-    filter: Filter,
     attachments: Option<Attachments>,
 }
 
-impl Compiled {
-    /// Compiles `sub`'s query and attachments; a query that does not compile is logged and
-    /// matches nothing.
-    pub fn new(sub: Subscription) -> Self {
-        let filter = match sub.kind {
-            SubscriptionKind::Elasticsearch => match sub.document.get("es_query").map(parse_body) {
+/// One distinct filter and the subscriptions that use it (many subscribers share filters, and
+/// each distinct one is evaluated once per event).
+struct Group {
+    filter: Filter,
+    members: Vec<Arc<Compiled>>,
+}
+
+fn compile(sub: &Subscription) -> (String, Filter) {
+    match sub.kind {
+        SubscriptionKind::Elasticsearch => {
+            let body = sub.document.get("es_query");
+            let key = body.map(Value::to_string).unwrap_or_default();
+            let filter = match body.map(parse_body) {
                 Some(Ok(q)) => Filter::Query(Box::new(q)),
-                Some(Err(e)) => invalid(&sub, &e.to_string()),
-                None => invalid(&sub, "no es_query"),
-            },
-            SubscriptionKind::Jmespath => {
-                match sub.document.get("jmespath_query").and_then(Value::as_str) {
-                    None | Some("") => Filter::Jmespath(None),
-                    Some(q) => match jmespath::compile(q) {
+                Some(Err(e)) => invalid(sub, &e.to_string()),
+                None => invalid(sub, "no es_query"),
+            };
+            (key, filter)
+        }
+        SubscriptionKind::Jmespath => {
+            match sub.document.get("jmespath_query").and_then(Value::as_str) {
+                None | Some("") => (String::new(), Filter::Jmespath(None)),
+                Some(q) => {
+                    let filter = match jmespath::compile(q) {
                         Ok(e) => Filter::Jmespath(Some(e)),
-                        Err(e) => invalid(&sub, &e.to_string()),
-                    },
+                        Err(e) => invalid(sub, &e.to_string()),
+                    };
+                    (q.to_string(), filter)
                 }
             }
-        };
-        let attachments = compile_attachments(&sub.document);
-        Self {
-            sub,
-            filter,
-            attachments,
         }
     }
 }
@@ -76,60 +80,128 @@ pub struct Match {
     pub attachments: Option<Value>,
 }
 
+/// Filters evaluated per thread at least; smaller sets are matched on the calling thread.
+const PER_THREAD: usize = 1024;
+
 /// The compiled subscriptions of one replica at one revision.
 pub struct SubscriptionSet {
     revision: u64,
-    queries: Vec<Arc<Compiled>>,
-    jmespath: Vec<Arc<Compiled>>,
+    queries: Vec<Group>,
+    jmespath: Vec<Group>,
+    len: usize,
+}
+
+fn group(subs: Vec<(String, Filter, Arc<Compiled>)>) -> Vec<Group> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Group> = Vec::new();
+    for (key, filter, c) in subs {
+        match index.get(&key) {
+            Some(&i) if !matches!(filter, Filter::Invalid) => out[i].members.push(c),
+            _ => {
+                index.insert(key, out.len());
+                out.push(Group {
+                    filter,
+                    members: vec![c],
+                });
+            }
+        }
+    }
+    out
 }
 
 impl SubscriptionSet {
     /// Compiles `subs`, read at `revision`.
     pub fn new(revision: u64, subs: Vec<Subscription>) -> Self {
+        let len = subs.len();
         let (mut queries, mut jmespath) = (Vec::new(), Vec::new());
-        for s in subs {
-            let c = Arc::new(Compiled::new(s));
-            match c.sub.kind {
-                SubscriptionKind::Elasticsearch => queries.push(c),
-                SubscriptionKind::Jmespath => jmespath.push(c),
+        for sub in subs {
+            let (key, filter) = compile(&sub);
+            let kind = sub.kind;
+            let c = Arc::new(Compiled {
+                attachments: compile_attachments(&sub.document),
+                sub,
+            });
+            match kind {
+                SubscriptionKind::Elasticsearch => queries.push((key, filter, c)),
+                SubscriptionKind::Jmespath => jmespath.push((key, filter, c)),
             }
         }
         Self {
             revision,
-            queries,
-            jmespath,
+            queries: group(queries),
+            jmespath: group(jmespath),
+            len,
         }
     }
 
     /// How many subscriptions it holds.
     pub fn len(&self) -> usize {
-        self.queries.len() + self.jmespath.len()
+        self.len
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// The subscriptions `target` matches.
+    /// The subscriptions `target` matches. Large sets are split over the machine's cores.
     pub fn matches(&self, target: &Target, now: OffsetDateTime) -> Vec<Match> {
-        let mut out = Vec::new();
-        if let Some(doc) = target
-            .search_doc
+        let queries = target.search_doc.as_ref().map_or(0, |_| self.queries.len());
+        let jmespath = target
+            .metadata_doc
             .as_ref()
-            .filter(|_| !self.queries.is_empty())
-        {
-            let id = format!(
-                "{}.{}",
-                target.bundle_uuid,
-                target.bundle_version.as_deref().unwrap_or_default()
-            );
-            let one = SingleDoc::new(&id, doc, now);
-            let mut var = None;
-            for c in &self.queries {
-                if let Filter::Query(q) = &c.filter
-                    && one.matches(q)
-                {
+            .map_or(0, |_| self.jmespath.len());
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min((queries + jmespath) / PER_THREAD)
+            .max(1);
+        if threads == 1 {
+            let mut out = self.match_queries(target, now, &self.queries);
+            out.extend(self.match_jmespath(target, &self.jmespath));
+            return out;
+        }
+        let q_chunk = queries.div_ceil(threads).max(1);
+        let j_chunk = jmespath.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let qs = self
+                        .queries
+                        .get(t * q_chunk..((t + 1) * q_chunk).min(queries));
+                    let js = self
+                        .jmespath
+                        .get(t * j_chunk..((t + 1) * j_chunk).min(jmespath));
+                    scope.spawn(move || {
+                        let mut out = self.match_queries(target, now, qs.unwrap_or_default());
+                        out.extend(self.match_jmespath(target, js.unwrap_or_default()));
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    fn match_queries(&self, target: &Target, now: OffsetDateTime, groups: &[Group]) -> Vec<Match> {
+        let mut out = Vec::new();
+        let Some(doc) = target.search_doc.as_ref().filter(|_| !groups.is_empty()) else {
+            return out;
+        };
+        let id = format!(
+            "{}.{}",
+            target.bundle_uuid,
+            target.bundle_version.as_deref().unwrap_or_default()
+        );
+        let one = SingleDoc::new(&id, doc, now);
+        let mut var = None;
+        for g in groups {
+            if let Filter::Query(q) = &g.filter
+                && one.matches(q)
+            {
+                for c in &g.members {
                     let attachments = c.attachments.as_ref().map(|a| {
                         let v = var.get_or_insert_with(|| variable(doc));
                         attachments(a, v)
@@ -141,35 +213,40 @@ impl SubscriptionSet {
                 }
             }
         }
-        if let Some(doc) = target
-            .metadata_doc
-            .as_ref()
-            .filter(|_| !self.jmespath.is_empty())
-        {
-            let var = variable(doc);
-            for c in &self.jmespath {
-                let hit = match &c.filter {
-                    Filter::Jmespath(None) => true,
-                    Filter::Jmespath(Some(e)) => match search(e, &var) {
-                        Ok(v) => truthy(&v),
-                        Err(err) => {
-                            tracing::debug!(subscription = %c.sub.uuid, error = %err, "jmespath_query failed on the event; not notified");
-                            false
-                        }
-                    },
-                    _ => false,
-                };
-                if hit {
-                    let attachments = c
-                        .attachments
-                        .as_ref()
-                        .filter(|_| target.event_type == EventKind::Create)
-                        .map(|a| attachments(a, &var));
-                    out.push(Match {
-                        compiled: c.clone(),
-                        attachments,
-                    });
-                }
+        out
+    }
+
+    fn match_jmespath(&self, target: &Target, groups: &[Group]) -> Vec<Match> {
+        let mut out = Vec::new();
+        let Some(doc) = target.metadata_doc.as_ref().filter(|_| !groups.is_empty()) else {
+            return out;
+        };
+        let var = variable(doc);
+        for g in groups {
+            let hit = match &g.filter {
+                Filter::Jmespath(None) => true,
+                Filter::Jmespath(Some(e)) => match search(e, &var) {
+                    Ok(v) => truthy(&v),
+                    Err(err) => {
+                        tracing::debug!(query = %e, error = %err, "jmespath_query failed on the event; not notified");
+                        false
+                    }
+                },
+                _ => false,
+            };
+            if !hit {
+                continue;
+            }
+            for c in &g.members {
+                let attachments = c
+                    .attachments
+                    .as_ref()
+                    .filter(|_| target.event_type == EventKind::Create)
+                    .map(|a| attachments(a, &var));
+                out.push(Match {
+                    compiled: c.clone(),
+                    attachments,
+                });
             }
         }
         out

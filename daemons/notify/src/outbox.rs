@@ -29,11 +29,12 @@ impl Due<'_> {
     }
 }
 
-/// Sends `due` attempts to the delivery queue.
+/// Sends `due` attempts to the delivery queue, in one batch (adapters split it as their
+/// backend requires).
 pub async fn send(queue: &dyn Queue, due: &[Due<'_>], now_ms: i64) -> Result<(), QueueError> {
-    for chunk in due.chunks(100) {
-        let messages: Vec<_> = chunk.iter().map(|d| d.message(queue, now_ms)).collect();
-        queue.send_batch(&messages).await?;
+    if due.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let messages: Vec<_> = due.iter().map(|d| d.message(queue, now_ms)).collect();
+    queue.send_batch(&messages).await
 }

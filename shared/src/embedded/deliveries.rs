@@ -1,7 +1,10 @@
-//! The webhook outbox and attempt log in the embedded database.
+//! The webhook outbox and attempt log in the embedded database. Concurrent `settle` calls (one
+//! per delivery attempt) are group-committed: one writer transaction takes every request waiting
+//! at that moment.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Db, DbError};
 use crate::ports::deliveries::{
@@ -15,17 +18,117 @@ impl From<DbError> for DeliveryError {
     }
 }
 
+/// What one `settle` call asks for.
+struct SettleWork {
+    id: String,
+    attempts_before: u32,
+    attempt: Option<Attempt>,
+    state: DeliveryState,
+    now_ms: i64,
+}
+
+/// One `settle` call waiting for the writer.
+struct Settle {
+    work: SettleWork,
+    reply: oneshot::Sender<Result<bool, DeliveryError>>,
+}
+
+/// Most `settle` calls one transaction takes.
+const MAX_GROUP: usize = 512;
+
 /// The embedded [`DeliveryStore`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedDeliveries {
     db: Db,
+    settler: mpsc::UnboundedSender<Settle>,
 }
 
 impl EmbeddedDeliveries {
-    /// The store in `db`.
+    /// The store in `db`; starts its group-commit writer on the current runtime.
     pub fn new(db: &Db) -> Self {
-        Self { db: db.clone() }
+        let (tx, mut rx) = mpsc::unbounded_channel::<Settle>();
+        let writer = db.clone();
+        tokio::spawn(async move {
+            let mut group = Vec::with_capacity(MAX_GROUP);
+            while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+                let (work, replies): (Vec<SettleWork>, Vec<_>) =
+                    group.drain(..).map(|s| (s.work, s.reply)).unzip();
+                let result = writer
+                    .write(move |c| {
+                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let out = work
+                            .iter()
+                            .map(|w| settle_in(&tx, w))
+                            .collect::<rusqlite::Result<Vec<bool>>>()?;
+                        tx.commit()?;
+                        Ok(out)
+                    })
+                    .await;
+                match result {
+                    Ok(out) => {
+                        for (reply, done) in replies.into_iter().zip(out) {
+                            let _ = reply.send(Ok(done));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(DeliveryError::Backend(e.to_string())));
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            db: db.clone(),
+            settler: tx,
+        }
     }
+}
+
+/// Applies one `settle` inside the caller's transaction.
+fn settle_in(tx: &Connection, w: &SettleWork) -> rusqlite::Result<bool> {
+    let made = u32::from(w.attempt.is_some());
+    let (status, error) = w
+        .attempt
+        .as_ref()
+        .map(|a| (a.status, a.error.clone()))
+        .unwrap_or_default();
+    let n = tx
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + ?4, updated_ms = ?5,
+             last_status = CASE WHEN ?4 = 1 THEN ?6 ELSE last_status END,
+             last_error = CASE WHEN ?4 = 1 THEN ?7 ELSE last_error END
+             WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
+        )?
+        .execute(params![
+            w.id,
+            w.attempts_before,
+            w.state.as_str(),
+            made,
+            w.now_ms,
+            status,
+            error
+        ])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(a) = &w.attempt {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO webhook_attempts (subscription, delivery, attempt, at_ms, status,
+             latency_ms, error, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            a.subscription,
+            a.delivery,
+            a.attempt,
+            a.at_ms,
+            a.status,
+            i64::try_from(a.latency_ms).unwrap_or(i64::MAX),
+            a.error,
+            a.outcome.as_str()
+        ])?;
+    }
+    Ok(true)
 }
 
 const COLUMNS: &str = "id, subscription, replica, kind, owner, event_key, event_type, bundle_uuid,
@@ -131,8 +234,8 @@ impl DeliveryStore for EmbeddedDeliveries {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Delivery>, DeliveryError> {
-        let id = id.to_string();
-        Ok(self.db.read(move |c| Ok(get(c, &id)?)).await?)
+        // A point lookup: on this thread, cheaper than a hop to the blocking pool.
+        Ok(self.db.read_inline(|c| Ok(get(c, id)?))?)
     }
 
     async fn settle(
@@ -143,57 +246,19 @@ impl DeliveryStore for EmbeddedDeliveries {
         state: DeliveryState,
         now_ms: i64,
     ) -> Result<bool, DeliveryError> {
-        let id = id.to_string();
-        let attempt = attempt.cloned();
-        Ok(self
-            .db
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let made = u32::from(attempt.is_some());
-                let (status, error) = attempt
-                    .as_ref()
-                    .map(|a| (a.status, a.error.clone()))
-                    .unwrap_or_default();
-                let n = tx
-                    .prepare_cached(
-                        "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + ?4,
-                         updated_ms = ?5,
-                         last_status = CASE WHEN ?4 = 1 THEN ?6 ELSE last_status END,
-                         last_error = CASE WHEN ?4 = 1 THEN ?7 ELSE last_error END
-                         WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
-                    )?
-                    .execute(params![
-                        id,
-                        attempts_before,
-                        state.as_str(),
-                        made,
-                        now_ms,
-                        status,
-                        error
-                    ])?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                if let Some(a) = &attempt {
-                    tx.prepare_cached(
-                        "INSERT INTO webhook_attempts (subscription, delivery, attempt, at_ms,
-                         status, latency_ms, error, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )?
-                    .execute(params![
-                        a.subscription,
-                        a.delivery,
-                        a.attempt,
-                        a.at_ms,
-                        a.status,
-                        i64::try_from(a.latency_ms).unwrap_or(i64::MAX),
-                        a.error,
-                        a.outcome.as_str()
-                    ])?;
-                }
-                tx.commit()?;
-                Ok(true)
-            })
-            .await?)
+        let (reply, answer) = oneshot::channel();
+        let work = SettleWork {
+            id: id.to_string(),
+            attempts_before,
+            attempt: attempt.cloned(),
+            state,
+            now_ms,
+        };
+        let stopped = || DeliveryError::Backend("the delivery store's writer stopped".into());
+        self.settler
+            .send(Settle { work, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn attempts(
@@ -209,7 +274,7 @@ impl DeliveryStore for EmbeddedDeliveries {
                     .prepare_cached(
                         "SELECT delivery, subscription, attempt, at_ms, status, latency_ms, error,
                          outcome FROM webhook_attempts WHERE subscription = ?1
-                         ORDER BY seq DESC LIMIT ?2",
+                         ORDER BY at_ms DESC, delivery DESC, attempt DESC LIMIT ?2",
                     )?
                     .query_map(params![subscription, limit as i64], attempt)?
                     .collect::<Result<_, _>>()?;

@@ -290,16 +290,18 @@ impl MemIndex {
         self.fields.get(name)
     }
 
-    /// Field names matching a pattern (`*` and `?`); a plain name is itself.
-    fn expand<'a>(&'a self, pattern: &'a str) -> Vec<&'a str> {
-        if !pattern.contains(['*', '?']) {
-            return vec![pattern];
-        }
-        self.fields
-            .keys()
+    /// Field names matching a pattern (`*` and `?`); a plain name is itself (without
+    /// allocating: most queries name their fields).
+    fn expand<'a>(&'a self, pattern: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let wild = pattern.contains(['*', '?']);
+        let plain = (!wild).then_some(pattern);
+        let matching = wild
+            .then(|| self.fields.keys())
+            .into_iter()
+            .flatten()
             .map(|k| &**k)
-            .filter(|k| glob(pattern, k))
-            .collect()
+            .filter(move |k| glob(pattern, k));
+        plain.into_iter().chain(matching)
     }
 
     /// Documents matching `q` (live only).
@@ -346,7 +348,9 @@ impl MemIndex {
             Query::Bool(b) => {
                 // Cheap clauses first; their result narrows what costly ones verify.
                 let mut must: Vec<&Query> = b.must.iter().collect();
-                must.sort_by_cached_key(|m| costly(m));
+                if must.len() > 1 {
+                    must.sort_by_cached_key(|m| costly(m));
+                }
                 let mut acc: Option<RoaringBitmap> = within.cloned();
                 for m in must {
                     let r = self.eval(m, ctx, acc.as_ref());

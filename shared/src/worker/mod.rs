@@ -1,6 +1,8 @@
 //! The worker runtime every daemon runs on: receive a batch → run handlers with bounded
 //! concurrency → ack only after the handler's effect is durable.
 //!
+//! Acks of finished messages are sent in batches (whatever finished while the previous batch
+//! was being acked), which costs no latency when idle and one commit per batch under load.
 //! Errors are classified by the handler: transient → the message becomes visible again after an
 //! exponential backoff with jitter; permanent → it moves to the dead-letter queue with the reason.
 //! Long handlers keep their message hidden by extending its visibility. Shutdown stops receiving,
@@ -115,6 +117,14 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, then drains in-flight handlers.
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let refill = (self.cfg.batch_size.min(self.cfg.concurrency) / 2).max(1);
+        let (acks, pending_acks) = tokio::sync::mpsc::unbounded_channel();
+        let acker = tokio::spawn(ack_loop(
+            self.queue.clone(),
+            pending_acks,
+            self.metrics.clone(),
+            self.cfg.name.clone(),
+        ));
         let mut tasks = JoinSet::new();
         let mut receive_failures = 0u32;
         let mut next_stats = tokio::time::Instant::now();
@@ -125,8 +135,10 @@ impl Worker {
                 self.refresh_gauges().await;
                 next_stats = tokio::time::Instant::now() + self.cfg.stats_every;
             }
+            // Receive in batches: while handlers run, wait until half a batch of slots is free
+            // (one receive per message would cost a queue transaction per message).
             let free = permits.available_permits();
-            if free == 0 {
+            if free == 0 || (free < refill && !tasks.is_empty()) {
                 tokio::select! {
                     _ = tasks.join_next() => continue,
                     _ = shutdown.cancelled() => break,
@@ -161,6 +173,7 @@ impl Worker {
                     handler: self.handler.clone(),
                     cfg: self.cfg.clone(),
                     metrics: self.metrics.clone(),
+                    acks: acks.clone(),
                 };
                 tasks.spawn(async move {
                     job.process(message).await;
@@ -177,6 +190,10 @@ impl Worker {
             tracing::warn!(worker = %self.cfg.name, abandoned = tasks.len(), "grace period over; unfinished messages will be redelivered");
             tasks.abort_all();
         }
+        drop(acks);
+        if let Err(e) = acker.await {
+            tracing::warn!(worker = %self.cfg.name, error = %e, "ack task failed; unacked messages will be redelivered");
+        }
         tracing::info!(worker = %self.cfg.name, "worker stopped");
     }
 
@@ -188,11 +205,38 @@ impl Worker {
     }
 }
 
+/// Acks finished messages in batches until every sender is gone.
+async fn ack_loop(
+    queue: Arc<dyn Queue>,
+    mut pending: tokio::sync::mpsc::UnboundedReceiver<String>,
+    metrics: Arc<WorkerMetrics>,
+    name: String,
+) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while pending.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        match queue.ack_batch(&batch).await {
+            Ok(()) => {
+                for _ in &batch {
+                    metrics.succeeded();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %name, error = %e, messages = batch.len(), "ack failed; the messages will be redelivered")
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Most receipts acked in one call.
+const ACK_BATCH: usize = 100;
+
 struct Job {
     queue: Arc<dyn Queue>,
     handler: Arc<dyn Handler>,
     cfg: WorkerConfig,
     metrics: Arc<WorkerMetrics>,
+    acks: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Job {
@@ -215,12 +259,11 @@ impl Job {
             }
         };
         match result {
-            Ok(Outcome::Done) => match self.queue.ack(&message.receipt).await {
-                Ok(()) => self.metrics.succeeded(),
-                Err(e) => {
-                    tracing::warn!(parent: &span, error = %e, "ack failed; the message will be redelivered")
+            Ok(Outcome::Done) => {
+                if self.acks.send(message.receipt).is_err() {
+                    tracing::warn!(parent: &span, "worker stopped before the ack; the message will be redelivered");
                 }
-            },
+            }
             Ok(Outcome::RetryLater(after)) => {
                 let delay = after.unwrap_or_else(|| self.cfg.backoff.delay(message.receive_count));
                 tracing::info!(parent: &span, retry_in = ?delay, "not ready; retrying later");
