@@ -311,22 +311,6 @@ fn matching(n: usize) -> Vec<Row> {
         lat.push(start.elapsed());
     }
     lat.sort();
-    if std::env::var("DSS_BENCH_SPLIT").is_ok() {
-        for kind in [SubscriptionKind::Elasticsearch, SubscriptionKind::Jmespath] {
-            let only: Vec<_> = subs.iter().filter(|s| s.kind == kind).cloned().collect();
-            let set = SubscriptionSet::new(1, only);
-            let start = Instant::now();
-            let mut m = 0;
-            for t in &targets {
-                m += set.matches(t, now).len();
-            }
-            eprintln!(
-                "{kind:?}: {:?} per event, {} matches",
-                start.elapsed() / 200,
-                m / 200
-            );
-        }
-    }
     // Naive: index the document anew for every query subscription (what evaluating each stored
     // query on its own costs), measured on 500 and scaled to the set's queries.
     let queries: Vec<_> = subs

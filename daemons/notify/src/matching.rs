@@ -8,20 +8,24 @@ use std::sync::{Arc, Mutex};
 use dss_shared::ports::{
     EventKind, Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
 };
+use dss_shared::search::dates::detect;
+use dss_shared::search::query::Scalar;
 use dss_shared::search::{Query, SingleDoc, parse_body};
-use jmespath::Expression;
+use jmespath::ast::{Ast, Comparator};
+use jmespath::{Expression, Rcvar, Variable};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::documents::Target;
-use crate::payload::{Attachments, attachments, compile_attachments, search, truthy, variable};
+use crate::payload::{Attachments, attachments, compile_attachments, truthy, variable};
 
 /// How subscriptions select events.
 enum Filter {
     /// An Elasticsearch query over the search document.
     Query(Box<Query>),
-    /// A JMESPath expression over the metadata document; none = every event.
-    Jmespath(Option<Expression<'static>>),
+    /// A JMESPath expression over the metadata document, with the plan it is evaluated by;
+    /// none = every event.
+    Jmespath(Option<(Expression<'static>, Ast)>),
     /// A stored query that no longer compiles; matches nothing.
     Invalid,
 }
@@ -57,7 +61,10 @@ fn compile(sub: &Subscription) -> (String, Filter) {
                 None | Some("") => (String::new(), Filter::Jmespath(None)),
                 Some(q) => {
                     let filter = match jmespath::compile(q) {
-                        Ok(e) => Filter::Jmespath(Some(e)),
+                        Ok(e) => {
+                            let plan = plan(e.as_ast());
+                            Filter::Jmespath(Some((e, plan)))
+                        }
                         Err(e) => invalid(sub, &e.to_string()),
                     };
                     (q.to_string(), filter)
@@ -83,11 +90,249 @@ pub struct Match {
 /// Filters evaluated per thread at least; smaller sets are matched on the calling thread.
 const PER_THREAD: usize = 1024;
 
+/// Whether `s` compares as a plain keyword (not also as a number or a date).
+fn keyword(s: &str) -> bool {
+    s.trim().parse::<f64>().is_err() && detect(s).is_none()
+}
+
+/// Whether a conjunct's value is always a boolean (or null), so that JMESPath's and Python's
+/// truthiness agree on it and it may be evaluated in any position of an `&&` chain.
+fn boolean(a: &Ast) -> bool {
+    match a {
+        Ast::Comparison { .. } | Ast::Not { .. } => true,
+        Ast::Function { name, .. } => {
+            matches!(name.as_str(), "contains" | "starts_with" | "ends_with")
+        }
+        _ => false,
+    }
+}
+
+/// A rough cost of evaluating `a`: its nodes, projections and functions counting more.
+fn cost(a: &Ast) -> usize {
+    match a {
+        Ast::Comparison { lhs, rhs, .. }
+        | Ast::And { lhs, rhs, .. }
+        | Ast::Or { lhs, rhs, .. }
+        | Ast::Subexpr { lhs, rhs, .. } => 1 + cost(lhs) + cost(rhs),
+        Ast::Projection { lhs, rhs, .. } => 8 + 4 * (cost(lhs) + cost(rhs)),
+        Ast::Condition {
+            predicate, then, ..
+        } => 4 + 4 * (cost(predicate) + cost(then)),
+        Ast::Function { args, .. } => 4 + args.iter().map(cost).sum::<usize>(),
+        Ast::Not { node, .. } | Ast::Flatten { node, .. } | Ast::ObjectValues { node, .. } => {
+            4 + cost(node)
+        }
+        Ast::Expref { ast, .. } => 1 + cost(ast),
+        Ast::MultiList { elements, .. } => 1 + elements.iter().map(cost).sum::<usize>(),
+        Ast::MultiHash { elements, .. } => {
+            1 + elements.iter().map(|kv| cost(&kv.value)).sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// The plan an expression is evaluated by: its top-level `&&` chain with boolean conjuncts
+/// (comparisons, `!`, `contains`, …) moved first, cheapest first, so that a cheap false test
+/// spares the costly ones. The result's truthiness is unchanged: every conjunct but the last
+/// must be truthy for JMESPath and the last for Python; the two agree on booleans, so only when
+/// every conjunct is boolean may the last one move.
+fn plan(a: &Ast) -> Ast {
+    fn conjuncts<'a>(a: &'a Ast, out: &mut Vec<&'a Ast>) {
+        match a {
+            Ast::And { lhs, rhs, .. } => {
+                conjuncts(lhs, out);
+                conjuncts(rhs, out);
+            }
+            other => out.push(other),
+        }
+    }
+    let mut all = Vec::new();
+    conjuncts(a, &mut all);
+    if all.len() < 2 {
+        return a.clone();
+    }
+    // The last conjunct's value is the chain's: it stays last unless all are booleans.
+    let last = if all.iter().all(|c| boolean(c)) {
+        None
+    } else {
+        all.pop()
+    };
+    let (mut first, rest): (Vec<&Ast>, Vec<&Ast>) = all.into_iter().partition(|c| boolean(c));
+    first.sort_by_key(|c| cost(c));
+    first
+        .into_iter()
+        .chain(rest)
+        .chain(last)
+        .cloned()
+        .reduce(|lhs, rhs| Ast::And {
+            offset: 0,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        })
+        .unwrap_or_else(|| a.clone())
+}
+
+/// Evaluates `expr` by its `plan`.
+fn run_plan(expr: &Expression<'static>, plan: &Ast, data: &Rcvar) -> jmespath::SearchResult {
+    let mut ctx = jmespath::Context::new(expr.as_str(), &jmespath::DEFAULT_RUNTIME);
+    jmespath::interpret(data, plan, &mut ctx)
+}
+
+/// A clause every match of a query needs, on one named field: `term`/`terms`, or `match`
+/// (which on a keyword field compares the whole value). Returns the field and the lower-cased
+/// values; at match time a keyword field must hold one of them (analysed fields always pass).
+fn query_guard(q: &Query) -> Option<(String, Vec<String>)> {
+    let single = |fields: &[String]| {
+        (fields.len() == 1 && !fields[0].contains(['*', '?'])).then(|| fields[0].clone())
+    };
+    match q {
+        Query::Term { fields, values } => {
+            let field = single(fields)?;
+            let values = values
+                .iter()
+                .map(|v| match v {
+                    Scalar::Str(s) if keyword(s) => Some(s.to_lowercase()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some((field, values))
+        }
+        Query::Match { fields, text, .. } if keyword(text) => {
+            Some((single(fields)?, vec![text.to_lowercase()]))
+        }
+        Query::Bool(b) => b.must.iter().find_map(query_guard),
+        _ => None,
+    }
+}
+
+/// The text of a path made of fields and indexes (`a.b[0].c`), which evaluates without errors.
+fn path_key(a: &Ast) -> Option<String> {
+    match a {
+        Ast::Field { name, .. } => Some(format!("{name:?}")),
+        Ast::Index { idx, .. } => Some(format!("[{idx}]")),
+        Ast::Subexpr { lhs, rhs, .. } => Some(format!("{}.{}", path_key(lhs)?, path_key(rhs)?)),
+        _ => None,
+    }
+}
+
+/// A conjunct `path == 'literal'` (string or boolean literal) of an expression's top-level `&&`
+/// chain: when it is false, so is the expression (the chain yields a false value). A test of
+/// `event_type` is taken only when there is no other (it passes for a third of all events).
+fn jmespath_guard(a: &Ast) -> Option<(String, Ast, String)> {
+    let mut found = Vec::new();
+    equalities(a, &mut found);
+    let generic = format!("{:?}", "event_type");
+    found
+        .iter()
+        .position(|(k, _, _)| *k != generic)
+        .or((!found.is_empty()).then_some(0))
+        .map(|i| found.swap_remove(i))
+}
+
+/// The `path == literal` conjuncts of `a`'s top-level `&&` chain.
+fn equalities(a: &Ast, out: &mut Vec<(String, Ast, String)>) {
+    match a {
+        Ast::And { lhs, rhs, .. } => {
+            equalities(lhs, out);
+            equalities(rhs, out);
+        }
+        other => out.extend(equality(other)),
+    }
+}
+
+fn equality(a: &Ast) -> Option<(String, Ast, String)> {
+    match a {
+        Ast::Comparison {
+            comparator: Comparator::Equal,
+            lhs,
+            rhs,
+            ..
+        } => {
+            let (path, literal) = match (&**lhs, &**rhs) {
+                (p, Ast::Literal { value, .. }) | (Ast::Literal { value, .. }, p) => (p, value),
+                _ => return None,
+            };
+            if !matches!(&**literal, Variable::String(_) | Variable::Bool(_)) {
+                return None;
+            }
+            let text = serde_json::to_string(&**literal).ok()?;
+            Some((path_key(path)?, path.clone(), text))
+        }
+        _ => None,
+    }
+}
+
+/// Which groups of one kind an event may match, found without evaluating every filter.
+struct Guards<P> {
+    /// Groups without a guard: always evaluated.
+    open: Vec<usize>,
+    /// Per guarded path (or field): the values that let groups through.
+    paths: Vec<(P, HashMap<String, Vec<usize>>)>,
+    index: HashMap<String, usize>,
+}
+
+impl<P> Default for Guards<P> {
+    fn default() -> Self {
+        Self {
+            open: Vec::new(),
+            paths: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<P> Guards<P> {
+    fn add(&mut self, group: usize, guard: Option<(String, P, Vec<String>)>) {
+        let Some((key, path, values)) = guard else {
+            self.open.push(group);
+            return;
+        };
+        let i = *self.index.entry(key).or_insert_with(|| {
+            self.paths.push((path, HashMap::new()));
+            self.paths.len() - 1
+        });
+        for v in values {
+            self.paths[i].1.entry(v).or_default().push(group);
+        }
+    }
+
+    /// The open groups and those whose guard value `passes`, in order, once each.
+    fn candidates(&self, mut passes: impl FnMut(&P, &str) -> bool) -> Vec<usize> {
+        let mut out = self.open.clone();
+        for (path, values) in &self.paths {
+            for (v, groups) in values {
+                if passes(path, v) {
+                    out.extend(groups);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The open groups and those whose guard value is what `value_of` gives for their path
+    /// (computed once per path), in order, once each.
+    fn candidates_by_value(&self, mut value_of: impl FnMut(&P) -> Option<String>) -> Vec<usize> {
+        let mut out = self.open.clone();
+        for (path, values) in &self.paths {
+            if let Some(groups) = value_of(path).and_then(|v| values.get(&v)) {
+                out.extend(groups);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// The compiled subscriptions of one replica at one revision.
 pub struct SubscriptionSet {
     revision: u64,
     queries: Vec<Group>,
+    query_guards: Guards<String>,
     jmespath: Vec<Group>,
+    jmespath_guards: Guards<Ast>,
     len: usize,
 }
 
@@ -126,10 +371,31 @@ impl SubscriptionSet {
                 SubscriptionKind::Jmespath => jmespath.push((key, filter, c)),
             }
         }
+        let (queries, jmespath) = (group(queries), group(jmespath));
+        let mut query_guards = Guards::default();
+        for (i, g) in queries.iter().enumerate() {
+            let guard = match &g.filter {
+                Filter::Query(q) => query_guard(q).map(|(f, v)| (f.clone(), f, v)),
+                _ => None,
+            };
+            query_guards.add(i, guard);
+        }
+        let mut jmespath_guards = Guards::default();
+        for (i, g) in jmespath.iter().enumerate() {
+            let guard = match &g.filter {
+                Filter::Jmespath(Some((e, _))) => {
+                    jmespath_guard(e.as_ast()).map(|(k, p, v)| (k, p, vec![v]))
+                }
+                _ => None,
+            };
+            jmespath_guards.add(i, guard);
+        }
         Self {
             revision,
-            queries: group(queries),
-            jmespath: group(jmespath),
+            queries,
+            query_guards,
+            jmespath,
+            jmespath_guards,
             len,
         }
     }
@@ -144,60 +410,95 @@ impl SubscriptionSet {
         self.len == 0
     }
 
-    /// The subscriptions `target` matches. Large sets are split over the machine's cores.
+    /// The subscriptions `target` matches. Filters whose guard the event fails are skipped;
+    /// the rest are evaluated, split over the machine's cores when there are many.
     pub fn matches(&self, target: &Target, now: OffsetDateTime) -> Vec<Match> {
-        let queries = target.search_doc.as_ref().map_or(0, |_| self.queries.len());
-        let jmespath = target
-            .metadata_doc
-            .as_ref()
-            .map_or(0, |_| self.jmespath.len());
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min((queries + jmespath) / PER_THREAD)
-            .max(1);
-        if threads == 1 {
-            let mut out = self.match_queries(target, now, &self.queries);
-            out.extend(self.match_jmespath(target, &self.jmespath));
-            return out;
-        }
-        let q_chunk = queries.div_ceil(threads).max(1);
-        let j_chunk = jmespath.div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let qs = self
-                        .queries
-                        .get(t * q_chunk..((t + 1) * q_chunk).min(queries));
-                    let js = self
-                        .jmespath
-                        .get(t * j_chunk..((t + 1) * j_chunk).min(jmespath));
-                    scope.spawn(move || {
-                        let mut out = self.match_queries(target, now, qs.unwrap_or_default());
-                        out.extend(self.match_jmespath(target, js.unwrap_or_default()));
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    }
-
-    fn match_queries(&self, target: &Target, now: OffsetDateTime, groups: &[Group]) -> Vec<Match> {
-        let mut out = Vec::new();
-        let Some(doc) = target.search_doc.as_ref().filter(|_| !groups.is_empty()) else {
-            return out;
-        };
         let id = format!(
             "{}.{}",
             target.bundle_uuid,
             target.bundle_version.as_deref().unwrap_or_default()
         );
-        let one = SingleDoc::new(&id, doc, now);
+        let search = target
+            .search_doc
+            .as_ref()
+            .filter(|_| !self.queries.is_empty())
+            .map(|doc| (doc, SingleDoc::new(&id, doc, now)));
+        let metadata = target
+            .metadata_doc
+            .as_ref()
+            .filter(|_| !self.jmespath.is_empty())
+            .map(|doc| (doc, variable(doc)));
+        let q_cand = search.as_ref().map_or_else(Vec::new, |(_, one)| {
+            self.query_guards
+                .candidates(|field, v| one.has_keyword(field, v) != Some(false))
+        });
+        let j_cand = metadata.as_ref().map_or_else(Vec::new, |(_, var)| {
+            self.jmespath_guards.candidates_by_value(|path| {
+                let mut ctx = jmespath::Context::new("", &jmespath::DEFAULT_RUNTIME);
+                jmespath::interpret(var, path, &mut ctx)
+                    .ok()
+                    .filter(|r| matches!(&**r, Variable::String(_) | Variable::Bool(_)))
+                    .and_then(|r| serde_json::to_string(&*r).ok())
+            })
+        });
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min((q_cand.len() + j_cand.len()) / PER_THREAD)
+            .max(1);
+        let event = target.event_type;
+        let run = |qs: &[usize], js: &[usize], var: Option<&Rcvar>| {
+            let mut out = Vec::new();
+            if let Some((doc, one)) = &search {
+                out.extend(self.match_queries(one, doc, qs));
+            }
+            if let Some((doc, main_var)) = &metadata {
+                let own;
+                let var = match var {
+                    Some(v) => v,
+                    None if js.is_empty() => main_var,
+                    // Each thread walks its own copy: shared reference counts would bounce
+                    // between the cores.
+                    None => {
+                        own = variable(doc);
+                        &own
+                    }
+                };
+                out.extend(self.match_jmespath(var, event, js));
+            }
+            out
+        };
+        if threads == 1 {
+            return run(&q_cand, &j_cand, metadata.as_ref().map(|(_, v)| v));
+        }
+        let q_chunk = q_cand.len().div_ceil(threads).max(1);
+        let j_chunk = j_cand.len().div_ceil(threads).max(1);
+        let chunk = |c: &[usize], size: usize, t: usize| -> Vec<usize> {
+            c.iter().skip(t * size).take(size).copied().collect()
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads)
+                .map(|t| {
+                    let (qs, js) = (chunk(&q_cand, q_chunk, t), chunk(&j_cand, j_chunk, t));
+                    let run = &run;
+                    scope.spawn(move || run(&qs, &js, None))
+                })
+                .collect();
+            let mut out = run(
+                &chunk(&q_cand, q_chunk, 0),
+                &chunk(&j_cand, j_chunk, 0),
+                metadata.as_ref().map(|(_, v)| v),
+            );
+            for h in handles {
+                out.extend(h.join().unwrap_or_default());
+            }
+            out
+        })
+    }
+
+    fn match_queries(&self, one: &SingleDoc<'_>, doc: &Value, groups: &[usize]) -> Vec<Match> {
+        let mut out = Vec::new();
         let mut var = None;
-        for g in groups {
+        for g in groups.iter().filter_map(|&i| self.queries.get(i)) {
             if let Filter::Query(q) = &g.filter
                 && one.matches(q)
             {
@@ -216,16 +517,12 @@ impl SubscriptionSet {
         out
     }
 
-    fn match_jmespath(&self, target: &Target, groups: &[Group]) -> Vec<Match> {
+    fn match_jmespath(&self, var: &Rcvar, event: EventKind, groups: &[usize]) -> Vec<Match> {
         let mut out = Vec::new();
-        let Some(doc) = target.metadata_doc.as_ref().filter(|_| !groups.is_empty()) else {
-            return out;
-        };
-        let var = variable(doc);
-        for g in groups {
+        for g in groups.iter().filter_map(|&i| self.jmespath.get(i)) {
             let hit = match &g.filter {
                 Filter::Jmespath(None) => true,
-                Filter::Jmespath(Some(e)) => match search(e, &var) {
+                Filter::Jmespath(Some((e, plan))) => match run_plan(e, plan, var) {
                     Ok(v) => truthy(&v),
                     Err(err) => {
                         tracing::debug!(query = %e, error = %err, "jmespath_query failed on the event; not notified");
@@ -241,8 +538,8 @@ impl SubscriptionSet {
                 let attachments = c
                     .attachments
                     .as_ref()
-                    .filter(|_| target.event_type == EventKind::Create)
-                    .map(|a| attachments(a, &var));
+                    .filter(|_| event == EventKind::Create)
+                    .map(|a| attachments(a, var));
                 out.push(Match {
                     compiled: c.clone(),
                     attachments,
@@ -293,5 +590,230 @@ impl Matcher {
             .unwrap_or_else(|p| p.into_inner())
             .get(replica)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::search;
+    use serde_json::json;
+
+    fn sub(i: usize, kind: SubscriptionKind, filter: Value) -> Subscription {
+        let mut doc = json!({"callback_url": "https://example.org/hook"});
+        match kind {
+            SubscriptionKind::Elasticsearch => doc["es_query"] = filter,
+            SubscriptionKind::Jmespath => doc["jmespath_query"] = filter,
+        }
+        Subscription {
+            uuid: format!("s{i:03}"),
+            replica: "aws".into(),
+            owner: "o@example.org".into(),
+            kind,
+            document: doc,
+        }
+    }
+
+    fn target(organ: &str, count: u64, tombstone: bool) -> Target {
+        let files = json!({"specimen_json": [{"organ": {"text": organ}, "count": count,
+            "date": "2020-01-02T00:00:00Z", "code": "38", "name": "Kidney Atlas"}]});
+        Target {
+            event_type: if tombstone {
+                EventKind::Tombstone
+            } else {
+                EventKind::Create
+            },
+            bundle_uuid: "b".into(),
+            bundle_version: Some("v".into()),
+            event_key: "k".into(),
+            search_doc: Some(json!({"files": files, "uuid": "b", "state": "new"})),
+            metadata_doc: Some(
+                json!({"event_type": if tombstone { "TOMBSTONE" } else { "CREATE" },
+                "files": files, "admin_deleted": tombstone}),
+            ),
+        }
+    }
+
+    /// Guards only skip filters that cannot match: the set matches exactly what evaluating
+    /// every subscription's filter on its own matches.
+    #[test]
+    fn guarded_matching_agrees_with_evaluating_every_filter() {
+        let es = SubscriptionKind::Elasticsearch;
+        let jm = SubscriptionKind::Jmespath;
+        let filters = vec![
+            (
+                es,
+                json!({"query": {"term": {"files.specimen_json.organ.text": "Kidney"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"terms": {"files.specimen_json.organ.text": ["liver", "lung"]}}}),
+            ),
+            (
+                es,
+                json!({"query": {"match": {"files.specimen_json.name": "kidney atlas"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"match": {"files.specimen_json.name.text": "atlas"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"match": {"files.specimen_json.name": "atlas"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"term": {"files.specimen_json.code": "38"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"term": {"files.specimen_json.count": 5}}}),
+            ),
+            (
+                es,
+                json!({"query": {"term": {"files.specimen_json.date": "2020-01-02"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"bool": {"must": [
+                {"term": {"files.specimen_json.organ.text": "kidney"}},
+                {"range": {"files.specimen_json.count": {"gte": 3}}}]}}}),
+            ),
+            (
+                es,
+                json!({"query": {"bool": {"should": [
+                {"term": {"files.specimen_json.organ.text": "kidney"}},
+                {"term": {"files.specimen_json.organ.text": "liver"}}]}}}),
+            ),
+            (
+                es,
+                json!({"query": {"term": {"files.*.organ.text": "kidney"}}}),
+            ),
+            (es, json!({"query": {"term": {"admin_deleted": true}}})),
+            (jm, json!("files.specimen_json[0].organ.text == 'kidney'")),
+            (
+                jm,
+                json!("event_type == 'CREATE' && files.specimen_json[0].count > `3`"),
+            ),
+            (
+                jm,
+                json!("'liver' == files.specimen_json[0].organ.text && event_type == 'CREATE'"),
+            ),
+            (jm, json!("admin_deleted == `true`")),
+            (jm, json!("files.specimen_json[0].count == `5`")),
+            (
+                jm,
+                json!("files.specimen_json[0].organ.text == 'kidney' || admin_deleted"),
+            ),
+            (
+                jm,
+                json!("files.specimen_json[0].organ == `{\"text\": \"kidney\"}`"),
+            ),
+            (jm, json!("")),
+            (
+                jm,
+                json!(
+                    "files.specimen_json[0].count && files.specimen_json[0].organ.text == 'kidney'"
+                ),
+            ),
+            (
+                jm,
+                json!("files.specimen_json[0].organ.text == 'kidney' && `0`"),
+            ),
+            (jm, json!("`0` && admin_deleted == `false`")),
+            (
+                jm,
+                json!(
+                    "length(files.specimen_json[?count > `4`]) > `0` && contains(files.specimen_json[].organ.text, 'heart')"
+                ),
+            ),
+            (
+                jm,
+                json!(
+                    "!admin_deleted && files.specimen_json[0].count < `6` && files.specimen_json[0].count"
+                ),
+            ),
+        ];
+        let subs: Vec<Subscription> = filters
+            .iter()
+            .enumerate()
+            .map(|(i, (k, f))| sub(i, *k, f.clone()))
+            .collect();
+        let set = SubscriptionSet::new(1, subs.clone());
+        assert_eq!(
+            set.query_guards.open.len(),
+            6,
+            "numbers, a date, should, a wildcard, a boolean"
+        );
+        assert_eq!(
+            set.jmespath_guards.open.len(),
+            6,
+            "number, or, object literal, none, and two without an equality"
+        );
+        let now = OffsetDateTime::UNIX_EPOCH;
+        for t in [
+            target("kidney", 5, false),
+            target("Liver", 2, false),
+            target("lung", 9, true),
+            target("heart", 5, true),
+        ] {
+            let mut got: Vec<String> = set
+                .matches(&t, now)
+                .into_iter()
+                .map(|m| m.compiled.sub.uuid.clone())
+                .collect();
+            got.sort();
+            let one = SingleDoc::new("b.v", t.search_doc.as_ref().unwrap(), now);
+            let var = variable(t.metadata_doc.as_ref().unwrap());
+            let want: Vec<String> = subs
+                .iter()
+                .filter(|s| match s.kind {
+                    SubscriptionKind::Elasticsearch => {
+                        one.matches(&parse_body(&s.document["es_query"]).unwrap())
+                    }
+                    SubscriptionKind::Jmespath => match s.document["jmespath_query"].as_str() {
+                        Some("") | None => true,
+                        Some(q) => truthy(&search(&jmespath::compile(q).unwrap(), &var).unwrap()),
+                    },
+                })
+                .map(|s| s.uuid.clone())
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "event {:?}", t.metadata_doc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    fn planned(expr: &str) -> Ast {
+        plan(jmespath::compile(expr).expect("compiles").as_ast())
+    }
+
+    fn conj(a: &Ast) -> usize {
+        match a {
+            Ast::And { lhs, rhs, .. } => conj(lhs) + conj(rhs),
+            _ => 1,
+        }
+    }
+
+    #[test]
+    fn cheap_boolean_tests_go_first_and_a_non_boolean_last_conjunct_stays_last() {
+        // All boolean: cheapest first.
+        let p = planned("contains(a[].b, 'x') && c == 'y'");
+        let Ast::And { lhs, .. } = &p else {
+            panic!("{p:?}")
+        };
+        assert!(matches!(**lhs, Ast::Comparison { .. }), "{p:?}");
+        // A non-boolean last conjunct keeps its place; nothing is lost.
+        let p = planned("length(a) > `1` && b == 'x' && c");
+        assert_eq!(conj(&p), 3);
+        let Ast::And { rhs, .. } = &p else {
+            panic!("{p:?}")
+        };
+        assert!(matches!(**rhs, Ast::Field { .. }), "{p:?}");
+        assert_eq!(conj(&planned("a == 'x'")), 1);
     }
 }

@@ -794,6 +794,17 @@ impl<'a> SingleDoc<'a> {
         }
     }
 
+    /// Whether the document holds the keyword `term` (already lower-cased) in `field`; `None`
+    /// when `field` is an analysed field, whose answer depends on analysis. Lets a caller with
+    /// many `term` queries skip those that cannot match.
+    pub fn has_keyword(&self, field: &str, term: &str) -> Option<bool> {
+        match self.index.field(field) {
+            None => Some(false),
+            Some(f) if f.text => None,
+            Some(f) => Some(f.terms.get(term).is_some()),
+        }
+    }
+
     /// Whether the document matches `q`.
     pub fn matches(&self, q: &Query) -> bool {
         let loader = |_: u32| Some(self.doc.clone());
