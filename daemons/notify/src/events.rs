@@ -16,6 +16,9 @@ use crate::matching::Matcher;
 use crate::outbox::{self, Due};
 use crate::payload;
 
+/// Subscription sets up to this size are matched on the async thread.
+const INLINE_MATCHING: usize = 256;
+
 /// The handler of the notify daemon's bucket-event queue.
 pub struct EventHandler {
     deployment: Deployment,
@@ -72,9 +75,22 @@ impl Handler for EventHandler {
             .await
             .map_err(transient)?;
         let now = self.deployment.clock.now();
+        let subscriptions = set.len();
+        // Matching a large set is CPU work of milliseconds: off the async threads.
+        let (matched, targets) = if subscriptions > INLINE_MATCHING {
+            tokio::task::spawn_blocking(move || {
+                let m: Vec<_> = targets.iter().map(|t| set.matches(t, now)).collect();
+                (m, targets)
+            })
+            .await
+            .map_err(transient)?
+        } else {
+            let m: Vec<_> = targets.iter().map(|t| set.matches(t, now)).collect();
+            (m, targets)
+        };
         let mut new = Vec::new();
-        for target in &targets {
-            for m in set.matches(target, now) {
+        for (target, matches) in targets.iter().zip(matched) {
+            for m in matches {
                 let sub = &m.compiled.sub;
                 // Time-ordered, so the outbox's id index grows at its end.
                 let id = uuid::Uuid::now_v7().to_string();
@@ -93,7 +109,7 @@ impl Handler for EventHandler {
             }
         }
         tracing::info!(replica = %replica.name, key = %event.key, targets = targets.len(),
-            subscriptions = set.len(), matched = new.len(), "matched event");
+            subscriptions, matched = new.len(), "matched event");
         if new.is_empty() {
             return Ok(Outcome::Done);
         }

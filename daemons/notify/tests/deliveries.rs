@@ -584,3 +584,46 @@ async fn deleting_a_subscription_cancels_its_pending_deliveries() {
     }
     panic!("the delivery was not cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_fans_out_to_hundreds_of_subscriptions_once_each() {
+    let env = start(ALLOW).await;
+    let rx = Receiver::start().await;
+    let mut subs = Vec::new();
+    for i in 0..300 {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let query = if i % 3 == 0 {
+            "files.project_json[0].title == 'Kidney'"
+        } else {
+            "files.project_json[0].title == 'Liver'"
+        };
+        let s = dss_shared::ports::Subscription {
+            uuid: uuid.clone(),
+            replica: "aws".into(),
+            owner: format!("owner{}@example.org", i % 7),
+            kind: SubscriptionKind::Jmespath,
+            document: json!({"uuid": uuid, "callback_url": format!("{}/{uuid}", rx.url), "jmespath_query": query}),
+        };
+        assert!(
+            env.d
+                .subscriptions
+                .create(&s, usize::MAX)
+                .await
+                .expect("create")
+        );
+        if i % 3 == 0 {
+            subs.push(uuid);
+        }
+    }
+    env.bundle(U1, V1, "Kidney").await;
+    let got = rx.wait(100).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 100, "only the matching third");
+    let mut paths: Vec<String> = got
+        .iter()
+        .map(|r| r.path.trim_start_matches("/hook/").to_string())
+        .collect();
+    paths.sort();
+    subs.sort();
+    assert_eq!(paths, subs, "each matching subscription once");
+}
