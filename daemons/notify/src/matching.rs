@@ -172,10 +172,130 @@ fn plan(a: &Ast) -> Ast {
         .unwrap_or_else(|| a.clone())
 }
 
-/// Evaluates `expr` by its `plan`.
-fn run_plan(expr: &Expression<'static>, plan: &Ast, data: &Rcvar) -> jmespath::SearchResult {
-    let mut ctx = jmespath::Context::new(expr.as_str(), &jmespath::DEFAULT_RUNTIME);
-    jmespath::interpret(data, plan, &mut ctx)
+/// One side of a comparison conjunct.
+enum Operand {
+    /// A path of the set's path table, evaluated once per event.
+    Path(usize),
+    /// A literal.
+    Literal(Rcvar),
+}
+
+/// A conjunct of a planned `&&` chain.
+enum Step {
+    /// `lhs OP rhs` over paths and literals: compared in place.
+    Compare {
+        lhs: Operand,
+        op: Comparator,
+        rhs: Operand,
+    },
+    /// Anything else, by the interpreter.
+    Eval(Ast),
+}
+
+/// The paths compared by the set's JMESPath filters, each evaluated at most once per event.
+#[derive(Default)]
+struct Paths {
+    asts: Vec<Ast>,
+    index: HashMap<String, usize>,
+}
+
+impl Paths {
+    fn operand(&mut self, a: &Ast) -> Option<Operand> {
+        if let Ast::Literal { value, .. } = a {
+            return Some(Operand::Literal(value.clone()));
+        }
+        let key = path_key(a)?;
+        let id = *self.index.entry(key).or_insert_with(|| {
+            self.asts.push(a.clone());
+            self.asts.len() - 1
+        });
+        Some(Operand::Path(id))
+    }
+
+    /// The steps of a planned chain.
+    fn steps(&mut self, plan: &Ast) -> Vec<Step> {
+        fn conjuncts<'a>(a: &'a Ast, out: &mut Vec<&'a Ast>) {
+            match a {
+                Ast::And { lhs, rhs, .. } => {
+                    conjuncts(lhs, out);
+                    conjuncts(rhs, out);
+                }
+                other => out.push(other),
+            }
+        }
+        let mut all = Vec::new();
+        conjuncts(plan, &mut all);
+        all.into_iter()
+            .map(|c| match c {
+                Ast::Comparison {
+                    comparator,
+                    lhs,
+                    rhs,
+                    ..
+                } => match (self.operand(lhs), self.operand(rhs)) {
+                    (Some(l), Some(r)) => Step::Compare {
+                        lhs: l,
+                        op: comparator.clone(),
+                        rhs: r,
+                    },
+                    _ => Step::Eval(c.clone()),
+                },
+                other => Step::Eval(other.clone()),
+            })
+            .collect()
+    }
+}
+
+/// Per-event values of the set's paths.
+struct Memo<'a> {
+    paths: &'a [Ast],
+    values: Vec<Option<Rcvar>>,
+    data: &'a Rcvar,
+}
+
+impl Memo<'_> {
+    fn value(&mut self, o: &Operand) -> Rcvar {
+        match o {
+            Operand::Literal(v) => v.clone(),
+            Operand::Path(id) => {
+                let (paths, data) = (self.paths, self.data);
+                self.values[*id]
+                    .get_or_insert_with(|| {
+                        let mut ctx = jmespath::Context::new("", &jmespath::DEFAULT_RUNTIME);
+                        jmespath::interpret(data, &paths[*id], &mut ctx)
+                            .unwrap_or_else(|_| Rcvar::new(Variable::Null))
+                    })
+                    .clone()
+            }
+        }
+    }
+}
+
+/// Whether the chain of `steps` (of `expr`) matches: every conjunct but the last truthy for
+/// JMESPath, the last for Python (a comparison is a boolean, on which both agree).
+fn run_steps(
+    expr: &Expression<'static>,
+    steps: &[Step],
+    memo: &mut Memo<'_>,
+) -> Result<bool, jmespath::JmespathError> {
+    let last = steps.len().saturating_sub(1);
+    for (i, step) in steps.iter().enumerate() {
+        let passed = match step {
+            Step::Compare { lhs, op, rhs } => {
+                let (a, b) = (memo.value(lhs), memo.value(rhs));
+                a.compare(op, &b).unwrap_or(false)
+            }
+            Step::Eval(ast) => {
+                let mut ctx = jmespath::Context::new(expr.as_str(), &jmespath::DEFAULT_RUNTIME);
+                let v = jmespath::interpret(memo.data, ast, &mut ctx)?;
+                if i < last { v.is_truthy() } else { truthy(&v) }
+            }
+        };
+        if !passed {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A clause every match of a query needs, on one named field: `term`/`terms`, or `match`
@@ -333,6 +453,9 @@ pub struct SubscriptionSet {
     query_guards: Guards<String>,
     jmespath: Vec<Group>,
     jmespath_guards: Guards<Ast>,
+    /// Per JMESPath group, the steps of its planned chain.
+    jmespath_steps: Vec<Vec<Step>>,
+    paths: Vec<Ast>,
     len: usize,
 }
 
@@ -390,12 +513,22 @@ impl SubscriptionSet {
             };
             jmespath_guards.add(i, guard);
         }
+        let mut paths = Paths::default();
+        let jmespath_steps = jmespath
+            .iter()
+            .map(|g| match &g.filter {
+                Filter::Jmespath(Some((_, plan))) => paths.steps(plan),
+                _ => Vec::new(),
+            })
+            .collect();
         Self {
             revision,
             queries,
             query_guards,
             jmespath,
             jmespath_guards,
+            jmespath_steps,
+            paths: paths.asts,
             len,
         }
     }
@@ -519,11 +652,19 @@ impl SubscriptionSet {
 
     fn match_jmespath(&self, var: &Rcvar, event: EventKind, groups: &[usize]) -> Vec<Match> {
         let mut out = Vec::new();
-        for g in groups.iter().filter_map(|&i| self.jmespath.get(i)) {
+        let mut memo = Memo {
+            paths: &self.paths,
+            values: vec![None; self.paths.len()],
+            data: var,
+        };
+        for &i in groups {
+            let (Some(g), Some(steps)) = (self.jmespath.get(i), self.jmespath_steps.get(i)) else {
+                continue;
+            };
             let hit = match &g.filter {
                 Filter::Jmespath(None) => true,
-                Filter::Jmespath(Some((e, plan))) => match run_plan(e, plan, var) {
-                    Ok(v) => truthy(&v),
+                Filter::Jmespath(Some((e, _))) => match run_steps(e, steps, &mut memo) {
+                    Ok(v) => v,
                     Err(err) => {
                         tracing::debug!(query = %e, error = %err, "jmespath_query failed on the event; not notified");
                         false
@@ -733,6 +874,20 @@ mod tests {
                     "!admin_deleted && files.specimen_json[0].count < `6` && files.specimen_json[0].count"
                 ),
             ),
+            (
+                jm,
+                json!(
+                    "files.specimen_json[0].count >= `5` && files.specimen_json[0].organ.text != 'liver'"
+                ),
+            ),
+            (jm, json!("`3` < files.specimen_json[0].count")),
+            (
+                jm,
+                json!(
+                    "files.specimen_json[0].count == files.specimen_json[0].count && event_type == 'CREATE'"
+                ),
+            ),
+            (jm, json!("files.specimen_json[0].organ.text < 'z'")),
         ];
         let subs: Vec<Subscription> = filters
             .iter()
@@ -747,8 +902,8 @@ mod tests {
         );
         assert_eq!(
             set.jmespath_guards.open.len(),
-            6,
-            "number, or, object literal, none, and two without an equality"
+            9,
+            "number, or, object literal, none, and five without an equality"
         );
         let now = OffsetDateTime::UNIX_EPOCH;
         for t in [
