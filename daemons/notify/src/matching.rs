@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use dss_shared::ports::{
     EventKind, Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
 };
+use dss_shared::search::analyze::tokens;
 use dss_shared::search::dates::detect;
 use dss_shared::search::query::Scalar;
 use dss_shared::search::{Query, SingleDoc, parse_body};
@@ -298,31 +299,59 @@ fn run_steps(
     Ok(true)
 }
 
-/// A clause every match of a query needs, on one named field: `term`/`terms`, or `match`
-/// (which on a keyword field compares the whole value). Returns the field and the lower-cased
-/// values; at match time a keyword field must hold one of them (analysed fields always pass).
+/// A clause every match of a query needs, on one named field: `term`/`terms` or `match`.
+/// Returns the field and the values that let a document through, by the field's kind (known
+/// only per document): `k:{keyword}` / `K` (any) for a keyword field, `t:{token}` / `T` (any)
+/// for an analysed one. A `match` needs the whole value of a keyword field, or one of its tokens
+/// in an analysed field (whatever the operator); a `term` the lower-cased keyword, or the value
+/// as a token. Values that also compare as numbers or dates are not guarded on keyword fields.
 fn query_guard(q: &Query) -> Option<(String, Vec<String>)> {
     let single = |fields: &[String]| {
         (fields.len() == 1 && !fields[0].contains(['*', '?'])).then(|| fields[0].clone())
     };
+    let keyword_side = |s: &str| {
+        if keyword(s) {
+            format!("k:{}", s.to_lowercase())
+        } else {
+            "K".to_string()
+        }
+    };
     match q {
         Query::Term { fields, values } => {
             let field = single(fields)?;
-            let values = values
-                .iter()
-                .map(|v| match v {
-                    Scalar::Str(s) if keyword(s) => Some(s.to_lowercase()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?;
-            Some((field, values))
+            let mut out = Vec::new();
+            for v in values {
+                match v {
+                    Scalar::Str(s) => {
+                        out.push(keyword_side(s));
+                        out.push(format!("t:{s}"));
+                    }
+                    _ => out.extend(["K".to_string(), "T".to_string()]),
+                }
+            }
+            Some((field, out))
         }
-        Query::Match { fields, text, .. } if keyword(text) => {
-            Some((single(fields)?, vec![text.to_lowercase()]))
+        Query::Match { fields, text, .. } => {
+            let field = single(fields)?;
+            let mut out = vec![keyword_side(text)];
+            out.extend(tokens(text).into_iter().map(|t| format!("t:{t}")));
+            Some((field, out))
         }
         Query::Bool(b) => b.must.iter().find_map(query_guard),
         _ => None,
     }
+}
+
+/// The guard values of [`query_guard`] that the document's `field` lets through.
+fn query_guard_values(one: &SingleDoc<'_>, field: &str) -> Vec<String> {
+    let (any, prefix) = match one.field_is_text(field) {
+        None => return Vec::new(),
+        Some(false) => ("K", "k:"),
+        Some(true) => ("T", "t:"),
+    };
+    std::iter::once(any.to_string())
+        .chain(one.terms(field).map(|t| format!("{prefix}{t}")))
+        .collect()
 }
 
 /// The text of a path made of fields and indexes (`a.b[0].c`), which evaluates without errors.
@@ -416,28 +445,15 @@ impl<P> Guards<P> {
         }
     }
 
-    /// The open groups and those whose guard value `passes`, in order, once each.
-    fn candidates(&self, mut passes: impl FnMut(&P, &str) -> bool) -> Vec<usize> {
+    /// The open groups and those whose guard holds one of the values `found` gives for its
+    /// path (computed once per path), in order, once each.
+    fn candidates(&self, mut found: impl FnMut(&P) -> Vec<String>) -> Vec<usize> {
         let mut out = self.open.clone();
         for (path, values) in &self.paths {
-            for (v, groups) in values {
-                if passes(path, v) {
+            for v in found(path) {
+                if let Some(groups) = values.get(&v) {
                     out.extend(groups);
                 }
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-
-    /// The open groups and those whose guard value is what `value_of` gives for their path
-    /// (computed once per path), in order, once each.
-    fn candidates_by_value(&self, mut value_of: impl FnMut(&P) -> Option<String>) -> Vec<usize> {
-        let mut out = self.open.clone();
-        for (path, values) in &self.paths {
-            if let Some(groups) = value_of(path).and_then(|v| values.get(&v)) {
-                out.extend(groups);
             }
         }
         out.sort_unstable();
@@ -563,15 +579,17 @@ impl SubscriptionSet {
             .map(|doc| (doc, variable(doc)));
         let q_cand = search.as_ref().map_or_else(Vec::new, |(_, one)| {
             self.query_guards
-                .candidates(|field, v| one.has_keyword(field, v) != Some(false))
+                .candidates(|field| query_guard_values(one, field))
         });
         let j_cand = metadata.as_ref().map_or_else(Vec::new, |(_, var)| {
-            self.jmespath_guards.candidates_by_value(|path| {
+            self.jmespath_guards.candidates(|path| {
                 let mut ctx = jmespath::Context::new("", &jmespath::DEFAULT_RUNTIME);
                 jmespath::interpret(var, path, &mut ctx)
                     .ok()
                     .filter(|r| matches!(&**r, Variable::String(_) | Variable::Bool(_)))
                     .and_then(|r| serde_json::to_string(&*r).ok())
+                    .into_iter()
+                    .collect()
             })
         });
         let threads = std::thread::available_parallelism()
@@ -831,6 +849,23 @@ mod tests {
                 json!({"query": {"term": {"files.*.organ.text": "kidney"}}}),
             ),
             (es, json!({"query": {"term": {"admin_deleted": true}}})),
+            (
+                es,
+                json!({"query": {"match": {"files.specimen_json.name.text": {"query": "kidney heart", "operator": "and"}}}}),
+            ),
+            (
+                es,
+                json!({"query": {"match": {"files.specimen_json.name.text": "liver, atlas!"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"match": {"files.specimen_json.organ.text": "KIDNEY"}}}),
+            ),
+            (
+                es,
+                json!({"query": {"term": {"files.specimen_json.name.text": "atlas"}}}),
+            ),
+            (es, json!({"query": {"match": {"files.nothing": "x"}}})),
             (jm, json!("files.specimen_json[0].organ.text == 'kidney'")),
             (
                 jm,
@@ -895,11 +930,7 @@ mod tests {
             .map(|(i, (k, f))| sub(i, *k, f.clone()))
             .collect();
         let set = SubscriptionSet::new(1, subs.clone());
-        assert_eq!(
-            set.query_guards.open.len(),
-            6,
-            "numbers, a date, should, a wildcard, a boolean"
-        );
+        assert_eq!(set.query_guards.open.len(), 2, "should and a wildcard");
         assert_eq!(
             set.jmespath_guards.open.len(),
             9,

@@ -794,15 +794,20 @@ impl<'a> SingleDoc<'a> {
         }
     }
 
-    /// Whether the document holds the keyword `term` (already lower-cased) in `field`; `None`
-    /// when `field` is an analysed field, whose answer depends on analysis. Lets a caller with
-    /// many `term` queries skip those that cannot match.
-    pub fn has_keyword(&self, field: &str, term: &str) -> Option<bool> {
-        match self.index.field(field) {
-            None => Some(false),
-            Some(f) if f.text => None,
-            Some(f) => Some(f.terms.get(term).is_some()),
-        }
+    /// Whether the document has `field`, and if so whether it is an analysed (`.text`) field.
+    /// With [`terms`](Self::terms), lets a caller with many term-level queries skip those that
+    /// cannot match.
+    pub fn field_is_text(&self, field: &str) -> Option<bool> {
+        self.index.field(field).map(|f| f.text)
+    }
+
+    /// The terms `field` holds as indexed: lower-cased keywords, or the tokens of an analysed
+    /// field.
+    pub fn terms(&self, field: &str) -> impl Iterator<Item = &str> {
+        self.index
+            .field(field)
+            .into_iter()
+            .flat_map(|f| f.terms.terms())
     }
 
     /// Whether the document matches `q`.

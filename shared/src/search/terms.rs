@@ -174,6 +174,11 @@ impl TermDict {
         self.postings.reserve(n);
     }
 
+    /// Every term, in no particular order.
+    pub(crate) fn terms(&self) -> impl Iterator<Item = &str> {
+        self.postings.keys().map(|k| k.as_str())
+    }
+
     /// The postings of one term.
     pub(crate) fn get(&self, term: &str) -> Option<&Postings> {
         self.postings.get(term)
