@@ -627,3 +627,49 @@ async fn one_event_fans_out_to_hundreds_of_subscriptions_once_each() {
     subs.sort();
     assert_eq!(paths, subs, "each matching subscription once");
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_slow_receivers_time_out() {
+    let env = start(&format!(
+        "{ALLOW}\ntimeout_ms = 300\nretry_delays_secs = [60]"
+    ))
+    .await;
+    let moved = Receiver::start().await;
+    moved.answer(302);
+    let slow = Receiver::start().await;
+    slow.answer_after(Duration::from_secs(3));
+    let a = env
+        .subscribe(
+            SubscriptionKind::Jmespath,
+            json!({"callback_url": moved.url}),
+        )
+        .await;
+    let b = env
+        .subscribe(
+            SubscriptionKind::Jmespath,
+            json!({"callback_url": slow.url}),
+        )
+        .await;
+    env.bundle(U1, V1, "a").await;
+    let log = env.wait_attempts(&a, 1).await;
+    assert_eq!(
+        (log[0].status, log[0].error.as_deref()),
+        (Some(302), Some("HTTP 302"))
+    );
+    assert_eq!(
+        log[0].outcome,
+        DeliveryState::Pending,
+        "a 3xx is a failure, retried later"
+    );
+    let log = env.wait_attempts(&b, 1).await;
+    assert_eq!(log[0].status, None);
+    assert!(
+        log[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("timed out")),
+        "{log:?}"
+    );
+    assert!(log[0].latency_ms < 2_000, "gave up at the timeout: {log:?}");
+    assert_eq!(moved.received().len(), 1, "the Location was not followed");
+}

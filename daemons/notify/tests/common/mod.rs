@@ -175,12 +175,14 @@ pub struct Receiver {
     pub url: String,
     pub got: Arc<Mutex<Vec<Received>>>,
     pub status: Arc<Mutex<u16>>,
+    pub delay: Arc<Mutex<Duration>>,
 }
 
 #[derive(Clone)]
 struct RState {
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<Mutex<u16>>,
+    delay: Arc<Mutex<Duration>>,
 }
 
 async fn record(
@@ -189,14 +191,17 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, [(&'static str, &'static str); 1]) {
     s.got.lock().expect("lock").push(Received {
         method,
         path: uri.path().to_string(),
         headers,
         body,
     });
-    StatusCode::from_u16(*s.status.lock().expect("lock")).unwrap_or(StatusCode::OK)
+    let delay = *s.delay.lock().expect("lock");
+    tokio::time::sleep(delay).await;
+    let status = StatusCode::from_u16(*s.status.lock().expect("lock")).unwrap_or(StatusCode::OK);
+    (status, [("location", "http://127.0.0.1:9/elsewhere")])
 }
 
 impl Receiver {
@@ -209,6 +214,7 @@ impl Receiver {
         let state = RState {
             got: Arc::new(Mutex::new(Vec::new())),
             status: Arc::new(Mutex::new(200)),
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
         };
         let app = axum::Router::new()
             .fallback(record)
@@ -218,6 +224,7 @@ impl Receiver {
             url: format!("http://{addr}/hook"),
             got: state.got,
             status: state.status,
+            delay: state.delay,
         }
     }
 
@@ -227,6 +234,11 @@ impl Receiver {
 
     pub fn answer(&self, status: u16) {
         *self.status.lock().expect("lock") = status;
+    }
+
+    /// Makes the receiver wait this long before answering.
+    pub fn answer_after(&self, delay: Duration) {
+        *self.delay.lock().expect("lock") = delay;
     }
 
     pub fn received(&self) -> Vec<Received> {
