@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blob_route;
 pub mod body;
 pub mod bundles;
+pub mod drs;
 pub mod enumerate;
 pub mod error;
 pub mod events;
@@ -91,6 +92,12 @@ pub fn router(state: Shared) -> Router {
             "/v1/subscriptions/{uuid}/deliveries",
             get(subscriptions::deliveries),
         )
+        .route("/ga4gh/drs/v1/objects/{object_id}", get(drs::object))
+        .route(
+            "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}",
+            get(drs::access),
+        )
+        .route("/ga4gh/drs/v1/service-info", get(drs::service_info))
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
         .route("/internal/health", get(misc::health))
