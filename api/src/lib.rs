@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blob_route;
 pub mod body;
 pub mod bundles;
+pub mod collections;
 pub mod drs;
 pub mod enumerate;
 pub mod error;
@@ -91,6 +92,16 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/v1/subscriptions/{uuid}/deliveries",
             get(subscriptions::deliveries),
+        )
+        .route(
+            "/v1/collections",
+            get(collections::list).put(collections::put),
+        )
+        .route(
+            "/v1/collections/{uuid}",
+            get(collections::get)
+                .patch(collections::patch)
+                .delete(collections::delete),
         )
         .route("/ga4gh/drs/v1/objects/{object_id}", get(drs::object))
         .route(

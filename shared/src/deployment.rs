@@ -9,11 +9,12 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::{Config, replica_path};
 use crate::embedded::{
-    Db, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch, EmbeddedSubscriptions,
-    EmbeddedTopic, LocalBlobStore, QueueConfig,
+    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch,
+    EmbeddedSubscriptions, EmbeddedTopic, LocalBlobStore, QueueConfig,
 };
 use crate::ports::{
-    BlobStore, DeliveryStore, EventJournal, QueueError, SearchIndex, SubscriptionStore,
+    BlobStore, CollectionIndex, DeliveryStore, EventJournal, QueueError, SearchIndex,
+    SubscriptionStore,
 };
 use crate::signing::UrlSigner;
 
@@ -82,6 +83,8 @@ pub struct Deployment {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     /// The webhook outbox and delivery log.
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// Which collections each owner created.
+    pub collections: Arc<dyn CollectionIndex>,
     /// Signs download URLs served by the API.
     pub signer: UrlSigner,
     /// The clock.
@@ -173,6 +176,7 @@ impl Deployment {
             journal: Arc::new(EmbeddedJournal::new(&db, clock.clone())),
             subscriptions: Arc::new(EmbeddedSubscriptions::new(&db)),
             deliveries: Arc::new(EmbeddedDeliveries::new(&db)),
+            collections: Arc::new(EmbeddedCollections::new(&db)),
             config,
             db,
             replicas,

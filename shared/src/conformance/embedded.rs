@@ -242,3 +242,10 @@ async fn embedded_deliveries_conform() {
     let db = Db::open(&dir.path().join("d.db"), Durability::Process).expect("open");
     super::deliveries::run(&crate::embedded::EmbeddedDeliveries::new(&db), "c").await;
 }
+
+#[tokio::test]
+async fn embedded_collection_index_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("c.db"), Durability::Process).expect("open");
+    super::collections::run(&crate::embedded::EmbeddedCollections::new(&db), "c").await;
+}

@@ -3,6 +3,7 @@
 //! Each suite panics with a message naming the failed property; adapters call it from a test.
 
 pub mod blob;
+pub mod collections;
 pub mod deliveries;
 pub mod queue;
 pub mod search;

@@ -2,6 +2,7 @@
 //! the events journal, webhook subscriptions and their delivery outbox. They are the default, so a whole deployment runs on one machine with no
 //! cloud.
 
+pub mod collections;
 pub mod db;
 pub mod deliveries;
 pub mod journal;
@@ -11,6 +12,7 @@ pub mod queue;
 pub mod search;
 pub mod subscriptions;
 
+pub use collections::EmbeddedCollections;
 pub use db::{Db, DbError, Durability};
 pub use deliveries::EmbeddedDeliveries;
 pub use journal::EmbeddedJournal;

@@ -1,6 +1,7 @@
 //! Ports: the traits every adapter (embedded or cloud) implements.
 
 pub mod blob;
+pub mod collections;
 pub mod deliveries;
 pub mod journal;
 pub mod queue;
@@ -11,6 +12,7 @@ pub use blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
     PutOptions,
 };
+pub use collections::{CollectionIndex, CollectionIndexError};
 pub use deliveries::{Attempt, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery};
 pub use journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
 pub use queue::{
