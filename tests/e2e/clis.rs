@@ -36,7 +36,16 @@ impl Cli {
     fn new(dss: &Dss, name: &str, var: &str, config_var: &'static str) -> Cli {
         let home = tempfile::tempdir().expect("tempdir");
         let swagger = format!("{}/v1/swagger.json", dss.base);
-        let cfg = serde_json::json!({"DSSClient": {"swagger_url": swagger}, "AuthClient": {"swagger_url": swagger}});
+        let expires_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 3600;
+        // Authenticated calls: the deployment's bearer token as a stored OAuth2 token (the
+        // CLIs otherwise fetch client secrets from the original's auth service).
+        let cfg = serde_json::json!({"DSSClient": {"swagger_url": swagger}, "AuthClient": {"swagger_url": swagger},
+            "application_secrets": {"installed": {"client_id": "dss-tests", "client_secret": "unused",
+                "token_uri": format!("{}/unused-token-endpoint", dss.base)}},
+            "oauth2_token": {"access_token": dss.token, "token_type": "Bearer", "expires_at": expires_at}});
         std::fs::write(home.path().join("config.json"), cfg.to_string()).expect("config");
         Cli {
             bin: binary(name, var),
@@ -51,6 +60,8 @@ impl Cli {
             .current_dir(self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("xdg"))
             .env(self.config_var, self.home.path().join("config.json"))
+            // oauthlib's switch for plain-HTTP servers such as this test's.
+            .env("OAUTHLIB_INSECURE_TRANSPORT", "1")
             .output()
             .expect("run the CLI");
         assert!(
@@ -80,7 +91,7 @@ async fn dbio_cli_works_unchanged() {
 }
 
 /// get-bundle (one page and auto-paged), head-file, get-file, get-bundles-all, post-search,
-/// download.
+/// download, get-collection, download-collection.
 async fn exercise(dss: &Dss, cli: &Cli) {
     let meta = dss
         .upload(V, b"{\"donor\": {\"id\": 1}}".to_vec(), "application/json")
@@ -188,5 +199,55 @@ async fn exercise(dss: &Dss, cli: &Cli) {
         std::fs::read(root.join("reads.bin")).expect("reads.bin"),
         expected,
         "download verified and wrote the bytes"
+    );
+
+    // A collection holding the small bundle and, nested, another collection.
+    let put_collection = |contents: serde_json::Value| {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let body = serde_json::json!({"name": "n", "description": "d", "details": {}, "contents": contents});
+        let req = dss
+            .http
+            .put(format!(
+                "{}/v1/collections?replica=aws&uuid={uuid}&version={V}",
+                dss.base
+            ))
+            .bearer_auth(&dss.token)
+            .json(&body);
+        async move {
+            let r = req.send().await.expect("put collection");
+            assert_eq!(r.status(), 201, "{:?}", r.text().await);
+            uuid
+        }
+    };
+    let inner =
+        put_collection(serde_json::json!([{"type": "bundle", "uuid": small, "version": V}])).await;
+    let outer =
+        put_collection(serde_json::json!([{"type": "collection", "uuid": inner, "version": V}]))
+            .await;
+    let v: Value = serde_json::from_str(&cli.run(&[
+        "dss",
+        "get-collection",
+        "--uuid",
+        &outer,
+        "--replica",
+        "aws",
+    ]))
+    .expect("json");
+    assert_eq!(v["contents"][0]["uuid"], inner.as_str());
+    let cdl = cli.home.path().join("cdl");
+    cli.run(&[
+        "dss",
+        "download-collection",
+        "--uuid",
+        &outer,
+        "--replica",
+        "aws",
+        "--download-dir",
+        cdl.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        std::fs::read(cdl.join(format!("{small}.{V}")).join("reads.bin")).expect("reads.bin"),
+        expected,
+        "download-collection followed the nested collection to the bundle"
     );
 }
