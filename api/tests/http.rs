@@ -1141,11 +1141,19 @@ async fn the_api_document_matches_the_router() {
                 );
             }
             // Each required query parameter, left out alone, is reported by name.
+            let id = uuid();
             for missing in &required {
                 let q: Vec<String> = required
                     .iter()
                     .filter(|r| *r != missing)
-                    .map(|r| format!("{r}={}", if *r == "version" { V1 } else { "aws" }))
+                    .map(|r| {
+                        let value = match *r {
+                            "version" => V1,
+                            "uuid" => id.as_str(),
+                            _ => "aws",
+                        };
+                        format!("{r}={value}")
+                    })
                     .collect();
                 let (st, _, v) = s
                     .call(
