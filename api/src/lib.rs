@@ -156,8 +156,16 @@ pub async fn serve(
     state: Shared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(state);
     let svc = tower::util::MapRequest::new(app, strip_trailing_slash);
+    // Small answers go out at once: with Nagle's algorithm a response written in two parts
+    // waits for the client's delayed ACK (40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(svc),

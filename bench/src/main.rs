@@ -20,6 +20,7 @@ use dss_shared::model::{
 use dss_shared::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
 use futures::StreamExt;
 
+mod downloads;
 mod notify;
 mod osmem;
 mod search;
@@ -371,6 +372,10 @@ async fn main() -> Result<()> {
         print_table(search::run(&dss, work.path(), search_docs, &http).await?);
         return Ok(());
     }
+    if args.iter().any(|a| a == "--downloads-only") {
+        print_table(downloads::run(&dss, work.path()).await?);
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--notify-only") {
         print_table(notify::run(&dss, work.path(), quick, &http).await?);
         return Ok(());
@@ -482,6 +487,7 @@ async fn main() -> Result<()> {
     // 6. Search, indexing and the events journal.
     rows.extend(search::run(&dss, work.path(), search_docs, &http).await?);
     rows.extend(notify::run(&dss, work.path(), quick, &http).await?);
+    rows.extend(downloads::run(&dss, work.path()).await?);
     print_table(rows);
     Ok(())
 }
