@@ -62,6 +62,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Operator view of every daemon queue and its dead-letter queue: messages visible, in
+    /// flight and delayed, and the oldest one's age.
+    Queues {
+        #[command(flatten)]
+        common: Common,
+        /// One JSON object per queue instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Operator view of a subscription's webhook deliveries: recent attempts, or deliveries
     /// in one state (JSON lines).
     Deliveries {
@@ -286,7 +295,19 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    match dispatch(Cli::parse()).await {
+        // Output piped into `head` and the like: the reader had enough.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up { common, listen } => {
             run(common.load(listen.as_deref())?, Components::All).await
@@ -296,6 +317,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Index { common } => run(common.load(None)?, Components::Index).await,
         Command::Notify { common } => run(common.load(None)?, Components::Notify).await,
+        Command::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
         Command::Deliveries {
             common,
             subscription,

@@ -1,10 +1,11 @@
-//! Operator commands on a deployment's data: the webhook delivery log and resends.
+//! Operator commands on a deployment's data: queue gauges, the webhook delivery log and resends.
 
 use anyhow::{Context, bail};
 use dss_api::subscriptions::{attempt_json, delivery_json};
 use dss_shared::config::Config;
-use dss_shared::deployment::Deployment;
+use dss_shared::deployment::{DAEMON_QUEUES, Deployment};
 use dss_shared::ports::DeliveryState;
+use dss_shared::ports::Queue;
 use serde_json::json;
 use std::io::Write;
 
@@ -76,6 +77,42 @@ pub async fn resend(
             "{refused} of {} deliveries are not dead (or unknown) and were not resent",
             ids.len()
         );
+    }
+    Ok(())
+}
+
+/// `dss queues`: the gauges of every daemon queue and its dead-letter queue.
+pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
+    let dep = open(cfg).await?;
+    let mut out = std::io::stdout().lock();
+    if !as_json {
+        writeln!(
+            out,
+            "{:<24} {:>9} {:>9} {:>9} {:>12}",
+            "queue", "visible", "in_flight", "delayed", "oldest_s"
+        )?;
+    }
+    for name in DAEMON_QUEUES
+        .iter()
+        .flat_map(|q| [q.to_string(), format!("{q}-dlq")])
+    {
+        let s = dep.queue(&name).await?.stats().await?;
+        let oldest = s.oldest_age.map(|a| a.as_secs_f64());
+        if as_json {
+            writeln!(
+                out,
+                "{}",
+                json!({"queue": name, "visible": s.visible, "in_flight": s.in_flight,
+                "delayed": s.delayed, "oldest_age_secs": oldest})
+            )?;
+        } else {
+            let oldest = oldest.map_or_else(|| "-".to_string(), |o| format!("{o:.1}"));
+            writeln!(
+                out,
+                "{name:<24} {:>9} {:>9} {:>9} {oldest:>12}",
+                s.visible, s.in_flight, s.delayed
+            )?;
+        }
     }
     Ok(())
 }

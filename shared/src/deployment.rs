@@ -33,6 +33,9 @@ pub const DELIVERY_QUEUE: &str = "notify-deliveries";
 /// Queues subscribed to the bucket events topic, one per consuming daemon.
 const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
 
+/// Every daemon queue (each has a dead-letter queue `{name}-dlq`).
+pub const DAEMON_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE, DELIVERY_QUEUE];
+
 /// Errors while opening a deployment.
 #[derive(Debug, thiserror::Error)]
 pub enum DeploymentError {

@@ -5,4 +5,5 @@ mod clis;
 mod harness;
 mod lifecycle;
 mod notify;
+mod ops;
 mod search;
