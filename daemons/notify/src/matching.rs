@@ -138,17 +138,7 @@ fn cost(a: &Ast) -> usize {
 /// must be truthy for JMESPath and the last for Python; the two agree on booleans, so only when
 /// every conjunct is boolean may the last one move.
 fn plan(a: &Ast) -> Ast {
-    fn conjuncts<'a>(a: &'a Ast, out: &mut Vec<&'a Ast>) {
-        match a {
-            Ast::And { lhs, rhs, .. } => {
-                conjuncts(lhs, out);
-                conjuncts(rhs, out);
-            }
-            other => out.push(other),
-        }
-    }
-    let mut all = Vec::new();
-    conjuncts(a, &mut all);
+    let mut all = conjuncts(a);
     if all.len() < 2 {
         return a.clone();
     }
@@ -215,18 +205,8 @@ impl Paths {
 
     /// The steps of a planned chain.
     fn steps(&mut self, plan: &Ast) -> Vec<Step> {
-        fn conjuncts<'a>(a: &'a Ast, out: &mut Vec<&'a Ast>) {
-            match a {
-                Ast::And { lhs, rhs, .. } => {
-                    conjuncts(lhs, out);
-                    conjuncts(rhs, out);
-                }
-                other => out.push(other),
-            }
-        }
-        let mut all = Vec::new();
-        conjuncts(plan, &mut all);
-        all.into_iter()
+        conjuncts(plan)
+            .into_iter()
             .map(|c| match c {
                 Ast::Comparison {
                     comparator,
@@ -368,8 +348,7 @@ fn path_key(a: &Ast) -> Option<String> {
 /// chain: when it is false, so is the expression (the chain yields a false value). A test of
 /// `event_type` is taken only when there is no other (it passes for a third of all events).
 fn jmespath_guard(a: &Ast) -> Option<(String, Ast, String)> {
-    let mut found = Vec::new();
-    equalities(a, &mut found);
+    let mut found: Vec<_> = conjuncts(a).into_iter().filter_map(equality).collect();
     let generic = format!("{:?}", "event_type");
     found
         .iter()
@@ -378,17 +357,19 @@ fn jmespath_guard(a: &Ast) -> Option<(String, Ast, String)> {
         .map(|i| found.swap_remove(i))
 }
 
-/// The `path == literal` conjuncts of `a`'s top-level `&&` chain.
-fn equalities(a: &Ast, out: &mut Vec<(String, Ast, String)>) {
+/// The conjuncts of `a`'s top-level `&&` chain, in order (`a` itself when it is no chain).
+fn conjuncts(a: &Ast) -> Vec<&Ast> {
     match a {
         Ast::And { lhs, rhs, .. } => {
-            equalities(lhs, out);
-            equalities(rhs, out);
+            let mut out = conjuncts(lhs);
+            out.extend(conjuncts(rhs));
+            out
         }
-        other => out.extend(equality(other)),
+        other => vec![other],
     }
 }
 
+/// A `path == literal` conjunct (string or boolean literal): its path key, path and literal.
 fn equality(a: &Ast) -> Option<(String, Ast, String)> {
     match a {
         Ast::Comparison {
@@ -653,16 +634,9 @@ impl SubscriptionSet {
             if let Filter::Query(q) = &g.filter
                 && one.matches(q)
             {
-                for c in &g.members {
-                    let attachments = c.attachments.as_ref().map(|a| {
-                        let v = var.get_or_insert_with(|| variable(doc));
-                        attachments(a, v)
-                    });
-                    out.push(Match {
-                        compiled: c.clone(),
-                        attachments,
-                    });
-                }
+                push_members(&mut out, g, |a| {
+                    Some(attachments(a, var.get_or_insert_with(|| variable(doc))))
+                });
             }
         }
         out
@@ -693,19 +667,26 @@ impl SubscriptionSet {
             if !hit {
                 continue;
             }
-            for c in &g.members {
-                let attachments = c
-                    .attachments
-                    .as_ref()
-                    .filter(|_| event == EventKind::Create)
-                    .map(|a| attachments(a, var));
-                out.push(Match {
-                    compiled: c.clone(),
-                    attachments,
-                });
-            }
+            push_members(&mut out, g, |a| {
+                (event == EventKind::Create).then(|| attachments(a, var))
+            });
         }
         out
+    }
+}
+
+/// Adds a match for every member of a group that matched; `attach` computes the attachments
+/// of members that define some (`None`: not for this event).
+fn push_members(
+    out: &mut Vec<Match>,
+    group: &Group,
+    mut attach: impl FnMut(&Attachments) -> Option<Value>,
+) {
+    for c in &group.members {
+        out.push(Match {
+            compiled: c.clone(),
+            attachments: c.attachments.as_ref().and_then(&mut attach),
+        });
     }
 }
 
