@@ -15,6 +15,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A duration in milliseconds, for adding to [`Clock::now_ms`] (saturating far beyond any
+/// real delay).
+pub fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 /// Shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 

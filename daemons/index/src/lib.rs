@@ -42,10 +42,6 @@ pub struct Indexer {
     limits: Limits,
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
-}
-
 impl Indexer {
     /// An indexer over the deployment's replicas, search index and journal, with the limits of
     /// its `index` configuration.
@@ -73,7 +69,7 @@ impl Indexer {
         self.journal
             .record(replica, vec![event])
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         Ok(())
     }
 
@@ -105,7 +101,7 @@ impl Indexer {
                         .search
                         .put(replica, &id, &doc)
                         .await
-                        .map_err(transient)?;
+                        .map_err(HandlerError::transient)?;
                     tracing::info!(replica, bundle = %id, tombstone = %tomb_key, modified, "indexed a bundle that is already tombstoned");
                     return Ok(Outcome::Done);
                 }
@@ -123,7 +119,7 @@ impl Indexer {
             .search
             .put(replica, &id, &doc)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         let create = create_document(uuid.as_str(), version.as_str(), &manifest, &files);
         self.record(replica, EventKind::Create, id.clone(), &create)
             .await?;
@@ -149,7 +145,7 @@ impl Indexer {
                 let exists = store
                     .head(&ObjectKey::bundle(uuid, v))
                     .await
-                    .map_err(transient)?
+                    .map_err(HandlerError::transient)?
                     .is_some();
                 if exists { vec![v.clone()] } else { Vec::new() }
             }
@@ -164,7 +160,7 @@ impl Indexer {
             self.search
                 .put(replica, &format!("{uuid}.{v}"), &doc)
                 .await
-                .map_err(transient)?;
+                .map_err(HandlerError::transient)?;
         }
         let event = tombstone_document(&tombstone, uuid.as_str(), version.map(DssVersion::as_str));
         let event_id = key.trim_start_matches(Kind::Bundle.prefix()).to_string();

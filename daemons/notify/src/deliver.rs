@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dss_shared::callback::AllowedNet;
-use dss_shared::clock::SharedClock;
+use dss_shared::clock::{SharedClock, millis};
 use dss_shared::ports::{
     Attempt, Delivery, DeliveryState, DeliveryStore, Message, Queue, SubscriptionStore,
 };
@@ -42,10 +42,6 @@ pub struct Deliverer {
     pub clock: SharedClock,
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
-}
-
 /// How an attempt ended.
 struct Sent {
     status: Option<u16>,
@@ -57,7 +53,7 @@ impl Deliverer {
     async fn requeue(&self, due: Due<'_>) -> Result<Outcome, HandlerError> {
         outbox::send(&*self.queue, &[due], self.clock.now_ms())
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         Ok(Outcome::Done)
     }
 
@@ -67,7 +63,7 @@ impl Deliverer {
         self.deliveries
             .settle(&d.new.id, d.attempts, None, DeliveryState::Dead, now)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         Err(HandlerError::Permanent(format!(
             "delivery {} given up: {why}",
             d.new.id
@@ -105,7 +101,12 @@ impl Handler for Deliverer {
         if due.due_ms > now {
             return self.requeue(due).await;
         }
-        let Some(d) = self.deliveries.get(due.delivery).await.map_err(transient)? else {
+        let Some(d) = self
+            .deliveries
+            .get(due.delivery)
+            .await
+            .map_err(HandlerError::transient)?
+        else {
             return Ok(Outcome::Done);
         };
         if d.state != DeliveryState::Pending || d.attempts != due.attempts {
@@ -115,12 +116,12 @@ impl Handler for Deliverer {
             .subscriptions
             .get(&d.new.replica, d.new.kind, &d.new.subscription)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         let Some(sub) = sub else {
             self.deliveries
                 .settle(&d.new.id, d.attempts, None, DeliveryState::Cancelled, now)
                 .await
-                .map_err(transient)?;
+                .map_err(HandlerError::transient)?;
             tracing::info!(delivery = %d.new.id, subscription = %d.new.subscription, "subscription deleted; delivery cancelled");
             return Ok(Outcome::Done);
         };
@@ -136,7 +137,7 @@ impl Handler for Deliverer {
                 if self.schedule.expired(d.round_started_ms, now) {
                     return self.give_up(&d, "its endpoint kept failing").await;
                 }
-                let later = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
+                let later = now + millis(wait);
                 return self
                     .requeue(Due {
                         due_ms: later,
@@ -161,7 +162,7 @@ impl Handler for Deliverer {
             (false, None) => DeliveryState::Dead,
         };
         if let Some(wait) = next {
-            let due_ms = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
+            let due_ms = now + millis(wait);
             outbox::send(
                 &*self.queue,
                 &[Due {
@@ -172,7 +173,7 @@ impl Handler for Deliverer {
                 now,
             )
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         }
         let attempt = Attempt {
             delivery: d.new.id.clone(),
@@ -188,7 +189,7 @@ impl Handler for Deliverer {
             .deliveries
             .settle(&d.new.id, d.attempts, Some(&attempt), state, now)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         let error = sent.error.unwrap_or_default();
         if ok {
             tracing::debug!(delivery = %d.new.id, subscription = %d.new.subscription, attempt = attempt.attempt,

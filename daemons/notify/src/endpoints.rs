@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dss_shared::clock::millis;
 use dss_shared::config::NotifyConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -74,10 +75,6 @@ impl From<&NotifyConfig> for Endpoints {
     }
 }
 
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
-}
-
 impl Endpoints {
     /// Asks to deliver to `endpoint` at `now_ms`.
     pub async fn admit(&self, endpoint: &str, now_ms: i64) -> Admission {
@@ -141,7 +138,7 @@ impl Endpoints {
             b.times_opened += 1;
             let factor = 2u32.saturating_pow(b.times_opened - 1).min(10);
             let wait = self.cooldown * factor;
-            b.open_until_ms = Some(now_ms + ms(wait));
+            b.open_until_ms = Some(now_ms + millis(wait));
             tracing::warn!(failures = b.failures, wait = ?wait, "endpoint keeps failing; its deliveries wait");
         }
     }

@@ -28,10 +28,6 @@ pub struct EventHandler {
     public_url: String,
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
-}
-
 impl EventHandler {
     /// A handler over the deployment's replicas and subscriptions, sending due attempts to
     /// `deliveries_queue`.
@@ -64,7 +60,7 @@ impl Handler for EventHandler {
         let targets = match documents::targets(&replica.store, &event, &self.limits).await {
             Ok(t) => t,
             Err(LoadError::Corrupt(why)) => return Err(HandlerError::Permanent(why)),
-            Err(e) => return Err(transient(e)),
+            Err(e) => return Err(HandlerError::transient(e)),
         };
         if targets.is_empty() {
             return Ok(Outcome::Done);
@@ -73,7 +69,7 @@ impl Handler for EventHandler {
             .matcher
             .set(&*self.deployment.subscriptions, &replica.name)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         let now = self.deployment.clock.now();
         let subscriptions = set.len();
         // Matching a large set is CPU work of milliseconds: off the async threads.
@@ -83,7 +79,7 @@ impl Handler for EventHandler {
                 (m, targets)
             })
             .await
-            .map_err(transient)?
+            .map_err(HandlerError::transient)?
         } else {
             let m: Vec<_> = targets.iter().map(|t| set.matches(t, now)).collect();
             (m, targets)
@@ -119,7 +115,7 @@ impl Handler for EventHandler {
             .deliveries
             .add(&new, now_ms)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         // Deliveries not yet attempted get their first attempt (again, if this event was
         // delivered before and the daemon stopped before enqueueing).
         let due: Vec<Due<'_>> = stored
@@ -133,7 +129,7 @@ impl Handler for EventHandler {
             .collect();
         outbox::send(&*self.deliveries_queue, &due, now_ms)
             .await
-            .map_err(transient)?;
+            .map_err(HandlerError::transient)?;
         Ok(Outcome::Done)
     }
 }

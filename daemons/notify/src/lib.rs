@@ -26,6 +26,7 @@ pub mod signature;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dss_shared::clock::millis;
 use dss_shared::deployment::{DELIVERY_QUEUE, Deployment, NOTIFY_QUEUE};
 use dss_shared::ports::{DeliveryState, Queue};
 use dss_shared::worker::{Worker, WorkerConfig};
@@ -130,7 +131,7 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
 async fn prune_loop(deployment: Deployment, shutdown: CancellationToken) {
     let keep = Duration::from_secs(deployment.config.notify.log_retention_secs);
     loop {
-        let before = deployment.clock.now_ms() - i64::try_from(keep.as_millis()).unwrap_or(0);
+        let before = deployment.clock.now_ms() - millis(keep);
         match deployment.deliveries.prune(before).await {
             Ok(n) if n > 0 => tracing::info!(rows = n, "pruned the delivery log"),
             Ok(_) => {}

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dss_shared::clock::millis;
 use dss_shared::config::NotifyConfig;
 
 /// When the next attempt of a failing delivery is due.
@@ -44,13 +45,13 @@ impl Schedule {
         let planned = self.planned(made).as_secs_f64();
         let spread = planned * self.jitter * (2.0 * rand::random::<f64>() - 1.0);
         let wait = Duration::from_secs_f64((planned + spread).max(0.0));
-        let due = now_ms.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4));
+        let due = now_ms.saturating_add(millis(wait));
         (!self.expired(round_started_ms, due)).then_some(wait)
     }
 
     /// Whether a round that started at `round_started_ms` is over at `at_ms`.
     pub fn expired(&self, round_started_ms: i64, at_ms: i64) -> bool {
-        let limit = i64::try_from(self.give_up_after.as_millis()).unwrap_or(i64::MAX / 4);
+        let limit = millis(self.give_up_after);
         at_ms.saturating_sub(round_started_ms) > limit
     }
 }

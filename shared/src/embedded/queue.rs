@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, millis};
 use crate::ports::queue::{Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
 
 use super::db::{Db, DbError};
@@ -46,10 +46,6 @@ pub struct EmbeddedQueue {
     dead_letter: String,
     max_receive: u32,
     clock: SharedClock,
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 impl EmbeddedQueue {
@@ -187,7 +183,7 @@ impl Queue for EmbeddedQueue {
         let now = self.clock.now_ms();
         let rows: Vec<(String, i64)> = messages
             .iter()
-            .map(|m| (m.body.clone(), now + ms(m.delay)))
+            .map(|m| (m.body.clone(), now + millis(m.delay)))
             .collect();
         let name = self.name.clone();
         self.db
@@ -223,7 +219,7 @@ impl Queue for EmbeddedQueue {
                 self.name.clone(),
                 self.dead_letter.clone(),
                 self.max_receive,
-                ms(visibility),
+                millis(visibility),
                 self.clock.now_ms(),
             );
             let got = self
@@ -266,7 +262,7 @@ impl Queue for EmbeddedQueue {
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
         let id = receipt_id(receipt)?;
-        let (r, visible) = (receipt.to_string(), self.clock.now_ms() + ms(timeout));
+        let (r, visible) = (receipt.to_string(), self.clock.now_ms() + millis(timeout));
         let changed = self
             .db
             .write(move |c| {

@@ -46,6 +46,13 @@ pub enum HandlerError {
     Permanent(String),
 }
 
+impl HandlerError {
+    /// A transient failure described by `e` (for `map_err` on backend errors).
+    pub fn transient(e: impl std::fmt::Display) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+}
+
 /// A daemon's job: handle one message.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
