@@ -1,12 +1,12 @@
 //! The webhook outbox and attempt log in the embedded database. Concurrent `settle` calls (one
 //! per delivery attempt) are group-committed: one writer transaction takes every request waiting
-//! at that moment.
+//! at that moment ([`GroupCommit`]).
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Db, DbError};
+use super::group_commit::GroupCommit;
 use crate::ports::deliveries::{
     Attempt, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
 };
@@ -27,60 +27,19 @@ struct SettleWork {
     now_ms: i64,
 }
 
-/// One `settle` call waiting for the writer.
-struct Settle {
-    work: SettleWork,
-    reply: oneshot::Sender<Result<bool, DeliveryError>>,
-}
-
-/// Most `settle` calls one transaction takes.
-const MAX_GROUP: usize = 512;
-
 /// The embedded [`DeliveryStore`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedDeliveries {
     db: Db,
-    settler: mpsc::UnboundedSender<Settle>,
+    settler: GroupCommit<SettleWork, bool>,
 }
 
 impl EmbeddedDeliveries {
     /// The store in `db`; starts its group-commit writer on the current runtime.
     pub fn new(db: &Db) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Settle>();
-        let writer = db.clone();
-        tokio::spawn(async move {
-            let mut group = Vec::with_capacity(MAX_GROUP);
-            while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-                let (work, replies): (Vec<SettleWork>, Vec<_>) =
-                    group.drain(..).map(|s| (s.work, s.reply)).unzip();
-                let result = writer
-                    .write(move |c| {
-                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let out = work
-                            .iter()
-                            .map(|w| settle_in(&tx, w))
-                            .collect::<rusqlite::Result<Vec<bool>>>()?;
-                        tx.commit()?;
-                        Ok(out)
-                    })
-                    .await;
-                match result {
-                    Ok(out) => {
-                        for (reply, done) in replies.into_iter().zip(out) {
-                            let _ = reply.send(Ok(done));
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(DeliveryError::Backend(e.to_string())));
-                        }
-                    }
-                }
-            }
-        });
         Self {
             db: db.clone(),
-            settler: tx,
+            settler: GroupCommit::start(db, |tx, w| Ok(settle_in(tx, &w)?)),
         }
     }
 }
@@ -246,7 +205,6 @@ impl DeliveryStore for EmbeddedDeliveries {
         state: DeliveryState,
         now_ms: i64,
     ) -> Result<bool, DeliveryError> {
-        let (reply, answer) = oneshot::channel();
         let work = SettleWork {
             id: id.to_string(),
             attempts_before,
@@ -254,11 +212,7 @@ impl DeliveryStore for EmbeddedDeliveries {
             state,
             now_ms,
         };
-        let stopped = || DeliveryError::Backend("the delivery store's writer stopped".into());
-        self.settler
-            .send(Settle { work, reply })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        Ok(self.settler.submit(work).await?)
     }
 
     async fn attempts(

@@ -1,11 +1,12 @@
 //! The embedded event journal: a table in the embedded database. Concurrent `record` calls are
-//! group-committed: one writer transaction takes every request waiting at that moment.
+//! group-committed ([`GroupCommit`]): one writer transaction takes every request waiting at that
+//! moment.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::db::{Db, DbError};
+use super::group_commit::GroupCommit;
 use crate::clock::SharedClock;
 use crate::model::DssVersion;
 use crate::ports::journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
@@ -16,69 +17,24 @@ impl From<DbError> for JournalError {
     }
 }
 
-struct Request {
-    replica: String,
-    events: Vec<NewEvent>,
-    reply: oneshot::Sender<Result<usize, JournalError>>,
-}
-
-/// Most requests one transaction takes.
-const MAX_GROUP: usize = 512;
-
 /// The embedded [`EventJournal`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedJournal {
     db: Db,
-    writer: mpsc::UnboundedSender<Request>,
+    writer: GroupCommit<(String, Vec<NewEvent>), usize>,
 }
 
 impl EmbeddedJournal {
     /// The journal in `db`; starts its group-commit writer on the current runtime.
     pub fn new(db: &Db, clock: SharedClock) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
-        let writer_db = db.clone();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
-                while group.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(r) => group.push(r),
-                        Err(_) => break,
-                    }
-                }
-                let now = clock.now();
-                let work: Vec<(String, Vec<NewEvent>)> = group
-                    .iter_mut()
-                    .map(|r| (r.replica.clone(), std::mem::take(&mut r.events)))
-                    .collect();
-                let result = writer_db
-                    .write(move |c| {
-                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let counts = work
-                            .iter()
-                            .map(|(replica, events)| append(&tx, replica, events, now))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        tx.commit()?;
-                        Ok(counts)
-                    })
-                    .await;
-                match result {
-                    Ok(counts) => {
-                        for (r, n) in group.into_iter().zip(counts) {
-                            let _ = r.reply.send(Ok(n));
-                        }
-                    }
-                    Err(e) => {
-                        for r in group {
-                            let _ = r.reply.send(Err(JournalError::Backend(e.to_string())));
-                        }
-                    }
-                }
-            }
-        });
         Self {
             db: db.clone(),
-            writer: tx,
+            writer: GroupCommit::start(
+                db,
+                move |tx, (replica, events): (String, Vec<NewEvent>)| {
+                    append(tx, &replica, &events, clock.now())
+                },
+            ),
         }
     }
 }
@@ -140,16 +96,7 @@ impl EventJournal for EmbeddedJournal {
         if events.is_empty() {
             return Ok(0);
         }
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(Request {
-                replica: replica.to_string(),
-                events,
-                reply,
-            })
-            .map_err(|_| JournalError::Backend("journal writer stopped".into()))?;
-        rx.await
-            .map_err(|_| JournalError::Backend("journal writer stopped".into()))?
+        Ok(self.writer.submit((replica.to_string(), events)).await?)
     }
 
     async fn list(

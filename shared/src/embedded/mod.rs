@@ -5,6 +5,7 @@
 pub mod collections;
 pub mod db;
 pub mod deliveries;
+mod group_commit;
 pub mod journal;
 pub mod keypath;
 pub mod local_blob;
