@@ -129,19 +129,26 @@ async fn latest(
     newest.ok_or_else(|| not_found(uuid))
 }
 
-/// Loads a version the caller owns: 404 when absent or deleted, 403 for someone else's.
+/// One version of a collection; 404 when absent.
+async fn read(
+    r: &Replica,
+    uuid: &ObjectUuid,
+    version: &DssVersion,
+) -> ApiResult<Map<String, Value>> {
+    storage::read_json(&*r.store, &ObjectKey::collection(uuid, version))
+        .await?
+        .ok_or_else(|| not_found(uuid))
+}
+
+/// The newest version and its document, which must be the caller's: 404 when absent or
+/// deleted, 403 for someone else's.
 async fn owned(
     r: &Replica,
     uuid: &ObjectUuid,
-    version: Option<&DssVersion>,
     caller: &str,
 ) -> ApiResult<(DssVersion, Map<String, Value>)> {
-    let store = &*r.store;
-    let newest = latest(store, uuid).await?;
-    let version = version.cloned().unwrap_or(newest);
-    let doc: Map<String, Value> = storage::read_json(store, &ObjectKey::collection(uuid, &version))
-        .await?
-        .ok_or_else(|| not_found(uuid))?;
+    let newest = latest(&*r.store, uuid).await?;
+    let doc = read(r, uuid, &newest).await?;
     if doc.get("owner").and_then(Value::as_str) != Some(caller) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -149,7 +156,22 @@ async fn owned(
             "Collection access denied",
         ));
     }
-    Ok((version, doc))
+    Ok((newest, doc))
+}
+
+/// The caller's collection at `version` (the newest when `None`); who owns it is decided by the
+/// newest version, as in the original.
+async fn owned_at(
+    r: &Replica,
+    uuid: &ObjectUuid,
+    version: Option<&DssVersion>,
+    caller: &str,
+) -> ApiResult<Map<String, Value>> {
+    let (newest, doc) = owned(r, uuid, caller).await?;
+    match version {
+        Some(v) if *v != newest => read(r, uuid, v).await,
+        _ => Ok(doc),
+    }
 }
 
 /// Writes a collection version; the same document again is fine, a different one is a conflict.
@@ -256,6 +278,11 @@ pub async fn put(
     for item in &contents {
         check_item(item)?;
     }
+    // A uuid in use is its owner's: someone else's collection cannot get new versions.
+    match owned(r, &uuid, &owner).await {
+        Err(e) if e.status != StatusCode::NOT_FOUND => return Err(e),
+        _ => {}
+    }
     verify_all(r, &contents).await?;
     doc.insert("contents".into(), Value::Array(contents));
     doc.insert("owner".into(), owner.clone().into());
@@ -286,7 +313,7 @@ pub async fn get(
         Some(v) => Some(DssVersion::parse(v).map_err(|_| not_found(&uuid))?),
         None => None,
     };
-    let (_, doc) = owned(r, &uuid, version.as_ref(), owner).await?;
+    let doc = owned_at(r, &uuid, version.as_ref(), owner).await?;
     Ok(axum::Json(Value::Object(doc)).into_response())
 }
 
@@ -343,9 +370,7 @@ pub async fn patch(
             )));
         }
     }
-    // The caller must own the collection (its newest version), and the version must exist.
-    owned(r, &uuid, None, owner).await?;
-    let (_, mut doc) = owned(r, &uuid, Some(&version), owner).await?;
+    let mut doc = owned_at(r, &uuid, Some(&version), owner).await?;
     for key in ["name", "description", "details"] {
         if let Some(v) = changes.get(key) {
             doc.insert(key.into(), v.clone());
@@ -376,7 +401,7 @@ pub async fn delete(
     let owner = state.auth.email(&caller)?;
     let uuid = parse_uuid(&raw_uuid)?;
     let r = state.replica(&q)?;
-    owned(r, &uuid, None, owner).await?;
+    owned(r, &uuid, owner).await?;
     state.writable()?;
     let tomb = json!({"email": owner});
     storage::create_or_match::<Value>(

@@ -84,6 +84,12 @@ async fn collections_are_created_changed_listed_and_deleted_by_their_owner() {
         (st, v["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("forbidden"))
     );
+    let (st, _) = put(&s, &s.admin, &c, V2, body(json!([f]))).await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "no new versions of someone else's collection"
+    );
 
     // PATCH: a new version with changes; the old one is unchanged.
     let patch = format!("/v1/collections/{c}?replica=aws&version={V1}");
