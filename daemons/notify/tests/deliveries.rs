@@ -597,20 +597,12 @@ async fn one_event_fans_out_to_hundreds_of_subscriptions_once_each() {
         } else {
             "files.project_json[0].title == 'Liver'"
         };
-        let s = dss_shared::ports::Subscription {
-            uuid: uuid.clone(),
-            replica: "aws".into(),
-            owner: format!("owner{}@example.org", i % 7),
-            kind: SubscriptionKind::Jmespath,
-            document: json!({"uuid": uuid, "callback_url": format!("{}/{uuid}", rx.url), "jmespath_query": query}),
-        };
-        assert!(
-            env.d
-                .subscriptions
-                .create(&s, usize::MAX)
-                .await
-                .expect("create")
-        );
+        env.subscribe_as(
+            &uuid,
+            SubscriptionKind::Jmespath,
+            json!({"callback_url": format!("{}/{uuid}", rx.url), "jmespath_query": query}),
+        )
+        .await;
         if i % 3 == 0 {
             subs.push(uuid);
         }

@@ -97,19 +97,30 @@ impl Env {
     /// Stores a subscription of `kind` with `fields` (callback_url etc.); returns its uuid.
     pub async fn subscribe(&self, kind: SubscriptionKind, fields: Value) -> String {
         let uuid = uuid::Uuid::new_v4().to_string();
+        self.subscribe_as(&uuid, kind, fields).await;
+        uuid
+    }
+
+    /// Stores a subscription with the given uuid (no per-owner limit: the API tests cover it).
+    pub async fn subscribe_as(&self, uuid: &str, kind: SubscriptionKind, fields: Value) {
         let mut doc = fields;
-        doc["uuid"] = uuid.clone().into();
+        doc["uuid"] = uuid.into();
         doc["owner"] = "owner@example.org".into();
         doc["replica"] = "aws".into();
         let s = Subscription {
-            uuid: uuid.clone(),
+            uuid: uuid.to_string(),
             replica: "aws".into(),
             owner: "owner@example.org".into(),
             kind,
             document: doc,
         };
-        assert!(self.d.subscriptions.create(&s, 100).await.expect("create"));
-        uuid
+        assert!(
+            self.d
+                .subscriptions
+                .create(&s, usize::MAX)
+                .await
+                .expect("create")
+        );
     }
 
     /// The subscription's attempts, oldest first.
