@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::search::{ms, percentile};
+use crate::search::p50_p99;
 use crate::{Row, start};
 
 /// Runs the download benchmark on its own `dss up`.
@@ -19,19 +19,15 @@ pub async fn run(dss: &Path, work: &Path) -> Result<Vec<Row>> {
     let file = uuid::Uuid::new_v4().to_string();
     let version = "2019-05-01T000000.000000Z";
     let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-    let r = http
-        .put(format!(
-            "{}/v1/files/{file}/content?version={version}&replica=aws",
-            server.base
-        ))
-        .bearer_auth(&server.token)
-        .header("content-type", "application/octet-stream")
-        .body(data.clone())
-        .send()
+    server
+        .upload(
+            &http,
+            &file,
+            version,
+            "application/octet-stream",
+            data.clone(),
+        )
         .await?;
-    if r.status() != 201 {
-        bail!("upload answered {}", r.status());
-    }
     let mut lat: Vec<Duration> = Vec::new();
     for i in 0..300 {
         let t = Instant::now();
@@ -59,15 +55,10 @@ pub async fn run(dss: &Path, work: &Path) -> Result<Vec<Row>> {
         }
         while body.chunk().await?.is_some() {}
     }
-    lat.sort();
     Ok(vec![Row {
         name: "GET /v1/files/{uuid} of a 10 KB file → 302 → first byte (embedded, keep-alive)"
             .into(),
-        result: format!(
-            "p50 {}, p99 {}",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99))
-        ),
+        result: p50_p99(&mut lat),
         goal: "< 20 ms".into(),
         baseline: "original: 301 + Retry-After 10 s while a checkout copy was made (quoted)".into(),
     }])

@@ -73,6 +73,33 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Uploads `body` as file `uuid` at `version` to replica `aws`.
+    pub async fn upload(
+        &self,
+        http: &reqwest::Client,
+        uuid: &str,
+        version: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<()> {
+        let r = http
+            .put(format!(
+                "{}/v1/files/{uuid}/content?version={version}&replica=aws",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        if r.status() != 201 {
+            bail!("upload answered {}", r.status());
+        }
+        Ok(())
+    }
+}
+
 pub fn start(dss: &Path, data: &Path, port: u16) -> Result<Server> {
     start_with(dss, data, port, &[])
 }

@@ -20,7 +20,7 @@ use dss_shared::search::{SingleDoc, parse_body};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::search::{document, ms, percentile, upload_metadata};
+use crate::search::{document, p50_p99, upload_metadata};
 use crate::{Row, start_with};
 
 const ORGANS: &[&str] = &[
@@ -109,14 +109,9 @@ async fn put_to_webhook(dss: &Path, work: &Path, http: &reqwest::Client) -> Resu
             }
         }
     }
-    lat.sort();
     Ok(Row {
         name: "bundle PUT sent → signed webhook received (embedded, `dss up`, 7 metadata files, JMESPath match)".into(),
-        result: format!(
-            "p50 {}, p99 {}",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99))
-        ),
+        result: p50_p99(&mut lat),
         goal: "p99 < 100 ms".into(),
         baseline: "original: v2 inline after S3 → SNS → SQS → Lambda (seconds); v1 via a 1-minute scheduled worker (quoted)".into(),
     })
@@ -310,7 +305,6 @@ fn matching(n: usize) -> Vec<Row> {
         matched += set.matches(t, now).len();
         lat.push(start.elapsed());
     }
-    lat.sort();
     // Naive: index the document anew for every query subscription (what evaluating each stored
     // query on its own costs), measured on 500 and scaled to the set's queries.
     let queries: Vec<_> = subs
@@ -332,11 +326,7 @@ fn matching(n: usize) -> Vec<Row> {
             n - queries.len(),
             matched as f64 / targets.len() as f64
         ),
-        result: format!(
-            "p50 {}, p99 {}",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99))
-        ),
+        result: p50_p99(&mut lat),
         goal: "< 5 ms per event".into(),
         baseline: format!(
             "naive (document indexed per query): {:.1} ms for the queries alone; original: one percolate search per index write",
