@@ -57,6 +57,19 @@ pub async fn json_object(
     }
 }
 
+/// Reads an optional JSON object body: an empty body is an empty object.
+pub async fn json_object_or_empty(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> ApiResult<serde_json::Map<String, Value>> {
+    let bytes = read_limited(body, limit).await?;
+    if bytes.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    json_object(headers, Body::from(bytes), limit).await
+}
+
 /// Deserialises a validated object into `T`, turning serde's message into a 400.
 pub fn typed<T: DeserializeOwned>(m: serde_json::Map<String, Value>) -> ApiResult<T> {
     serde_json::from_value(Value::Object(m)).map_err(|e| ApiError::illegal_arguments(e.to_string()))

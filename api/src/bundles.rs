@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dss_shared::model::documents::valid_file_name;
 use dss_shared::model::documents::{BUNDLE_FORMAT, bundle_tombstone};
 use dss_shared::model::keys::Kind;
 use dss_shared::model::{
@@ -34,20 +35,6 @@ struct FileRef {
     version: DssVersion,
     name: String,
     indexed: bool,
-}
-
-/// Checks a file name: relative, no `.`/`..` segments, no hidden segments, no backslashes,
-/// no control characters, not empty.
-pub fn valid_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains("./")
-        && !name.contains('\\')
-        && !name.contains("/.")
-        && !name.starts_with('/')
-        && !name.starts_with("~/")
-        && name != ".."
-        && name != "."
-        && !name.chars().any(char::is_control)
 }
 
 fn parse_file_ref(v: &Value, field: &str) -> ApiResult<FileRef> {
@@ -394,42 +381,4 @@ pub async fn delete(
         }
     }
     Ok((StatusCode::OK, axum::Json(json!({}))).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_file_name;
-
-    #[test]
-    fn file_names_follow_the_original_rules() {
-        for ok in [
-            "path",
-            "good..path",
-            "path.json2/",
-            "a/2b/c/22d2",
-            ".2bashrc",
-            "~x",
-        ] {
-            assert!(valid_file_name(ok), "{ok}");
-        }
-        for bad in [
-            ".",
-            "..",
-            "~/x",
-            "./",
-            "../path",
-            "path/../path",
-            "2path/..",
-            "/path",
-            "C:\\",
-            "path\\path.json",
-            "a/.hidden",
-            "a./b",
-            "",
-            "a\nb",
-            "tab\t",
-        ] {
-            assert!(!valid_file_name(bad), "{bad:?}");
-        }
-    }
 }

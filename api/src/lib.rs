@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blob_route;
 pub mod body;
 pub mod bundles;
+pub mod checkout;
 pub mod collections;
 pub mod drs;
 pub mod enumerate;
@@ -56,6 +57,7 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
         api_document: serde_json::to_vec(&document)?.into(),
         manifests: storage::ManifestCache::new(1024, 1000),
         params,
+        checkout_queue: tokio::sync::OnceCell::new(),
     }))
 }
 
@@ -77,6 +79,14 @@ pub fn router(state: Shared) -> Router {
                 .put(bundles::put)
                 .patch(bundles::patch)
                 .delete(bundles::delete),
+        )
+        .route(
+            "/v1/bundles/{uuid}/checkout",
+            axum::routing::post(checkout::start),
+        )
+        .route(
+            "/v1/bundles/checkout/{checkout_job_id}",
+            get(checkout::status),
         )
         .route("/v1/search", axum::routing::post(search::search))
         .route("/v1/events", get(events::list))

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use dss_shared::deployment::{Deployment, Replica};
+use dss_shared::deployment::{CHECKOUT_QUEUE, Deployment, Replica};
+use dss_shared::ports::Queue;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub params: crate::validate::ParamRules,
     /// Parsed manifests of recently read bundles.
     pub manifests: crate::storage::ManifestCache,
+    /// The checkout daemon's job queue, once declared.
+    pub checkout_queue: tokio::sync::OnceCell<Arc<dyn Queue>>,
 }
 
 /// Handle passed to every handler.
@@ -59,6 +62,27 @@ impl AppState {
         body: axum::body::Body,
     ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
         crate::body::json_object(headers, body, self.deployment.config.api.max_json_body).await
+    }
+
+    /// Reads an optional JSON object body (an empty body is `{}`) within the size limit.
+    pub async fn json_body_or_empty(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+        crate::body::json_object_or_empty(headers, body, self.deployment.config.api.max_json_body)
+            .await
+    }
+
+    /// The checkout daemon's job queue (declared on first use).
+    pub async fn checkout_queue(&self) -> ApiResult<&Arc<dyn Queue>> {
+        self.checkout_queue
+            .get_or_try_init(|| async {
+                let q = self.deployment.queue(CHECKOUT_QUEUE).await?;
+                Ok::<_, dss_shared::ports::QueueError>(Arc::new(q) as Arc<dyn Queue>)
+            })
+            .await
+            .map_err(|e| ApiError::internal("checkout queue", e))
     }
 
     /// Refuses writes in read-only mode.

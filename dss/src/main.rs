@@ -62,6 +62,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run only the checkout daemon (bundle checkout jobs and their e-mails).
+    Checkout {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Operator view of every daemon queue and its dead-letter queue: messages visible, in
     /// flight and delayed, and the oldest one's age.
     Queues {
@@ -168,6 +173,8 @@ enum Components {
     Index,
     /// The notify daemon only.
     Notify,
+    /// The checkout daemon only.
+    Checkout,
 }
 
 impl Components {
@@ -179,6 +186,9 @@ impl Components {
     }
     fn notify(self) -> bool {
         matches!(self, Components::All | Components::Notify)
+    }
+    fn checkout(self) -> bool {
+        matches!(self, Components::All | Components::Checkout)
     }
 }
 
@@ -256,6 +266,11 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
         );
         tracing::info!(%url, "search documents live in Elasticsearch/OpenSearch");
     }
+    if cfg.mail.smtp_host.is_some() {
+        let mailer = dss_smtp::SmtpMailer::new(&cfg.mail).context("mail.smtp_host")?;
+        tracing::info!(?mailer, "e-mail goes out over SMTP");
+        deployment.mailer = Arc::new(mailer);
+    }
     deployment
         .declare_queues()
         .await
@@ -269,6 +284,14 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
     if components.notify() {
         let (d, token) = (deployment.clone(), stop.clone());
         daemons.spawn(async move { dss_notify::run(&d, token).await.context("notify daemon") });
+    }
+    if components.checkout() {
+        let (d, token) = (deployment.clone(), stop.clone());
+        daemons.spawn(async move {
+            dss_checkout::run(&d, token)
+                .await
+                .context("checkout daemon")
+        });
     }
     match listener {
         Some(listener) => {
@@ -317,6 +340,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Index { common } => run(common.load(None)?, Components::Index).await,
         Command::Notify { common } => run(common.load(None)?, Components::Notify).await,
+        Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
         Command::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
         Command::Deliveries {
             common,

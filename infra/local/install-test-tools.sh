@@ -6,7 +6,9 @@
 #   - osmem-server 0.1.6, an in-memory OpenSearch-API server (a static binary in a Python venv),
 #     for the Elasticsearch/OpenSearch adapter's conformance tests;
 #   - requests-http-signature 0.1.0 (the library the original DSS signed webhooks with), for the
-#     webhook receiver that verifies our signatures independently.
+#     webhook receiver that verifies our signatures independently;
+#   - aiosmtpd 1.4.6, an SMTP server that writes what it receives into a Maildir, for the
+#     e-mail tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -38,4 +40,10 @@ webhook="$root/.tools/webhook-venv"
 if ! "$webhook/bin/python" -c "import requests_http_signature" 2>/dev/null; then
   "$python" -m venv "$webhook"
   "$webhook/bin/pip" install --quiet --disable-pip-version-check 'requests-http-signature==0.1.0' 'requests>=2.31,<3'
+fi
+
+smtp="$root/.tools/smtp-venv"
+if ! "$smtp/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+  "$python" -m venv "$smtp"
+  "$smtp/bin/pip" install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
 fi

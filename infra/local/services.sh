@@ -29,3 +29,20 @@ start_osmem() {
   echo "osmem-server did not start" >&2
   return 1
 }
+
+# aiosmtpd writing every message it receives into a Maildir; sets SMTP_PORT and SMTP_MAILDIR.
+start_smtp() {
+  SMTP_PORT="$(_dss_free_port)"
+  SMTP_MAILDIR="$(mktemp -d)/maildir"
+  mkdir -p "$SMTP_MAILDIR"/{cur,new,tmp}
+  .tools/smtp-venv/bin/python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR" >/dev/null 2>&1 &
+  _dss_pids+=("$!")
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1).close()" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "aiosmtpd did not start" >&2
+  return 1
+}

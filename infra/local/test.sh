@@ -2,8 +2,8 @@
 # Runs every test of the project: installs the test tools, starts the servers the tests talk to,
 # then runs the whole workspace's tests, including those ignored by a plain `cargo test`: the
 # end-to-end tests that drive the official `hca` and `dbio` CLIs or verify webhook signatures with
-# requests-http-signature, and the Elasticsearch adapter's
-# conformance suite (against osmem-server here, or the server DSS_TEST_ES_URL names).
+# requests-http-signature, the Elasticsearch adapter's conformance suite (against osmem-server
+# here, or the server DSS_TEST_ES_URL names), and the e-mail tests against aiosmtpd.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh
@@ -14,4 +14,6 @@ if [ -z "${DSS_TEST_ES_URL:-}" ]; then
   start_osmem
   export DSS_TEST_ES_URL="$OSMEM_URL"
 fi
+start_smtp
+export DSS_TEST_SMTP_PORT="$SMTP_PORT" DSS_TEST_MAILDIR="$SMTP_MAILDIR"
 cargo test --workspace --locked -- --include-ignored

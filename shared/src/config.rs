@@ -63,6 +63,12 @@ pub struct Config {
     /// Webhook subscriptions and deliveries.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Bundle checkouts.
+    #[serde(default)]
+    pub checkout: CheckoutConfig,
+    /// Outgoing e-mail.
+    #[serde(default)]
+    pub mail: MailConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -116,6 +122,19 @@ impl Default for ApiConfig {
 pub struct ReplicaConfig {
     /// Backend URL of the main bucket: `file:///path` (embedded); cloud schemes come with their adapters.
     pub url: String,
+    /// Name of the replica's checkout bucket, a bucket of the same account as the main bucket
+    /// (for `file://` replicas, a sibling directory); default `{replica}-checkout`.
+    #[serde(default)]
+    pub checkout_bucket: Option<String>,
+}
+
+impl ReplicaConfig {
+    /// The checkout bucket's name for the replica called `replica`.
+    pub fn checkout_bucket_name(&self, replica: &str) -> String {
+        self.checkout_bucket
+            .clone()
+            .unwrap_or_else(|| format!("{replica}-checkout"))
+    }
 }
 
 /// Staging area settings.
@@ -289,6 +308,85 @@ impl NotifyConfig {
     }
 }
 
+/// Bundle checkout settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckoutConfig {
+    /// Checkout jobs run at once.
+    pub jobs: usize,
+    /// Files of one job copied at once.
+    pub concurrency: usize,
+    /// How long a job's queue message stays hidden while the daemon works on it, in seconds
+    /// (extended while it runs); a daemon that died is taken over after this.
+    pub visibility_secs: u64,
+    /// Attempts of a job that keeps failing transiently before it is marked FAILED.
+    pub max_attempts: u32,
+    /// How often a running job writes its progress into its status, in milliseconds.
+    pub progress_every_ms: u64,
+}
+
+impl Default for CheckoutConfig {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            concurrency: 8,
+            visibility_secs: 30,
+            max_attempts: 8,
+            progress_every_ms: 1000,
+        }
+    }
+}
+
+/// Outgoing e-mail: SMTP when `smtp_host` is set, else files in `dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// From address.
+    pub sender: String,
+    /// SMTP server host; unset: mail is written to `dir` instead.
+    pub smtp_host: Option<String>,
+    /// SMTP port (default 25 for `none`, 587 for `starttls`, 465 for `tls`).
+    pub smtp_port: Option<u16>,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_security: String,
+    /// SMTP user name (with `smtp_password`).
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    pub smtp_password: Option<String>,
+    /// Time for one SMTP conversation, in seconds.
+    pub smtp_timeout_secs: u64,
+    /// Directory for mail when no SMTP server is configured (default `{data_dir}/mail`).
+    pub dir: Option<PathBuf>,
+    /// Attempts to send one e-mail before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait before the second attempt of an e-mail, in seconds (doubling, up to 10 minutes).
+    pub retry_secs: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            sender: "dss@localhost".into(),
+            smtp_host: None,
+            smtp_port: None,
+            smtp_security: "starttls".into(),
+            smtp_username: None,
+            smtp_password: None,
+            smtp_timeout_secs: 30,
+            dir: None,
+            max_attempts: 10,
+            retry_secs: 5,
+        }
+    }
+}
+
+impl MailConfig {
+    /// The directory of the file mailer.
+    pub fn dir_in(&self, data_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("mail"))
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -352,6 +450,7 @@ impl Config {
                     name.into(),
                     ReplicaConfig {
                         url: format!("file://{}", dir.display()),
+                        checkout_bucket: None,
                     },
                 );
             }
@@ -390,6 +489,35 @@ impl Config {
                 ));
             }
             replica_path(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
+            if let Some(b) = &r.checkout_bucket
+                && !crate::ports::buckets::valid_bucket_name(b)
+            {
+                return Err(invalid(
+                    format!("replicas.{name}.checkout_bucket"),
+                    format!("'{b}' is not a bucket name (letters, digits, '.', '-', '_')"),
+                ));
+            }
+        }
+        if !crate::ports::mail::valid_address(&self.mail.sender) {
+            return Err(invalid(
+                "mail.sender",
+                format!("'{}' is not an e-mail address", self.mail.sender),
+            ));
+        }
+        if !["none", "starttls", "tls"].contains(&self.mail.smtp_security.as_str()) {
+            return Err(invalid(
+                "mail.smtp_security",
+                format!(
+                    "'{}' is not one of none, starttls, tls",
+                    self.mail.smtp_security
+                ),
+            ));
+        }
+        if self.mail.smtp_username.is_some() != self.mail.smtp_password.is_some() {
+            return Err(invalid(
+                "mail.smtp_password",
+                "give both mail.smtp_username and mail.smtp_password, or neither",
+            ));
         }
         if let Some(u) = &self.search.url
             && !(u.starts_with("http://") || u.starts_with("https://"))
@@ -437,6 +565,20 @@ impl Config {
                 u64::from(self.notify.breaker_failures),
             ),
             ("notify.log_retention_secs", self.notify.log_retention_secs),
+            ("checkout.jobs", self.checkout.jobs as u64),
+            ("checkout.concurrency", self.checkout.concurrency as u64),
+            ("checkout.visibility_secs", self.checkout.visibility_secs),
+            (
+                "checkout.max_attempts",
+                u64::from(self.checkout.max_attempts),
+            ),
+            (
+                "checkout.progress_every_ms",
+                self.checkout.progress_every_ms,
+            ),
+            ("mail.smtp_timeout_secs", self.mail.smtp_timeout_secs),
+            ("mail.max_attempts", u64::from(self.mail.max_attempts)),
+            ("mail.retry_secs", self.mail.retry_secs),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -510,7 +652,7 @@ impl Config {
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
-    "log",
+    "checkout", "mail", "log",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)
@@ -578,6 +720,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen_port"), "{e}");
+        let e = Config::from_toml("[mail]\nsender = \"nobody\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mail.sender"), "{e}");
+        let e =
+            Config::from_toml("[replicas.aws]\nurl = \"file:///x\"\ncheckout_bucket = \"../up\"")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("replicas.aws.checkout_bucket"), "{e}");
         let e = Config::from_toml("[log]\nformat = \"xml\"")
             .unwrap_err()
             .to_string();

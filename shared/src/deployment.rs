@@ -9,12 +9,13 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::{Config, replica_path};
 use crate::embedded::{
-    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue, EmbeddedSearch,
-    EmbeddedSubscriptions, EmbeddedTopic, LocalBlobStore, QueueConfig,
+    Db, Durability, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue,
+    EmbeddedSearch, EmbeddedSubscriptions, EmbeddedTopic, FileMailer, LocalBlobStore, LocalBuckets,
+    QueueConfig,
 };
 use crate::ports::{
-    BlobStore, CollectionIndex, DeliveryStore, EventJournal, QueueError, SearchIndex,
-    SubscriptionStore,
+    BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, QueueError,
+    SearchIndex, SubscriptionStore,
 };
 use crate::signing::UrlSigner;
 
@@ -30,11 +31,23 @@ pub const NOTIFY_QUEUE: &str = "notify";
 /// The notify daemon's queue of webhook deliveries due (one message per attempt).
 pub const DELIVERY_QUEUE: &str = "notify-deliveries";
 
+/// The checkout daemon's queue of bundle checkout jobs.
+pub const CHECKOUT_QUEUE: &str = "checkout";
+
+/// The checkout daemon's queue of e-mails to send (one message per e-mail).
+pub const CHECKOUT_MAIL_QUEUE: &str = "checkout-mail";
+
 /// Queues subscribed to the bucket events topic, one per consuming daemon.
 const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
 
 /// Every daemon queue (each has a dead-letter queue `{name}-dlq`).
-pub const DAEMON_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE, DELIVERY_QUEUE];
+pub const DAEMON_QUEUES: &[&str] = &[
+    INDEX_QUEUE,
+    NOTIFY_QUEUE,
+    DELIVERY_QUEUE,
+    CHECKOUT_QUEUE,
+    CHECKOUT_MAIL_QUEUE,
+];
 
 /// Errors while opening a deployment.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +80,10 @@ pub struct Replica {
     pub name: String,
     /// Its main bucket.
     pub store: Arc<dyn BlobStore>,
+    /// Its checkout bucket: checkout job status documents, and the default checkout destination.
+    pub checkout: Arc<dyn BlobStore>,
+    /// The buckets of its storage account (checkout destinations).
+    pub buckets: Arc<dyn Buckets>,
 }
 
 /// Live adapters of a deployment.
@@ -88,8 +105,12 @@ pub struct Deployment {
     pub deliveries: Arc<dyn DeliveryStore>,
     /// Which collections each owner created.
     pub collections: Arc<dyn CollectionIndex>,
+    /// Outgoing e-mail (the file mailer unless an SMTP adapter is put in place).
+    pub mailer: Arc<dyn Mailer>,
     /// Signs download URLs served by the API.
     pub signer: UrlSigner,
+    /// Directory names of the local main buckets (never checkout destinations).
+    main_dirs: Vec<String>,
     /// The clock.
     pub clock: SharedClock,
 }
@@ -148,6 +169,7 @@ impl Deployment {
         let secret = load_or_create_secret(&config.data_dir.join("keys").join("url-signing.key"))?;
         let signer = UrlSigner::new(&config.public_url(), secret);
         let mut replicas = BTreeMap::new();
+        let mut main_dirs = Vec::new();
         for (name, r) in &config.replicas {
             let err = |message: String| DeploymentError::Replica {
                 replica: name.clone(),
@@ -163,11 +185,42 @@ impl Deployment {
                 clock.clone(),
             )
             .map_err(|e| err(e.to_string()))?;
+            // The replica's account: the directory holding its bucket. Checkout copies can be
+            // made again, so they are fsynced only when power-loss durability is asked for.
+            let parent = store
+                .root()
+                .parent()
+                .ok_or_else(|| err("the bucket directory has no parent".into()))?
+                .to_path_buf();
+            let buckets = LocalBuckets::new(
+                &db,
+                parent,
+                Some(signer.clone()),
+                clock.clone(),
+                config.embedded.durability == Durability::Power,
+            );
+            main_dirs.extend(
+                store
+                    .root()
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned()),
+            );
+            let checkout_name = r.checkout_bucket_name(name);
+            if main_dirs.contains(&checkout_name) || config.replicas.contains_key(&checkout_name) {
+                return Err(err(format!(
+                    "checkout bucket '{checkout_name}' is a main bucket"
+                )));
+            }
+            let checkout = buckets
+                .create(&checkout_name)
+                .map_err(|e| err(format!("checkout bucket: {e}")))?;
             replicas.insert(
                 name.clone(),
                 Replica {
                     name: name.clone(),
                     store: Arc::new(store),
+                    checkout: Arc::new(checkout),
+                    buckets: Arc::new(buckets),
                 },
             );
         }
@@ -180,10 +233,16 @@ impl Deployment {
             subscriptions: Arc::new(EmbeddedSubscriptions::new(&db)),
             deliveries: Arc::new(EmbeddedDeliveries::new(&db)),
             collections: Arc::new(EmbeddedCollections::new(&db)),
+            mailer: Arc::new(FileMailer::new(
+                &config.mail.dir_in(&config.data_dir),
+                &config.mail.sender,
+                clock.clone(),
+            )),
             config,
             db,
             replicas,
             signer,
+            main_dirs,
             clock,
         })
     }
@@ -197,13 +256,33 @@ impl Deployment {
             self.queue(name).await?;
             topic.subscribe(name).await?;
         }
-        self.queue(DELIVERY_QUEUE).await?;
+        for name in [DELIVERY_QUEUE, CHECKOUT_QUEUE, CHECKOUT_MAIL_QUEUE] {
+            self.queue(name).await?;
+        }
         Ok(())
     }
 
     /// A daemon's queue (with its dead-letter queue `{name}-dlq`).
     pub async fn queue(&self, name: &str) -> Result<EmbeddedQueue, QueueError> {
-        EmbeddedQueue::declare(&self.db, name, QueueConfig::default(), self.clock.clone()).await
+        let max_receive_count = match name {
+            // A job marks itself FAILED after `max_attempts` failed tries; the margin lets a
+            // job survive daemons killed under it.
+            CHECKOUT_QUEUE => self.config.checkout.max_attempts + 10,
+            CHECKOUT_MAIL_QUEUE => self.config.mail.max_attempts,
+            _ => QueueConfig::default().max_receive_count,
+        };
+        let cfg = QueueConfig {
+            max_receive_count,
+            dead_letter: None,
+        };
+        EmbeddedQueue::declare(&self.db, name, cfg, self.clock.clone()).await
+    }
+
+    /// Whether `name` must not be a checkout destination: it names a replica's main bucket
+    /// (or its directory), where checkout files would mix with the stored objects.
+    pub fn is_main_bucket(&self, name: &str) -> bool {
+        self.replicas.values().any(|r| r.store.bucket() == name)
+            || self.main_dirs.iter().any(|d| d == name)
     }
 
     /// The replica whose main bucket is `bucket`.

@@ -3,6 +3,7 @@
 
 pub mod bundle_reader;
 pub mod callback;
+pub mod checkout;
 pub mod checksum;
 pub mod clock;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod ports;
 pub mod search;
 pub mod signing;
 pub mod telemetry;
+pub mod transfer;
 pub mod worker;
 
 #[cfg(any(test, feature = "conformance"))]

@@ -30,6 +30,7 @@ pub async fn run(store: Arc<dyn BlobStore>, prefix: &str, events: Option<Arc<dyn
     ordered_paged_listing(&*store, prefix).await;
     create_only_puts(&*store, prefix).await;
     failed_puts_store_nothing(&*store, prefix).await;
+    copy_puts(&*store, prefix).await;
     large_streamed_put(&*store, prefix).await;
     copy_and_delete(&*store, prefix).await;
     invalid_keys(&*store).await;
@@ -311,6 +312,56 @@ async fn failed_puts_store_nothing(s: &dyn BlobStore, p: &str) {
     assert!(
         s.head(&key).await.expect("head").is_none(),
         "nothing stored after a broken body"
+    );
+}
+
+/// A put marked as a copy of an object with known checksums keeps them, and still refuses bytes
+/// that are not that object.
+async fn copy_puts(s: &dyn BlobStore, p: &str) {
+    let body = data(300_000, 9);
+    let sums = checksums_of(&body);
+    let copy = |expected| PutOptions {
+        expected: Some(expected),
+        verify: crate::ports::blob::Verify::Copy,
+        ..Default::default()
+    };
+    let key = format!("{p}copyput/ok");
+    let m = s
+        .put_bytes(&key, body.clone(), copy(sums.clone()))
+        .await
+        .expect("copy put");
+    assert_eq!(m.size, 300_000, "copy put size");
+    let head = s.head(&key).await.expect("head").expect("copy put stored");
+    if let Some(recorded) = &head.checksums {
+        assert_eq!(recorded, &sums, "a copy put records the known checksums");
+    }
+    assert_eq!(
+        s.get_bytes(&key).await.expect("get"),
+        body,
+        "copy put bytes"
+    );
+
+    let mut corrupt = body.to_vec();
+    corrupt[1234] ^= 0x40;
+    let key = format!("{p}copyput/corrupt");
+    let r = s
+        .put_bytes(&key, Bytes::from(corrupt), copy(sums.clone()))
+        .await;
+    assert!(
+        matches!(&r, Err(BlobError::ChecksumMismatch(v)) if v.contains(&"crc32c")),
+        "a corrupted copy is refused: {r:?}"
+    );
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "nothing stored after a corrupted copy"
+    );
+    let r = s
+        .put_bytes(&key, body.slice(..1000), copy(sums.clone()))
+        .await;
+    assert!(r.is_err(), "a short copy is refused: {r:?}");
+    assert!(
+        s.head(&key).await.expect("head").is_none(),
+        "nothing stored after a short copy"
     );
 }
 

@@ -249,3 +249,36 @@ async fn embedded_collection_index_conforms() {
     let db = Db::open(&dir.path().join("c.db"), Durability::Process).expect("open");
     super::collections::run(&crate::embedded::EmbeddedCollections::new(&db), "c").await;
 }
+
+struct MailDir(std::path::PathBuf);
+
+#[async_trait]
+impl super::mail::Inbox for MailDir {
+    async fn messages(&self) -> Vec<super::mail::Received> {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return Vec::new();
+        };
+        let field = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| super::mail::Received {
+                from: field(&v, "from"),
+                to: field(&v, "to"),
+                subject: field(&v, "subject"),
+                text: field(&v, "text"),
+                html: field(&v, "html"),
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn file_mailer_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mail = dir.path().join("mail");
+    let mailer = crate::embedded::FileMailer::new(&mail, "dss@localhost", system());
+    super::mail::run(&mailer, &MailDir(mail), "dss@localhost").await;
+}

@@ -5,6 +5,7 @@
 pub mod blob;
 pub mod collections;
 pub mod deliveries;
+pub mod mail;
 pub mod queue;
 pub mod search;
 

@@ -22,7 +22,7 @@ use crate::checksum::{Checksums, MultiHasher};
 use crate::clock::SharedClock;
 use crate::ports::blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
-    PutOptions,
+    PutOptions, Verify,
 };
 use crate::ports::queue::{BucketEvent, BucketEventName};
 use crate::signing::UrlSigner;
@@ -57,6 +57,53 @@ fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
     }
 }
 
+/// What a spool computes: all four checksums, or only the CRC-32C of a copy of an object whose
+/// checksums are known (a wrong CRC-32C then yields checksums that cannot match).
+enum Hashing {
+    All(Box<MultiHasher>),
+    Copy { of: Checksums, crc: u32, len: u64 },
+}
+
+impl Hashing {
+    fn new(size: Option<u64>, copy_of: Option<Checksums>) -> Self {
+        match copy_of {
+            None => Hashing::All(Box::new(MultiHasher::new(size))),
+            Some(of) => Hashing::Copy { of, crc: 0, len: 0 },
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Hashing::All(h) => h.len(),
+            Hashing::Copy { len, .. } => *len,
+        }
+    }
+
+    fn update(&mut self, chunk: Bytes) {
+        match self {
+            Hashing::All(h) => h.update(chunk),
+            Hashing::Copy { crc, len, .. } => {
+                *crc = crc32c::crc32c_append(*crc, &chunk);
+                *len += chunk.len() as u64;
+            }
+        }
+    }
+
+    fn finish(self) -> Checksums {
+        match self {
+            Hashing::All(h) => h.finish(),
+            Hashing::Copy { mut of, crc, .. } => {
+                let got = format!("{crc:08x}");
+                if got != of.crc32c {
+                    // Only the CRC-32C was computed: report it alone as what the bytes have.
+                    of = Checksums { crc32c: got, ..of };
+                }
+                of
+            }
+        }
+    }
+}
+
 impl From<DbError> for BlobError {
     fn from(e: DbError) -> Self {
         BlobError::Backend(e.to_string())
@@ -77,6 +124,7 @@ pub struct LocalBlobStore {
     events_topic: Option<String>,
     signer: Option<UrlSigner>,
     clock: SharedClock,
+    fsync: bool,
 }
 
 type Row = (
@@ -177,7 +225,16 @@ impl LocalBlobStore {
             events_topic: events_topic.map(str::to_string),
             signer,
             clock,
+            fsync: true,
         })
+    }
+
+    /// Whether object data is fsynced before it becomes visible (the default). Buckets whose
+    /// objects can be made again (checkout copies) may skip it unless power-loss durability is
+    /// configured.
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
     }
 
     /// The directory holding this bucket's files.
@@ -266,27 +323,33 @@ impl LocalBlobStore {
     }
 
     /// Streams a body into a new temp file, hashing as it goes; returns (path, checksums, size).
+    /// With `copy_of`, only the CRC-32C is computed and the checksums returned are `copy_of`'s
+    /// when it matches (else a mismatch).
     async fn spool(
         &self,
         mut body: ByteStream,
         size: Option<u64>,
+        copy_of: Option<Checksums>,
     ) -> Result<(PathBuf, Checksums, u64), BlobError> {
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let path = tmp.clone();
+        let fsync = self.fsync;
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(Checksums, u64)> {
             let mut f = std::fs::File::create(&path)?;
-            let mut h = MultiHasher::new(size);
+            let mut h = Hashing::new(size, copy_of);
             let mut flushed = 0u64;
             while let Some(chunk) = rx.blocking_recv() {
                 f.write_all(&chunk)?;
                 h.update(chunk);
-                if h.len() - flushed >= WRITEBACK_EVERY {
+                if fsync && h.len() - flushed >= WRITEBACK_EVERY {
                     start_writeback(&f, flushed, h.len() - flushed);
                     flushed = h.len();
                 }
             }
-            f.sync_data()?;
+            if fsync {
+                f.sync_data()?;
+            }
             let len = h.len();
             Ok((h.finish(), len))
         });
@@ -449,7 +512,13 @@ impl BlobStore for LocalBlobStore {
         if opts.mode == PutMode::Create && self.meta(key).await?.is_some() {
             return Err(BlobError::AlreadyExists(key.to_string()));
         }
-        let (tmp, sums, size) = self.spool(body, opts.size).await?;
+        let copy_of = match opts.verify {
+            Verify::Full => None,
+            Verify::Copy => Some(opts.expected.clone().ok_or(BlobError::Backend(
+                "a copy put needs the expected checksums".into(),
+            ))?),
+        };
+        let (tmp, sums, size) = self.spool(body, opts.size, copy_of).await?;
         if let Some(expected) = &opts.expected {
             let bad = expected.mismatches(&sums);
             if !bad.is_empty() {
@@ -555,14 +624,17 @@ impl BlobStore for LocalBlobStore {
             .await?
             .ok_or_else(|| BlobError::NotFound(from.to_string()))?;
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let t = tmp.clone();
+        let (t, fsync) = (tmp.clone(), self.fsync);
         // Objects are replaced by rename, never modified in place, so a hard link is a safe copy.
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             if std::fs::hard_link(&src_path, &t).is_ok() {
                 return Ok(());
             }
             std::fs::copy(&src_path, &t)?;
-            std::fs::File::open(&t)?.sync_data()
+            if fsync {
+                std::fs::File::open(&t)?.sync_data()?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| BlobError::Backend(e.to_string()))?

@@ -115,6 +115,20 @@ pub struct BundleFileEntry {
     pub sha256: String,
 }
 
+/// Checks a file name: relative, no `.`/`..` segments, no hidden segments, no backslashes,
+/// no control characters, not empty.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains("./")
+        && !name.contains('\\')
+        && !name.contains("/.")
+        && !name.starts_with('/')
+        && !name.starts_with("~/")
+        && name != ".."
+        && name != "."
+        && !name.chars().any(char::is_control)
+}
+
 impl BundleFileEntry {
     /// A manifest entry from the request's fields and the file's metadata document.
     pub fn from_metadata(
@@ -242,5 +256,43 @@ mod tests {
             "3b83ef96387f14655fc854ddc3c6bd57"
         );
         assert!(m.to_json_text().starts_with(r#"{"format": "0.0.2", "version": "2017-06-20T214506.766634Z", "files": [{"name": "LICENSE", "uuid""#));
+    }
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    use super::valid_file_name;
+
+    #[test]
+    fn file_names_follow_the_original_rules() {
+        for ok in [
+            "path",
+            "good..path",
+            "path.json2/",
+            "a/2b/c/22d2",
+            ".2bashrc",
+            "~x",
+        ] {
+            assert!(valid_file_name(ok), "{ok}");
+        }
+        for bad in [
+            ".",
+            "..",
+            "~/x",
+            "./",
+            "../path",
+            "path/../path",
+            "2path/..",
+            "/path",
+            "C:\\",
+            "path\\path.json",
+            "a/.hidden",
+            "a./b",
+            "",
+            "a\nb",
+            "tab\t",
+        ] {
+            assert!(!valid_file_name(bad), "{bad:?}");
+        }
     }
 }

@@ -86,6 +86,19 @@ pub enum PutMode {
     Create,
 }
 
+/// How a put checks its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// Compute all four checksums, compare them with `expected` when given, and record them.
+    #[default]
+    Full,
+    /// The body is a copy of an object whose checksums are `expected` (required): only the
+    /// size and the CRC-32C (hardware, ~13 GB/s) are computed and compared, and `expected` is
+    /// recorded. For copies of already verified objects, where hashing all four would be
+    /// the bottleneck.
+    Copy,
+}
+
 /// Options of a put.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -97,6 +110,8 @@ pub struct PutOptions {
     pub expected: Option<Checksums>,
     /// Create-only or overwrite.
     pub mode: PutMode,
+    /// What is computed and compared.
+    pub verify: Verify,
 }
 
 /// An inclusive byte range; `end: None` means "to the end".

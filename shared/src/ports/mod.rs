@@ -1,20 +1,24 @@
 //! Ports: the traits every adapter (embedded or cloud) implements.
 
 pub mod blob;
+pub mod buckets;
 pub mod collections;
 pub mod deliveries;
 pub mod journal;
+pub mod mail;
 pub mod queue;
 pub mod search;
 pub mod subscriptions;
 
 pub use blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
-    PutOptions,
+    PutOptions, Verify,
 };
+pub use buckets::{Buckets, valid_bucket_name};
 pub use collections::{CollectionIndex, CollectionIndexError};
 pub use deliveries::{Attempt, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery};
 pub use journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
+pub use mail::{Mail, MailError, Mailer};
 pub use queue::{
     BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic,
 };

@@ -1,0 +1,94 @@
+//! Bundle checkout: `POST /v1/bundles/{uuid}/checkout` queues a job for the checkout daemon,
+//! `GET /v1/bundles/checkout/{checkout_job_id}` reads its status.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dss_shared::checkout::{CheckoutJob, read_status, submit};
+use dss_shared::model::DssVersion;
+use dss_shared::ports::mail::valid_address;
+use dss_shared::ports::valid_bucket_name;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::parse_uuid;
+use crate::state::Shared;
+use crate::storage;
+
+/// `POST /v1/bundles/{uuid}/checkout?replica=[&version=]` with `{"destination"?, "email"?}`.
+pub async fn start(
+    State(state): State<Shared>,
+    Path(raw_uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let m = state.json_body_or_empty(&headers, body).await?;
+    let text = |k: &str| -> ApiResult<Option<String>> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(ApiError::illegal_arguments(format!(
+                "{other} is not of type 'string'"
+            ))),
+        }
+    };
+    let (destination, email) = (text("destination")?, text("email")?);
+    let q = state.params.check("postBundlesCheckout", raw.as_deref())?;
+    let replica = state.replica(&q)?;
+    let uuid = parse_uuid(&raw_uuid)?;
+    let version = q.version_optional("version")?;
+    if let Some(e) = email.as_deref().filter(|e| !valid_address(e)) {
+        return Err(ApiError::illegal_arguments(format!(
+            "'{e}' is not a 'email'"
+        )));
+    }
+    let destination = match destination {
+        Some(d) if !valid_bucket_name(&d) || state.deployment.is_main_bucket(&d) => {
+            return Err(ApiError::illegal_arguments(format!(
+                "Destination bucket invalid! ('{d}' is not a bucket that can receive checkouts)"
+            )));
+        }
+        Some(d) => d,
+        None => replica.checkout.bucket().to_string(),
+    };
+    state.writable()?;
+    let resolved: DssVersion = storage::resolve_bundle(&*replica.store, &uuid, version.as_ref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("Cannot find bundle!"))?
+        .version;
+    let job = CheckoutJob {
+        job_id: uuid::Uuid::new_v4().to_string(),
+        replica: replica.name.clone(),
+        bundle: uuid.to_string(),
+        version: resolved.to_string(),
+        destination,
+        email,
+    };
+    let queue = state.checkout_queue().await?;
+    submit(&*replica.checkout, &**queue, &job)
+        .await
+        .map_err(|e| ApiError::internal("starting the checkout job", e))?;
+    tracing::info!(job = %job.job_id, bundle = %job.bundle, version = %job.version, destination = %job.destination, "checkout job queued");
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"checkout_job_id": job.job_id})),
+    )
+        .into_response())
+}
+
+/// `GET /v1/bundles/checkout/{checkout_job_id}?replica=`.
+pub async fn status(
+    State(state): State<Shared>,
+    Path(raw_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = state.params.check("getBundlesCheckout", raw.as_deref())?;
+    let replica = state.replica(&q)?;
+    let id = parse_uuid(&raw_id)?;
+    let status = read_status(&*replica.checkout, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("Cannot find checkout!"))?;
+    Ok((StatusCode::OK, axum::Json(status)).into_response())
+}

@@ -1,0 +1,164 @@
+//! Copying a bundle's files into the destination, several at once, skipping files already
+//! there and verified (so a job taken over after a crash does not copy them again), with the
+//! job's progress written into its status while it runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dss_shared::checkout::{CheckoutStatus, Progress, write_status};
+use dss_shared::model::{BundleFileEntry, ObjectKey};
+use dss_shared::ports::{BlobError, BlobStore};
+use dss_shared::transfer::{CopySource, copy_object, holds};
+use futures::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// Why copying stopped.
+#[derive(Debug)]
+pub(crate) enum CopyError {
+    /// Cannot succeed (the user is told why).
+    Fail(String),
+    /// May succeed later (storage down, a blob not replicated yet).
+    Retry(String),
+}
+
+/// Where the files go.
+pub(crate) struct Target {
+    /// The destination bucket.
+    pub store: Arc<dyn BlobStore>,
+    /// `bundles/{uuid}.{version}`.
+    pub prefix: String,
+}
+
+/// Writes a job's progress into its status.
+pub(crate) struct Reporter {
+    /// The replica's checkout bucket.
+    pub status_store: Arc<dyn BlobStore>,
+    /// The job.
+    pub job_id: String,
+    /// How often.
+    pub every: Duration,
+}
+
+struct Counters {
+    files: AtomicU64,
+    bytes: Arc<AtomicU64>,
+    files_total: u64,
+    bytes_total: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Progress {
+        Progress {
+            files_done: self.files.load(Ordering::Relaxed),
+            files_total: self.files_total,
+            bytes_done: self.bytes.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total,
+        }
+    }
+}
+
+fn classify(name: &str, e: BlobError) -> CopyError {
+    match e {
+        BlobError::InvalidKey { reason, .. } => CopyError::Fail(format!(
+            "file {name:?} cannot be written: {reason} (FAILED)"
+        )),
+        BlobError::ChecksumMismatch(_) | BlobError::SizeMismatch { .. } => CopyError::Fail(
+            format!("the stored data of file {name:?} does not match its checksums: {e} (FAILED)"),
+        ),
+        BlobError::NotFound(key) => CopyError::Retry(format!(
+            "the data of file {name:?} ({key}) is not there yet"
+        )),
+        other => CopyError::Retry(format!("copying file {name:?}: {other}")),
+    }
+}
+
+async fn copy_one(
+    src: &dyn BlobStore,
+    f: &BundleFileEntry,
+    target: &Target,
+    counters: &Counters,
+) -> Result<(), CopyError> {
+    let key = format!("{}/{}", target.prefix, f.name);
+    let sums = f.checksums();
+    let present = target
+        .store
+        .head(&key)
+        .await
+        .map_err(|e| classify(&f.name, e))?;
+    if present.is_some_and(|m| holds(&m, &sums, f.size)) {
+        counters.bytes.fetch_add(f.size, Ordering::Relaxed);
+    } else {
+        let blob = ObjectKey::blob(&sums);
+        let source = CopySource {
+            store: src,
+            key: &blob,
+            checksums: &sums,
+            size: f.size,
+            content_type: &f.content_type,
+        };
+        copy_object(source, &*target.store, &key, counters.bytes.clone())
+            .await
+            .map_err(|e| classify(&f.name, e))?;
+    }
+    counters.files.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Copies `files` from `src` (the replica's main bucket) into `target`, `concurrency` at a time.
+pub(crate) async fn copy_files(
+    src: &Arc<dyn BlobStore>,
+    files: &[BundleFileEntry],
+    target: &Target,
+    concurrency: usize,
+    reporter: &Reporter,
+) -> Result<Progress, CopyError> {
+    let counters = Arc::new(Counters {
+        files: AtomicU64::new(0),
+        bytes: Arc::new(AtomicU64::new(0)),
+        files_total: files.len() as u64,
+        bytes_total: files.iter().map(|f| f.size).sum(),
+    });
+    let stop = CancellationToken::new();
+    let reporting = tokio::spawn(report(
+        reporter.status_store.clone(),
+        reporter.job_id.clone(),
+        reporter.every,
+        counters.clone(),
+        stop.clone(),
+    ));
+    let copied = futures::stream::iter(files.iter().map(Ok))
+        .try_for_each_concurrent(concurrency.max(1), |f| {
+            copy_one(&**src, f, target, &counters)
+        })
+        .await;
+    // The reporter must be done before the caller writes the final status.
+    stop.cancel();
+    if let Err(e) = reporting.await {
+        tracing::warn!(job = %reporter.job_id, error = %e, "progress reporter failed");
+    }
+    copied.map(|()| counters.snapshot())
+}
+
+async fn report(
+    store: Arc<dyn BlobStore>,
+    job_id: String,
+    every: Duration,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let now = counters.snapshot();
+        if last != Some(now) {
+            if let Err(e) = write_status(&*store, &job_id, &CheckoutStatus::running(now)).await {
+                tracing::warn!(job = %job_id, error = %e, "could not record checkout progress");
+            }
+            last = Some(now);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

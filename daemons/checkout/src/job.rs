@@ -1,0 +1,223 @@
+//! One checkout job: check the destination and the bundle, copy every file into
+//! `bundles/{uuid}.{version}/` of the destination, record the outcome, queue the e-mail.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dss_shared::bundle_reader::{self, LoadError};
+use dss_shared::checkout::{
+    CheckoutJob, CheckoutStatus, Progress, bundle_prefix, read_status, write_status,
+};
+use dss_shared::config::CheckoutConfig;
+use dss_shared::deployment::{Deployment, Replica};
+use dss_shared::model::documents::valid_file_name;
+use dss_shared::model::{BundleManifest, DssVersion, ObjectKey, ObjectUuid};
+use dss_shared::ports::{BlobError, BlobStore, Message, Queue};
+use dss_shared::worker::{Handler, HandlerError, Outcome};
+
+use crate::copy::{self, CopyError};
+use crate::mail::MailRequest;
+
+/// How a job ended, before its status is written.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// Every file is in the destination, verified.
+    Succeeded {
+        /// Where.
+        location: String,
+        /// Counters.
+        progress: Progress,
+    },
+    /// The job cannot succeed; the cause is for the user.
+    Failed(String),
+}
+
+/// Handles checkout job messages.
+pub struct JobHandler {
+    deployment: Deployment,
+    mail: Arc<dyn Queue>,
+    cfg: CheckoutConfig,
+}
+
+impl JobHandler {
+    /// A handler for the jobs of `deployment` that queues e-mails on `mail`.
+    pub fn new(deployment: &Deployment, mail: Arc<dyn Queue>) -> Self {
+        Self {
+            cfg: deployment.config.checkout.clone(),
+            deployment: deployment.clone(),
+            mail,
+        }
+    }
+
+    async fn run(&self, job: &CheckoutJob, replica: &Replica) -> Result<Ended, String> {
+        let dest_name = &job.destination;
+        if self.deployment.is_main_bucket(dest_name) {
+            return Ok(Ended::Failed(format!(
+                "Bucket {dest_name} holds a replica of the DSS and cannot receive checkouts (FAILED)"
+            )));
+        }
+        let dest = match replica.buckets.open(dest_name).await {
+            Ok(Some(d)) => d,
+            Ok(None) | Err(BlobError::InvalidKey { .. }) => {
+                return Ok(Ended::Failed(format!(
+                    "Bucket {dest_name} doesn't exist (FAILED)"
+                )));
+            }
+            Err(e) => return Err(format!("opening bucket {dest_name}: {e}")),
+        };
+        if let Err(e) = writable(&*dest).await {
+            return Ok(Ended::Failed(format!(
+                "Bucket {dest_name} is not writable: {e} (FAILED)"
+            )));
+        }
+        let manifest = match load_manifest(&replica.store, job).await {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(LoadError::Missing(_)) => {
+                return Ok(Ended::Failed(format!(
+                    "Bundle {}.{} does not exist (FAILED)",
+                    job.bundle, job.version
+                )));
+            }
+            Err(LoadError::Corrupt(why)) => return Ok(Ended::Failed(format!("{why} (FAILED)"))),
+            Err(LoadError::Retry(why)) => return Err(why),
+        };
+        if let Some(bad) = manifest.files.iter().find(|f| !valid_file_name(&f.name)) {
+            return Ok(Ended::Failed(format!(
+                "file name {:?} cannot be a path in the destination (FAILED)",
+                bad.name
+            )));
+        }
+        let prefix = bundle_prefix(&job.bundle, &job.version);
+        let target = copy::Target {
+            store: dest,
+            prefix: prefix.clone(),
+        };
+        let reporter = copy::Reporter {
+            status_store: replica.checkout.clone(),
+            job_id: job.job_id.clone(),
+            every: std::time::Duration::from_millis(self.cfg.progress_every_ms),
+        };
+        match copy::copy_files(
+            &replica.store,
+            &manifest.files,
+            &target,
+            self.cfg.concurrency,
+            &reporter,
+        )
+        .await
+        {
+            Ok(progress) => Ok(Ended::Succeeded {
+                location: replica.buckets.location(dest_name, &prefix),
+                progress,
+            }),
+            Err(CopyError::Fail(why)) => Ok(Ended::Failed(why)),
+            Err(CopyError::Retry(why)) => Err(why),
+        }
+    }
+
+    /// Queues the e-mail (so it is never lost once the status is final), then writes the status.
+    async fn finish(
+        &self,
+        job: &CheckoutJob,
+        replica: &Replica,
+        ended: Ended,
+    ) -> Result<Outcome, HandlerError> {
+        let status = match ended {
+            Ended::Succeeded { location, progress } => {
+                tracing::info!(job = %job.job_id, %location, files = progress.files_total, bytes = progress.bytes_total, "checkout succeeded");
+                CheckoutStatus::succeeded(location, progress)
+            }
+            Ended::Failed(cause) => {
+                tracing::warn!(job = %job.job_id, %cause, "checkout failed");
+                CheckoutStatus::failed(cause)
+            }
+        };
+        if let Some(to) = &job.email {
+            let request = MailRequest {
+                job: job.clone(),
+                to: to.clone(),
+            };
+            let body = serde_json::to_string(&request)
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            self.mail
+                .send(&body, std::time::Duration::ZERO)
+                .await
+                .map_err(HandlerError::transient)?;
+        }
+        write_status(&*replica.checkout, &job.job_id, &status)
+            .await
+            .map_err(HandlerError::transient)?;
+        Ok(Outcome::Done)
+    }
+}
+
+#[async_trait]
+impl Handler for JobHandler {
+    async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
+        let job: CheckoutJob = serde_json::from_str(&message.body)
+            .map_err(|e| HandlerError::Permanent(format!("not a checkout job: {e}")))?;
+        let replica = self.deployment.replicas.get(&job.replica).ok_or_else(|| {
+            HandlerError::Permanent(format!("checkout job for unknown replica {}", job.replica))
+        })?;
+        let current = read_status(&*replica.checkout, &job.job_id)
+            .await
+            .map_err(HandlerError::transient)?;
+        if current.as_ref().is_some_and(CheckoutStatus::is_final) {
+            tracing::info!(job = %job.job_id, "checkout job already ended");
+            return Ok(Outcome::Done);
+        }
+        let ended = match self.run(&job, replica).await {
+            Ok(ended) => ended,
+            Err(reason) if message.receive_count >= self.cfg.max_attempts => {
+                Ended::Failed(format!(
+                    "{reason} (gave up after {} attempts)",
+                    message.receive_count
+                ))
+            }
+            Err(reason) => return Err(HandlerError::Transient(reason)),
+        };
+        self.finish(&job, replica, ended).await
+    }
+}
+
+/// Writes and removes an empty `touch/{2 hex}.txt`, as the original's pre-check.
+async fn writable(dest: &dyn BlobStore) -> Result<(), BlobError> {
+    let key = format!("touch/{:02x}.txt", rand::random::<u8>());
+    dest.put_bytes(&key, bytes::Bytes::new(), Default::default())
+        .await?;
+    dest.delete(&key).await.map(|_| ())
+}
+
+/// The job's manifest; `None` when the bundle version is absent or tombstoned.
+async fn load_manifest(
+    store: &Arc<dyn BlobStore>,
+    job: &CheckoutJob,
+) -> Result<Option<BundleManifest>, LoadError> {
+    let (Ok(uuid), Ok(version)) = (
+        ObjectUuid::parse(&job.bundle),
+        DssVersion::parse(&job.version),
+    ) else {
+        return Err(LoadError::Corrupt(format!(
+            "bundle {}.{} is not a bundle id",
+            job.bundle, job.version
+        )));
+    };
+    for tombstone in [
+        ObjectKey::bundle_tombstone(&uuid, None),
+        ObjectKey::bundle_tombstone(&uuid, Some(&version)),
+    ] {
+        match store.head(&tombstone).await {
+            Ok(Some(_)) => return Ok(None),
+            Ok(None) => {}
+            Err(e) => return Err(LoadError::Retry(format!("reading {tombstone}: {e}"))),
+        }
+    }
+    let key = ObjectKey::bundle(&uuid, &version);
+    match bundle_reader::read_json(store, &key).await {
+        Ok(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| LoadError::Corrupt(format!("{key} is not a bundle manifest: {e}"))),
+        Err(LoadError::Missing(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,62 @@
+//! The checkout daemon: bundle checkout jobs and their e-mails.
+//!
+//! Two workers share the process:
+//! * **jobs** (queue `checkout`): for each job the API queued, check that the destination bucket
+//!   exists and is writable and that the bundle version is live, copy every file to
+//!   `bundles/{uuid}.{version}/{name}` in the destination (several at once, each verified by
+//!   size and CRC-32C against the file's checksums; files already there and verified are not
+//!   copied again, so a job taken over after a crash resumes), write progress into the job's
+//!   status while it runs, and finally `SUCCEEDED` with the location or `FAILED` with the cause.
+//!   There is no wall-clock limit: a job runs until it is done. A job that keeps failing
+//!   transiently is marked `FAILED` after `checkout.max_attempts` tries.
+//! * **mail** (queue `checkout-mail`): the e-mail of an ended job, retried with backoff until the
+//!   transport takes it (dead-lettered after `mail.max_attempts`); a job's status never depends on
+//!   its e-mail.
+
+pub mod copy;
+pub mod job;
+pub mod mail;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
+use dss_shared::ports::Queue;
+use dss_shared::worker::{Backoff, Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use job::JobHandler;
+pub use mail::MailHandler;
+
+/// Runs the checkout daemon until `shutdown`.
+pub async fn run(
+    deployment: &Deployment,
+    shutdown: CancellationToken,
+) -> Result<(), dss_shared::ports::QueueError> {
+    deployment.declare_queues().await?;
+    let cfg = &deployment.config.checkout;
+    let mail_queue: Arc<dyn Queue> = Arc::new(deployment.queue(CHECKOUT_MAIL_QUEUE).await?);
+    let mut job_cfg = WorkerConfig::named("checkout");
+    job_cfg.concurrency = cfg.jobs;
+    job_cfg.batch_size = cfg.jobs;
+    job_cfg.visibility = Duration::from_secs(cfg.visibility_secs);
+    let jobs = Worker::new(
+        Arc::new(deployment.queue(CHECKOUT_QUEUE).await?),
+        Arc::new(JobHandler::new(deployment, mail_queue.clone())),
+        job_cfg,
+    );
+    let mut mail_cfg = WorkerConfig::named("checkout-mail");
+    mail_cfg.backoff = Backoff {
+        base: Duration::from_secs(deployment.config.mail.retry_secs),
+        max: Duration::from_secs(600).max(Duration::from_secs(deployment.config.mail.retry_secs)),
+        jitter: 0.2,
+    };
+    let mail = Worker::new(
+        mail_queue,
+        Arc::new(MailHandler::new(deployment, deployment.mailer.clone())),
+        mail_cfg,
+    );
+    tracing::info!("checkout daemon running");
+    tokio::join!(jobs.run(shutdown.clone()), mail.run(shutdown));
+    Ok(())
+}
