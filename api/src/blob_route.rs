@@ -44,6 +44,27 @@ fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, ()> {
     Ok(Some(ByteRange { start, end }))
 }
 
+/// The bucket a signed URL names: a replica's main or checkout bucket, or another bucket of a
+/// replica's account (a checkout destination).
+async fn signed_bucket(
+    state: &Shared,
+    name: &str,
+) -> ApiResult<Option<std::sync::Arc<dyn dss_shared::ports::BlobStore>>> {
+    let replicas = state.deployment.replicas.values();
+    if let Some(r) = replicas.clone().find(|r| r.store.bucket() == name) {
+        return Ok(Some(r.store.clone()));
+    }
+    if let Some(r) = replicas.clone().find(|r| r.checkout.bucket() == name) {
+        return Ok(Some(r.checkout.clone()));
+    }
+    for r in replicas {
+        if let Some(b) = r.buckets.open(name).await? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}
+
 /// `GET|HEAD /internal/blob?bucket=&key=&expires=&signature=`.
 pub async fn download(
     State(state): State<Shared>,
@@ -59,13 +80,9 @@ pub async fn download(
     if let Some(replica) = signed.bucket.strip_prefix("journal/") {
         return journal_stream(&state, replica, &signed.key, &headers).await;
     }
-    let replica = state
-        .deployment
-        .replicas
-        .values()
-        .find(|r| r.store.bucket() == signed.bucket)
+    let store = signed_bucket(&state, &signed.bucket)
+        .await?
         .ok_or_else(|| ApiError::not_found("no such bucket"))?;
-    let store = &replica.store;
     let meta = store
         .head(&signed.key)
         .await?

@@ -17,12 +17,14 @@ use dss_shared::ports::BlobStore;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
+use crate::copies;
 use crate::error::{ApiError, ApiResult};
 use crate::files::require_fields;
 use crate::paging;
 use crate::params::{parse_uuid, parse_version};
 use crate::state::Shared;
 use crate::storage;
+use dss_shared::config::DownloadMode;
 
 const NO_BUNDLE: &str = "Cannot find bundle!";
 /// Parallel file-metadata reads while building a manifest.
@@ -260,6 +262,16 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
     let version = resolved.version;
+    let mut url_store = store;
+    if (directurls || presigned) && replica.download == DownloadMode::Checkout {
+        let path = format!("/v1/bundles/{raw_uuid}");
+        if let Some(wait) =
+            copies::bundle_ready(&state, replica, uuid.as_str(), &manifest, &path, &q).await?
+        {
+            return Ok(wait);
+        }
+        url_store = &*replica.checkout;
+    }
     let total = manifest.files.len();
     let page = manifest.files.iter().skip(start_at).take(per_page);
     let ttl = std::time::Duration::from_secs(state.deployment.config.api.download_url_ttl_secs);
@@ -267,11 +279,16 @@ pub async fn get(
     for f in page {
         let mut v = f.to_api_json();
         if directurls || presigned {
-            let blob = ObjectKey::blob(&f.checksums());
+            let key = match replica.download {
+                DownloadMode::Direct => ObjectKey::blob(&f.checksums()),
+                DownloadMode::Checkout => {
+                    dss_shared::checkout::file_key(uuid.as_str(), version.as_str(), &f.name)
+                }
+            };
             let url = if directurls {
-                store.direct_url(&blob)?
+                url_store.direct_url(&key)?
             } else {
-                store.download_url(&blob, ttl, None).await?
+                url_store.download_url(&key, ttl, None).await?
             };
             if let Value::Object(m) = &mut v {
                 m.insert("url".into(), url.into());

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dss_shared::checkout::{CheckoutJob, read_status, submit};
+use dss_shared::checkout::{CheckoutJob, Job, read_status, submit};
 use dss_shared::model::DssVersion;
 use dss_shared::ports::mail::valid_address;
 use dss_shared::ports::valid_bucket_name;
@@ -66,16 +66,13 @@ pub async fn start(
         destination,
         email,
     };
+    tracing::info!(job = %job.job_id, bundle = %job.bundle, version = %job.version, destination = %job.destination, "checkout job queued");
+    let id = job.job_id.clone();
     let queue = state.checkout_queue().await?;
-    submit(&*replica.checkout, &**queue, &job)
+    submit(&*replica.checkout, &**queue, &Job::Bundle(job))
         .await
         .map_err(|e| ApiError::internal("starting the checkout job", e))?;
-    tracing::info!(job = %job.job_id, bundle = %job.bundle, version = %job.version, destination = %job.destination, "checkout job queued");
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({"checkout_job_id": job.job_id})),
-    )
-        .into_response())
+    Ok((StatusCode::OK, axum::Json(json!({"checkout_job_id": id}))).into_response())
 }
 
 /// `GET /v1/bundles/checkout/{checkout_job_id}?replica=`.

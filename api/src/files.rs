@@ -15,10 +15,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::body::typed;
+use crate::copies;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Query, parse_uuid};
 use crate::state::Shared;
 use crate::storage;
+use dss_shared::config::DownloadMode;
+use dss_shared::deployment::Replica;
 
 /// Title of every "no such file" answer.
 const NO_FILE: &str = "Cannot find file!";
@@ -93,10 +96,12 @@ fn full_checksums(c: &ChecksumsIn) -> ApiResult<Checksums> {
 /// Writes `files/{uuid}.{version}` unless an identical one exists: 201 written, 200 identical,
 /// 409 if a different one does.
 async fn register(
-    store: &dyn BlobStore,
+    state: &Shared,
+    replica: &Replica,
     uuid: &ObjectUuid,
     meta: &FileMetadata,
 ) -> ApiResult<Response> {
+    let store = &*replica.store;
     let key = ObjectKey::file(uuid, &meta.version);
     let same = |existing: &FileMetadata| existing.same_meaning(meta);
     let conflict = || file_conflict(uuid, meta);
@@ -107,8 +112,23 @@ async fn register(
     } else {
         StatusCode::OK
     };
+    // Downloads of cached files from checkout copies should never wait: make the copy now.
+    if created
+        && replica.download == DownloadMode::Checkout
+        && meta.size <= PREWARM_MAX
+        && state
+            .deployment
+            .config
+            .checkout
+            .cacheable(&meta.content_type, meta.size)
+    {
+        copies::prepare_file(state, replica, meta).await;
+    }
     Ok(version_response(status, &meta.version))
 }
+
+/// Largest cached file whose checkout copy is made when it is stored (as the original).
+const PREWARM_MAX: u64 = 64 * 1024 * 1024;
 
 fn file_conflict(uuid: &ObjectUuid, meta: &FileMetadata) -> ApiError {
     let title = format!(
@@ -276,7 +296,7 @@ pub async fn put(
             .await
             .map_err(checksum_error)?;
     }
-    register(store, &uuid, &meta).await
+    register(&state, replica, &uuid, &meta).await
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -363,7 +383,7 @@ pub async fn upload(
             return Ok(r);
         }
         if blob_present(store, sums).await? {
-            return register(store, &uuid, &meta).await;
+            return register(&state, replica, &uuid, &meta).await;
         }
     }
     let mut received = 0u64;
@@ -442,7 +462,7 @@ pub async fn upload(
         }
     };
     let meta = FileMetadata::new(creator_uid, version.clone(), content_type, size, &sums);
-    register(store, &uuid, &meta).await
+    register(&state, replica, &uuid, &meta).await
 }
 
 fn upload_error(e: BlobError) -> ApiError {
@@ -515,7 +535,15 @@ pub async fn get(
     let q = state.params.check("getFile", raw.as_deref())?;
     parse_uuid(&raw_uuid)?;
     let direct = q.flag("directurl");
-    let (meta, store) = lookup(&state, &raw_uuid, &q).await?;
+    let (meta, mut store) = lookup(&state, &raw_uuid, &q).await?;
+    let replica = state.replica(&q)?;
+    if replica.download == DownloadMode::Checkout {
+        let path = format!("/v1/files/{raw_uuid}");
+        if let Some(wait) = copies::file_ready(&state, replica, &meta, &path, &q).await? {
+            return Ok(wait);
+        }
+        store = replica.checkout.clone();
+    }
     let blob = ObjectKey::blob(&meta.checksums());
     let location = if direct {
         store.direct_url(&blob)?

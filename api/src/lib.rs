@@ -7,6 +7,7 @@ pub mod body;
 pub mod bundles;
 pub mod checkout;
 pub mod collections;
+pub mod copies;
 pub mod drs;
 pub mod enumerate;
 pub mod error;

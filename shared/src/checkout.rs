@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::config::CheckoutConfig;
 use crate::ports::{BlobError, BlobStore, PutOptions, Queue, QueueError};
 
 /// Key of a job's status document in the replica's checkout bucket.
@@ -23,7 +24,49 @@ pub fn file_key(uuid: &str, version: &str, name: &str) -> String {
     format!("{}/{name}", bundle_prefix(uuid, version))
 }
 
-/// A checkout job, as queued.
+/// Key of the pointer to the job currently copying blob `blob_key` into the checkout bucket
+/// (so repeated downloads of a cold file wait for one copy instead of starting more).
+pub fn pending_key(blob_key: &str) -> String {
+    format!("checkout/pending/{blob_key}.json")
+}
+
+/// A job on the checkout queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// Copy a bundle's files into a destination bucket.
+    Bundle(CheckoutJob),
+    /// Copy one blob into the replica's checkout bucket (for downloads).
+    File(FileCheckout),
+}
+
+impl Job {
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Job::Bundle(j) => &j.job_id,
+            Job::File(j) => &j.job_id,
+        }
+    }
+}
+
+/// A file checkout: the blob `blob` of the replica's main bucket copied under the same key into
+/// its checkout bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCheckout {
+    /// The job's id.
+    pub job_id: String,
+    /// The replica.
+    pub replica: String,
+    /// The blob's key (`blobs/{sha256}.{sha1}.{s3_etag}.{crc32c}`).
+    pub blob: String,
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub content_type: String,
+}
+
+/// A bundle checkout job, as queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckoutJob {
     /// The job's id (a UUID), also the name of its status document.
@@ -193,18 +236,66 @@ pub async fn read_status(
 pub async fn submit(
     status_store: &dyn BlobStore,
     queue: &dyn Queue,
-    job: &CheckoutJob,
+    job: &Job,
 ) -> Result<(), SubmitError> {
-    write_status(status_store, &job.job_id, &CheckoutStatus::queued()).await?;
+    let id = job.id();
+    write_status(status_store, id, &CheckoutStatus::queued()).await?;
     let body = serde_json::to_string(job).map_err(|e| BlobError::Backend(e.to_string()))?;
     if let Err(e) = queue.send(&body, Duration::ZERO).await {
         let failed = CheckoutStatus::failed(format!("the job could not be queued: {e}"));
-        if let Err(w) = write_status(status_store, &job.job_id, &failed).await {
-            tracing::error!(job = %job.job_id, error = %w, "could not record that a checkout job was not queued");
+        if let Err(w) = write_status(status_store, id, &failed).await {
+            tracing::error!(job = %id, error = %w, "could not record that a checkout job was not queued");
         }
         return Err(e.into());
     }
     Ok(())
+}
+
+/// Whether a checkout copy made at `created_ms` may be handed out at `now_ms` with a URL valid
+/// for `url_ttl_secs`: it must not expire before the URL does.
+pub fn usable(cfg: &CheckoutConfig, url_ttl_secs: u64, created_ms: i64, now_ms: i64) -> bool {
+    now_ms.saturating_add(secs_ms(url_ttl_secs))
+        < created_ms.saturating_add(secs_ms(cfg.blob_ttl_secs))
+}
+
+/// Whether a copy made at `created_ms` should be made again when handed out at `now_ms`.
+pub fn stale(cfg: &CheckoutConfig, created_ms: i64, now_ms: i64) -> bool {
+    now_ms > created_ms.saturating_add(secs_ms(cfg.blob_public_ttl_secs))
+}
+
+/// Whether a copy made at `created_ms` is past its lifetime at `now_ms`.
+pub fn expired(cfg: &CheckoutConfig, created_ms: i64, now_ms: i64) -> bool {
+    now_ms >= created_ms.saturating_add(secs_ms(cfg.blob_ttl_secs))
+}
+
+fn secs_ms(s: u64) -> i64 {
+    i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// Seconds a client should wait before asking again for the result of a copy that started at
+/// `started_ms` and has `bytes_total` bytes, given its `status` at `now_ms`: the remaining bytes
+/// at the rate seen so far, or at `cfg.estimate_bytes_per_sec` before any progress; 1 to 60.
+pub fn retry_after(
+    cfg: &CheckoutConfig,
+    status: Option<&CheckoutStatus>,
+    bytes_total: u64,
+    started_ms: i64,
+    now_ms: i64,
+) -> u64 {
+    let done = status.and_then(|s| s.bytes_done).unwrap_or(0);
+    let total = status
+        .and_then(|s| s.bytes_total)
+        .unwrap_or(bytes_total)
+        .max(done);
+    let remaining = (total - done) as f64;
+    let elapsed = (now_ms - started_ms).max(1) as f64 / 1000.0;
+    let rate = if done > 0 {
+        done as f64 / elapsed
+    } else {
+        cfg.estimate_bytes_per_sec as f64
+    };
+    let secs = (remaining / rate.max(1.0)).ceil();
+    (secs as u64).clamp(1, 60)
 }
 
 #[cfg(test)]
@@ -236,6 +327,63 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<CheckoutStatus>(&text).unwrap(), done);
         assert!(done.is_final() && !CheckoutStatus::running(p).is_final());
+    }
+
+    #[test]
+    fn copies_outlive_their_urls_and_are_refreshed_half_way() {
+        let cfg = CheckoutConfig {
+            blob_ttl_secs: 100,
+            blob_public_ttl_secs: 50,
+            ..CheckoutConfig::default()
+        };
+        assert!(usable(&cfg, 10, 0, 89_000));
+        assert!(
+            !usable(&cfg, 10, 0, 90_000),
+            "the URL would outlive the copy"
+        );
+        assert!(!stale(&cfg, 0, 50_000) && stale(&cfg, 0, 50_001));
+        assert!(!expired(&cfg, 0, 99_999) && expired(&cfg, 0, 100_000));
+    }
+
+    #[test]
+    fn retry_after_follows_the_copy() {
+        let cfg = CheckoutConfig {
+            estimate_bytes_per_sec: 1000,
+            ..CheckoutConfig::default()
+        };
+        // Nothing copied yet: the size at the assumed speed.
+        assert_eq!(retry_after(&cfg, None, 5_500, 0, 100), 6);
+        assert_eq!(retry_after(&cfg, None, 10, 0, 100), 1, "at least a second");
+        assert_eq!(
+            retry_after(&cfg, None, 10_000_000, 0, 100),
+            60,
+            "at most a minute"
+        );
+        // Half of 8,000 bytes in 2 s: 2 s more.
+        let p = Progress {
+            files_done: 0,
+            files_total: 1,
+            bytes_done: 4_000,
+            bytes_total: 8_000,
+        };
+        assert_eq!(
+            retry_after(&cfg, Some(&CheckoutStatus::running(p)), 8_000, 0, 2_000),
+            2
+        );
+    }
+
+    #[test]
+    fn jobs_are_tagged_by_kind() {
+        let job = Job::File(FileCheckout {
+            job_id: "j".into(),
+            replica: "aws".into(),
+            blob: "blobs/x".into(),
+            size: 3,
+            content_type: "text/plain".into(),
+        });
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.starts_with(r#"{"kind":"file","job_id":"j""#), "{text}");
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
     }
 
     #[test]

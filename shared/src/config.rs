@@ -126,6 +126,34 @@ pub struct ReplicaConfig {
     /// (for `file://` replicas, a sibling directory); default `{replica}-checkout`.
     #[serde(default)]
     pub checkout_bucket: Option<String>,
+    /// How clients get a file's bytes: `direct` (a URL of the stored blob, at once) or
+    /// `checkout` (from a copy in the checkout bucket, made on first demand, as the original).
+    #[serde(default)]
+    pub download: DownloadMode,
+}
+
+/// How downloads of a replica are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadMode {
+    /// URLs point at the replica's own objects: answered at once.
+    #[default]
+    Direct,
+    /// URLs point at copies in the checkout bucket; a missing copy is made first (301 with
+    /// `Retry-After` until it is there). For main buckets that must not be exposed.
+    Checkout,
+}
+
+/// Files whose checkout copies are kept (not expired), as the original's
+/// `CHECKOUT_CACHE_CRITERIA`: content type starting with `type`, size at most `max_size`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    /// Content-type prefix.
+    #[serde(rename = "type")]
+    pub content_type: String,
+    /// Largest size in bytes.
+    pub max_size: u64,
 }
 
 impl ReplicaConfig {
@@ -323,6 +351,27 @@ pub struct CheckoutConfig {
     pub max_attempts: u32,
     /// How often a running job writes its progress into its status, in milliseconds.
     pub progress_every_ms: u64,
+    /// Checkout copies in the replicas' checkout buckets are deleted this long after they were
+    /// made, in seconds (except cached files); a copy is handed out only while it outlives the
+    /// download URL.
+    pub blob_ttl_secs: u64,
+    /// Copies older than this are refreshed when handed out, in seconds.
+    pub blob_public_ttl_secs: u64,
+    /// Files whose copies are kept, and made as soon as the file is stored.
+    pub cache_criteria: Vec<CacheRule>,
+    /// How often expired copies are deleted, in seconds.
+    pub sweep_every_secs: u64,
+    /// Copy speed assumed for `Retry-After` before a copy has reported progress, in bytes/s.
+    pub estimate_bytes_per_sec: u64,
+}
+
+impl CheckoutConfig {
+    /// Whether copies of a file of this type and size are kept (and pre-made).
+    pub fn cacheable(&self, content_type: &str, size: u64) -> bool {
+        self.cache_criteria
+            .iter()
+            .any(|r| content_type.starts_with(&r.content_type) && size <= r.max_size)
+    }
 }
 
 impl Default for CheckoutConfig {
@@ -333,6 +382,14 @@ impl Default for CheckoutConfig {
             visibility_secs: 30,
             max_attempts: 8,
             progress_every_ms: 1000,
+            blob_ttl_secs: 14 * 24 * 3600,
+            blob_public_ttl_secs: 7 * 24 * 3600,
+            cache_criteria: vec![CacheRule {
+                content_type: "application/json".into(),
+                max_size: 12_314,
+            }],
+            sweep_every_secs: 3600,
+            estimate_bytes_per_sec: 100 * 1024 * 1024,
         }
     }
 }
@@ -451,6 +508,7 @@ impl Config {
                     ReplicaConfig {
                         url: format!("file://{}", dir.display()),
                         checkout_bucket: None,
+                        download: DownloadMode::Direct,
                     },
                 );
             }
@@ -497,6 +555,21 @@ impl Config {
                     format!("'{b}' is not a bucket name (letters, digits, '.', '-', '_')"),
                 ));
             }
+        }
+        let c = &self.checkout;
+        if c.blob_public_ttl_secs == 0
+            || c.blob_ttl_secs.saturating_sub(c.blob_public_ttl_secs) < c.blob_public_ttl_secs
+        {
+            return Err(invalid(
+                "checkout.blob_public_ttl_secs",
+                "must be above 0 and at most half of checkout.blob_ttl_secs (a refreshed copy must outlive the copies handed out before)",
+            ));
+        }
+        if c.blob_ttl_secs <= self.api.download_url_ttl_secs {
+            return Err(invalid(
+                "checkout.blob_ttl_secs",
+                "must be longer than api.download_url_ttl_secs (copies must outlive their URLs)",
+            ));
         }
         if !crate::ports::mail::valid_address(&self.mail.sender) {
             return Err(invalid(

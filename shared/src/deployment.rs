@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
-use crate::config::{Config, replica_path};
+use crate::config::{Config, DownloadMode, replica_path};
 use crate::embedded::{
     Db, Durability, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue,
     EmbeddedSearch, EmbeddedSubscriptions, EmbeddedTopic, FileMailer, LocalBlobStore, LocalBuckets,
@@ -84,6 +84,8 @@ pub struct Replica {
     pub checkout: Arc<dyn BlobStore>,
     /// The buckets of its storage account (checkout destinations).
     pub buckets: Arc<dyn Buckets>,
+    /// How downloads are served.
+    pub download: DownloadMode,
 }
 
 /// Live adapters of a deployment.
@@ -221,6 +223,7 @@ impl Deployment {
                     store: Arc::new(store),
                     checkout: Arc::new(checkout),
                     buckets: Arc::new(buckets),
+                    download: r.download,
                 },
             );
         }

@@ -31,9 +31,11 @@ impl Drop for Server {
     }
 }
 
-/// Starts a server; `extra_toml` adds top-level tables, `extra_api` adds `[api]` keys.
+/// Starts a server; `extra_toml` adds top-level tables (`{data_dir}` in it is the data
+/// directory), `extra_api` adds `[api]` keys.
 pub async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let extra_toml = extra_toml.replace("{data_dir}", &dir.path().display().to_string());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let toml = format!(

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dss_shared::checkout::{CheckoutStatus, Progress, write_status};
+use dss_shared::checksum::Checksums;
 use dss_shared::model::{BundleFileEntry, ObjectKey};
 use dss_shared::ports::{BlobError, BlobStore};
 use dss_shared::transfer::{CopySource, copy_object, holds};
@@ -22,12 +23,40 @@ pub(crate) enum CopyError {
     Retry(String),
 }
 
+/// One object to copy from the main bucket's blob to `dest_key`.
+pub(crate) struct Item<'a> {
+    /// Where it goes in the destination.
+    pub dest_key: String,
+    /// What the user calls it (in causes).
+    pub name: &'a str,
+    /// Its checksums (naming the blob).
+    pub checksums: Checksums,
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub content_type: &'a str,
+}
+
+impl<'a> Item<'a> {
+    /// A bundle member going to `{prefix}/{name}`.
+    pub fn member(prefix: &str, f: &'a BundleFileEntry) -> Self {
+        Self {
+            dest_key: format!("{prefix}/{}", f.name),
+            name: &f.name,
+            checksums: f.checksums(),
+            size: f.size,
+            content_type: &f.content_type,
+        }
+    }
+}
+
 /// Where the files go.
 pub(crate) struct Target {
     /// The destination bucket.
     pub store: Arc<dyn BlobStore>,
-    /// `bundles/{uuid}.{version}`.
-    pub prefix: String,
+    /// Copies made before this time (ms) are made again even when they hold the right bytes
+    /// (refreshing checkout copies); `None` keeps every verified copy.
+    pub renew_before_ms: Option<i64>,
 }
 
 /// Writes a job's progress into its status.
@@ -75,40 +104,49 @@ fn classify(name: &str, e: BlobError) -> CopyError {
 
 async fn copy_one(
     src: &dyn BlobStore,
-    f: &BundleFileEntry,
+    f: &Item<'_>,
     target: &Target,
     counters: &Counters,
 ) -> Result<(), CopyError> {
-    let key = format!("{}/{}", target.prefix, f.name);
-    let sums = f.checksums();
     let present = target
         .store
-        .head(&key)
+        .head(&f.dest_key)
         .await
-        .map_err(|e| classify(&f.name, e))?;
-    if present.is_some_and(|m| holds(&m, &sums, f.size)) {
+        .map_err(|e| classify(f.name, e))?;
+    let keep = present.is_some_and(|m| {
+        holds(&m, &f.checksums, f.size)
+            && target
+                .renew_before_ms
+                .is_none_or(|t| millis(m.created) >= t)
+    });
+    if keep {
         counters.bytes.fetch_add(f.size, Ordering::Relaxed);
     } else {
-        let blob = ObjectKey::blob(&sums);
+        let blob = ObjectKey::blob(&f.checksums);
         let source = CopySource {
             store: src,
             key: &blob,
-            checksums: &sums,
+            checksums: &f.checksums,
             size: f.size,
-            content_type: &f.content_type,
+            content_type: f.content_type,
         };
-        copy_object(source, &*target.store, &key, counters.bytes.clone())
+        copy_object(source, &*target.store, &f.dest_key, counters.bytes.clone())
             .await
-            .map_err(|e| classify(&f.name, e))?;
+            .map_err(|e| classify(f.name, e))?;
     }
     counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
+/// A time as milliseconds since the epoch.
+pub(crate) fn millis(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// Copies `files` from `src` (the replica's main bucket) into `target`, `concurrency` at a time.
 pub(crate) async fn copy_files(
     src: &Arc<dyn BlobStore>,
-    files: &[BundleFileEntry],
+    files: &[Item<'_>],
     target: &Target,
     concurrency: usize,
     reporter: &Reporter,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::bundle_reader::{self, LoadError};
 use dss_shared::checkout::{
-    CheckoutJob, CheckoutStatus, Progress, bundle_prefix, read_status, write_status,
+    CheckoutJob, CheckoutStatus, FileCheckout, Job, Progress, bundle_prefix, read_status,
+    write_status,
 };
 use dss_shared::config::CheckoutConfig;
 use dss_shared::deployment::{Deployment, Replica};
@@ -15,7 +16,7 @@ use dss_shared::model::{BundleManifest, DssVersion, ObjectKey, ObjectUuid};
 use dss_shared::ports::{BlobError, BlobStore, Message, Queue};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 
-use crate::copy::{self, CopyError};
+use crate::copy::{self, CopyError, Item};
 use crate::mail::MailRequest;
 
 /// How a job ended, before its status is written.
@@ -88,18 +89,43 @@ impl JobHandler {
             )));
         }
         let prefix = bundle_prefix(&job.bundle, &job.version);
+        let items: Vec<Item> = manifest
+            .files
+            .iter()
+            .map(|f| Item::member(&prefix, f))
+            .collect();
+        self.copy(replica, dest, &items, &job.job_id, dest_name, &prefix)
+            .await
+    }
+
+    /// Copies `items` into `dest` (bucket `dest_name`), reporting into job `job_id`'s status.
+    async fn copy(
+        &self,
+        replica: &Replica,
+        dest: Arc<dyn BlobStore>,
+        items: &[Item<'_>],
+        job_id: &str,
+        dest_name: &str,
+        location_prefix: &str,
+    ) -> Result<Ended, String> {
+        // Copies in the DSS's own checkout bucket are cache entries: stale ones are made anew.
+        let renew_before_ms = (dest.bucket() == replica.checkout.bucket()).then(|| {
+            self.deployment.clock.now_ms()
+                - i64::try_from(self.cfg.blob_public_ttl_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX)
+        });
         let target = copy::Target {
             store: dest,
-            prefix: prefix.clone(),
+            renew_before_ms,
         };
         let reporter = copy::Reporter {
             status_store: replica.checkout.clone(),
-            job_id: job.job_id.clone(),
+            job_id: job_id.to_string(),
             every: std::time::Duration::from_millis(self.cfg.progress_every_ms),
         };
         match copy::copy_files(
             &replica.store,
-            &manifest.files,
+            items,
             &target,
             self.cfg.concurrency,
             &reporter,
@@ -107,7 +133,7 @@ impl JobHandler {
         .await
         {
             Ok(progress) => Ok(Ended::Succeeded {
-                location: replica.buckets.location(dest_name, &prefix),
+                location: replica.buckets.location(dest_name, location_prefix),
                 progress,
             }),
             Err(CopyError::Fail(why)) => Ok(Ended::Failed(why)),
@@ -115,26 +141,56 @@ impl JobHandler {
         }
     }
 
+    /// A file checkout: the blob copied under its own key into the replica's checkout bucket.
+    async fn run_file(&self, job: &FileCheckout, replica: &Replica) -> Result<Ended, String> {
+        let Some(ObjectKey::Blob(checksums)) = ObjectKey::parse(&job.blob) else {
+            return Ok(Ended::Failed(format!(
+                "{} is not a blob (FAILED)",
+                job.blob
+            )));
+        };
+        let item = Item {
+            dest_key: job.blob.clone(),
+            name: &job.blob,
+            checksums,
+            size: job.size,
+            content_type: &job.content_type,
+        };
+        let bucket = replica.checkout.bucket().to_string();
+        self.copy(
+            replica,
+            replica.checkout.clone(),
+            &[item],
+            &job.job_id,
+            &bucket,
+            &job.blob,
+        )
+        .await
+    }
+
     /// Queues the e-mail (so it is never lost once the status is final), then writes the status.
     async fn finish(
         &self,
-        job: &CheckoutJob,
+        job: &Job,
         replica: &Replica,
         ended: Ended,
     ) -> Result<Outcome, HandlerError> {
+        let id = job.id();
         let status = match ended {
             Ended::Succeeded { location, progress } => {
-                tracing::info!(job = %job.job_id, %location, files = progress.files_total, bytes = progress.bytes_total, "checkout succeeded");
+                tracing::info!(job = %id, %location, files = progress.files_total, bytes = progress.bytes_total, "checkout succeeded");
                 CheckoutStatus::succeeded(location, progress)
             }
             Ended::Failed(cause) => {
-                tracing::warn!(job = %job.job_id, %cause, "checkout failed");
+                tracing::warn!(job = %id, %cause, "checkout failed");
                 CheckoutStatus::failed(cause)
             }
         };
-        if let Some(to) = &job.email {
+        if let Job::Bundle(bundle) = job
+            && let Some(to) = &bundle.email
+        {
             let request = MailRequest {
-                job: job.clone(),
+                job: bundle.clone(),
                 to: to.clone(),
             };
             let body = serde_json::to_string(&request)
@@ -144,7 +200,7 @@ impl JobHandler {
                 .await
                 .map_err(HandlerError::transient)?;
         }
-        write_status(&*replica.checkout, &job.job_id, &status)
+        write_status(&*replica.checkout, id, &status)
             .await
             .map_err(HandlerError::transient)?;
         Ok(Outcome::Done)
@@ -154,19 +210,27 @@ impl JobHandler {
 #[async_trait]
 impl Handler for JobHandler {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
-        let job: CheckoutJob = serde_json::from_str(&message.body)
+        let job: Job = serde_json::from_str(&message.body)
             .map_err(|e| HandlerError::Permanent(format!("not a checkout job: {e}")))?;
-        let replica = self.deployment.replicas.get(&job.replica).ok_or_else(|| {
-            HandlerError::Permanent(format!("checkout job for unknown replica {}", job.replica))
+        let replica_name = match &job {
+            Job::Bundle(j) => &j.replica,
+            Job::File(j) => &j.replica,
+        };
+        let replica = self.deployment.replicas.get(replica_name).ok_or_else(|| {
+            HandlerError::Permanent(format!("checkout job for unknown replica {replica_name}"))
         })?;
-        let current = read_status(&*replica.checkout, &job.job_id)
+        let current = read_status(&*replica.checkout, job.id())
             .await
             .map_err(HandlerError::transient)?;
         if current.as_ref().is_some_and(CheckoutStatus::is_final) {
-            tracing::info!(job = %job.job_id, "checkout job already ended");
+            tracing::info!(job = %job.id(), "checkout job already ended");
             return Ok(Outcome::Done);
         }
-        let ended = match self.run(&job, replica).await {
+        let run = match &job {
+            Job::Bundle(j) => self.run(j, replica).await,
+            Job::File(j) => self.run_file(j, replica).await,
+        };
+        let ended = match run {
             Ok(ended) => ended,
             Err(reason) if message.receive_count >= self.cfg.max_attempts => {
                 Ended::Failed(format!(

@@ -12,10 +12,16 @@
 //! * **mail** (queue `checkout-mail`): the e-mail of an ended job, retried with backoff until the
 //!   transport takes it (dead-lettered after `mail.max_attempts`); a job's status never depends on
 //!   its e-mail.
+//! * **sweep**: deletes checkout copies past `checkout.blob_ttl_secs` (cached files excepted).
+//!
+//! Jobs are bundle checkouts (from `POST /v1/bundles/{uuid}/checkout`, or a download from a
+//! replica that serves downloads from checkout copies) and file checkouts (one blob copied into
+//! the checkout bucket for a download).
 
 pub mod copy;
 pub mod job;
 pub mod mail;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +63,10 @@ pub async fn run(
         mail_cfg,
     );
     tracing::info!("checkout daemon running");
-    tokio::join!(jobs.run(shutdown.clone()), mail.run(shutdown));
+    tokio::join!(
+        jobs.run(shutdown.clone()),
+        mail.run(shutdown.clone()),
+        sweep::sweep_loop(deployment.clone(), shutdown)
+    );
     Ok(())
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dss_shared::checkout::{
-    CheckoutJob, CheckoutStatus, JobState, file_key, read_status, status_key, submit,
+    CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, file_key, read_status, status_key,
+    submit,
 };
 use dss_shared::checksum::checksums_of;
+use dss_shared::clock::ManualClock;
 use dss_shared::config::Config;
 use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
 use dss_shared::embedded::FileMailer;
@@ -116,11 +118,12 @@ impl Env {
             destination: destination.into(),
             email: email.map(str::to_string),
         };
+        let id = job.job_id.clone();
         let queue = self.d.queue(CHECKOUT_QUEUE).await.unwrap();
-        submit(&*self.checkout_bucket(), &queue, &job)
+        submit(&*self.checkout_bucket(), &queue, &Job::Bundle(job))
             .await
             .unwrap();
-        job.job_id
+        id
     }
 
     async fn ended(&self, job: &str) -> CheckoutStatus {
@@ -387,7 +390,7 @@ async fn an_ended_job_redelivered_is_left_alone() {
     let first = env.ended(&job).await;
     // The same job again (a redelivered message): the final status stays as it was.
     std::fs::create_dir_all(env.dir.path().join("buckets/no-such-bucket")).unwrap();
-    let msg = json!({"job_id": job, "replica": "aws", "bundle": B1, "version": V1, "destination": "no-such-bucket"});
+    let msg = json!({"kind": "bundle", "job_id": job, "replica": "aws", "bundle": B1, "version": V1, "destination": "no-such-bucket"});
     env.d
         .queue(CHECKOUT_QUEUE)
         .await
@@ -465,4 +468,82 @@ async fn a_failing_mail_server_delays_the_mail_but_never_the_status() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(mail_queue.stats().await.unwrap().depth(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_checkout_copies_one_blob_under_its_own_key() {
+    let env = start().await;
+    let bytes = data(70_000, 7);
+    env.bundle(B1, V1, &[("x.bin", bytes.clone())]).await;
+    let c = checksums_of(&bytes);
+    let blob = format!("blobs/{}.{}.{}.{}", c.sha256, c.sha1, c.s3_etag, c.crc32c);
+    let job = Job::File(FileCheckout {
+        job_id: uuid::Uuid::new_v4().to_string(),
+        replica: "aws".into(),
+        blob: blob.clone(),
+        size: bytes.len() as u64,
+        content_type: "application/octet-stream".into(),
+    });
+    let queue = env.d.queue(CHECKOUT_QUEUE).await.unwrap();
+    submit(&*env.checkout_bucket(), &queue, &job).await.unwrap();
+    let s = env.ended(job.id()).await;
+    assert_eq!(s.status, JobState::Succeeded, "{s:?}");
+    assert_eq!((s.bytes_done, s.bytes_total), (Some(70_000), Some(70_000)));
+    assert_eq!(
+        env.checkout_bucket().get_bytes(&blob).await.unwrap(),
+        Bytes::from(bytes)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_copies_are_swept_and_cached_files_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_at(time::OffsetDateTime::now_utc()));
+    let cfg = Config::from_toml(&format!(
+        "data_dir = \"{}\"\n[api]\ndownload_url_ttl_secs = 10\n[checkout]\nblob_ttl_secs = 100\nblob_public_ttl_secs = 50",
+        dir.path().display()
+    ))
+    .unwrap();
+    let d = Deployment::open(cfg, clock.clone()).unwrap();
+    let bucket = d.replicas["aws"].checkout.clone();
+    let put = |key: &'static str, ctype: &'static str, len: usize| {
+        let bucket = bucket.clone();
+        async move {
+            let opts = PutOptions {
+                content_type: Some(ctype.into()),
+                ..Default::default()
+            };
+            bucket
+                .put_bytes(key, Bytes::from(data(len, 1)), opts)
+                .await
+                .unwrap();
+        }
+    };
+    put("blobs/old-big", "application/octet-stream", 100).await;
+    put("blobs/old-json", "application/json; dcp-type=data", 100).await;
+    put("blobs/big-json", "application/json", 20_000).await;
+    put("bundles/u.v/a.bin", "application/octet-stream", 10).await;
+    put("checkout/status/j.json", "application/json", 10).await;
+    clock.advance(Duration::from_secs(60));
+    put("blobs/new", "application/octet-stream", 100).await;
+    assert_eq!(
+        dss_checkout::sweep::sweep_once(&d).await.unwrap(),
+        0,
+        "nothing expired yet"
+    );
+    clock.advance(Duration::from_secs(41));
+    assert_eq!(dss_checkout::sweep::sweep_once(&d).await.unwrap(), 3);
+    let left: Vec<String> = bucket
+        .list("", None, 100)
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        left,
+        ["blobs/new", "blobs/old-json", "checkout/status/j.json"],
+        "copies of cached files (JSON up to 12,314 bytes) and statuses stay"
+    );
 }

@@ -1,0 +1,61 @@
+//! Expiry of checkout copies: objects under `blobs/` and `bundles/` of every replica's checkout
+//! bucket are deleted `checkout.blob_ttl_secs` after they were made, except copies of files the
+//! cache criteria keep. Job statuses are kept. (Cloud checkout buckets also carry lifecycle
+//! rules; the sweep makes the lifetime the same on every backend.)
+
+use std::time::Duration;
+
+use dss_shared::checkout::expired;
+use dss_shared::deployment::Deployment;
+use dss_shared::ports::BlobError;
+use tokio_util::sync::CancellationToken;
+
+use crate::copy::millis;
+
+/// Prefixes holding checkout copies.
+const COPY_PREFIXES: [&str; 2] = ["blobs/", "bundles/"];
+
+/// Deletes every expired copy once; returns how many.
+pub async fn sweep_once(deployment: &Deployment) -> Result<u64, BlobError> {
+    let cfg = &deployment.config.checkout;
+    let now = deployment.clock.now_ms();
+    let mut deleted = 0;
+    for replica in deployment.replicas.values() {
+        let bucket = &*replica.checkout;
+        for prefix in COPY_PREFIXES {
+            let mut after: Option<String> = None;
+            loop {
+                let page = bucket.list(prefix, after.as_deref(), 1000).await?;
+                for o in &page.objects {
+                    if expired(cfg, millis(o.created), now)
+                        && !cfg.cacheable(&o.content_type, o.size)
+                        && bucket.delete(&o.key).await?
+                    {
+                        deleted += 1;
+                    }
+                }
+                match page.next_start_after {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Sweeps every `checkout.sweep_every_secs` until `shutdown`.
+pub async fn sweep_loop(deployment: Deployment, shutdown: CancellationToken) {
+    let every = Duration::from_secs(deployment.config.checkout.sweep_every_secs);
+    loop {
+        match sweep_once(&deployment).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "expired checkout copies deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping expired checkout copies failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
