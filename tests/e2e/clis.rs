@@ -91,7 +91,7 @@ async fn dbio_cli_works_unchanged() {
 }
 
 /// get-bundle (one page and auto-paged), head-file, get-file, get-bundles-all, post-search,
-/// download, get-collection, download-collection.
+/// download, get-collection, download-collection, post-bundles-checkout, get-bundles-checkout.
 async fn exercise(dss: &Dss, cli: &Cli) {
     let meta = dss
         .upload(V, b"{\"donor\": {\"id\": 1}}".to_vec(), "application/json")
@@ -250,4 +250,42 @@ async fn exercise(dss: &Dss, cli: &Cli) {
         expected,
         "download-collection followed the nested collection to the bundle"
     );
+
+    // Check the small bundle out and follow the job to its end.
+    let v: Value = serde_json::from_str(&cli.run(&[
+        "dss",
+        "post-bundles-checkout",
+        "--uuid",
+        &small,
+        "--replica",
+        "aws",
+        "--email",
+        "cli-user@example.org",
+    ]))
+    .expect("json");
+    let job = v["checkout_job_id"].as_str().expect("a job id").to_string();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = serde_json::from_str(&cli.run(&[
+            "dss",
+            "get-bundles-checkout",
+            "--checkout-job-id",
+            &job,
+            "--replica",
+            "aws",
+        ]))
+        .expect("json");
+        if status["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "SUCCEEDED", "{status}");
+    assert!(
+        status["location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&format!("aws-checkout/bundles/{small}.{V}"))),
+        "{status}"
+    );
+    assert_eq!(status["files_total"], 2);
 }

@@ -39,6 +39,12 @@ impl Dss {
         Self::start(dir, &data, env).await
     }
 
+    /// Starts `dss up` again on the data directory inside `dir`, with extra environment.
+    pub async fn up_in_with(dir: tempfile::TempDir, env: &[(&str, String)]) -> Dss {
+        let data = dir.path().join("data");
+        Self::start(dir, &data, env).await
+    }
+
     /// Starts `dss up` on `data` (another process may use it too); `dir` is kept for cleanup.
     pub async fn up_at(dir: tempfile::TempDir, data: &std::path::Path) -> Dss {
         Self::start(dir, data, &[]).await

@@ -30,7 +30,11 @@ async fn operators_see_queue_gauges() {
             "notify",
             "notify-dlq",
             "notify-deliveries",
-            "notify-deliveries-dlq"
+            "notify-deliveries-dlq",
+            "checkout",
+            "checkout-dlq",
+            "checkout-mail",
+            "checkout-mail-dlq"
         ]
     );
     for l in &lines {
