@@ -2,7 +2,8 @@
 # Builds release binaries and runs the benchmark harness; prints a markdown table.
 # Installs the `wrk` load generator (Debian package) and osmem-server (PyPI) when missing.
 # `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows;
-# `--notify-only` only the webhook rows; `--downloads-only` only the file-download row.
+# `--notify-only` only the webhook rows; `--downloads-only` only the file-download row;
+# `--checkout-only` only the bundle checkout rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

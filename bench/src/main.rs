@@ -20,6 +20,7 @@ use dss_shared::model::{
 use dss_shared::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
 use futures::StreamExt;
 
+mod checkout;
 mod downloads;
 mod notify;
 mod osmem;
@@ -399,6 +400,10 @@ async fn main() -> Result<()> {
         print_table(search::run(&dss, work.path(), search_docs, &http).await?);
         return Ok(());
     }
+    if args.iter().any(|a| a == "--checkout-only") {
+        print_table(checkout::run(&dss, work.path(), quick).await?);
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--downloads-only") {
         print_table(downloads::run(&dss, work.path()).await?);
         return Ok(());
@@ -515,6 +520,7 @@ async fn main() -> Result<()> {
     rows.extend(search::run(&dss, work.path(), search_docs, &http).await?);
     rows.extend(notify::run(&dss, work.path(), quick, &http).await?);
     rows.extend(downloads::run(&dss, work.path()).await?);
+    rows.extend(checkout::run(&dss, work.path(), quick).await?);
     print_table(rows);
     Ok(())
 }

@@ -19,6 +19,9 @@ pub fn holds(meta: &ObjectMeta, expected: &Checksums, size: u64) -> bool {
         }
 }
 
+/// Objects up to this size are copied whole, in memory.
+const WHOLE_COPY_MAX: u64 = 1024 * 1024;
+
 /// What to copy.
 #[derive(Debug, Clone, Copy)]
 pub struct CopySource<'a> {
@@ -43,6 +46,22 @@ pub async fn copy_object(
     dst_key: &str,
     progress: Arc<AtomicU64>,
 ) -> Result<ObjectMeta, BlobError> {
+    let opts = PutOptions {
+        content_type: Some(src.content_type.to_string()),
+        size: Some(src.size),
+        expected: Some(src.checksums.clone()),
+        verify: Verify::Copy,
+        ..Default::default()
+    };
+    if src.size <= WHOLE_COPY_MAX {
+        // Small objects in one piece: stores read and write them without streaming machinery.
+        let data = src.store.get_bytes(src.key).await?;
+        let put = dst.put_bytes(dst_key, data, opts).await;
+        if put.is_ok() {
+            progress.fetch_add(src.size, Ordering::Relaxed);
+        }
+        return put;
+    }
     let obj = src.store.get(src.key, None).await?;
     if obj.meta.size != src.size {
         return Err(BlobError::SizeMismatch {
@@ -58,13 +77,6 @@ pub async fn copy_object(
             m.fetch_add(c.len() as u64, Ordering::Relaxed);
         }
     }));
-    let opts = PutOptions {
-        content_type: Some(src.content_type.to_string()),
-        size: Some(src.size),
-        expected: Some(src.checksums.clone()),
-        verify: Verify::Copy,
-        ..Default::default()
-    };
     let put = dst.put(dst_key, body, opts).await;
     if put.is_err() {
         progress.fetch_sub(mine.load(Ordering::Relaxed), Ordering::Relaxed);

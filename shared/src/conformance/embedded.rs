@@ -81,6 +81,24 @@ async fn local_blob_store_conforms() {
     super::blob::run(Arc::new(store), "suite/", Some(Arc::new(q))).await;
 }
 
+/// A bucket as checkout destinations are opened: no events, no fsync (small objects are then
+/// written on the calling thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_bucket_without_fsync_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
+    let signer = UrlSigner::new("http://127.0.0.1:1", b"k".to_vec());
+    let buckets = crate::embedded::LocalBuckets::new(
+        &db,
+        dir.path().to_path_buf(),
+        Some(signer),
+        system(),
+        false,
+    );
+    let store = buckets.create("dest").expect("create");
+    super::blob::run(Arc::new(store), "suite/", None).await;
+}
+
 #[tokio::test]
 async fn local_blob_store_refuses_symlink_escapes() {
     use crate::ports::blob::{BlobError, BlobStore, PutOptions};

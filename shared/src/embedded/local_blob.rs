@@ -37,6 +37,8 @@ const READ_CHUNK: usize = 256 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Whole-object reads up to this size run on the calling thread (a page-cache copy).
 const INLINE_READ_MAX: u64 = 64 * 1024;
+/// Whole-object writes up to this size run on the calling thread when no fsync follows.
+const INLINE_WRITE_MAX: u64 = 64 * 1024;
 /// Disk writeback is started after every this many bytes, so the final fsync waits for little.
 const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 
@@ -405,6 +407,53 @@ impl LocalBlobStore {
         result
     }
 
+    /// Checks a put before its body is read; returns the known checksums of a copy put.
+    async fn prepare_put(
+        &self,
+        key: &str,
+        opts: &PutOptions,
+    ) -> Result<Option<Checksums>, BlobError> {
+        self.data_path(key)?;
+        if opts.mode == PutMode::Create && self.meta(key).await?.is_some() {
+            return Err(BlobError::AlreadyExists(key.to_string()));
+        }
+        match opts.verify {
+            Verify::Full => Ok(None),
+            Verify::Copy => opts.expected.clone().map(Some).ok_or(BlobError::Backend(
+                "a copy put needs the expected checksums".into(),
+            )),
+        }
+    }
+
+    /// Verifies a spooled body against the expected checksums and commits it.
+    async fn finish_put(
+        &self,
+        key: &str,
+        tmp: PathBuf,
+        sums: Checksums,
+        size: u64,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
+        if let Some(expected) = &opts.expected {
+            let bad = expected.mismatches(&sums);
+            if !bad.is_empty() {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(BlobError::ChecksumMismatch(bad));
+            }
+        }
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: sums.s3_etag.clone(),
+            content_type: opts
+                .content_type
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+            created: self.clock.now(),
+            checksums: Some(sums),
+        };
+        self.commit(key, tmp, meta, opts.mode).await
+    }
+
     /// Renames a spooled file into place and records it, in one transaction with its event.
     async fn commit(
         &self,
@@ -508,37 +557,42 @@ impl BlobStore for LocalBlobStore {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<ObjectMeta, BlobError> {
-        self.data_path(key)?;
-        if opts.mode == PutMode::Create && self.meta(key).await?.is_some() {
-            return Err(BlobError::AlreadyExists(key.to_string()));
-        }
-        let copy_of = match opts.verify {
-            Verify::Full => None,
-            Verify::Copy => Some(opts.expected.clone().ok_or(BlobError::Backend(
-                "a copy put needs the expected checksums".into(),
-            ))?),
-        };
+        let copy_of = self.prepare_put(key, &opts).await?;
         let (tmp, sums, size) = self.spool(body, opts.size, copy_of).await?;
-        if let Some(expected) = &opts.expected {
-            let bad = expected.mismatches(&sums);
-            if !bad.is_empty() {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(BlobError::ChecksumMismatch(bad));
-            }
-        }
-        let meta = ObjectMeta {
-            key: key.to_string(),
-            size,
-            etag: sums.s3_etag.clone(),
-            content_type: opts
-                .content_type
-                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
-            created: self.clock.now(),
-            checksums: Some(sums),
-        };
-        self.commit(key, tmp, meta, opts.mode).await
+        self.finish_put(key, tmp, sums, size, opts).await
     }
 
+    /// Small objects of buckets that skip fsync are written on the calling thread (a page-cache
+    /// write costs less than the hops to the blocking pool).
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Bytes,
+        mut opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
+        opts.size.get_or_insert(data.len() as u64);
+        if self.fsync || data.len() as u64 > INLINE_WRITE_MAX {
+            let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
+            return self.put(key, body, opts).await;
+        }
+        let copy_of = self.prepare_put(key, &opts).await?;
+        if opts.size != Some(data.len() as u64) {
+            return Err(BlobError::SizeMismatch {
+                expected: opts.size.unwrap_or(0),
+                got: data.len() as u64,
+            });
+        }
+        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let size = data.len() as u64;
+        let mut h = Hashing::new(Some(size), copy_of);
+        let written = std::fs::write(&tmp, &data);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err("write temp file", e));
+        }
+        h.update(data);
+        self.finish_put(key, tmp, h.finish(), size, opts).await
+    }
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
         let path = self.data_path(key)?;
         let meta = self

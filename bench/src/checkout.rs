@@ -1,0 +1,195 @@
+//! Bundle checkout on local disk against a plain `cp -r` of the same files, in the same run:
+//! 1,000 × 64 KiB and 4 × 256 MiB, from `POST /v1/bundles/{uuid}/checkout` until the job's
+//! status says `SUCCEEDED` (every file copied and verified by size and CRC-32C).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{Row, Server, start_with};
+
+const V: &str = "2026-06-01T000000.000000Z";
+
+/// Pseudo-random bytes (incompressible, distinct per seed).
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut out = vec![0u8; len];
+    for c in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+    }
+    out
+}
+
+/// Uploads the files (also written under `plain` for `cp -r`) and makes a bundle of them.
+async fn seed(
+    s: &Server,
+    http: &reqwest::Client,
+    plain: &Path,
+    count: usize,
+    size: usize,
+    seed0: u64,
+) -> Result<String> {
+    std::fs::create_dir_all(plain)?;
+    let files: Vec<(String, String)> = futures::stream::iter(0..count)
+        .map(|i| {
+            let data = bytes(size, seed0 + i as u64);
+            let name = format!("file-{i:05}.bin");
+            let uuid = uuid::Uuid::new_v4().to_string();
+            async move {
+                std::fs::write(plain.join(&name), &data)?;
+                s.upload(http, &uuid, V, "application/octet-stream", data)
+                    .await?;
+                Ok::<_, anyhow::Error>((uuid, name))
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let bundle = uuid::Uuid::new_v4().to_string();
+    let entries: Vec<Value> = files
+        .iter()
+        .map(|(u, n)| json!({"uuid": u, "version": V, "name": n, "indexed": false}))
+        .collect();
+    let r = http
+        .put(format!(
+            "{}/v1/bundles/{bundle}?version={V}&replica=aws",
+            s.base
+        ))
+        .bearer_auth(&s.token)
+        .json(&json!({"creator_uid": 1, "files": entries}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("bundle PUT answered {}", r.status());
+    }
+    Ok(bundle)
+}
+
+/// One checkout into a new bucket: the time from the POST to `SUCCEEDED`.
+async fn checkout(
+    s: &Server,
+    http: &reqwest::Client,
+    buckets: &Path,
+    bundle: &str,
+    run: usize,
+) -> Result<Duration> {
+    let dest = format!("bench-dest-{run}");
+    std::fs::create_dir_all(buckets.join(&dest))?;
+    let t = Instant::now();
+    let v: Value = http
+        .post(format!(
+            "{}/v1/bundles/{bundle}/checkout?replica=aws",
+            s.base
+        ))
+        .json(&json!({"destination": dest}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let job = v["checkout_job_id"]
+        .as_str()
+        .context("no job id")?
+        .to_string();
+    loop {
+        let st: Value = http
+            .get(format!("{}/v1/bundles/checkout/{job}?replica=aws", s.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        match st["status"].as_str() {
+            Some("SUCCEEDED") => break,
+            Some("RUNNING") => tokio::time::sleep(Duration::from_millis(2)).await,
+            _ => bail!("checkout ended as {st}"),
+        }
+    }
+    let took = t.elapsed();
+    std::fs::remove_dir_all(buckets.join(&dest))?;
+    Ok(took)
+}
+
+/// `cp -r` of the plain files (and `cp -r` followed by `sync`).
+fn cp(plain: &Path, work: &Path, run: usize, sync: bool) -> Result<Duration> {
+    let dst = work.join(format!("cp-dst-{run}"));
+    let t = Instant::now();
+    let ok = Command::new("cp").arg("-r").arg(plain).arg(&dst).status()?;
+    if sync {
+        Command::new("sync").arg("-f").arg(&dst).status()?;
+    }
+    let took = t.elapsed();
+    if !ok.success() {
+        bail!("cp failed");
+    }
+    std::fs::remove_dir_all(&dst)?;
+    Ok(took)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Runs the checkout rows on their own `dss up` (`durability` as `embedded.durability`).
+pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let big = if quick { 64 } else { 256 } * 1024 * 1024;
+    for (durability, sync) in [("process", false), ("power", true)] {
+        let data = work.join(format!("checkout-{durability}"));
+        let s = start_with(
+            dss,
+            &data,
+            5914,
+            &[("DSS_EMBEDDED__DURABILITY", durability)],
+        )?;
+        let http = reqwest::Client::new();
+        let buckets = data.join("buckets");
+        for (count, size, label) in [
+            (1000usize, 64 * 1024usize, "1,000 × 64 KiB"),
+            (4, big, if quick { "4 × 64 MiB" } else { "4 × 256 MiB" }),
+        ] {
+            if durability == "power" && count == 1000 {
+                continue;
+            }
+            let plain = work.join(format!("plain-{durability}-{count}"));
+            eprintln!("checkout bench: seeding {label} ({durability})");
+            let bundle = seed(&s, &http, &plain, count, size, count as u64).await?;
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for run in 0..3 {
+                ours.push(checkout(&s, &http, &buckets, &bundle, run).await?);
+                theirs.push(cp(&plain, work, run, sync)?);
+            }
+            let (o, c) = (median(ours), median(theirs));
+            let what = if sync {
+                "with fsync (`embedded.durability = power`)"
+            } else {
+                "(`embedded.durability = process`)"
+            };
+            rows.push(Row {
+                name: format!("bundle checkout {label} on local disk, verified, {what}"),
+                result: format!(
+                    "{:.3} s ({:.2}× {})",
+                    o.as_secs_f64(),
+                    o.as_secs_f64() / c.as_secs_f64(),
+                    if sync { "cp -r + sync" } else { "cp -r" }
+                ),
+                goal: "within 1.5× of cp -r".into(),
+                baseline: format!(
+                    "{} {:.3} s (median of 3, same run)",
+                    if sync { "cp -r + sync" } else { "cp -r" },
+                    c.as_secs_f64()
+                ),
+            });
+            std::fs::remove_dir_all(&plain)?;
+        }
+    }
+    Ok(rows)
+}
