@@ -223,6 +223,43 @@ pub async fn file_ready(
         .map(Some)
 }
 
+/// For clients without retry tokens (DRS): `Ok(None)` when the file's copy is ready, else the
+/// seconds to wait while the one copy job of this blob runs (started if none is).
+pub async fn file_wait(
+    state: &Shared,
+    replica: &Replica,
+    f: &FileMetadata,
+) -> ApiResult<Option<u64>> {
+    let blob = ObjectKey::blob(&f.checksums());
+    let present = replica.checkout.head(&blob).await?;
+    let (ready, refresh) = judge(state, present.as_ref(), f);
+    if ready {
+        if refresh {
+            prepare_file(state, replica, f).await;
+        }
+        return Ok(None);
+    }
+    let id = file_job(state, replica, f).await?;
+    let status = read_status(&*replica.checkout, &id).await?;
+    if let Some(s) = status.as_ref().filter(|s| s.status == JobState::Failed) {
+        return Err(checkout_error(s.cause.clone()));
+    }
+    // The job's own start is not known here: its progress alone gives the rate.
+    let now = state.deployment.clock.now_ms();
+    let started = replica
+        .checkout
+        .head(&dss_shared::checkout::status_key(&id))
+        .await?
+        .map_or(now, |m| millis(m.created).min(now));
+    Ok(Some(retry_after(
+        &state.deployment.config.checkout,
+        status.as_ref(),
+        f.size,
+        started,
+        now,
+    )))
+}
+
 /// For `GET /v1/bundles/{uuid}?directurls|presignedurls`: `Ok(None)` when the bundle's copy
 /// in the checkout bucket is complete and usable, else the `301` to send.
 pub async fn bundle_ready(

@@ -16,10 +16,12 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use crate::copies;
 use crate::error::ApiError;
 use crate::params::Query;
 use crate::state::Shared;
 use crate::storage;
+use dss_shared::config::DownloadMode;
 
 /// A DRS error: answered as `{"msg", "status_code"}`.
 #[derive(Debug)]
@@ -154,11 +156,25 @@ async fn find(
         .map(Object::Bundle))
 }
 
-async fn signed_url(state: &Shared, r: &Replica, m: &FileMetadata) -> DrsResult<String> {
+/// A signed URL of a file's bytes, or (replicas serving downloads from checkout copies) the
+/// seconds until its copy is there.
+async fn signed_url(
+    state: &Shared,
+    r: &Replica,
+    m: &FileMetadata,
+) -> DrsResult<Result<String, u64>> {
+    let store = match r.download {
+        DownloadMode::Direct => &r.store,
+        DownloadMode::Checkout => match copies::file_wait(state, r, m).await? {
+            None => &r.checkout,
+            Some(wait) => return Ok(Err(wait)),
+        },
+    };
     let ttl = Duration::from_secs(state.deployment.config.api.download_url_ttl_secs);
-    r.store
+    store
         .download_url(&ObjectKey::blob(&m.checksums()), ttl, None)
         .await
+        .map(Ok)
         .map_err(|e| ApiError::from(e).into())
 }
 
@@ -176,7 +192,11 @@ pub async fn object(
         .ok_or_else(|| DrsError::not_found(&object_id))?;
     match found {
         Object::File(m) => {
-            let url = signed_url(&state, r, &m).await?;
+            let mut method = json!({"type": "https", "access_id": r.name});
+            // A copy still being made: clients get the URL from the access endpoint (202 until then).
+            if let Ok(url) = signed_url(&state, r, &m).await? {
+                method["access_url"] = json!({"url": url});
+            }
             let id = format!("{uuid}.{}", m.version);
             Ok(axum::Json(json!({
                 "id": id,
@@ -188,11 +208,7 @@ pub async fn object(
                 "version": m.version.as_str(),
                 "mime_type": m.content_type,
                 "checksums": file_checksums(&m),
-                "access_methods": [{
-                    "type": "https",
-                    "access_id": r.name,
-                    "access_url": {"url": url},
-                }],
+                "access_methods": [method],
             }))
             .into_response())
         }
@@ -238,10 +254,19 @@ pub async fn access(
         )
     })?;
     match find(&state, r, &uuid, version.as_ref()).await? {
-        Some(Object::File(m)) => {
-            let url = signed_url(&state, r, &m).await?;
-            Ok(axum::Json(json!({"url": url})).into_response())
-        }
+        Some(Object::File(m)) => match signed_url(&state, r, &m).await? {
+            Ok(url) => Ok(axum::Json(json!({"url": url})).into_response()),
+            Err(wait) => {
+                let mut res = (
+                    StatusCode::ACCEPTED,
+                    axum::Json(json!({"msg": "the file's copy is being made; retry after Retry-After seconds", "status_code": 202})),
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, wait.into());
+                Ok(res)
+            }
+        },
         Some(Object::Bundle(_)) => Err(DrsError::new(
             StatusCode::BAD_REQUEST,
             format!("{object_id} is a bundle; fetch its contents"),

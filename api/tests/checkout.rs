@@ -460,3 +460,69 @@ async fn a_copy_of_corrupted_bytes_fails_with_checkout_error() {
         "no copy of corrupted bytes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drs_access_waits_with_202_for_one_copy_then_serves_it() {
+    let s = start_with(CHECKOUT_REPLICA, "", Duration::ZERO).await;
+    let file = uuid();
+    let data = vec![5u8; 40_000];
+    s.upload(&file, V1, &data, "application/octet-stream").await;
+    let (st, _, obj) = s
+        .call(
+            Method::GET,
+            &format!("/ga4gh/drs/v1/objects/{file}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(obj["access_methods"][0]["access_id"], "aws");
+    assert!(
+        obj["access_methods"][0].get("access_url").is_none(),
+        "no URL before the copy exists: {obj}"
+    );
+    let access = s.url(&format!("/ga4gh/drs/v1/objects/{file}/access/aws"));
+    for _ in 0..3 {
+        let r = s.http.get(&access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            r.headers()["retry-after"],
+            "2",
+            "40,000 bytes at 20,000 bytes/s"
+        );
+    }
+    let statuses = std::fs::read_dir(s.dir.path().join("buckets/aws-checkout/checkout/status"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        statuses, 1,
+        "retries wait for the one copy instead of starting more"
+    );
+    let _daemon = checkout_daemon(&s, CHECKOUT_REPLICA);
+    let mut url = None;
+    for _ in 0..200 {
+        let r = s.http.get(&access).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            url = Some(
+                r.json::<Value>().await.unwrap()["url"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = url.expect("the copy became ready");
+    let got = s
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got.as_ref() == data.as_slice());
+}

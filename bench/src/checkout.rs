@@ -163,7 +163,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
             eprintln!("checkout bench: seeding {label} ({durability})");
             let bundle = seed(&s, &http, &plain, count, size, count as u64).await?;
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            for run in 0..3 {
+            for run in 0..5 {
                 ours.push(checkout(&s, &http, &buckets, &bundle, run).await?);
                 theirs.push(cp(&plain, work, run, sync)?);
             }
@@ -183,7 +183,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
                 ),
                 goal: "within 1.5× of cp -r".into(),
                 baseline: format!(
-                    "{} {:.3} s (median of 3, same run)",
+                    "{} {:.3} s (median of 5 interleaved runs, same run)",
                     if sync { "cp -r + sync" } else { "cp -r" },
                     c.as_secs_f64()
                 ),

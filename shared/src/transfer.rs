@@ -53,6 +53,12 @@ pub async fn copy_object(
         verify: Verify::Copy,
         ..Default::default()
     };
+    if let Some(m) = dst
+        .copy_from(src.store, src.key, dst_key, opts.clone(), progress.clone())
+        .await?
+    {
+        return Ok(m);
+    }
     if src.size <= WHOLE_COPY_MAX {
         // Small objects in one piece: stores read and write them without streaming machinery.
         let data = src.store.get_bytes(src.key).await?;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use dss_shared::checkout::{CheckoutStatus, Progress, write_status};
 use dss_shared::checksum::Checksums;
 use dss_shared::model::{BundleFileEntry, ObjectKey};
-use dss_shared::ports::{BlobError, BlobStore};
+use std::collections::HashMap;
+
+use dss_shared::ports::{BlobError, BlobStore, ObjectMeta};
 use dss_shared::transfer::{CopySource, copy_object, holds};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +59,32 @@ pub(crate) struct Target {
     /// Copies made before this time (ms) are made again even when they hold the right bytes
     /// (refreshing checkout copies); `None` keeps every verified copy.
     pub renew_before_ms: Option<i64>,
+    /// A prefix holding every destination key: what is there already is found by listing it
+    /// once instead of one lookup per file.
+    pub prefix: Option<String>,
+}
+
+/// What the destination holds already, by key (`None`: look each key up).
+type Present = Option<HashMap<String, ObjectMeta>>;
+
+async fn present(target: &Target) -> Result<Present, CopyError> {
+    let Some(prefix) = &target.prefix else {
+        return Ok(None);
+    };
+    let mut found = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = target
+            .store
+            .list(prefix, after.as_deref(), 1000)
+            .await
+            .map_err(|e| CopyError::Retry(format!("listing the destination: {e}")))?;
+        found.extend(page.objects.into_iter().map(|o| (o.key.clone(), o)));
+        match page.next_start_after {
+            Some(n) => after = Some(n),
+            None => return Ok(Some(found)),
+        }
+    }
 }
 
 /// Writes a job's progress into its status.
@@ -106,13 +134,17 @@ async fn copy_one(
     src: &dyn BlobStore,
     f: &Item<'_>,
     target: &Target,
+    listed: &Present,
     counters: &Counters,
 ) -> Result<(), CopyError> {
-    let present = target
-        .store
-        .head(&f.dest_key)
-        .await
-        .map_err(|e| classify(f.name, e))?;
+    let present = match listed {
+        Some(map) => map.get(&f.dest_key).cloned(),
+        None => target
+            .store
+            .head(&f.dest_key)
+            .await
+            .map_err(|e| classify(f.name, e))?,
+    };
     let keep = present.is_some_and(|m| {
         holds(&m, &f.checksums, f.size)
             && target
@@ -157,6 +189,7 @@ pub(crate) async fn copy_files(
         files_total: files.len() as u64,
         bytes_total: files.iter().map(|f| f.size).sum(),
     });
+    let listed = present(target).await?;
     let stop = CancellationToken::new();
     let reporting = tokio::spawn(report(
         reporter.status_store.clone(),
@@ -167,7 +200,7 @@ pub(crate) async fn copy_files(
     ));
     let copied = futures::stream::iter(files.iter().map(Ok))
         .try_for_each_concurrent(concurrency.max(1), |f| {
-            copy_one(&**src, f, target, &counters)
+            copy_one(&**src, f, target, &listed, &counters)
         })
         .await;
     // The reporter must be done before the caller writes the final status.

@@ -33,6 +33,18 @@ pub(crate) enum Ended {
     Failed(String),
 }
 
+/// Where a job's copies go.
+struct Destination<'a> {
+    /// The bucket.
+    store: Arc<dyn BlobStore>,
+    /// Its name.
+    name: &'a str,
+    /// The key or prefix reported as the job's location.
+    location: &'a str,
+    /// A prefix holding every key written (listed once), if there is one.
+    listing: Option<String>,
+}
+
 /// Handles checkout job messages.
 pub struct JobHandler {
     deployment: Deployment,
@@ -94,20 +106,24 @@ impl JobHandler {
             .iter()
             .map(|f| Item::member(&prefix, f))
             .collect();
-        self.copy(replica, dest, &items, &job.job_id, dest_name, &prefix)
-            .await
+        let to = Destination {
+            store: dest,
+            name: dest_name,
+            location: &prefix,
+            listing: Some(format!("{prefix}/")),
+        };
+        self.copy(replica, to, &items, &job.job_id).await
     }
 
-    /// Copies `items` into `dest` (bucket `dest_name`), reporting into job `job_id`'s status.
+    /// Copies `items` into `to`, reporting into job `job_id`'s status.
     async fn copy(
         &self,
         replica: &Replica,
-        dest: Arc<dyn BlobStore>,
+        to: Destination<'_>,
         items: &[Item<'_>],
         job_id: &str,
-        dest_name: &str,
-        location_prefix: &str,
     ) -> Result<Ended, String> {
+        let dest = to.store;
         // Copies in the DSS's own checkout bucket are cache entries: stale ones are made anew.
         let renew_before_ms = (dest.bucket() == replica.checkout.bucket()).then(|| {
             self.deployment.clock.now_ms()
@@ -117,6 +133,7 @@ impl JobHandler {
         let target = copy::Target {
             store: dest,
             renew_before_ms,
+            prefix: to.listing,
         };
         let reporter = copy::Reporter {
             status_store: replica.checkout.clone(),
@@ -133,7 +150,7 @@ impl JobHandler {
         .await
         {
             Ok(progress) => Ok(Ended::Succeeded {
-                location: replica.buckets.location(dest_name, location_prefix),
+                location: replica.buckets.location(to.name, to.location),
                 progress,
             }),
             Err(CopyError::Fail(why)) => Ok(Ended::Failed(why)),
@@ -156,16 +173,13 @@ impl JobHandler {
             size: job.size,
             content_type: &job.content_type,
         };
-        let bucket = replica.checkout.bucket().to_string();
-        self.copy(
-            replica,
-            replica.checkout.clone(),
-            &[item],
-            &job.job_id,
-            &bucket,
-            &job.blob,
-        )
-        .await
+        let to = Destination {
+            store: replica.checkout.clone(),
+            name: replica.checkout.bucket(),
+            location: &job.blob,
+            listing: None,
+        };
+        self.copy(replica, to, &[item], &job.job_id).await
     }
 
     /// Queues the e-mail (so it is never lost once the status is final), then writes the status.

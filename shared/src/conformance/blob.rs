@@ -507,3 +507,95 @@ async fn bucket_events(s: &dyn BlobStore, p: &str, q: &dyn Queue) {
         (BucketEventName::Removed, key.as_str())
     );
 }
+
+/// Copies between two stores (`src` → `dst`) verified by [`crate::transfer::copy_object`]:
+/// the bytes arrive with the source's checksums recorded, progress counts them, and a source
+/// whose bytes do not match its checksums or that is missing leaves nothing behind.
+pub async fn copies_between(src: &dyn BlobStore, dst: &dyn BlobStore, p: &str) {
+    use crate::transfer::{CopySource, copy_object};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for (i, len) in [0usize, 10, 70_000, 3 * 1024 * 1024 + 5]
+        .into_iter()
+        .enumerate()
+    {
+        let body = data(len, 20 + i as u8);
+        let sums = checksums_of(&body);
+        let key = format!("{p}xcopy/src-{i}");
+        src.put_bytes(&key, body.clone(), PutOptions::default())
+            .await
+            .expect("source put");
+        let progress = Arc::new(AtomicU64::new(0));
+        let source = CopySource {
+            store: src,
+            key: &key,
+            checksums: &sums,
+            size: len as u64,
+            content_type: "text/plain",
+        };
+        let to = format!("{p}xcopy/dst-{i}");
+        let m = copy_object(source, dst, &to, progress.clone())
+            .await
+            .expect("copy");
+        assert_eq!(m.size, len as u64, "copied size");
+        assert_eq!(
+            progress.load(Ordering::Relaxed),
+            len as u64,
+            "progress of {len} bytes"
+        );
+        assert_eq!(dst.get_bytes(&to).await.expect("get"), body, "copied bytes");
+        let head = dst.head(&to).await.expect("head").expect("copy stored");
+        assert_eq!(head.content_type, "text/plain");
+        if let Some(c) = &head.checksums {
+            assert_eq!(c, &sums, "copy records the source checksums");
+        }
+    }
+    // Bytes that are not what the checksums say: refused, nothing stored, progress undone.
+    let body = data(200_000, 33);
+    let mut wrong = checksums_of(&body);
+    wrong.crc32c = "00000000".into();
+    let key = format!("{p}xcopy/liar");
+    src.put_bytes(&key, body, PutOptions::default())
+        .await
+        .expect("source put");
+    let progress = Arc::new(AtomicU64::new(0));
+    let to = format!("{p}xcopy/liar-copy");
+    let r = copy_object(
+        CopySource {
+            store: src,
+            key: &key,
+            checksums: &wrong,
+            size: 200_000,
+            content_type: "text/plain",
+        },
+        dst,
+        &to,
+        progress.clone(),
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(BlobError::ChecksumMismatch(v)) if v.contains(&"crc32c")),
+        "corrupt source refused: {r:?}"
+    );
+    assert!(
+        dst.head(&to).await.expect("head").is_none(),
+        "nothing stored"
+    );
+    assert_eq!(progress.load(Ordering::Relaxed), 0, "progress undone");
+    let r = copy_object(
+        CopySource {
+            store: src,
+            key: &format!("{p}xcopy/absent"),
+            checksums: &wrong,
+            size: 5,
+            content_type: "text/plain",
+        },
+        dst,
+        &to,
+        progress,
+    )
+    .await;
+    assert!(
+        matches!(r, Err(BlobError::NotFound(_))),
+        "missing source: {r:?}"
+    );
+}

@@ -96,7 +96,10 @@ async fn local_bucket_without_fsync_conforms() {
         false,
     );
     let store = buckets.create("dest").expect("create");
-    super::blob::run(Arc::new(store), "suite/", None).await;
+    super::blob::run(Arc::new(store.clone()), "suite/", None).await;
+    let main = buckets.create("main").expect("create").with_fsync(true);
+    super::blob::copies_between(&main, &store, "one/").await;
+    super::blob::copies_between(&store, &main, "two/").await;
 }
 
 #[tokio::test]

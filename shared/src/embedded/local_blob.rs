@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ use crate::ports::queue::{BucketEvent, BucketEventName};
 use crate::signing::UrlSigner;
 
 use super::db::{Db, DbError, Durability};
+use super::group_commit::GroupCommit;
 use super::keypath;
 use super::queue::publish_in_tx;
 
@@ -127,6 +129,19 @@ pub struct LocalBlobStore {
     signer: Option<UrlSigner>,
     clock: SharedClock,
     fsync: bool,
+    writer: Arc<std::sync::OnceLock<GroupCommit<Placement, Placed>>>,
+    dirs_ready: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
+}
+
+/// Directories remembered as created and confined (then forgotten all at once).
+const READY_DIRS_MAX: usize = 4096;
+
+impl std::fmt::Debug for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placement")
+            .field("key", &self.meta.key)
+            .finish()
+    }
 }
 
 type Row = (
@@ -228,6 +243,8 @@ impl LocalBlobStore {
             signer,
             clock,
             fsync: true,
+            writer: Arc::default(),
+            dirs_ready: Arc::default(),
         })
     }
 
@@ -454,7 +471,8 @@ impl LocalBlobStore {
         self.commit(key, tmp, meta, opts.mode).await
     }
 
-    /// Renames a spooled file into place and records it, in one transaction with its event.
+    /// Renames a spooled file into place and records it, in one transaction with its event;
+    /// concurrent commits of the bucket share a transaction (group commit).
     async fn commit(
         &self,
         key: &str,
@@ -462,12 +480,34 @@ impl LocalBlobStore {
         meta: ObjectMeta,
         mode: PutMode,
     ) -> Result<ObjectMeta, BlobError> {
+        let placed = self.place(key, tmp.clone(), meta.clone(), mode).await;
+        match placed {
+            Ok(woken) => {
+                for q in woken {
+                    self.db.waker(&q).notify_waiters();
+                }
+                Ok(meta)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn place(
+        &self,
+        key: &str,
+        tmp: PathBuf,
+        meta: ObjectMeta,
+        mode: PutMode,
+    ) -> Result<Vec<String>, BlobError> {
         let dest = self.data_path(key)?;
-        let (bucket, root, power) = (
-            self.bucket.clone(),
-            self.root.clone(),
-            self.db.durability() == Durability::Power,
-        );
+        let parent = dest
+            .parent()
+            .ok_or(BlobError::Backend("no parent".into()))?
+            .to_path_buf();
+        self.ready_dir(&parent, &dest)?;
         let event = self.event(
             key,
             meta.size,
@@ -475,73 +515,107 @@ impl LocalBlobStore {
             BucketEventName::Created,
             meta.created,
         );
-        let m = meta.clone();
-        let tmp_for_tx = tmp.clone();
-        let outcome = self
-            .db
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let exists = tx
-                    .prepare_cached("SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2")?
-                    .exists(params![bucket, m.key])?;
-                if exists && mode == PutMode::Create {
-                    return Ok(Err(BlobError::AlreadyExists(m.key.clone())));
-                }
-                let placed = (|| {
-                    let parent = dest.parent().ok_or(BlobError::Backend("no parent".into()))?;
-                    std::fs::create_dir_all(parent).map_err(|e| io_err("create object dir", e))?;
-                    Self::confined(&root, &dest)?;
-                    std::fs::rename(&tmp_for_tx, &dest).map_err(|e| io_err("rename into place", e))?;
-                    if power {
-                        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync dir", e))?;
-                    }
-                    Ok(())
-                })();
-                if let Err(e) = placed {
-                    return Ok(Err(e));
-                }
-                let created_ms = (m.created.unix_timestamp_nanos() / 1_000_000) as i64;
-                let s = m.checksums.clone();
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?
-                .execute(params![
-                    bucket,
-                    m.key,
-                    m.size as i64,
-                    m.etag,
-                    m.content_type,
-                    created_ms,
-                    s.as_ref().map(|s| s.sha256.clone()),
-                    s.as_ref().map(|s| s.sha1.clone()),
-                    s.as_ref().map(|s| s.s3_etag.clone()),
-                    s.as_ref().map(|s| s.crc32c.clone()),
-                ])?;
-                let woken = match &event {
-                    Some((topic, body)) => publish_in_tx(&tx, topic, body, created_ms)?,
-                    None => Vec::new(),
-                };
-                tx.commit()?;
-                Ok(Ok(woken))
-            })
-            .await;
-        match outcome {
-            Ok(Ok(woken)) => {
-                for q in woken {
-                    self.db.waker(&q).notify_waiters();
-                }
-                Ok(meta)
-            }
-            Ok(Err(e)) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e.into())
-            }
+        let work = Placement {
+            bucket: self.bucket.clone(),
+            tmp,
+            dest,
+            parent: parent.clone(),
+            meta,
+            mode,
+            event,
+            power: self.db.durability() == Durability::Power,
+        };
+        let writer = self
+            .writer
+            .get_or_init(|| GroupCommit::start(&self.db, Placement::apply));
+        let placed = writer.submit(work).await?;
+        if placed.is_err() {
+            // The directory may have gone: check it again next time.
+            self.dirs_ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&parent);
         }
+        placed
+    }
+
+    /// Creates the directory of an object and checks it resolves inside the bucket, once per
+    /// directory and process (a bundle's files share one).
+    fn ready_dir(&self, parent: &Path, dest: &Path) -> Result<(), BlobError> {
+        let known = |d: &Path| {
+            self.dirs_ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(d)
+        };
+        if known(parent) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(parent).map_err(|e| io_err("create object dir", e))?;
+        Self::confined(&self.root, dest)?;
+        let mut dirs = self.dirs_ready.lock().unwrap_or_else(|p| p.into_inner());
+        if dirs.len() >= READY_DIRS_MAX {
+            dirs.clear();
+        }
+        dirs.insert(parent.to_path_buf());
+        Ok(())
+    }
+}
+
+/// One object to put in place and record, within a group's transaction.
+struct Placement {
+    bucket: String,
+    tmp: PathBuf,
+    dest: PathBuf,
+    parent: PathBuf,
+    meta: ObjectMeta,
+    mode: PutMode,
+    event: Option<(String, String)>,
+    power: bool,
+}
+
+/// Outcome of one placement: the queues woken by its event, or why it was refused.
+type Placed = Result<Vec<String>, BlobError>;
+
+impl Placement {
+    fn apply(tx: &rusqlite::Transaction<'_>, w: Placement) -> Result<Placed, DbError> {
+        let m = &w.meta;
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2")?
+            .exists(params![w.bucket, m.key])?;
+        if exists && w.mode == PutMode::Create {
+            return Ok(Err(BlobError::AlreadyExists(m.key.clone())));
+        }
+        if let Err(e) = std::fs::rename(&w.tmp, &w.dest) {
+            return Ok(Err(io_err("rename into place", e)));
+        }
+        if w.power
+            && let Err(e) = std::fs::File::open(&w.parent).and_then(|d| d.sync_all())
+        {
+            return Ok(Err(io_err("fsync dir", e)));
+        }
+        let created_ms = (m.created.unix_timestamp_nanos() / 1_000_000) as i64;
+        let s = m.checksums.as_ref();
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            w.bucket,
+            m.key,
+            m.size as i64,
+            m.etag,
+            m.content_type,
+            created_ms,
+            s.map(|s| &s.sha256),
+            s.map(|s| &s.sha1),
+            s.map(|s| &s.s3_etag),
+            s.map(|s| &s.crc32c),
+        ])?;
+        Ok(Ok(match &w.event {
+            Some((topic, body)) => publish_in_tx(tx, topic, body, created_ms)?,
+            None => Vec::new(),
+        }))
     }
 }
 
@@ -772,6 +846,91 @@ impl BlobStore for LocalBlobStore {
                 .await
                 .map_err(|e| BlobError::Backend(e.to_string()))?
         }
+    }
+
+    fn local_file(&self, key: &str) -> Option<PathBuf> {
+        self.data_path(key).ok()
+    }
+
+    /// From another local bucket: one blocking task reads the source file through a reused
+    /// buffer, computes the CRC-32C and writes the temp file (no stream, no allocation per chunk).
+    async fn copy_from(
+        &self,
+        src: &dyn BlobStore,
+        src_key: &str,
+        key: &str,
+        opts: PutOptions,
+        progress: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Option<ObjectMeta>, BlobError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::sync::atomic::Ordering;
+        let Some(path) = src.local_file(src_key) else {
+            return Ok(None);
+        };
+        let Some(expected) = self.prepare_put(key, &opts).await? else {
+            return Ok(None);
+        };
+        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let (t, fsync, missing) = (tmp.clone(), self.fsync, src_key.to_string());
+        let mine = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (counted, job) = (mine.clone(), progress.clone());
+        let copied = tokio::task::spawn_blocking(move || -> Result<(u32, u64), BlobError> {
+            let mut from = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => BlobError::NotFound(missing),
+                    _ => io_err("open source", e),
+                })?;
+            let mut to = std::fs::File::create(&t).map_err(|e| io_err("create temp file", e))?;
+            let mut buf = vec![0u8; WRITE_BUFFER];
+            let (mut crc, mut len) = (0u32, 0u64);
+            loop {
+                let n = from.read(&mut buf).map_err(|e| io_err("read source", e))?;
+                if n == 0 {
+                    break;
+                }
+                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                to.write_all(&buf[..n])
+                    .map_err(|e| io_err("write temp file", e))?;
+                len += n as u64;
+                job.fetch_add(n as u64, Ordering::Relaxed);
+                counted.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            if fsync {
+                to.sync_data().map_err(|e| io_err("fsync temp file", e))?;
+            }
+            Ok((crc, len))
+        })
+        .await
+        .map_err(|e| BlobError::Backend(e.to_string()))
+        .and_then(|r| r);
+        let done = match copied {
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+            Ok((_, len)) if opts.size.is_some_and(|s| s != len) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(BlobError::SizeMismatch {
+                    expected: opts.size.unwrap_or(0),
+                    got: len,
+                })
+            }
+            Ok((crc, len)) => {
+                let sums = Checksums {
+                    crc32c: format!("{crc:08x}"),
+                    ..expected
+                };
+                self.finish_put(key, tmp, sums, len, opts).await
+            }
+        };
+        if done.is_err() {
+            progress.fetch_sub(mine.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        done.map(Some)
     }
 
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {

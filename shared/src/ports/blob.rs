@@ -200,6 +200,26 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
         content_disposition: Option<&str>,
     ) -> Result<String, BlobError>;
 
+    /// The local file holding an object's bytes, for stores that keep objects as files on this
+    /// machine (another store here may then copy it directly).
+    fn local_file(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Copies `src_key` of `src` here as `key`, as a copy put (`opts.verify` is
+    /// [`Verify::Copy`]), when this store can do it more directly than through a stream (from a
+    /// local file, or server-side); `Ok(None)` when it cannot. `progress` gains the bytes written.
+    async fn copy_from(
+        &self,
+        _src: &dyn BlobStore,
+        _src_key: &str,
+        _key: &str,
+        _opts: PutOptions,
+        _progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Option<ObjectMeta>, BlobError> {
+        Ok(None)
+    }
+
     /// Convenience: puts an in-memory buffer.
     async fn put_bytes(
         &self,
