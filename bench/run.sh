@@ -3,7 +3,8 @@
 # Installs the `wrk` load generator (Debian package) and osmem-server (PyPI) when missing.
 # `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows;
 # `--notify-only` only the webhook rows; `--downloads-only` only the file-download row;
-# `--checkout-only` only the bundle checkout rows.
+# `--checkout-only` only the bundle checkout rows (DSS_BENCH_CHECKOUT_CONCURRENCY sets
+# checkout.concurrency for them; default 8, the deployment default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

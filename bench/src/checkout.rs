@@ -142,13 +142,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let big = if quick { 64 } else { 256 } * 1024 * 1024;
+    let concurrency =
+        std::env::var("DSS_BENCH_CHECKOUT_CONCURRENCY").unwrap_or_else(|_| "8".into());
     for (durability, sync) in [("process", false), ("power", true)] {
         let data = work.join(format!("checkout-{durability}"));
         let s = start_with(
             dss,
             &data,
             5914,
-            &[("DSS_EMBEDDED__DURABILITY", durability)],
+            &[
+                ("DSS_EMBEDDED__DURABILITY", durability),
+                ("DSS_CHECKOUT__CONCURRENCY", concurrency.as_str()),
+            ],
         )?;
         let http = reqwest::Client::new();
         let buckets = data.join("buckets");
