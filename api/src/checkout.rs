@@ -5,12 +5,13 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dss_shared::checkout::{CheckoutJob, Job, read_status, submit};
+use dss_shared::checkout::{CheckoutJob, Job, read_status};
 use dss_shared::model::DssVersion;
 use dss_shared::ports::mail::valid_address;
 use dss_shared::ports::valid_bucket_name;
 use serde_json::{Value, json};
 
+use crate::copies;
 use crate::error::{ApiError, ApiResult};
 use crate::params::parse_uuid;
 use crate::state::Shared;
@@ -68,10 +69,7 @@ pub async fn start(
     };
     tracing::info!(job = %job.job_id, bundle = %job.bundle, version = %job.version, destination = %job.destination, "checkout job queued");
     let id = job.job_id.clone();
-    let queue = state.checkout_queue().await?;
-    submit(&*replica.checkout, &**queue, &Job::Bundle(job))
-        .await
-        .map_err(|e| ApiError::internal("starting the checkout job", e))?;
+    copies::submit_job(&state, replica, &Job::Bundle(job)).await?;
     Ok((StatusCode::OK, axum::Json(json!({"checkout_job_id": id}))).into_response())
 }
 

@@ -88,7 +88,8 @@ async fn file_job(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiRes
     Ok(job.id().to_string())
 }
 
-async fn submit_job(state: &Shared, replica: &Replica, job: &Job) -> ApiResult<()> {
+/// Queues `job` for the checkout daemon, its status RUNNING in the replica's checkout bucket.
+pub async fn submit_job(state: &Shared, replica: &Replica, job: &Job) -> ApiResult<()> {
     let queue = state.checkout_queue().await?;
     submit(&*replica.checkout, &**queue, job)
         .await
@@ -200,6 +201,18 @@ async fn not_ready(
     wait(state, path, q, &token, retry)
 }
 
+/// Whether the file's copy in the checkout bucket can be handed out (starting its refresh
+/// when it is getting old).
+async fn copy_ready(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiResult<bool> {
+    let blob = ObjectKey::blob(&f.checksums());
+    let present = replica.checkout.head(&blob).await?;
+    let (ready, refresh) = judge(state, present.as_ref(), f);
+    if ready && refresh {
+        prepare_file(state, replica, f).await;
+    }
+    Ok(ready)
+}
+
 /// For `GET /v1/files/{uuid}`: `Ok(None)` when the file's copy is ready in the checkout bucket,
 /// else the `301` to send.
 pub async fn file_ready(
@@ -209,13 +222,7 @@ pub async fn file_ready(
     path: &str,
     q: &Query,
 ) -> ApiResult<Option<Response>> {
-    let blob = ObjectKey::blob(&f.checksums());
-    let present = replica.checkout.head(&blob).await?;
-    let (ready, refresh) = judge(state, present.as_ref(), f);
-    if ready {
-        if refresh {
-            prepare_file(state, replica, f).await;
-        }
+    if copy_ready(state, replica, f).await? {
         return Ok(None);
     }
     not_ready(state, replica, path, q, f.size, Start::File(f))
@@ -230,13 +237,7 @@ pub async fn file_wait(
     replica: &Replica,
     f: &FileMetadata,
 ) -> ApiResult<Option<u64>> {
-    let blob = ObjectKey::blob(&f.checksums());
-    let present = replica.checkout.head(&blob).await?;
-    let (ready, refresh) = judge(state, present.as_ref(), f);
-    if ready {
-        if refresh {
-            prepare_file(state, replica, f).await;
-        }
+    if copy_ready(state, replica, f).await? {
         return Ok(None);
     }
     let id = file_job(state, replica, f).await?;

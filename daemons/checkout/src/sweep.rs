@@ -1,6 +1,7 @@
 //! Expiry of checkout copies: objects under `blobs/` and `bundles/` of every replica's checkout
 //! bucket are deleted `checkout.blob_ttl_secs` after they were made, except copies of files the
-//! cache criteria keep. Job statuses are kept. (Cloud checkout buckets also carry lifecycle
+//! cache criteria keep; so are the pointers to copy jobs and the e-mail markers. Job statuses
+//! are kept, as the original kept them. (Cloud checkout buckets also carry lifecycle
 //! rules; the sweep makes the lifetime the same on every backend.)
 
 use std::time::Duration;
@@ -12,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::copy::millis;
 
-/// Prefixes holding checkout copies.
-const COPY_PREFIXES: [&str; 2] = ["blobs/", "bundles/"];
+/// Prefixes holding what expires: copies, pointers to copy jobs, e-mail markers.
+const SWEPT_PREFIXES: [&str; 4] = ["blobs/", "bundles/", "checkout/pending/", "checkout/mail/"];
 
 /// Deletes every expired copy once; returns how many.
 pub async fn sweep_once(deployment: &Deployment) -> Result<u64, BlobError> {
@@ -22,7 +23,7 @@ pub async fn sweep_once(deployment: &Deployment) -> Result<u64, BlobError> {
     let mut deleted = 0;
     for replica in deployment.replicas.values() {
         let bucket = &*replica.checkout;
-        for prefix in COPY_PREFIXES {
+        for prefix in SWEPT_PREFIXES {
             let mut after: Option<String> = None;
             loop {
                 let page = bucket.list(prefix, after.as_deref(), 1000).await?;

@@ -524,6 +524,12 @@ async fn expired_copies_are_swept_and_cached_files_kept() {
     put("blobs/big-json", "application/json", 20_000).await;
     put("bundles/u.v/a.bin", "application/octet-stream", 10).await;
     put("checkout/status/j.json", "application/json", 10).await;
+    put(
+        "checkout/pending/blobs/x.json",
+        "application/octet-stream",
+        36,
+    )
+    .await;
     clock.advance(Duration::from_secs(60));
     put("blobs/new", "application/octet-stream", 100).await;
     assert_eq!(
@@ -532,7 +538,7 @@ async fn expired_copies_are_swept_and_cached_files_kept() {
         "nothing expired yet"
     );
     clock.advance(Duration::from_secs(41));
-    assert_eq!(dss_checkout::sweep::sweep_once(&d).await.unwrap(), 3);
+    assert_eq!(dss_checkout::sweep::sweep_once(&d).await.unwrap(), 4);
     let left: Vec<String> = bucket
         .list("", None, 100)
         .await
