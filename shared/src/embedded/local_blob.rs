@@ -108,6 +108,48 @@ impl Hashing {
     }
 }
 
+/// Copies the file at `from` into a new file `to` through a buffer of `cap` bytes, returning
+/// the CRC-32C and length of what was written; `progress` counters gain the bytes.
+fn copy_file(
+    from: &Path,
+    to: &Path,
+    cap: usize,
+    fsync: bool,
+    key: &str,
+    progress: &[&std::sync::atomic::AtomicU64],
+) -> Result<(u32, u64), BlobError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut src = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(from)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
+            _ => io_err("open source", e),
+        })?;
+    let mut dst = std::fs::File::create(to).map_err(|e| io_err("create temp file", e))?;
+    let mut buf = vec![0u8; cap.max(1)];
+    let (mut crc, mut len) = (0u32, 0u64);
+    loop {
+        let n = src.read(&mut buf).map_err(|e| io_err("read source", e))?;
+        if n == 0 {
+            break;
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        dst.write_all(&buf[..n])
+            .map_err(|e| io_err("write temp file", e))?;
+        len += n as u64;
+        for p in progress {
+            p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    if fsync {
+        dst.sync_data().map_err(|e| io_err("fsync temp file", e))?;
+    }
+    Ok((crc, len))
+}
+
 impl From<DbError> for BlobError {
     fn from(e: DbError) -> Self {
         BlobError::Backend(e.to_string())
@@ -852,8 +894,9 @@ impl BlobStore for LocalBlobStore {
         self.data_path(key).ok()
     }
 
-    /// From another local bucket: one blocking task reads the source file through a reused
-    /// buffer, computes the CRC-32C and writes the temp file (no stream, no allocation per chunk).
+    /// From another local bucket: the source file is read through one buffer, its CRC-32C
+    /// computed and the temp file written in one blocking task (on the calling thread for small
+    /// objects of buckets that skip fsync) — no stream, no allocation per chunk.
     async fn copy_from(
         &self,
         src: &dyn BlobStore,
@@ -862,8 +905,6 @@ impl BlobStore for LocalBlobStore {
         opts: PutOptions,
         progress: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Option<ObjectMeta>, BlobError> {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         use std::sync::atomic::Ordering;
         let Some(path) = src.local_file(src_key) else {
             return Ok(None);
@@ -875,38 +916,19 @@ impl BlobStore for LocalBlobStore {
         let (t, fsync, missing) = (tmp.clone(), self.fsync, src_key.to_string());
         let mine = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (counted, job) = (mine.clone(), progress.clone());
-        let copied = tokio::task::spawn_blocking(move || -> Result<(u32, u64), BlobError> {
-            let mut from = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => BlobError::NotFound(missing),
-                    _ => io_err("open source", e),
-                })?;
-            let mut to = std::fs::File::create(&t).map_err(|e| io_err("create temp file", e))?;
-            let mut buf = vec![0u8; WRITE_BUFFER];
-            let (mut crc, mut len) = (0u32, 0u64);
-            loop {
-                let n = from.read(&mut buf).map_err(|e| io_err("read source", e))?;
-                if n == 0 {
-                    break;
-                }
-                crc = crc32c::crc32c_append(crc, &buf[..n]);
-                to.write_all(&buf[..n])
-                    .map_err(|e| io_err("write temp file", e))?;
-                len += n as u64;
-                job.fetch_add(n as u64, Ordering::Relaxed);
-                counted.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            if fsync {
-                to.sync_data().map_err(|e| io_err("fsync temp file", e))?;
-            }
-            Ok((crc, len))
-        })
-        .await
-        .map_err(|e| BlobError::Backend(e.to_string()))
-        .and_then(|r| r);
+        let cap = opts.size.map_or(WRITE_BUFFER, |n| {
+            (n as usize).saturating_add(1).min(WRITE_BUFFER)
+        });
+        let copy = move || copy_file(&path, &t, cap, fsync, &missing, &[&job, &counted]);
+        let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_WRITE_MAX) {
+            // Small and not fsynced: cheaper here than a hop to the blocking pool.
+            copy()
+        } else {
+            tokio::task::spawn_blocking(copy)
+                .await
+                .map_err(|e| BlobError::Backend(e.to_string()))
+                .and_then(|r| r)
+        };
         let done = match copied {
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
