@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use dss_shared::ports::{BlobError, BlobStore, ObjectMeta};
 use dss_shared::transfer::{CopySource, copy_object, holds};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 /// Why copying stopped.
@@ -26,28 +26,28 @@ pub(crate) enum CopyError {
 }
 
 /// One object to copy from the main bucket's blob to `dest_key`.
-pub(crate) struct Item<'a> {
+pub(crate) struct Item {
     /// Where it goes in the destination.
     pub dest_key: String,
     /// What the user calls it (in causes).
-    pub name: &'a str,
+    pub name: String,
     /// Its checksums (naming the blob).
     pub checksums: Checksums,
     /// Its size.
     pub size: u64,
     /// Its media type.
-    pub content_type: &'a str,
+    pub content_type: String,
 }
 
-impl<'a> Item<'a> {
+impl Item {
     /// A bundle member going to `{prefix}/{name}`.
-    pub fn member(prefix: &str, f: &'a BundleFileEntry) -> Self {
+    pub fn member(prefix: &str, f: &BundleFileEntry) -> Self {
         Self {
             dest_key: format!("{prefix}/{}", f.name),
-            name: &f.name,
+            name: f.name.clone(),
             checksums: f.checksums(),
             size: f.size,
-            content_type: &f.content_type,
+            content_type: f.content_type.clone(),
         }
     }
 }
@@ -131,19 +131,19 @@ fn classify(name: &str, e: BlobError) -> CopyError {
 }
 
 async fn copy_one(
-    src: &dyn BlobStore,
-    f: &Item<'_>,
-    target: &Target,
-    listed: &Present,
-    counters: &Counters,
+    src: Arc<dyn BlobStore>,
+    f: Item,
+    target: Arc<Target>,
+    listed: Arc<Present>,
+    counters: Arc<Counters>,
 ) -> Result<(), CopyError> {
-    let present = match listed {
+    let present = match &*listed {
         Some(map) => map.get(&f.dest_key).cloned(),
         None => target
             .store
             .head(&f.dest_key)
             .await
-            .map_err(|e| classify(f.name, e))?,
+            .map_err(|e| classify(&f.name, e))?,
     };
     let keep = present.is_some_and(|m| {
         holds(&m, &f.checksums, f.size)
@@ -156,15 +156,15 @@ async fn copy_one(
     } else {
         let blob = ObjectKey::blob(&f.checksums);
         let source = CopySource {
-            store: src,
+            store: &*src,
             key: &blob,
             checksums: &f.checksums,
             size: f.size,
-            content_type: f.content_type,
+            content_type: &f.content_type,
         };
         copy_object(source, &*target.store, &f.dest_key, counters.bytes.clone())
             .await
-            .map_err(|e| classify(f.name, e))?;
+            .map_err(|e| classify(&f.name, e))?;
     }
     counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -175,11 +175,12 @@ pub(crate) fn millis(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// Copies `files` from `src` (the replica's main bucket) into `target`, `concurrency` at a time.
+/// Copies `files` from `src` (the replica's main bucket) into `target`, `concurrency` at a time
+/// (each a task of its own, so they spread over the cores).
 pub(crate) async fn copy_files(
     src: &Arc<dyn BlobStore>,
-    files: &[Item<'_>],
-    target: &Target,
+    files: Vec<Item>,
+    target: Target,
     concurrency: usize,
     reporter: &Reporter,
 ) -> Result<Progress, CopyError> {
@@ -189,7 +190,8 @@ pub(crate) async fn copy_files(
         files_total: files.len() as u64,
         bytes_total: files.iter().map(|f| f.size).sum(),
     });
-    let listed = present(target).await?;
+    let listed = Arc::new(present(&target).await?);
+    let target = Arc::new(target);
     let stop = CancellationToken::new();
     let reporting = tokio::spawn(report(
         reporter.status_store.clone(),
@@ -198,10 +200,23 @@ pub(crate) async fn copy_files(
         counters.clone(),
         stop.clone(),
     ));
-    let copied = futures::stream::iter(files.iter().map(Ok))
-        .try_for_each_concurrent(concurrency.max(1), |f| {
-            copy_one(&**src, f, target, &listed, &counters)
+    let copied = futures::stream::iter(files)
+        .map(|f| {
+            let job = copy_one(
+                src.clone(),
+                f,
+                target.clone(),
+                listed.clone(),
+                counters.clone(),
+            );
+            async move {
+                tokio::spawn(job)
+                    .await
+                    .unwrap_or_else(|e| Err(CopyError::Retry(format!("copy task failed: {e}"))))
+            }
         })
+        .buffer_unordered(concurrency.max(1))
+        .try_for_each(|()| async { Ok(()) })
         .await;
     // The reporter must be done before the caller writes the final status.
     stop.cancel();

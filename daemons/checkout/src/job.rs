@@ -112,7 +112,7 @@ impl JobHandler {
             location: &prefix,
             listing: Some(format!("{prefix}/")),
         };
-        self.copy(replica, to, &items, &job.job_id).await
+        self.copy(replica, to, items, &job.job_id).await
     }
 
     /// Copies `items` into `to`, reporting into job `job_id`'s status.
@@ -120,7 +120,7 @@ impl JobHandler {
         &self,
         replica: &Replica,
         to: Destination<'_>,
-        items: &[Item<'_>],
+        items: Vec<Item>,
         job_id: &str,
     ) -> Result<Ended, String> {
         let dest = to.store;
@@ -143,7 +143,7 @@ impl JobHandler {
         match copy::copy_files(
             &replica.store,
             items,
-            &target,
+            target,
             self.cfg.concurrency,
             &reporter,
         )
@@ -168,10 +168,10 @@ impl JobHandler {
         };
         let item = Item {
             dest_key: job.blob.clone(),
-            name: &job.blob,
+            name: job.blob.clone(),
             checksums,
             size: job.size,
-            content_type: &job.content_type,
+            content_type: job.content_type.clone(),
         };
         let to = Destination {
             store: replica.checkout.clone(),
@@ -179,7 +179,7 @@ impl JobHandler {
             location: &job.blob,
             listing: None,
         };
-        self.copy(replica, to, &[item], &job.job_id).await
+        self.copy(replica, to, vec![item], &job.job_id).await
     }
 
     /// Queues the e-mail (so it is never lost once the status is final), then writes the status.
