@@ -28,13 +28,16 @@ struct Token {
 }
 
 fn parse_token(raw: &str) -> ApiResult<Token> {
-    serde_json::from_str(raw).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "illegal_token",
-            "Could not understand token",
-        )
-    })
+    serde_json::from_str::<Token>(raw)
+        .ok()
+        .filter(|t| dss_shared::model::ObjectUuid::parse(&t.execution_id).is_ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "illegal_token",
+                "Could not understand token",
+            )
+        })
 }
 
 fn millis(t: time::OffsetDateTime) -> i64 {
@@ -164,7 +167,7 @@ async fn not_ready(
     let (token, status) = match followed {
         Some((t, s)) => (
             Token {
-                attempts: t.attempts + 1,
+                attempts: t.attempts.saturating_add(1),
                 ..t
             },
             Some(s),
@@ -183,7 +186,7 @@ async fn not_ready(
             let token = Token {
                 execution_id: id,
                 start_time: now as f64 / 1000.0,
-                attempts: given.map_or(0, |t| t.attempts + 1),
+                attempts: given.map_or(0, |t| t.attempts.saturating_add(1)),
             };
             (token, status)
         }
