@@ -108,6 +108,33 @@ impl Hashing {
     }
 }
 
+/// Temp files untouched for this long belong to puts of processes that died (live puts write
+/// theirs continuously); they are removed when a bucket is opened.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
+
+/// Removes temp files of puts that a crashed process left behind in `tmp`.
+fn remove_abandoned(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let mut removed = 0u64;
+    for e in entries.filter_map(Result::ok) {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= ABANDONED_AFTER);
+        let part = e.file_name().to_string_lossy().ends_with(".part");
+        if old && part && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(dir = %tmp.display(), files = removed, "removed temp files of interrupted puts");
+    }
+}
+
 /// Copies the file at `from` into a new file `to` through a buffer of `cap` bytes, returning
 /// the CRC-32C and length of what was written; `progress` counters gain the bytes.
 fn copy_file(
@@ -276,6 +303,7 @@ impl LocalBlobStore {
             .map_err(|e| io_err("resolve bucket dir", e))?;
         let tmp = root.join(".tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| io_err("create temp dir", e))?;
+        remove_abandoned(&tmp);
         Ok(Self {
             bucket: bucket.to_string(),
             root,
@@ -978,6 +1006,32 @@ impl BlobStore for LocalBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_files_of_interrupted_puts_are_removed_when_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, fresh, other) = (
+            dir.path().join("a.part"),
+            dir.path().join("b.part"),
+            dir.path().join("keep.txt"),
+        );
+        for p in [&old, &fresh, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - ABANDONED_AFTER - Duration::from_secs(5);
+        for p in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        remove_abandoned(dir.path());
+        assert!(!old.exists(), "an old temp file is removed");
+        assert!(fresh.exists(), "a temp file being written is kept");
+        assert!(other.exists(), "only temp files are touched");
+    }
 
     #[test]
     fn a_deep_listing_page_reads_only_that_page() {
