@@ -10,6 +10,7 @@ use dss_shared::checkout::{
     CheckoutJob, FileCheckout, Job, JobState, bundle_prefix, pending_key, read_status, retry_after,
     stale, submit, usable,
 };
+use dss_shared::clock::unix_ms;
 use dss_shared::deployment::Replica;
 use dss_shared::model::{BundleManifest, FileMetadata, ObjectKey};
 use dss_shared::transfer::holds;
@@ -40,10 +41,6 @@ fn parse_token(raw: &str) -> ApiResult<Token> {
         })
 }
 
-fn millis(t: time::OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 /// Whether a copy is there, holds the right bytes and outlives a URL handed out now; whether
 /// it should be refreshed.
 fn judge(
@@ -56,9 +53,10 @@ fn judge(
     let url_ttl = state.deployment.config.api.download_url_ttl_secs;
     match meta {
         Some(m)
-            if holds(m, &f.checksums(), f.size) && usable(cfg, url_ttl, millis(m.created), now) =>
+            if holds(m, &f.checksums(), f.size)
+                && usable(cfg, url_ttl, unix_ms(m.created), now) =>
         {
-            (true, stale(cfg, millis(m.created), now))
+            (true, stale(cfg, unix_ms(m.created), now))
         }
         _ => (false, false),
     }
@@ -254,7 +252,7 @@ pub async fn file_wait(
         .checkout
         .head(&dss_shared::checkout::status_key(&id))
         .await?
-        .map_or(now, |m| millis(m.created).min(now));
+        .map_or(now, |m| unix_ms(m.created).min(now));
     Ok(Some(retry_after(
         &state.deployment.config.checkout,
         status.as_ref(),

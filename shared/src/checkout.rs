@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::millis;
 use crate::config::CheckoutConfig;
 use crate::ports::{BlobError, BlobStore, PutOptions, Queue, QueueError};
 
@@ -269,7 +270,7 @@ pub fn expired(cfg: &CheckoutConfig, created_ms: i64, now_ms: i64) -> bool {
 }
 
 fn secs_ms(s: u64) -> i64 {
-    i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)
+    millis(Duration::from_secs(s))
 }
 
 /// Seconds a client should wait before asking again for the result of a copy that started at

@@ -11,8 +11,13 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64 {
-        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+        unix_ms(self.now())
     }
+}
+
+/// A time as milliseconds since the Unix epoch.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// A duration in milliseconds, for adding to [`Clock::now_ms`] (saturating far beyond any

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dss_shared::checkout::{CheckoutStatus, Progress, write_status};
 use dss_shared::checksum::Checksums;
+use dss_shared::clock::unix_ms;
 use dss_shared::model::{BundleFileEntry, ObjectKey};
 use std::collections::HashMap;
 
@@ -149,7 +150,7 @@ async fn copy_one(
         holds(&m, &f.checksums, f.size)
             && target
                 .renew_before_ms
-                .is_none_or(|t| millis(m.created) >= t)
+                .is_none_or(|t| unix_ms(m.created) >= t)
     });
     if keep {
         counters.bytes.fetch_add(f.size, Ordering::Relaxed);
@@ -168,11 +169,6 @@ async fn copy_one(
     }
     counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
-}
-
-/// A time as milliseconds since the epoch.
-pub(crate) fn millis(t: time::OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Copies `files` from `src` (the replica's main bucket) into `target`, `concurrency` at a time

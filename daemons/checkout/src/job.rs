@@ -2,6 +2,7 @@
 //! `bundles/{uuid}.{version}/` of the destination, record the outcome, queue the e-mail.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dss_shared::bundle_reader::{self, LoadError};
@@ -9,6 +10,7 @@ use dss_shared::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, Progress, bundle_prefix, read_status,
     write_status,
 };
+use dss_shared::clock::millis;
 use dss_shared::config::CheckoutConfig;
 use dss_shared::deployment::{Deployment, Replica};
 use dss_shared::model::documents::valid_file_name;
@@ -127,8 +129,7 @@ impl JobHandler {
         // Copies in the DSS's own checkout bucket are cache entries: stale ones are made anew.
         let renew_before_ms = (dest.bucket() == replica.checkout.bucket()).then(|| {
             self.deployment.clock.now_ms()
-                - i64::try_from(self.cfg.blob_public_ttl_secs.saturating_mul(1000))
-                    .unwrap_or(i64::MAX)
+                - millis(Duration::from_secs(self.cfg.blob_public_ttl_secs))
         });
         let target = copy::Target {
             store: dest,
@@ -138,7 +139,7 @@ impl JobHandler {
         let reporter = copy::Reporter {
             status_store: replica.checkout.clone(),
             job_id: job_id.to_string(),
-            every: std::time::Duration::from_millis(self.cfg.progress_every_ms),
+            every: Duration::from_millis(self.cfg.progress_every_ms),
         };
         match copy::copy_files(
             &replica.store,
@@ -210,7 +211,7 @@ impl JobHandler {
             let body = serde_json::to_string(&request)
                 .map_err(|e| HandlerError::Permanent(e.to_string()))?;
             self.mail
-                .send(&body, std::time::Duration::ZERO)
+                .send(&body, Duration::ZERO)
                 .await
                 .map_err(HandlerError::transient)?;
         }

@@ -7,11 +7,10 @@
 use std::time::Duration;
 
 use dss_shared::checkout::expired;
+use dss_shared::clock::unix_ms;
 use dss_shared::deployment::Deployment;
 use dss_shared::ports::BlobError;
 use tokio_util::sync::CancellationToken;
-
-use crate::copy::millis;
 
 /// Prefixes holding what expires: copies, pointers to copy jobs, e-mail markers.
 const SWEPT_PREFIXES: [&str; 4] = ["blobs/", "bundles/", "checkout/pending/", "checkout/mail/"];
@@ -28,7 +27,7 @@ pub async fn sweep_once(deployment: &Deployment) -> Result<u64, BlobError> {
             loop {
                 let page = bucket.list(prefix, after.as_deref(), 1000).await?;
                 for o in &page.objects {
-                    if expired(cfg, millis(o.created), now)
+                    if expired(cfg, unix_ms(o.created), now)
                         && !cfg.cacheable(&o.content_type, o.size)
                         && bucket.delete(&o.key).await?
                     {

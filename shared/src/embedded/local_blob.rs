@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::checksum::{Checksums, MultiHasher};
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, unix_ms};
 use crate::ports::blob::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
     PutOptions, Verify,
@@ -664,7 +664,7 @@ impl Placement {
         {
             return Ok(Err(io_err("fsync dir", e)));
         }
-        let created_ms = (m.created.unix_timestamp_nanos() / 1_000_000) as i64;
+        let created_ms = unix_ms(m.created);
         let s = m.checksums.as_ref();
         tx.prepare_cached(
             "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c)
@@ -869,12 +869,7 @@ impl BlobStore for LocalBlobStore {
                     Err(e) => return Err(DbError::Task(format!("remove object file: {e}"))),
                 }
                 let woken = match &event {
-                    Some((topic, body)) => publish_in_tx(
-                        &tx,
-                        topic,
-                        body,
-                        (now.unix_timestamp_nanos() / 1_000_000) as i64,
-                    )?,
+                    Some((topic, body)) => publish_in_tx(&tx, topic, body, unix_ms(now))?,
                     None => Vec::new(),
                 };
                 tx.commit()?;
