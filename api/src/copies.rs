@@ -13,6 +13,7 @@ use dss_shared::checkout::{
 use dss_shared::clock::unix_ms;
 use dss_shared::deployment::Replica;
 use dss_shared::model::{BundleManifest, FileMetadata, ObjectKey};
+use dss_shared::ports::ObjectMeta;
 use dss_shared::transfer::holds;
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +44,7 @@ fn parse_token(raw: &str) -> ApiResult<Token> {
 
 /// Whether a copy is there, holds the right bytes and outlives a URL handed out now; whether
 /// it should be refreshed.
-fn judge(
-    state: &Shared,
-    meta: Option<&dss_shared::ports::ObjectMeta>,
-    f: &FileMetadata,
-) -> (bool, bool) {
+fn judge(state: &Shared, meta: Option<&ObjectMeta>, f: &FileMetadata) -> (bool, bool) {
     let cfg = &state.deployment.config.checkout;
     let now = state.deployment.clock.now_ms();
     let url_ttl = state.deployment.config.api.download_url_ttl_secs;
@@ -274,21 +271,13 @@ pub async fn bundle_ready(
 ) -> ApiResult<Option<Response>> {
     let version = manifest.version.to_string();
     let prefix = bundle_prefix(uuid, &version);
-    let mut copies = std::collections::HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = replica
-            .checkout
-            .list(&format!("{prefix}/"), after.as_deref(), 1000)
-            .await?;
-        for o in page.objects {
-            copies.insert(o.key.clone(), o);
-        }
-        match page.next_start_after {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let copies: std::collections::HashMap<String, ObjectMeta> = replica
+        .checkout
+        .list_all(&format!("{prefix}/"))
+        .await?
+        .into_iter()
+        .map(|o| (o.key.clone(), o))
+        .collect();
     let mut ready = copies.len() == manifest.files.len();
     let mut refresh = false;
     for f in &manifest.files {

@@ -63,20 +63,12 @@ pub async fn keys_of(
     uuid: &ObjectUuid,
 ) -> ApiResult<Vec<(ObjectKey, String)>> {
     let prefix = ObjectKey::versions_prefix(kind, uuid);
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.list(&prefix, after.as_deref(), 1000).await?;
-        out.extend(
-            page.objects
-                .into_iter()
-                .filter_map(|o| ObjectKey::parse(&o.key).map(|k| (k, o.etag))),
-        );
-        match page.next_start_after {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
-        }
-    }
+    Ok(store
+        .list_all(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|o| ObjectKey::parse(&o.key).map(|k| (k, o.etag)))
+        .collect())
 }
 
 /// The newest version of a file.

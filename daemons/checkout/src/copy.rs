@@ -72,20 +72,14 @@ async fn present(target: &Target) -> Result<Present, CopyError> {
     let Some(prefix) = &target.prefix else {
         return Ok(None);
     };
-    let mut found = HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = target
-            .store
-            .list(prefix, after.as_deref(), 1000)
-            .await
-            .map_err(|e| CopyError::Retry(format!("listing the destination: {e}")))?;
-        found.extend(page.objects.into_iter().map(|o| (o.key.clone(), o)));
-        match page.next_start_after {
-            Some(n) => after = Some(n),
-            None => return Ok(Some(found)),
-        }
-    }
+    let found = target
+        .store
+        .list_all(prefix)
+        .await
+        .map_err(|e| CopyError::Retry(format!("listing the destination: {e}")))?;
+    Ok(Some(
+        found.into_iter().map(|o| (o.key.clone(), o)).collect(),
+    ))
 }
 
 /// Writes a job's progress into its status.

@@ -205,6 +205,17 @@ async fn ordered_paged_listing(s: &dyn BlobStore, p: &str) {
         "start_after"
     );
     assert!(tail.next_start_after.is_none());
+    let all: Vec<String> = s
+        .list_all(&base)
+        .await
+        .expect("list_all")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        all, keys,
+        "list_all returns every key of the prefix, in order"
+    );
 }
 
 async fn create_only_puts(s: &dyn BlobStore, p: &str) {

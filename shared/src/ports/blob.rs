@@ -220,6 +220,21 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Convenience: every object under `prefix`, in key order (for prefixes known to be small,
+    /// such as one bundle's keys).
+    async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BlobError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list(prefix, after.as_deref(), 1000).await?;
+            out.extend(page.objects);
+            match page.next_start_after {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// Convenience: puts an in-memory buffer.
     async fn put_bytes(
         &self,
