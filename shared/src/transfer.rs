@@ -2,12 +2,14 @@
 //! source's known checksums.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use futures::StreamExt;
 
 use crate::checksum::Checksums;
-use crate::ports::blob::{BlobError, BlobStore, ByteStream, ObjectMeta, PutOptions, Verify};
+use crate::ports::blob::{
+    BlobError, BlobStore, ByteStream, CopyProgress, ObjectMeta, PutOptions, Verify,
+};
 
 /// Whether `meta` is an object with exactly this content: its size and, where the store
 /// records them, all four checksums (else its S3-style ETag) match.
@@ -18,9 +20,6 @@ pub fn holds(meta: &ObjectMeta, expected: &Checksums, size: u64) -> bool {
             None => meta.etag.trim_matches('"') == expected.s3_etag,
         }
 }
-
-/// Objects up to this size are copied whole, in memory.
-const WHOLE_COPY_MAX: u64 = 1024 * 1024;
 
 /// What to copy.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +37,8 @@ pub struct CopySource<'a> {
 }
 
 /// Copies `src` to `dst_key` of `dst` (replacing what is there) and verifies the bytes written
-/// by size and CRC-32C against the source's checksums, which the destination then records.
+/// by size and CRC-32C against the source's checksums, which the destination then records:
+/// directly when the destination can (`BlobStore::copy_from`), else streamed as a copy put.
 /// `progress` gains the bytes as they are written; if the copy fails they are taken back.
 pub async fn copy_object(
     src: CopySource<'_>,
@@ -53,21 +53,28 @@ pub async fn copy_object(
         verify: Verify::Copy,
         ..Default::default()
     };
-    if let Some(m) = dst
-        .copy_from(src.store, src.key, dst_key, opts.clone(), progress.clone())
-        .await?
+    let counted = Arc::new(CopyProgress::new(progress));
+    let copied = match dst
+        .copy_from(src.store, src.key, dst_key, opts.clone(), counted.clone())
+        .await
     {
-        return Ok(m);
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => stream(src, dst, dst_key, opts, counted.clone()).await,
+        Err(e) => Err(e),
+    };
+    if copied.is_err() {
+        counted.undo();
     }
-    if src.size <= WHOLE_COPY_MAX {
-        // Small objects in one piece: stores read and write them without streaming machinery.
-        let data = src.store.get_bytes(src.key).await?;
-        let put = dst.put_bytes(dst_key, data, opts).await;
-        if put.is_ok() {
-            progress.fetch_add(src.size, Ordering::Relaxed);
-        }
-        return put;
-    }
+    copied
+}
+
+async fn stream(
+    src: CopySource<'_>,
+    dst: &dyn BlobStore,
+    dst_key: &str,
+    opts: PutOptions,
+    counted: Arc<CopyProgress>,
+) -> Result<ObjectMeta, BlobError> {
     let obj = src.store.get(src.key, None).await?;
     if obj.meta.size != src.size {
         return Err(BlobError::SizeMismatch {
@@ -75,17 +82,10 @@ pub async fn copy_object(
             got: obj.meta.size,
         });
     }
-    let mine = Arc::new(AtomicU64::new(0));
-    let (p, m) = (progress.clone(), mine.clone());
     let body: ByteStream = Box::pin(obj.body.inspect(move |chunk| {
         if let Ok(c) = chunk {
-            p.fetch_add(c.len() as u64, Ordering::Relaxed);
-            m.fetch_add(c.len() as u64, Ordering::Relaxed);
+            counted.add(c.len() as u64);
         }
     }));
-    let put = dst.put(dst_key, body, opts).await;
-    if put.is_err() {
-        progress.fetch_sub(mine.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
-    put
+    dst.put(dst_key, body, opts).await
 }

@@ -22,8 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::checksum::{Checksums, MultiHasher};
 use crate::clock::{SharedClock, unix_ms};
 use crate::ports::blob::{
-    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
-    PutOptions, Verify,
+    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
+    PutMode, PutOptions, Verify,
 };
 use crate::ports::queue::{BucketEvent, BucketEventName};
 use crate::signing::UrlSigner;
@@ -39,8 +39,8 @@ const READ_CHUNK: usize = 256 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Whole-object reads up to this size run on the calling thread (a page-cache copy).
 const INLINE_READ_MAX: u64 = 64 * 1024;
-/// Whole-object writes up to this size run on the calling thread when no fsync follows.
-const INLINE_WRITE_MAX: u64 = 64 * 1024;
+/// Local copies up to this size run on the calling thread when no fsync follows.
+const INLINE_COPY_MAX: u64 = 64 * 1024;
 /// Disk writeback is started after every this many bytes, so the final fsync waits for little.
 const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 
@@ -136,14 +136,14 @@ fn remove_abandoned(tmp: &Path) {
 }
 
 /// Copies the file at `from` into a new file `to` through a buffer of `cap` bytes, returning
-/// the CRC-32C and length of what was written; `progress` counters gain the bytes.
+/// the CRC-32C and length of what was written; `progress` counts the bytes.
 fn copy_file(
     from: &Path,
     to: &Path,
     cap: usize,
     fsync: bool,
     key: &str,
-    progress: &[&std::sync::atomic::AtomicU64],
+    progress: &CopyProgress,
 ) -> Result<(u32, u64), BlobError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -167,9 +167,7 @@ fn copy_file(
         dst.write_all(&buf[..n])
             .map_err(|e| io_err("write temp file", e))?;
         len += n as u64;
-        for p in progress {
-            p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        }
+        progress.add(n as u64);
     }
     if fsync {
         dst.sync_data().map_err(|e| io_err("fsync temp file", e))?;
@@ -706,37 +704,6 @@ impl BlobStore for LocalBlobStore {
         self.finish_put(key, tmp, sums, size, opts).await
     }
 
-    /// Small objects of buckets that skip fsync are written on the calling thread (a page-cache
-    /// write costs less than the hops to the blocking pool).
-    async fn put_bytes(
-        &self,
-        key: &str,
-        data: Bytes,
-        mut opts: PutOptions,
-    ) -> Result<ObjectMeta, BlobError> {
-        opts.size.get_or_insert(data.len() as u64);
-        if self.fsync || data.len() as u64 > INLINE_WRITE_MAX {
-            let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
-            return self.put(key, body, opts).await;
-        }
-        let copy_of = self.prepare_put(key, &opts).await?;
-        if opts.size != Some(data.len() as u64) {
-            return Err(BlobError::SizeMismatch {
-                expected: opts.size.unwrap_or(0),
-                got: data.len() as u64,
-            });
-        }
-        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let size = data.len() as u64;
-        let mut h = Hashing::new(Some(size), copy_of);
-        let written = std::fs::write(&tmp, &data);
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_err("write temp file", e));
-        }
-        h.update(data);
-        self.finish_put(key, tmp, h.finish(), size, opts).await
-    }
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
         let path = self.data_path(key)?;
         let meta = self
@@ -926,9 +893,8 @@ impl BlobStore for LocalBlobStore {
         src_key: &str,
         key: &str,
         opts: PutOptions,
-        progress: Arc<std::sync::atomic::AtomicU64>,
+        progress: Arc<CopyProgress>,
     ) -> Result<Option<ObjectMeta>, BlobError> {
-        use std::sync::atomic::Ordering;
         let Some(path) = src.local_file(src_key) else {
             return Ok(None);
         };
@@ -937,13 +903,11 @@ impl BlobStore for LocalBlobStore {
         };
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let (t, fsync, missing) = (tmp.clone(), self.fsync, src_key.to_string());
-        let mine = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (counted, job) = (mine.clone(), progress.clone());
         let cap = opts.size.map_or(WRITE_BUFFER, |n| {
             (n as usize).saturating_add(1).min(WRITE_BUFFER)
         });
-        let copy = move || copy_file(&path, &t, cap, fsync, &missing, &[&job, &counted]);
-        let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_WRITE_MAX) {
+        let copy = move || copy_file(&path, &t, cap, fsync, &missing, &progress);
+        let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_COPY_MAX) {
             // Small and not fsynced: cheaper here than a hop to the blocking pool.
             copy()
         } else {
@@ -952,7 +916,7 @@ impl BlobStore for LocalBlobStore {
                 .map_err(|e| BlobError::Backend(e.to_string()))
                 .and_then(|r| r)
         };
-        let done = match copied {
+        match copied {
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 Err(e)
@@ -969,13 +933,9 @@ impl BlobStore for LocalBlobStore {
                     crc32c: format!("{crc:08x}"),
                     ..expected
                 };
-                self.finish_put(key, tmp, sums, len, opts).await
+                self.finish_put(key, tmp, sums, len, opts).await.map(Some)
             }
-        };
-        if done.is_err() {
-            progress.fetch_sub(mine.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        done.map(Some)
     }
 
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {

@@ -1,6 +1,8 @@
 //! The `BlobStore` port: one bucket of keyed, immutable-by-convention objects.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -153,6 +155,36 @@ pub struct ListPage {
     pub next_start_after: Option<String>,
 }
 
+/// Bytes written by one copy, counted into a shared total (a job's progress) as they go; a
+/// failed copy takes its bytes back out of the total.
+#[derive(Debug)]
+pub struct CopyProgress {
+    total: Arc<AtomicU64>,
+    mine: AtomicU64,
+}
+
+impl CopyProgress {
+    /// A copy counting into `total`.
+    pub fn new(total: Arc<AtomicU64>) -> Self {
+        Self {
+            total,
+            mine: AtomicU64::new(0),
+        }
+    }
+
+    /// `n` more bytes written.
+    pub fn add(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+        self.mine.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The copy failed: its bytes leave the total.
+    pub fn undo(&self) {
+        self.total
+            .fetch_sub(self.mine.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
 /// One bucket.
 #[async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
@@ -208,14 +240,15 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 
     /// Copies `src_key` of `src` here as `key`, as a copy put (`opts.verify` is
     /// [`Verify::Copy`]), when this store can do it more directly than through a stream (from a
-    /// local file, or server-side); `Ok(None)` when it cannot. `progress` gains the bytes written.
+    /// local file, or server-side); `Ok(None)` when it cannot. `progress` counts the bytes
+    /// written (the caller undoes it if the copy fails).
     async fn copy_from(
         &self,
         _src: &dyn BlobStore,
         _src_key: &str,
         _key: &str,
         _opts: PutOptions,
-        _progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        _progress: Arc<CopyProgress>,
     ) -> Result<Option<ObjectMeta>, BlobError> {
         Ok(None)
     }

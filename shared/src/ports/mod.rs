@@ -11,8 +11,8 @@ pub mod search;
 pub mod subscriptions;
 
 pub use blob::{
-    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
-    PutOptions, Verify,
+    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
+    PutMode, PutOptions, Verify,
 };
 pub use buckets::{Buckets, valid_bucket_name};
 pub use collections::{CollectionIndex, CollectionIndexError};
