@@ -1,8 +1,9 @@
 //! Local buckets as sibling directories of one parent directory (the local "account"): bucket
 //! `name` is the directory `{parent}/{name}`, and exists when that directory does.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -14,7 +15,8 @@ use crate::signing::UrlSigner;
 use super::db::Db;
 use super::local_blob::LocalBlobStore;
 
-/// The local buckets under one directory.
+/// The local buckets under one directory. Each bucket is opened once per process (and shares
+/// its writer between every user of it).
 #[derive(Debug, Clone)]
 pub struct LocalBuckets {
     db: Db,
@@ -22,6 +24,7 @@ pub struct LocalBuckets {
     signer: Option<UrlSigner>,
     clock: SharedClock,
     fsync: bool,
+    opened: Arc<Mutex<HashMap<String, LocalBlobStore>>>,
 }
 
 impl LocalBuckets {
@@ -40,13 +43,17 @@ impl LocalBuckets {
             signer,
             clock,
             fsync,
+            opened: Arc::default(),
         }
     }
 
     /// Creates bucket `name` if it does not exist, and opens it.
     pub fn create(&self, name: &str) -> Result<LocalBlobStore, BlobError> {
         self.check(name)?;
-        Ok(LocalBlobStore::open(
+        if let Some(b) = self.lock().get(name) {
+            return Ok(b.clone());
+        }
+        let bucket = LocalBlobStore::open(
             &self.db,
             name,
             &self.parent.join(name),
@@ -54,7 +61,16 @@ impl LocalBuckets {
             self.signer.clone(),
             self.clock.clone(),
         )?
-        .with_fsync(self.fsync))
+        .with_fsync(self.fsync);
+        Ok(self
+            .lock()
+            .entry(name.to_string())
+            .or_insert(bucket)
+            .clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalBlobStore>> {
+        self.opened.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn check(&self, name: &str) -> Result<(), BlobError> {
@@ -77,7 +93,11 @@ impl Buckets for LocalBuckets {
         match tokio::fs::metadata(&dir).await {
             Ok(m) if m.is_dir() => Ok(Some(Arc::new(self.create(name)?))),
             Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Removed by the operator: open it afresh if it comes back.
+                self.lock().remove(name);
+                Ok(None)
+            }
             Err(e) => Err(BlobError::Backend(format!("{}: {e}", dir.display()))),
         }
     }
