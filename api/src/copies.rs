@@ -7,9 +7,10 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dss_shared::checkout::{
-    CheckoutJob, FileCheckout, Job, JobState, bundle_prefix, pending_key, read_status, retry_after,
-    stale, submit, usable,
+    CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, bundle_prefix, pending_key,
+    read_status, retry_after, stale, submit, usable,
 };
+use dss_shared::checksum::Checksums;
 use dss_shared::clock::unix_ms;
 use dss_shared::deployment::Replica;
 use dss_shared::model::{BundleManifest, FileMetadata, ObjectKey};
@@ -42,35 +43,54 @@ fn parse_token(raw: &str) -> ApiResult<Token> {
         })
 }
 
-/// Whether a copy is there, holds the right bytes and outlives a URL handed out now; whether
-/// it should be refreshed.
-fn judge(state: &Shared, meta: Option<&ObjectMeta>, f: &FileMetadata) -> (bool, bool) {
+/// Whether a copy is there, holds these bytes and outlives a URL handed out now; whether it
+/// should be refreshed.
+fn judge(state: &Shared, meta: Option<&ObjectMeta>, sums: &Checksums, size: u64) -> (bool, bool) {
     let cfg = &state.deployment.config.checkout;
     let now = state.deployment.clock.now_ms();
     let url_ttl = state.deployment.config.api.download_url_ttl_secs;
     match meta {
-        Some(m)
-            if holds(m, &f.checksums(), f.size)
-                && usable(cfg, url_ttl, unix_ms(m.created), now) =>
-        {
+        Some(m) if holds(m, sums, size) && usable(cfg, url_ttl, unix_ms(m.created), now) => {
             (true, stale(cfg, unix_ms(m.created), now))
         }
         _ => (false, false),
     }
 }
 
-/// The job copying this file's blob into the checkout bucket: the one under way, or a new one.
-async fn file_job(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiResult<String> {
+/// The pointer from a cold blob to the job copying it (`checkout/pending/{blob}.json`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    job_id: String,
+    started_ms: i64,
+}
+
+/// A job copying a file, and what is known of it.
+struct FileJob {
+    id: String,
+    started_ms: i64,
+    status: Option<CheckoutStatus>,
+}
+
+/// The job copying this file's blob into the checkout bucket: the one under way (or the one that
+/// just failed), or a new one.
+async fn file_job(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiResult<FileJob> {
     let blob = ObjectKey::blob(&f.checksums());
     let pointer = pending_key(&blob);
     let checkout = &*replica.checkout;
     if let Ok(b) = checkout.get_bytes(&pointer).await
-        && let Ok(id) = String::from_utf8(b.to_vec())
-        && read_status(checkout, &id)
-            .await?
-            .is_some_and(|s| s.status == JobState::Running)
+        && let Ok(p) = serde_json::from_slice::<Pending>(&b)
+        && let Some(s) = read_status(checkout, &p.job_id).await?
+        && s.status != JobState::Succeeded
     {
-        return Ok(id);
+        if s.status == JobState::Failed {
+            // Reported once; the next request tries again (the blob may have been repaired).
+            checkout.delete(&pointer).await?;
+        }
+        return Ok(FileJob {
+            id: p.job_id,
+            started_ms: p.started_ms,
+            status: Some(s),
+        });
     }
     let job = Job::File(FileCheckout {
         job_id: uuid::Uuid::new_v4().to_string(),
@@ -80,10 +100,19 @@ async fn file_job(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiRes
         content_type: f.content_type.clone(),
     });
     submit_job(state, replica, &job).await?;
+    let pending = Pending {
+        job_id: job.id().to_string(),
+        started_ms: state.deployment.clock.now_ms(),
+    };
+    let body = serde_json::to_vec(&pending).map_err(|e| ApiError::internal("pointer", e))?;
     checkout
-        .put_bytes(&pointer, job.id().to_string().into(), Default::default())
+        .put_bytes(&pointer, body.into(), Default::default())
         .await?;
-    Ok(job.id().to_string())
+    Ok(FileJob {
+        id: pending.job_id,
+        started_ms: pending.started_ms,
+        status: Some(CheckoutStatus::queued()),
+    })
 }
 
 /// Queues `job` for the checkout daemon, its status RUNNING in the replica's checkout bucket.
@@ -167,23 +196,27 @@ async fn not_ready(
             },
             Some(s),
         ),
-        // No job yet, or it ended and yet no usable copy is there: (re)start one.
+        // No job yet, or it ended and yet no usable copy is there: (re)start one (or join the
+        // one already copying this file).
         None => {
-            let id = match start {
+            let job = match start {
                 Start::File(f) => file_job(state, replica, f).await?,
                 Start::Bundle(job) => {
                     let job = Job::Bundle(job);
                     submit_job(state, replica, &job).await?;
-                    job.id().to_string()
+                    FileJob {
+                        id: job.id().to_string(),
+                        started_ms: now,
+                        status: Some(CheckoutStatus::queued()),
+                    }
                 }
             };
-            let status = read_status(checkout, &id).await?;
             let token = Token {
-                execution_id: id,
-                start_time: now as f64 / 1000.0,
+                execution_id: job.id,
+                start_time: job.started_ms as f64 / 1000.0,
                 attempts: given.map_or(0, |t| t.attempts.saturating_add(1)),
             };
-            (token, status)
+            (token, job.status)
         }
     };
     if let Some(s) = status.as_ref().filter(|s| s.status == JobState::Failed) {
@@ -204,7 +237,7 @@ async fn not_ready(
 async fn copy_ready(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiResult<bool> {
     let blob = ObjectKey::blob(&f.checksums());
     let present = replica.checkout.head(&blob).await?;
-    let (ready, refresh) = judge(state, present.as_ref(), f);
+    let (ready, refresh) = judge(state, present.as_ref(), &f.checksums(), f.size);
     if ready && refresh {
         prepare_file(state, replica, f).await;
     }
@@ -238,24 +271,16 @@ pub async fn file_wait(
     if copy_ready(state, replica, f).await? {
         return Ok(None);
     }
-    let id = file_job(state, replica, f).await?;
-    let status = read_status(&*replica.checkout, &id).await?;
-    if let Some(s) = status.as_ref().filter(|s| s.status == JobState::Failed) {
+    let job = file_job(state, replica, f).await?;
+    if let Some(s) = job.status.as_ref().filter(|s| s.status == JobState::Failed) {
         return Err(checkout_error(s.cause.clone()));
     }
-    // The job's own start is not known here: its progress alone gives the rate.
-    let now = state.deployment.clock.now_ms();
-    let started = replica
-        .checkout
-        .head(&dss_shared::checkout::status_key(&id))
-        .await?
-        .map_or(now, |m| unix_ms(m.created).min(now));
     Ok(Some(retry_after(
         &state.deployment.config.checkout,
-        status.as_ref(),
+        job.status.as_ref(),
         f.size,
-        started,
-        now,
+        job.started_ms,
+        state.deployment.clock.now_ms(),
     )))
 }
 
@@ -284,14 +309,8 @@ pub async fn bundle_ready(
         if !ready {
             break;
         }
-        let meta = FileMetadata::new(
-            0,
-            f.version.clone(),
-            f.content_type.clone(),
-            f.size,
-            &f.checksums(),
-        );
-        let (ok, old) = judge(state, copies.get(&format!("{prefix}/{}", f.name)), &meta);
+        let copy = copies.get(&format!("{prefix}/{}", f.name));
+        let (ok, old) = judge(state, copy, &f.checksums(), f.size);
         ready &= ok;
         refresh |= old;
     }
