@@ -35,26 +35,7 @@ pub async fn json_object(
             "A JSON object request body is required",
         ));
     }
-    if !is_json(headers) {
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("none");
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Invalid Content-type ({ct}), expected JSON data"),
-        ));
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(ApiError::illegal_arguments(format!(
-            "{other} is not of type 'object'"
-        ))),
-        Err(e) => Err(ApiError::illegal_arguments(format!(
-            "Request body is not valid JSON: {e}"
-        ))),
-    }
+    parse_object(headers, &bytes)
 }
 
 /// Reads an optional JSON object body: an empty body is an empty object.
@@ -67,7 +48,31 @@ pub async fn json_object_or_empty(
     if bytes.is_empty() {
         return Ok(serde_json::Map::new());
     }
-    json_object(headers, Body::from(bytes), limit).await
+    parse_object(headers, &bytes)
+}
+
+/// A non-empty body as a JSON object, with the content type checked.
+fn parse_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<serde_json::Map<String, Value>> {
+    if !is_json(headers) {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Invalid Content-type ({ct}), expected JSON data"),
+        ));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(ApiError::illegal_arguments(format!(
+            "{other} is not of type 'object'"
+        ))),
+        Err(e) => Err(ApiError::illegal_arguments(format!(
+            "Request body is not valid JSON: {e}"
+        ))),
+    }
 }
 
 /// Deserialises a validated object into `T`, turning serde's message into a 400.

@@ -494,11 +494,11 @@ fn dss_headers(meta: &FileMetadata) -> Vec<(HeaderName, HeaderValue)> {
         .collect()
 }
 
-async fn lookup(
-    state: &Shared,
+async fn lookup<'a>(
+    state: &'a Shared,
     raw_uuid: &str,
     q: &Query,
-) -> ApiResult<(FileMetadata, std::sync::Arc<dyn BlobStore>)> {
+) -> ApiResult<(FileMetadata, &'a Replica)> {
     let replica = state.replica(q)?;
     let Ok(uuid) = ObjectUuid::parse(raw_uuid) else {
         return Err(ApiError::not_found(NO_FILE));
@@ -510,7 +510,7 @@ async fn lookup(
     let meta = storage::file_metadata(&*replica.store, &uuid, version.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(NO_FILE))?;
-    Ok((meta, replica.store.clone()))
+    Ok((meta, replica))
 }
 
 /// `HEAD /v1/files/{uuid}` — metadata in `X-DSS-*` headers.
@@ -535,14 +535,14 @@ pub async fn get(
     let q = state.params.check("getFile", raw.as_deref())?;
     parse_uuid(&raw_uuid)?;
     let direct = q.flag("directurl");
-    let (meta, mut store) = lookup(&state, &raw_uuid, &q).await?;
-    let replica = state.replica(&q)?;
+    let (meta, replica) = lookup(&state, &raw_uuid, &q).await?;
+    let mut store = &replica.store;
     if replica.download == DownloadMode::Checkout {
         let path = format!("/v1/files/{raw_uuid}");
         if let Some(wait) = copies::file_ready(&state, replica, &meta, &path, &q).await? {
             return Ok(wait);
         }
-        store = replica.checkout.clone();
+        store = &replica.checkout;
     }
     let blob = ObjectKey::blob(&meta.checksums());
     let location = if direct {

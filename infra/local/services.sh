@@ -12,6 +12,19 @@ _dss_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# _dss_wait_for NAME CHECK...: runs CHECK until it succeeds (10 s at most).
+_dss_wait_for() {
+  local name="$1"; shift
+  for _ in $(seq 1 100); do
+    if "$@" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name did not start" >&2
+  return 1
+}
+
 # osmem-server (an in-memory OpenSearch-API server); sets OSMEM_URL.
 start_osmem() {
   local bin port
@@ -20,14 +33,7 @@ start_osmem() {
   "$bin" -addr "127.0.0.1:$port" -no-stdin-watch -no-ja >/dev/null 2>&1 &
   _dss_pids+=("$!")
   OSMEM_URL="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do
-    if python3 -c "import urllib.request; urllib.request.urlopen('$OSMEM_URL')" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "osmem-server did not start" >&2
-  return 1
+  _dss_wait_for osmem-server python3 -c "import urllib.request; urllib.request.urlopen('$OSMEM_URL')"
 }
 
 # aiosmtpd writing every message it receives into a Maildir; sets SMTP_PORT and SMTP_MAILDIR.
@@ -37,12 +43,5 @@ start_smtp() {
   mkdir -p "$SMTP_MAILDIR"/{cur,new,tmp}
   .tools/smtp-venv/bin/python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR" >/dev/null 2>&1 &
   _dss_pids+=("$!")
-  for _ in $(seq 1 100); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1).close()" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "aiosmtpd did not start" >&2
-  return 1
+  _dss_wait_for aiosmtpd python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1).close()"
 }
