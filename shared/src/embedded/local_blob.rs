@@ -203,13 +203,6 @@ pub struct LocalBlobStore {
 /// Directories remembered as created and confined (then forgotten all at once).
 const READY_DIRS_MAX: usize = 4096;
 
-impl std::fmt::Debug for Placement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Placement")
-            .field("key", &self.meta.key)
-            .finish()
-    }
-}
 
 type Row = (
     String,
