@@ -203,7 +203,6 @@ pub struct LocalBlobStore {
 /// Directories remembered as created and confined (then forgotten all at once).
 const READY_DIRS_MAX: usize = 4096;
 
-
 type Row = (
     String,
     i64,
