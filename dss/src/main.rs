@@ -67,6 +67,21 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run only the sync daemon (replication between replicas, and its scheduled reconciler).
+    Sync {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Compare every replica now and queue a copy of whatever is missing or broken in one
+    /// (the sync daemon makes the copies). Prints one JSON summary per prefix.
+    Reconcile {
+        #[command(flatten)]
+        common: Common,
+        /// Only keys under this prefix (repeatable; e.g. `bundles/` or `files/ce55`); default:
+        /// blobs/, files/, bundles/, collections/.
+        #[arg(long)]
+        prefix: Vec<String>,
+    },
     /// Operator view of every daemon queue and its dead-letter queue: messages visible, in
     /// flight and delayed, and the oldest one's age.
     Queues {
@@ -175,6 +190,8 @@ enum Components {
     Notify,
     /// The checkout daemon only.
     Checkout,
+    /// The sync daemon only.
+    Sync,
 }
 
 impl Components {
@@ -189,6 +206,9 @@ impl Components {
     }
     fn checkout(self) -> bool {
         matches!(self, Components::All | Components::Checkout)
+    }
+    fn sync(self) -> bool {
+        matches!(self, Components::All | Components::Sync)
     }
 }
 
@@ -293,6 +313,14 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
                 .context("checkout daemon")
         });
     }
+    if components.sync() {
+        if deployment.replicas.len() > 1 {
+            let (d, token) = (deployment.clone(), stop.clone());
+            daemons.spawn(async move { dss_sync::run(&d, token).await.context("sync daemon") });
+        } else if components == Components::Sync {
+            anyhow::bail!("only one replica is configured: there is nothing to sync");
+        }
+    }
     match listener {
         Some(listener) => {
             let local = local_issuer(&cfg)?;
@@ -341,6 +369,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Index { common } => run(common.load(None)?, Components::Index).await,
         Command::Notify { common } => run(common.load(None)?, Components::Notify).await,
         Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
+        Command::Sync { common } => run(common.load(None)?, Components::Sync).await,
+        Command::Reconcile { common, prefix } => ops::reconcile(&common.load(None)?, prefix).await,
         Command::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
         Command::Deliveries {
             common,

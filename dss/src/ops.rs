@@ -1,4 +1,5 @@
-//! Operator commands on a deployment's data: queue gauges, the webhook delivery log and resends.
+//! Operator commands on a deployment's data: queue gauges, the webhook delivery log and
+//! resends, and reconciling the replicas.
 
 use anyhow::{Context, bail};
 use dss_api::subscriptions::{attempt_json, delivery_json};
@@ -11,6 +12,32 @@ use std::io::Write;
 
 async fn open(cfg: &Config) -> anyhow::Result<Deployment> {
     Deployment::open(cfg.clone(), dss_shared::clock::system()).context("opening the deployment")
+}
+
+/// `dss reconcile`: one reconciler pass over `prefixes` (default: all), a JSON line per prefix.
+pub async fn reconcile(cfg: &Config, prefixes: Vec<String>) -> anyhow::Result<()> {
+    dss_shared::telemetry::init(&cfg.log);
+    if let Some(bad) = prefixes.iter().find(|p| !dss_sync::valid_prefix(p)) {
+        bail!(
+            "--prefix {bad}: must start with one of {}",
+            dss_sync::PREFIXES.join(", ")
+        );
+    }
+    let prefixes = match prefixes.is_empty() {
+        true => dss_sync::PREFIXES.iter().map(|p| p.to_string()).collect(),
+        false => prefixes,
+    };
+    let dep = open(cfg).await?;
+    if dep.replicas.len() < 2 {
+        bail!("only one replica is configured: there is nothing to reconcile");
+    }
+    let reconciler = dss_sync::reconciler(&dep, std::sync::Arc::default()).await?;
+    let reports = reconciler.run(&prefixes).await?;
+    let mut out = std::io::stdout().lock();
+    for r in reports {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    }
+    Ok(())
 }
 
 /// `dss deliveries`: recent attempts of a subscription, or its deliveries in one state.

@@ -69,6 +69,9 @@ pub struct Config {
     /// Outgoing e-mail.
     #[serde(default)]
     pub mail: MailConfig,
+    /// Replication between replicas.
+    #[serde(default)]
+    pub sync: SyncConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -394,6 +397,36 @@ impl Default for CheckoutConfig {
     }
 }
 
+/// Replication settings (the sync daemon and its reconciler).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Objects copied at once.
+    pub concurrency: usize,
+    /// Receives of one message before it is dead-lettered (an object waiting for what it
+    /// refers to is retried with growing delays, capped at `retry_max_secs`).
+    pub max_attempts: u32,
+    /// Longest delay between two tries of an object that is not ready to copy, in seconds.
+    pub retry_max_secs: u64,
+    /// How often the reconciler compares every replica, in seconds; 0 turns the scheduled
+    /// run off (run it from one sync process only; `dss sync reconcile` runs it on demand).
+    pub reconcile_every_secs: u64,
+    /// Keys listed per page by the reconciler.
+    pub reconcile_page: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            max_attempts: 40,
+            retry_max_secs: 300,
+            reconcile_every_secs: 6 * 3600,
+            reconcile_page: 1000,
+        }
+    }
+}
+
 /// Outgoing e-mail: SMTP when `smtp_host` is set, else files in `dir`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -571,6 +604,17 @@ impl Config {
                 "must be longer than api.download_url_ttl_secs (copies must outlive their URLs)",
             ));
         }
+        let y = &self.sync;
+        for (key, zero) in [
+            ("sync.concurrency", y.concurrency == 0),
+            ("sync.max_attempts", y.max_attempts == 0),
+            ("sync.retry_max_secs", y.retry_max_secs == 0),
+            ("sync.reconcile_page", y.reconcile_page == 0),
+        ] {
+            if zero {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
         if !crate::ports::mail::valid_address(&self.mail.sender) {
             return Err(invalid(
                 "mail.sender",
@@ -725,7 +769,7 @@ impl Config {
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
-    "checkout", "mail", "log",
+    "checkout", "mail", "sync", "log",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)

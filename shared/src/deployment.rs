@@ -37,7 +37,12 @@ pub const CHECKOUT_QUEUE: &str = "checkout";
 /// The checkout daemon's queue of e-mails to send (one message per e-mail).
 pub const CHECKOUT_MAIL_QUEUE: &str = "checkout-mail";
 
-/// Queues subscribed to the bucket events topic, one per consuming daemon.
+/// The sync daemon's queue: bucket events (subscribed to [`BUCKET_EVENTS_TOPIC`] while the
+/// deployment has more than one replica) and copy requests of the reconciler and operators.
+pub const SYNC_QUEUE: &str = "sync";
+
+/// Queues subscribed to the bucket events topic, one per consuming daemon (and [`SYNC_QUEUE`]
+/// when there is more than one replica).
 const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
 
 /// Every daemon queue (each has a dead-letter queue `{name}-dlq`).
@@ -47,6 +52,7 @@ pub const DAEMON_QUEUES: &[&str] = &[
     DELIVERY_QUEUE,
     CHECKOUT_QUEUE,
     CHECKOUT_MAIL_QUEUE,
+    SYNC_QUEUE,
 ];
 
 /// Errors while opening a deployment.
@@ -262,6 +268,13 @@ impl Deployment {
         for name in [DELIVERY_QUEUE, CHECKOUT_QUEUE, CHECKOUT_MAIL_QUEUE] {
             self.queue(name).await?;
         }
+        // With one replica there is nothing to replicate: no events are kept for sync.
+        self.queue(SYNC_QUEUE).await?;
+        if self.replicas.len() > 1 {
+            topic.subscribe(SYNC_QUEUE).await?;
+        } else {
+            topic.unsubscribe(SYNC_QUEUE).await?;
+        }
         Ok(())
     }
 
@@ -272,6 +285,7 @@ impl Deployment {
             // job survive daemons killed under it.
             CHECKOUT_QUEUE => self.config.checkout.max_attempts + 10,
             CHECKOUT_MAIL_QUEUE => self.config.mail.max_attempts,
+            SYNC_QUEUE => self.config.sync.max_attempts,
             _ => QueueConfig::default().max_receive_count,
         };
         let cfg = QueueConfig {

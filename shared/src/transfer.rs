@@ -37,8 +37,7 @@ pub struct CopySource<'a> {
 }
 
 /// Copies `src` to `dst_key` of `dst` (replacing what is there) and verifies the bytes written
-/// by size and CRC-32C against the source's checksums, which the destination then records:
-/// directly when the destination can (`BlobStore::copy_from`), else streamed as a copy put.
+/// by size and CRC-32C against the source's checksums, which the destination then records.
 /// `progress` gains the bytes as they are written; if the copy fails they are taken back.
 pub async fn copy_object(
     src: CopySource<'_>,
@@ -53,13 +52,28 @@ pub async fn copy_object(
         verify: Verify::Copy,
         ..Default::default()
     };
+    transfer(src.store, src.key, src.size, dst, dst_key, opts, progress).await
+}
+
+/// Copies `src_key` of `src` (of `size` bytes) to `dst_key` of `dst` as a put with `opts`:
+/// directly when the destination can (`BlobStore::copy_from`), else streamed. `progress` gains
+/// the bytes as they are written; if the copy fails they are taken back.
+pub async fn transfer(
+    src: &dyn BlobStore,
+    src_key: &str,
+    size: u64,
+    dst: &dyn BlobStore,
+    dst_key: &str,
+    opts: PutOptions,
+    progress: Arc<AtomicU64>,
+) -> Result<ObjectMeta, BlobError> {
     let counted = Arc::new(CopyProgress::new(progress));
     let copied = match dst
-        .copy_from(src.store, src.key, dst_key, opts.clone(), counted.clone())
+        .copy_from(src, src_key, dst_key, opts.clone(), counted.clone())
         .await
     {
         Ok(Some(m)) => Ok(m),
-        Ok(None) => stream(src, dst, dst_key, opts, counted.clone()).await,
+        Ok(None) => stream(src, src_key, size, dst, dst_key, opts, counted.clone()).await,
         Err(e) => Err(e),
     };
     if copied.is_err() {
@@ -69,16 +83,18 @@ pub async fn copy_object(
 }
 
 async fn stream(
-    src: CopySource<'_>,
+    src: &dyn BlobStore,
+    src_key: &str,
+    size: u64,
     dst: &dyn BlobStore,
     dst_key: &str,
     opts: PutOptions,
     counted: Arc<CopyProgress>,
 ) -> Result<ObjectMeta, BlobError> {
-    let obj = src.store.get(src.key, None).await?;
-    if obj.meta.size != src.size {
+    let obj = src.get(src_key, None).await?;
+    if obj.meta.size != size {
         return Err(BlobError::SizeMismatch {
-            expected: src.size,
+            expected: size,
             got: obj.meta.size,
         });
     }

@@ -34,7 +34,9 @@ async fn operators_see_queue_gauges() {
             "checkout",
             "checkout-dlq",
             "checkout-mail",
-            "checkout-mail-dlq"
+            "checkout-mail-dlq",
+            "sync",
+            "sync-dlq"
         ]
     );
     for l in &lines {

@@ -33,6 +33,7 @@ pub async fn run(store: Arc<dyn BlobStore>, prefix: &str, events: Option<Arc<dyn
     copy_puts(&*store, prefix).await;
     large_streamed_put(&*store, prefix).await;
     copy_and_delete(&*store, prefix).await;
+    sync_origin(&*store, prefix).await;
     invalid_keys(&*store).await;
     download_urls(&*store, prefix).await;
     if let Some(q) = events {
@@ -428,6 +429,41 @@ async fn copy_and_delete(s: &dyn BlobStore, p: &str) {
     assert!(
         s.head(&b).await.expect("head").is_some(),
         "the copy survives"
+    );
+}
+
+/// An object put as a sync copy reports the replica it came from (head and listing); others
+/// report none, and an in-bucket copy is a new object of its own.
+async fn sync_origin(s: &dyn BlobStore, p: &str) {
+    let (synced, own) = (format!("{p}origin/synced"), format!("{p}origin/own"));
+    let opts = PutOptions {
+        origin: Some("gcp".into()),
+        ..Default::default()
+    };
+    s.put_bytes(&synced, data(10, 9), opts).await.expect("put");
+    s.put_bytes(&own, data(10, 9), PutOptions::default())
+        .await
+        .expect("put");
+    let origin = |k: String| async move { s.head(&k).await.expect("head").expect("exists").origin };
+    assert_eq!(origin(synced.clone()).await.as_deref(), Some("gcp"));
+    assert_eq!(origin(own.clone()).await, None);
+    let listed: Vec<_> = s
+        .list_all(&format!("{p}origin/"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| (m.key, m.origin))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(own, None), (synced.clone(), Some("gcp".into()))]
+    );
+    let copied = format!("{p}origin/copied");
+    s.copy(&synced, &copied).await.expect("copy");
+    assert_eq!(
+        origin(copied).await,
+        None,
+        "a copy within the bucket is no sync copy"
     );
 }
 

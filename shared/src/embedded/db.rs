@@ -36,7 +36,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
     content_type TEXT NOT NULL, created_ms INTEGER NOT NULL,
-    sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT,
+    sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT, origin TEXT,
     PRIMARY KEY (bucket, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queues (
     name TEXT PRIMARY KEY, max_receive INTEGER NOT NULL, dead_letter TEXT);
@@ -82,6 +82,17 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     outcome TEXT NOT NULL,
     PRIMARY KEY (subscription, at_ms, delivery, attempt)) WITHOUT ROWID;
 ";
+
+/// Brings a database made by an earlier release up to [`SCHEMA`]: columns added since.
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let has_origin = c
+        .prepare("SELECT 1 FROM pragma_table_info('objects') WHERE name = 'origin'")?
+        .exists([])?;
+    if !has_origin {
+        c.execute_batch("ALTER TABLE objects ADD COLUMN origin TEXT")?;
+    }
+    Ok(())
+}
 
 struct Inner {
     path: PathBuf,
@@ -144,6 +155,7 @@ impl Db {
         }
         let writer = open_conn(path, durability)?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&writer)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -216,5 +228,40 @@ impl Db {
     pub fn waker(&self, queue: &str) -> Arc<Notify> {
         let mut map = self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(queue.to_string()).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_of_an_earlier_release_gains_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE objects (
+                bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+                content_type TEXT NOT NULL, created_ms INTEGER NOT NULL,
+                sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT,
+                PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+             INSERT INTO objects VALUES ('b', 'k', 1, 'e', 't', 0, NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+        drop(old);
+        let db = Db::open(&path, Durability::Process).unwrap();
+        let origin: Option<String> = db
+            .read_inline(|c| {
+                Ok(
+                    c.query_row("SELECT origin FROM objects WHERE key = 'k'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap();
+        assert_eq!(origin, None, "old rows read as having no origin");
+        drop(db);
+        Db::open(&path, Durability::Process).expect("migrating twice is a no-op");
     }
 }

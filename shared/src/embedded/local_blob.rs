@@ -135,16 +135,17 @@ fn remove_abandoned(tmp: &Path) {
     }
 }
 
-/// Copies the file at `from` into a new file `to` through a buffer of `cap` bytes, returning
-/// the CRC-32C and length of what was written; `progress` counts the bytes.
+/// Copies the file at `from` into a new file `to` in chunks of up to `cap` bytes, feeding
+/// `hashing` as it goes; returns it with the length written. `progress` counts the bytes.
 fn copy_file(
     from: &Path,
     to: &Path,
     cap: usize,
     fsync: bool,
     key: &str,
+    mut hashing: Hashing,
     progress: &CopyProgress,
-) -> Result<(u32, u64), BlobError> {
+) -> Result<(Hashing, u64), BlobError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let mut src = std::fs::OpenOptions::new()
@@ -156,23 +157,24 @@ fn copy_file(
             _ => io_err("open source", e),
         })?;
     let mut dst = std::fs::File::create(to).map_err(|e| io_err("create temp file", e))?;
-    let mut buf = vec![0u8; cap.max(1)];
-    let (mut crc, mut len) = (0u32, 0u64);
+    let mut len = 0u64;
     loop {
+        let mut buf = bytes::BytesMut::zeroed(cap.max(1));
         let n = src.read(&mut buf).map_err(|e| io_err("read source", e))?;
         if n == 0 {
             break;
         }
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        dst.write_all(&buf[..n])
+        buf.truncate(n);
+        dst.write_all(&buf)
             .map_err(|e| io_err("write temp file", e))?;
+        hashing.update(buf.freeze());
         len += n as u64;
         progress.add(n as u64);
     }
     if fsync {
         dst.sync_data().map_err(|e| io_err("fsync temp file", e))?;
     }
-    Ok((crc, len))
+    Ok((hashing, len))
 }
 
 impl From<DbError> for BlobError {
@@ -213,10 +215,11 @@ type Row = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 fn row_to_meta(r: Row) -> ObjectMeta {
-    let (key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c) = r;
+    let (key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin) = r;
     let checksums = match (sha256, sha1, s3_etag, crc32c) {
         (Some(sha256), Some(sha1), Some(s3_etag), Some(crc32c)) => Some(Checksums {
             sha256,
@@ -234,11 +237,12 @@ fn row_to_meta(r: Row) -> ObjectMeta {
         created: OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_ms) * 1_000_000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         checksums,
+        origin,
     }
 }
 
 const ROW_COLUMNS: &str =
-    "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c";
+    "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -251,6 +255,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         r.get(6)?,
         r.get(7)?,
         r.get(8)?,
+        r.get(9)?,
     ))
 }
 
@@ -527,6 +532,7 @@ impl LocalBlobStore {
                 .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
             created: self.clock.now(),
             checksums: Some(sums),
+            origin: opts.origin,
         };
         self.commit(key, tmp, meta, opts.mode).await
     }
@@ -657,8 +663,8 @@ impl Placement {
         let created_ms = unix_ms(m.created);
         let s = m.checksums.as_ref();
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             w.bucket,
@@ -671,6 +677,7 @@ impl Placement {
             s.map(|s| &s.sha1),
             s.map(|s| &s.s3_etag),
             s.map(|s| &s.crc32c),
+            m.origin,
         ])?;
         Ok(Ok(match &w.event {
             Some((topic, body)) => publish_in_tx(tx, topic, body, created_ms)?,
@@ -802,6 +809,7 @@ impl BlobStore for LocalBlobStore {
         let meta = ObjectMeta {
             key: to.to_string(),
             created: self.clock.now(),
+            origin: None,
             ..src
         };
         self.commit(to, tmp, meta, PutMode::Overwrite).await
@@ -876,9 +884,9 @@ impl BlobStore for LocalBlobStore {
         self.data_path(key).ok()
     }
 
-    /// From another local bucket: the source file is read through one buffer, its CRC-32C
-    /// computed and the temp file written in one blocking task (on the calling thread for small
-    /// objects of buckets that skip fsync) — no stream, no allocation per chunk.
+    /// From another local bucket: the source file is read, hashed (all four checksums, or
+    /// only the CRC-32C for [`Verify::Copy`]) and the temp file written in one blocking task (on
+    /// the calling thread for small objects of buckets that skip fsync) — no stream.
     async fn copy_from(
         &self,
         src: &dyn BlobStore,
@@ -890,15 +898,14 @@ impl BlobStore for LocalBlobStore {
         let Some(path) = src.local_file(src_key) else {
             return Ok(None);
         };
-        let Some(expected) = self.prepare_put(key, &opts).await? else {
-            return Ok(None);
-        };
+        let copy_of = self.prepare_put(key, &opts).await?;
+        let hashing = Hashing::new(opts.size, copy_of);
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         let (t, fsync, missing) = (tmp.clone(), self.fsync, src_key.to_string());
         let cap = opts.size.map_or(WRITE_BUFFER, |n| {
             (n as usize).saturating_add(1).min(WRITE_BUFFER)
         });
-        let copy = move || copy_file(&path, &t, cap, fsync, &missing, &progress);
+        let copy = move || copy_file(&path, &t, cap, fsync, &missing, hashing, &progress);
         let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_COPY_MAX) {
             // Small and not fsynced: cheaper here than a hop to the blocking pool.
             copy()
@@ -920,11 +927,8 @@ impl BlobStore for LocalBlobStore {
                     got: len,
                 })
             }
-            Ok((crc, len)) => {
-                let sums = Checksums {
-                    crc32c: format!("{crc:08x}"),
-                    ..expected
-                };
+            Ok((hashing, len)) => {
+                let sums = hashing.finish();
                 self.finish_put(key, tmp, sums, len, opts).await.map(Some)
             }
         }
@@ -987,13 +991,13 @@ mod tests {
         c.execute_batch(
             "CREATE TABLE objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
              content_type TEXT NOT NULL, created_ms INTEGER NOT NULL, sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT,
-             PRIMARY KEY (bucket, key)) WITHOUT ROWID;",
+             origin TEXT, PRIMARY KEY (bucket, key)) WITHOUT ROWID;",
         )
         .unwrap();
         {
             let mut ins = c
                 .prepare(
-                    "INSERT INTO objects VALUES ('b', ?1, 1, 'e', 't', 0, NULL, NULL, NULL, NULL)",
+                    "INSERT INTO objects VALUES ('b', ?1, 1, 'e', 't', 0, NULL, NULL, NULL, NULL, NULL)",
                 )
                 .unwrap();
             for i in 0..20_000 {

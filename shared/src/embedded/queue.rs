@@ -364,6 +364,21 @@ impl EmbeddedTopic {
         Ok(())
     }
 
+    /// Unsubscribes a queue: it receives nothing published from now on (what it holds stays).
+    pub async fn unsubscribe(&self, queue: &str) -> Result<(), QueueError> {
+        let (t, q) = (self.name.clone(), queue.to_string());
+        self.db
+            .write(move |c| {
+                c.execute(
+                    "DELETE FROM subscriptions WHERE topic = ?1 AND queue = ?2",
+                    params![t, q],
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The queues subscribed to this topic.
     pub async fn subscribers(&self) -> Result<Vec<String>, QueueError> {
         let t = self.name.clone();

@@ -76,6 +76,9 @@ pub struct ObjectMeta {
     pub created: OffsetDateTime,
     /// All four checksums where the store computed them.
     pub checksums: Option<Checksums>,
+    /// The replica this object was copied from, when it arrived by sync (recorded with the
+    /// object, so that its bucket event is not replicated again).
+    pub origin: Option<String>,
 }
 
 /// Create-only or overwrite.
@@ -114,6 +117,8 @@ pub struct PutOptions {
     pub mode: PutMode,
     /// What is computed and compared.
     pub verify: Verify,
+    /// Record the object as a sync copy from this replica ([`ObjectMeta::origin`]).
+    pub origin: Option<String>,
 }
 
 /// An inclusive byte range; `end: None` means "to the end".
@@ -238,10 +243,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Copies `src_key` of `src` here as `key`, as a copy put (`opts.verify` is
-    /// [`Verify::Copy`]), when this store can do it more directly than through a stream (from a
-    /// local file, or server-side); `Ok(None)` when it cannot. `progress` counts the bytes
-    /// written (the caller undoes it if the copy fails).
+    /// Copies `src_key` of `src` here as `key`, as a put with `opts` (checked as `opts.verify`
+    /// says), when this store can do it more directly than through a stream (from a local
+    /// file, or server-side); `Ok(None)` when it cannot. `progress` counts the bytes written
+    /// (the caller undoes it if the copy fails).
     async fn copy_from(
         &self,
         _src: &dyn BlobStore,
