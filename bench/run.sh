@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Builds release binaries and runs the benchmark harness; prints a markdown table.
-# Installs the `wrk` load generator (Debian package) and osmem-server (PyPI) when missing.
+# Installs the `wrk` load generator and `rclone` (Debian packages) and osmem-server (PyPI) when missing.
 # `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows;
 # `--notify-only` only the webhook rows; `--downloads-only` only the file-download row;
 # `--checkout-only` only the bundle checkout rows (DSS_BENCH_CHECKOUT_CONCURRENCY sets
-# checkout.concurrency for them; default 8, the deployment default).
+# checkout.concurrency for them; default 8, the deployment default); `--sync-only` only the
+# replication rows (against rclone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v wrk >/dev/null; then
-  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
-fi
+for tool in wrk rclone; do
+  if ! command -v "$tool" >/dev/null; then
+    apt-get install -y -qq "$tool" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$tool"; }
+  fi
+done
 # osmem-server (PyPI), an in-memory OpenSearch-API server, is the search reference.
 if [ ! -x .tools/osmem-venv/bin/python ]; then
   python3 -m venv .tools/osmem-venv

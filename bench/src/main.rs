@@ -25,6 +25,7 @@ mod downloads;
 mod notify;
 mod osmem;
 mod search;
+mod sync;
 
 const V: &str = "2026-01-01T000000.000000Z";
 
@@ -143,7 +144,7 @@ fn gbps(bytes: u64, d: Duration) -> f64 {
 }
 
 /// Baseline: the one-pass hashing ceiling of this machine, in memory.
-fn hashing_ceiling(data: &Bytes) -> (f64, f64) {
+pub(crate) fn hashing_ceiling(data: &Bytes) -> (f64, f64) {
     use md5::Digest;
     let t = Instant::now();
     let mut sha256 = sha2::Sha256::new();
@@ -408,6 +409,10 @@ async fn main() -> Result<()> {
         print_table(downloads::run(&dss, work.path()).await?);
         return Ok(());
     }
+    if args.iter().any(|a| a == "--sync-only") {
+        print_table(sync::run(work.path(), quick).await?);
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--notify-only") {
         print_table(notify::run(&dss, work.path(), quick, &http).await?);
         return Ok(());
@@ -521,6 +526,7 @@ async fn main() -> Result<()> {
     rows.extend(notify::run(&dss, work.path(), quick, &http).await?);
     rows.extend(downloads::run(&dss, work.path()).await?);
     rows.extend(checkout::run(&dss, work.path(), quick).await?);
+    rows.extend(sync::run(work.path(), quick).await?);
     print_table(rows);
     Ok(())
 }

@@ -8,7 +8,8 @@
 #   - requests-http-signature 0.1.0 (the library the original DSS signed webhooks with), for the
 #     webhook receiver that verifies our signatures independently;
 #   - aiosmtpd 1.4.6, an SMTP server that writes what it receives into a Maildir, for the
-#     e-mail tests.
+#     e-mail tests;
+#   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' conformance tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -46,4 +47,10 @@ smtp="$root/.tools/smtp-venv"
 if ! "$smtp/bin/python" -c "import aiosmtpd" 2>/dev/null; then
   "$python" -m venv "$smtp"
   "$smtp/bin/pip" install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi
+
+moto="$root/.tools/moto-venv"
+if ! "$moto/bin/python" -c "import moto.server" 2>/dev/null; then
+  "$python" -m venv "$moto"
+  "$moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 fi

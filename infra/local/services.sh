@@ -45,3 +45,13 @@ start_smtp() {
   _dss_pids+=("$!")
   _dss_wait_for aiosmtpd python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1).close()"
 }
+
+# moto in server mode (S3, SQS, SNS in one process); sets MOTO_URL.
+start_moto() {
+  local port
+  port="$(_dss_free_port)"
+  .tools/moto-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  _dss_pids+=("$!")
+  MOTO_URL="http://127.0.0.1:$port"
+  _dss_wait_for moto python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL/moto-api/')"
+}

@@ -3,7 +3,8 @@
 # then runs the whole workspace's tests, including those ignored by a plain `cargo test`: the
 # end-to-end tests that drive the official `hca` and `dbio` CLIs or verify webhook signatures with
 # requests-http-signature, the Elasticsearch adapter's conformance suite (against osmem-server
-# here, or the server DSS_TEST_ES_URL names), and the e-mail tests against aiosmtpd.
+# here, or the server DSS_TEST_ES_URL names), the e-mail tests against aiosmtpd, and the S3
+# adapter's conformance suite against moto.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh
@@ -16,4 +17,6 @@ if [ -z "${DSS_TEST_ES_URL:-}" ]; then
 fi
 start_smtp
 export DSS_TEST_SMTP_PORT="$SMTP_PORT" DSS_TEST_MAILDIR="$SMTP_MAILDIR"
+start_moto
+export DSS_TEST_S3_URL="$MOTO_URL"
 cargo test --workspace --locked -- --include-ignored

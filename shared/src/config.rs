@@ -401,13 +401,17 @@ impl Default for CheckoutConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
-    /// Objects copied at once.
+    /// Objects copied at once (copies of small objects wait mostly on the disk, so many at
+    /// once pay off even on two cores).
     pub concurrency: usize,
     /// Receives of one message before it is dead-lettered (an object waiting for what it
     /// refers to is retried with growing delays, capped at `retry_max_secs`).
     pub max_attempts: u32,
     /// Longest delay between two tries of an object that is not ready to copy, in seconds.
     pub retry_max_secs: u64,
+    /// How long a message stays hidden while a copy runs, in seconds (extended while it
+    /// runs); the copies of a sync process that died are taken over after this.
+    pub visibility_secs: u64,
     /// How often the reconciler compares every replica, in seconds; 0 turns the scheduled
     /// run off (run it from one sync process only; `dss sync reconcile` runs it on demand).
     pub reconcile_every_secs: u64,
@@ -418,9 +422,10 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
-            concurrency: 16,
+            concurrency: 32,
             max_attempts: 40,
             retry_max_secs: 300,
+            visibility_secs: 60,
             reconcile_every_secs: 6 * 3600,
             reconcile_page: 1000,
         }
@@ -609,6 +614,7 @@ impl Config {
             ("sync.concurrency", y.concurrency == 0),
             ("sync.max_attempts", y.max_attempts == 0),
             ("sync.retry_max_secs", y.retry_max_secs == 0),
+            ("sync.visibility_secs", y.visibility_secs == 0),
             ("sync.reconcile_page", y.reconcile_page == 0),
         ] {
             if zero {

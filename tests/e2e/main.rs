@@ -8,3 +8,4 @@ mod lifecycle;
 mod notify;
 mod ops;
 mod search;
+mod sync;

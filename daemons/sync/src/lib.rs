@@ -83,6 +83,7 @@ pub async fn run_with(
     let mut worker = WorkerConfig::named("sync");
     worker.concurrency = cfg.concurrency;
     worker.batch_size = cfg.concurrency.clamp(1, 100);
+    worker.visibility = Duration::from_secs(cfg.visibility_secs);
     worker.backoff = Backoff {
         max: Duration::from_secs(cfg.retry_max_secs),
         ..Backoff::default()

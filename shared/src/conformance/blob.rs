@@ -432,8 +432,8 @@ async fn copy_and_delete(s: &dyn BlobStore, p: &str) {
     );
 }
 
-/// An object put as a sync copy reports the replica it came from (head and listing); others
-/// report none, and an in-bucket copy is a new object of its own.
+/// An object put as a sync copy reports the replica it came from (on head); others report
+/// none, and an in-bucket copy is a new object of its own.
 async fn sync_origin(s: &dyn BlobStore, p: &str) {
     let (synced, own) = (format!("{p}origin/synced"), format!("{p}origin/own"));
     let opts = PutOptions {
@@ -447,17 +447,12 @@ async fn sync_origin(s: &dyn BlobStore, p: &str) {
     let origin = |k: String| async move { s.head(&k).await.expect("head").expect("exists").origin };
     assert_eq!(origin(synced.clone()).await.as_deref(), Some("gcp"));
     assert_eq!(origin(own.clone()).await, None);
-    let listed: Vec<_> = s
-        .list_all(&format!("{p}origin/"))
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|m| (m.key, m.origin))
-        .collect();
-    assert_eq!(
-        listed,
-        vec![(own, None), (synced.clone(), Some("gcp".into()))]
-    );
+    // Listings may leave the origin out (S3's do), but never report a wrong one.
+    let listed = s.list_all(&format!("{p}origin/")).await.expect("list");
+    let keys: Vec<&str> = listed.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(keys, [own.as_str(), synced.as_str()]);
+    assert_eq!(listed[0].origin, None);
+    assert!(listed[1].origin.as_deref().is_none_or(|o| o == "gcp"));
     let copied = format!("{p}origin/copied");
     s.copy(&synced, &copied).await.expect("copy");
     assert_eq!(

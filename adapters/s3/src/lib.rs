@@ -1,0 +1,517 @@
+//! `BlobStore` on Amazon S3 or an S3-compatible server, with aws-sdk-s3.
+//!
+//! * Puts stream: the body is hashed (all four checksums) as it arrives and sent in one
+//!   `PutObject` when it fits in one part, else as a multipart upload whose parts are the DSS
+//!   part size, so the object's S3 ETag equals the `s3_etag` checksum. Nothing becomes visible
+//!   before the size and expected checksums are verified: a failed single put is never sent,
+//!   a failed multipart upload is aborted.
+//! * The checksums (and the sync origin) are recorded as user metadata (`x-amz-meta-dss-*`);
+//!   when they are known only after a multipart upload, they are added by a server-side copy of
+//!   the object onto itself. Listings carry no metadata: their objects have no checksums and an
+//!   empty content type (a head has both).
+//! * Copies within the bucket are server-side (`CopyObject`, or `UploadPartCopy` parts above
+//!   5 GiB). Download URLs are presigned GETs.
+//! * Keys follow the same rules as every other store (see `dss_shared::embedded::keypath`), so
+//!   every object can be replicated to every backend.
+
+mod multipart;
+mod options;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use bytes::{Bytes, BytesMut};
+use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
+use dss_shared::embedded::keypath;
+use dss_shared::ports::{
+    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
+    PutOptions, Verify,
+};
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+pub use options::S3Options;
+
+/// Media type recorded when a put names none.
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// User metadata names (S3 lower-cases them).
+const META_SHA256: &str = "dss-sha256";
+const META_SHA1: &str = "dss-sha1";
+const META_S3_ETAG: &str = "dss-s3-etag";
+const META_CRC32C: &str = "dss-crc32c";
+const META_ORIGIN: &str = "dss-origin";
+
+/// One bucket on S3.
+#[derive(Debug, Clone)]
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+}
+
+/// A backend error with the SDK's whole error chain.
+fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> BlobError {
+    BlobError::Backend(DisplayErrorContext(e).to_string())
+}
+
+fn check_key(key: &str) -> Result<(), BlobError> {
+    keypath::validate(key).map_err(|reason| BlobError::InvalidKey {
+        key: key.to_string(),
+        reason,
+    })
+}
+
+fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
+    t.and_then(|t| {
+        OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos()),
+        )
+        .ok()
+    })
+    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The metadata recording `sums` and `origin`.
+fn metadata(sums: Option<&Checksums>, origin: Option<&str>) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if let Some(s) = sums {
+        m.insert(META_SHA256.into(), s.sha256.clone());
+        m.insert(META_SHA1.into(), s.sha1.clone());
+        m.insert(META_S3_ETAG.into(), s.s3_etag.clone());
+        m.insert(META_CRC32C.into(), s.crc32c.clone());
+    }
+    if let Some(o) = origin {
+        m.insert(META_ORIGIN.into(), o.to_string());
+    }
+    m
+}
+
+/// The checksums recorded in user metadata, if all four are there and well formed.
+fn recorded(m: Option<&HashMap<String, String>>) -> Option<Checksums> {
+    let m = m?;
+    Checksums::new(
+        m.get(META_SHA256)?,
+        m.get(META_SHA1)?,
+        m.get(META_S3_ETAG)?,
+        m.get(META_CRC32C)?,
+    )
+    .ok()
+}
+
+/// Reads up to `limit` bytes of `body` (less only at its end); `got` counts every byte.
+async fn fill(body: &mut ByteStream, limit: usize, carry: &mut Bytes) -> Result<Bytes, BlobError> {
+    let mut buf = BytesMut::new();
+    loop {
+        if carry.is_empty() {
+            match body.next().await {
+                None => return Ok(buf.freeze()),
+                Some(Err(e)) => return Err(BlobError::Body(e)),
+                Some(Ok(c)) => *carry = c,
+            }
+        }
+        let want = limit - buf.len();
+        if carry.len() > want {
+            buf.extend_from_slice(&carry.split_to(want));
+        } else {
+            buf.extend_from_slice(carry);
+            *carry = Bytes::new();
+        }
+        if buf.len() == limit {
+            return Ok(buf.freeze());
+        }
+    }
+}
+
+/// Compares what was received with what the put expects.
+fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), BlobError> {
+    if let Some(expected) = opts.size
+        && expected != size
+    {
+        return Err(BlobError::SizeMismatch {
+            expected,
+            got: size,
+        });
+    }
+    if opts.verify == Verify::Copy && opts.expected.is_none() {
+        return Err(BlobError::Backend(
+            "a copy put needs the expected checksums".into(),
+        ));
+    }
+    if let Some(expected) = &opts.expected {
+        let bad = expected.mismatches(sums);
+        if !bad.is_empty() {
+            return Err(BlobError::ChecksumMismatch(bad));
+        }
+    }
+    Ok(())
+}
+
+impl S3BlobStore {
+    /// The bucket `bucket`, reached as `options` say.
+    pub async fn connect(bucket: &str, options: &S3Options) -> Self {
+        Self::with_client(options.client().await, bucket)
+    }
+
+    /// The bucket `bucket` through an existing client.
+    pub fn with_client(client: Client, bucket: &str) -> Self {
+        Self {
+            client,
+            bucket: bucket.to_string(),
+        }
+    }
+
+    /// Creates the bucket unless it exists (for local servers and first deployments).
+    pub async fn ensure_bucket(&self) -> Result<(), BlobError> {
+        if self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    fn meta_of(
+        &self,
+        key: &str,
+        size: u64,
+        etag: Option<&str>,
+        content_type: Option<&str>,
+        modified: Option<&aws_sdk_s3::primitives::DateTime>,
+        user: Option<&HashMap<String, String>>,
+    ) -> ObjectMeta {
+        ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: etag.unwrap_or_default().trim_matches('"').to_string(),
+            content_type: content_type.unwrap_or_default().to_string(),
+            created: to_time(modified),
+            checksums: recorded(user),
+            origin: user.and_then(|m| m.get(META_ORIGIN).cloned()),
+        }
+    }
+
+    /// One `PutObject` of a body held in memory.
+    async fn put_single(
+        &self,
+        key: &str,
+        data: Bytes,
+        sums: Checksums,
+        opts: &PutOptions,
+        content_type: &str,
+    ) -> Result<ObjectMeta, BlobError> {
+        let size = data.len() as u64;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_metadata(Some(metadata(Some(&sums), opts.origin.as_deref())))
+            .body(S3Body::from(data));
+        if opts.mode == PutMode::Create {
+            req = req.if_none_match("*");
+        }
+        let out =
+            req.send()
+                .await
+                .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
+                    Some(412) => BlobError::AlreadyExists(key.to_string()),
+                    _ => backend(e),
+                })?;
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: out
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+            content_type: content_type.to_string(),
+            created: OffsetDateTime::now_utc(),
+            checksums: Some(sums),
+            origin: opts.origin.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        mut body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
+        check_key(key)?;
+        if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
+            return Err(BlobError::AlreadyExists(key.to_string()));
+        }
+        let content_type = opts
+            .content_type
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+        // The DSS part size: the multipart ETag then equals the object's `s3_etag`.
+        let part = s3_part_size(opts.size.unwrap_or(0)).max(multipart::MIN_PART) as usize;
+        let mut hasher = MultiHasher::new(opts.size);
+        let mut carry = Bytes::new();
+        let first = fill(&mut body, part, &mut carry).await?;
+        hasher.update(first.clone());
+        if first.len() < part
+            || (carry.is_empty() && multipart::ended(&mut body, &mut carry).await?)
+        {
+            let size = hasher.len();
+            let sums = hasher.finish();
+            verify(&opts, size, &sums)?;
+            return self
+                .put_single(key, first, sums, &opts, &content_type)
+                .await;
+        }
+        let upload = multipart::Upload {
+            client: &self.client,
+            bucket: &self.bucket,
+            key,
+            content_type: &content_type,
+            opts: &opts,
+        };
+        let (size, sums, etag) = upload.run(first, body, carry, part, hasher).await?;
+        if opts.expected.is_none() {
+            // The checksums were not known when the upload began: record them now.
+            multipart::record(
+                &self.client,
+                &self.bucket,
+                key,
+                size,
+                &content_type,
+                &sums,
+                opts.origin.as_deref(),
+            )
+            .await?;
+        }
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag,
+            content_type,
+            created: OffsetDateTime::now_utc(),
+            checksums: Some(sums),
+            origin: opts.origin.clone(),
+        })
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
+        check_key(key)?;
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(r) = range {
+            req = req.range(match r.end {
+                Some(end) => format!("bytes={}-{end}", r.start),
+                None => format!("bytes={}-", r.start),
+            });
+        }
+        let out = match req.send().await {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(BlobError::NotFound(key.to_string()));
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Err(BlobError::RangeNotSatisfiable);
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                return Err(BlobError::NotFound(key.to_string()));
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        let len = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
+        // `Content-Range: bytes a-b/total` gives the object's size for a ranged read.
+        let (resolved, size) = match (range, out.content_range()) {
+            (Some(_), Some(cr)) => {
+                let (span, total) = cr
+                    .trim_start_matches("bytes ")
+                    .split_once('/')
+                    .unwrap_or(("", ""));
+                let start = span
+                    .split('-')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                (Some((start, len)), total.parse().unwrap_or(len))
+            }
+            _ => (None, len),
+        };
+        let meta = self.meta_of(
+            key,
+            size,
+            out.e_tag(),
+            out.content_type(),
+            out.last_modified(),
+            out.metadata(),
+        );
+        let reader = out.body.into_async_read();
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
+        Ok(GetObject {
+            meta,
+            range: resolved,
+            body: Box::pin(stream),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError> {
+        check_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(self.meta_of(
+                key,
+                u64::try_from(o.content_length().unwrap_or(0)).unwrap_or(0),
+                o.e_tag(),
+                o.content_type(),
+                o.last_modified(),
+                o.metadata(),
+            ))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, BlobError> {
+        let limit = limit.clamp(1, 1000);
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .max_keys(limit as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        let objects: Vec<ObjectMeta> = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                let key = o.key()?;
+                Some(self.meta_of(
+                    key,
+                    u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+                    o.e_tag(),
+                    None,
+                    o.last_modified(),
+                    None,
+                ))
+            })
+            .collect();
+        let next_start_after = match out.is_truncated() {
+            Some(true) => objects.last().map(|o| o.key.clone()),
+            _ => None,
+        };
+        Ok(ListPage {
+            objects,
+            next_start_after,
+        })
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<ObjectMeta, BlobError> {
+        check_key(from)?;
+        check_key(to)?;
+        let src = self
+            .head(from)
+            .await?
+            .ok_or_else(|| BlobError::NotFound(from.to_string()))?;
+        // A copy is an object of its own here, not a sync copy: the origin is dropped.
+        let user = metadata(src.checksums.as_ref(), None);
+        multipart::server_copy(
+            &self.client,
+            &self.bucket,
+            from,
+            to,
+            src.size,
+            &src.content_type,
+            user,
+        )
+        .await?;
+        self.head(to)
+            .await?
+            .ok_or_else(|| BlobError::Backend(format!("{to} missing after its copy")))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BlobError> {
+        check_key(key)?;
+        if self.head(key).await?.is_none() {
+            return Ok(false);
+        }
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(true)
+    }
+
+    fn direct_url(&self, key: &str) -> Result<String, BlobError> {
+        check_key(key)?;
+        Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
+    async fn download_url(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: Option<&str>,
+    ) -> Result<String, BlobError> {
+        check_key(key)?;
+        let cfg =
+            PresigningConfig::expires_in(ttl).map_err(|e| BlobError::Backend(e.to_string()))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_response_content_disposition(content_disposition.map(str::to_string))
+            .presigned(cfg)
+            .await
+            .map_err(backend)?;
+        Ok(req.uri().to_string())
+    }
+}

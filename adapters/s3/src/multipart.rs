@@ -1,0 +1,349 @@
+//! Multipart uploads and server-side copies.
+
+use std::collections::{HashMap, VecDeque};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use bytes::Bytes;
+use dss_shared::checksum::{Checksums, MultiHasher};
+use dss_shared::ports::{BlobError, ByteStream, PutOptions};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::{backend, fill, metadata, verify};
+
+/// S3's smallest part (all but the last).
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
+/// The largest object one `CopyObject` copies.
+const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// Part size of copies above [`MAX_SINGLE_COPY`].
+const COPY_PART: u64 = 512 * 1024 * 1024;
+/// Parts uploaded at once while the next one is read.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Whether `body` has ended; a chunk read to find out is left in `carry`.
+pub async fn ended(body: &mut ByteStream, carry: &mut Bytes) -> Result<bool, BlobError> {
+    loop {
+        match body.next().await {
+            None => return Ok(true),
+            Some(Err(e)) => return Err(BlobError::Body(e)),
+            Some(Ok(c)) if c.is_empty() => continue,
+            Some(Ok(c)) => {
+                *carry = c;
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// A key percent-encoded for `x-amz-copy-source` (`/` kept).
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One multipart upload of a streamed body.
+pub struct Upload<'a> {
+    /// The client.
+    pub client: &'a Client,
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The media type.
+    pub content_type: &'a str,
+    /// What the put expects.
+    pub opts: &'a PutOptions,
+}
+
+impl Upload<'_> {
+    /// Uploads `first` and the rest of `body` (after `carry`) in parts of `part` bytes,
+    /// hashing as it goes; completes the upload only if size and checksums verify, else aborts
+    /// it. Returns (size, checksums, ETag).
+    pub async fn run(
+        self,
+        first: Bytes,
+        body: ByteStream,
+        carry: Bytes,
+        part: usize,
+        hasher: MultiHasher,
+    ) -> Result<(u64, Checksums, String), BlobError> {
+        let known = self.opts.expected.as_ref();
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .content_type(self.content_type)
+            .set_metadata(Some(metadata(known, self.opts.origin.as_deref())))
+            .send()
+            .await
+            .map_err(backend)?;
+        let id = created
+            .upload_id()
+            .ok_or_else(|| BlobError::Backend("no upload id".into()))?
+            .to_string();
+        let result = self.parts(&id, first, body, carry, part, hasher).await;
+        let finished = match result {
+            Ok((parts, size, sums)) => match verify(self.opts, size, &sums) {
+                Ok(()) => self
+                    .complete(&id, parts)
+                    .await
+                    .map(|etag| (size, sums, etag)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if finished.is_err() {
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(self.bucket)
+                .key(self.key)
+                .upload_id(&id)
+                .send()
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!(bucket = self.bucket, key = self.key, error = %backend(e), "aborting a failed multipart upload failed; a lifecycle rule must remove it");
+            }
+        }
+        finished
+    }
+
+    fn send_part(
+        &self,
+        id: &str,
+        number: i32,
+        data: Bytes,
+    ) -> JoinHandle<Result<CompletedPart, BlobError>> {
+        let req = self
+            .client
+            .upload_part()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(id)
+            .part_number(number)
+            .body(S3Body::from(data));
+        tokio::spawn(async move {
+            let out = req.send().await.map_err(backend)?;
+            Ok(CompletedPart::builder()
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .part_number(number)
+                .build())
+        })
+    }
+
+    async fn parts(
+        &self,
+        id: &str,
+        first: Bytes,
+        mut body: ByteStream,
+        mut carry: Bytes,
+        part: usize,
+        mut hasher: MultiHasher,
+    ) -> Result<(Vec<CompletedPart>, u64, Checksums), BlobError> {
+        let mut in_flight: VecDeque<JoinHandle<Result<CompletedPart, BlobError>>> = VecDeque::new();
+        let mut done = Vec::new();
+        let mut number = 1;
+        let mut next = first;
+        let outcome = loop {
+            in_flight.push_back(self.send_part(id, number, next));
+            if in_flight.len() >= PARTS_IN_FLIGHT
+                && let Some(h) = in_flight.pop_front()
+            {
+                match h.await {
+                    Ok(Ok(p)) => done.push(p),
+                    Ok(Err(e)) => break Err(e),
+                    Err(e) => break Err(BlobError::Backend(e.to_string())),
+                }
+            }
+            match fill(&mut body, part, &mut carry).await {
+                Ok(b) if b.is_empty() => break Ok(()),
+                Ok(b) => {
+                    hasher.update(b.clone());
+                    next = b;
+                    number += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        for h in in_flight {
+            match (h.await, &outcome) {
+                (Ok(Ok(p)), _) => done.push(p),
+                (Ok(Err(e)), Ok(())) => return Err(e),
+                (Err(e), Ok(())) => return Err(BlobError::Backend(e.to_string())),
+                _ => {}
+            }
+        }
+        outcome?;
+        let size = hasher.len();
+        Ok((done, size, hasher.finish()))
+    }
+
+    async fn complete(&self, id: &str, parts: Vec<CompletedPart>) -> Result<String, BlobError> {
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string())
+    }
+}
+
+/// Records checksums learnt after an upload, by copying the object onto itself with the new
+/// metadata (objects above 5 GiB keep none; their S3 ETag, computed with the DSS part size,
+/// still identifies their content).
+pub async fn record(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    content_type: &str,
+    sums: &Checksums,
+    origin: Option<&str>,
+) -> Result<(), BlobError> {
+    if size > MAX_SINGLE_COPY {
+        tracing::info!(
+            bucket,
+            key,
+            size,
+            "object too large to record its checksums as metadata"
+        );
+        return Ok(());
+    }
+    server_copy(
+        client,
+        bucket,
+        key,
+        key,
+        size,
+        content_type,
+        metadata(Some(sums), origin),
+    )
+    .await
+}
+
+/// Copies `from` to `to` within `bucket` on the server, with the metadata `user`.
+pub async fn server_copy(
+    client: &Client,
+    bucket: &str,
+    from: &str,
+    to: &str,
+    size: u64,
+    content_type: &str,
+    user: HashMap<String, String>,
+) -> Result<(), BlobError> {
+    let source = format!("{bucket}/{}", encode_key(from));
+    if size <= MAX_SINGLE_COPY {
+        client
+            .copy_object()
+            .bucket(bucket)
+            .key(to)
+            .copy_source(&source)
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(content_type)
+            .set_metadata(Some(user))
+            .send()
+            .await
+            .map_err(backend)?;
+        return Ok(());
+    }
+    let created = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(to)
+        .content_type(content_type)
+        .set_metadata(Some(user))
+        .send()
+        .await
+        .map_err(backend)?;
+    let id = created
+        .upload_id()
+        .ok_or_else(|| BlobError::Backend("no upload id".into()))?
+        .to_string();
+    let mut parts = Vec::new();
+    let mut start = 0u64;
+    let mut number = 1;
+    while start < size {
+        let end = (start + COPY_PART).min(size) - 1;
+        let out = client
+            .upload_part_copy()
+            .bucket(bucket)
+            .key(to)
+            .upload_id(&id)
+            .part_number(number)
+            .copy_source(&source)
+            .copy_source_range(format!("bytes={start}-{end}"))
+            .send()
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(to)
+                    .upload_id(&id)
+                    .send()
+                    .await;
+                return Err(backend(e));
+            }
+        };
+        parts.push(
+            CompletedPart::builder()
+                .set_e_tag(
+                    out.copy_part_result()
+                        .and_then(|r| r.e_tag())
+                        .map(str::to_string),
+                )
+                .part_number(number)
+                .build(),
+        );
+        start = end + 1;
+        number += 1;
+    }
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(to)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_sources_are_percent_encoded() {
+        assert_eq!(super::encode_key("blobs/a.b-c_d~e"), "blobs/a.b-c_d~e");
+        assert_eq!(super::encode_key("x y/ü+"), "x%20y/%C3%BC%2B");
+    }
+}

@@ -1,0 +1,167 @@
+//! The `BlobStore` conformance suite against a real S3 server: moto, which
+//! `infra/local/test.sh` starts and names in `DSS_TEST_S3_URL`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dss_s3::{S3BlobStore, S3Options};
+use dss_shared::checksum::checksums_of;
+use dss_shared::ports::{BlobStore, ByteStream, PutOptions};
+
+fn options() -> S3Options {
+    S3Options {
+        endpoint: Some(
+            std::env::var("DSS_TEST_S3_URL")
+                .expect("DSS_TEST_S3_URL names an S3 server (infra/local/test.sh starts moto)"),
+        ),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        credentials: Some(("testing".into(), "testing".into())),
+    }
+}
+
+/// A new, empty bucket (named after `name`, unique per run: the server outlives test runs).
+async fn bucket(name: &str) -> S3BlobStore {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("{name}-{nanos}");
+    let store = S3BlobStore::connect(&name, &options()).await;
+    store.ensure_bucket().await.expect("create bucket");
+    store
+        .ensure_bucket()
+        .await
+        .expect("creating it again is a no-op");
+    store
+}
+
+fn data(n: usize, seed: u64) -> Bytes {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    let mut out = vec![0u8; n];
+    for c in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+    }
+    Bytes::from(out)
+}
+
+/// A body in chunks of 1 MiB, as a network peer sends it.
+fn chunked(b: &Bytes) -> ByteStream {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = (0..b.len())
+        .step_by(1 << 20)
+        .map(|i| Ok(b.slice(i..(i + (1 << 20)).min(b.len()))))
+        .collect();
+    Box::pin(futures::stream::iter(chunks))
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn s3_blob_store_conforms() {
+    let store = bucket("dss-conformance").await;
+    dss_shared::conformance::blob::run(Arc::new(store), "suite/", None).await;
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn large_puts_are_multipart_uploads_whose_etag_is_the_s3_etag_checksum() {
+    let store = bucket("dss-multipart").await;
+    let body = data(70 << 20, 1);
+    let sums = checksums_of(&body);
+    assert!(
+        sums.s3_etag.ends_with("-2"),
+        "two DSS parts: {}",
+        sums.s3_etag
+    );
+
+    // Size and checksums known: recorded from the start.
+    let known = PutOptions {
+        size: Some(body.len() as u64),
+        expected: Some(sums.clone()),
+        ..Default::default()
+    };
+    let m = store
+        .put("big/known", chunked(&body), known)
+        .await
+        .expect("put");
+    assert_eq!(
+        m.etag, sums.s3_etag,
+        "the multipart ETag is the DSS s3_etag"
+    );
+    let head = store
+        .head("big/known")
+        .await
+        .expect("head")
+        .expect("stored");
+    assert_eq!(head.checksums.as_ref(), Some(&sums));
+    assert_eq!(head.size, body.len() as u64);
+
+    // Nothing known in advance: the checksums are computed and recorded afterwards.
+    let m = store
+        .put("big/unknown", chunked(&body), PutOptions::default())
+        .await
+        .expect("put");
+    assert_eq!(m.checksums.as_ref(), Some(&sums));
+    let head = store
+        .head("big/unknown")
+        .await
+        .expect("head")
+        .expect("stored");
+    assert_eq!(
+        head.checksums.as_ref(),
+        Some(&sums),
+        "recorded after the upload"
+    );
+    assert!(store.get_bytes("big/unknown").await.expect("get") == body);
+
+    // A wrong checksum aborts the upload: nothing is stored.
+    let mut wrong = sums.clone();
+    wrong.sha256 = "0".repeat(64);
+    let r = store
+        .put(
+            "big/wrong",
+            chunked(&body),
+            PutOptions {
+                expected: Some(wrong),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(store.head("big/wrong").await.expect("head").is_none());
+
+    // Server-side copies keep the bytes and the checksums.
+    let c = store.copy("big/known", "big/copy").await.expect("copy");
+    assert_eq!(c.size, body.len() as u64);
+    assert_eq!(c.checksums.as_ref(), Some(&sums));
+    assert!(store.get_bytes("big/copy").await.expect("get") == body);
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn presigned_urls_serve_the_bytes_to_anyone() {
+    let store = bucket("dss-presigned").await;
+    let body = data(1000, 2);
+    store
+        .put_bytes("p/o", body.clone(), PutOptions::default())
+        .await
+        .expect("put");
+    let url = store
+        .download_url(
+            "p/o",
+            Duration::from_secs(60),
+            Some("attachment; filename=\"o.bin\""),
+        )
+        .await
+        .expect("url");
+    let r = reqwest::get(&url).await.expect("get");
+    assert_eq!(r.status(), 200, "{url}");
+    assert_eq!(r.bytes().await.expect("bytes"), body);
+    assert_eq!(
+        store.direct_url("p/o").expect("direct"),
+        format!("s3://{}/p/o", store.bucket())
+    );
+}
