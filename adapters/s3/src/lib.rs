@@ -103,7 +103,8 @@ fn recorded(m: Option<&HashMap<String, String>>) -> Option<Checksums> {
     .ok()
 }
 
-/// Reads up to `limit` bytes of `body` (less only at its end); `got` counts every byte.
+/// Reads `limit` bytes of `body` (fewer only at its end), starting with `carry` and leaving
+/// in it what is read beyond.
 async fn fill(body: &mut ByteStream, limit: usize, carry: &mut Bytes) -> Result<Bytes, BlobError> {
     let mut buf = BytesMut::new();
     loop {
