@@ -18,5 +18,5 @@ fi
 start_smtp
 export DSS_TEST_SMTP_PORT="$SMTP_PORT" DSS_TEST_MAILDIR="$SMTP_MAILDIR"
 start_moto
-export DSS_TEST_S3_URL="$MOTO_URL"
+export DSS_TEST_AWS_URL="$MOTO_URL"
 cargo test --workspace --locked -- --include-ignored

@@ -16,6 +16,11 @@ pub trait QueueFactory: Send + Sync {
     async fn queue(&self, name: &str, max_receive: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>);
     /// A new topic fanning out to the given queues.
     async fn topic(&self, name: &str, subscribers: &[Arc<dyn Queue>]) -> Arc<dyn Topic>;
+    /// Whether the queue refuses the receipt of an earlier delivery with
+    /// [`QueueError::StaleReceipt`] (the embedded queue does; SQS accepts such receipts).
+    fn refuses_stale_receipts(&self) -> bool {
+        true
+    }
 }
 
 const VIS: Duration = Duration::from_secs(1);
@@ -96,11 +101,13 @@ async fn visibility_and_redelivery(f: &dyn QueueFactory, ns: &str) {
     assert_eq!(second.len(), 1, "visibility 0 makes it visible again");
     assert_eq!(second[0].id, first[0].id, "same message");
     assert_eq!(second[0].receive_count, 2, "receive count grows");
-    let stale = q.change_visibility(&first[0].receipt, Duration::ZERO).await;
-    assert!(
-        matches!(stale, Err(QueueError::StaleReceipt(_))),
-        "an old receipt is stale: {stale:?}"
-    );
+    if f.refuses_stale_receipts() {
+        let stale = q.change_visibility(&first[0].receipt, Duration::ZERO).await;
+        assert!(
+            matches!(stale, Err(QueueError::StaleReceipt(_))),
+            "an old receipt is stale: {stale:?}"
+        );
+    }
     // Let the visibility timeout lapse on its own.
     let third = q
         .receive(1, Duration::from_secs(30), Duration::ZERO)

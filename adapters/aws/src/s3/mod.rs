@@ -1,4 +1,4 @@
-//! `BlobStore` on Amazon S3 or an S3-compatible server, with aws-sdk-s3.
+//! `BlobStore` on Amazon S3 or an S3-compatible server.
 //!
 //! * Puts stream: the body is hashed (all four checksums) as it arrives and sent in one
 //!   `PutObject` when it fits in one part, else as a multipart upload whose parts are the DSS
@@ -15,7 +15,6 @@
 //!   every object can be replicated to every backend.
 
 mod multipart;
-mod options;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,7 +34,7 @@ use dss_shared::ports::{
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-pub use options::S3Options;
+use crate::AwsOptions;
 
 /// Media type recorded when a put names none.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -154,8 +153,8 @@ fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), BlobErro
 
 impl S3BlobStore {
     /// The bucket `bucket`, reached as `options` say.
-    pub async fn connect(bucket: &str, options: &S3Options) -> Self {
-        Self::with_client(options.client().await, bucket)
+    pub async fn connect(bucket: &str, options: &AwsOptions) -> Self {
+        Self::with_client(options.s3().await, bucket)
     }
 
     /// The bucket `bucket` through an existing client.

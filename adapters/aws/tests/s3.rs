@@ -1,19 +1,19 @@
-//! The `BlobStore` conformance suite against a real S3 server: moto, which
-//! `infra/local/test.sh` starts and names in `DSS_TEST_S3_URL`.
+//! The `BlobStore` conformance suite (and S3 specifics) against a real S3 server: moto, which
+//! `infra/local/test.sh` starts and names in `DSS_TEST_AWS_URL`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dss_s3::{S3BlobStore, S3Options};
+use dss_aws::{AwsOptions, S3BlobStore};
 use dss_shared::checksum::checksums_of;
 use dss_shared::ports::{BlobStore, ByteStream, PutOptions};
 
-fn options() -> S3Options {
-    S3Options {
+fn options() -> AwsOptions {
+    AwsOptions {
         endpoint: Some(
-            std::env::var("DSS_TEST_S3_URL")
-                .expect("DSS_TEST_S3_URL names an S3 server (infra/local/test.sh starts moto)"),
+            std::env::var("DSS_TEST_AWS_URL")
+                .expect("DSS_TEST_AWS_URL names an S3 server (infra/local/test.sh starts moto)"),
         ),
         region: Some("us-east-1".into()),
         path_style: true,

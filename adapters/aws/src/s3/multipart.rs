@@ -11,7 +11,7 @@ use dss_shared::ports::{BlobError, ByteStream, PutOptions};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use crate::{backend, fill, metadata, verify};
+use super::{backend, fill, metadata, verify};
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;

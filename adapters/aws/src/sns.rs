@@ -1,0 +1,82 @@
+//! `Topic` on SNS: publishing, and subscribing SQS queues (raw delivery, with the queue policy
+//! that lets the topic send).
+
+use async_trait::async_trait;
+use aws_sdk_sns::Client;
+use aws_sdk_sns::error::DisplayErrorContext;
+use dss_shared::ports::{QueueError, Topic};
+
+use crate::SqsQueue;
+
+/// One SNS topic.
+#[derive(Debug, Clone)]
+pub struct SnsTopic {
+    client: Client,
+    name: String,
+    arn: String,
+}
+
+fn backend(e: impl std::error::Error + 'static) -> QueueError {
+    QueueError::Backend(DisplayErrorContext(e).to_string())
+}
+
+impl SnsTopic {
+    /// Declares the topic `name` (idempotent).
+    pub async fn declare(client: &Client, name: &str) -> Result<Self, QueueError> {
+        let out = client
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .map_err(backend)?;
+        let arn = out
+            .topic_arn()
+            .ok_or_else(|| QueueError::Backend(format!("topic {name} has no ARN")))?
+            .to_string();
+        Ok(Self {
+            client: client.clone(),
+            name: name.to_string(),
+            arn,
+        })
+    }
+
+    /// The topic's ARN.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// Subscribes `queue`: every message published from now on reaches it, unwrapped when
+    /// `raw` (else in the SNS envelope, which [`SqsQueue`] unwraps on receipt). Idempotent.
+    pub async fn subscribe(&self, queue: &SqsQueue, raw: bool) -> Result<(), QueueError> {
+        queue.allow_topic(&self.arn).await?;
+        self.client
+            .subscribe()
+            .topic_arn(&self.arn)
+            .protocol("sqs")
+            .endpoint(queue.arn())
+            .attributes("RawMessageDelivery", if raw { "true" } else { "false" })
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Topic for SnsTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn publish(&self, body: &str) -> Result<(), QueueError> {
+        self.client
+            .publish()
+            .topic_arn(&self.arn)
+            .message(body)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
