@@ -1,6 +1,7 @@
 //! DSS core: the domain model, storage layout, ports with their embedded adapters, configuration,
 //! telemetry and the worker runtime every daemon runs on. No cloud SDK lives here.
 
+pub mod bucket_events;
 pub mod bundle_reader;
 pub mod callback;
 pub mod checkout;

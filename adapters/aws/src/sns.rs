@@ -45,6 +45,30 @@ impl SnsTopic {
         &self.arn
     }
 
+    /// Lets the S3 bucket `bucket` publish its event notifications to this topic (AWS
+    /// requires the topic policy).
+    pub async fn allow_bucket(&self, bucket: &str) -> Result<(), QueueError> {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "SNS:Publish",
+                "Resource": self.arn,
+                "Condition": {"ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}},
+            }],
+        });
+        self.client
+            .set_topic_attributes()
+            .topic_arn(&self.arn)
+            .attribute_name("Policy")
+            .attribute_value(policy.to_string())
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Subscribes `queue`: every message published from now on reaches it, unwrapped when
     /// `raw` (else in the SNS envelope, which [`SqsQueue`] unwraps on receipt). Idempotent.
     pub async fn subscribe(&self, queue: &SqsQueue, raw: bool) -> Result<(), QueueError> {

@@ -186,8 +186,21 @@ fn skip_or_fail(e: LoadError) -> Result<Outcome, HandlerError> {
 #[async_trait]
 impl Handler for Indexer {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
-        let event: BucketEvent = serde_json::from_str(&message.body)
-            .map_err(|e| HandlerError::Permanent(format!("not a bucket event: {e}")))?;
+        let events =
+            dss_shared::bucket_events::parse(&message.body).map_err(HandlerError::Permanent)?;
+        for event in events {
+            let outcome = self.event(event).await?;
+            if outcome != Outcome::Done {
+                return Ok(outcome);
+            }
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+impl Indexer {
+    /// One bucket event.
+    async fn event(&self, event: BucketEvent) -> Result<Outcome, HandlerError> {
         let Some(replica) = self.deployment.replica_of_bucket(&event.bucket) else {
             tracing::warn!(bucket = %event.bucket, "event from a bucket that is no replica; ignored");
             return Ok(Outcome::Done);

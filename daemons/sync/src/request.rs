@@ -19,8 +19,9 @@ pub struct SyncRequest {
 /// One message of the sync queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
-    /// An object was written to or removed from a replica.
-    Event(BucketEvent),
+    /// Objects were written to or removed from a replica (one event, or the records of a cloud
+    /// notification).
+    Events(Vec<BucketEvent>),
     /// An explicit copy.
     Request(SyncRequest),
 }
@@ -35,9 +36,7 @@ impl Incoming {
                 .map(Incoming::Request)
                 .map_err(|e| format!("not a sync request: {e}"));
         }
-        serde_json::from_value(value)
-            .map(Incoming::Event)
-            .map_err(|e| format!("not a bucket event: {e}"))
+        dss_shared::bucket_events::parse(body).map(Incoming::Events)
     }
 }
 
@@ -50,7 +49,7 @@ mod tests {
         let r = r#"{"source_replica":"aws","dest_replica":"gcp","key":"files/x"}"#;
         assert!(matches!(Incoming::parse(r), Ok(Incoming::Request(q)) if q.key == "files/x"));
         let e = r#"{"bucket":"aws","key":"k","size":1,"etag":"e","event_name":"ObjectCreated:Put","time":"2026-01-01T00:00:00Z"}"#;
-        assert!(matches!(Incoming::parse(e), Ok(Incoming::Event(ev)) if ev.bucket == "aws"));
+        assert!(matches!(Incoming::parse(e), Ok(Incoming::Events(ev)) if ev[0].bucket == "aws"));
         assert!(Incoming::parse("nope").is_err());
         assert!(Incoming::parse(r#"{"source_replica":"aws"}"#).is_err());
         assert!(Incoming::parse(r#"{"bucket":"aws"}"#).is_err());

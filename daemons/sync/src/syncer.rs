@@ -253,7 +253,15 @@ fn combine(results: Vec<Result<Outcome, HandlerError>>) -> Result<Outcome, Handl
 impl Handler for Syncer {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
         match Incoming::parse(&message.body).map_err(HandlerError::Permanent)? {
-            Incoming::Event(e) => self.event(e).await,
+            Incoming::Events(events) => {
+                for e in events {
+                    let outcome = self.event(e).await?;
+                    if outcome != Outcome::Done {
+                        return Ok(outcome);
+                    }
+                }
+                Ok(Outcome::Done)
+            }
             Incoming::Request(r) => self.request(r).await,
         }
     }

@@ -196,6 +196,32 @@ impl S3BlobStore {
         }
     }
 
+    /// Sends the bucket's object creations and removals to the SNS topic `topic_arn` (S3 event
+    /// notifications; the topic must let S3 publish, see `SnsTopic::allow_bucket`). Replaces the
+    /// bucket's notification configuration.
+    pub async fn publish_events_to(&self, topic_arn: &str) -> Result<(), BlobError> {
+        use aws_sdk_s3::types::{Event, NotificationConfiguration, TopicConfiguration};
+        let topic = TopicConfiguration::builder()
+            .id("dss-bucket-events")
+            .topic_arn(topic_arn)
+            .events(Event::S3ObjectCreated)
+            .events(Event::S3ObjectRemoved)
+            .build()
+            .map_err(|e| BlobError::Backend(e.to_string()))?;
+        self.client
+            .put_bucket_notification_configuration()
+            .bucket(&self.bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .topic_configurations(topic)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     fn meta_of(
         &self,
         key: &str,
