@@ -165,3 +165,59 @@ async fn presigned_urls_serve_the_bytes_to_anyone() {
         format!("s3://{}/p/o", store.bucket())
     );
 }
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checked_by_etag() {
+    use dss_shared::transfer::{CopySource, copy_object};
+    let (a, b) = (bucket("dss-copy-src").await, bucket("dss-copy-dst").await);
+    for (key, size) in [("small", 3000usize), ("big", 70 << 20)] {
+        let body = data(size, size as u64);
+        let sums = checksums_of(&body);
+        a.put(key, chunked(&body), PutOptions::default())
+            .await
+            .expect("put");
+        let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let src = CopySource {
+            store: &a,
+            key,
+            checksums: &sums,
+            size: size as u64,
+            content_type: "application/octet-stream",
+        };
+        let m = copy_object(src, &b, &format!("copied/{key}"), progress.clone())
+            .await
+            .expect("copy");
+        assert_eq!(
+            m.etag, sums.s3_etag,
+            "{key}: the server's ETag is the s3_etag"
+        );
+        assert_eq!(
+            progress.load(std::sync::atomic::Ordering::Relaxed),
+            size as u64
+        );
+        let head = b
+            .head(&format!("copied/{key}"))
+            .await
+            .expect("head")
+            .expect("copied");
+        assert_eq!(head.checksums.as_ref(), Some(&sums));
+        assert!(b.get_bytes(&format!("copied/{key}")).await.expect("get") == body);
+    }
+    // A copy whose bytes are not the ones expected is refused and removed.
+    let mut wrong = checksums_of(b"something else");
+    wrong.s3_etag = checksums_of(&data(3000, 1)).s3_etag;
+    let src = CopySource {
+        store: &a,
+        key: "small",
+        checksums: &wrong,
+        size: 3000,
+        content_type: "application/octet-stream",
+    };
+    let r = copy_object(src, &b, "copied/wrong", Arc::default()).await;
+    assert!(
+        matches!(&r, Err(dss_shared::ports::BlobError::ChecksumMismatch(v)) if v == &vec!["s3_etag"]),
+        "{r:?}"
+    );
+    assert!(b.head("copied/wrong").await.expect("head").is_none());
+}

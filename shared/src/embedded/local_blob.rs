@@ -880,6 +880,10 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn local_file(&self, key: &str) -> Option<PathBuf> {
         self.data_path(key).ok()
     }

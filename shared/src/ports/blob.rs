@@ -98,7 +98,8 @@ pub enum Verify {
     #[default]
     Full,
     /// The body is a copy of an object whose checksums are `expected` (required): only the
-    /// size and the CRC-32C (hardware, ~13 GB/s) are computed and compared, and `expected` is
+    /// size and one checksum are compared — the CRC-32C (hardware, ~13 GB/s) of bytes that pass
+    /// through, or the S3 ETag the server computed for a server-side copy — and `expected` is
     /// recorded. For copies of already verified objects, where hashing all four would be
     /// the bottleneck.
     Copy,
@@ -236,6 +237,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
         ttl: Duration,
         content_disposition: Option<&str>,
     ) -> Result<String, BlobError>;
+
+    /// The store as `Any`, so that a store of the same kind recognises it as a copy source
+    /// (server-side copies between buckets of one service).
+    fn as_any(&self) -> &dyn std::any::Any;
 
     /// The local file holding an object's bytes, for stores that keep objects as files on this
     /// machine (another store here may then copy it directly).

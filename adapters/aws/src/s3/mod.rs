@@ -17,6 +17,7 @@
 mod multipart;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,8 +29,8 @@ use bytes::{Bytes, BytesMut};
 use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
-    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
-    PutOptions, Verify,
+    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
+    PutMode, PutOptions, Verify,
 };
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -51,6 +52,9 @@ const META_ORIGIN: &str = "dss-origin";
 pub struct S3BlobStore {
     client: Client,
     bucket: String,
+    /// Which service the client talks to (endpoint and region); buckets of one service copy
+    /// between each other on the server. Empty when unknown.
+    service: String,
 }
 
 /// A backend error with the SDK's whole error chain.
@@ -154,14 +158,23 @@ fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), BlobErro
 impl S3BlobStore {
     /// The bucket `bucket`, reached as `options` say.
     pub async fn connect(bucket: &str, options: &AwsOptions) -> Self {
-        Self::with_client(options.s3().await, bucket)
+        Self {
+            service: format!(
+                "{} {}",
+                options.endpoint.as_deref().unwrap_or("aws"),
+                options.region.as_deref().unwrap_or("")
+            ),
+            ..Self::with_client(options.s3().await, bucket)
+        }
     }
 
-    /// The bucket `bucket` through an existing client.
+    /// The bucket `bucket` through an existing client (of an unknown service: it copies from
+    /// other buckets through streams).
     pub fn with_client(client: Client, bucket: &str) -> Self {
         Self {
             client,
             bucket: bucket.to_string(),
+            service: String::new(),
         }
     }
 
@@ -485,16 +498,14 @@ impl BlobStore for S3BlobStore {
             .ok_or_else(|| BlobError::NotFound(from.to_string()))?;
         // A copy is an object of its own here, not a sync copy: the origin is dropped.
         let user = metadata(src.checksums.as_ref(), None);
-        multipart::server_copy(
-            &self.client,
-            &self.bucket,
-            from,
-            to,
-            src.size,
-            &src.content_type,
-            user,
-        )
-        .await?;
+        let copy = multipart::ServerCopy {
+            client: &self.client,
+            from: (&self.bucket, from),
+            to: (&self.bucket, to),
+            size: src.size,
+            content_type: &src.content_type,
+        };
+        copy.run(user, None).await?;
         self.head(to)
             .await?
             .ok_or_else(|| BlobError::Backend(format!("{to} missing after its copy")))
@@ -513,6 +524,88 @@ impl BlobStore for S3BlobStore {
             .await
             .map_err(backend)?;
         Ok(true)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    /// From another bucket of the same service, for copy puts ([`Verify::Copy`]): the server
+    /// copies (in DSS-sized parts when the object's `s3_etag` is a multipart one) and the
+    /// copy's ETag, computed by the server from the bytes written, must equal the expected
+    /// `s3_etag`; a copy that does not match is deleted. Full verification needs the bytes:
+    /// those puts stream.
+    async fn copy_from(
+        &self,
+        src: &dyn BlobStore,
+        src_key: &str,
+        key: &str,
+        opts: PutOptions,
+        progress: Arc<CopyProgress>,
+    ) -> Result<Option<ObjectMeta>, BlobError> {
+        let Some(src) = src.as_any().downcast_ref::<S3BlobStore>() else {
+            return Ok(None);
+        };
+        let (Verify::Copy, Some(expected)) = (opts.verify, &opts.expected) else {
+            return Ok(None);
+        };
+        if self.service.is_empty() || src.service != self.service {
+            return Ok(None);
+        }
+        check_key(key)?;
+        let meta = src
+            .head(src_key)
+            .await?
+            .ok_or_else(|| BlobError::NotFound(src_key.to_string()))?;
+        if let Some(size) = opts.size
+            && size != meta.size
+        {
+            return Err(BlobError::SizeMismatch {
+                expected: size,
+                got: meta.size,
+            });
+        }
+        if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
+            return Err(BlobError::AlreadyExists(key.to_string()));
+        }
+        let content_type = opts
+            .content_type
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+        let part = expected
+            .s3_etag
+            .contains('-')
+            .then(|| s3_part_size(meta.size));
+        let copy = multipart::ServerCopy {
+            client: &self.client,
+            from: (&src.bucket, src_key),
+            to: (&self.bucket, key),
+            size: meta.size,
+            content_type: &content_type,
+        };
+        let etag = copy
+            .run(metadata(Some(expected), opts.origin.as_deref()), part)
+            .await?;
+        if etag != expected.s3_etag {
+            let _ = self
+                .client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await;
+            return Err(BlobError::ChecksumMismatch(vec!["s3_etag"]));
+        }
+        progress.add(meta.size);
+        Ok(Some(ObjectMeta {
+            key: key.to_string(),
+            size: meta.size,
+            etag,
+            content_type,
+            created: OffsetDateTime::now_utc(),
+            checksums: Some(expected.clone()),
+            origin: opts.origin.clone(),
+        }))
     }
 
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {

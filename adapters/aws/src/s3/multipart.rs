@@ -232,111 +232,148 @@ pub async fn record(
         );
         return Ok(());
     }
-    server_copy(
+    let copy = ServerCopy {
         client,
-        bucket,
-        key,
-        key,
+        from: (bucket, key),
+        to: (bucket, key),
         size,
         content_type,
-        metadata(Some(sums), origin),
-    )
-    .await
+    };
+    copy.run(metadata(Some(sums), origin), None)
+        .await
+        .map(|_| ())
 }
 
-/// Copies `from` to `to` within `bucket` on the server, with the metadata `user`.
-pub async fn server_copy(
-    client: &Client,
-    bucket: &str,
-    from: &str,
-    to: &str,
-    size: u64,
-    content_type: &str,
-    user: HashMap<String, String>,
-) -> Result<(), BlobError> {
-    let source = format!("{bucket}/{}", encode_key(from));
-    if size <= MAX_SINGLE_COPY {
-        client
-            .copy_object()
-            .bucket(bucket)
+/// A copy made by the server, from one bucket and key to another of the same service.
+pub struct ServerCopy<'a> {
+    /// The client.
+    pub client: &'a Client,
+    /// Source bucket and key.
+    pub from: (&'a str, &'a str),
+    /// Destination bucket and key.
+    pub to: (&'a str, &'a str),
+    /// The object's size.
+    pub size: u64,
+    /// The media type to record.
+    pub content_type: &'a str,
+}
+
+impl ServerCopy<'_> {
+    /// Copies with the user metadata `user`: one `CopyObject` when `part` is `None` and the
+    /// object is at most 5 GiB, else `UploadPartCopy` parts of `part` bytes (512 MiB by default;
+    /// the DSS part size makes the ETag the `s3_etag`). Returns the copy's ETag.
+    pub async fn run(
+        &self,
+        user: HashMap<String, String>,
+        part: Option<u64>,
+    ) -> Result<String, BlobError> {
+        let (client, (to_bucket, to)) = (self.client, self.to);
+        let source = format!("{}/{}", self.from.0, encode_key(self.from.1));
+        if part.is_none() && self.size <= MAX_SINGLE_COPY {
+            let out = client
+                .copy_object()
+                .bucket(to_bucket)
+                .key(to)
+                .copy_source(&source)
+                .metadata_directive(MetadataDirective::Replace)
+                .content_type(self.content_type)
+                .set_metadata(Some(user))
+                .send()
+                .await
+                .map_err(backend)?;
+            let etag = out
+                .copy_object_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default();
+            return Ok(etag.trim_matches('"').to_string());
+        }
+        let part = part.unwrap_or(COPY_PART).max(MIN_PART);
+        let created = client
+            .create_multipart_upload()
+            .bucket(to_bucket)
             .key(to)
-            .copy_source(&source)
-            .metadata_directive(MetadataDirective::Replace)
-            .content_type(content_type)
+            .content_type(self.content_type)
             .set_metadata(Some(user))
             .send()
             .await
             .map_err(backend)?;
-        return Ok(());
-    }
-    let created = client
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(to)
-        .content_type(content_type)
-        .set_metadata(Some(user))
-        .send()
-        .await
-        .map_err(backend)?;
-    let id = created
-        .upload_id()
-        .ok_or_else(|| BlobError::Backend("no upload id".into()))?
-        .to_string();
-    let mut parts = Vec::new();
-    let mut start = 0u64;
-    let mut number = 1;
-    while start < size {
-        let end = (start + COPY_PART).min(size) - 1;
-        let out = client
-            .upload_part_copy()
-            .bucket(bucket)
-            .key(to)
-            .upload_id(&id)
-            .part_number(number)
-            .copy_source(&source)
-            .copy_source_range(format!("bytes={start}-{end}"))
-            .send()
-            .await;
-        let out = match out {
-            Ok(o) => o,
+        let id = created
+            .upload_id()
+            .ok_or_else(|| BlobError::Backend("no upload id".into()))?
+            .to_string();
+        let parts = self.parts(&source, &id, part).await;
+        let completed = match parts {
+            Ok(parts) => client
+                .complete_multipart_upload()
+                .bucket(to_bucket)
+                .key(to)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(backend),
+            Err(e) => Err(e),
+        };
+        match completed {
+            Ok(out) => Ok(out
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string()),
             Err(e) => {
                 let _ = client
                     .abort_multipart_upload()
-                    .bucket(bucket)
+                    .bucket(to_bucket)
                     .key(to)
                     .upload_id(&id)
                     .send()
                     .await;
-                return Err(backend(e));
+                Err(e)
             }
-        };
-        parts.push(
-            CompletedPart::builder()
-                .set_e_tag(
-                    out.copy_part_result()
-                        .and_then(|r| r.e_tag())
-                        .map(str::to_string),
-                )
-                .part_number(number)
-                .build(),
-        );
-        start = end + 1;
-        number += 1;
+        }
     }
-    client
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(to)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(backend)?;
-    Ok(())
+
+    async fn parts(
+        &self,
+        source: &str,
+        id: &str,
+        part: u64,
+    ) -> Result<Vec<CompletedPart>, BlobError> {
+        let mut parts = Vec::new();
+        let (mut start, mut number) = (0u64, 1);
+        while start < self.size {
+            let end = (start + part).min(self.size) - 1;
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(self.to.0)
+                .key(self.to.1)
+                .upload_id(id)
+                .part_number(number)
+                .copy_source(source)
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .send()
+                .await
+                .map_err(backend)?;
+            parts.push(
+                CompletedPart::builder()
+                    .set_e_tag(
+                        out.copy_part_result()
+                            .and_then(|r| r.e_tag())
+                            .map(str::to_string),
+                    )
+                    .part_number(number)
+                    .build(),
+            );
+            start = end + 1;
+            number += 1;
+        }
+        Ok(parts)
+    }
 }
 
 #[cfg(test)]
