@@ -109,6 +109,40 @@ impl Checksums {
     }
 }
 
+/// Why the checksums a staging object declares cannot be used (the original's
+/// `missing_checksum` and `invalid_checksum`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeclaredError {
+    /// A checksum is not declared.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A declared checksum is malformed.
+    #[error("malformed checksum {0}")]
+    Malformed(&'static str),
+}
+
+/// The checksums a staging object declares about itself in `declared` (its metadata, or tags):
+/// `hca-dss-{name}` (what the `hca` CLI writes) or `dss-{name}`, for `sha256`, `sha1`, `s3_etag`
+/// and `crc32c`, in any case.
+pub fn declared_checksums(
+    declared: &std::collections::BTreeMap<String, String>,
+) -> Result<Checksums, DeclaredError> {
+    let get = |name: &'static str| {
+        [format!("hca-dss-{name}"), format!("dss-{name}")]
+            .iter()
+            .find_map(|k| declared.get(k))
+            .map(|v| v.to_ascii_lowercase())
+            .ok_or(DeclaredError::Missing(name))
+    };
+    let (sha256, sha1, s3_etag, crc32c) = (
+        get("sha256")?,
+        get("sha1")?,
+        get("s3_etag")?,
+        get("crc32c")?,
+    );
+    Checksums::new(&sha256, &sha1, &s3_etag, &crc32c).map_err(|e| DeclaredError::Malformed(e.name))
+}
+
 /// The S3 part size the original uses for an object of `size` bytes.
 pub fn s3_part_size(size: u64) -> u64 {
     if size <= MAX_PARTS * DEFAULT_PART_SIZE {
@@ -366,5 +400,25 @@ mod tests {
         let mut other = c.clone();
         other.crc32c = "00000000".into();
         assert_eq!(c.mismatches(&other), vec!["crc32c"]);
+    }
+
+    #[test]
+    fn declared_checksums_come_from_either_prefix_in_any_case() {
+        let sums = checksums_of(b"x");
+        let mut d = std::collections::BTreeMap::new();
+        d.insert("hca-dss-sha256".to_string(), sums.sha256.to_uppercase());
+        d.insert("dss-sha1".to_string(), sums.sha1.clone());
+        d.insert("hca-dss-s3_etag".to_string(), sums.s3_etag.clone());
+        assert_eq!(
+            declared_checksums(&d),
+            Err(DeclaredError::Missing("crc32c"))
+        );
+        d.insert("hca-dss-crc32c".to_string(), "xyz".into());
+        assert_eq!(
+            declared_checksums(&d),
+            Err(DeclaredError::Malformed("crc32c"))
+        );
+        d.insert("hca-dss-crc32c".to_string(), sums.crc32c.clone());
+        assert_eq!(declared_checksums(&d), Ok(sums));
     }
 }

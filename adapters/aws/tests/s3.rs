@@ -221,3 +221,85 @@ async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checke
     );
     assert!(b.head("copied/wrong").await.expect("head").is_none());
 }
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn staging_objects_declare_their_checksums_in_tags_or_metadata() {
+    use dss_shared::checksum::{DeclaredError, declared_checksums};
+    let store = bucket("dss-staging").await;
+    let client = options().s3().await;
+    let body = data(1000, 5);
+    let sums = checksums_of(&body);
+    // As the hca CLI stages a file: the bytes, then tags (upper-case values are accepted).
+    client
+        .put_object()
+        .bucket(store.bucket())
+        .key("staged/a.json")
+        .content_type("application/json")
+        .metadata("hca-dss-sha1", "0".repeat(40))
+        .body(body.clone().into())
+        .send()
+        .await
+        .expect("put");
+    let tag = |k: &str, v: &str| {
+        aws_sdk_s3::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .expect("tag")
+    };
+    client
+        .put_object_tagging()
+        .bucket(store.bucket())
+        .key("staged/a.json")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(tag("hca-dss-sha256", &sums.sha256.to_uppercase()))
+                .tag_set(tag("hca-dss-sha1", &sums.sha1))
+                .tag_set(tag("hca-dss-s3_etag", &sums.s3_etag))
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let d = store
+        .declared("staged/a.json")
+        .await
+        .expect("declared")
+        .expect("exists");
+    assert_eq!(
+        (d.size, d.content_type.as_str()),
+        (1000, "application/json")
+    );
+    assert_eq!(
+        declared_checksums(&d.values),
+        Err(DeclaredError::Missing("crc32c")),
+        "tags win over metadata; crc32c is not declared yet"
+    );
+    client
+        .copy_object()
+        .bucket(store.bucket())
+        .key("staged/a.json")
+        .copy_source(format!("{}/staged/a.json", store.bucket()))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("application/json")
+        .metadata("dss-crc32c", &sums.crc32c)
+        .tagging_directive(aws_sdk_s3::types::TaggingDirective::Copy)
+        .send()
+        .await
+        .expect("add metadata");
+    let d = store
+        .declared("staged/a.json")
+        .await
+        .expect("declared")
+        .expect("exists");
+    assert_eq!(declared_checksums(&d.values), Ok(sums));
+    assert!(
+        store
+            .declared("staged/none")
+            .await
+            .expect("declared")
+            .is_none()
+    );
+}

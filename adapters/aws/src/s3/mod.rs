@@ -47,6 +47,17 @@ const META_S3_ETAG: &str = "dss-s3-etag";
 const META_CRC32C: &str = "dss-crc32c";
 const META_ORIGIN: &str = "dss-origin";
 
+/// What a staging object declares about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub content_type: String,
+    /// Its user metadata and tags (tags win), names lower-cased.
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
 /// One bucket on S3.
 #[derive(Debug, Clone)]
 pub struct S3BlobStore {
@@ -209,6 +220,39 @@ impl S3BlobStore {
         }
     }
 
+    /// What a staging object declares about itself: its user metadata merged with its tags
+    /// (tags win, as in the original), for [`dss_shared::checksum::declared_checksums`]; with
+    /// its size and content type. `None` if there is no such object.
+    pub async fn declared(&self, key: &str) -> Result<Option<Declared>, BlobError> {
+        let Some(head) = self.head_object(key).await? else {
+            return Ok(None);
+        };
+        let mut values: std::collections::BTreeMap<String, String> = head
+            .metadata()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tags = self
+            .client
+            .get_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(backend)?;
+        for t in tags.tag_set() {
+            values.insert(t.key().to_ascii_lowercase(), t.value().to_string());
+        }
+        Ok(Some(Declared {
+            size: u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0),
+            content_type: head.content_type().unwrap_or_default().to_string(),
+            values,
+        }))
+    }
+
     /// Sends the bucket's object creations and removals to the SNS topic `topic_arn` (S3 event
     /// notifications; the topic must let S3 publish, see `SnsTopic::allow_bucket`). Replaces the
     /// bucket's notification configuration.
@@ -233,6 +277,27 @@ impl S3BlobStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    /// `HeadObject`, `None` if there is no such object.
+    async fn head_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>, BlobError> {
+        check_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     fn meta_of(
@@ -424,27 +489,16 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, BlobError> {
-        check_key(key)?;
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => Ok(Some(self.meta_of(
+        Ok(self.head_object(key).await?.map(|o| {
+            self.meta_of(
                 key,
                 u64::try_from(o.content_length().unwrap_or(0)).unwrap_or(0),
                 o.e_tag(),
                 o.content_type(),
                 o.last_modified(),
                 o.metadata(),
-            ))),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
+            )
+        }))
     }
 
     async fn list(
