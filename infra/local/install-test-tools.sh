@@ -9,7 +9,7 @@
 #     webhook receiver that verifies our signatures independently;
 #   - aiosmtpd 1.4.6, an SMTP server that writes what it receives into a Maildir, for the
 #     e-mail tests;
-#   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' conformance tests.
+#   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"

@@ -3,8 +3,8 @@
 # then runs the whole workspace's tests, including those ignored by a plain `cargo test`: the
 # end-to-end tests that drive the official `hca` and `dbio` CLIs or verify webhook signatures with
 # requests-http-signature, the Elasticsearch adapter's conformance suite (against osmem-server
-# here, or the server DSS_TEST_ES_URL names), the e-mail tests against aiosmtpd, and the S3
-# adapter's conformance suite against moto.
+# here, or the server DSS_TEST_ES_URL names), the e-mail tests against aiosmtpd, and the AWS
+# adapters' conformance suites (S3, SQS, SNS) against moto.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh

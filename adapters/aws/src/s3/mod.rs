@@ -142,6 +142,17 @@ async fn fill(body: &mut ByteStream, limit: usize, carry: &mut Bytes) -> Result<
     }
 }
 
+/// Feeds `data` (up to a part, megabytes) to `hasher` on the blocking pool, off the threads
+/// that serve requests.
+async fn hash(mut hasher: MultiHasher, data: Bytes) -> Result<MultiHasher, BlobError> {
+    tokio::task::spawn_blocking(move || {
+        hasher.update(data);
+        hasher
+    })
+    .await
+    .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))
+}
+
 /// Compares what was received with what the put expects.
 fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), BlobError> {
     if let Some(expected) = opts.size
@@ -386,10 +397,10 @@ impl BlobStore for S3BlobStore {
             .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
         // The DSS part size: the multipart ETag then equals the object's `s3_etag`.
         let part = s3_part_size(opts.size.unwrap_or(0)).max(multipart::MIN_PART) as usize;
-        let mut hasher = MultiHasher::new(opts.size);
+        let hasher = MultiHasher::new(opts.size);
         let mut carry = Bytes::new();
         let first = fill(&mut body, part, &mut carry).await?;
-        hasher.update(first.clone());
+        let hasher = hash(hasher, first.clone()).await?;
         if first.len() < part
             || (carry.is_empty() && multipart::ended(&mut body, &mut carry).await?)
         {

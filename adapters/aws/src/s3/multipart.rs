@@ -11,7 +11,7 @@ use dss_shared::ports::{BlobError, ByteStream, PutOptions};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::{backend, fill, metadata, verify};
+use super::{backend, fill, hash, metadata, verify};
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -168,7 +168,8 @@ impl Upload<'_> {
             match fill(&mut body, part, &mut carry).await {
                 Ok(b) if b.is_empty() => break Ok(()),
                 Ok(b) => {
-                    hasher.update(b.clone());
+                    // Fails only if hashing panicked; the caller aborts the upload.
+                    hasher = hash(hasher, b.clone()).await?;
                     next = b;
                     number += 1;
                 }
