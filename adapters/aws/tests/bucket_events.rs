@@ -2,31 +2,15 @@
 //! starts and names in `DSS_TEST_AWS_URL`), read into the same `BucketEvent` the embedded store
 //! emits.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use dss_aws::{AwsOptions, S3BlobStore, SnsTopic, SqsQueue};
+use common::{options, unique};
+use dss_aws::{S3BlobStore, SnsTopic, SqsQueue};
 use dss_shared::bucket_events;
 use dss_shared::ports::{BlobStore, BucketEvent, BucketEventName, ByteStream, PutOptions, Queue};
-
-fn options() -> AwsOptions {
-    AwsOptions {
-        endpoint: Some(std::env::var("DSS_TEST_AWS_URL").expect(
-            "DSS_TEST_AWS_URL names an AWS-protocol server (infra/local/test.sh starts moto)",
-        )),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        credentials: Some(("testing".into(), "testing".into())),
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{name}-{nanos}")
-}
 
 /// Receives until `want` events arrived (or 20 s passed), acking each message.
 async fn events(q: &SqsQueue, want: usize) -> Vec<BucketEvent> {

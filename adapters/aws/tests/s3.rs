@@ -1,34 +1,20 @@
 //! The `BlobStore` conformance suite (and S3 specifics) against a real S3 server: moto, which
 //! `infra/local/test.sh` starts and names in `DSS_TEST_AWS_URL`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dss_aws::{AwsOptions, S3BlobStore};
+use common::{options, unique};
+use dss_aws::S3BlobStore;
 use dss_shared::checksum::checksums_of;
 use dss_shared::ports::{BlobStore, ByteStream, PutOptions};
 
-fn options() -> AwsOptions {
-    AwsOptions {
-        endpoint: Some(
-            std::env::var("DSS_TEST_AWS_URL")
-                .expect("DSS_TEST_AWS_URL names an S3 server (infra/local/test.sh starts moto)"),
-        ),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        credentials: Some(("testing".into(), "testing".into())),
-    }
-}
-
-/// A new, empty bucket (named after `name`, unique per run: the server outlives test runs).
+/// A new, empty bucket named after `name`.
 async fn bucket(name: &str) -> S3BlobStore {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let name = format!("{name}-{nanos}");
-    let store = S3BlobStore::connect(&name, &options()).await;
+    let store = S3BlobStore::connect(&unique(name), &options()).await;
     store.ensure_bucket().await.expect("create bucket");
     store
         .ensure_bucket()

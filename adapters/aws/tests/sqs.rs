@@ -1,34 +1,17 @@
 //! The `Queue` / `Topic` conformance suite on SQS and SNS against a real server: moto, which
 //! `infra/local/test.sh` starts and names in `DSS_TEST_AWS_URL`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dss_aws::{AwsOptions, SnsTopic, SqsQueue};
+use common::{options, unique};
+use dss_aws::{SnsTopic, SqsQueue};
 use dss_shared::conformance::queue::{QueueFactory, run};
 use dss_shared::ports::{Queue, Topic};
-
-fn options() -> AwsOptions {
-    AwsOptions {
-        endpoint: Some(std::env::var("DSS_TEST_AWS_URL").expect(
-            "DSS_TEST_AWS_URL names an AWS-protocol server (infra/local/test.sh starts moto)",
-        )),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        credentials: Some(("testing".into(), "testing".into())),
-    }
-}
-
-/// Names unique per run: the server outlives test runs.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{name}-{nanos}")
-}
 
 struct Factory {
     sqs: aws_sdk_sqs::Client,
