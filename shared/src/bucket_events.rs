@@ -6,6 +6,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::ports::{BucketEvent, BucketEventName};
+use crate::worker::{HandlerError, Outcome};
 
 #[derive(Deserialize)]
 struct S3Notification {
@@ -89,6 +90,37 @@ pub fn parse(body: &str) -> Result<Vec<BucketEvent>, String> {
     serde_json::from_value(value)
         .map(|e| vec![e])
         .map_err(|e| format!("not a bucket event: {e}"))
+}
+
+/// Runs `handle` on each bucket event of a message body ([`handle_all`]); a body that holds no
+/// bucket event is a permanent failure.
+pub async fn handle_each<F>(
+    body: &str,
+    handle: impl FnMut(BucketEvent) -> F,
+) -> Result<Outcome, HandlerError>
+where
+    F: Future<Output = Result<Outcome, HandlerError>>,
+{
+    handle_all(parse(body).map_err(HandlerError::Permanent)?, handle).await
+}
+
+/// Runs `handle` on each of one message's events, in order, stopping at the first that is not
+/// done: its outcome is the message's (handlers are idempotent, so a retried message may repeat
+/// the events before it).
+pub async fn handle_all<F>(
+    events: Vec<BucketEvent>,
+    mut handle: impl FnMut(BucketEvent) -> F,
+) -> Result<Outcome, HandlerError>
+where
+    F: Future<Output = Result<Outcome, HandlerError>>,
+{
+    for event in events {
+        let outcome = handle(event).await?;
+        if outcome != Outcome::Done {
+            return Ok(outcome);
+        }
+    }
+    Ok(Outcome::Done)
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>
     QueueError::Backend(DisplayErrorContext(e).to_string())
 }
 
+/// A batch call of which `failed` of `total` entries failed, the first for `why`.
+fn partly(failed: usize, total: usize, what: &str, why: &str) -> QueueError {
+    QueueError::Backend(format!("{failed} of {total} {what} failed: {why}"))
+}
+
 /// Whole seconds, rounded up, within `0..=max`.
 fn secs(d: Duration, max: i32) -> i32 {
     let s = d.as_millis().div_ceil(1000);
@@ -228,12 +233,12 @@ impl SqsQueue {
                 .await
                 .map_err(backend)?;
             if let Some(f) = out.failed().first() {
-                return Err(QueueError::Backend(format!(
-                    "{} of {} messages not sent: {}",
+                return Err(partly(
                     out.failed().len(),
                     chunk.len(),
-                    f.message().unwrap_or(f.code())
-                )));
+                    "sends",
+                    f.message().unwrap_or(f.code()),
+                ));
             }
         }
         Ok(())
@@ -316,12 +321,12 @@ impl Queue for SqsQueue {
                 .await
                 .map_err(backend)?;
             if let Some(f) = out.failed().first() {
-                return Err(QueueError::Backend(format!(
-                    "{} of {} acks failed: {}",
+                return Err(partly(
                     out.failed().len(),
                     chunk.len(),
-                    f.message().unwrap_or(f.code())
-                )));
+                    "acks",
+                    f.message().unwrap_or(f.code()),
+                ));
             }
         }
         Ok(())

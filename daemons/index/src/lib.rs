@@ -186,15 +186,7 @@ fn skip_or_fail(e: LoadError) -> Result<Outcome, HandlerError> {
 #[async_trait]
 impl Handler for Indexer {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
-        let events =
-            dss_shared::bucket_events::parse(&message.body).map_err(HandlerError::Permanent)?;
-        for event in events {
-            let outcome = self.event(event).await?;
-            if outcome != Outcome::Done {
-                return Ok(outcome);
-            }
-        }
-        Ok(Outcome::Done)
+        dss_shared::bucket_events::handle_each(&message.body, |e| self.event(e)).await
     }
 }
 

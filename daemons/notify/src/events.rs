@@ -49,15 +49,7 @@ impl EventHandler {
 #[async_trait]
 impl Handler for EventHandler {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
-        let events =
-            dss_shared::bucket_events::parse(&message.body).map_err(HandlerError::Permanent)?;
-        for event in events {
-            let outcome = self.event(event).await?;
-            if outcome != Outcome::Done {
-                return Ok(outcome);
-            }
-        }
-        Ok(Outcome::Done)
+        dss_shared::bucket_events::handle_each(&message.body, |e| self.event(e)).await
     }
 }
 

@@ -254,13 +254,7 @@ impl Handler for Syncer {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
         match Incoming::parse(&message.body).map_err(HandlerError::Permanent)? {
             Incoming::Events(events) => {
-                for e in events {
-                    let outcome = self.event(e).await?;
-                    if outcome != Outcome::Done {
-                        return Ok(outcome);
-                    }
-                }
-                Ok(Outcome::Done)
+                dss_shared::bucket_events::handle_all(events, |e| self.event(e)).await
             }
             Incoming::Request(r) => self.request(r).await,
         }

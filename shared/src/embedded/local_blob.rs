@@ -93,6 +93,18 @@ impl Hashing {
         }
     }
 
+    /// Like `update`, from a borrowed buffer: only the full hashing needs (and copies) it
+    /// into an owned chunk.
+    fn update_slice(&mut self, chunk: &[u8]) {
+        match self {
+            Hashing::All(h) => h.update(Bytes::copy_from_slice(chunk)),
+            Hashing::Copy { crc, len, .. } => {
+                *crc = crc32c::crc32c_append(*crc, chunk);
+                *len += chunk.len() as u64;
+            }
+        }
+    }
+
     fn finish(self) -> Checksums {
         match self {
             Hashing::All(h) => h.finish(),
@@ -135,7 +147,7 @@ fn remove_abandoned(tmp: &Path) {
     }
 }
 
-/// Copies the file at `from` into a new file `to` in chunks of up to `cap` bytes, feeding
+/// Copies the file at `from` into a new file `to` through one buffer of `cap` bytes, feeding
 /// `hashing` as it goes; returns it with the length written. `progress` counts the bytes.
 fn copy_file(
     from: &Path,
@@ -158,16 +170,15 @@ fn copy_file(
         })?;
     let mut dst = std::fs::File::create(to).map_err(|e| io_err("create temp file", e))?;
     let mut len = 0u64;
+    let mut buf = vec![0u8; cap.max(1)];
     loop {
-        let mut buf = bytes::BytesMut::zeroed(cap.max(1));
         let n = src.read(&mut buf).map_err(|e| io_err("read source", e))?;
         if n == 0 {
             break;
         }
-        buf.truncate(n);
-        dst.write_all(&buf)
+        dst.write_all(&buf[..n])
             .map_err(|e| io_err("write temp file", e))?;
-        hashing.update(buf.freeze());
+        hashing.update_slice(&buf[..n]);
         len += n as u64;
         progress.add(n as u64);
     }

@@ -153,6 +153,13 @@ async fn hash(mut hasher: MultiHasher, data: Bytes) -> Result<MultiHasher, BlobE
     .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))
 }
 
+/// The media type a put records.
+fn content_type(opts: &PutOptions) -> String {
+    opts.content_type
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string())
+}
+
 /// Compares what was received with what the put expects.
 fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), BlobError> {
     if let Some(expected) = opts.size
@@ -391,10 +398,7 @@ impl BlobStore for S3BlobStore {
         if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
             return Err(BlobError::AlreadyExists(key.to_string()));
         }
-        let content_type = opts
-            .content_type
-            .clone()
-            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+        let content_type = content_type(&opts);
         // The DSS part size: the multipart ETag then equals the object's `s3_etag`.
         let part = s3_part_size(opts.size.unwrap_or(0)).max(multipart::MIN_PART) as usize;
         let hasher = MultiHasher::new(opts.size);
@@ -633,10 +637,7 @@ impl BlobStore for S3BlobStore {
         if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
             return Err(BlobError::AlreadyExists(key.to_string()));
         }
-        let content_type = opts
-            .content_type
-            .clone()
-            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+        let content_type = content_type(&opts);
         let part = expected
             .s3_etag
             .contains('-')

@@ -37,6 +37,43 @@ pub async fn ended(body: &mut ByteStream, carry: &mut Bytes) -> Result<bool, Blo
     }
 }
 
+/// Starts a multipart upload of `key` with the user metadata `user`; returns its id.
+async fn create(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    user: HashMap<String, String>,
+) -> Result<String, BlobError> {
+    let created = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .set_metadata(Some(user))
+        .send()
+        .await
+        .map_err(backend)?;
+    created
+        .upload_id()
+        .map(str::to_string)
+        .ok_or_else(|| BlobError::Backend("no upload id".into()))
+}
+
+/// Aborts a failed multipart upload (its parts are freed); a failure is logged.
+async fn abort(client: &Client, bucket: &str, key: &str, id: &str) {
+    let aborted = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .send()
+        .await;
+    if let Err(e) = aborted {
+        tracing::warn!(bucket, key, error = %backend(e), "aborting a failed multipart upload failed; a lifecycle rule must remove it");
+    }
+}
+
 /// A key percent-encoded for `x-amz-copy-source` (`/` kept).
 fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
@@ -76,21 +113,8 @@ impl Upload<'_> {
         part: usize,
         hasher: MultiHasher,
     ) -> Result<(u64, Checksums, String), BlobError> {
-        let known = self.opts.expected.as_ref();
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(self.bucket)
-            .key(self.key)
-            .content_type(self.content_type)
-            .set_metadata(Some(metadata(known, self.opts.origin.as_deref())))
-            .send()
-            .await
-            .map_err(backend)?;
-        let id = created
-            .upload_id()
-            .ok_or_else(|| BlobError::Backend("no upload id".into()))?
-            .to_string();
+        let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
+        let id = create(self.client, self.bucket, self.key, self.content_type, user).await?;
         let result = self.parts(&id, first, body, carry, part, hasher).await;
         let finished = match result {
             Ok((parts, size, sums)) => match verify(self.opts, size, &sums) {
@@ -103,17 +127,7 @@ impl Upload<'_> {
             Err(e) => Err(e),
         };
         if finished.is_err() {
-            let aborted = self
-                .client
-                .abort_multipart_upload()
-                .bucket(self.bucket)
-                .key(self.key)
-                .upload_id(&id)
-                .send()
-                .await;
-            if let Err(e) = aborted {
-                tracing::warn!(bucket = self.bucket, key = self.key, error = %backend(e), "aborting a failed multipart upload failed; a lifecycle rule must remove it");
-            }
+            abort(self.client, self.bucket, self.key, &id).await;
         }
         finished
     }
@@ -289,19 +303,7 @@ impl ServerCopy<'_> {
             return Ok(etag.trim_matches('"').to_string());
         }
         let part = part.unwrap_or(COPY_PART).max(MIN_PART);
-        let created = client
-            .create_multipart_upload()
-            .bucket(to_bucket)
-            .key(to)
-            .content_type(self.content_type)
-            .set_metadata(Some(user))
-            .send()
-            .await
-            .map_err(backend)?;
-        let id = created
-            .upload_id()
-            .ok_or_else(|| BlobError::Backend("no upload id".into()))?
-            .to_string();
+        let id = create(client, to_bucket, to, self.content_type, user).await?;
         let parts = self.parts(&source, &id, part).await;
         let completed = match parts {
             Ok(parts) => client
@@ -326,13 +328,7 @@ impl ServerCopy<'_> {
                 .trim_matches('"')
                 .to_string()),
             Err(e) => {
-                let _ = client
-                    .abort_multipart_upload()
-                    .bucket(to_bucket)
-                    .key(to)
-                    .upload_id(&id)
-                    .send()
-                    .await;
+                abort(client, to_bucket, to, &id).await;
                 Err(e)
             }
         }
