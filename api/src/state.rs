@@ -77,10 +77,7 @@ impl AppState {
     /// The checkout daemon's job queue (declared on first use).
     pub async fn checkout_queue(&self) -> ApiResult<&Arc<dyn Queue>> {
         self.checkout_queue
-            .get_or_try_init(|| async {
-                let q = self.deployment.queue(CHECKOUT_QUEUE).await?;
-                Ok::<_, dss_shared::ports::QueueError>(Arc::new(q) as Arc<dyn Queue>)
-            })
+            .get_or_try_init(|| async { self.deployment.queue(CHECKOUT_QUEUE).await })
             .await
             .map_err(|e| ApiError::internal("checkout queue", e))
     }

@@ -10,6 +10,7 @@ use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
+mod cloud;
 mod ops;
 
 #[derive(Parser)]
@@ -116,6 +117,14 @@ enum Command {
         #[arg(long)]
         subscription: Option<String>,
     },
+    /// Create the deployment's cloud resources on the configured services or their local
+    /// emulators (buckets, bucket notifications, the bucket events topic, every daemon queue
+    /// with its dead-letter queue and subscription), as Terraform does in production.
+    /// Idempotent; on the embedded default it declares the embedded queues.
+    Infra {
+        #[command(subcommand)]
+        command: InfraCommand,
+    },
     /// Run only the HTTP API.
     Api {
         #[command(flatten)]
@@ -140,6 +149,15 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum InfraCommand {
+    /// Create every resource now.
+    Local {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -278,7 +296,7 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", cfg.api.listen))?,
         ),
     };
-    let mut deployment = Deployment::open(cfg.clone(), dss_shared::clock::system())?;
+    let mut deployment = cloud::open(&cfg).await?;
     if let Some(url) = &cfg.search.url {
         deployment.search = Arc::new(
             dss_elasticsearch::ElasticsearchIndex::new(url, &cfg.search.index_prefix)
@@ -371,6 +389,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
         Command::Sync { common } => run(common.load(None)?, Components::Sync).await,
         Command::Reconcile { common, prefix } => ops::reconcile(&common.load(None)?, prefix).await,
+        Command::Infra {
+            command: InfraCommand::Local { common },
+        } => {
+            let cfg = common.load(None)?;
+            dss_shared::telemetry::init(&cfg.log);
+            cloud::infra_local(&cloud::open(&cfg).await?).await
+        }
         Command::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
         Command::Deliveries {
             common,

@@ -1,18 +1,13 @@
 //! Operator commands on a deployment's data: queue gauges, the webhook delivery log and
 //! resends, and reconciling the replicas.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use dss_api::subscriptions::{attempt_json, delivery_json};
 use dss_shared::config::Config;
-use dss_shared::deployment::{DAEMON_QUEUES, Deployment};
+use dss_shared::deployment::DAEMON_QUEUES;
 use dss_shared::ports::DeliveryState;
-use dss_shared::ports::Queue;
 use serde_json::json;
 use std::io::Write;
-
-async fn open(cfg: &Config) -> anyhow::Result<Deployment> {
-    Deployment::open(cfg.clone(), dss_shared::clock::system()).context("opening the deployment")
-}
 
 /// `dss reconcile`: one reconciler pass over `prefixes` (default: all), a JSON line per prefix.
 pub async fn reconcile(cfg: &Config, prefixes: Vec<String>) -> anyhow::Result<()> {
@@ -27,7 +22,7 @@ pub async fn reconcile(cfg: &Config, prefixes: Vec<String>) -> anyhow::Result<()
         true => dss_sync::PREFIXES.iter().map(|p| p.to_string()).collect(),
         false => prefixes,
     };
-    let dep = open(cfg).await?;
+    let dep = crate::cloud::open(cfg).await?;
     if dep.replicas.len() < 2 {
         bail!("only one replica is configured: there is nothing to reconcile");
     }
@@ -47,7 +42,7 @@ pub async fn deliveries(
     state: Option<&str>,
     limit: usize,
 ) -> anyhow::Result<()> {
-    let dep = open(cfg).await?;
+    let dep = crate::cloud::open(cfg).await?;
     let mut out = std::io::stdout().lock();
     match state {
         None => {
@@ -77,7 +72,7 @@ pub async fn resend(
     mut ids: Vec<String>,
     subscription: Option<&str>,
 ) -> anyhow::Result<()> {
-    let dep = open(cfg).await?;
+    let dep = crate::cloud::open(cfg).await?;
     if let Some(s) = subscription {
         ids.extend(
             dep.deliveries
@@ -110,7 +105,7 @@ pub async fn resend(
 
 /// `dss queues`: the gauges of every daemon queue and its dead-letter queue.
 pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
-    let dep = open(cfg).await?;
+    let dep = crate::cloud::open(cfg).await?;
     let mut out = std::io::stdout().lock();
     if !as_json {
         writeln!(

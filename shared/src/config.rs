@@ -72,6 +72,12 @@ pub struct Config {
     /// Replication between replicas.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Where the daemons' queues and the bucket events topic live.
+    #[serde(default)]
+    pub queues: QueuesConfig,
+    /// How to reach AWS (or a server speaking its protocols) for `s3://` replicas and SQS/SNS.
+    #[serde(default)]
+    pub aws: AwsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -432,6 +438,53 @@ impl Default for SyncConfig {
     }
 }
 
+/// Which service carries the queues and the bucket events topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackendKind {
+    /// The embedded database (every component on one machine).
+    #[default]
+    Embedded,
+    /// SQS queues and an SNS topic, fed by S3 bucket notifications.
+    Aws,
+}
+
+/// Queue settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuesConfig {
+    /// `embedded` (default) or `aws`.
+    pub backend: QueueBackendKind,
+    /// Put before every queue and topic name in the cloud (a stage, e.g. `dss-dev-`), so that
+    /// deployments can share an account.
+    pub prefix: String,
+}
+
+/// AWS connection settings (the SDK's default chains where a value is absent).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Endpoint URL of a compatible server (moto, MinIO, …); default: AWS itself.
+    pub endpoint: Option<String>,
+    /// Region; default: the SDK's region chain (`AWS_REGION`, profile, instance).
+    pub region: Option<String>,
+    /// Path-style S3 addressing (`host/bucket/key`), which local servers need.
+    pub path_style: bool,
+    /// Access key id; with `secret_access_key`. Default: the SDK's credentials chain.
+    pub access_key_id: Option<String>,
+    /// Secret access key; with `access_key_id`.
+    pub secret_access_key: Option<String>,
+}
+
+/// Where a replica's main bucket is, from its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaLocation {
+    /// A directory on this machine (`file://`).
+    Local(PathBuf),
+    /// An S3 bucket (`s3://bucket`).
+    S3(String),
+}
+
 /// Outgoing e-mail: SMTP when `smtp_host` is set, else files in `dir`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -584,7 +637,23 @@ impl Config {
                     "replica names use letters, digits, '-' and '_'",
                 ));
             }
-            replica_path(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
+            let location =
+                replica_location(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
+            match (&location, self.queues.backend) {
+                (ReplicaLocation::S3(_), QueueBackendKind::Embedded) => {
+                    return Err(invalid(
+                        format!("replicas.{name}.url"),
+                        "an s3:// replica sends its bucket events through SNS: set queues.backend = \"aws\"",
+                    ));
+                }
+                (ReplicaLocation::Local(_), QueueBackendKind::Aws) => {
+                    return Err(invalid(
+                        format!("replicas.{name}.url"),
+                        "with queues.backend = \"aws\" every replica must be an s3:// bucket (local buckets publish their events to the embedded topic)",
+                    ));
+                }
+                _ => {}
+            }
             if let Some(b) = &r.checkout_bucket
                 && !crate::ports::buckets::valid_bucket_name(b)
             {
@@ -593,6 +662,32 @@ impl Config {
                     format!("'{b}' is not a bucket name (letters, digits, '.', '-', '_')"),
                 ));
             }
+        }
+        if self.aws.access_key_id.is_some() != self.aws.secret_access_key.is_some() {
+            return Err(invalid(
+                "aws.secret_access_key",
+                "give both aws.access_key_id and aws.secret_access_key, or neither",
+            ));
+        }
+        if let Some(e) = &self.aws.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(invalid(
+                "aws.endpoint",
+                format!("'{e}' must start with http:// or https://"),
+            ));
+        }
+        if !self
+            .queues
+            .prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || self.queues.prefix.len() > 40
+        {
+            return Err(invalid(
+                "queues.prefix",
+                "use at most 40 letters, digits, '-' and '_' (SQS and SNS name rules)",
+            ));
         }
         let c = &self.checkout;
         if c.blob_public_ttl_secs == 0
@@ -775,7 +870,7 @@ impl Config {
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
-    "checkout", "mail", "sync", "log",
+    "checkout", "mail", "sync", "queues", "aws", "log",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)
@@ -789,17 +884,28 @@ fn config_env(vars: impl Iterator<Item = (String, String)>) -> config::Map<Strin
     .collect()
 }
 
-/// The local directory of a `file://` replica URL.
-pub fn replica_path(url: &str) -> Result<PathBuf, String> {
-    match url.strip_prefix("file://") {
-        Some(p) if p.starts_with('/') || p.starts_with('.') => Ok(PathBuf::from(p)),
-        Some(_) => Err(format!(
-            "'{url}' must be file:///absolute/path or file://./relative/path"
-        )),
-        None => Err(format!(
-            "'{url}' has an unsupported scheme; this build supports file://"
-        )),
+/// Where a replica URL points: `file:///path` (or `file://./relative`) or `s3://bucket`.
+pub fn replica_location(url: &str) -> Result<ReplicaLocation, String> {
+    if let Some(p) = url.strip_prefix("file://") {
+        return match p.starts_with('/') || p.starts_with('.') {
+            true => Ok(ReplicaLocation::Local(PathBuf::from(p))),
+            false => Err(format!(
+                "'{url}' must be file:///absolute/path or file://./relative/path"
+            )),
+        };
     }
+    if let Some(b) = url.strip_prefix("s3://") {
+        let b = b.strip_suffix('/').unwrap_or(b);
+        return match crate::ports::buckets::valid_bucket_name(b) && (3..=63).contains(&b.len()) {
+            true => Ok(ReplicaLocation::S3(b.to_string())),
+            false => Err(format!(
+                "'{url}' must be s3://bucket, with a bucket name of 3-63 letters, digits, '.' and '-'"
+            )),
+        };
+    }
+    Err(format!(
+        "'{url}' has an unsupported scheme; use file:// or s3://"
+    ))
 }
 
 #[cfg(test)]
@@ -860,5 +966,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_upload"), "{e}");
+    }
+
+    #[test]
+    fn cloud_replicas_and_queues_go_together() {
+        let c = Config::from_toml(
+            "[queues]\nbackend = \"aws\"\nprefix = \"dss-dev-\"\n[replicas.aws]\nurl = \"s3://my-bucket\"\n[aws]\nendpoint = \"http://127.0.0.1:1\"\npath_style = true",
+        )
+        .unwrap();
+        assert_eq!(
+            replica_location(&c.replicas["aws"].url).unwrap(),
+            ReplicaLocation::S3("my-bucket".into())
+        );
+        assert_eq!(c.queues.backend, QueueBackendKind::Aws);
+        let errors = [
+            ("[replicas.aws]\nurl = \"s3://b-1\"", "replicas.aws.url"),
+            (
+                "[queues]\nbackend = \"aws\"\n[replicas.aws]\nurl = \"file:///x\"",
+                "replicas.aws.url",
+            ),
+            (
+                "[queues]\nbackend = \"aws\"\n[replicas.aws]\nurl = \"s3://a\"",
+                "replicas.aws.url",
+            ),
+            ("[queues]\nprefix = \"a b\"", "queues.prefix"),
+            ("[queues]\nbackend = \"kafka\"", "backend"),
+            ("[aws]\naccess_key_id = \"k\"", "aws.secret_access_key"),
+            ("[aws]\nendpoint = \"localhost:9000\"", "aws.endpoint"),
+        ];
+        for (toml, key) in errors {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 }

@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use crate::clock::SharedClock;
-use crate::config::{Config, DownloadMode, replica_path};
+use crate::config::{Config, DownloadMode, QueueBackendKind, ReplicaLocation, replica_location};
 use crate::embedded::{
-    Db, Durability, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueue,
-    EmbeddedSearch, EmbeddedSubscriptions, EmbeddedTopic, FileMailer, LocalBlobStore, LocalBuckets,
-    QueueConfig,
+    Db, Durability, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues,
+    EmbeddedSearch, EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
 };
 use crate::ports::{
-    BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, QueueError,
-    SearchIndex, SubscriptionStore,
+    BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, Queue, QueueBackend,
+    QueueError, QueueSpec, SearchIndex, SubscriptionStore,
 };
 use crate::signing::UrlSigner;
 
@@ -69,6 +70,14 @@ pub enum DeploymentError {
         /// What failed.
         message: String,
     },
+    /// The queue backend could not be opened.
+    #[error("opening the {backend:?} queue backend: {message}")]
+    Queues {
+        /// Which backend.
+        backend: QueueBackendKind,
+        /// What failed.
+        message: String,
+    },
     /// Key material could not be read or created.
     #[error("key file {path}: {source}")]
     Key {
@@ -94,6 +103,33 @@ pub struct Replica {
     pub download: DownloadMode,
 }
 
+/// A replica's buckets in a cloud, as a [`CloudOpener`] opens them.
+#[derive(Debug, Clone)]
+pub struct CloudReplica {
+    /// The main bucket.
+    pub store: Arc<dyn BlobStore>,
+    /// The checkout bucket.
+    pub checkout: Arc<dyn BlobStore>,
+    /// The buckets of the same account.
+    pub buckets: Arc<dyn Buckets>,
+}
+
+/// Opens what this crate has no SDK for: replicas on cloud buckets and cloud queue backends.
+/// The `dss` command supplies one built on the cloud adapter crates.
+#[async_trait]
+pub trait CloudOpener: Send + Sync {
+    /// The replica `name` (configured as `config.replicas[name]`) at `location`.
+    async fn replica(
+        &self,
+        name: &str,
+        location: &ReplicaLocation,
+        config: &Config,
+    ) -> Result<CloudReplica, String>;
+
+    /// The queue backend `config.queues.backend` (never the embedded one).
+    async fn queues(&self, config: &Config) -> Result<Arc<dyn QueueBackend>, String>;
+}
+
 /// Live adapters of a deployment.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -117,6 +153,8 @@ pub struct Deployment {
     pub mailer: Arc<dyn Mailer>,
     /// Signs download URLs served by the API.
     pub signer: UrlSigner,
+    /// Where the daemons' queues live.
+    pub queues: Arc<dyn QueueBackend>,
     /// Directory names of the local main buckets (never checkout destinations).
     main_dirs: Vec<String>,
     /// The clock.
@@ -170,9 +208,65 @@ pub fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, Deployme
 }
 
 impl Deployment {
-    /// Opens every adapter the configuration names. Must run within a Tokio runtime (the journal
-    /// starts its writer task).
+    /// Opens every adapter the configuration names; every replica must be local (`file://`)
+    /// and the queues embedded (see [`Deployment::open_with`] for clouds). Must run within a
+    /// Tokio runtime (the journal starts its writer task).
     pub fn open(config: Config, clock: SharedClock) -> Result<Self, DeploymentError> {
+        Self::open_local(config, clock, false)
+    }
+
+    /// Opens every adapter the configuration names, cloud replicas and queues through `cloud`.
+    pub async fn open_with(
+        config: Config,
+        clock: SharedClock,
+        cloud: &dyn CloudOpener,
+    ) -> Result<Self, DeploymentError> {
+        let mut d = Self::open_local(config, clock, true)?;
+        for (name, r) in &d.config.replicas {
+            let location =
+                replica_location(&r.url).map_err(|message| DeploymentError::Replica {
+                    replica: name.clone(),
+                    message,
+                })?;
+            if matches!(location, ReplicaLocation::Local(_)) {
+                continue;
+            }
+            let c = cloud
+                .replica(name, &location, &d.config)
+                .await
+                .map_err(|message| DeploymentError::Replica {
+                    replica: name.clone(),
+                    message,
+                })?;
+            let replica = Replica {
+                name: name.clone(),
+                store: c.store,
+                checkout: c.checkout,
+                buckets: c.buckets,
+                download: r.download,
+            };
+            d.replicas.insert(name.clone(), replica);
+        }
+        if d.config.queues.backend != QueueBackendKind::Embedded {
+            d.queues =
+                cloud
+                    .queues(&d.config)
+                    .await
+                    .map_err(|message| DeploymentError::Queues {
+                        backend: d.config.queues.backend,
+                        message,
+                    })?;
+        }
+        Ok(d)
+    }
+
+    /// Opens the embedded parts and the local replicas; cloud replicas are an error unless
+    /// `skip_cloud` (then the caller opens them).
+    fn open_local(
+        config: Config,
+        clock: SharedClock,
+        skip_cloud: bool,
+    ) -> Result<Self, DeploymentError> {
         let db = Db::open(&config.data_dir.join("dss.db"), config.embedded.durability)?;
         let secret = load_or_create_secret(&config.data_dir.join("keys").join("url-signing.key"))?;
         let signer = UrlSigner::new(&config.public_url(), secret);
@@ -183,7 +277,16 @@ impl Deployment {
                 replica: name.clone(),
                 message,
             };
-            let dir = replica_path(&r.url).map_err(err)?;
+            let dir = match replica_location(&r.url).map_err(err)? {
+                ReplicaLocation::Local(dir) => dir,
+                _ if skip_cloud => continue,
+                _ => {
+                    return Err(err(format!(
+                        "'{}' is a cloud bucket; this component opens local replicas only",
+                        r.url
+                    )));
+                }
+            };
             let store = LocalBlobStore::open(
                 &db,
                 name,
@@ -242,6 +345,7 @@ impl Deployment {
             subscriptions: Arc::new(EmbeddedSubscriptions::new(&db)),
             deliveries: Arc::new(EmbeddedDeliveries::new(&db)),
             collections: Arc::new(EmbeddedCollections::new(&db)),
+            queues: Arc::new(EmbeddedQueues::new(&db, clock.clone())),
             mailer: Arc::new(FileMailer::new(
                 &config.mail.dir_in(&config.data_dir),
                 &config.mail.sender,
@@ -256,30 +360,16 @@ impl Deployment {
         })
     }
 
-    /// Declares every daemon queue and its subscription to the bucket events, so that events
-    /// are kept for a daemon even while it is not running. Idempotent; every component calls it
-    /// at start.
-    pub async fn declare_queues(&self) -> Result<(), QueueError> {
-        let topic = EmbeddedTopic::new(&self.db, BUCKET_EVENTS_TOPIC, self.clock.clone());
-        for name in BUCKET_EVENT_QUEUES {
-            self.queue(name).await?;
-            topic.subscribe(name).await?;
-        }
-        for name in [DELIVERY_QUEUE, CHECKOUT_QUEUE, CHECKOUT_MAIL_QUEUE] {
-            self.queue(name).await?;
-        }
-        // With one replica there is nothing to replicate: no events are kept for sync.
-        self.queue(SYNC_QUEUE).await?;
-        if self.replicas.len() > 1 {
-            topic.subscribe(SYNC_QUEUE).await?;
-        } else {
-            topic.unsubscribe(SYNC_QUEUE).await?;
-        }
-        Ok(())
+    /// Every daemon queue: its dead-letter threshold and whether it receives bucket events
+    /// (sync only while there is more than one replica: with one there is nothing to copy).
+    pub fn queue_specs(&self) -> Vec<QueueSpec> {
+        DAEMON_QUEUES
+            .iter()
+            .map(|name| self.queue_spec(name))
+            .collect()
     }
 
-    /// A daemon's queue (with its dead-letter queue `{name}-dlq`).
-    pub async fn queue(&self, name: &str) -> Result<EmbeddedQueue, QueueError> {
+    fn queue_spec(&self, name: &str) -> QueueSpec {
         let max_receive_count = match name {
             // A job marks itself FAILED after `max_attempts` failed tries; the margin lets a
             // job survive daemons killed under it.
@@ -288,11 +378,37 @@ impl Deployment {
             SYNC_QUEUE => self.config.sync.max_attempts,
             _ => QueueConfig::default().max_receive_count,
         };
-        let cfg = QueueConfig {
+        QueueSpec {
+            name: name.to_string(),
             max_receive_count,
-            dead_letter: None,
-        };
-        EmbeddedQueue::declare(&self.db, name, cfg, self.clock.clone()).await
+            bucket_events: BUCKET_EVENT_QUEUES.contains(&name)
+                || (name == SYNC_QUEUE && self.replicas.len() > 1),
+        }
+    }
+
+    /// Declares every daemon queue and its subscription to the bucket events, so that events
+    /// are kept for a daemon even while it is not running. Idempotent; every component calls it
+    /// at start. Cloud backends are declared by `dss infra local` or Terraform instead: here
+    /// they are left alone.
+    pub async fn declare_queues(&self) -> Result<(), QueueError> {
+        match self.queues.declares_at_start() {
+            true => self.declare_all_queues().await,
+            false => Ok(()),
+        }
+    }
+
+    /// Declares every daemon queue, the bucket events topic and its subscriptions on the
+    /// queue backend, whatever its kind. Idempotent.
+    pub async fn declare_all_queues(&self) -> Result<(), QueueError> {
+        self.queues
+            .declare(BUCKET_EVENTS_TOPIC, &self.queue_specs())
+            .await
+    }
+
+    /// A daemon's queue (with its dead-letter queue `{name}-dlq`), or any other queue of the
+    /// backend by name.
+    pub async fn queue(&self, name: &str) -> Result<Arc<dyn Queue>, QueueError> {
+        self.queues.queue(&self.queue_spec(name)).await
     }
 
     /// Whether `name` must not be a checkout destination: it names a replica's main bucket

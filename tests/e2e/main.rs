@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `dss` binary, started as a user would, driven over HTTP and by the
 //! official `hca` 7.0.1 and `dbio` 1.0.0 CLIs, with webhooks verified by requests-http-signature.
 
+mod aws;
 mod checkout;
 mod clis;
 mod harness;

@@ -69,10 +69,57 @@ impl SnsTopic {
         Ok(())
     }
 
+    /// The ARNs of the subscriptions that deliver to `endpoint`.
+    async fn subscriptions_of(&self, endpoint: &str) -> Result<Vec<String>, QueueError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .list_subscriptions_by_topic()
+            .topic_arn(&self.arn)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(backend)?;
+            for s in page.subscriptions() {
+                if s.endpoint() == Some(endpoint)
+                    && let Some(arn) = s.subscription_arn()
+                {
+                    found.push(arn.to_string());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Unsubscribes `queue` (nothing published from now on reaches it). Idempotent.
+    pub async fn unsubscribe(&self, queue: &SqsQueue) -> Result<(), QueueError> {
+        for arn in self.subscriptions_of(queue.arn()).await? {
+            self.client
+                .unsubscribe()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
     /// Subscribes `queue`: every message published from now on reaches it, unwrapped when
-    /// `raw` (else in the SNS envelope, which [`SqsQueue`] unwraps on receipt). Idempotent.
+    /// `raw` (else in the SNS envelope, which [`SqsQueue`] unwraps on receipt). Idempotent:
+    /// a queue already subscribed keeps its one subscription.
     pub async fn subscribe(&self, queue: &SqsQueue, raw: bool) -> Result<(), QueueError> {
         queue.allow_topic(&self.arn).await?;
+        if let Some(existing) = self.subscriptions_of(queue.arn()).await?.first() {
+            self.client
+                .set_subscription_attributes()
+                .subscription_arn(existing)
+                .attribute_name("RawMessageDelivery")
+                .attribute_value(if raw { "true" } else { "false" })
+                .send()
+                .await
+                .map_err(backend)?;
+            return Ok(());
+        }
         self.client
             .subscribe()
             .topic_arn(&self.arn)

@@ -111,19 +111,38 @@ async fn create(
         }
         Err(e) => return Err(backend(e)),
     };
+    let arn = queue_arn(client, name, &url).await?;
+    Ok((url, arn))
+}
+
+/// The URL of the queue `name`, `None` if there is none.
+async fn queue_url(client: &Client, name: &str) -> Result<Option<String>, QueueError> {
+    match client.get_queue_url().queue_name(name).send().await {
+        Ok(out) => Ok(Some(out.queue_url().unwrap_or_default().to_string())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// The ARN of the queue `name` at `url`.
+async fn queue_arn(client: &Client, name: &str, url: &str) -> Result<String, QueueError> {
     let attrs = client
         .get_queue_attributes()
-        .queue_url(&url)
+        .queue_url(url)
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
         .map_err(backend)?;
-    let arn = attrs
+    attrs
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| QueueError::Backend(format!("queue {name} has no ARN")))?;
-    Ok((url, arn))
+        .ok_or_else(|| QueueError::Backend(format!("queue {name} has no ARN")))
 }
 
 impl SqsQueue {
@@ -147,6 +166,26 @@ impl SqsQueue {
         let mut attributes = retention;
         attributes.insert(QueueAttributeName::RedrivePolicy, redrive.to_string());
         let (url, arn) = create(client, name, attributes).await?;
+        Ok(Self {
+            client: client.clone(),
+            name: name.to_string(),
+            url,
+            arn,
+            dlq_url,
+        })
+    }
+
+    /// The existing queue `name` with its dead-letter queue `{name}-dlq` (a queue without one
+    /// dead-letters into itself, as dead-letter queues do). [`QueueError::NotFound`] when the
+    /// queue was never declared.
+    pub async fn open(client: &Client, name: &str) -> Result<Self, QueueError> {
+        let url = queue_url(client, name)
+            .await?
+            .ok_or_else(|| QueueError::NotFound(name.to_string()))?;
+        let dlq_url = queue_url(client, &format!("{name}-dlq"))
+            .await?
+            .unwrap_or_else(|| url.clone());
+        let arn = queue_arn(client, name, &url).await?;
         Ok(Self {
             client: client.clone(),
             name: name.to_string(),

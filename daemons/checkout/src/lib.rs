@@ -41,13 +41,13 @@ pub async fn run(
 ) -> Result<(), dss_shared::ports::QueueError> {
     deployment.declare_queues().await?;
     let cfg = &deployment.config.checkout;
-    let mail_queue: Arc<dyn Queue> = Arc::new(deployment.queue(CHECKOUT_MAIL_QUEUE).await?);
+    let mail_queue: Arc<dyn Queue> = deployment.queue(CHECKOUT_MAIL_QUEUE).await?;
     let mut job_cfg = WorkerConfig::named("checkout");
     job_cfg.concurrency = cfg.jobs;
     job_cfg.batch_size = cfg.jobs;
     job_cfg.visibility = Duration::from_secs(cfg.visibility_secs);
     let jobs = Worker::new(
-        Arc::new(deployment.queue(CHECKOUT_QUEUE).await?),
+        deployment.queue(CHECKOUT_QUEUE).await?,
         Arc::new(JobHandler::new(deployment, mail_queue.clone())),
         job_cfg,
     );

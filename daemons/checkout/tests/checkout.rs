@@ -16,7 +16,7 @@ use dss_shared::clock::ManualClock;
 use dss_shared::config::Config;
 use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
 use dss_shared::embedded::FileMailer;
-use dss_shared::ports::{BlobStore, Mail, MailError, Mailer, PutOptions, Queue};
+use dss_shared::ports::{BlobStore, Mail, MailError, Mailer, PutOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -120,7 +120,7 @@ impl Env {
         };
         let id = job.job_id.clone();
         let queue = self.d.queue(CHECKOUT_QUEUE).await.unwrap();
-        submit(&*self.checkout_bucket(), &queue, &Job::Bundle(job))
+        submit(&*self.checkout_bucket(), &*queue, &Job::Bundle(job))
             .await
             .unwrap();
         id
@@ -485,7 +485,9 @@ async fn a_file_checkout_copies_one_blob_under_its_own_key() {
         content_type: "application/octet-stream".into(),
     });
     let queue = env.d.queue(CHECKOUT_QUEUE).await.unwrap();
-    submit(&*env.checkout_bucket(), &queue, &job).await.unwrap();
+    submit(&*env.checkout_bucket(), &*queue, &job)
+        .await
+        .unwrap();
     let s = env.ended(job.id()).await;
     assert_eq!(s.status, JobState::Succeeded, "{s:?}");
     assert_eq!((s.bytes_done, s.bytes_total), (Some(70_000), Some(70_000)));

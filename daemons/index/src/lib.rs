@@ -244,7 +244,7 @@ impl Indexer {
 /// Runs the index daemon on the deployment's `index` queue until `shutdown`.
 pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), QueueError> {
     deployment.declare_queues().await?;
-    let queue = Arc::new(deployment.queue(INDEX_QUEUE).await?);
+    let queue = deployment.queue(INDEX_QUEUE).await?;
     let handler = Arc::new(Indexer::new(deployment));
     let mut cfg = WorkerConfig::named("index");
     cfg.concurrency = deployment.config.index.concurrency;

@@ -9,7 +9,7 @@ use dss_shared::checksum::checksums_of;
 use dss_shared::config::Config;
 use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, Deployment, INDEX_QUEUE};
 use dss_shared::embedded::EmbeddedTopic;
-use dss_shared::ports::{BlobStore, EventKind, PutOptions, Queue, SearchRequest, Topic};
+use dss_shared::ports::{BlobStore, EventKind, PutOptions, SearchRequest, Topic};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

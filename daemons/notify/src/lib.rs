@@ -74,7 +74,7 @@ pub async fn resend(deployment: &Deployment, id: &str) -> Result<bool, ResendErr
     debug_assert_eq!(d.state, DeliveryState::Pending);
     let queue = deployment.queue(DELIVERY_QUEUE).await?;
     outbox::send(
-        &queue,
+        &*queue,
         &[outbox::Due {
             delivery: &d.new.id,
             attempts: d.attempts,
@@ -101,9 +101,9 @@ pub enum ResendError {
 pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), NotifyError> {
     deployment.declare_queues().await?;
     let cfg = &deployment.config.notify;
-    let deliveries: Arc<dyn Queue> = Arc::new(deployment.queue(DELIVERY_QUEUE).await?);
+    let deliveries: Arc<dyn Queue> = deployment.queue(DELIVERY_QUEUE).await?;
     let events = Worker::new(
-        Arc::new(deployment.queue(NOTIFY_QUEUE).await?),
+        deployment.queue(NOTIFY_QUEUE).await?,
         Arc::new(EventHandler::new(deployment, deliveries.clone())),
         WorkerConfig::named("notify-match"),
     );

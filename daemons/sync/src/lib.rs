@@ -45,7 +45,7 @@ pub async fn reconciler(
     metrics: Arc<SyncMetrics>,
 ) -> Result<Reconciler, QueueError> {
     deployment.declare_queues().await?;
-    let queue: Arc<dyn Queue> = Arc::new(deployment.queue(SYNC_QUEUE).await?);
+    let queue: Arc<dyn Queue> = deployment.queue(SYNC_QUEUE).await?;
     Ok(Reconciler::new(
         deployment,
         queue,
@@ -67,7 +67,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> Result<(), QueueError> {
     deployment.declare_queues().await?;
-    let queue = Arc::new(deployment.queue(SYNC_QUEUE).await?);
+    let queue = deployment.queue(SYNC_QUEUE).await?;
     let cfg = &deployment.config.sync;
     let every = Duration::from_secs(cfg.reconcile_every_secs);
     let schedule = (!every.is_zero()).then(|| {

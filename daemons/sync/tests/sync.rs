@@ -9,7 +9,7 @@ use dss_shared::checksum::checksums_of;
 use dss_shared::config::Config;
 use dss_shared::deployment::{Deployment, SYNC_QUEUE};
 use dss_shared::model::ObjectKey;
-use dss_shared::ports::{BlobStore, PutOptions, Queue};
+use dss_shared::ports::{BlobStore, PutOptions};
 use dss_sync::metrics::read;
 use dss_sync::{PREFIXES, SyncMetrics};
 use serde_json::json;

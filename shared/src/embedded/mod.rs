@@ -12,6 +12,7 @@ pub mod keypath;
 pub mod local_blob;
 pub mod local_buckets;
 pub mod queue;
+pub mod queue_backend;
 pub mod search;
 pub mod subscriptions;
 
@@ -23,5 +24,6 @@ pub use journal::EmbeddedJournal;
 pub use local_blob::LocalBlobStore;
 pub use local_buckets::LocalBuckets;
 pub use queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
+pub use queue_backend::EmbeddedQueues;
 pub use search::EmbeddedSearch;
 pub use subscriptions::EmbeddedSubscriptions;

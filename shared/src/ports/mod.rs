@@ -20,7 +20,8 @@ pub use deliveries::{Attempt, Delivery, DeliveryError, DeliveryState, DeliverySt
 pub use journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
 pub use mail::{Mail, MailError, Mailer};
 pub use queue::{
-    BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic,
+    BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueBackend, QueueError,
+    QueueSpec, QueueStats, Topic,
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
 pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};

@@ -134,6 +134,37 @@ pub trait Topic: Send + Sync + std::fmt::Debug {
     async fn publish(&self, body: &str) -> Result<(), QueueError>;
 }
 
+/// A queue to declare: its name and the receives of one message before it moves to the
+/// dead-letter queue `{name}-dlq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// The queue's name (without the deployment's prefix).
+    pub name: String,
+    /// Receives before a message is dead-lettered.
+    pub max_receive_count: u32,
+    /// Whether the queue is subscribed to the bucket events topic.
+    pub bucket_events: bool,
+}
+
+/// Where a deployment's queues and bucket events topic live (the embedded database, SQS and
+/// SNS, …): opens queues by name and creates the whole set.
+#[async_trait]
+pub trait QueueBackend: Send + Sync + std::fmt::Debug {
+    /// The queue `spec.name`, with its dead-letter queue. The embedded backend creates it when
+    /// missing; cloud backends expect it declared (by [`QueueBackend::declare`] or Terraform)
+    /// and answer [`QueueError::NotFound`] otherwise.
+    async fn queue(&self, spec: &QueueSpec) -> Result<std::sync::Arc<dyn Queue>, QueueError>;
+
+    /// Creates every queue of `specs` with its dead-letter queue, the bucket events topic
+    /// `topic`, and makes exactly the queues marked `bucket_events` its subscribers.
+    /// Idempotent.
+    async fn declare(&self, topic: &str, specs: &[QueueSpec]) -> Result<(), QueueError>;
+
+    /// Whether every component declares the queues when it starts (the embedded backend,
+    /// where that is free and always allowed); else `dss infra local` or Terraform does.
+    fn declares_at_start(&self) -> bool;
+}
+
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BucketEventName {

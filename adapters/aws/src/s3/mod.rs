@@ -14,7 +14,10 @@
 //! * Keys follow the same rules as every other store (see `dss_shared::embedded::keypath`), so
 //!   every object can be replicated to every backend.
 
+mod buckets;
 mod multipart;
+
+pub use buckets::S3Buckets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -207,16 +210,26 @@ impl S3BlobStore {
         }
     }
 
+    /// The bucket `bucket` of the same service, through the same client.
+    pub fn sibling(&self, bucket: &str) -> Self {
+        Self {
+            bucket: bucket.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the bucket exists (and this client may see it).
+    pub async fn exists(&self) -> Result<bool, BlobError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     /// Creates the bucket unless it exists (for local servers and first deployments).
     pub async fn ensure_bucket(&self) -> Result<(), BlobError> {
-        if self
-            .client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .is_ok()
-        {
+        if self.exists().await? {
             return Ok(());
         }
         match self

@@ -151,7 +151,6 @@ impl Env {
     }
 
     pub async fn dead_letters(&self) -> u64 {
-        use dss_shared::ports::Queue;
         let dlq = self
             .d
             .queue(&format!("{}-dlq", dss_shared::deployment::DELIVERY_QUEUE))
