@@ -7,9 +7,11 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dss_shared::checksum::Checksums;
+use std::sync::Arc;
+
+use dss_shared::checksum::{Checksums, DeclaredError, declared_checksums};
 use dss_shared::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobError, BlobStore, ByteStream, PutOptions};
+use dss_shared::ports::{BlobError, BlobStore, ByteStream, PutOptions, Staging};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use crate::body::typed;
 use crate::copies;
 use crate::error::{ApiError, ApiResult};
+use crate::ingest;
 use crate::params::{Query, parse_uuid};
 use crate::state::Shared;
 use crate::storage;
@@ -174,15 +177,15 @@ fn checksum_error(e: BlobError) -> ApiError {
     }
 }
 
-/// Blob present with exactly these checksums?
-async fn blob_present(store: &dyn BlobStore, sums: &Checksums) -> ApiResult<bool> {
-    Ok(store
-        .head(&ObjectKey::blob(sums))
-        .await?
-        .is_some_and(|m| m.checksums.as_ref() == Some(sums)))
+/// Where a `PUT /files` source is.
+enum SourceAt {
+    /// A file under the staging directory.
+    Local(PathBuf),
+    /// A cloud staging object, with the staging buckets of its cloud.
+    Cloud(ingest::Source, Arc<dyn Staging>),
 }
 
-fn staging_source(state: &Shared, url: &str) -> ApiResult<PathBuf> {
+fn staging_source(state: &Shared, url: &str) -> ApiResult<SourceAt> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(ApiError::illegal_arguments(format!(
             "'{url}' does not match '^(gs|s3|file)://'"
@@ -191,11 +194,17 @@ fn staging_source(state: &Shared, url: &str) -> ApiResult<PathBuf> {
     match scheme {
         "file" => {}
         "s3" | "gs" | "wasb" => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_source_schema",
-                format!("source_url schema {scheme} not supported by this deployment"),
-            ));
+            let Some(staging) = state.deployment.staging.get(scheme) else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_source_schema",
+                    format!("source_url schema {scheme} not supported by this deployment"),
+                ));
+            };
+            let source = ingest::Source::parse(url).ok_or_else(|| {
+                ApiError::illegal_arguments(format!("'{url}' must be {scheme}://bucket/key"))
+            })?;
+            return Ok(SourceAt::Cloud(source, staging.clone()));
         }
         _ => {
             return Err(ApiError::illegal_arguments(format!(
@@ -219,7 +228,24 @@ fn staging_source(state: &Shared, url: &str) -> ApiResult<PathBuf> {
             "source_url {url} is not a file under the staging directory"
         )));
     }
-    Ok(real)
+    Ok(SourceAt::Local(real))
+}
+
+/// The replica a `PUT /files` writes to: the one named by `replica`, else the one the source's
+/// cloud names in the original (`s3` → `aws`, `gs` → `gcp`), else the first.
+fn put_replica<'a>(state: &'a Shared, q: &Query, source: &SourceAt) -> ApiResult<&'a Replica> {
+    if let Some(r) = q.get("replica") {
+        return state.replica_named(r);
+    }
+    let replicas = &state.deployment.replicas;
+    let by_cloud = match source {
+        SourceAt::Cloud(s, _) if s.scheme == "s3" => replicas.get("aws"),
+        SourceAt::Cloud(s, _) if s.scheme == "gs" => replicas.get("gcp"),
+        _ => None,
+    };
+    by_cloud
+        .or_else(|| replicas.values().next())
+        .ok_or_else(|| ApiError::internal("config", "no replica"))
 }
 
 /// `PUT /v1/files/{uuid}?version=` — registers a file from a staging source.
@@ -240,15 +266,24 @@ pub async fn put(
     state.writable()?;
     state.auth.require_group(&caller)?;
     let source = staging_source(&state, &req.source_url)?;
-    let replica = match q.get("replica") {
-        Some(r) => state.replica_named(r)?,
-        None => state
-            .deployment
-            .replicas
-            .values()
-            .next()
-            .ok_or_else(|| ApiError::internal("config", "no replica"))?,
-    };
+    let replica = put_replica(&state, &q, &source)?;
+    match source {
+        SourceAt::Local(path) => put_local(&state, replica, &uuid, version, &req, &path).await,
+        SourceAt::Cloud(source, staging) => {
+            put_cloud(&state, replica, &uuid, version, &req, source, &*staging).await
+        }
+    }
+}
+
+/// Registers a file from the staging directory, with the checksums the request gives.
+async fn put_local(
+    state: &Shared,
+    replica: &Replica,
+    uuid: &ObjectUuid,
+    version: DssVersion,
+    req: &PutFileBody,
+    source: &std::path::Path,
+) -> ApiResult<Response> {
     let store = &*replica.store;
     let sums = match &req.checksums {
         Some(c) => full_checksums(c)?,
@@ -259,26 +294,20 @@ pub async fn put(
             ));
         }
     };
-    let size = tokio::fs::metadata(&source)
+    let size = tokio::fs::metadata(source)
         .await
         .map_err(|e| ApiError::internal("stat source", e))?
         .len();
     let content_type = req
         .content_type
         .clone()
-        .unwrap_or_else(|| guess_content_type(&source));
-    let meta = FileMetadata::new(
-        req.creator_uid,
-        version.clone(),
-        content_type.clone(),
-        size,
-        &sums,
-    );
-    if let Some(r) = existing_answer(store, &uuid, &meta).await? {
+        .unwrap_or_else(|| guess_content_type(source));
+    let meta = FileMetadata::new(req.creator_uid, version, content_type.clone(), size, &sums);
+    if let Some(r) = existing_answer(store, uuid, &meta).await? {
         return Ok(r);
     }
-    if !blob_present(store, &sums).await? {
-        let file = tokio::fs::File::open(&source)
+    if !ingest::blob_present(store, &sums).await? {
+        let file = tokio::fs::File::open(source)
             .await
             .map_err(|e| ApiError::internal("open source", e))?;
         let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
@@ -296,7 +325,77 @@ pub async fn put(
             .await
             .map_err(checksum_error)?;
     }
-    register(&state, replica, &uuid, &meta).await
+    register(state, replica, uuid, &meta).await
+}
+
+/// Registers a file from a cloud staging object, with the checksums its metadata or tags
+/// declare; a copy of more than [`ingest::SYNC_MAX`] bytes runs in the background (202).
+async fn put_cloud(
+    state: &Shared,
+    replica: &Replica,
+    uuid: &ObjectUuid,
+    version: DssVersion,
+    req: &PutFileBody,
+    source: ingest::Source,
+    staging: &dyn Staging,
+) -> ApiResult<Response> {
+    let store = &*replica.store;
+    let declared = staging
+        .declared(&source.bucket, &source.key)
+        .await?
+        .ok_or_else(|| {
+            ApiError::illegal_arguments(format!("source object {} does not exist", source.url()))
+        })?;
+    let sums = declared_checksums(&declared.values).map_err(|e| match e {
+        DeclaredError::Missing(name) => {
+            unprocessable("missing_checksum", format!("missing hca-dss-{name}"))
+        }
+        DeclaredError::Malformed(name) => unprocessable(
+            "invalid_checksum",
+            format!("malformed checksum hca-dss-{name}"),
+        ),
+    })?;
+    if let Some(c) = &req.checksums
+        && full_checksums(c)? != sums
+    {
+        return Err(unprocessable(
+            "checksum_mismatch",
+            "the request's checksums differ from those the source declares",
+        ));
+    }
+    let content_type = req
+        .content_type
+        .clone()
+        .or_else(|| Some(declared.content_type.clone()).filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let meta = FileMetadata::new(req.creator_uid, version, content_type, declared.size, &sums);
+    if let Some(r) = existing_answer(store, uuid, &meta).await? {
+        return Ok(r);
+    }
+    // An existing blob is trusted only when the store's own ETag of the source agrees with
+    // the declared one (else the source is copied and all four checksums are verified).
+    if !ingest::already_stored(store, &sums, declared.etag.as_deref()).await? {
+        if declared.size > ingest::SYNC_MAX {
+            ingest::clear_failure(replica, uuid, &meta.version).await?;
+            let job = ingest::IngestJob {
+                task_id: ObjectUuid::new_v4().to_string(),
+                replica: replica.name.clone(),
+                uuid: uuid.clone(),
+                source,
+                source_etag: declared.etag.clone(),
+                metadata: meta,
+            };
+            ingest::submit(&state.deployment, &job)
+                .await
+                .map_err(|e| ApiError::internal("ingest queue", e))?;
+            let body = json!({"task_id": job.task_id, "version": job.metadata.version.as_str()});
+            return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
+        }
+        ingest::copy_blob(staging, &source, store, &meta)
+            .await
+            .map_err(checksum_error)?;
+    }
+    register(state, replica, uuid, &meta).await
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -382,7 +481,7 @@ pub async fn upload(
         if let Some(r) = existing_answer(store, &uuid, &meta).await? {
             return Ok(r);
         }
-        if blob_present(store, sums).await? {
+        if ingest::blob_present(store, sums).await? {
             return register(&state, replica, &uuid, &meta).await;
         }
     }
@@ -445,7 +544,7 @@ pub async fn upload(
                         bad.join(", ")
                     ),
                 ))
-            } else if blob_present(store, &sums).await? {
+            } else if ingest::blob_present(store, &sums).await? {
                 Ok(())
             } else {
                 store
@@ -507,9 +606,15 @@ async fn lookup<'a>(
         Some(v) => Some(DssVersion::parse(v).map_err(|_| ApiError::not_found(NO_FILE))?),
         None => None,
     };
-    let meta = storage::file_metadata(&*replica.store, &uuid, version.as_ref())
-        .await?
-        .ok_or_else(|| ApiError::not_found(NO_FILE))?;
+    let Some(meta) = storage::file_metadata(&*replica.store, &uuid, version.as_ref()).await? else {
+        // A version whose background copy failed says why.
+        if let Some(v) = &version
+            && let Some(f) = ingest::failure(replica, &uuid, v).await?
+        {
+            return Err(unprocessable(ingest::failure_code(&f.code), f.title));
+        }
+        return Err(ApiError::not_found(NO_FILE));
+    };
     Ok((meta, replica))
 }
 

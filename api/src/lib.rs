@@ -13,6 +13,7 @@ pub mod enumerate;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod ingest;
 pub mod misc;
 pub mod openapi;
 pub mod paging;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use dss_aws::{AwsOptions, AwsQueues, S3BlobStore, S3Buckets};
+use dss_aws::{AwsOptions, AwsQueues, S3BlobStore, S3Buckets, S3Staging};
 use dss_shared::config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, CloudOpener, CloudReplica, Deployment};
-use dss_shared::ports::{BlobStore, QueueBackend};
+use dss_shared::ports::{BlobStore, QueueBackend, Staging};
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
 pub struct Clouds;
@@ -64,6 +64,15 @@ impl CloudOpener for Clouds {
             )),
             QueueBackendKind::Embedded => Err("the embedded queues are not a cloud".into()),
         }
+    }
+
+    async fn staging(&self, config: &Config) -> Vec<(String, Arc<dyn Staging>)> {
+        let mut sources: Vec<(String, Arc<dyn Staging>)> = Vec::new();
+        if config.uses_aws() {
+            let s3 = S3Staging::connect(&aws_options(config)).await;
+            sources.push(("s3".into(), Arc::new(s3)));
+        }
+        sources
     }
 }
 

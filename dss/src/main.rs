@@ -315,6 +315,11 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
         .context("declaring queues")?;
     let stop = CancellationToken::new();
     let mut daemons = tokio::task::JoinSet::new();
+    if components.api() {
+        // Copies of large files from cloud staging, answered 202 by this API.
+        let (d, token) = (deployment.clone(), stop.clone());
+        daemons.spawn(async move { dss_api::ingest::run(&d, token).await.context("ingest") });
+    }
     if components.index() {
         let (d, token) = (deployment.clone(), stop.clone());
         daemons.spawn(async move { dss_index::run(&d, token).await.context("index daemon") });

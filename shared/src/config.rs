@@ -858,6 +858,17 @@ impl Config {
             .to_string()
     }
 
+    /// Whether the deployment talks to AWS or a server speaking its protocols: an `s3://`
+    /// replica, SQS queues or an `aws.endpoint` (then `s3://` staging sources are read too).
+    pub fn uses_aws(&self) -> bool {
+        self.aws.endpoint.is_some()
+            || self.queues.backend == QueueBackendKind::Aws
+            || self
+                .replicas
+                .values()
+                .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::S3(_))))
+    }
+
     /// The staging directory for `file://` sources.
     pub fn staging_dir(&self) -> PathBuf {
         self.staging

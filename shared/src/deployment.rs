@@ -16,7 +16,7 @@ use crate::embedded::{
 };
 use crate::ports::{
     BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, Queue, QueueBackend,
-    QueueError, QueueSpec, SearchIndex, SubscriptionStore,
+    QueueError, QueueSpec, SearchIndex, Staging, SubscriptionStore,
 };
 use crate::signing::UrlSigner;
 
@@ -42,6 +42,9 @@ pub const CHECKOUT_MAIL_QUEUE: &str = "checkout-mail";
 /// deployment has more than one replica) and copy requests of the reconciler and operators.
 pub const SYNC_QUEUE: &str = "sync";
 
+/// The API's queue of large files to copy in from cloud staging (`PUT /files` answered 202).
+pub const INGEST_QUEUE: &str = "ingest";
+
 /// Queues subscribed to the bucket events topic, one per consuming daemon (and [`SYNC_QUEUE`]
 /// when there is more than one replica).
 const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
@@ -54,6 +57,7 @@ pub const DAEMON_QUEUES: &[&str] = &[
     CHECKOUT_QUEUE,
     CHECKOUT_MAIL_QUEUE,
     SYNC_QUEUE,
+    INGEST_QUEUE,
 ];
 
 /// Errors while opening a deployment.
@@ -128,6 +132,9 @@ pub trait CloudOpener: Send + Sync {
 
     /// The queue backend `config.queues.backend` (never the embedded one).
     async fn queues(&self, config: &Config) -> Result<Arc<dyn QueueBackend>, String>;
+
+    /// The cloud staging sources the configuration can reach, by URL scheme (`s3`, `gs`).
+    async fn staging(&self, config: &Config) -> Vec<(String, Arc<dyn Staging>)>;
 }
 
 /// Live adapters of a deployment.
@@ -155,6 +162,9 @@ pub struct Deployment {
     pub signer: UrlSigner,
     /// Where the daemons' queues live.
     pub queues: Arc<dyn QueueBackend>,
+    /// Cloud staging sources of `PUT /files` by URL scheme (`s3`, `gs`); `file://` sources
+    /// are read from the staging directory.
+    pub staging: BTreeMap<String, Arc<dyn Staging>>,
     /// Directory names of the local main buckets (never checkout destinations).
     main_dirs: Vec<String>,
     /// The clock.
@@ -247,6 +257,7 @@ impl Deployment {
             };
             d.replicas.insert(name.clone(), replica);
         }
+        d.staging = cloud.staging(&d.config).await.into_iter().collect();
         if d.config.queues.backend != QueueBackendKind::Embedded {
             d.queues =
                 cloud
@@ -346,6 +357,7 @@ impl Deployment {
             deliveries: Arc::new(EmbeddedDeliveries::new(&db)),
             collections: Arc::new(EmbeddedCollections::new(&db)),
             queues: Arc::new(EmbeddedQueues::new(&db, clock.clone())),
+            staging: BTreeMap::new(),
             mailer: Arc::new(FileMailer::new(
                 &config.mail.dir_in(&config.data_dir),
                 &config.mail.sender,

@@ -1,7 +1,9 @@
 //! A deployment on AWS protocols end to end, against moto: replicas `aws` and `gcp` are S3
 //! buckets whose events reach the daemons through S3 notifications → SNS → SQS, created by
 //! `dss infra local`. What is uploaded to `aws` is indexed, replicated to `gcp` with identical
-//! checksums and bytes, and checked out into the S3 checkout bucket.
+//! checksums and bytes, and checked out into the S3 checkout bucket. The official `hca` CLI
+//! uploads a directory through an S3 staging bucket (small files copied during the request,
+//! large ones in the background) and downloads the bundle from the other replica.
 
 use std::process::Command;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use dss_shared::ports::BlobStore;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::clis::Cli;
 use crate::harness::Dss;
 
 const V: &str = "2026-12-02T060504.030201Z";
@@ -38,6 +41,16 @@ fn aws_env() -> (Vec<(&'static str, String)>, String) {
         ("DSS_SYNC__VISIBILITY_SECS", "2".to_string()),
     ];
     (env, bucket("aws"))
+}
+
+/// Connection settings of the test's own S3 client.
+fn moto_options() -> dss_aws::AwsOptions {
+    dss_aws::AwsOptions {
+        endpoint: Some(moto()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        credentials: Some(("testing".into(), "testing".into())),
+    }
 }
 
 /// Runs `dss infra local` with `env` on the data directory `data`.
@@ -182,13 +195,7 @@ async fn a_deployment_on_s3_and_sqs_indexes_replicates_and_checks_out() {
             .is_some_and(|l| l.starts_with(&prefix)),
         "{status}"
     );
-    let opts = dss_aws::AwsOptions {
-        endpoint: Some(moto()),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        credentials: Some(("testing".into(), "testing".into())),
-    };
-    let checkout = dss_aws::S3BlobStore::connect(&checkout, &opts).await;
+    let checkout = dss_aws::S3BlobStore::connect(&checkout, &moto_options()).await;
     for (name, bytes) in [
         ("organ.json", &b"{\"organ\": \"kidney\"}"[..]),
         ("reads.bin", &big),
@@ -203,4 +210,198 @@ async fn a_deployment_on_s3_and_sqs_indexes_replicates_and_checks_out() {
             .concat();
         assert!(body == bytes, "{key} has the bytes");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto and the official hca CLI; run by infra/local/test.sh"]
+async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_replica() {
+    let (env, aws_bucket) = aws_env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    infra_local(&env, &dir.path().join("data"));
+    let dss = Dss::up_in_with(dir, &env).await;
+    let staging = format!("{aws_bucket}-staging");
+    dss_aws::S3BlobStore::connect(&staging, &moto_options())
+        .await
+        .ensure_bucket()
+        .await
+        .expect("staging bucket");
+
+    let src = tempfile::tempdir().expect("src");
+    let meta = b"{\"organ\": \"liver\"}".to_vec();
+    // Above 64 MiB: registered by a background copy (202), which the CLI waits for.
+    let big: Vec<u8> = (0..70_000_000u32).map(|i| (i % 247) as u8).collect();
+    std::fs::write(src.path().join("organ.json"), &meta).expect("write");
+    std::fs::write(src.path().join("reads.bin"), &big).expect("write");
+
+    let cli = Cli::new(&dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
+    let aws_env = [
+        ("AWS_ENDPOINT_URL", moto()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+    ];
+    let src_dir = src.path().to_str().expect("path");
+    let out = cli.run_with(
+        &[
+            "dss",
+            "upload",
+            "--src-dir",
+            src_dir,
+            "--replica",
+            "aws",
+            "--staging-bucket",
+            &staging,
+        ],
+        &aws_env,
+    );
+    let v: Value = serde_json::from_str(&out).expect("upload answer");
+    let bundle = v["bundle_uuid"].as_str().expect("bundle uuid").to_string();
+    let version = v["version"].as_str().expect("version").to_string();
+    assert_eq!(v["files"].as_array().map(Vec::len), Some(2), "{v}");
+
+    // Replicated to gcp, then downloaded from there by the CLI.
+    answers(
+        &dss,
+        &format!("/v1/bundles/{bundle}?replica=gcp&version={version}"),
+        200,
+    )
+    .await;
+    for f in v["files"].as_array().expect("files") {
+        let uuid = f["uuid"].as_str().expect("uuid");
+        answers(
+            &dss,
+            &format!("/v1/files/{uuid}?replica=gcp&version={version}"),
+            302,
+        )
+        .await;
+    }
+    let dl = tempfile::tempdir().expect("download dir");
+    let dl_dir = dl.path().to_str().expect("path");
+    cli.run(&[
+        "dss",
+        "download",
+        "--bundle-uuid",
+        &bundle,
+        "--replica",
+        "gcp",
+        "--download-dir",
+        dl_dir,
+    ]);
+    let root = dl.path().join(format!("{bundle}.{version}"));
+    assert_eq!(
+        std::fs::read(root.join("organ.json")).expect("organ.json"),
+        meta
+    );
+    assert!(
+        std::fs::read(root.join("reads.bin")).expect("reads.bin") == big,
+        "identical bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an AWS-protocol server (moto); run by infra/local/test.sh"]
+async fn cloud_staging_sources_are_verified_and_large_ones_copied_in_the_background() {
+    let (env, aws_bucket) = aws_env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    infra_local(&env, &dir.path().join("data"));
+    let dss = Dss::up_in_with(dir, &env).await;
+    let staging =
+        dss_aws::S3BlobStore::connect(&format!("{aws_bucket}-staging"), &moto_options()).await;
+    staging.ensure_bucket().await.expect("staging bucket");
+    let put_file = |uuid: String, source: String| {
+        let (http, base, token) = (dss.http.clone(), dss.base.clone(), dss.token.clone());
+        async move {
+            http.put(format!("{base}/v1/files/{uuid}?version={V}"))
+                .bearer_auth(token)
+                .json(&json!({"source_url": source, "creator_uid": 7}))
+                .send()
+                .await
+                .expect("put file")
+        }
+    };
+    // Staged with the declared checksums as hca-dss-* tags, as the official CLI does.
+    let s3 = moto_options().s3().await;
+    let stage = |key: &'static str, data: Vec<u8>, declared: Vec<u8>| {
+        let (s3, bucket) = (s3.clone(), staging.bucket().to_string());
+        async move {
+            let sums = dss_shared::checksum::checksums_of(&declared);
+            let tags = format!(
+                "hca-dss-sha256={}&hca-dss-sha1={}&hca-dss-s3_etag={}&hca-dss-crc32c={}",
+                sums.sha256, sums.sha1, sums.s3_etag, sums.crc32c
+            );
+            s3.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .content_type("application/json")
+                .tagging(tags)
+                .body(aws_sdk_s3::primitives::ByteStream::from(data))
+                .send()
+                .await
+                .expect("stage");
+            format!("s3://{bucket}/{key}")
+        }
+    };
+    let good = stage("ok/a.json", b"{\"a\": 1}".to_vec(), b"{\"a\": 1}".to_vec()).await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let r = put_file(uuid.clone(), good.clone()).await;
+    assert_eq!(r.status(), 201);
+    let r = put_file(uuid.clone(), good).await;
+    assert_eq!(r.status(), 200, "an identical re-PUT");
+    let head = dss
+        .http
+        .head(format!(
+            "{}/v1/files/{uuid}?replica=aws&version={V}",
+            dss.base
+        ))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.headers()["x-dss-content-type"], "application/json");
+    assert_eq!(head.headers()["x-dss-creator-uid"], "7");
+
+    // Small sources whose bytes do not match: refused at once, nothing registered.
+    let bad = stage("bad/a.json", b"{\"a\": 2}".to_vec(), b"{\"a\": 1}".to_vec()).await;
+    let r = put_file(uuid::Uuid::new_v4().to_string(), bad).await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.expect("problem");
+    assert_eq!(v["code"], "checksum_mismatch");
+    let r = put_file(
+        uuid::Uuid::new_v4().to_string(),
+        format!("s3://{}/missing", staging.bucket()),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+
+    // Large: 202, then 404 until the copy is verified; a corrupt one ends in 422.
+    let n = 64 * 1024 * 1024 + 1;
+    let big: Vec<u8> = (0..n as u32).map(|i| (i % 241) as u8).collect();
+    let mut wrong = big.clone();
+    wrong[n / 2] ^= 1;
+    let ok = stage("big/ok.bin", big.clone(), big.clone()).await;
+    let corrupt = stage("big/bad.bin", wrong, big).await;
+    let (ok_uuid, bad_uuid) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    for (u, src) in [(&ok_uuid, ok), (&bad_uuid, corrupt)] {
+        let r = put_file(u.clone(), src).await;
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["version"], V);
+        assert!(v["task_id"].as_str().is_some_and(|t| t.len() == 36), "{v}");
+    }
+    answers(
+        &dss,
+        &format!("/v1/files/{ok_uuid}?replica=aws&version={V}"),
+        302,
+    )
+    .await;
+    let r = answers(
+        &dss,
+        &format!("/v1/files/{bad_uuid}?replica=aws&version={V}"),
+        422,
+    )
+    .await;
+    let v: Value = r.json().await.expect("problem");
+    assert_eq!(v["code"], "checksum_mismatch", "{v}");
 }

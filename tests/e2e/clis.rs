@@ -13,7 +13,7 @@ use crate::harness::Dss;
 const V: &str = "2026-03-04T050607.080910Z";
 
 /// One of the official CLIs: its binary and the variable naming its config file.
-struct Cli {
+pub struct Cli {
     bin: PathBuf,
     config_var: &'static str,
     home: tempfile::TempDir,
@@ -33,7 +33,8 @@ fn binary(name: &str, var: &str) -> PathBuf {
 }
 
 impl Cli {
-    fn new(dss: &Dss, name: &str, var: &str, config_var: &'static str) -> Cli {
+    /// The CLI `name` (binary from `var`, else `.tools/`) configured for `dss`.
+    pub fn new(dss: &Dss, name: &str, var: &str, config_var: &'static str) -> Cli {
         let home = tempfile::tempdir().expect("tempdir");
         let swagger = format!("{}/v1/swagger.json", dss.base);
         let expires_at = std::time::SystemTime::now()
@@ -54,9 +55,16 @@ impl Cli {
         }
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    /// Runs the CLI with `args`; its standard output.
+    pub fn run(&self, args: &[&str]) -> String {
+        self.run_with(args, &[])
+    }
+
+    /// Runs the CLI with `args` and extra environment `env`; its standard output.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, String)]) -> String {
         let out = Command::new(&self.bin)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("xdg"))
             .env(self.config_var, self.home.path().join("config.json"))

@@ -3,7 +3,7 @@
 
 mod aws;
 mod checkout;
-mod clis;
+pub mod clis;
 mod harness;
 mod lifecycle;
 mod notify;

@@ -11,6 +11,6 @@ pub mod sqs;
 
 pub use options::AwsOptions;
 pub use queues::AwsQueues;
-pub use s3::{S3BlobStore, S3Buckets};
+pub use s3::{S3BlobStore, S3Buckets, S3Staging};
 pub use sns::SnsTopic;
 pub use sqs::SqsQueue;

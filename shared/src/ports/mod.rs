@@ -8,6 +8,7 @@ pub mod journal;
 pub mod mail;
 pub mod queue;
 pub mod search;
+pub mod staging;
 pub mod subscriptions;
 
 pub use blob::{
@@ -24,4 +25,5 @@ pub use queue::{
     QueueSpec, QueueStats, Topic,
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
+pub use staging::{Declared, Staging};
 pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};

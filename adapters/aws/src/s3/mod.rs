@@ -16,8 +16,10 @@
 
 mod buckets;
 mod multipart;
+mod staging;
 
 pub use buckets::S3Buckets;
+pub use staging::S3Staging;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,8 +34,8 @@ use bytes::{Bytes, BytesMut};
 use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
-    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
-    PutMode, PutOptions, Verify,
+    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, Declared, GetObject, ListPage,
+    ObjectMeta, PutMode, PutOptions, Verify,
 };
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -49,17 +51,6 @@ const META_SHA1: &str = "dss-sha1";
 const META_S3_ETAG: &str = "dss-s3-etag";
 const META_CRC32C: &str = "dss-crc32c";
 const META_ORIGIN: &str = "dss-origin";
-
-/// What a staging object declares about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Declared {
-    /// Its size.
-    pub size: u64,
-    /// Its media type.
-    pub content_type: String,
-    /// Its user metadata and tags (tags win), names lower-cased.
-    pub values: std::collections::BTreeMap<String, String>,
-}
 
 /// One bucket on S3.
 #[derive(Debug, Clone)]
@@ -280,6 +271,7 @@ impl S3BlobStore {
         Ok(Some(Declared {
             size: u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0),
             content_type: head.content_type().unwrap_or_default().to_string(),
+            etag: head.e_tag().map(|e| e.trim_matches('"').to_string()),
             values,
         }))
     }

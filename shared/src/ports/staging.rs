@@ -1,0 +1,33 @@
+//! The `Staging` port: the staging buckets of one cloud (`s3://`, `gs://`), from which
+//! `PUT /files` copies a file's bytes after reading the checksums the object declares.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::blob::{BlobError, BlobStore};
+
+/// What a staging object declares about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub content_type: String,
+    /// The S3-style ETag the store computed from its bytes, when it has one.
+    pub etag: Option<String>,
+    /// Its user metadata and tags (tags win), names lower-cased; see
+    /// [`crate::checksum::declared_checksums`].
+    pub values: BTreeMap<String, String>,
+}
+
+/// The staging buckets of one cloud.
+#[async_trait]
+pub trait Staging: Send + Sync + std::fmt::Debug {
+    /// The bucket `name`, to copy from.
+    fn bucket(&self, name: &str) -> Result<Arc<dyn BlobStore>, BlobError>;
+
+    /// What object `key` of bucket `bucket` declares; `None` if there is no such object.
+    async fn declared(&self, bucket: &str, key: &str) -> Result<Option<Declared>, BlobError>;
+}
