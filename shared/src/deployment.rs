@@ -435,3 +435,39 @@ impl Deployment {
         self.replicas.values().find(|r| r.store.bucket() == bucket)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `infra/resources.json` is what Terraform creates in production: its names must be the
+    /// ones the components open, and its dead-letter thresholds the default configuration's.
+    #[test]
+    fn the_infrastructure_description_names_every_queue() {
+        let text = include_str!("../../infra/resources.json");
+        let d: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(d["bucket_events_topic"], BUCKET_EVENTS_TOPIC);
+        assert_eq!(d["dead_letter_suffix"], "-dlq");
+        let queues = d["queues"].as_array().unwrap();
+        let names: Vec<&str> = queues.iter().filter_map(|q| q["name"].as_str()).collect();
+        assert_eq!(names, DAEMON_QUEUES);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::from_toml("").unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        config.replicas.values_mut().enumerate().for_each(|(i, r)| {
+            r.url = format!("file://{}/b{i}", dir.path().display());
+        });
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let d = Deployment::open(config, crate::clock::system()).unwrap();
+        for (spec, q) in d.queue_specs().iter().zip(queues) {
+            assert_eq!(q["bucket_events"], spec.bucket_events, "{}", spec.name);
+            assert_eq!(
+                q["max_receive_count"], spec.max_receive_count,
+                "{}",
+                spec.name
+            );
+        }
+    }
+}

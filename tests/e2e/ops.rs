@@ -36,7 +36,9 @@ async fn operators_see_queue_gauges() {
             "checkout-mail",
             "checkout-mail-dlq",
             "sync",
-            "sync-dlq"
+            "sync-dlq",
+            "ingest",
+            "ingest-dlq"
         ]
     );
     for l in &lines {
