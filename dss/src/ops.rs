@@ -118,7 +118,14 @@ pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
         .iter()
         .flat_map(|q| [q.to_string(), format!("{q}-dlq")])
     {
-        let s = dep.queue(&name).await?.stats().await?;
+        let q = dep.queue(&name).await?;
+        if !q.reports_gauges() {
+            bail!(
+                "queue {} reports no gauges (Pub/Sub keeps them in Cloud Monitoring: subscription/num_undelivered_messages, oldest_unacked_message_age)",
+                q.name()
+            );
+        }
+        let s = q.stats().await?;
         let oldest = s.oldest_age.map(|a| a.as_secs_f64());
         if as_json {
             writeln!(

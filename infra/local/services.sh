@@ -12,10 +12,11 @@ _dss_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# _dss_wait_for NAME CHECK...: runs CHECK until it succeeds (10 s at most).
+# _dss_wait_for NAME CHECK...: runs CHECK until it succeeds (DSS_WAIT_TENTHS tenths of a
+# second at most, default 100).
 _dss_wait_for() {
   local name="$1"; shift
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "${DSS_WAIT_TENTHS:-100}"); do
     if "$@" 2>/dev/null; then
       return 0
     fi
@@ -66,4 +67,16 @@ start_fake_gcs() {
   _dss_pids+=("$!")
   FAKE_GCS_URL="http://127.0.0.1:$port"
   _dss_wait_for fake-gcs-server python3 -c "import urllib.request; urllib.request.urlopen('$FAKE_GCS_URL/storage/v1/b')"
+}
+
+# The Pub/Sub emulator that ships with the machine's Google Cloud CLI (Java); sets PUBSUB_URL.
+start_pubsub() {
+  local jar port
+  jar="$(ls /usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar | head -n1)"
+  port="$(_dss_free_port)"
+  java -jar "$jar" --host=127.0.0.1 --port="$port" >/dev/null 2>&1 &
+  _dss_pids+=("$!")
+  PUBSUB_URL="http://127.0.0.1:$port"
+  # Up to 30 s: the JVM starts slowly on a busy machine.
+  DSS_WAIT_TENTHS=300 _dss_wait_for pubsub-emulator python3 -c "import urllib.request; urllib.request.urlopen('$PUBSUB_URL/v1/projects/dss-test/topics')"
 }

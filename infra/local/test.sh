@@ -4,8 +4,8 @@
 # end-to-end tests that drive the official `hca` and `dbio` CLIs or verify webhook signatures with
 # requests-http-signature, the Elasticsearch adapter's conformance suite (against osmem-server
 # here, or the server DSS_TEST_ES_URL names), the e-mail tests against aiosmtpd, and the AWS
-# adapters' conformance suites (S3, SQS, SNS) against moto and the GCS adapter's against
-# fake-gcs-server.
+# adapters' conformance suites (S3, SQS, SNS) against moto and the Google ones against
+# fake-gcs-server (GCS) and the Pub/Sub emulator.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh
@@ -22,4 +22,6 @@ start_moto
 export DSS_TEST_AWS_URL="$MOTO_URL"
 start_fake_gcs
 export DSS_TEST_GCS_URL="$FAKE_GCS_URL"
+start_pubsub
+export DSS_TEST_PUBSUB_URL="$PUBSUB_URL"
 cargo test --workspace --locked -- --include-ignored

@@ -5,10 +5,10 @@ use google_cloud_auth::credentials::{self, CacheableResource, Credentials};
 use google_cloud_auth::signer::Signer;
 use http::HeaderMap;
 
-use dss_shared::ports::BlobError;
-
-/// The scope the adapter needs.
-const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
+/// The scope of Cloud Storage requests.
+pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
+/// The scope of Pub/Sub requests.
+pub const PUBSUB_SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
 
 /// How requests are authorised.
 #[derive(Debug, Clone)]
@@ -25,17 +25,17 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// Application Default Credentials, or none when `anonymous`.
-    pub fn new(anonymous: bool) -> Result<Self, BlobError> {
+    /// Application Default Credentials for `scope`, or none when `anonymous`.
+    pub fn new(anonymous: bool, scope: &str) -> Result<Self, String> {
         if anonymous {
             return Ok(Auth::Anonymous);
         }
         let credentials = credentials::Builder::default()
-            .with_scopes([SCOPE])
+            .with_scopes([scope])
             .build()
-            .map_err(|e| BlobError::Backend(format!("Google credentials: {e}")))?;
+            .map_err(|e| format!("Google credentials: {e}"))?;
         let signer = credentials::Builder::default()
-            .with_scopes([SCOPE])
+            .with_scopes([scope])
             .build_signer()
             .ok();
         Ok(Auth::Google {
@@ -45,16 +45,16 @@ impl Auth {
     }
 
     /// The headers that authorise a request.
-    pub async fn headers(&self) -> Result<HeaderMap, BlobError> {
+    pub async fn headers(&self) -> Result<HeaderMap, String> {
         match self {
             Auth::Anonymous => Ok(HeaderMap::new()),
             Auth::Google { credentials, .. } => {
                 match credentials.headers(http::Extensions::new()).await {
                     Ok(CacheableResource::New { data, .. }) => Ok(data),
-                    Ok(CacheableResource::NotModified) => Err(BlobError::Backend(
-                        "credentials answered 'not modified' to a fresh request".into(),
-                    )),
-                    Err(e) => Err(BlobError::Backend(format!("Google credentials: {e}"))),
+                    Ok(CacheableResource::NotModified) => {
+                        Err("credentials answered 'not modified' to a fresh request".into())
+                    }
+                    Err(e) => Err(format!("Google credentials: {e}")),
                 }
             }
         }

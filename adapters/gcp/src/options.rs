@@ -6,14 +6,19 @@ pub struct GcpOptions {
     /// Endpoint of a compatible server (`http://127.0.0.1:4443` for fake-gcs-server); default
     /// `https://storage.googleapis.com`.
     pub endpoint: Option<String>,
-    /// Project that new buckets belong to.
+    /// Endpoint of a Pub/Sub-compatible server (`http://127.0.0.1:8085` for the emulator);
+    /// default `https://pubsub.googleapis.com`.
+    pub pubsub_endpoint: Option<String>,
+    /// Project of new buckets, and of the Pub/Sub topics and subscriptions.
     pub project: Option<String>,
     /// Send no credentials (local emulators); otherwise Application Default Credentials.
     pub anonymous: bool,
 }
 
-/// Google's own endpoint.
+/// Google's own storage endpoint.
 pub const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
+/// Google's own Pub/Sub endpoint.
+pub const PUBSUB_ENDPOINT: &str = "https://pubsub.googleapis.com";
 
 impl GcpOptions {
     /// The endpoint requests go to, without a trailing `/`.
@@ -21,6 +26,15 @@ impl GcpOptions {
         self.endpoint
             .as_deref()
             .unwrap_or(GOOGLE_ENDPOINT)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The Pub/Sub endpoint, without a trailing `/`.
+    pub fn pubsub_base(&self) -> String {
+        self.pubsub_endpoint
+            .as_deref()
+            .unwrap_or(PUBSUB_ENDPOINT)
             .trim_end_matches('/')
             .to_string()
     }

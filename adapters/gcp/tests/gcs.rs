@@ -13,6 +13,7 @@ fn options() -> GcpOptions {
         endpoint: Some(std::env::var("DSS_TEST_GCS_URL").expect(
             "DSS_TEST_GCS_URL names a GCS JSON API server (infra/local/test.sh starts fake-gcs-server)",
         )),
+        pubsub_endpoint: None,
         project: Some("dss-test".into()),
         anonymous: true,
     }

@@ -65,23 +65,27 @@ async fn send_receive_ack(f: &dyn QueueFactory, ns: &str) {
     assert_eq!(got.len(), 1, "a sent message is received");
     assert_eq!(got[0].body, "{\"hello\":1}", "body round-trips");
     assert_eq!(got[0].receive_count, 1, "first delivery counts 1");
-    let s = q.stats().await.expect("stats");
-    assert_eq!(
-        (s.visible, s.in_flight),
-        (0, 1),
-        "received message is in flight: {s:?}"
-    );
+    if q.reports_gauges() {
+        let s = q.stats().await.expect("stats");
+        assert_eq!(
+            (s.visible, s.in_flight),
+            (0, 1),
+            "received message is in flight: {s:?}"
+        );
+    }
     q.ack(&got[0].receipt).await.expect("ack");
     let again = q
         .receive(10, VIS, Duration::from_millis(300))
         .await
         .expect("receive");
     assert!(again.is_empty(), "an acked message is gone");
-    assert_eq!(
-        q.stats().await.expect("stats").depth(),
-        0,
-        "queue is empty after ack"
-    );
+    if q.reports_gauges() {
+        assert_eq!(
+            q.stats().await.expect("stats").depth(),
+            0,
+            "queue is empty after ack"
+        );
+    }
 }
 
 async fn visibility_and_redelivery(f: &dyn QueueFactory, ns: &str) {
@@ -131,11 +135,13 @@ async fn delayed_messages(f: &dyn QueueFactory, ns: &str) {
         .await
         .expect("receive");
     assert!(early.is_empty(), "a delayed message is not delivered early");
-    assert_eq!(
-        q.stats().await.expect("stats").delayed,
-        1,
-        "it counts as delayed"
-    );
+    if q.reports_gauges() {
+        assert_eq!(
+            q.stats().await.expect("stats").delayed,
+            1,
+            "it counts as delayed"
+        );
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = receive_all(&*q, 1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1, "a delayed message arrives after its delay");

@@ -101,8 +101,14 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Moves a delivered message to the dead-letter queue now, recording why.
     async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), QueueError>;
 
-    /// Current gauges.
+    /// Current gauges (see [`Queue::reports_gauges`]).
     async fn stats(&self) -> Result<QueueStats, QueueError>;
+
+    /// Whether the backend reports gauges; Pub/Sub does not (its counts live in Cloud
+    /// Monitoring), and its `stats` is an error.
+    fn reports_gauges(&self) -> bool {
+        true
+    }
 
     /// The longest delay a message may be sent with (SQS allows 15 minutes); longer waits are
     /// made of several hops.

@@ -205,6 +205,9 @@ impl Worker {
     }
 
     async fn refresh_gauges(&self) {
+        if !self.queue.reports_gauges() {
+            return;
+        }
         match self.queue.stats().await {
             Ok(s) => self.metrics.set_queue(s.depth(), s.oldest_age),
             Err(e) => tracing::warn!(worker = %self.cfg.name, error = %e, "queue stats failed"),

@@ -31,7 +31,7 @@ use percent_encoding::utf8_percent_encode;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::GcpOptions;
-use crate::auth::Auth;
+use crate::auth::{Auth, STORAGE_SCOPE};
 use object::{Object, Objects, Rewrite};
 use signed::COMPONENT;
 
@@ -85,7 +85,9 @@ impl GcsBlobStore {
             base: options.base(),
             bucket: bucket.to_string(),
             project: options.project.clone().unwrap_or_default(),
-            auth: Arc::new(Auth::new(options.anonymous)?),
+            auth: Arc::new(
+                Auth::new(options.anonymous, STORAGE_SCOPE).map_err(BlobError::Backend)?,
+            ),
         })
     }
 
@@ -99,7 +101,7 @@ impl GcsBlobStore {
 
     /// Sends a request with the credentials' headers.
     async fn send(&self, req: RequestBuilder) -> Result<Response, BlobError> {
-        let headers = self.auth.headers().await?;
+        let headers = self.auth.headers().await.map_err(BlobError::Backend)?;
         req.headers(headers).send().await.map_err(transport)
     }
 

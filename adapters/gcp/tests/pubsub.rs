@@ -1,0 +1,125 @@
+//! The `Queue` / `Topic` conformance suite (and Pub/Sub specifics) against the Pub/Sub emulator
+//! that `infra/local/test.sh` starts and names in `DSS_TEST_PUBSUB_URL`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dss_gcp::{GcpOptions, PubSub, PubSubQueue, PubSubQueues, PubSubTopic};
+use dss_shared::conformance::queue::QueueFactory;
+use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
+
+fn pubsub() -> PubSub {
+    PubSub::connect(&GcpOptions {
+        endpoint: None,
+        pubsub_endpoint: Some(std::env::var("DSS_TEST_PUBSUB_URL").expect(
+            "DSS_TEST_PUBSUB_URL names a Pub/Sub server (infra/local/test.sh starts the emulator)",
+        )),
+        project: Some("dss-test".into()),
+        anonymous: true,
+    })
+    .expect("client")
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}-{nanos}")
+}
+
+struct Factory {
+    ps: PubSub,
+    queues: Mutex<HashMap<String, Arc<PubSubQueue>>>,
+}
+
+#[async_trait]
+impl QueueFactory for Factory {
+    async fn queue(&self, name: &str, max_receive: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
+        let q = PubSubQueue::declare(&self.ps, name, max_receive)
+            .await
+            .expect("declare");
+        PubSubQueue::declare(&self.ps, name, max_receive)
+            .await
+            .expect("declaring again");
+        let dlq = q.dead_letter_queue();
+        let q = Arc::new(q);
+        self.queues
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), q.clone());
+        (q, Arc::new(dlq))
+    }
+
+    fn refuses_stale_receipts(&self) -> bool {
+        false
+    }
+
+    async fn topic(&self, name: &str, subscribers: &[Arc<dyn Queue>]) -> Arc<dyn Topic> {
+        let t = PubSubTopic::declare(&self.ps, name).await.expect("topic");
+        for s in subscribers {
+            let q = self.queues.lock().unwrap()[s.name()].clone();
+            q.subscribe_to(name).await.expect("subscribe");
+        }
+        Arc::new(t)
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Pub/Sub server: run infra/local/test.sh"]
+async fn pubsub_queue_conforms() {
+    let f = Factory {
+        ps: pubsub(),
+        queues: Mutex::default(),
+    };
+    dss_shared::conformance::queue::run(&f, &unique("conformance")).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Pub/Sub server: run infra/local/test.sh"]
+async fn the_backend_declares_queues_that_components_then_open() {
+    let backend = PubSubQueues::new(pubsub(), &format!("{}-", unique("dss")));
+    let spec = |name: &str, bucket_events: bool| QueueSpec {
+        name: name.into(),
+        max_receive_count: 3,
+        bucket_events,
+    };
+    let missing = backend.queue(&spec("index", true)).await;
+    assert!(
+        matches!(missing, Err(QueueError::NotFound(_))),
+        "{missing:?}"
+    );
+    let specs = [spec("index", true), spec("checkout", false)];
+    backend
+        .declare("bucket-events", &specs)
+        .await
+        .expect("declare");
+    backend
+        .declare("bucket-events", &specs)
+        .await
+        .expect("declare again");
+    let index = backend.queue(&specs[0]).await.expect("open");
+    let checkout = backend.queue(&specs[1]).await.expect("open");
+    backend
+        .topic("bucket-events")
+        .await
+        .expect("topic")
+        .publish("an event")
+        .await
+        .expect("publish");
+    checkout.send("a job", Duration::ZERO).await.expect("send");
+    for (q, body) in [(&index, "an event"), (&checkout, "a job")] {
+        let got = q
+            .receive(10, Duration::from_secs(30), Duration::from_secs(5))
+            .await
+            .expect("receive");
+        assert_eq!(
+            got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            [body]
+        );
+        q.ack(&got[0].receipt).await.expect("ack");
+    }
+    assert!(!index.reports_gauges());
+}
