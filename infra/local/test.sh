@@ -20,8 +20,8 @@ start_smtp
 export DSS_TEST_SMTP_PORT="$SMTP_PORT" DSS_TEST_MAILDIR="$SMTP_MAILDIR"
 start_moto
 export DSS_TEST_AWS_URL="$MOTO_URL"
-start_fake_gcs
-export DSS_TEST_GCS_URL="$FAKE_GCS_URL"
 start_pubsub
 export DSS_TEST_PUBSUB_URL="$PUBSUB_URL"
+start_fake_gcs
+export DSS_TEST_GCS_URL="$FAKE_GCS_URL"
 cargo test --workspace --locked -- --include-ignored

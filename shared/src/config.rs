@@ -78,6 +78,9 @@ pub struct Config {
     /// How to reach AWS (or a server speaking its protocols) for `s3://` replicas and SQS/SNS.
     #[serde(default)]
     pub aws: AwsConfig,
+    /// How to reach Google Cloud (or its emulators) for `gs://` replicas and Pub/Sub.
+    #[serde(default)]
+    pub gcp: GcpConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -447,13 +450,15 @@ pub enum QueueBackendKind {
     Embedded,
     /// SQS queues and an SNS topic, fed by S3 bucket notifications.
     Aws,
+    /// Pub/Sub subscriptions and topics.
+    Pubsub,
 }
 
 /// Queue settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueuesConfig {
-    /// `embedded` (default) or `aws`.
+    /// `embedded` (default), `aws` or `pubsub`.
     pub backend: QueueBackendKind,
     /// Put before every queue and topic name in the cloud (a stage, e.g. `dss-dev-`), so that
     /// deployments can share an account.
@@ -476,6 +481,23 @@ pub struct AwsConfig {
     pub secret_access_key: Option<String>,
 }
 
+/// Google Cloud connection settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcpConfig {
+    /// Cloud Storage endpoint of a compatible server (fake-gcs-server); default Google's.
+    pub storage_endpoint: Option<String>,
+    /// Pub/Sub endpoint of a compatible server (the emulator); default Google's.
+    pub pubsub_endpoint: Option<String>,
+    /// Project of new buckets and of the Pub/Sub topics and subscriptions.
+    pub project: Option<String>,
+    /// Send no credentials (emulators); otherwise Application Default Credentials.
+    pub anonymous: bool,
+    /// The Pub/Sub topic the `gs://` main buckets notify, which the event relay reads;
+    /// default `{queues.prefix}gcs-events`.
+    pub events_topic: Option<String>,
+}
+
 /// Where a replica's main bucket is, from its URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicaLocation {
@@ -483,6 +505,8 @@ pub enum ReplicaLocation {
     Local(PathBuf),
     /// An S3 bucket (`s3://bucket`).
     S3(String),
+    /// A GCS bucket (`gs://bucket`).
+    Gcs(String),
 }
 
 /// Outgoing e-mail: SMTP when `smtp_host` is set, else files in `dir`.
@@ -640,16 +664,24 @@ impl Config {
             let location =
                 replica_location(&r.url).map_err(|m| invalid(format!("replicas.{name}.url"), m))?;
             match (&location, self.queues.backend) {
-                (ReplicaLocation::S3(_), QueueBackendKind::Embedded) => {
+                (ReplicaLocation::S3(_), QueueBackendKind::Embedded | QueueBackendKind::Pubsub) => {
                     return Err(invalid(
                         format!("replicas.{name}.url"),
                         "an s3:// replica sends its bucket events through SNS: set queues.backend = \"aws\"",
                     ));
                 }
-                (ReplicaLocation::Local(_), QueueBackendKind::Aws) => {
+                (ReplicaLocation::Local(_), QueueBackendKind::Aws | QueueBackendKind::Pubsub) => {
                     return Err(invalid(
                         format!("replicas.{name}.url"),
-                        "with queues.backend = \"aws\" every replica must be an s3:// bucket (local buckets publish their events to the embedded topic)",
+                        "local buckets publish their events to the embedded topic: with a cloud queues.backend every replica must be a cloud bucket",
+                    ));
+                }
+                (ReplicaLocation::Gcs(_), _) if self.gcp.project.is_none() => {
+                    return Err(invalid(
+                        "gcp.project",
+                        format!(
+                            "replica {name} is a gs:// bucket: its events need a Pub/Sub project"
+                        ),
                     ));
                 }
                 _ => {}
@@ -676,6 +708,25 @@ impl Config {
                 "aws.endpoint",
                 format!("'{e}' must start with http:// or https://"),
             ));
+        }
+        if self.queues.backend == QueueBackendKind::Pubsub && self.gcp.project.is_none() {
+            return Err(invalid(
+                "gcp.project",
+                "queues.backend = \"pubsub\" needs a project",
+            ));
+        }
+        for (key, e) in [
+            ("gcp.storage_endpoint", &self.gcp.storage_endpoint),
+            ("gcp.pubsub_endpoint", &self.gcp.pubsub_endpoint),
+        ] {
+            if let Some(e) = e
+                && !(e.starts_with("http://") || e.starts_with("https://"))
+            {
+                return Err(invalid(
+                    key,
+                    format!("'{e}' must start with http:// or https://"),
+                ));
+            }
         }
         if !self
             .queues
@@ -869,6 +920,25 @@ impl Config {
                 .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::S3(_))))
     }
 
+    /// The Pub/Sub topic of the `gs://` buckets' notifications.
+    pub fn gcs_events_topic(&self) -> String {
+        self.gcp
+            .events_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}gcs-events", self.queues.prefix))
+    }
+
+    /// Whether the deployment talks to Google Cloud: a `gs://` replica, Pub/Sub queues or a
+    /// `gcp.project` (then `gs://` staging sources are read too).
+    pub fn uses_gcp(&self) -> bool {
+        self.gcp.project.is_some()
+            || self.queues.backend == QueueBackendKind::Pubsub
+            || self
+                .replicas
+                .values()
+                .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))))
+    }
+
     /// The staging directory for `file://` sources.
     pub fn staging_dir(&self) -> PathBuf {
         self.staging
@@ -881,7 +951,7 @@ impl Config {
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
-    "checkout", "mail", "sync", "queues", "aws", "log",
+    "checkout", "mail", "sync", "queues", "aws", "gcp", "log",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)
@@ -905,17 +975,26 @@ pub fn replica_location(url: &str) -> Result<ReplicaLocation, String> {
             )),
         };
     }
-    if let Some(b) = url.strip_prefix("s3://") {
-        let b = b.strip_suffix('/').unwrap_or(b);
-        return match crate::ports::buckets::valid_bucket_name(b) && (3..=63).contains(&b.len()) {
-            true => Ok(ReplicaLocation::S3(b.to_string())),
-            false => Err(format!(
-                "'{url}' must be s3://bucket, with a bucket name of 3-63 letters, digits, '.' and '-'"
-            )),
-        };
+    for (scheme, make) in [
+        (
+            "s3://",
+            ReplicaLocation::S3 as fn(String) -> ReplicaLocation,
+        ),
+        ("gs://", ReplicaLocation::Gcs),
+    ] {
+        if let Some(b) = url.strip_prefix(scheme) {
+            let b = b.strip_suffix('/').unwrap_or(b);
+            return match crate::ports::buckets::valid_bucket_name(b) && (3..=63).contains(&b.len())
+            {
+                true => Ok(make(b.to_string())),
+                false => Err(format!(
+                    "'{url}' must be {scheme}bucket, with a bucket name of 3-63 letters, digits, '.' and '-'"
+                )),
+            };
+        }
     }
     Err(format!(
-        "'{url}' has an unsupported scheme; use file:// or s3://"
+        "'{url}' has an unsupported scheme; use file://, s3:// or gs://"
     ))
 }
 
@@ -990,6 +1069,17 @@ mod tests {
             ReplicaLocation::S3("my-bucket".into())
         );
         assert_eq!(c.queues.backend, QueueBackendKind::Aws);
+        assert!(c.uses_aws() && !c.uses_gcp());
+        let g = Config::from_toml(
+            "[gcp]\nproject = \"p\"\n[replicas.aws]\nurl = \"file:///x\"\n[replicas.gcp]\nurl = \"gs://my-bucket\"",
+        )
+        .unwrap();
+        assert_eq!(
+            replica_location(&g.replicas["gcp"].url).unwrap(),
+            ReplicaLocation::Gcs("my-bucket".into())
+        );
+        assert!(g.uses_gcp() && !g.uses_aws());
+        assert_eq!(g.gcs_events_topic(), "gcs-events");
         let errors = [
             ("[replicas.aws]\nurl = \"s3://b-1\"", "replicas.aws.url"),
             (
@@ -1004,6 +1094,19 @@ mod tests {
             ("[queues]\nbackend = \"kafka\"", "backend"),
             ("[aws]\naccess_key_id = \"k\"", "aws.secret_access_key"),
             ("[aws]\nendpoint = \"localhost:9000\"", "aws.endpoint"),
+            ("[replicas.gcp]\nurl = \"gs://my-bucket\"", "gcp.project"),
+            (
+                "[queues]\nbackend = \"pubsub\"\n[replicas.gcp]\nurl = \"gs://my-bucket\"",
+                "gcp.project",
+            ),
+            (
+                "[queues]\nbackend = \"pubsub\"\n[gcp]\nproject = \"p\"\n[replicas.aws]\nurl = \"s3://b-1\"",
+                "replicas.aws.url",
+            ),
+            (
+                "[gcp]\npubsub_endpoint = \"127.0.0.1:8085\"",
+                "gcp.pubsub_endpoint",
+            ),
         ];
         for (toml, key) in errors {
             let e = Config::from_toml(toml).unwrap_err().to_string();

@@ -405,3 +405,131 @@ async fn cloud_staging_sources_are_verified_and_large_ones_copied_in_the_backgro
     let v: Value = r.json().await.expect("problem");
     assert_eq!(v["code"], "checksum_mismatch", "{v}");
 }
+
+/// The GCS emulator and Pub/Sub emulator the test script started.
+fn google() -> (String, String) {
+    let var = |v: &str| {
+        std::env::var(v)
+            .unwrap_or_else(|_| panic!("{v} is not set (infra/local/test.sh starts the emulators)"))
+    };
+    (var("DSS_TEST_GCS_URL"), var("DSS_TEST_PUBSUB_URL"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto, fake-gcs-server, the Pub/Sub emulator and the hca CLI; run by infra/local/test.sh"]
+async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_relay() {
+    let (mut env, aws_bucket) = aws_env();
+    let (gcs, pubsub) = google();
+    let gcp_bucket = aws_bucket.replace("-aws", "-gcp");
+    env.retain(|(k, _)| *k != "DSS_REPLICAS__GCP__URL");
+    env.extend([
+        ("DSS_REPLICAS__GCP__URL", format!("gs://{gcp_bucket}")),
+        ("DSS_GCP__STORAGE_ENDPOINT", gcs),
+        ("DSS_GCP__PUBSUB_ENDPOINT", pubsub),
+        ("DSS_GCP__PROJECT", "dss-test".to_string()),
+        ("DSS_GCP__ANONYMOUS", "true".to_string()),
+        // The topic fake-gcs-server publishes every bucket's events to.
+        ("DSS_GCP__EVENTS_TOPIC", "gcs-events".to_string()),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    infra_local(&env, &dir.path().join("data"));
+    let dss = Dss::up_in_with(dir, &env).await;
+
+    // aws → gcp: the official CLI uploads through S3 staging; the CLI downloads from GCS.
+    let staging = format!("{aws_bucket}-staging");
+    dss_aws::S3BlobStore::connect(&staging, &moto_options())
+        .await
+        .ensure_bucket()
+        .await
+        .expect("staging bucket");
+    let src = tempfile::tempdir().expect("src");
+    let meta = b"{\"organ\": \"heart\"}".to_vec();
+    let big: Vec<u8> = (0..70_000_000u32).map(|i| (i % 239) as u8).collect();
+    std::fs::write(src.path().join("organ.json"), &meta).expect("write");
+    std::fs::write(src.path().join("reads.bin"), &big).expect("write");
+    let cli = Cli::new(&dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
+    let aws_env = [
+        ("AWS_ENDPOINT_URL", moto()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+    ];
+    let src_dir = src.path().to_str().expect("path");
+    let out = cli.run_with(
+        &[
+            "dss",
+            "upload",
+            "--src-dir",
+            src_dir,
+            "--replica",
+            "aws",
+            "--staging-bucket",
+            &staging,
+        ],
+        &aws_env,
+    );
+    let v: Value = serde_json::from_str(&out).expect("upload answer");
+    let bundle = v["bundle_uuid"].as_str().expect("bundle uuid").to_string();
+    let version = v["version"].as_str().expect("version").to_string();
+    answers(
+        &dss,
+        &format!("/v1/bundles/{bundle}?replica=gcp&version={version}"),
+        200,
+    )
+    .await;
+    let dl = tempfile::tempdir().expect("download dir");
+    let dl_dir = dl.path().to_str().expect("path");
+    cli.run(&[
+        "dss",
+        "download",
+        "--bundle-uuid",
+        &bundle,
+        "--replica",
+        "gcp",
+        "--download-dir",
+        dl_dir,
+    ]);
+    let root = dl.path().join(format!("{bundle}.{version}"));
+    assert_eq!(
+        std::fs::read(root.join("organ.json")).expect("organ.json"),
+        meta
+    );
+    assert!(
+        std::fs::read(root.join("reads.bin")).expect("reads.bin") == big,
+        "identical bytes"
+    );
+
+    // gcp → aws: a file written to GCS reaches S3 through the relay, SNS and SQS.
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let r = dss
+        .http
+        .put(format!(
+            "{}/v1/files/{uuid}/content?version={V}&replica=gcp",
+            dss.base
+        ))
+        .bearer_auth(&dss.token)
+        .header("content-type", "text/plain")
+        .body("written to gcs")
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201);
+    assert_eq!(download(&dss, &uuid, "aws").await, b"written to gcs");
+    let head = |replica: &'static str| {
+        dss.http
+            .head(format!("{}/v1/files/{uuid}?replica={replica}", dss.base))
+            .send()
+    };
+    let (a, g) = (
+        head("aws").await.expect("head"),
+        head("gcp").await.expect("head"),
+    );
+    for h in [
+        "x-dss-sha256",
+        "x-dss-sha1",
+        "x-dss-s3-etag",
+        "x-dss-crc32c",
+    ] {
+        assert_eq!(a.headers()[h], g.headers()[h], "{h}");
+    }
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec};
+use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 use crate::{AwsOptions, SnsTopic, SqsQueue};
 
@@ -33,7 +33,7 @@ impl AwsQueues {
 
     /// Declares the topic `topic` (S3 buckets publish their events to it; see
     /// `SnsTopic::allow_bucket` and `S3BlobStore::publish_events_to`).
-    pub async fn topic(&self, topic: &str) -> Result<SnsTopic, QueueError> {
+    pub async fn sns_topic(&self, topic: &str) -> Result<SnsTopic, QueueError> {
         SnsTopic::declare(&self.sns, &self.cloud_name(topic)).await
     }
 }
@@ -52,7 +52,7 @@ impl QueueBackend for AwsQueues {
     }
 
     async fn declare(&self, topic: &str, specs: &[QueueSpec]) -> Result<(), QueueError> {
-        let topic = self.topic(topic).await?;
+        let topic = self.sns_topic(topic).await?;
         for spec in specs {
             let q = SqsQueue::declare(
                 &self.sqs,
@@ -66,6 +66,10 @@ impl QueueBackend for AwsQueues {
             }
         }
         Ok(())
+    }
+
+    async fn topic(&self, topic: &str) -> Result<Arc<dyn Topic>, QueueError> {
+        Ok(Arc::new(self.sns_topic(topic).await?))
     }
 
     fn declares_at_start(&self) -> bool {

@@ -13,6 +13,6 @@ pub mod gcs;
 mod options;
 pub mod pubsub;
 
-pub use gcs::GcsBlobStore;
+pub use gcs::{GcsBlobStore, GcsBuckets};
 pub use options::GcpOptions;
 pub use pubsub::{PubSub, PubSubQueue, PubSubQueues, PubSubTopic};

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
 use crate::clock::SharedClock;
 use crate::embedded::Db;
-use crate::ports::{Queue, QueueBackend, QueueError, QueueSpec};
+use crate::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 /// Queues of the embedded database.
 #[derive(Debug, Clone)]
@@ -47,6 +47,14 @@ impl QueueBackend for EmbeddedQueues {
             }
         }
         Ok(())
+    }
+
+    async fn topic(&self, topic: &str) -> Result<Arc<dyn Topic>, QueueError> {
+        Ok(Arc::new(EmbeddedTopic::new(
+            &self.db,
+            topic,
+            self.clock.clone(),
+        )))
     }
 
     fn declares_at_start(&self) -> bool {

@@ -166,6 +166,9 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug {
     /// Idempotent.
     async fn declare(&self, topic: &str, specs: &[QueueSpec]) -> Result<(), QueueError>;
 
+    /// The bucket events topic `topic`, to publish to (the event relay does).
+    async fn topic(&self, topic: &str) -> Result<std::sync::Arc<dyn Topic>, QueueError>;
+
     /// Whether every component declares the queues when it starts (the embedded backend,
     /// where that is free and always allowed); else `dss infra local` or Terraform does.
     fn declares_at_start(&self) -> bool;

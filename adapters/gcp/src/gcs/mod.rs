@@ -12,9 +12,12 @@
 //!   without credentials (emulators) they are the plain media URL.
 //! * Keys follow the same rules as every other store (see `dss_shared::embedded::keypath`).
 
+mod buckets;
 mod object;
 mod signed;
 mod upload;
+
+pub use buckets::GcsBuckets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,6 +148,45 @@ impl GcsBlobStore {
             s if s.is_success() => Ok(()),
             StatusCode::CONFLICT => Ok(()),
             _ => Err(unexpected("bucket creation", r).await),
+        }
+    }
+
+    /// Sends the bucket's object finalisations and deletions to the Pub/Sub topic `topic`
+    /// (`projects/{p}/topics/{t}`) as JSON notifications, unless a notification to it exists.
+    /// `Ok(false)` when the server has no per-bucket notifications (fake-gcs-server is
+    /// configured by flags instead).
+    pub async fn publish_events_to(&self, topic: &str) -> Result<bool, BlobError> {
+        let url = format!(
+            "{}/storage/v1/b/{}/notificationConfigs",
+            self.base,
+            enc(&self.bucket)
+        );
+        let r = self.send(self.http.get(&url)).await?;
+        match r.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => return Ok(false),
+            _ => return Err(unexpected("notification lookup", r).await),
+        }
+        let existing: serde_json::Value = r.json().await.map_err(transport)?;
+        let wanted = format!("//pubsub.googleapis.com/{topic}");
+        let present = existing["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|n| n["topic"] == wanted.as_str() || n["topic"] == topic)
+        });
+        if present {
+            return Ok(true);
+        }
+        let body = serde_json::json!({
+            "topic": wanted,
+            "payload_format": "JSON_API_V1",
+            "event_types": ["OBJECT_FINALIZE", "OBJECT_DELETE"],
+        });
+        let r = self.send(self.http.post(&url).json(&body)).await?;
+        match r.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(unexpected("notification creation", r).await),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec};
+use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 use super::{PubSub, PubSubQueue, PubSubTopic};
 
@@ -30,7 +30,7 @@ impl PubSubQueues {
     }
 
     /// Declares the topic `topic` (GCS notifications and the event relay publish to it).
-    pub async fn topic(&self, topic: &str) -> Result<PubSubTopic, QueueError> {
+    pub async fn pubsub_topic(&self, topic: &str) -> Result<PubSubTopic, QueueError> {
         PubSubTopic::declare(&self.ps, &self.cloud_name(topic)).await
     }
 }
@@ -49,7 +49,7 @@ impl QueueBackend for PubSubQueues {
     }
 
     async fn declare(&self, topic: &str, specs: &[QueueSpec]) -> Result<(), QueueError> {
-        let topic = self.topic(topic).await?;
+        let topic = self.pubsub_topic(topic).await?;
         for spec in specs {
             let q = PubSubQueue::declare(
                 &self.ps,
@@ -66,6 +66,10 @@ impl QueueBackend for PubSubQueues {
             }
         }
         Ok(())
+    }
+
+    async fn topic(&self, topic: &str) -> Result<Arc<dyn Topic>, QueueError> {
+        Ok(Arc::new(self.pubsub_topic(topic).await?))
     }
 
     fn declares_at_start(&self) -> bool {

@@ -39,6 +39,8 @@ pub struct PubSubQueue {
     name: String,
     max_receive: u32,
     events_absent_until: Mutex<Option<Instant>>,
+    /// Hand out `{"attributes": {…}, "data": "…"}` instead of the data alone.
+    with_attributes: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,7 +110,15 @@ impl PubSubQueue {
             name: name.to_string(),
             max_receive,
             events_absent_until: Mutex::new(None),
+            with_attributes: false,
         }
+    }
+
+    /// The same queue, handing out each message as `{"attributes": {…}, "data": "…"}`: for
+    /// messages whose meaning is in their attributes (GCS notifications).
+    pub fn with_attributes(mut self) -> Self {
+        self.with_attributes = true;
+        self
     }
 
     /// The dead-letter queue, as a queue of its own (it dead-letters nothing).
@@ -245,6 +255,10 @@ impl PubSubQueue {
                             r.message.message_id
                         ))
                     })?;
+                let body = match self.with_attributes {
+                    true => json!({"attributes": r.message.attributes, "data": body}).to_string(),
+                    false => body,
+                };
                 let sent_at = r
                     .message
                     .publish_time

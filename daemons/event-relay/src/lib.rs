@@ -1,0 +1,70 @@
+//! The event relay (the original's `dss-gs-event-relay`): reads the object notifications GCS
+//! publishes to Pub/Sub and republishes each creation or deletion in a `gs://` replica as our
+//! [`BucketEvent`] on the bucket events topic, where the index, notify and sync daemons read it
+//! as they read every other bucket's events. Redelivered notifications are republished again,
+//! which those daemons tolerate (they are idempotent).
+
+mod gcs_event;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dss_shared::deployment::Deployment;
+use dss_shared::ports::{Message, Queue, Topic};
+use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use gcs_event::parse;
+
+/// Republishes the notifications of the deployment's `gs://` main buckets.
+pub struct Relay {
+    deployment: Deployment,
+    topic: Arc<dyn Topic>,
+}
+
+impl Relay {
+    /// Relays to `topic` the events of `deployment`'s buckets.
+    pub fn new(deployment: &Deployment, topic: Arc<dyn Topic>) -> Self {
+        Self {
+            deployment: deployment.clone(),
+            topic,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Relay {
+    async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
+        let Some(event) = parse(&message.body).map_err(HandlerError::Permanent)? else {
+            return Ok(Outcome::Done);
+        };
+        // The notification topic may serve other buckets too (and other deployments).
+        if self.deployment.replica_of_bucket(&event.bucket).is_none() {
+            return Ok(Outcome::Done);
+        }
+        let body =
+            serde_json::to_string(&event).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        self.topic
+            .publish(&body)
+            .await
+            .map_err(HandlerError::transient)?;
+        tracing::debug!(bucket = %event.bucket, key = %event.key, event = ?event.event_name, "relayed");
+        Ok(Outcome::Done)
+    }
+}
+
+/// Runs the relay from `source` (the notifications, as `{"attributes", "data"}` bodies) to
+/// `topic` until `shutdown`.
+pub async fn run(
+    deployment: &Deployment,
+    source: Arc<dyn Queue>,
+    topic: Arc<dyn Topic>,
+    shutdown: CancellationToken,
+) {
+    let mut cfg = WorkerConfig::named("event-relay");
+    cfg.concurrency = 16;
+    cfg.batch_size = 10;
+    let worker = Worker::new(source, Arc::new(Relay::new(deployment, topic)), cfg);
+    tracing::info!("event relay running");
+    worker.run(shutdown).await;
+}
