@@ -9,11 +9,10 @@ use async_trait::async_trait;
 use dss_aws::{AwsOptions, AwsQueues, S3BlobStore, S3Buckets, S3Staging};
 use dss_gcp::{GcpOptions, GcsBlobStore, GcsBuckets, PubSub, PubSubQueue, PubSubQueues};
 use dss_shared::config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
-use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, CloudOpener, CloudReplica, Deployment};
+use dss_shared::deployment::{
+    BUCKET_EVENTS_TOPIC, CloudOpener, CloudReplica, Deployment, RELAY_MAX_RECEIVE, RELAY_QUEUE,
+};
 use dss_shared::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
-
-/// The event relay's subscription (to the GCS notifications topic), behind `queues.prefix`.
-pub const RELAY_QUEUE: &str = "event-relay";
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
 pub struct Clouds;
@@ -152,7 +151,7 @@ pub async fn relay_ends(
     let config = &deployment.config;
     let ps = pubsub(config).map_err(anyhow::Error::msg)?;
     let name = format!("{}{RELAY_QUEUE}", config.queues.prefix);
-    let source = PubSubQueue::open(&ps, &name, 10)
+    let source = PubSubQueue::open(&ps, &name, RELAY_MAX_RECEIVE)
         .await
         .with_context(|| {
             format!("the relay's subscription {name} (create it with `dss infra local`)")
@@ -191,7 +190,7 @@ pub async fn infra_local(deployment: &Deployment) -> anyhow::Result<()> {
                 .await
                 .context("the GCS notifications topic")?;
             let relay = format!("{}{RELAY_QUEUE}", config.queues.prefix);
-            PubSubQueue::declare(&ps, &relay, 10)
+            PubSubQueue::declare(&ps, &relay, RELAY_MAX_RECEIVE)
                 .await
                 .context("the event relay's queue")?
                 .subscribe_to(&topic)

@@ -922,10 +922,13 @@ impl Config {
 
     /// The Pub/Sub topic of the `gs://` buckets' notifications.
     pub fn gcs_events_topic(&self) -> String {
-        self.gcp
-            .events_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}gcs-events", self.queues.prefix))
+        self.gcp.events_topic.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                self.queues.prefix,
+                crate::deployment::GCS_EVENTS_TOPIC
+            )
+        })
     }
 
     /// Whether the deployment talks to Google Cloud: a `gs://` replica, Pub/Sub queues or a

@@ -42,6 +42,15 @@ pub const CHECKOUT_MAIL_QUEUE: &str = "checkout-mail";
 /// deployment has more than one replica) and copy requests of the reconciler and operators.
 pub const SYNC_QUEUE: &str = "sync";
 
+/// The Pub/Sub topic the `gs://` main buckets notify (default name, behind the prefix).
+pub const GCS_EVENTS_TOPIC: &str = "gcs-events";
+
+/// The event relay's queue: its subscription to [`GCS_EVENTS_TOPIC`] (always on Pub/Sub).
+pub const RELAY_QUEUE: &str = "event-relay";
+
+/// Receives of one GCS notification before the relay dead-letters it.
+pub const RELAY_MAX_RECEIVE: u32 = 10;
+
 /// The API's queue of large files to copy in from cloud staging (`PUT /files` answered 202).
 pub const INGEST_QUEUE: &str = "ingest";
 
@@ -448,6 +457,9 @@ mod tests {
         let d: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(d["bucket_events_topic"], BUCKET_EVENTS_TOPIC);
         assert_eq!(d["dead_letter_suffix"], "-dlq");
+        assert_eq!(d["gcp"]["events_topic"], GCS_EVENTS_TOPIC);
+        assert_eq!(d["gcp"]["relay_queue"], RELAY_QUEUE);
+        assert_eq!(d["gcp"]["relay_max_receive_count"], RELAY_MAX_RECEIVE);
         let queues = d["queues"].as_array().unwrap();
         let names: Vec<&str> = queues.iter().filter_map(|q| q["name"].as_str()).collect();
         assert_eq!(names, DAEMON_QUEUES);
