@@ -122,17 +122,23 @@ pub enum DeclaredError {
 }
 
 /// The checksums a staging object declares about itself in `declared` (its metadata, or tags):
-/// `hca-dss-{name}` (what the `hca` CLI writes) or `dss-{name}`, for `sha256`, `sha1`, `s3_etag`
-/// and `crc32c`, in any case.
+/// `hca-dss-{name}` (what the `hca` CLI writes) or `dss-{name}` (also with `-` for `_`, as our
+/// own stores record them), for `sha256`, `sha1`, `s3_etag` and `crc32c`, in any case.
 pub fn declared_checksums(
     declared: &std::collections::BTreeMap<String, String>,
 ) -> Result<Checksums, DeclaredError> {
     let get = |name: &'static str| {
-        [format!("hca-dss-{name}"), format!("dss-{name}")]
-            .iter()
-            .find_map(|k| declared.get(k))
-            .map(|v| v.to_ascii_lowercase())
-            .ok_or(DeclaredError::Missing(name))
+        let dashed = name.replace('_', "-");
+        [
+            format!("hca-dss-{name}"),
+            format!("dss-{name}"),
+            // What our own stores record (`dss-s3-etag`), so their objects can be staged too.
+            format!("dss-{dashed}"),
+        ]
+        .iter()
+        .find_map(|k| declared.get(k))
+        .map(|v| v.to_ascii_lowercase())
+        .ok_or(DeclaredError::Missing(name))
     };
     let (sha256, sha1, s3_etag, crc32c) = (
         get("sha256")?,

@@ -147,3 +147,50 @@ async fn download_urls_of_an_emulator_serve_the_bytes() {
         format!("gs://{}/a/b c.txt", store.bucket())
     );
 }
+
+#[tokio::test]
+#[ignore = "needs a GCS server: run infra/local/test.sh"]
+async fn staging_objects_declare_their_checksums_and_md5() {
+    use dss_gcp::GcsBuckets;
+    use dss_shared::checksum::declared_checksums;
+    use dss_shared::ports::Staging;
+    let store = bucket("dss-staging").await;
+    let body = Bytes::from_static(b"{\"organ\": \"lung\"}");
+    let sums = checksums_of(&body);
+    let opts = PutOptions {
+        content_type: Some("application/json".into()),
+        ..Default::default()
+    };
+    store
+        .put_bytes("up/organ.json", body.clone(), opts)
+        .await
+        .expect("put");
+    let staging = GcsBuckets::like(&store);
+    let d = staging
+        .declared(store.bucket(), "up/organ.json")
+        .await
+        .expect("declared")
+        .expect("there");
+    assert_eq!(d.size, body.len() as u64);
+    assert_eq!(d.content_type, "application/json");
+    assert_eq!(
+        d.etag.as_deref(),
+        Some(sums.s3_etag.as_str()),
+        "the MD5 of one part"
+    );
+    assert_eq!(declared_checksums(&d.values), Ok(sums));
+    assert!(
+        staging
+            .declared(store.bucket(), "up/none")
+            .await
+            .expect("declared")
+            .is_none()
+    );
+    let copied = staging
+        .bucket(store.bucket())
+        .expect("bucket")
+        .get_bytes("up/organ.json")
+        .await
+        .expect("get");
+    assert_eq!(copied, body);
+}
