@@ -5,7 +5,8 @@
 # `--notify-only` only the webhook rows; `--downloads-only` only the file-download row;
 # `--checkout-only` only the bundle checkout rows (DSS_BENCH_CHECKOUT_CONCURRENCY sets
 # checkout.concurrency for them; default 8, the deployment default); `--sync-only` only the
-# replication rows (against rclone).
+# replication rows (against rclone); `--clouds-only` only the S3 → GCS copy row (against rclone,
+# on moto and fake-gcs-server, which this script installs and starts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in wrk rclone; do
@@ -18,5 +19,11 @@ if [ ! -x .tools/osmem-venv/bin/python ]; then
   python3 -m venv .tools/osmem-venv
 fi
 .tools/osmem-venv/bin/pip install -q 'osmem-server==0.1.6'
+bash infra/local/install-test-tools.sh
+source infra/local/services.sh
+start_moto
+start_fake_gcs
+export DSS_BENCH_AWS_URL="$MOTO_URL" DSS_BENCH_GCS_URL="$FAKE_GCS_URL"
 cargo build --release --locked -p dss -p dss-bench
-exec target/release/dss-bench --dss target/release/dss "$@"
+# Not exec: the emulators are stopped when this shell exits.
+target/release/dss-bench --dss target/release/dss "$@"

@@ -21,6 +21,7 @@ use dss_shared::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
 use futures::StreamExt;
 
 mod checkout;
+mod clouds;
 mod downloads;
 mod notify;
 mod osmem;
@@ -409,6 +410,10 @@ async fn main() -> Result<()> {
         print_table(downloads::run(&dss, work.path()).await?);
         return Ok(());
     }
+    if args.iter().any(|a| a == "--clouds-only") {
+        print_table(clouds::run(quick).await?);
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--sync-only") {
         print_table(sync::run(work.path(), quick).await?);
         return Ok(());
@@ -527,6 +532,7 @@ async fn main() -> Result<()> {
     rows.extend(downloads::run(&dss, work.path()).await?);
     rows.extend(checkout::run(&dss, work.path(), quick).await?);
     rows.extend(sync::run(work.path(), quick).await?);
+    rows.extend(clouds::run(quick).await?);
     print_table(rows);
     Ok(())
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Row;
 
 /// Pseudo-random bytes (incompressible, distinct per seed).
-fn bytes(len: usize, seed: u64) -> Bytes {
+pub(crate) fn bytes(len: usize, seed: u64) -> Bytes {
     let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut out = vec![0u8; len];
     for c in out.chunks_mut(8) {

