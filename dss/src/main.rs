@@ -11,6 +11,7 @@ use dss_shared::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
 mod cloud;
+mod dlq;
 mod ops;
 
 #[derive(Parser)]
@@ -122,6 +123,11 @@ enum Command {
         #[arg(long)]
         subscription: Option<String>,
     },
+    /// Operator commands: verify the replicas, handle dead letters, see the queues.
+    Ops {
+        #[command(subcommand)]
+        command: OpsCommand,
+    },
     /// Create the deployment's cloud resources on the configured services or their local
     /// emulators (buckets, bucket notifications, the bucket events topic, every daemon queue
     /// with its dead-letter queue and subscription), as Terraform does in production.
@@ -154,6 +160,85 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpsCommand {
+    /// Compare what the replicas hold.
+    Verify {
+        #[command(subcommand)]
+        what: VerifyCommand,
+    },
+    /// The daemons' dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Every daemon queue and its dead-letter queue: messages visible, in flight, delayed, and
+    /// the oldest one's age (as `dss queues`).
+    Queues {
+        #[command(flatten)]
+        common: Common,
+        /// One JSON object per queue instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Every key (or those under `--prefix`) of every replica, compared by checksums: one JSON
+    /// line per prefix with counts and the first findings (key, replica, missing | different |
+    /// conflict). Reads only, unless `--repair` queues the copies for the sync daemon.
+    Replicas {
+        #[command(flatten)]
+        common: Common,
+        /// Only keys under this prefix (repeatable; e.g. `bundles/` or `files/ce55`).
+        #[arg(long)]
+        prefix: Vec<String>,
+        /// Queue a copy of whatever is missing or broken (as `dss reconcile`).
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Letters in each daemon's dead-letter queue.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// One JSON object per queue.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The letters of one daemon queue's dead-letter queue as JSON lines (they stay there).
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// The daemon queue (`index`, `sync`, …).
+        queue: String,
+        /// At most this many letters.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move letters back to their queue, to be handled again.
+    Redrive {
+        #[command(flatten)]
+        common: Common,
+        /// The daemon queue.
+        queue: String,
+        /// At most this many letters (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Delete every letter of one daemon queue's dead-letter queue.
+    Purge {
+        #[command(flatten)]
+        common: Common,
+        /// The daemon queue.
+        queue: String,
     },
 }
 
@@ -403,6 +488,34 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
+    match command {
+        OpsCommand::Verify {
+            what:
+                VerifyCommand::Replicas {
+                    common,
+                    prefix,
+                    repair,
+                },
+        } => ops::reconcile(&common.load(None)?, prefix, repair).await,
+        OpsCommand::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
+        OpsCommand::Dlq { command } => match command {
+            DlqCommand::List { common, json } => dlq::list(&common.load(None)?, json).await,
+            DlqCommand::Show {
+                common,
+                queue,
+                limit,
+            } => dlq::show(&common.load(None)?, &queue, limit).await,
+            DlqCommand::Redrive {
+                common,
+                queue,
+                limit,
+            } => dlq::redrive(&common.load(None)?, &queue, limit).await,
+            DlqCommand::Purge { common, queue } => dlq::purge(&common.load(None)?, &queue).await,
+        },
+    }
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up { common, listen } => {
@@ -416,7 +529,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
         Command::Sync { common } => run(common.load(None)?, Components::Sync).await,
         Command::EventRelay { common } => run(common.load(None)?, Components::EventRelay).await,
-        Command::Reconcile { common, prefix } => ops::reconcile(&common.load(None)?, prefix).await,
+        Command::Reconcile { common, prefix } => {
+            ops::reconcile(&common.load(None)?, prefix, true).await
+        }
+        Command::Ops { command } => ops_command(command).await,
         Command::Infra {
             command: InfraCommand::Local { common },
         } => {

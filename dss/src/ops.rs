@@ -9,8 +9,9 @@ use dss_shared::ports::DeliveryState;
 use serde_json::json;
 use std::io::Write;
 
-/// `dss reconcile`: one reconciler pass over `prefixes` (default: all), a JSON line per prefix.
-pub async fn reconcile(cfg: &Config, prefixes: Vec<String>) -> anyhow::Result<()> {
+/// `dss reconcile` (and `dss ops verify replicas`): one reconciler pass over `prefixes`
+/// (default: all), a JSON line per prefix; copies are queued only when `repair`.
+pub async fn reconcile(cfg: &Config, prefixes: Vec<String>, repair: bool) -> anyhow::Result<()> {
     dss_shared::telemetry::init(&cfg.log);
     if let Some(bad) = prefixes.iter().find(|p| !dss_sync::valid_prefix(p)) {
         bail!(
@@ -26,7 +27,10 @@ pub async fn reconcile(cfg: &Config, prefixes: Vec<String>) -> anyhow::Result<()
     if dep.replicas.len() < 2 {
         bail!("only one replica is configured: there is nothing to reconcile");
     }
-    let reconciler = dss_sync::reconciler(&dep, std::sync::Arc::default()).await?;
+    let mut reconciler = dss_sync::reconciler(&dep, std::sync::Arc::default()).await?;
+    if !repair {
+        reconciler = reconciler.report_only();
+    }
     let reports = reconciler.run(&prefixes).await?;
     let mut out = std::io::stdout().lock();
     for r in reports {

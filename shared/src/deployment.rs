@@ -397,6 +397,9 @@ impl Deployment {
             CHECKOUT_QUEUE => self.config.checkout.max_attempts + 10,
             CHECKOUT_MAIL_QUEUE => self.config.mail.max_attempts,
             SYNC_QUEUE => self.config.sync.max_attempts,
+            // Dead letters stay until an operator redrives or purges them, however often
+            // they are looked at.
+            n if n.ends_with("-dlq") => u32::MAX,
             _ => QueueConfig::default().max_receive_count,
         };
         QueueSpec {

@@ -110,3 +110,147 @@ async fn operators_reconcile_the_replicas() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// The deployment of a running `dss up`, opened by this test process (they share the data).
+fn deployment(dss: &Dss) -> dss_shared::deployment::Deployment {
+    let data = dss.dir.path().join("data");
+    let cfg = dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
+        .expect("config");
+    dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).expect("open")
+}
+
+/// Runs `dss ARGS --data-dir D`; its JSON output lines.
+fn dss_json(dss: &Dss, args: &[&str]) -> Vec<Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dss.dir.path().join("data"))
+        .output()
+        .expect("run dss");
+    assert!(
+        out.status.success(),
+        "dss {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_verify_the_replicas_and_repair_on_request() {
+    use dss_shared::checksum::checksums_of;
+    use dss_shared::model::ObjectKey;
+    use dss_shared::ports::PutOptions;
+    let dss = Dss::up().await;
+    let d = deployment(&dss);
+    // A blob in gcp marked as a copy from aws: sync leaves it alone, so aws lacks it.
+    let body = bytes::Bytes::from_static(b"only in gcp");
+    let key = ObjectKey::blob(&checksums_of(&body));
+    let opts = PutOptions {
+        origin: Some("aws".into()),
+        ..Default::default()
+    };
+    d.replicas["gcp"]
+        .store
+        .put_bytes(&key, body, opts)
+        .await
+        .expect("put");
+    let report = dss_json(&dss, &["ops", "verify", "replicas", "--prefix", "blobs/"]);
+    assert_eq!(report.len(), 1);
+    assert_eq!(
+        (
+            report[0]["missing"].as_u64(),
+            report[0]["enqueued"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{}",
+        report[0]
+    );
+    assert_eq!(
+        report[0]["findings"],
+        serde_json::json!([{"key": key, "replica": "aws", "kind": "missing"}])
+    );
+    assert!(
+        d.replicas["aws"]
+            .store
+            .head(&key)
+            .await
+            .expect("head")
+            .is_none(),
+        "a report changes nothing"
+    );
+    let repaired = dss_json(
+        &dss,
+        &[
+            "ops", "verify", "replicas", "--prefix", "blobs/", "--repair",
+        ],
+    );
+    assert_eq!(repaired[0]["enqueued"], 1, "{}", repaired[0]);
+    for _ in 0..500 {
+        if d.replicas["aws"]
+            .store
+            .head(&key)
+            .await
+            .expect("head")
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the repair never arrived in aws");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_show_redrive_and_purge_dead_letters() {
+    let dss = Dss::up().await;
+    let d = deployment(&dss);
+    d.queue("index")
+        .await
+        .expect("queue")
+        .send("not a bucket event", std::time::Duration::ZERO)
+        .await
+        .expect("send");
+    fn letters(dss: &Dss) -> Option<u64> {
+        dss_json(dss, &["ops", "dlq", "list", "--json"])
+            .into_iter()
+            .find(|l| l["queue"] == "index")
+            .and_then(|l| l["letters"].as_u64())
+    }
+    async fn wait_for(dss: &Dss, n: u64) {
+        for _ in 0..250 {
+            if letters(dss) == Some(n) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        }
+        panic!("index-dlq never held {n} letters");
+    }
+    // The index daemon dead-letters the poison message.
+    wait_for(&dss, 1).await;
+    let shown = dss_json(&dss, &["ops", "dlq", "show", "index"]);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0]["body"], "not a bucket event");
+    assert!(
+        shown[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{}",
+        shown[0]
+    );
+    assert_eq!(letters(&dss), Some(1), "showing leaves the letter in place");
+    let r = dss_json(&dss, &["ops", "dlq", "redrive", "index"]);
+    assert_eq!(r[0]["redriven"], 1);
+    // Handled again, and dead-lettered again: it is still poison.
+    wait_for(&dss, 1).await;
+    let p = dss_json(&dss, &["ops", "dlq", "purge", "index"]);
+    assert_eq!(p[0]["purged"], 1);
+    assert_eq!(letters(&dss), Some(0));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["ops", "dlq", "show", "nonsense", "--data-dir"])
+        .arg(dss.dir.path().join("data"))
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a daemon queue"));
+}

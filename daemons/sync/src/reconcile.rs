@@ -55,7 +55,23 @@ pub struct PrefixReport {
     pub conflicts: u64,
     /// Copy requests queued.
     pub enqueued: u64,
+    /// The first findings, as (key, replica lacking it or holding another object, what).
+    pub findings: Vec<Finding>,
 }
+
+/// One key that a replica lacks or holds differently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The key.
+    pub key: String,
+    /// The replica that lacks it or differs.
+    pub replica: String,
+    /// `missing`, `different` or `conflict`.
+    pub kind: &'static str,
+}
+
+/// Findings kept per prefix in a report (the counts cover all).
+const MAX_FINDINGS: usize = 100;
 
 /// Compares replicas and queues repairs.
 #[derive(Debug)]
@@ -64,6 +80,7 @@ pub struct Reconciler {
     queue: Arc<dyn Queue>,
     metrics: Arc<SyncMetrics>,
     page: usize,
+    repair: bool,
 }
 
 /// One replica's listing, a page at a time.
@@ -110,7 +127,14 @@ impl Reconciler {
             queue,
             metrics,
             page: page.max(1),
+            repair: true,
         }
+    }
+
+    /// The same reconciler, reporting only: nothing is queued (`enqueued` stays 0).
+    pub fn report_only(mut self) -> Self {
+        self.repair = false;
+        self
     }
 
     /// One pass over `prefixes` (each must lie within a DSS prefix, e.g. `bundles/` or
@@ -210,6 +234,19 @@ impl Reconciler {
             });
         for (replica, copy) in copies {
             let found = compare(key, meta, copy.as_ref());
+            let kind = match &found {
+                Found::Same => continue,
+                Found::Missing => "missing",
+                Found::BrokenBlob => "different",
+                Found::Conflict(_) => "conflict",
+            };
+            if report.findings.len() < MAX_FINDINGS {
+                report.findings.push(Finding {
+                    key: text.to_string(),
+                    replica: replica.to_string(),
+                    kind,
+                });
+            }
             match found {
                 Found::Same => continue,
                 Found::Missing => {
@@ -245,6 +282,10 @@ impl Reconciler {
         report: &mut PrefixReport,
     ) -> Result<(), ReconcileError> {
         if outbox.is_empty() {
+            return Ok(());
+        }
+        if !self.repair {
+            outbox.clear();
             return Ok(());
         }
         let messages: Vec<OutgoingMessage> = outbox
