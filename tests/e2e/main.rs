@@ -8,5 +8,6 @@ mod harness;
 mod lifecycle;
 mod notify;
 mod ops;
+mod runbooks;
 mod search;
 mod sync;
