@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 mod cloud;
 mod dlq;
+mod integrity;
 mod ops;
 
 #[derive(Parser)]
@@ -200,6 +201,16 @@ enum VerifyCommand {
         /// Queue a copy of whatever is missing or broken (as `dss reconcile`).
         #[arg(long)]
         repair: bool,
+    },
+    /// Within each replica: every bundle's files exist and match the manifest, every file's blob
+    /// exists with the file's size and checksums. One JSON line per replica; exits non-zero
+    /// when anything is inconsistent. Reads only.
+    Integrity {
+        #[command(flatten)]
+        common: Common,
+        /// Only this replica.
+        #[arg(long)]
+        replica: Option<String>,
     },
 }
 
@@ -498,6 +509,9 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
                     repair,
                 },
         } => ops::reconcile(&common.load(None)?, prefix, repair).await,
+        OpsCommand::Verify {
+            what: VerifyCommand::Integrity { common, replica },
+        } => integrity::run(&common.load(None)?, replica.as_deref()).await,
         OpsCommand::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
         OpsCommand::Dlq { command } => match command {
             DlqCommand::List { common, json } => dlq::list(&common.load(None)?, json).await,

@@ -254,3 +254,55 @@ async fn operators_show_redrive_and_purge_dead_letters() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a daemon queue"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_verify_the_integrity_of_a_replica() {
+    use dss_shared::checksum::checksums_of;
+    use dss_shared::model::ObjectKey;
+    const V: &str = "2026-07-08T090807.060504Z";
+    let dss = Dss::up().await;
+    let file = dss
+        .upload(V, b"{\"a\": 1}".to_vec(), "application/json")
+        .await;
+    dss.bundle(V, &[(file, "a.json".into())]).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+            .args(["ops", "verify", "integrity"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(dss.dir.path().join("data"))
+            .output()
+            .expect("run dss")
+    };
+    let out = run(&["--replica", "aws"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(
+        (
+            v["replica"].as_str(),
+            v["files"].as_u64(),
+            v["bundles"].as_u64(),
+            v["problems"].as_u64()
+        ),
+        (Some("aws"), Some(1), Some(1), Some(0)),
+        "{v}"
+    );
+
+    // The file's blob disappears from aws: the file is reported, and the command fails.
+    let blob = ObjectKey::blob(&checksums_of(b"{\"a\": 1}"));
+    let d = deployment(&dss);
+    assert!(d.replicas["aws"].store.delete(&blob).await.expect("delete"));
+    let out = run(&["--replica", "aws"]);
+    assert!(!out.status.success(), "inconsistencies fail the command");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(v["problems"], 1, "{v}");
+    assert_eq!(v["findings"][0]["problem"], "blob_missing", "{v}");
+    assert_eq!(v["findings"][0]["detail"], blob.as_str(), "{v}");
+    let bad = run(&["--replica", "nowhere"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no replica named nowhere"));
+}
