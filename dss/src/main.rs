@@ -176,6 +176,16 @@ enum OpsCommand {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Checkout jobs.
+    Checkout {
+        #[command(subcommand)]
+        command: CheckoutCommand,
+    },
+    /// Webhook subscriptions.
+    Subscriptions {
+        #[command(subcommand)]
+        command: SubscriptionsCommand,
+    },
     /// Every daemon queue and its dead-letter queue: messages visible, in flight, delayed, and
     /// the oldest one's age (as `dss queues`).
     Queues {
@@ -184,6 +194,38 @@ enum OpsCommand {
         /// One JSON object per queue instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckoutCommand {
+    /// A job's status (RUNNING with progress, SUCCEEDED with its location, FAILED with its
+    /// cause) as one JSON object with the replica that holds it.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// The checkout job id.
+        job: String,
+        /// Only this replica's checkout bucket.
+        #[arg(long)]
+        replica: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubscriptionsCommand {
+    /// A subscription's webhook deliveries (as `dss deliveries`).
+    Deliveries {
+        #[command(flatten)]
+        common: Common,
+        /// The subscription's uuid.
+        subscription: String,
+        /// List deliveries in this state (pending, delivered, dead, cancelled) instead of attempts.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many lines.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
 }
 
@@ -513,6 +555,23 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
             what: VerifyCommand::Integrity { common, replica },
         } => integrity::run(&common.load(None)?, replica.as_deref()).await,
         OpsCommand::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
+        OpsCommand::Checkout {
+            command:
+                CheckoutCommand::Status {
+                    common,
+                    job,
+                    replica,
+                },
+        } => ops::checkout_status(&common.load(None)?, &job, replica.as_deref()).await,
+        OpsCommand::Subscriptions {
+            command:
+                SubscriptionsCommand::Deliveries {
+                    common,
+                    subscription,
+                    state,
+                    limit,
+                },
+        } => ops::deliveries(&common.load(None)?, &subscription, state.as_deref(), limit).await,
         OpsCommand::Dlq { command } => match command {
             DlqCommand::List { common, json } => dlq::list(&common.load(None)?, json).await,
             DlqCommand::Show {

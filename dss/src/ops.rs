@@ -149,3 +149,23 @@ pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `dss ops checkout status JOB`: a checkout job's status document (as `GET
+/// /v1/bundles/checkout/{job}` answers it), looked up in every replica's checkout bucket unless
+/// `replica` names one.
+pub async fn checkout_status(cfg: &Config, job: &str, replica: Option<&str>) -> anyhow::Result<()> {
+    let dep = crate::cloud::open(cfg).await?;
+    for (name, r) in dep
+        .replicas
+        .iter()
+        .filter(|(n, _)| replica.is_none_or(|x| x == n.as_str()))
+    {
+        if let Some(status) = dss_shared::checkout::read_status(&*r.checkout, job).await? {
+            let mut v = serde_json::to_value(&status)?;
+            v["replica"] = json!(name);
+            writeln!(std::io::stdout(), "{v}")?;
+            return Ok(());
+        }
+    }
+    bail!("no checkout job {job}");
+}

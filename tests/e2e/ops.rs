@@ -306,3 +306,53 @@ async fn operators_verify_the_integrity_of_a_replica() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no replica named nowhere"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_read_checkout_statuses() {
+    const V: &str = "2026-07-08T090807.060504Z";
+    let dss = Dss::up().await;
+    let file = dss.upload(V, b"x".to_vec(), "text/plain").await;
+    let bundle = dss.bundle(V, &[(file, "x.txt".into())]).await;
+    let r: Value = dss
+        .http
+        .post(format!(
+            "{}/v1/bundles/{bundle}/checkout?replica=aws",
+            dss.base
+        ))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let job = r["checkout_job_id"].as_str().expect("job").to_string();
+    for _ in 0..500 {
+        let s = dss_json(&dss, &["ops", "checkout", "status", &job]);
+        if s[0]["status"] == "SUCCEEDED" {
+            assert_eq!(s[0]["replica"], "aws");
+            assert!(
+                s[0]["location"]
+                    .as_str()
+                    .is_some_and(|l| l.contains(&bundle)),
+                "{}",
+                s[0]
+            );
+            let missing = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+                .args([
+                    "ops",
+                    "checkout",
+                    "status",
+                    "00000000-0000-4000-8000-000000000000",
+                    "--data-dir",
+                ])
+                .arg(dss.dir.path().join("data"))
+                .output()
+                .expect("run");
+            assert!(!missing.status.success());
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the checkout never succeeded");
+}
