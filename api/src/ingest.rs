@@ -296,6 +296,7 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
         Arc::new(Ingester::new(deployment)),
         cfg,
     );
+    deployment.metrics.track("ingest", worker.metrics());
     worker.run(shutdown).await;
     Ok(())
 }

@@ -124,11 +124,36 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
         .route("/internal/health", get(misc::health))
+        .route("/metrics", get(misc::metrics))
         .route(BLOB_ROUTE, get(blob_route::download))
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
         .layer(middleware::from_fn(common_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
+}
+
+/// Counts every answered request by method, matched route and status, with its latency.
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let res = next.run(req).await;
+    state.deployment.metrics.observe_request(
+        &method,
+        &route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
 }
 
 /// Adds `Retry-After: 10` to 5xx answers of retryable requests (as the original did).
@@ -184,4 +209,28 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Serves only `GET /metrics` of `metrics` on `listener` until `shutdown` resolves (for
+/// processes that run daemons without the API).
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<dss_shared::metrics::Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, dss_shared::metrics::CONTENT_TYPE)],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

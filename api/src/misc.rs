@@ -61,3 +61,16 @@ pub async fn method_not_allowed() -> ApiError {
         "Method not allowed on this route",
     )
 }
+
+/// `GET /metrics` — the process's metrics in the Prometheus text format: requests by route and
+/// status with latencies, and every worker's message counts, queue depth and oldest age.
+pub async fn metrics(State(state): State<Shared>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            dss_shared::metrics::CONTENT_TYPE,
+        )],
+        state.deployment.metrics.render(),
+    )
+        .into_response()
+}

@@ -517,7 +517,17 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
             dss_api::serve(listener, state, shutdown_signal()).await?;
             persist_search(&*search, &ready).await;
         }
-        None => shutdown_signal().await,
+        None => match &cfg.metrics.listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics.listen {addr}"))?;
+                tracing::info!(%addr, "metrics served at /metrics");
+                dss_api::serve_metrics(listener, deployment.metrics.clone(), shutdown_signal())
+                    .await?;
+            }
+            None => shutdown_signal().await,
+        },
     }
     stop.cancel();
     while let Some(done) = daemons.join_next().await {

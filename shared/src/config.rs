@@ -84,6 +84,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Metrics of processes without the API.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -559,6 +562,15 @@ impl MailConfig {
     }
 }
 
+/// Where a process without the API serves `/metrics` (the API serves it on its own address).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics` listener of `dss index`, `dss sync`, … (e.g.
+    /// `127.0.0.1:9100`); unset: none.
+    pub listen: Option<String>,
+}
+
 /// Log output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -646,6 +658,14 @@ impl Config {
                 "api.public_url",
                 format!("'{u}' must start with http:// or https://"),
             ));
+        }
+        if let Some(l) = &self.metrics.listen {
+            l.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "metrics.listen",
+                    format!("'{l}' is not a socket address: {e}"),
+                )
+            })?;
         }
         if self.api.max_json_body == 0 {
             return Err(invalid("api.max_json_body", "must be greater than 0"));
@@ -954,7 +974,7 @@ impl Config {
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
-    "checkout", "mail", "sync", "queues", "aws", "gcp", "log",
+    "checkout", "mail", "sync", "queues", "aws", "gcp", "log", "metrics",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)

@@ -171,6 +171,8 @@ pub struct Deployment {
     pub signer: UrlSigner,
     /// Where the daemons' queues live.
     pub queues: Arc<dyn QueueBackend>,
+    /// The process's metrics (served at `/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Cloud staging sources of `PUT /files` by URL scheme (`s3`, `gs`); `file://` sources
     /// are read from the staging directory.
     pub staging: BTreeMap<String, Arc<dyn Staging>>,
@@ -367,6 +369,7 @@ impl Deployment {
             collections: Arc::new(EmbeddedCollections::new(&db)),
             queues: Arc::new(EmbeddedQueues::new(&db, clock.clone())),
             staging: BTreeMap::new(),
+            metrics: Arc::default(),
             mailer: Arc::new(FileMailer::new(
                 &config.mail.dir_in(&config.data_dir),
                 &config.mail.sender,

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod deployment;
 pub mod embedded;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod search;

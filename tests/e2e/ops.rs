@@ -356,3 +356,93 @@ async fn operators_read_checkout_statuses() {
     }
     panic!("the checkout never succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_the_prometheus_format() {
+    const V: &str = "2026-07-08T090807.060504Z";
+    let dss = Dss::up().await;
+    let file = dss.upload(V, b"m".to_vec(), "text/plain").await;
+    let r = dss
+        .http
+        .head(format!("{}/v1/files/{file}?replica=aws", dss.base))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), 200);
+    let r = dss
+        .http
+        .get(format!("{}/metrics", dss.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = r.text().await.expect("text");
+    assert!(
+        text.contains(
+            r#"dss_http_requests_total{method="HEAD",route="/v1/files/{uuid}",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dss_http_request_duration_seconds_bucket{le="#),
+        "{text}"
+    );
+    for worker in [
+        "index",
+        "notify-match",
+        "notify-deliver",
+        "checkout",
+        "checkout-mail",
+        "sync",
+        "ingest",
+    ] {
+        assert!(
+            text.contains(&format!("dss_worker_received_total{{worker=\"{worker}\"}}")),
+            "{worker}: {text}"
+        );
+        assert!(
+            text.contains(&format!("dss_queue_depth{{worker=\"{worker}\"}}")),
+            "{worker}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_alone_serves_its_metrics_where_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["sync", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dss sync");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    for _ in 0..250 {
+        if let Ok(r) = reqwest::get(&url).await {
+            text = r.text().await.expect("text");
+            if text.contains("worker=\"sync\"") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains(r#"dss_worker_received_total{worker="sync"} 0"#),
+        "{text}"
+    );
+}

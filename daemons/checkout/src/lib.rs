@@ -62,6 +62,8 @@ pub async fn run(
         Arc::new(MailHandler::new(deployment, deployment.mailer.clone())),
         mail_cfg,
     );
+    deployment.metrics.track("checkout", jobs.metrics());
+    deployment.metrics.track("checkout-mail", mail.metrics());
     tracing::info!("checkout daemon running");
     tokio::join!(
         jobs.run(shutdown.clone()),

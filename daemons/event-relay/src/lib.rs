@@ -65,6 +65,7 @@ pub async fn run(
     cfg.concurrency = 16;
     cfg.batch_size = 10;
     let worker = Worker::new(source, Arc::new(Relay::new(deployment, topic)), cfg);
+    deployment.metrics.track("event-relay", worker.metrics());
     tracing::info!("event relay running");
     worker.run(shutdown).await;
 }

@@ -249,6 +249,7 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
     let mut cfg = WorkerConfig::named("index");
     cfg.concurrency = deployment.config.index.concurrency;
     let worker = Worker::new(queue, handler, cfg);
+    deployment.metrics.track("index", worker.metrics());
     tracing::info!("index daemon running");
     worker.run(shutdown).await;
     Ok(())

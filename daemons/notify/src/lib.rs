@@ -118,6 +118,10 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
         Arc::new(deliverer(deployment, deliveries)?),
         delivery_cfg,
     );
+    deployment.metrics.track("notify-match", events.metrics());
+    deployment
+        .metrics
+        .track("notify-deliver", delivery.metrics());
     let prune = prune_loop(deployment.clone(), shutdown.clone());
     tracing::info!("notify daemon running");
     tokio::join!(

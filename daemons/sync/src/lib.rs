@@ -89,7 +89,9 @@ pub async fn run_with(
         ..Backoff::default()
     };
     tracing::info!(replicas = ?deployment.replicas.keys().collect::<Vec<_>>(), "sync daemon running");
-    Worker::new(queue, handler, worker).run(shutdown).await;
+    let worker = Worker::new(queue, handler, worker);
+    deployment.metrics.track("sync", worker.metrics());
+    worker.run(shutdown).await;
     if let Some(task) = schedule
         && let Err(e) = task.await
     {
