@@ -125,7 +125,7 @@ impl Collector for Workers {
 
 /// The metrics of one process.
 pub struct Metrics {
-    registry: Registry,
+    registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Latencies,
     workers: Arc<Workers>,
@@ -155,7 +155,7 @@ impl Default for Metrics {
         );
         registry.register_collector(Box::new(workers.clone()));
         Self {
-            registry,
+            registry: Mutex::new(registry),
             requests,
             latency,
             workers,
@@ -190,11 +190,20 @@ impl Metrics {
             .push((name.to_string(), worker));
     }
 
+    /// Adds a daemon's own metrics (read at each scrape).
+    pub fn register(&self, collector: Box<dyn Collector>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register_collector(collector);
+    }
+
     /// Everything, in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing into a String does not fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
     }
 }

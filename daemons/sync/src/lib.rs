@@ -79,6 +79,7 @@ pub async fn run_with(
         );
         tokio::spawn(scheduled(reconciler, every, shutdown.clone()))
     });
+    let metrics_for_export = metrics.clone();
     let handler = Arc::new(Syncer::new(deployment, metrics));
     let mut worker = WorkerConfig::named("sync");
     worker.concurrency = cfg.concurrency;
@@ -91,6 +92,9 @@ pub async fn run_with(
     tracing::info!(replicas = ?deployment.replicas.keys().collect::<Vec<_>>(), "sync daemon running");
     let worker = Worker::new(queue, handler, worker);
     deployment.metrics.track("sync", worker.metrics());
+    deployment
+        .metrics
+        .register(Box::new(metrics::Exported(metrics_for_export)));
     worker.run(shutdown).await;
     if let Some(task) = schedule
         && let Err(e) = task.await

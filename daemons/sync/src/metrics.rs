@@ -1,7 +1,13 @@
 //! Counters of the sync daemon and its reconciler, and the replication lag distribution.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 
 /// Upper bounds of the lag histogram's buckets, in milliseconds (the last bucket is unbounded).
 pub const LAG_BUCKETS_MS: &[u64] = &[
@@ -106,5 +112,100 @@ mod tests {
         let (counts, sum) = m.lag_histogram();
         assert_eq!(counts.iter().sum::<u64>(), 10);
         assert_eq!(sum, 4_000_210);
+    }
+}
+
+/// [`SyncMetrics`] as Prometheus metrics (`dss_sync_*`), for the process's `/metrics`.
+#[derive(Debug)]
+pub struct Exported(pub Arc<SyncMetrics>);
+
+impl Collector for Exported {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.0;
+        let counters: [(&str, &str, &AtomicU64); 12] = [
+            ("dss_sync_copied", "Objects copied and verified.", &m.copied),
+            (
+                "dss_sync_copied_bytes",
+                "Bytes of the objects copied.",
+                &m.copied_bytes,
+            ),
+            (
+                "dss_sync_present",
+                "Copies found already in place.",
+                &m.present,
+            ),
+            (
+                "dss_sync_waiting",
+                "Copies postponed until what the object refers to arrives.",
+                &m.waiting,
+            ),
+            (
+                "dss_sync_conflicts",
+                "Documents that differ between replicas (left alone).",
+                &m.conflicts,
+            ),
+            (
+                "dss_sync_repaired",
+                "Destination blobs that did not match their key, replaced.",
+                &m.repaired,
+            ),
+            (
+                "dss_sync_echoes",
+                "Events of sync copies, not replicated again.",
+                &m.echoes,
+            ),
+            (
+                "dss_reconcile_runs",
+                "Reconciler passes finished.",
+                &m.reconcile_runs,
+            ),
+            (
+                "dss_reconcile_scanned",
+                "Keys the reconciler compared.",
+                &m.reconcile_scanned,
+            ),
+            (
+                "dss_reconcile_missing",
+                "Keys the reconciler found missing in a replica.",
+                &m.reconcile_missing,
+            ),
+            (
+                "dss_reconcile_different",
+                "Keys the reconciler found different in a replica.",
+                &m.reconcile_different,
+            ),
+            (
+                "dss_reconcile_enqueued",
+                "Copy requests the reconciler queued.",
+                &m.reconcile_enqueued,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(c.load(Ordering::Relaxed)).encode(metric)?;
+        }
+        let (counts, sum_ms) = m.lag_histogram();
+        let buckets: Vec<(f64, u64)> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let bound = LAG_BUCKETS_MS
+                    .get(i)
+                    .map_or(f64::MAX, |ms| *ms as f64 / 1000.0);
+                (bound, *c)
+            })
+            .collect();
+        let mut metric = encoder.encode_descriptor(
+            "dss_sync_lag_seconds",
+            "Time from an object's write to its verified copy in another replica.",
+            None,
+            MetricType::Histogram,
+        )?;
+        metric.encode_histogram::<NoLabelSet>(
+            sum_ms as f64 / 1000.0,
+            counts.iter().sum(),
+            &buckets,
+            None,
+        )
     }
 }
