@@ -954,7 +954,14 @@ async fn service_routes_and_read_only_mode() {
     assert_eq!(st, StatusCode::OK);
     assert!(v["version_info"]["version"].is_string());
     let (st, _, v) = s.call(Method::GET, "/internal/health", None, None).await;
-    assert_eq!((st, v["Healthy"].as_bool()), (StatusCode::OK, Some(true)));
+    assert_eq!(
+        (st, v["Healthy"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    for dependency in ["replica:aws", "replica:gcp", "queues", "search"] {
+        assert_eq!(v["checks"][dependency], "ok", "{v}");
+    }
     let (st, _, v) = s.call(Method::GET, "/v1/swagger.json", None, None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["servers"][0]["url"], format!("{}/v1", s.base));

@@ -446,3 +446,27 @@ async fn a_daemon_alone_serves_its_metrics_where_configured() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_the_dependency_that_fails() {
+    // A search cluster that is not there.
+    let dss = Dss::up_with(&[("DSS_SEARCH__URL", "http://127.0.0.1:1".to_string())]).await;
+    let r = dss
+        .http
+        .get(format!("{}/internal/health", dss.base))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["Healthy"], false);
+    assert_eq!(v["checks"]["search"], "failing", "{v}");
+    assert_eq!(v["checks"]["queues"], "ok", "{v}");
+    assert_eq!(v["checks"]["replica:aws"], "ok", "{v}");
+    assert!(
+        v["errors"]["search"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+}
