@@ -27,6 +27,35 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// A counter by outcome (`dss_notify_deliveries_total{outcome="delivered"}`, …).
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes(Family<OutcomeLabels, Counter>);
+
+impl Outcomes {
+    /// Counts one `outcome`.
+    pub fn inc(&self, outcome: &str) {
+        self.0
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// How many `outcome`s were counted.
+    pub fn get(&self, outcome: &str) -> u64 {
+        self.0
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .get()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
 }
@@ -129,6 +158,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Latencies,
     workers: Arc<Workers>,
+    outcomes: Mutex<Vec<(&'static str, Outcomes)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -159,6 +189,7 @@ impl Default for Metrics {
             requests,
             latency,
             workers,
+            outcomes: Mutex::default(),
         }
     }
 }
@@ -188,6 +219,21 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((name.to_string(), worker));
+    }
+
+    /// The counter by outcome `name` (registered on first use; later calls share it).
+    pub fn outcomes(&self, name: &'static str, help: &'static str) -> Outcomes {
+        let mut known = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, o)) = known.iter().find(|(n, _)| *n == name) {
+            return o.clone();
+        }
+        let o = Outcomes::default();
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, o.0.clone());
+        known.push((name, o.clone()));
+        o
     }
 
     /// Adds a daemon's own metrics (read at each scrape).
@@ -237,6 +283,19 @@ mod tests {
         );
         assert!(
             text.contains(r#"dss_worker_in_flight{worker="index"} 0"#),
+            "{text}"
+        );
+        let jobs = m.outcomes("dss_checkout_jobs", "Checkout jobs ended, by outcome.");
+        jobs.inc("succeeded");
+        m.outcomes("dss_checkout_jobs", "again").inc("succeeded");
+        let text = m.render();
+        assert!(
+            text.contains(r#"dss_checkout_jobs_total{outcome="succeeded"} 2"#),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# TYPE dss_checkout_jobs counter").count(),
+            1,
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

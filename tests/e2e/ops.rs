@@ -350,6 +350,19 @@ async fn operators_read_checkout_statuses() {
                 .output()
                 .expect("run");
             assert!(!missing.status.success());
+            let text = dss
+                .http
+                .get(format!("{}/metrics", dss.base))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            assert!(
+                text.contains(r#"dss_checkout_jobs_total{outcome="succeeded"} 1"#),
+                "{text}"
+            );
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -52,6 +52,7 @@ pub struct JobHandler {
     deployment: Deployment,
     mail: Arc<dyn Queue>,
     cfg: CheckoutConfig,
+    outcomes: dss_shared::metrics::Outcomes,
 }
 
 impl JobHandler {
@@ -59,6 +60,10 @@ impl JobHandler {
     pub fn new(deployment: &Deployment, mail: Arc<dyn Queue>) -> Self {
         Self {
             cfg: deployment.config.checkout.clone(),
+            outcomes: deployment.metrics.outcomes(
+                "dss_checkout_jobs",
+                "Checkout jobs ended, by outcome (succeeded, failed).",
+            ),
             deployment: deployment.clone(),
             mail,
         }
@@ -191,6 +196,10 @@ impl JobHandler {
         ended: Ended,
     ) -> Result<Outcome, HandlerError> {
         let id = job.id();
+        let outcome = match &ended {
+            Ended::Succeeded { .. } => "succeeded",
+            Ended::Failed(_) => "failed",
+        };
         let status = match ended {
             Ended::Succeeded { location, progress } => {
                 tracing::info!(job = %id, %location, files = progress.files_total, bytes = progress.bytes_total, "checkout succeeded");
@@ -218,6 +227,7 @@ impl JobHandler {
         write_status(&*replica.checkout, id, &status)
             .await
             .map_err(HandlerError::transient)?;
+        self.outcomes.inc(outcome);
         Ok(Outcome::Done)
     }
 }

@@ -40,6 +40,8 @@ pub struct Deliverer {
     pub allow: Vec<AllowedNet>,
     /// The clock.
     pub clock: SharedClock,
+    /// Attempts and give-ups by outcome (`dss_notify_deliveries_total`).
+    pub outcomes: dss_shared::metrics::Outcomes,
 }
 
 /// How an attempt ended.
@@ -64,6 +66,7 @@ impl Deliverer {
             .settle(&d.new.id, d.attempts, None, DeliveryState::Dead, now)
             .await
             .map_err(HandlerError::transient)?;
+        self.outcomes.inc("dead");
         Err(HandlerError::Permanent(format!(
             "delivery {} given up: {why}",
             d.new.id
@@ -122,6 +125,7 @@ impl Handler for Deliverer {
                 .settle(&d.new.id, d.attempts, None, DeliveryState::Cancelled, now)
                 .await
                 .map_err(HandlerError::transient)?;
+            self.outcomes.inc("cancelled");
             tracing::info!(delivery = %d.new.id, subscription = %d.new.subscription, "subscription deleted; delivery cancelled");
             return Ok(Outcome::Done);
         };
@@ -190,6 +194,11 @@ impl Handler for Deliverer {
             .settle(&d.new.id, d.attempts, Some(&attempt), state, now)
             .await
             .map_err(HandlerError::transient)?;
+        self.outcomes.inc(match state {
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Pending => "retrying",
+            _ => "dead",
+        });
         let error = sent.error.unwrap_or_default();
         if ok {
             tracing::debug!(delivery = %d.new.id, subscription = %d.new.subscription, attempt = attempt.attempt,

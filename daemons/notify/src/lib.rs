@@ -62,6 +62,10 @@ pub fn deliverer(deployment: &Deployment, queue: Arc<dyn Queue>) -> Result<Deliv
         schedule: schedule::Schedule::from(cfg),
         allow: cfg.allowed_nets(),
         clock: deployment.clock.clone(),
+        outcomes: deployment.metrics.outcomes(
+            "dss_notify_deliveries",
+            "Webhook delivery attempts and give-ups, by outcome (delivered, retrying, dead, cancelled).",
+        ),
     })
 }
 
