@@ -117,8 +117,12 @@ async fn file_job(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiRes
 
 /// Queues `job` for the checkout daemon, its status RUNNING in the replica's checkout bucket.
 pub async fn submit_job(state: &Shared, replica: &Replica, job: &Job) -> ApiResult<()> {
-    let queue = state.checkout_queue().await?;
-    submit(&*replica.checkout, &**queue, job)
+    let queue = state
+        .deployment
+        .queue(dss_shared::deployment::CHECKOUT_QUEUE)
+        .await
+        .map_err(|e| ApiError::internal("checkout queue", e))?;
+    submit(&*replica.checkout, &*queue, job)
         .await
         .map_err(|e| ApiError::internal("starting a checkout", e))
 }

@@ -59,7 +59,6 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
         api_document: serde_json::to_vec(&document)?.into(),
         manifests: storage::ManifestCache::new(1024, 1000),
         params,
-        checkout_queue: tokio::sync::OnceCell::new(),
     }))
 }
 

@@ -48,9 +48,11 @@ pub async fn health(State(state): State<Shared>) -> Response {
         )
     });
     let first = d.replicas.keys().next().cloned().unwrap_or_default();
+    // The backend itself, not the process's already opened queue.
+    let index = d.queue_spec(dss_shared::deployment::INDEX_QUEUE);
     let (mut results, queues, search) = tokio::join!(
         futures::future::join_all(replicas),
-        probe(d.queue(dss_shared::deployment::INDEX_QUEUE)),
+        probe(d.queues.queue(&index)),
         probe(d.search.get(&first, "health-probe")),
     );
     results.push(("queues".into(), queues));

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use dss_shared::deployment::{CHECKOUT_QUEUE, Deployment, Replica};
-use dss_shared::ports::Queue;
+use dss_shared::deployment::{Deployment, Replica};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -28,8 +27,6 @@ pub struct AppState {
     pub params: crate::validate::ParamRules,
     /// Parsed manifests of recently read bundles.
     pub manifests: crate::storage::ManifestCache,
-    /// The checkout daemon's job queue, once declared.
-    pub checkout_queue: tokio::sync::OnceCell<Arc<dyn Queue>>,
 }
 
 /// Handle passed to every handler.
@@ -72,14 +69,6 @@ impl AppState {
     ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
         crate::body::json_object_or_empty(headers, body, self.deployment.config.api.max_json_body)
             .await
-    }
-
-    /// The checkout daemon's job queue (declared on first use).
-    pub async fn checkout_queue(&self) -> ApiResult<&Arc<dyn Queue>> {
-        self.checkout_queue
-            .get_or_try_init(|| async { self.deployment.queue(CHECKOUT_QUEUE).await })
-            .await
-            .map_err(|e| ApiError::internal("checkout queue", e))
     }
 
     /// Refuses writes in read-only mode.

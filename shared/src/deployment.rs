@@ -173,6 +173,8 @@ pub struct Deployment {
     pub queues: Arc<dyn QueueBackend>,
     /// The process's metrics (served at `/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Queues opened so far, by name (opening a cloud queue takes requests).
+    opened: Arc<std::sync::Mutex<BTreeMap<String, Arc<dyn Queue>>>>,
     /// Cloud staging sources of `PUT /files` by URL scheme (`s3`, `gs`); `file://` sources
     /// are read from the staging directory.
     pub staging: BTreeMap<String, Arc<dyn Staging>>,
@@ -370,6 +372,7 @@ impl Deployment {
             queues: Arc::new(EmbeddedQueues::new(&db, clock.clone())),
             staging: BTreeMap::new(),
             metrics: Arc::default(),
+            opened: Arc::default(),
             mailer: Arc::new(FileMailer::new(
                 &config.mail.dir_in(&config.data_dir),
                 &config.mail.sender,
@@ -393,7 +396,9 @@ impl Deployment {
             .collect()
     }
 
-    fn queue_spec(&self, name: &str) -> QueueSpec {
+    /// The declaration of queue `name`: its dead-letter threshold and whether it reads bucket
+    /// events.
+    pub fn queue_spec(&self, name: &str) -> QueueSpec {
         let max_receive_count = match name {
             // A job marks itself FAILED after `max_attempts` failed tries; the margin lets a
             // job survive daemons killed under it.
@@ -434,8 +439,14 @@ impl Deployment {
 
     /// A daemon's queue (with its dead-letter queue `{name}-dlq`), or any other queue of the
     /// backend by name.
+    /// Opened once per process and shared.
     pub async fn queue(&self, name: &str) -> Result<Arc<dyn Queue>, QueueError> {
-        self.queues.queue(&self.queue_spec(name)).await
+        let opened = || self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = opened().get(name) {
+            return Ok(q.clone());
+        }
+        let q = self.queues.queue(&self.queue_spec(name)).await?;
+        Ok(opened().entry(name.to_string()).or_insert(q).clone())
     }
 
     /// Whether `name` must not be a checkout destination: it names a replica's main bucket
