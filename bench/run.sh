@@ -19,11 +19,18 @@ if [ ! -x .tools/osmem-venv/bin/python ]; then
   python3 -m venv .tools/osmem-venv
 fi
 .tools/osmem-venv/bin/pip install -q 'osmem-server==0.1.6'
-bash infra/local/install-test-tools.sh
-source infra/local/services.sh
-start_moto
-start_fake_gcs
-export DSS_BENCH_AWS_URL="$MOTO_URL" DSS_BENCH_GCS_URL="$FAKE_GCS_URL"
+# The cloud row (the full run or --clouds-only) copies between emulators; other modes need none.
+case " $* " in
+  *" --"*"-only "*) [[ " $* " == *" --clouds-only "* ]] && clouds=1 || clouds=0 ;;
+  *) clouds=1 ;;
+esac
+if [ "$clouds" = 1 ]; then
+  bash infra/local/install-test-tools.sh
+  source infra/local/services.sh
+  start_moto
+  start_fake_gcs
+  export DSS_BENCH_AWS_URL="$MOTO_URL" DSS_BENCH_GCS_URL="$FAKE_GCS_URL"
+fi
 cargo build --release --locked -p dss -p dss-bench
 # Not exec: the emulators are stopped when this shell exits.
 target/release/dss-bench --dss target/release/dss "$@"

@@ -92,27 +92,10 @@ enum Command {
     },
     /// Operator view of every daemon queue and its dead-letter queue: messages visible, in
     /// flight and delayed, and the oldest one's age.
-    Queues {
-        #[command(flatten)]
-        common: Common,
-        /// One JSON object per queue instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Queues(QueuesArgs),
     /// Operator view of a subscription's webhook deliveries: recent attempts, or deliveries
     /// in one state (JSON lines).
-    Deliveries {
-        #[command(flatten)]
-        common: Common,
-        /// The subscription's uuid.
-        subscription: String,
-        /// List deliveries in this state (pending, delivered, dead, cancelled) instead of attempts.
-        #[arg(long)]
-        state: Option<String>,
-        /// At most this many lines.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    Deliveries(DeliveriesArgs),
     /// Operator resend of dead-lettered webhook deliveries: a new round of attempts on the
     /// retry schedule.
     Resend {
@@ -164,6 +147,44 @@ enum Command {
     },
 }
 
+/// Arguments of `dss queues` / `dss ops queues`.
+#[derive(Args)]
+struct QueuesArgs {
+    #[command(flatten)]
+    common: Common,
+    /// One JSON object per queue instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl QueuesArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        ops::queues(&self.common.load(None)?, self.json).await
+    }
+}
+
+/// Arguments of `dss deliveries` / `dss ops subscriptions deliveries`.
+#[derive(Args)]
+struct DeliveriesArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The subscription's uuid.
+    subscription: String,
+    /// List deliveries in this state (pending, delivered, dead, cancelled) instead of attempts.
+    #[arg(long)]
+    state: Option<String>,
+    /// At most this many lines.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+impl DeliveriesArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let cfg = self.common.load(None)?;
+        ops::deliveries(&cfg, &self.subscription, self.state.as_deref(), self.limit).await
+    }
+}
+
 #[derive(Subcommand)]
 enum OpsCommand {
     /// Compare what the replicas hold.
@@ -188,13 +209,7 @@ enum OpsCommand {
     },
     /// Every daemon queue and its dead-letter queue: messages visible, in flight, delayed, and
     /// the oldest one's age (as `dss queues`).
-    Queues {
-        #[command(flatten)]
-        common: Common,
-        /// One JSON object per queue instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Queues(QueuesArgs),
 }
 
 #[derive(Subcommand)]
@@ -215,18 +230,7 @@ enum CheckoutCommand {
 #[derive(Subcommand)]
 enum SubscriptionsCommand {
     /// A subscription's webhook deliveries (as `dss deliveries`).
-    Deliveries {
-        #[command(flatten)]
-        common: Common,
-        /// The subscription's uuid.
-        subscription: String,
-        /// List deliveries in this state (pending, delivered, dead, cancelled) instead of attempts.
-        #[arg(long)]
-        state: Option<String>,
-        /// At most this many lines.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    Deliveries(DeliveriesArgs),
 }
 
 #[derive(Subcommand)]
@@ -564,7 +568,7 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
         OpsCommand::Verify {
             what: VerifyCommand::Integrity { common, replica },
         } => integrity::run(&common.load(None)?, replica.as_deref()).await,
-        OpsCommand::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
+        OpsCommand::Queues(args) => args.run().await,
         OpsCommand::Checkout {
             command:
                 CheckoutCommand::Status {
@@ -574,14 +578,8 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
                 },
         } => ops::checkout_status(&common.load(None)?, &job, replica.as_deref()).await,
         OpsCommand::Subscriptions {
-            command:
-                SubscriptionsCommand::Deliveries {
-                    common,
-                    subscription,
-                    state,
-                    limit,
-                },
-        } => ops::deliveries(&common.load(None)?, &subscription, state.as_deref(), limit).await,
+            command: SubscriptionsCommand::Deliveries(args),
+        } => args.run().await,
         OpsCommand::Dlq { command } => match command {
             DlqCommand::List { common, json } => dlq::list(&common.load(None)?, json).await,
             DlqCommand::Show {
@@ -623,13 +621,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             dss_shared::telemetry::init(&cfg.log);
             cloud::infra_local(&cloud::open(&cfg).await?).await
         }
-        Command::Queues { common, json } => ops::queues(&common.load(None)?, json).await,
-        Command::Deliveries {
-            common,
-            subscription,
-            state,
-            limit,
-        } => ops::deliveries(&common.load(None)?, &subscription, state.as_deref(), limit).await,
+        Command::Queues(args) => args.run().await,
+        Command::Deliveries(args) => args.run().await,
         Command::Resend {
             common,
             ids,

@@ -212,28 +212,27 @@ async fn a_deployment_on_s3_and_sqs_indexes_replicates_and_checks_out() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs moto and the official hca CLI; run by infra/local/test.sh"]
-async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_replica() {
-    let (env, aws_bucket) = aws_env();
-    let dir = tempfile::tempdir().expect("tempdir");
-    infra_local(&env, &dir.path().join("data"));
-    let dss = Dss::up_in_with(dir, &env).await;
+/// Stages `organ.json` (naming `organ`) and a 70 MB `reads.bin` (pattern `modulus`) in a new
+/// moto staging bucket next to `aws_bucket` and uploads them with `hca dss upload` to replica
+/// `aws`: the CLI, its JSON answer and the two files' bytes.
+async fn hca_upload(
+    dss: &Dss,
+    aws_bucket: &str,
+    organ: &str,
+    modulus: u32,
+) -> (Cli, Value, Vec<u8>, Vec<u8>) {
     let staging = format!("{aws_bucket}-staging");
     dss_aws::S3BlobStore::connect(&staging, &moto_options())
         .await
         .ensure_bucket()
         .await
         .expect("staging bucket");
-
     let src = tempfile::tempdir().expect("src");
-    let meta = b"{\"organ\": \"liver\"}".to_vec();
-    // Above 64 MiB: registered by a background copy (202), which the CLI waits for.
-    let big: Vec<u8> = (0..70_000_000u32).map(|i| (i % 247) as u8).collect();
+    let meta = format!("{{\"organ\": \"{organ}\"}}").into_bytes();
+    let big: Vec<u8> = (0..70_000_000u32).map(|i| (i % modulus) as u8).collect();
     std::fs::write(src.path().join("organ.json"), &meta).expect("write");
     std::fs::write(src.path().join("reads.bin"), &big).expect("write");
-
-    let cli = Cli::new(&dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
+    let cli = Cli::new(dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
     let aws_env = [
         ("AWS_ENDPOINT_URL", moto()),
         ("AWS_ACCESS_KEY_ID", "testing".to_string()),
@@ -255,6 +254,43 @@ async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_rep
         &aws_env,
     );
     let v: Value = serde_json::from_str(&out).expect("upload answer");
+    (cli, v, meta, big)
+}
+
+/// `hca dss download` of the bundle from replica `gcp` returns exactly `meta` and `big`.
+fn hca_download_from_gcp(cli: &Cli, bundle: &str, version: &str, meta: &[u8], big: &[u8]) {
+    let dl = tempfile::tempdir().expect("download dir");
+    let dl_dir = dl.path().to_str().expect("path");
+    cli.run(&[
+        "dss",
+        "download",
+        "--bundle-uuid",
+        bundle,
+        "--replica",
+        "gcp",
+        "--download-dir",
+        dl_dir,
+    ]);
+    let root = dl.path().join(format!("{bundle}.{version}"));
+    assert_eq!(
+        std::fs::read(root.join("organ.json")).expect("organ.json"),
+        meta
+    );
+    assert!(
+        std::fs::read(root.join("reads.bin")).expect("reads.bin") == big,
+        "identical bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto and the official hca CLI; run by infra/local/test.sh"]
+async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_replica() {
+    let (env, aws_bucket) = aws_env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    infra_local(&env, &dir.path().join("data"));
+    let dss = Dss::up_in_with(dir, &env).await;
+    // Above 64 MiB: registered by a background copy (202), which the CLI waits for.
+    let (cli, v, meta, big) = hca_upload(&dss, &aws_bucket, "liver", 247).await;
     let bundle = v["bundle_uuid"].as_str().expect("bundle uuid").to_string();
     let version = v["version"].as_str().expect("version").to_string();
     assert_eq!(v["files"].as_array().map(Vec::len), Some(2), "{v}");
@@ -275,27 +311,7 @@ async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_rep
         )
         .await;
     }
-    let dl = tempfile::tempdir().expect("download dir");
-    let dl_dir = dl.path().to_str().expect("path");
-    cli.run(&[
-        "dss",
-        "download",
-        "--bundle-uuid",
-        &bundle,
-        "--replica",
-        "gcp",
-        "--download-dir",
-        dl_dir,
-    ]);
-    let root = dl.path().join(format!("{bundle}.{version}"));
-    assert_eq!(
-        std::fs::read(root.join("organ.json")).expect("organ.json"),
-        meta
-    );
-    assert!(
-        std::fs::read(root.join("reads.bin")).expect("reads.bin") == big,
-        "identical bytes"
-    );
+    hca_download_from_gcp(&cli, &bundle, &version, &meta, &big);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,39 +452,7 @@ async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_re
     let dss = Dss::up_in_with(dir, &env).await;
 
     // aws → gcp: the official CLI uploads through S3 staging; the CLI downloads from GCS.
-    let staging = format!("{aws_bucket}-staging");
-    dss_aws::S3BlobStore::connect(&staging, &moto_options())
-        .await
-        .ensure_bucket()
-        .await
-        .expect("staging bucket");
-    let src = tempfile::tempdir().expect("src");
-    let meta = b"{\"organ\": \"heart\"}".to_vec();
-    let big: Vec<u8> = (0..70_000_000u32).map(|i| (i % 239) as u8).collect();
-    std::fs::write(src.path().join("organ.json"), &meta).expect("write");
-    std::fs::write(src.path().join("reads.bin"), &big).expect("write");
-    let cli = Cli::new(&dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
-    let aws_env = [
-        ("AWS_ENDPOINT_URL", moto()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-    ];
-    let src_dir = src.path().to_str().expect("path");
-    let out = cli.run_with(
-        &[
-            "dss",
-            "upload",
-            "--src-dir",
-            src_dir,
-            "--replica",
-            "aws",
-            "--staging-bucket",
-            &staging,
-        ],
-        &aws_env,
-    );
-    let v: Value = serde_json::from_str(&out).expect("upload answer");
+    let (cli, v, meta, big) = hca_upload(&dss, &aws_bucket, "heart", 239).await;
     let bundle = v["bundle_uuid"].as_str().expect("bundle uuid").to_string();
     let version = v["version"].as_str().expect("version").to_string();
     answers(
@@ -477,27 +461,7 @@ async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_re
         200,
     )
     .await;
-    let dl = tempfile::tempdir().expect("download dir");
-    let dl_dir = dl.path().to_str().expect("path");
-    cli.run(&[
-        "dss",
-        "download",
-        "--bundle-uuid",
-        &bundle,
-        "--replica",
-        "gcp",
-        "--download-dir",
-        dl_dir,
-    ]);
-    let root = dl.path().join(format!("{bundle}.{version}"));
-    assert_eq!(
-        std::fs::read(root.join("organ.json")).expect("organ.json"),
-        meta
-    );
-    assert!(
-        std::fs::read(root.join("reads.bin")).expect("reads.bin") == big,
-        "identical bytes"
-    );
+    hca_download_from_gcp(&cli, &bundle, &version, &meta, &big);
 
     // gcp → aws: a file written to GCS reaches S3 through the relay, SNS and SQS.
     let uuid = uuid::Uuid::new_v4().to_string();

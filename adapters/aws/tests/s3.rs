@@ -6,11 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{options, unique};
 use dss_aws::S3BlobStore;
 use dss_shared::checksum::checksums_of;
-use dss_shared::ports::{BlobStore, ByteStream, PutOptions};
+use dss_shared::ports::{BlobStore, PutOptions};
 
 /// A new, empty bucket named after `name`.
 async fn bucket(name: &str) -> S3BlobStore {
@@ -23,26 +22,7 @@ async fn bucket(name: &str) -> S3BlobStore {
     store
 }
 
-fn data(n: usize, seed: u64) -> Bytes {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    let mut out = vec![0u8; n];
-    for c in out.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    Bytes::from(out)
-}
-
-/// A body in chunks of 1 MiB, as a network peer sends it.
-fn chunked(b: &Bytes) -> ByteStream {
-    let chunks: Vec<Result<Bytes, std::io::Error>> = (0..b.len())
-        .step_by(1 << 20)
-        .map(|i| Ok(b.slice(i..(i + (1 << 20)).min(b.len()))))
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
-}
+use dss_shared::conformance::blob::{chunked, random_bytes as data};
 
 #[tokio::test]
 #[ignore = "needs an S3 server: run infra/local/test.sh"]

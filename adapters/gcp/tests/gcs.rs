@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dss_gcp::{GcpOptions, GcsBlobStore};
 use dss_shared::checksum::checksums_of;
-use dss_shared::ports::{BlobError, BlobStore, ByteStream, PutMode, PutOptions};
+use dss_shared::ports::{BlobError, BlobStore, PutMode, PutOptions};
 
 fn options() -> GcpOptions {
     GcpOptions {
@@ -34,26 +34,7 @@ async fn bucket(name: &str) -> GcsBlobStore {
     store
 }
 
-fn data(n: usize, seed: u64) -> Bytes {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    let mut out = vec![0u8; n];
-    for c in out.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    Bytes::from(out)
-}
-
-/// A body in chunks of 1 MiB, as a network peer sends it.
-fn chunked(b: &Bytes) -> ByteStream {
-    let chunks: Vec<Result<Bytes, std::io::Error>> = (0..b.len())
-        .step_by(1 << 20)
-        .map(|i| Ok(b.slice(i..(i + (1 << 20)).min(b.len()))))
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
-}
+use dss_shared::conformance::blob::{chunked, random_bytes as data};
 
 #[tokio::test]
 #[ignore = "needs a GCS server: run infra/local/test.sh"]

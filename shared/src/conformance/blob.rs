@@ -21,6 +21,29 @@ fn data(n: usize, seed: u8) -> Bytes {
     )
 }
 
+/// Incompressible pseudo-random bytes, distinct per seed (for adapters' own tests).
+pub fn random_bytes(n: usize, seed: u64) -> Bytes {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    let mut out = vec![0u8; n];
+    for c in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+    }
+    Bytes::from(out)
+}
+
+/// `b` as a body in chunks of 1 MiB, as a network peer sends it.
+pub fn chunked(b: &Bytes) -> ByteStream {
+    stream_of(
+        (0..b.len())
+            .step_by(1 << 20)
+            .map(|i| Ok(b.slice(i..(i + (1 << 20)).min(b.len()))))
+            .collect(),
+    )
+}
+
 /// Runs every check against `store`, using keys under `prefix`. When `events` is given it must be a
 /// queue receiving the bucket's events, and each create/delete is checked to emit one.
 pub async fn run(store: Arc<dyn BlobStore>, prefix: &str, events: Option<Arc<dyn Queue>>) {
