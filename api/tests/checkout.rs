@@ -49,7 +49,7 @@ async fn job_status(s: &Server, job: &str) -> (StatusCode, Value) {
 }
 
 async fn ended(s: &Server, job: &str) -> Value {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let (st, v) = job_status(s, job).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         if v["status"] != "RUNNING" {
@@ -197,7 +197,7 @@ async fn a_checkout_runs_to_success_or_failure_through_the_daemon() {
     );
     let mail_dir = s.dir.path().join("mail");
     let mut mails = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..3000 {
         mails = std::fs::read_dir(&mail_dir)
             .map(|d| d.collect::<Vec<_>>())
             .unwrap_or_default();
@@ -228,7 +228,7 @@ const CHECKOUT_REPLICA: &str = "[replicas.aws]\nurl = \"file://{data_dir}/bucket
 /// Follows 301s (waiting as told, at most `max_wait` in all) until a final answer.
 async fn follow(s: &Server, mut url: String) -> (reqwest::Response, Vec<u64>) {
     let mut waits = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let r = s.http.get(&url).send().await.unwrap();
         if r.status() != StatusCode::MOVED_PERMANENTLY {
             return (r, waits);
@@ -359,7 +359,7 @@ async fn cached_files_are_copied_when_stored_and_bundles_get_checkout_urls() {
         StatusCode::CREATED
     );
     let checkout_blobs = s.dir.path().join("buckets/aws-checkout/blobs");
-    for _ in 0..200 {
+    for _ in 0..3000 {
         if std::fs::read_dir(&checkout_blobs)
             .map(|d| d.count())
             .unwrap_or(0)
@@ -500,7 +500,7 @@ async fn drs_access_waits_with_202_for_one_copy_then_serves_it() {
     );
     let _daemon = checkout_daemon(&s, CHECKOUT_REPLICA);
     let mut url = None;
-    for _ in 0..200 {
+    for _ in 0..3000 {
         let r = s.http.get(&access).send().await.unwrap();
         if r.status() == StatusCode::OK {
             url = Some(

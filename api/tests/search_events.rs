@@ -58,7 +58,7 @@ async fn search(
 }
 
 async fn wait_for_hits(s: &Server, es_query: Value, n: u64) {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let (_, _, v) = search(s, "replica=aws", es_query.clone()).await;
         if v["total_hits"] == n {
             return;

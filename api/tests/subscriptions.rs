@@ -288,7 +288,7 @@ async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
     let log =
         |id: &str, query: &str| format!("/v1/subscriptions/{id}/deliveries?replica=aws{query}");
     let mut attempts = Value::Null;
-    for _ in 0..300 {
+    for _ in 0..3000 {
         let (st, _, v) = s
             .call(Method::GET, &log(&ids[1], ""), Some(&s.user), None)
             .await;
@@ -318,7 +318,7 @@ async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
     assert_eq!(pending["deliveries"][0]["event_type"], "CREATE");
     assert_eq!(pending["deliveries"][0]["last_status"], 500);
 
-    for _ in 0..300 {
+    for _ in 0..3000 {
         if ok_hits.load(std::sync::atomic::Ordering::SeqCst) == 1 {
             break;
         }

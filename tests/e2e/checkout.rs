@@ -38,7 +38,7 @@ async fn status(http: &reqwest::Client, base: &str, job: &str) -> Value {
 }
 
 async fn ended(http: &reqwest::Client, base: &str, job: &str) -> Value {
-    for _ in 0..1500 {
+    for _ in 0..3000 {
         let s = status(http, base, job).await;
         if s["status"] != "RUNNING" {
             return s;
@@ -74,7 +74,7 @@ fn maildir(dir: &str) -> Vec<(String, String, String)> {
 }
 
 async fn mail_to(dir: &str, to: &str) -> (String, String) {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if let Some((_, subject, text)) = maildir(dir).into_iter().find(|(t, _, _)| t.contains(to))
         {
             return (subject, text);
@@ -158,7 +158,7 @@ async fn a_checkout_killed_mid_job_resumes_without_copying_finished_files_again(
     let job = post_checkout(&dss, &bundle, json!({})).await;
     // Kill the process while the copy is under way, after some files are done.
     let mut done_before = 0;
-    for _ in 0..5000 {
+    for _ in 0..30000 {
         let s = status(&dss.http, &dss.base, &job).await;
         assert_eq!(
             s["status"], "RUNNING",

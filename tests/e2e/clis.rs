@@ -273,7 +273,7 @@ async fn exercise(dss: &Dss, cli: &Cli) {
     .expect("json");
     let job = v["checkout_job_id"].as_str().expect("a job id").to_string();
     let mut status = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..600 {
         status = serde_json::from_str(&cli.run(&[
             "dss",
             "get-bundles-checkout",

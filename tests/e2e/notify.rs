@@ -68,7 +68,7 @@ impl PyReceiver {
 
     /// Waits for `n` requests; returns them.
     async fn wait(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
+        for _ in 0..3000 {
             let lines: Vec<Value> = std::fs::read_to_string(&self.log)
                 .unwrap_or_default()
                 .lines()

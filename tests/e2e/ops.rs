@@ -60,7 +60,7 @@ async fn operators_reconcile_the_replicas() {
         )
         .await;
     // Wait until sync has copied the file to gcp.
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let r = dss
             .http
             .head(format!("{}/v1/files/{file}?replica=gcp", dss.base))
@@ -188,7 +188,7 @@ async fn operators_verify_the_replicas_and_repair_on_request() {
         ],
     );
     assert_eq!(repaired[0]["enqueued"], 1, "{}", repaired[0]);
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if d.replicas["aws"]
             .store
             .head(&key)
@@ -220,7 +220,7 @@ async fn operators_show_redrive_and_purge_dead_letters() {
             .and_then(|l| l["letters"].as_u64())
     }
     async fn wait_for(dss: &Dss, n: u64) {
-        for _ in 0..250 {
+        for _ in 0..1500 {
             if letters(dss) == Some(n) {
                 return;
             }
@@ -443,7 +443,7 @@ async fn a_daemon_alone_serves_its_metrics_where_configured() {
         .expect("spawn dss sync");
     let url = format!("http://127.0.0.1:{port}/metrics");
     let mut text = String::new();
-    for _ in 0..250 {
+    for _ in 0..1500 {
         if let Ok(r) = reqwest::get(&url).await {
             text = r.text().await.expect("text");
             if text.contains("worker=\"sync\"") {

@@ -12,7 +12,7 @@ const V: &str = "2026-07-08T090807.060504Z";
 
 /// Waits until `GET {path}` answers `status` (up to 30 s); returns the answer.
 async fn answers(dss: &Dss, path: &str, status: u16) -> reqwest::Response {
-    for _ in 0..1500 {
+    for _ in 0..3000 {
         let r = dss
             .http
             .get(format!("{}{path}", dss.base))
@@ -110,7 +110,7 @@ async fn a_sync_killed_mid_copy_is_finished_by_its_successor() {
     let file = dss.upload(V, big.clone(), "application/octet-stream").await;
     let tmp = dss.dir.path().join("data/buckets/gcp/.tmp");
     let mut seen = false;
-    for _ in 0..5000 {
+    for _ in 0..30000 {
         let partial = std::fs::read_dir(&tmp)
             .map(|d| {
                 d.filter_map(Result::ok)

@@ -127,7 +127,7 @@ impl Env {
     }
 
     async fn ended(&self, job: &str) -> CheckoutStatus {
-        for _ in 0..600 {
+        for _ in 0..3000 {
             let s = read_status(&*self.checkout_bucket(), job)
                 .await
                 .unwrap()
@@ -154,7 +154,7 @@ impl Env {
     }
 
     async fn mail_for(&self, to: &str) -> Value {
-        for _ in 0..500 {
+        for _ in 0..3000 {
             if let Some(m) = self.mails().into_iter().find(|m| m["to"] == to) {
                 return m;
             }
@@ -451,7 +451,7 @@ async fn a_failing_mail_server_delays_the_mail_but_never_the_status() {
     // Two failed attempts (retried after ~1 s and ~2 s), then the e-mail goes out once.
     let inbox = dir.path().join("mail");
     let mut sent = 0;
-    for _ in 0..400 {
+    for _ in 0..3000 {
         sent = std::fs::read_dir(&inbox).map(|d| d.count()).unwrap_or(0);
         if sent > 0 {
             break;
@@ -461,7 +461,7 @@ async fn a_failing_mail_server_delays_the_mail_but_never_the_status() {
     assert_eq!(sent, 1, "the e-mail was sent after the server recovered");
     assert_eq!(flaky.failures_left.load(Ordering::SeqCst), 0);
     let mail_queue = env.d.queue(CHECKOUT_MAIL_QUEUE).await.unwrap();
-    for _ in 0..100 {
+    for _ in 0..3000 {
         if mail_queue.stats().await.unwrap().depth() == 0 {
             break;
         }

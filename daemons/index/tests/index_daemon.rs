@@ -102,7 +102,7 @@ impl Env {
     /// Waits until the index queue and its dead-letter queue have no message in flight or waiting.
     async fn drained(&self) {
         let q = self.d.queue(INDEX_QUEUE).await.unwrap();
-        for _ in 0..500 {
+        for _ in 0..3000 {
             if q.stats().await.unwrap().depth() == 0 {
                 return;
             }

@@ -466,7 +466,7 @@ async fn a_poison_subscription_is_dead_lettered_without_holding_up_others_and_ca
     env.clock.advance(Duration::from_secs(61));
     let log = env.wait_attempts(&poison, 3).await;
     assert_eq!(log[2].outcome, DeliveryState::Dead, "{log:?}");
-    for _ in 0..100 {
+    for _ in 0..6000 {
         if env.dead_letters().await == 1 {
             break;
         }
@@ -575,7 +575,7 @@ async fn deleting_a_subscription_cancels_its_pending_deliveries() {
     );
     let rx = Receiver::start_on(port).await;
     env.clock.advance(Duration::from_secs(70));
-    for _ in 0..200 {
+    for _ in 0..6000 {
         let c = env
             .d
             .deliveries

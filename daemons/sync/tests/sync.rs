@@ -115,7 +115,7 @@ impl Env {
 
     /// Waits until `key` is in `replica` (up to 20 s).
     async fn arrives(&self, replica: &str, key: &str) -> dss_shared::ports::ObjectMeta {
-        for _ in 0..400 {
+        for _ in 0..1200 {
             if let Some(m) = self.store(replica).head(key).await.unwrap() {
                 return m;
             }
@@ -127,7 +127,7 @@ impl Env {
     /// Waits until the sync queue is empty (up to 20 s).
     async fn settled(&self) {
         let q = self.d.queue(SYNC_QUEUE).await.unwrap();
-        for _ in 0..400 {
+        for _ in 0..1200 {
             if q.stats().await.unwrap().depth() == 0 {
                 return;
             }
@@ -222,7 +222,7 @@ async fn a_bundle_whose_files_arrive_late_is_copied_after_them() {
         "s3-etag": c.s3_etag, "sha1": c.sha1, "sha256": c.sha256});
     let bundle = format!("bundles/{B1}.{V}");
     e.put("aws", &bundle, &Env::manifest(&[(U1, &doc)])).await;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if read(&e.metrics.waiting) >= 2 {
             break;
         }
@@ -387,7 +387,7 @@ async fn a_blob_that_does_not_match_its_key_is_not_spread() {
     e.put("gcp", &key, b"fake").await;
     e.start();
     let dlq = e.d.queue(&format!("{SYNC_QUEUE}-dlq")).await.unwrap();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if dlq.stats().await.unwrap().depth() > 0 {
             break;
         }
@@ -426,7 +426,7 @@ async fn inoperable_requests_are_dead_lettered() {
         q.send(&body, Duration::ZERO).await.unwrap();
     }
     let dlq = e.d.queue(&format!("{SYNC_QUEUE}-dlq")).await.unwrap();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if dlq.stats().await.unwrap().depth() == 4 {
             break;
         }

@@ -137,7 +137,7 @@ impl Env {
 
     /// Waits (real time) until the subscription has made `n` attempts.
     pub async fn wait_attempts(&self, sub: &str, n: usize) -> Vec<Attempt> {
-        for _ in 0..500 {
+        for _ in 0..6000 {
             let a = self.attempts(sub).await;
             if a.len() >= n {
                 return a;
@@ -257,7 +257,7 @@ impl Receiver {
 
     /// Waits (real time) for `n` requests.
     pub async fn wait(&self, n: usize) -> Vec<Received> {
-        for _ in 0..500 {
+        for _ in 0..6000 {
             let r = self.received();
             if r.len() >= n {
                 return r;
