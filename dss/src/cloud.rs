@@ -136,11 +136,26 @@ impl CloudOpener for Clouds {
     }
 }
 
-/// Opens the deployment `config` describes, local and cloud parts alike.
+/// Opens the deployment `config` describes, local and cloud parts alike, with its configured
+/// search backend and mailer.
 pub async fn open(config: &Config) -> anyhow::Result<Deployment> {
-    Deployment::open_with(config.clone(), dss_shared::clock::system(), &Clouds)
-        .await
-        .context("opening the deployment")
+    let mut deployment =
+        Deployment::open_with(config.clone(), dss_shared::clock::system(), &Clouds)
+            .await
+            .context("opening the deployment")?;
+    if let Some(url) = &config.search.url {
+        deployment.search = Arc::new(
+            dss_elasticsearch::ElasticsearchIndex::new(url, &config.search.index_prefix)
+                .context("search.url")?,
+        );
+        tracing::info!(%url, "search documents live in Elasticsearch/OpenSearch");
+    }
+    if config.mail.smtp_host.is_some() {
+        let mailer = dss_smtp::SmtpMailer::new(&config.mail).context("mail.smtp_host")?;
+        tracing::info!(?mailer, "e-mail goes out over SMTP");
+        deployment.mailer = Arc::new(mailer);
+    }
+    Ok(deployment)
 }
 
 /// The event relay's ends: the GCS notifications (its Pub/Sub subscription) and the bucket

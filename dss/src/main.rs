@@ -14,6 +14,8 @@ mod cloud;
 mod dlq;
 mod integrity;
 mod ops;
+mod progress;
+mod reindex;
 
 #[derive(Parser)]
 #[command(name = "dss", version, about = "The Data Storage System")]
@@ -210,6 +212,32 @@ enum OpsCommand {
     /// Every daemon queue and its dead-letter queue: messages visible, in flight, delayed, and
     /// the oldest one's age (as `dss queues`).
     Queues(QueuesArgs),
+    /// Rebuild search documents and journal events from what the buckets hold, online
+    /// (searches keep answering). Resumes an interrupted run from its checkpoint. Webhook
+    /// matching needs no rebuild: it reads the subscriptions themselves.
+    Reindex {
+        #[command(flatten)]
+        common: Common,
+        /// Only this replica (repeatable; default: every replica).
+        #[arg(long)]
+        replica: Vec<String>,
+        /// Only bundles under this key prefix (e.g. `bundles/ce55`).
+        #[arg(long, default_value = "bundles/")]
+        prefix: String,
+        /// Also remove search documents whose bundle is not in the bucket (otherwise they are
+        /// only counted as stale).
+        #[arg(long)]
+        prune: bool,
+        /// Start over instead of resuming an interrupted run.
+        #[arg(long)]
+        restart: bool,
+        /// Objects listed per request; the checkpoint advances per page.
+        #[arg(long, default_value_t = 1000)]
+        page_size: usize,
+        /// Print each replica's report as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -448,19 +476,7 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", cfg.api.listen))?,
         ),
     };
-    let mut deployment = cloud::open(&cfg).await?;
-    if let Some(url) = &cfg.search.url {
-        deployment.search = Arc::new(
-            dss_elasticsearch::ElasticsearchIndex::new(url, &cfg.search.index_prefix)
-                .context("search.url")?,
-        );
-        tracing::info!(%url, "search documents live in Elasticsearch/OpenSearch");
-    }
-    if cfg.mail.smtp_host.is_some() {
-        let mailer = dss_smtp::SmtpMailer::new(&cfg.mail).context("mail.smtp_host")?;
-        tracing::info!(?mailer, "e-mail goes out over SMTP");
-        deployment.mailer = Arc::new(mailer);
-    }
+    let deployment = cloud::open(&cfg).await?;
     deployment
         .declare_queues()
         .await
@@ -569,6 +585,25 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
             what: VerifyCommand::Integrity { common, replica },
         } => integrity::run(&common.load(None)?, replica.as_deref()).await,
         OpsCommand::Queues(args) => args.run().await,
+        OpsCommand::Reindex {
+            common,
+            replica,
+            prefix,
+            prune,
+            restart,
+            page_size,
+            json,
+        } => {
+            let opts = reindex::Options {
+                replicas: replica,
+                prefix,
+                prune,
+                restart,
+                page_size,
+                json,
+            };
+            reindex::run(&common.load(None)?, opts).await
+        }
         OpsCommand::Checkout {
             command:
                 CheckoutCommand::Status {

@@ -60,3 +60,65 @@ async fn dss_up_searches_through_elasticsearch() {
     dss.wait_searchable(&json!({"query": {"term": {"admin_deleted": true}}}), 1)
         .await;
 }
+
+/// Moving a deployment's search documents to Elasticsearch/OpenSearch: the new index is empty
+/// until `dss ops reindex` fills it from the bucket, while the API keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an Elasticsearch/OpenSearch API server; run by infra/local/test.sh"]
+async fn reindex_fills_a_new_elasticsearch_index_from_the_bucket() {
+    let url = std::env::var("DSS_TEST_ES_URL")
+        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
+    let dss = Dss::up().await;
+    let meta = dss
+        .upload(V, br#"{"donor": {"id": 8}}"#.to_vec(), "application/json")
+        .await;
+    let bundle = dss.bundle(V, &[(meta, "donor.json".into())]).await;
+    let query = json!({"query": {"term": {"files.donor_json.donor.id": 8}}});
+    dss.wait_searchable(&query, 1).await;
+    let dir = dss.kill9();
+
+    let env = [
+        ("DSS_SEARCH__URL", url),
+        (
+            "DSS_SEARCH__INDEX_PREFIX",
+            format!("dss-e2e-{}", uuid::Uuid::new_v4().simple()),
+        ),
+    ];
+    let dss = Dss::up_in_with(dir, &env).await;
+    dss.wait_searchable(&query, 0).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["ops", "reindex", "--json", "--replica", "aws", "--data-dir"])
+        .arg(dss.dir.path().join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run dss ops reindex");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(report["replica"], "aws");
+    assert_eq!(
+        (report["bundles"].as_u64(), report["failures"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(report["documents"], 1);
+    dss.wait_searchable(&query, 1).await;
+    let r: serde_json::Value = dss
+        .http
+        .post(format!("{}/v1/search?replica=aws", dss.base))
+        .json(&json!({"es_query": query}))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        r["results"][0]["bundle_fqid"]
+            .as_str()
+            .is_some_and(|f| f.starts_with(&bundle)),
+        "{r}"
+    );
+}

@@ -31,6 +31,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use dss_shared::bundle_reader::Limits;
+
+pub mod reindex;
 use dss_shared::bundle_reader::{self as bundle, LoadError};
 
 /// The handler of bucket events.
@@ -191,8 +193,8 @@ impl Handler for Indexer {
 }
 
 impl Indexer {
-    /// One bucket event.
-    async fn event(&self, event: BucketEvent) -> Result<Outcome, HandlerError> {
+    /// Indexes what one bucket event announces (the daemon's handler, also used by reindex).
+    pub async fn event(&self, event: BucketEvent) -> Result<Outcome, HandlerError> {
         let Some(replica) = self.deployment.replica_of_bucket(&event.bucket) else {
             tracing::warn!(bucket = %event.bucket, "event from a bucket that is no replica; ignored");
             return Ok(Outcome::Done);
