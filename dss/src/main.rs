@@ -16,6 +16,7 @@ mod integrity;
 mod ops;
 mod progress;
 mod reindex;
+mod replay;
 
 #[derive(Parser)]
 #[command(name = "dss", version, about = "The Data Storage System")]
@@ -212,6 +213,11 @@ enum OpsCommand {
     /// Every daemon queue and its dead-letter queue: messages visible, in flight, delayed, and
     /// the oldest one's age (as `dss queues`).
     Queues(QueuesArgs),
+    /// Bucket events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Rebuild search documents and journal events from what the buckets hold, online
     /// (searches keep answering). Resumes an interrupted run from its checkpoint. Webhook
     /// matching needs no rebuild: it reads the subscriptions themselves.
@@ -238,6 +244,48 @@ enum OpsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Send the bucket events of stored objects again (by key prefix and creation time) to
+    /// one daemon, or to all of them through the bucket events topic. Idempotent (handlers
+    /// repeat no effect); resumes an interrupted run from its checkpoint.
+    Replay {
+        #[command(flatten)]
+        common: Common,
+        /// `index`, `notify`, `sync`, or `all` (the bucket events topic, as the buckets
+        /// publish).
+        #[arg(long)]
+        to: String,
+        /// Only this replica's bucket (repeatable; default: every replica).
+        #[arg(long)]
+        replica: Vec<String>,
+        /// Only keys under this prefix (repeatable; default `bundles/` for index and notify,
+        /// blobs/, files/, bundles/ and collections/ otherwise).
+        #[arg(long)]
+        prefix: Vec<String>,
+        /// Only objects created at or after this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long, value_parser = rfc3339)]
+        since: Option<time::OffsetDateTime>,
+        /// Only objects created before this time (RFC 3339).
+        #[arg(long, value_parser = rfc3339)]
+        until: Option<time::OffsetDateTime>,
+        /// Count the events that would be sent; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Start over instead of resuming an interrupted run.
+        #[arg(long)]
+        restart: bool,
+        /// Print each replica and prefix's report as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time ({e}); e.g. 2026-12-01T00:00:00Z"))
 }
 
 #[derive(Subcommand)]
@@ -585,6 +633,32 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
             what: VerifyCommand::Integrity { common, replica },
         } => integrity::run(&common.load(None)?, replica.as_deref()).await,
         OpsCommand::Queues(args) => args.run().await,
+        OpsCommand::Events {
+            command:
+                EventsCommand::Replay {
+                    common,
+                    to,
+                    replica,
+                    prefix,
+                    since,
+                    until,
+                    dry_run,
+                    restart,
+                    json,
+                },
+        } => {
+            let opts = replay::Options {
+                to,
+                replicas: replica,
+                prefixes: prefix,
+                since,
+                until,
+                dry_run,
+                restart,
+                json,
+            };
+            replay::run(&common.load(None)?, opts).await
+        }
         OpsCommand::Reindex {
             common,
             replica,

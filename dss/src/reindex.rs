@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::bail;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexReport};
+use dss_shared::checkpoint::Checkpoint;
 use dss_shared::config::Config;
 
 use crate::progress::Progress;
@@ -36,12 +37,13 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
     };
     let mut failures = 0;
     for replica in &replicas {
-        let checkpoint = cfg
+        let file = cfg
             .data_dir
             .join("ops")
             .join(format!("reindex-{replica}.json"));
-        if opts.restart && checkpoint.exists() {
-            std::fs::remove_file(&checkpoint)?;
+        let checkpoint = Checkpoint::new(file);
+        if opts.restart {
+            checkpoint.clear()?;
         }
         let pass = Reindex::new(Indexer::new(&dep), replica, &opts.prefix)?
             .checkpoint(checkpoint)

@@ -5,6 +5,7 @@ pub mod bucket_events;
 pub mod bundle_reader;
 pub mod callback;
 pub mod checkout;
+pub mod checkpoint;
 pub mod checksum;
 pub mod clock;
 pub mod config;

@@ -483,3 +483,117 @@ async fn health_names_the_dependency_that_fails() {
         "{v}"
     );
 }
+
+/// A subscription made after a bundle never sees it, unless its events are replayed; a replay
+/// repeats no delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_events_reach_a_late_subscription_once() {
+    let dss = Dss::up_with(&[("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".to_string())]).await;
+    let d = deployment(&dss);
+    let before = "2000-01-01T00:00:00Z";
+    let v = "2026-07-08T090807.060504Z";
+    let meta = dss
+        .upload(v, br#"{"organ": "kidney"}"#.to_vec(), "application/json")
+        .await;
+    let bundle = dss.bundle(v, &[(meta, "sample.json".into())]).await;
+    // The notify daemon has handled the bundle's event before the subscription exists.
+    let notify = d.queue("notify").await.expect("notify queue");
+    for _ in 0..3000 {
+        if notify.stats().await.expect("stats").depth() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(notify.stats().await.expect("stats").depth(), 0);
+    let r = dss
+        .http
+        .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
+        .bearer_auth(&dss.token)
+        .json(&serde_json::json!({"callback_url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(r.status(), 201);
+    let sub: Value = r.json().await.expect("json");
+    let sub = sub["uuid"].as_str().expect("uuid").to_string();
+    let pending = || async {
+        let v: Value = dss
+            .http
+            .get(format!(
+                "{}/v1/subscriptions/{sub}/deliveries?replica=aws&state=pending",
+                dss.base
+            ))
+            .bearer_auth(&dss.token)
+            .send()
+            .await
+            .expect("deliveries")
+            .json()
+            .await
+            .expect("json");
+        v["deliveries"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(pending().await.is_empty());
+
+    let dry = dss_json(
+        &dss,
+        &[
+            "ops",
+            "events",
+            "replay",
+            "--to",
+            "notify",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (dry[0]["prefix"].as_str(), dry[0]["replayed"].as_u64()),
+        (Some("bundles/"), Some(1)),
+        "{dry:?}"
+    );
+    let future = dss_json(
+        &dss,
+        &[
+            "ops",
+            "events",
+            "replay",
+            "--to",
+            "notify",
+            "--since",
+            "2100-01-01T00:00:00Z",
+            "--json",
+        ],
+    );
+    assert_eq!(future[0]["replayed"], 0, "{future:?}");
+    assert!(pending().await.is_empty(), "nothing was sent");
+
+    for round in 0..2 {
+        let sent = dss_json(
+            &dss,
+            &[
+                "ops", "events", "replay", "--to", "notify", "--since", before, "--json",
+            ],
+        );
+        assert_eq!(sent[0]["replayed"], 1, "{sent:?}");
+        for _ in 0..3000 {
+            if notify.stats().await.expect("stats").depth() == 0 && !pending().await.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let deliveries = pending().await;
+        assert_eq!(deliveries.len(), 1, "round {round}: {deliveries:?}");
+        assert_eq!(deliveries[0]["event_type"], "CREATE");
+        assert!(
+            deliveries[0].to_string().contains(&bundle),
+            "{deliveries:?}"
+        );
+    }
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["ops", "events", "replay", "--to", "checkout", "--data-dir"])
+        .arg(dss.dir.path().join("data"))
+        .output()
+        .expect("run dss");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use index, notify, sync or all"));
+}

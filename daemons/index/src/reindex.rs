@@ -7,9 +7,9 @@
 //! is stale, and removed when asked to prune. A checkpoint file records the last key done, so
 //! an interrupted pass resumes there.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use dss_shared::checkpoint::{Checkpoint, CheckpointError};
 use dss_shared::model::ObjectKey;
 use dss_shared::model::keys::Kind;
 use dss_shared::ports::{
@@ -17,7 +17,7 @@ use dss_shared::ports::{
 };
 use dss_shared::worker::{HandlerError, Outcome};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::Indexer;
@@ -47,8 +47,8 @@ pub enum ReindexError {
     #[error("search index: {0}")]
     Search(#[from] SearchError),
     /// The checkpoint file could not be read or written.
-    #[error("checkpoint {0}: {1}")]
-    Checkpoint(PathBuf, String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// An object that could not be indexed.
@@ -94,13 +94,6 @@ pub enum Phase {
     Documents,
 }
 
-/// The checkpoint file's content.
-#[derive(Debug, Serialize, Deserialize)]
-struct Checkpoint {
-    prefix: String,
-    after: String,
-}
-
 /// One reindex pass over a replica.
 #[derive(Debug)]
 pub struct Reindex {
@@ -109,7 +102,7 @@ pub struct Reindex {
     store: std::sync::Arc<dyn BlobStore>,
     prefix: String,
     prune: bool,
-    checkpoint: Option<PathBuf>,
+    checkpoint: Option<Checkpoint>,
     page: usize,
 }
 
@@ -143,10 +136,10 @@ impl Reindex {
         self
     }
 
-    /// Record progress in `file` and resume from it (a checkpoint for another prefix is
-    /// ignored); it is removed when the pass completes.
-    pub fn checkpoint(mut self, file: PathBuf) -> Self {
-        self.checkpoint = Some(file);
+    /// Record progress in `checkpoint` and resume from it (a position of another prefix is
+    /// ignored); it is cleared when the pass completes.
+    pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
         self
     }
 
@@ -164,7 +157,10 @@ impl Reindex {
         let mut report = ReindexReport {
             replica: self.replica.clone(),
             prefix: self.prefix.clone(),
-            resumed_after: self.read_checkpoint()?,
+            resumed_after: match &self.checkpoint {
+                Some(c) => c.read(&self.prefix)?,
+                None => None,
+            },
             ..Default::default()
         };
         let mut after = report.resumed_after.clone();
@@ -198,14 +194,18 @@ impl Reindex {
             }
             match page.next_start_after {
                 Some(next) => {
-                    self.write_checkpoint(&next)?;
+                    if let Some(c) = &self.checkpoint {
+                        c.write(&self.prefix, &next)?;
+                    }
                     after = Some(next);
                 }
                 None => break,
             }
         }
         self.documents(&mut report, progress).await?;
-        self.remove_checkpoint()?;
+        if let Some(c) = &self.checkpoint {
+            c.clear()?;
+        }
         Ok(report)
     }
 
@@ -284,49 +284,6 @@ impl Reindex {
                 }
             }
             progress(Phase::Documents, report);
-        }
-    }
-
-    fn read_checkpoint(&self) -> Result<Option<String>, ReindexError> {
-        let Some(file) = &self.checkpoint else {
-            return Ok(None);
-        };
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ReindexError::Checkpoint(file.clone(), e.to_string())),
-        };
-        let c: Checkpoint = serde_json::from_str(&text)
-            .map_err(|e| ReindexError::Checkpoint(file.clone(), e.to_string()))?;
-        Ok((c.prefix == self.prefix).then_some(c.after))
-    }
-
-    fn write_checkpoint(&self, after: &str) -> Result<(), ReindexError> {
-        let Some(file) = &self.checkpoint else {
-            return Ok(());
-        };
-        let fail = |e: std::io::Error| ReindexError::Checkpoint(file.clone(), e.to_string());
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let c = Checkpoint {
-            prefix: self.prefix.clone(),
-            after: after.to_string(),
-        };
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, json!(c).to_string()).map_err(fail)?;
-        std::fs::rename(&tmp, file).map_err(fail)
-    }
-
-    fn remove_checkpoint(&self) -> Result<(), ReindexError> {
-        match &self.checkpoint {
-            Some(file) => match std::fs::remove_file(file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(ReindexError::Checkpoint(file.clone(), e.to_string()))
-                }
-                _ => Ok(()),
-            },
-            None => Ok(()),
         }
     }
 }

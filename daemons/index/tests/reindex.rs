@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use common::*;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexError};
+use dss_shared::checkpoint::Checkpoint;
 use dss_shared::ports::EventKind;
 use serde_json::json;
 
@@ -82,7 +83,8 @@ async fn reindex_rebuilds_documents_and_journal_from_the_bucket() {
             .unwrap()
             .is_none()
     );
-    let kinds: Vec<(String, EventKind)> = env
+    // Bundles are indexed concurrently: the journal holds each event once, in any order.
+    let mut kinds: Vec<(String, EventKind)> = env
         .d
         .journal
         .list("aws", None, None, 100)
@@ -91,6 +93,7 @@ async fn reindex_rebuilds_documents_and_journal_from_the_bucket() {
         .into_iter()
         .map(|e| (e.event_id, e.kind))
         .collect();
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         kinds,
         [
@@ -178,12 +181,12 @@ async fn an_interrupted_reindex_resumes_from_its_checkpoint() {
     std::fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
     std::fs::write(
         &checkpoint,
-        json!({"prefix": "bundles/", "after": format!("bundles/{U1}.{V1}")}).to_string(),
+        json!({"scope": "bundles/", "after": format!("bundles/{U1}.{V1}")}).to_string(),
     )
     .unwrap();
     let report = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
         .unwrap()
-        .checkpoint(checkpoint.clone())
+        .checkpoint(Checkpoint::new(checkpoint.clone()))
         .run(&|_, _| {})
         .await
         .unwrap();
@@ -206,7 +209,7 @@ async fn an_interrupted_reindex_resumes_from_its_checkpoint() {
     let seen = Mutex::new(Vec::new());
     Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
         .unwrap()
-        .checkpoint(checkpoint.clone())
+        .checkpoint(Checkpoint::new(checkpoint.clone()))
         .page(1)
         .run(&|_, _| {
             let c = std::fs::read_to_string(&checkpoint).unwrap_or_default();
@@ -222,13 +225,13 @@ async fn an_interrupted_reindex_resumes_from_its_checkpoint() {
     // A checkpoint of another prefix is not used.
     std::fs::write(
         &checkpoint,
-        json!({"prefix": format!("bundles/{U2}"), "after": format!("bundles/{U2}.{V1}")})
+        json!({"scope": format!("bundles/{U2}"), "after": format!("bundles/{U2}.{V1}")})
             .to_string(),
     )
     .unwrap();
     let report = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
         .unwrap()
-        .checkpoint(checkpoint.clone())
+        .checkpoint(Checkpoint::new(checkpoint.clone()))
         .run(&|_, _| {})
         .await
         .unwrap();
