@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use dss_shared::checkpoint::Checkpoint;
 use dss_shared::config::Config;
 use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, INDEX_QUEUE, NOTIFY_QUEUE, SYNC_QUEUE};
-use dss_shared::ports::{BucketEvent, BucketEventName, ObjectMeta, OutgoingMessage, Queue, Topic};
+use dss_shared::ports::{BucketEvent, ObjectMeta, OutgoingMessage, Queue, Topic};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -154,7 +154,7 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
                     .objects
                     .iter()
                     .filter(|o| in_range(o, opts.since, opts.until))
-                    .map(|o| created(r.store.bucket(), o))
+                    .map(|o| BucketEvent::created(r.store.bucket(), o))
                     .collect();
                 if !opts.dry_run {
                     for chunk in events.chunks(100) {
@@ -187,18 +187,6 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
 
 fn in_range(o: &ObjectMeta, since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> bool {
     since.is_none_or(|s| o.created >= s) && until.is_none_or(|u| o.created < u)
-}
-
-/// The event the bucket emitted when `o` was written.
-fn created(bucket: &str, o: &ObjectMeta) -> BucketEvent {
-    BucketEvent {
-        bucket: bucket.to_string(),
-        key: o.key.clone(),
-        size: o.size,
-        etag: o.etag.clone(),
-        event_name: BucketEventName::Created,
-        time: o.created,
-    }
 }
 
 fn print(r: &Report<'_>, json: bool) -> anyhow::Result<()> {

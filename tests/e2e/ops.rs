@@ -534,46 +534,23 @@ async fn replayed_events_reach_a_late_subscription_once() {
     };
     assert!(pending().await.is_empty());
 
-    let dry = dss_json(
-        &dss,
-        &[
-            "ops",
-            "events",
-            "replay",
-            "--to",
-            "notify",
-            "--dry-run",
-            "--json",
-        ],
-    );
+    let replay = |args: &[&str]| {
+        let mut all = vec!["ops", "events", "replay", "--to", "notify", "--json"];
+        all.extend_from_slice(args);
+        dss_json(&dss, &all)
+    };
+    let dry = replay(&["--dry-run"]);
     assert_eq!(
         (dry[0]["prefix"].as_str(), dry[0]["replayed"].as_u64()),
         (Some("bundles/"), Some(1)),
         "{dry:?}"
     );
-    let future = dss_json(
-        &dss,
-        &[
-            "ops",
-            "events",
-            "replay",
-            "--to",
-            "notify",
-            "--since",
-            "2100-01-01T00:00:00Z",
-            "--json",
-        ],
-    );
+    let future = replay(&["--since", "2100-01-01T00:00:00Z"]);
     assert_eq!(future[0]["replayed"], 0, "{future:?}");
     assert!(pending().await.is_empty(), "nothing was sent");
 
     for round in 0..2 {
-        let sent = dss_json(
-            &dss,
-            &[
-                "ops", "events", "replay", "--to", "notify", "--since", before, "--json",
-            ],
-        );
+        let sent = replay(&["--since", before]);
         assert_eq!(sent[0]["replayed"], 1, "{sent:?}");
         for _ in 0..3000 {
             if notify.stats().await.expect("stats").depth() == 0 && !pending().await.is_empty() {

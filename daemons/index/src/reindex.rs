@@ -13,7 +13,7 @@ use dss_shared::checkpoint::{Checkpoint, CheckpointError};
 use dss_shared::model::ObjectKey;
 use dss_shared::model::keys::Kind;
 use dss_shared::ports::{
-    BlobError, BlobStore, BucketEvent, BucketEventName, ObjectMeta, SearchError, SearchRequest,
+    BlobError, BlobStore, BucketEvent, ObjectMeta, SearchError, SearchRequest,
 };
 use dss_shared::worker::{HandlerError, Outcome};
 use futures::StreamExt;
@@ -220,14 +220,7 @@ impl Reindex {
             ) => None,
             _ => return Err("not a bundle or tombstone key".into()),
         };
-        let event = BucketEvent {
-            bucket: self.store.bucket().to_string(),
-            key: o.key.clone(),
-            size: o.size,
-            etag: o.etag.clone(),
-            event_name: BucketEventName::Created,
-            time: o.created,
-        };
+        let event = BucketEvent::created(self.store.bucket(), o);
         let (mut delay, mut attempt) = (Duration::from_millis(200), 1);
         loop {
             match self.indexer.event(event.clone()).await {

@@ -31,6 +31,11 @@ async fn stored_bundles(env: &Env) {
         .await;
 }
 
+/// A pass over replica `aws` under `prefix`.
+fn pass(env: &Env, prefix: &str) -> Reindex {
+    Reindex::new(Indexer::new(&env.d), "aws", prefix).unwrap()
+}
+
 #[tokio::test]
 async fn reindex_rebuilds_documents_and_journal_from_the_bucket() {
     let env = open().await;
@@ -44,10 +49,8 @@ async fn reindex_rebuilds_documents_and_journal_from_the_bucket() {
     assert_eq!(env.search(json!({})).await.len(), 1);
 
     let phases = Mutex::new(Vec::new());
-    let pass = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
-        .unwrap()
-        .prune();
-    let report = pass
+    let report = pass(&env, "bundles/")
+        .prune()
         .run(&|phase, _| phases.lock().unwrap().push(phase))
         .await
         .unwrap();
@@ -104,8 +107,7 @@ async fn reindex_rebuilds_documents_and_journal_from_the_bucket() {
     );
 
     // A second pass changes nothing: documents and events are not written again.
-    let again = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
-        .unwrap()
+    let again = pass(&env, "bundles/")
         .prune()
         .run(&|_, _| {})
         .await
@@ -131,8 +133,7 @@ async fn reindex_reports_stale_documents_without_pruning_and_covers_only_its_pre
         .put("aws", &format!("{U3}.{V1}"), &json!({"uuid": U3}))
         .await
         .unwrap();
-    let report = Reindex::new(Indexer::new(&env.d), "aws", &format!("bundles/{U1}"))
-        .unwrap()
+    let report = pass(&env, &format!("bundles/{U1}"))
         .run(&|_, _| {})
         .await
         .unwrap();
@@ -147,11 +148,7 @@ async fn reindex_reports_stale_documents_without_pruning_and_covers_only_its_pre
             .is_none()
     );
 
-    let all = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
-        .unwrap()
-        .run(&|_, _| {})
-        .await
-        .unwrap();
+    let all = pass(&env, "bundles/").run(&|_, _| {}).await.unwrap();
     assert_eq!((all.stale, all.removed), (1, 0), "reported, kept");
     assert!(
         env.d
@@ -184,8 +181,7 @@ async fn an_interrupted_reindex_resumes_from_its_checkpoint() {
         json!({"scope": "bundles/", "after": format!("bundles/{U1}.{V1}")}).to_string(),
     )
     .unwrap();
-    let report = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
-        .unwrap()
+    let report = pass(&env, "bundles/")
         .checkpoint(Checkpoint::new(checkpoint.clone()))
         .run(&|_, _| {})
         .await
@@ -207,8 +203,7 @@ async fn an_interrupted_reindex_resumes_from_its_checkpoint() {
 
     // Each page moves the checkpoint on.
     let seen = Mutex::new(Vec::new());
-    Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
-        .unwrap()
+    pass(&env, "bundles/")
         .checkpoint(Checkpoint::new(checkpoint.clone()))
         .page(1)
         .run(&|_, _| {
@@ -229,8 +224,7 @@ async fn an_interrupted_reindex_resumes_from_its_checkpoint() {
             .to_string(),
     )
     .unwrap();
-    let report = Reindex::new(Indexer::new(&env.d), "aws", "bundles/")
-        .unwrap()
+    let report = pass(&env, "bundles/")
         .checkpoint(Checkpoint::new(checkpoint.clone()))
         .run(&|_, _| {})
         .await

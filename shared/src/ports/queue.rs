@@ -203,6 +203,20 @@ pub struct BucketEvent {
     pub time: OffsetDateTime,
 }
 
+impl BucketEvent {
+    /// The event `bucket` emitted when the object `o` was written (to replay it).
+    pub fn created(bucket: &str, o: &super::blob::ObjectMeta) -> Self {
+        Self {
+            bucket: bucket.to_string(),
+            key: o.key.clone(),
+            size: o.size,
+            etag: o.etag.clone(),
+            event_name: BucketEventName::Created,
+            time: o.created,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
