@@ -10,6 +10,7 @@ use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
+mod client;
 mod cloud;
 mod dlq;
 mod integrity;
@@ -131,6 +132,14 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Upload a directory to a deployment as a new bundle (parallel, checksum-verified,
+    /// resumable); prints the bundle as JSON.
+    Upload(client::UploadArgs),
+    /// Download a bundle's files from a deployment (parallel, checksum-verified, resumable);
+    /// prints where they are as JSON.
+    Download(client::DownloadArgs),
+    /// Search a deployment's bundles; prints each result as a JSON line.
+    Search(client::SearchArgs),
     /// Mint a bearer token signed by this deployment's local key.
     Token {
         #[command(flatten)]
@@ -731,6 +740,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             cloud::infra_local(&cloud::open(&cfg).await?).await
         }
         Command::Queues(args) => args.run().await,
+        Command::Upload(args) => args.run().await,
+        Command::Download(args) => args.run().await,
+        Command::Search(args) => args.run().await,
         Command::Deliveries(args) => args.run().await,
         Command::Resend {
             common,

@@ -82,7 +82,7 @@ struct Report<'a> {
 
 /// Replays the events `opts` selects.
 pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
-    crate::progress::init_logging(cfg);
+    crate::progress::init_logging(&cfg.log);
     if let (Some(s), Some(u)) = (opts.since, opts.until)
         && s >= u
     {

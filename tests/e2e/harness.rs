@@ -137,7 +137,7 @@ impl Dss {
 
     /// Waits until `es_query` finds `hits` bundles in replica `aws`.
     pub async fn wait_searchable(&self, es_query: &serde_json::Value, hits: u64) {
-        for _ in 0..250 {
+        for _ in 0..3000 {
             let v: serde_json::Value = self
                 .http
                 .post(format!("{}/v1/search?replica=aws", self.base))

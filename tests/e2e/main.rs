@@ -1,8 +1,9 @@
-//! End-to-end tests: the real `dss` binary, started as a user would, driven over HTTP and by the
-//! official `hca` 7.0.1 and `dbio` 1.0.0 CLIs, with webhooks verified by requests-http-signature.
+//! End-to-end tests: the real `dss` binary, started as a user would, driven over HTTP, by its
+//! own client commands and by the official `hca` 7.0.1 and `dbio` 1.0.0 CLIs, with webhooks verified by requests-http-signature.
 
 mod aws;
 mod checkout;
+mod client;
 pub mod clis;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,439 @@
+//! Downloading a bundle: its manifest page by page, then every file in parallel through
+//! `GET /v1/files/{uuid}` (following the 302 to the bytes, waiting out a 301's `Retry-After`
+//! while the deployment prepares a copy) into `{dir}/{uuid}.{version}/{name}`, the layout of
+//! the official CLI. Bytes go to a `.part` file that a later attempt or run resumes with a
+//! `Range` request; each file's size, SHA-256, SHA-1 and CRC-32C are checked before the file
+//! takes its name.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dss_shared::checksum::MultiHasher;
+use dss_shared::model::ObjectUuid;
+use dss_shared::model::documents::valid_file_name;
+use futures::StreamExt;
+use reqwest::{Method, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use crate::api::{DssClient, shown};
+use crate::error::ClientError;
+use crate::files;
+use crate::progress::Progress;
+
+/// Longest wait between polls of a file the deployment is still preparing.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How to download.
+pub struct DownloadOptions {
+    /// The replica to read.
+    pub replica: String,
+    /// The bundle version (default: the latest).
+    pub version: Option<String>,
+    /// Files fetched at once.
+    pub concurrency: usize,
+}
+
+/// What a download wrote.
+#[derive(Debug, Serialize)]
+pub struct DownloadReport {
+    /// The bundle.
+    pub bundle_uuid: String,
+    /// Its version.
+    pub version: String,
+    /// The directory holding its files.
+    pub dir: PathBuf,
+    /// Its files.
+    pub files: Vec<DownloadedFile>,
+    /// Bytes received in this run.
+    pub bytes_received: u64,
+}
+
+/// One downloaded file.
+#[derive(Debug, Serialize)]
+pub struct DownloadedFile {
+    /// Its name in the bundle.
+    pub name: String,
+    /// The file's uuid.
+    pub uuid: String,
+    /// The file's version.
+    pub version: String,
+    /// Its size.
+    pub size: u64,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// True when a verified copy was already there (nothing fetched).
+    pub already_present: bool,
+}
+
+/// A manifest entry: what a file must be.
+struct Entry {
+    name: String,
+    uuid: String,
+    version: String,
+    size: u64,
+    sha256: String,
+    sha1: String,
+    crc32c: String,
+}
+
+impl Entry {
+    fn from_json(v: &Value) -> Result<Self, ClientError> {
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .ok_or_else(|| ClientError::Invalid(format!("a manifest entry has no '{k}': {v}")))
+        };
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::Invalid(format!("a manifest entry has no 'name': {v}")))?
+            .to_string();
+        let size = v
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ClientError::Invalid(format!("{name}: the manifest gives no size")))?;
+        Ok(Self {
+            uuid: s("uuid")?,
+            version: v
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            size,
+            sha256: s("sha256")?,
+            sha1: s("sha1")?,
+            crc32c: s("crc32c")?,
+            name,
+        })
+    }
+}
+
+/// Where `name` goes below `dir`: refused unless every part of it is a plain name.
+fn target(dir: &Path, name: &str) -> Result<PathBuf, ClientError> {
+    let plain = Path::new(name)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if !valid_file_name(name) || !plain {
+        return Err(ClientError::Invalid(format!(
+            "the manifest names a file '{name}', which cannot be written safely"
+        )));
+    }
+    Ok(dir.join(name))
+}
+
+/// Downloads bundle `bundle_uuid` into `{dir}/{uuid}.{version}/`, resuming what an earlier
+/// run left and skipping files already there and verified.
+pub async fn download_bundle(
+    client: &DssClient,
+    bundle_uuid: &str,
+    dir: &Path,
+    opts: &DownloadOptions,
+    progress: &Arc<dyn Progress>,
+) -> Result<DownloadReport, ClientError> {
+    let uuid = ObjectUuid::parse(bundle_uuid)
+        .map_err(|e| ClientError::Invalid(format!("bundle uuid '{bundle_uuid}': {e}")))?;
+    let mut query = vec![("replica", opts.replica.as_str())];
+    if let Some(v) = &opts.version {
+        query.push(("version", v));
+    }
+    let url = client.url(&format!("v1/bundles/{uuid}"), &query)?;
+    let mut version = None;
+    let mut listed = Vec::new();
+    client
+        .each_page(Method::GET, url, None, |page, files| {
+            if version.is_none() {
+                version = page
+                    .pointer("/bundle/version")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            listed.extend(files);
+            true
+        })
+        .await?;
+    let version = version
+        .ok_or_else(|| ClientError::Invalid("the bundle answer has no bundle.version".into()))?;
+    let bundle_dir = dir.join(format!("{uuid}.{version}"));
+    let entries = listed
+        .iter()
+        .map(Entry::from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    for e in &entries {
+        target(&bundle_dir, &e.name)?;
+    }
+    progress.planned(entries.len() as u64, entries.iter().map(|e| e.size).sum());
+    let received = AtomicU64::new(0);
+    let results: Vec<_> = futures::stream::iter(entries.iter())
+        .map(|e| {
+            let (bundle_dir, received) = (&bundle_dir, &received);
+            async move {
+                fetch_file(client, e, bundle_dir, &opts.replica, received, progress)
+                    .await
+                    .map_err(|err| (e.name.clone(), err))
+            }
+        })
+        .buffered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let mut files = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(f) => files.push(f),
+            Err(f) => failures.push(f),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ClientError::Partial {
+            total: entries.len(),
+            failures,
+        });
+    }
+    Ok(DownloadReport {
+        bundle_uuid: uuid.to_string(),
+        version,
+        dir: bundle_dir,
+        files,
+        bytes_received: received.into_inner(),
+    })
+}
+
+/// Which of the checks of `path`'s first `e.size` bytes, hashed into `hasher`, fail.
+fn mismatches(e: &Entry, hasher: MultiHasher) -> Vec<&'static str> {
+    let len = hasher.len();
+    let got = hasher.finish();
+    let mut bad = Vec::new();
+    if len != e.size {
+        bad.push("size");
+    }
+    if got.sha256 != e.sha256 {
+        bad.push("sha256");
+    }
+    if got.sha1 != e.sha1 {
+        bad.push("sha1");
+    }
+    if got.crc32c != e.crc32c {
+        bad.push("crc32c");
+    }
+    bad
+}
+
+/// Hashes the first `len` bytes of `path` on a blocking thread.
+async fn hash_prefix(
+    path: PathBuf,
+    size: u64,
+    len: Option<u64>,
+) -> Result<MultiHasher, ClientError> {
+    tokio::task::spawn_blocking(move || {
+        let mut h = MultiHasher::new(Some(size));
+        files::hash_into(&path, &mut h, len)?;
+        Ok(h)
+    })
+    .await
+    .map_err(|err| ClientError::Invalid(format!("hashing thread: {err}")))?
+}
+
+/// Fetches one file unless a verified copy is there.
+async fn fetch_file(
+    client: &DssClient,
+    e: &Entry,
+    bundle_dir: &Path,
+    replica: &str,
+    received: &AtomicU64,
+    progress: &Arc<dyn Progress>,
+) -> Result<DownloadedFile, ClientError> {
+    let dest = target(bundle_dir, &e.name)?;
+    let done = |already_present| DownloadedFile {
+        name: e.name.clone(),
+        uuid: e.uuid.clone(),
+        version: e.version.clone(),
+        size: e.size,
+        path: dest.clone(),
+        already_present,
+    };
+    if tokio::fs::metadata(&dest)
+        .await
+        .is_ok_and(|m| m.len() == e.size)
+        && mismatches(e, hash_prefix(dest.clone(), e.size, None).await?).is_empty()
+    {
+        progress.transferred(e.size);
+        progress.file_done(&e.name);
+        return Ok(done(true));
+    }
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|err| ClientError::io(parent, err))?;
+    }
+    let part = {
+        let mut os = dest.clone().into_os_string();
+        os.push(".part");
+        PathBuf::from(os)
+    };
+    let mut query = vec![("replica", replica)];
+    if !e.version.is_empty() {
+        query.push(("version", e.version.as_str()));
+    }
+    let url = client.url(&format!("v1/files/{}", e.uuid), &query)?;
+    let mut fresh_tried = false;
+    loop {
+        let resumed_from = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
+        let hasher = client
+            .retry(&format!("download {}", e.name), || {
+                attempt(client, &url, e, &part, received, progress)
+            })
+            .await?;
+        let bad = mismatches(e, hasher);
+        if bad.is_empty() {
+            break;
+        }
+        tokio::fs::remove_file(&part)
+            .await
+            .map_err(|err| ClientError::io(&part, err))?;
+        progress.rewound(e.size);
+        // Bytes kept from an earlier attempt may be what differs: try once from the start.
+        if resumed_from == 0 || fresh_tried {
+            return Err(ClientError::Checksum {
+                name: e.name.clone(),
+                which: bad.join(", "),
+            });
+        }
+        fresh_tried = true;
+    }
+    tokio::fs::rename(&part, &dest)
+        .await
+        .map_err(|err| ClientError::io(&dest, err))?;
+    progress.file_done(&e.name);
+    Ok(done(false))
+}
+
+/// One attempt: appends the bytes still missing to `part` and returns the hash of all of it.
+async fn attempt(
+    client: &DssClient,
+    url: &Url,
+    e: &Entry,
+    part: &Path,
+    received: &AtomicU64,
+    progress: &Arc<dyn Progress>,
+) -> Result<MultiHasher, ClientError> {
+    let mut offset = tokio::fs::metadata(part).await.map_or(0, |m| m.len());
+    if offset > e.size {
+        offset = 0;
+    }
+    let mut hasher = if offset == 0 {
+        MultiHasher::new(Some(e.size))
+    } else {
+        hash_prefix(part.to_path_buf(), e.size, Some(offset)).await?
+    };
+    progress.transferred(offset);
+    let mut counted = offset;
+    let result = async {
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(part)
+            .await
+            .map_err(|err| ClientError::io(part, err))?;
+        if offset < e.size {
+            let mut res = open_bytes(client, url, offset).await?;
+            if res.status() != StatusCode::PARTIAL_CONTENT && offset > 0 {
+                // The server sent the whole file: start the part over.
+                file.set_len(0)
+                    .await
+                    .map_err(|err| ClientError::io(part, err))?;
+                hasher = MultiHasher::new(Some(e.size));
+                progress.rewound(counted);
+                counted = 0;
+            }
+            while let Some(chunk) = res.chunk().await.map_err(|source| ClientError::Http {
+                what: format!("GET {}", shown(url)),
+                source,
+            })? {
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|err| ClientError::io(part, err))?;
+                received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                progress.transferred(chunk.len() as u64);
+                counted += chunk.len() as u64;
+                hasher.update(chunk);
+            }
+        }
+        file.sync_all()
+            .await
+            .map_err(|err| ClientError::io(part, err))?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(hasher),
+        Err(err) => {
+            progress.rewound(counted);
+            Err(err)
+        }
+    }
+}
+
+/// The answer carrying a file's bytes from `offset` on: follows the deployment's redirect to
+/// them, and waits while it answers 301 (a copy being prepared).
+async fn open_bytes(client: &DssClient, url: &Url, offset: u64) -> Result<Response, ClientError> {
+    let range = |rb: reqwest::RequestBuilder| {
+        if offset > 0 {
+            rb.header(reqwest::header::RANGE, format!("bytes={offset}-"))
+        } else {
+            rb
+        }
+    };
+    loop {
+        let res = client
+            .send(range(client.request(Method::GET, url.clone())))
+            .await?;
+        match res.status() {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => return Ok(res),
+            StatusCode::MOVED_PERMANENTLY => {
+                let wait = res
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(Duration::from_secs(5), Duration::from_secs)
+                    .clamp(Duration::from_millis(200), MAX_RETRY_AFTER);
+                tracing::info!(url = %shown(url), ?wait, "the deployment is preparing the file");
+                tokio::time::sleep(wait).await;
+            }
+            s if s.is_redirection() => {
+                let location = res
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        ClientError::Invalid(format!("{s} from {} without a Location", shown(url)))
+                    })?;
+                let to = url
+                    .join(location)
+                    .map_err(|err| ClientError::Invalid(format!("Location '{location}': {err}")))?;
+                let res = client
+                    .send(range(client.request(Method::GET, to.clone())))
+                    .await?;
+                return match res.status() {
+                    StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(res),
+                    s => Err(ClientError::Invalid(format!(
+                        "{} answered {s} instead of the file's bytes",
+                        shown(&to)
+                    ))),
+                };
+            }
+            s => {
+                return Err(ClientError::Invalid(format!(
+                    "{} answered {s} instead of the file's bytes",
+                    shown(url)
+                )));
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Local files of a transfer: checksums in one streaming pass, atomic JSON state files, and
+//! the files of a directory with their bundle names.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use dss_shared::checksum::{Checksums, MultiHasher};
+use dss_shared::model::documents::valid_file_name;
+use std::io::Read;
+
+use crate::error::ClientError;
+
+/// Read size of hashing passes.
+const CHUNK: usize = 4 * 1024 * 1024;
+
+/// The four checksums of the first `len` bytes of `path` (all of it when `None`), fed through
+/// `hasher` (so a download can go on hashing what follows).
+pub fn hash_into(
+    path: &Path,
+    hasher: &mut MultiHasher,
+    len: Option<u64>,
+) -> Result<(), ClientError> {
+    let file = std::fs::File::open(path).map_err(|e| ClientError::io(path, e))?;
+    let mut reader: Box<dyn Read> = match len {
+        Some(n) => Box::new(file.take(n)),
+        None => Box::new(file),
+    };
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = read_full(&mut reader, &mut buf).map_err(|e| ClientError::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.truncate(n);
+        hasher.update(Bytes::from(buf));
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The four checksums of `path` (of `size` bytes), computed on a blocking thread.
+pub async fn checksums(path: PathBuf, size: u64) -> Result<Checksums, ClientError> {
+    tokio::task::spawn_blocking(move || {
+        let mut h = MultiHasher::new(Some(size));
+        hash_into(&path, &mut h, None)?;
+        Ok(h.finish())
+    })
+    .await
+    .map_err(|e| ClientError::Invalid(format!("hashing thread: {e}")))?
+}
+
+/// Writes `value` as JSON to `path` atomically (temporary file, then rename).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), ClientError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| ClientError::Invalid(format!("state: {e}")))?;
+    std::fs::write(&tmp, bytes).map_err(|e| ClientError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ClientError::io(path, e))
+}
+
+/// One regular file found under a directory.
+pub struct Found {
+    /// Its bundle name: the path below the directory, `/`-separated.
+    pub name: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its modification time (nanoseconds since the epoch), to notice a changed file.
+    pub modified_ns: i128,
+}
+
+/// The regular files under `dir` (recursively, following symbolic links, skipping hidden
+/// entries), sorted by name.
+pub fn walk(dir: &Path) -> Result<Vec<Found>, ClientError> {
+    let mut found = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = pending.pop() {
+        let entries = std::fs::read_dir(&at).map_err(|e| ClientError::io(&at, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ClientError::io(&at, e))?;
+            let path = entry.path();
+            let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+                return Err(ClientError::Invalid(format!(
+                    "{}: the name is not UTF-8",
+                    path.display()
+                )));
+            };
+            if file_name.starts_with('.') {
+                continue;
+            }
+            let name = format!("{prefix}{file_name}");
+            let meta = std::fs::metadata(&path).map_err(|e| ClientError::io(&path, e))?;
+            if meta.is_dir() {
+                pending.push((path, format!("{name}/")));
+            } else if meta.is_file() {
+                if !valid_file_name(&name) {
+                    return Err(ClientError::Invalid(format!(
+                        "'{name}' cannot be a bundle file name"
+                    )));
+                }
+                let modified_ns = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128);
+                found.push(Found {
+                    name,
+                    path,
+                    size: meta.len(),
+                    modified_ns,
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}

@@ -1,0 +1,16 @@
+//! HTTP client of a DSS deployment (ours or one compatible with the original API): upload a
+//! directory as a bundle, download a bundle, search. Transfers run in parallel, verify checksums
+//! and resume where an interrupted run stopped.
+
+mod api;
+pub mod download;
+mod error;
+mod files;
+mod paging;
+pub mod progress;
+pub mod search;
+pub mod upload;
+
+pub use api::DssClient;
+pub use error::ClientError;
+pub use progress::Progress;

@@ -1,0 +1,364 @@
+//! Uploading a directory as a new bundle. Each file is streamed to
+//! `PUT /v1/files/{uuid}/content` with its four checksums declared, so the deployment refuses
+//! bytes that arrive different; then `PUT /v1/bundles/{uuid}` registers the bundle. A state file
+//! records every file the deployment has confirmed: running the same upload again after an
+//! interruption sends only the files still missing, into the same bundle.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dss_shared::checksum::Checksums;
+use dss_shared::model::{DssVersion, ObjectUuid};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::api::DssClient;
+use crate::error::ClientError;
+use crate::files::{self, Found};
+use crate::progress::Progress;
+
+/// How to upload.
+pub struct UploadOptions {
+    /// The replica to upload to.
+    pub replica: String,
+    /// Files sent at once.
+    pub concurrency: usize,
+    /// Where resume state is kept (one file per directory, replica and deployment); `None`
+    /// keeps none.
+    pub state_dir: Option<PathBuf>,
+    /// The `creator_uid` recorded with the files and the bundle.
+    pub creator_uid: i64,
+}
+
+/// What an upload produced.
+#[derive(Debug, Serialize)]
+pub struct UploadReport {
+    /// The new bundle.
+    pub bundle_uuid: String,
+    /// Its version.
+    pub version: String,
+    /// Its files, by name.
+    pub files: Vec<UploadedFile>,
+    /// Bytes sent in this run (files confirmed by an earlier run are not sent again).
+    pub bytes_sent: u64,
+}
+
+/// One uploaded file.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadedFile {
+    /// Its name in the bundle.
+    pub name: String,
+    /// The file's uuid.
+    pub uuid: String,
+    /// The file's version.
+    pub version: String,
+    /// Its size.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// True when an earlier, interrupted run had already uploaded it.
+    pub resumed: bool,
+}
+
+/// The resume state of one directory's upload.
+#[derive(Serialize, Deserialize)]
+struct State {
+    bundle_uuid: String,
+    version: String,
+    files: BTreeMap<String, FileState>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct FileState {
+    uuid: String,
+    version: String,
+    size: u64,
+    modified_ns: i128,
+    sha256: Option<String>,
+    done: bool,
+}
+
+/// The state file of uploading `src` to `replica` of the deployment at `base`.
+fn state_path(dir: &Path, base: &str, replica: &str, src: &Path) -> PathBuf {
+    let mut h = Sha256::new();
+    for part in [base, replica, &src.display().to_string()] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    dir.join(format!("upload-{}.json", &hex::encode(h.finalize())[..16]))
+}
+
+fn now_version() -> DssVersion {
+    DssVersion::from_datetime(time::OffsetDateTime::now_utc())
+}
+
+/// Brings the saved state (if any) up to date with what `found` holds: files changed since
+/// get a new version and are sent again; files gone are dropped.
+fn plan(saved: Option<State>, found: &[Found]) -> State {
+    let mut state = saved.unwrap_or_else(|| State {
+        bundle_uuid: ObjectUuid::new_v4().to_string(),
+        version: now_version().to_string(),
+        files: BTreeMap::new(),
+    });
+    let version = now_version().to_string();
+    let mut files = BTreeMap::new();
+    for f in found {
+        let entry = match state.files.remove(&f.name) {
+            Some(s) if s.size == f.size && s.modified_ns == f.modified_ns => s,
+            previous => FileState {
+                uuid: previous.map_or_else(|| ObjectUuid::new_v4().to_string(), |p| p.uuid),
+                version: version.clone(),
+                size: f.size,
+                modified_ns: f.modified_ns,
+                sha256: None,
+                done: false,
+            },
+        };
+        files.insert(f.name.clone(), entry);
+    }
+    state.files = files;
+    state
+}
+
+/// Uploads every regular file under `src` (recursively; hidden entries skipped) as one new
+/// bundle, resuming an interrupted upload of the same directory.
+pub async fn upload_dir(
+    client: &DssClient,
+    src: &Path,
+    opts: &UploadOptions,
+    progress: &Arc<dyn Progress>,
+) -> Result<UploadReport, ClientError> {
+    let src = src.canonicalize().map_err(|e| ClientError::io(src, e))?;
+    let found = {
+        let src = src.clone();
+        tokio::task::spawn_blocking(move || files::walk(&src))
+            .await
+            .map_err(|e| ClientError::Invalid(format!("listing thread: {e}")))??
+    };
+    if found.is_empty() {
+        return Err(ClientError::Invalid(format!(
+            "{} holds no files to upload",
+            src.display()
+        )));
+    }
+    let state_file = opts.state_dir.as_ref().map(|d| {
+        state_path(
+            d,
+            client
+                .url("", &[])
+                .map_or_else(|_| String::new(), |u| u.to_string())
+                .as_str(),
+            &opts.replica,
+            &src,
+        )
+    });
+    let saved = match &state_file {
+        Some(p) if p.exists() => {
+            let bytes = std::fs::read(p).map_err(|e| ClientError::io(p, e))?;
+            match serde_json::from_slice::<State>(&bytes) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "ignoring an unreadable upload state file");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let state = plan(saved, &found);
+    if let Some(p) = &state_file {
+        files::write_json(p, &state)?;
+    }
+    progress.planned(found.len() as u64, found.iter().map(|f| f.size).sum());
+    let state = Mutex::new(state);
+    let sent = AtomicU64::new(0);
+    let results: Vec<Result<UploadedFile, (String, ClientError)>> =
+        futures::stream::iter(found.iter())
+            .map(|f| {
+                let (state, sent, state_file) = (&state, &sent, &state_file);
+                async move {
+                    upload_one(
+                        client,
+                        f,
+                        opts,
+                        state,
+                        state_file.as_deref(),
+                        sent,
+                        progress,
+                    )
+                    .await
+                    .map_err(|e| (f.name.clone(), e))
+                }
+            })
+            .buffered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut uploaded = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(u) => uploaded.push(u),
+            Err(f) => failures.push(f),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ClientError::Partial {
+            total: found.len(),
+            failures,
+        });
+    }
+    let (bundle_uuid, version) = {
+        let s = state.lock().unwrap_or_else(|p| p.into_inner());
+        (s.bundle_uuid.clone(), s.version.clone())
+    };
+    let body = json!({
+        "creator_uid": opts.creator_uid,
+        "files": uploaded.iter().map(|f| json!({
+            "indexed": f.name.ends_with(".json"),
+            "name": f.name,
+            "uuid": f.uuid,
+            "version": f.version,
+        })).collect::<Vec<_>>(),
+    });
+    let url = client.url(
+        &format!("v1/bundles/{bundle_uuid}"),
+        &[("version", &version), ("replica", &opts.replica)],
+    )?;
+    let (_, _, answer) = client.json(Method::PUT, &url, Some(&body)).await?;
+    let version = answer
+        .get("version")
+        .and_then(Value::as_str)
+        .map_or(version, str::to_string);
+    if let Some(p) = &state_file
+        && let Err(e) = std::fs::remove_file(p)
+    {
+        tracing::warn!(path = %p.display(), error = %e, "could not remove the upload state file");
+    }
+    Ok(UploadReport {
+        bundle_uuid,
+        version,
+        files: uploaded,
+        bytes_sent: sent.into_inner(),
+    })
+}
+
+/// Sends one file unless an earlier run did; records it as done.
+async fn upload_one(
+    client: &DssClient,
+    f: &Found,
+    opts: &UploadOptions,
+    state: &Mutex<State>,
+    state_file: Option<&Path>,
+    sent: &AtomicU64,
+    progress: &Arc<dyn Progress>,
+) -> Result<UploadedFile, ClientError> {
+    let entry = {
+        let s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.files
+            .get(&f.name)
+            .cloned()
+            .ok_or_else(|| ClientError::Invalid(format!("{}: not planned", f.name)))?
+    };
+    let done = |sha256: String, resumed: bool| UploadedFile {
+        name: f.name.clone(),
+        uuid: entry.uuid.clone(),
+        version: entry.version.clone(),
+        size: f.size,
+        sha256,
+        resumed,
+    };
+    if entry.done
+        && let Some(sha) = &entry.sha256
+    {
+        progress.transferred(f.size);
+        progress.file_done(&f.name);
+        return Ok(done(sha.clone(), true));
+    }
+    let sums = files::checksums(f.path.clone(), f.size).await?;
+    let url = client.url(
+        &format!("v1/files/{}/content", entry.uuid),
+        &[("version", &entry.version), ("replica", &opts.replica)],
+    )?;
+    let content_type = mime_guess::from_path(&f.path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    client
+        .retry(&format!("upload {}", f.name), || {
+            send_file(
+                client,
+                &url,
+                f,
+                &sums,
+                content_type,
+                opts.creator_uid,
+                sent,
+                progress,
+            )
+        })
+        .await?;
+    progress.file_done(&f.name);
+    {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = s.files.get_mut(&f.name) {
+            e.done = true;
+            e.sha256 = Some(sums.sha256.clone());
+        }
+        if let Some(p) = state_file {
+            files::write_json(p, &*s)?;
+        }
+    }
+    Ok(done(sums.sha256, false))
+}
+
+/// One attempt at streaming `f` to `url`, reporting bytes as they go (taken back on failure).
+#[allow(clippy::too_many_arguments)]
+async fn send_file(
+    client: &DssClient,
+    url: &url::Url,
+    f: &Found,
+    sums: &Checksums,
+    content_type: &str,
+    creator_uid: i64,
+    sent: &AtomicU64,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), ClientError> {
+    let file = tokio::fs::File::open(&f.path)
+        .await
+        .map_err(|e| ClientError::io(&f.path, e))?;
+    let streamed = Arc::new(AtomicU64::new(0));
+    let (counted, shown) = (streamed.clone(), progress.clone());
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| {
+            counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            shown.transferred(chunk.len() as u64);
+        });
+    let rb = client
+        .request(Method::PUT, url.clone())
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .header(reqwest::header::CONTENT_LENGTH, f.size)
+        .header("x-dss-sha256", &sums.sha256)
+        .header("x-dss-sha1", &sums.sha1)
+        .header("x-dss-s3-etag", &sums.s3_etag)
+        .header("x-dss-crc32c", &sums.crc32c)
+        .header("x-dss-creator-uid", creator_uid)
+        .body(reqwest::Body::wrap_stream(stream));
+    let result = client.send(rb).await;
+    let streamed = streamed.load(Ordering::Relaxed);
+    match result {
+        Ok(_) => {
+            sent.fetch_add(streamed, Ordering::Relaxed);
+            // The deployment may answer before the whole body when it already holds the bytes.
+            progress.transferred(f.size.saturating_sub(streamed));
+            Ok(())
+        }
+        Err(e) => {
+            progress.rewound(streamed);
+            Err(e)
+        }
+    }
+}

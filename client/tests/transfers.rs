@@ -1,0 +1,373 @@
+//! `upload_dir`, `download_bundle` against a real API server on a random port (the embedded
+//! default): round trip, verification, and resuming after interruptions.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dss_api::auth::LocalIssuer;
+use dss_client::download::{DownloadOptions, download_bundle};
+use dss_client::upload::{UploadOptions, upload_dir};
+use dss_client::{ClientError, DssClient, Progress};
+use dss_shared::config::Config;
+use dss_shared::deployment::Deployment;
+
+/// The largest upload the test server accepts.
+const MAX_UPLOAD: u64 = 1_000_000;
+
+struct Server {
+    base: String,
+    token: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let toml = format!(
+        "data_dir = \"{}\"\n[api]\nlisten = \"{addr}\"\nmax_upload = {MAX_UPLOAD}\n",
+        dir.path().display()
+    );
+    let cfg = Config::from_toml(&toml).unwrap();
+    let local = LocalIssuer::load_or_create(&cfg.data_dir.join("keys")).unwrap();
+    let token = local
+        .mint("user@example.org", "dbio", false, 3600, &cfg.auth)
+        .unwrap();
+    let deployment = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
+    let state = dss_api::state(deployment, Some(&local)).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dss_api::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    Server {
+        base: format!("http://{addr}/v1"),
+        token,
+        _dir: dir,
+        _stop: tx,
+    }
+}
+
+/// Counts what a transfer reports.
+#[derive(Default)]
+struct Tally {
+    planned_bytes: AtomicU64,
+    bytes: AtomicU64,
+    files: AtomicU64,
+}
+
+impl Progress for Tally {
+    fn planned(&self, _files: u64, bytes: u64) {
+        self.planned_bytes.store(bytes, Ordering::Relaxed);
+    }
+    fn transferred(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn rewound(&self, bytes: u64) {
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+    fn file_done(&self, _name: &str) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn tally() -> (Arc<Tally>, Arc<dyn Progress>) {
+    let t = Arc::new(Tally::default());
+    let p: Arc<dyn Progress> = t.clone();
+    (t, p)
+}
+
+/// A directory of files: `(name, bytes)`.
+fn tree(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, data) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    dir
+}
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn upload_opts(state_dir: Option<&Path>) -> UploadOptions {
+    UploadOptions {
+        replica: "aws".into(),
+        concurrency: 4,
+        state_dir: state_dir.map(Path::to_path_buf),
+        creator_uid: 7,
+    }
+}
+
+fn download_opts() -> DownloadOptions {
+    DownloadOptions {
+        replica: "aws".into(),
+        version: None,
+        concurrency: 4,
+    }
+}
+
+#[tokio::test]
+async fn a_directory_uploads_as_one_bundle_and_downloads_byte_for_byte() {
+    let s = start().await;
+    let client = DssClient::new(&s.base, Some(s.token.clone())).unwrap();
+    let files = [
+        ("metadata.json", br#"{"donor": {"id": 1}}"#.to_vec()),
+        ("reads/r1.fastq", bytes(300_000, 1)),
+        ("reads/r2.fastq", bytes(200_001, 2)),
+        ("empty.txt", Vec::new()),
+        (".hidden", b"not uploaded".to_vec()),
+    ];
+    let src = tree(&files);
+    let (up, progress) = tally();
+    let report = upload_dir(&client, src.path(), &upload_opts(None), &progress)
+        .await
+        .unwrap();
+    let names: Vec<&str> = report.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "empty.txt",
+            "metadata.json",
+            "reads/r1.fastq",
+            "reads/r2.fastq"
+        ]
+    );
+    let total: u64 = files[..4].iter().map(|(_, d)| d.len() as u64).sum();
+    assert_eq!(report.bytes_sent, total);
+    assert_eq!(up.bytes.load(Ordering::Relaxed), total);
+    assert_eq!(up.files.load(Ordering::Relaxed), 4);
+
+    let out = tempfile::tempdir().unwrap();
+    let (down, progress) = tally();
+    let got = download_bundle(
+        &client,
+        &report.bundle_uuid,
+        out.path(),
+        &download_opts(),
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.version, report.version);
+    assert_eq!(
+        got.dir,
+        out.path()
+            .join(format!("{}.{}", report.bundle_uuid, report.version))
+    );
+    for (name, data) in &files[..4] {
+        assert!(
+            &std::fs::read(got.dir.join(name)).unwrap() == data,
+            "{name}"
+        );
+    }
+    assert!(!got.dir.join(".hidden").exists());
+    assert_eq!(got.bytes_received, total);
+    assert_eq!(down.planned_bytes.load(Ordering::Relaxed), total);
+    assert_eq!(down.bytes.load(Ordering::Relaxed), total);
+
+    // Again: everything is there and verified, nothing is fetched.
+    let again = download_bundle(
+        &client,
+        &report.bundle_uuid,
+        out.path(),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.bytes_received, 0);
+    assert!(again.files.iter().all(|f| f.already_present));
+
+    // A damaged local copy is noticed and fetched again.
+    std::fs::write(got.dir.join("reads/r1.fastq"), bytes(300_000, 9)).unwrap();
+    let repaired = download_bundle(
+        &client,
+        &report.bundle_uuid,
+        out.path(),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(repaired.bytes_received, 300_000);
+    assert!(std::fs::read(got.dir.join("reads/r1.fastq")).unwrap() == files[1].1);
+}
+
+#[tokio::test]
+async fn an_interrupted_download_resumes_from_its_part_file() {
+    let s = start().await;
+    let client = DssClient::new(&s.base, Some(s.token.clone())).unwrap();
+    let data = bytes(400_000, 3);
+    let src = tree(&[("big.bin", data.clone())]);
+    let report = upload_dir(&client, src.path(), &upload_opts(None), &tally().1)
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out
+        .path()
+        .join(format!("{}.{}", report.bundle_uuid, report.version));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big.bin.part"), &data[..150_000]).unwrap();
+    let got = download_bundle(
+        &client,
+        &report.bundle_uuid,
+        out.path(),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got.bytes_received, 250_000,
+        "only the missing range is fetched"
+    );
+    assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
+    assert!(!dir.join("big.bin.part").exists());
+
+    // A part file holding wrong bytes: the check fails, and one fresh try repairs it.
+    std::fs::remove_file(dir.join("big.bin")).unwrap();
+    std::fs::write(dir.join("big.bin.part"), bytes(150_000, 4)).unwrap();
+    let got = download_bundle(
+        &client,
+        &report.bundle_uuid,
+        out.path(),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.bytes_received, 250_000 + 400_000);
+    assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_resumes_into_the_same_bundle_sending_only_what_is_missing() {
+    let s = start().await;
+    let client = DssClient::new(&s.base, Some(s.token.clone())).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let small = [("a.txt", bytes(1000, 5)), ("b.txt", bytes(2000, 6))];
+    let src = tree(&[
+        ("a.txt", small[0].1.clone()),
+        ("b.txt", small[1].1.clone()),
+        ("too-big.bin", bytes(MAX_UPLOAD as usize + 1, 7)),
+    ]);
+    let err = upload_dir(
+        &client,
+        src.path(),
+        &upload_opts(Some(state.path())),
+        &tally().1,
+    )
+    .await
+    .unwrap_err();
+    let ClientError::Partial { total, failures } = &err else {
+        panic!("expected a partial failure, got {err}");
+    };
+    assert_eq!(*total, 3);
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "too-big.bin");
+    assert!(
+        matches!(failures[0].1, ClientError::Api { status: 413, .. }),
+        "{}",
+        failures[0].1
+    );
+    assert_eq!(
+        std::fs::read_dir(state.path()).unwrap().count(),
+        1,
+        "state kept"
+    );
+
+    // The user fixes the file and runs the same upload again.
+    std::fs::write(src.path().join("too-big.bin"), bytes(5000, 8)).unwrap();
+    let report = upload_dir(
+        &client,
+        src.path(),
+        &upload_opts(Some(state.path())),
+        &tally().1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.bytes_sent, 5000, "only the missing file is sent");
+    let resumed: Vec<(&str, bool)> = report
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.resumed))
+        .collect();
+    assert_eq!(
+        resumed,
+        [("a.txt", true), ("b.txt", true), ("too-big.bin", false)]
+    );
+    assert_eq!(
+        std::fs::read_dir(state.path()).unwrap().count(),
+        0,
+        "state removed once the bundle exists"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let got = download_bundle(
+        &client,
+        &report.bundle_uuid,
+        out.path(),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap();
+    assert!(std::fs::read(got.dir.join("a.txt")).unwrap() == small[0].1);
+    assert!(std::fs::read(got.dir.join("too-big.bin")).unwrap() == bytes(5000, 8));
+}
+
+#[tokio::test]
+async fn errors_name_the_cause_in_the_api_error_format() {
+    let s = start().await;
+    let src = tree(&[("a.txt", b"a".to_vec())]);
+    let anonymous = DssClient::new(&s.base, None).unwrap();
+    let err = upload_dir(&anonymous, src.path(), &upload_opts(None), &tally().1)
+        .await
+        .unwrap_err();
+    let ClientError::Partial { failures, .. } = &err else {
+        panic!("expected the file to fail, got {err}");
+    };
+    assert!(
+        matches!(&failures[0].1, ClientError::Api { status: 401, .. }),
+        "{}",
+        failures[0].1
+    );
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let err = download_bundle(
+        &anonymous,
+        &missing,
+        tempfile::tempdir().unwrap().path(),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap_err();
+    match err {
+        ClientError::Api { status, code, .. } => {
+            assert_eq!((status, code.as_str()), (404, "not_found"))
+        }
+        other => panic!("expected 404, got {other}"),
+    }
+    let err = download_bundle(
+        &anonymous,
+        "not-a-uuid",
+        Path::new("."),
+        &download_opts(),
+        &tally().1,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Invalid(_)), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let err = upload_dir(&anonymous, empty.path(), &upload_opts(None), &tally().1)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("holds no files"), "{err}");
+    assert!(DssClient::new("ftp://example.org", None).is_err());
+}
