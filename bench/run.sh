@@ -6,7 +6,8 @@
 # `--checkout-only` only the bundle checkout rows (DSS_BENCH_CHECKOUT_CONCURRENCY sets
 # checkout.concurrency for them; default 8, the deployment default); `--sync-only` only the
 # replication rows (against rclone); `--clouds-only` only the S3 → GCS copy row (against rclone,
-# on moto and fake-gcs-server, which this script installs and starts).
+# on moto and fake-gcs-server, which this script installs and starts); `--clients-only` only the
+# `dss upload|download|search` rows (against the official hca CLI, which this script installs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in wrk rclone; do
@@ -19,17 +20,24 @@ if [ ! -x .tools/osmem-venv/bin/python ]; then
   python3 -m venv .tools/osmem-venv
 fi
 .tools/osmem-venv/bin/pip install -q 'osmem-server==0.1.6'
-# The cloud row (the full run or --clouds-only) copies between emulators; other modes need none.
+# The cloud row copies between emulators (moto, fake-gcs-server); the client rows stage the hca
+# CLI's uploads on moto. Other modes need neither.
 case " $* " in
-  *" --"*"-only "*) [[ " $* " == *" --clouds-only "* ]] && clouds=1 || clouds=0 ;;
-  *) clouds=1 ;;
+  *" --"*"-only "*) [[ " $* " == *" --clouds-only "* ]] && clouds=1 || clouds=0
+                   [[ " $* " == *" --clients-only "* ]] && clients=1 || clients=0 ;;
+  *) clouds=1; clients=1 ;;
 esac
-if [ "$clouds" = 1 ]; then
+if [ "$clouds" = 1 ] || [ "$clients" = 1 ]; then
   bash infra/local/install-test-tools.sh
+fi
+if [ "$clouds" = 1 ] || [ "$clients" = 1 ]; then
   source infra/local/services.sh
   start_moto
+  export DSS_BENCH_AWS_URL="$MOTO_URL"
+fi
+if [ "$clouds" = 1 ]; then
   start_fake_gcs
-  export DSS_BENCH_AWS_URL="$MOTO_URL" DSS_BENCH_GCS_URL="$FAKE_GCS_URL"
+  export DSS_BENCH_GCS_URL="$FAKE_GCS_URL"
 fi
 cargo build --release --locked -p dss -p dss-bench
 # Not exec: the emulators are stopped when this shell exits.

@@ -21,6 +21,7 @@ use dss_shared::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
 use futures::StreamExt;
 
 mod checkout;
+mod clients;
 mod clouds;
 mod downloads;
 mod notify;
@@ -418,6 +419,10 @@ async fn main() -> Result<()> {
         print_table(sync::run(work.path(), quick).await?);
         return Ok(());
     }
+    if args.iter().any(|a| a == "--clients-only") {
+        print_table(clients::run(&dss, work.path(), quick).await?);
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--notify-only") {
         print_table(notify::run(&dss, work.path(), quick, &http).await?);
         return Ok(());
@@ -533,6 +538,7 @@ async fn main() -> Result<()> {
     rows.extend(checkout::run(&dss, work.path(), quick).await?);
     rows.extend(sync::run(work.path(), quick).await?);
     rows.extend(clouds::run(quick).await?);
+    rows.extend(clients::run(&dss, work.path(), quick).await?);
     print_table(rows);
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dss_shared::checksum::MultiHasher;
 use dss_shared::model::ObjectUuid;
 use dss_shared::model::documents::valid_file_name;
 use futures::StreamExt;
@@ -24,6 +23,13 @@ use crate::api::{DssClient, shown};
 use crate::error::ClientError;
 use crate::files;
 use crate::progress::Progress;
+use crate::verify::Verifier;
+
+/// The name of the manifest file in a downloaded bundle's directory.
+const MANIFEST: &str = "bundle.json";
+
+/// Bytes gathered before each write to a part file.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// Longest wait between polls of a file the deployment is still preparing.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -47,6 +53,9 @@ pub struct DownloadReport {
     pub version: String,
     /// The directory holding its files.
     pub dir: PathBuf,
+    /// The bundle's manifest, written as `bundle.json` in `dir` (absent when the bundle has a
+    /// file of that name).
+    pub manifest: Option<PathBuf>,
     /// Its files.
     pub files: Vec<DownloadedFile>,
     /// Bytes received in this run.
@@ -143,22 +152,25 @@ pub async fn download_bundle(
         query.push(("version", v));
     }
     let url = client.url(&format!("v1/bundles/{uuid}"), &query)?;
-    let mut version = None;
+    let mut bundle = None;
     let mut listed = Vec::new();
     client
         .each_page(Method::GET, url, None, |page, files| {
-            if version.is_none() {
-                version = page
-                    .pointer("/bundle/version")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+            if bundle.is_none() {
+                bundle = page.get("bundle").cloned();
             }
             listed.extend(files);
             true
         })
         .await?;
-    let version = version
-        .ok_or_else(|| ClientError::Invalid("the bundle answer has no bundle.version".into()))?;
+    let mut bundle = bundle
+        .filter(Value::is_object)
+        .ok_or_else(|| ClientError::Invalid("the bundle answer has no bundle".into()))?;
+    let version = bundle
+        .get("version")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ClientError::Invalid("the bundle answer has no bundle.version".into()))?
+        .to_string();
     let bundle_dir = dir.join(format!("{uuid}.{version}"));
     let entries = listed
         .iter()
@@ -195,21 +207,28 @@ pub async fn download_bundle(
             failures,
         });
     }
+    // The manifest as a file beside the bundle's files, as the official CLI writes it (unless
+    // the bundle has a file of that name).
+    let manifest = (!entries.iter().any(|e| e.name == MANIFEST)).then(|| bundle_dir.join(MANIFEST));
+    if let Some(path) = &manifest {
+        bundle["files"] = Value::Array(listed);
+        files::write_json(path, &serde_json::json!({ "bundle": bundle }))?;
+    }
     Ok(DownloadReport {
         bundle_uuid: uuid.to_string(),
         version,
         dir: bundle_dir,
+        manifest,
         files,
         bytes_received: received.into_inner(),
     })
 }
 
-/// Which of the checks of `path`'s first `e.size` bytes, hashed into `hasher`, fail.
-fn mismatches(e: &Entry, hasher: MultiHasher) -> Vec<&'static str> {
-    let len = hasher.len();
+/// Which of `e`'s checks the bytes hashed into `hasher` fail.
+fn mismatches(e: &Entry, hasher: Verifier) -> Vec<&'static str> {
     let got = hasher.finish();
     let mut bad = Vec::new();
-    if len != e.size {
+    if got.len != e.size {
         bad.push("size");
     }
     if got.sha256 != e.sha256 {
@@ -225,13 +244,9 @@ fn mismatches(e: &Entry, hasher: MultiHasher) -> Vec<&'static str> {
 }
 
 /// Hashes the first `len` bytes of `path` on a blocking thread.
-async fn hash_prefix(
-    path: PathBuf,
-    size: u64,
-    len: Option<u64>,
-) -> Result<MultiHasher, ClientError> {
+async fn hash_prefix(path: PathBuf, len: Option<u64>) -> Result<Verifier, ClientError> {
     tokio::task::spawn_blocking(move || {
-        let mut h = MultiHasher::new(Some(size));
+        let mut h = Verifier::new();
         files::hash_into(&path, &mut h, len)?;
         Ok(h)
     })
@@ -260,7 +275,7 @@ async fn fetch_file(
     if tokio::fs::metadata(&dest)
         .await
         .is_ok_and(|m| m.len() == e.size)
-        && mismatches(e, hash_prefix(dest.clone(), e.size, None).await?).is_empty()
+        && mismatches(e, hash_prefix(dest.clone(), None).await?).is_empty()
     {
         progress.transferred(e.size);
         progress.file_done(&e.name);
@@ -321,33 +336,36 @@ async fn attempt(
     part: &Path,
     received: &AtomicU64,
     progress: &Arc<dyn Progress>,
-) -> Result<MultiHasher, ClientError> {
+) -> Result<Verifier, ClientError> {
     let mut offset = tokio::fs::metadata(part).await.map_or(0, |m| m.len());
     if offset > e.size {
         offset = 0;
     }
     let mut hasher = if offset == 0 {
-        MultiHasher::new(Some(e.size))
+        Verifier::new()
     } else {
-        hash_prefix(part.to_path_buf(), e.size, Some(offset)).await?
+        hash_prefix(part.to_path_buf(), Some(offset)).await?
     };
     progress.transferred(offset);
     let mut counted = offset;
     let result = async {
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(part)
             .await
             .map_err(|err| ClientError::io(part, err))?;
+        // Large writes: each write of a tokio file is a trip to a blocking thread.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         if offset < e.size {
             let mut res = open_bytes(client, url, offset).await?;
             if res.status() != StatusCode::PARTIAL_CONTENT && offset > 0 {
                 // The server sent the whole file: start the part over.
-                file.set_len(0)
+                file.get_ref()
+                    .set_len(0)
                     .await
                     .map_err(|err| ClientError::io(part, err))?;
-                hasher = MultiHasher::new(Some(e.size));
+                hasher = Verifier::new();
                 progress.rewound(counted);
                 counted = 0;
             }
@@ -361,10 +379,14 @@ async fn attempt(
                 received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 progress.transferred(chunk.len() as u64);
                 counted += chunk.len() as u64;
-                hasher.update(chunk);
+                hasher.update(&chunk);
             }
         }
-        file.sync_all()
+        file.flush()
+            .await
+            .map_err(|err| ClientError::io(part, err))?;
+        file.get_ref()
+            .sync_all()
             .await
             .map_err(|err| ClientError::io(part, err))?;
         Ok(())

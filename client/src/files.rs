@@ -13,13 +13,21 @@ use crate::error::ClientError;
 /// Read size of hashing passes.
 const CHUNK: usize = 4 * 1024 * 1024;
 
-/// The four checksums of the first `len` bytes of `path` (all of it when `None`), fed through
-/// `hasher` (so a download can go on hashing what follows).
-pub fn hash_into(
-    path: &Path,
-    hasher: &mut MultiHasher,
-    len: Option<u64>,
-) -> Result<(), ClientError> {
+/// Something fed with a file's bytes in order.
+pub trait Feed {
+    /// The next chunk.
+    fn feed(&mut self, chunk: Bytes);
+}
+
+impl Feed for MultiHasher {
+    fn feed(&mut self, chunk: Bytes) {
+        self.update(chunk);
+    }
+}
+
+/// Feeds the first `len` bytes of `path` (all of it when `None`) to `hasher` (so a download can
+/// go on hashing what follows).
+pub fn hash_into(path: &Path, hasher: &mut impl Feed, len: Option<u64>) -> Result<(), ClientError> {
     let file = std::fs::File::open(path).map_err(|e| ClientError::io(path, e))?;
     let mut reader: Box<dyn Read> = match len {
         Some(n) => Box::new(file.take(n)),
@@ -32,7 +40,7 @@ pub fn hash_into(
             return Ok(());
         }
         buf.truncate(n);
-        hasher.update(Bytes::from(buf));
+        hasher.feed(Bytes::from(buf));
     }
 }
 
@@ -65,7 +73,9 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Clie
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| ClientError::io(dir, e))?;
     }
-    let tmp = path.with_extension("json.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| ClientError::Invalid(format!("state: {e}")))?;
     std::fs::write(&tmp, bytes).map_err(|e| ClientError::io(&tmp, e))?;

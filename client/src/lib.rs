@@ -10,6 +10,7 @@ mod paging;
 pub mod progress;
 pub mod search;
 pub mod upload;
+mod verify;
 
 pub use api::DssClient;
 pub use error::ClientError;

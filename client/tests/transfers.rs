@@ -167,6 +167,17 @@ async fn a_directory_uploads_as_one_bundle_and_downloads_byte_for_byte() {
         );
     }
     assert!(!got.dir.join(".hidden").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(got.dir.join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(manifest["bundle"]["uuid"], report.bundle_uuid.as_str());
+    assert_eq!(
+        manifest["bundle"]["files"].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(
+        got.manifest.as_deref(),
+        Some(got.dir.join("bundle.json").as_path())
+    );
     assert_eq!(got.bytes_received, total);
     assert_eq!(down.planned_bytes.load(Ordering::Relaxed), total);
     assert_eq!(down.bytes.load(Ordering::Relaxed), total);
