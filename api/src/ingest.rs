@@ -14,7 +14,7 @@ use dss_shared::deployment::{Deployment, INGEST_QUEUE, Replica};
 use dss_shared::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use dss_shared::ports::{BlobError, BlobStore, Message, PutOptions, QueueError, Staging, Verify};
 use dss_shared::transfer::transfer;
-use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
+use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -291,12 +291,9 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
     cfg.concurrency = 4;
     cfg.batch_size = 4;
     cfg.visibility = Duration::from_secs(120);
-    let worker = Worker::new(
-        deployment.queue(INGEST_QUEUE).await?,
-        Arc::new(Ingester::new(deployment)),
-        cfg,
-    );
-    deployment.metrics.track("ingest", worker.metrics());
+    let worker = deployment
+        .worker(INGEST_QUEUE, Arc::new(Ingester::new(deployment)), cfg)
+        .await?;
     worker.run(shutdown).await;
     Ok(())
 }

@@ -449,6 +449,21 @@ impl Deployment {
         Ok(opened().entry(name.to_string()).or_insert(q).clone())
     }
 
+    /// A worker running `handler` over daemon queue `queue`, reporting its counters and the
+    /// depths of the queue and of its dead-letter queue under `cfg.name`.
+    pub async fn worker(
+        &self,
+        queue: &str,
+        handler: Arc<dyn crate::worker::Handler>,
+        cfg: crate::worker::WorkerConfig,
+    ) -> Result<crate::worker::Worker, QueueError> {
+        let name = cfg.name.clone();
+        let worker = crate::worker::Worker::new(self.queue(queue).await?, handler, cfg)
+            .with_dead_letters(self.queue(&format!("{queue}-dlq")).await?);
+        self.metrics.track(&name, worker.metrics());
+        Ok(worker)
+    }
+
     /// Whether `name` must not be a checkout destination: it names a replica's main bucket
     /// (or its directory), where checkout files would mix with the stored objects.
     pub fn is_main_bucket(&self, name: &str) -> bool {

@@ -122,6 +122,12 @@ const WORKER_METRICS: &[WorkerMetric] = &[
         MetricType::Gauge,
         |s| s.oldest_age_ms as f64 / 1000.0,
     ),
+    (
+        "dss_dead_letter_queue_depth",
+        "Letters in the worker's dead-letter queue at the last refresh.",
+        MetricType::Gauge,
+        |s| s.dead_letter_depth as f64,
+    ),
 ];
 
 impl Collector for Workers {

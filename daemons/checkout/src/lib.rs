@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
 use dss_shared::ports::Queue;
-use dss_shared::worker::{Backoff, Worker, WorkerConfig};
+use dss_shared::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use job::JobHandler;
@@ -46,24 +46,26 @@ pub async fn run(
     job_cfg.concurrency = cfg.jobs;
     job_cfg.batch_size = cfg.jobs;
     job_cfg.visibility = Duration::from_secs(cfg.visibility_secs);
-    let jobs = Worker::new(
-        deployment.queue(CHECKOUT_QUEUE).await?,
-        Arc::new(JobHandler::new(deployment, mail_queue.clone())),
-        job_cfg,
-    );
+    let jobs = deployment
+        .worker(
+            CHECKOUT_QUEUE,
+            Arc::new(JobHandler::new(deployment, mail_queue)),
+            job_cfg,
+        )
+        .await?;
     let mut mail_cfg = WorkerConfig::named("checkout-mail");
     mail_cfg.backoff = Backoff {
         base: Duration::from_secs(deployment.config.mail.retry_secs),
         max: Duration::from_secs(600).max(Duration::from_secs(deployment.config.mail.retry_secs)),
         jitter: 0.2,
     };
-    let mail = Worker::new(
-        mail_queue,
-        Arc::new(MailHandler::new(deployment, deployment.mailer.clone())),
-        mail_cfg,
-    );
-    deployment.metrics.track("checkout", jobs.metrics());
-    deployment.metrics.track("checkout-mail", mail.metrics());
+    let mail = deployment
+        .worker(
+            CHECKOUT_MAIL_QUEUE,
+            Arc::new(MailHandler::new(deployment, deployment.mailer.clone())),
+            mail_cfg,
+        )
+        .await?;
     tracing::info!("checkout daemon running");
     tokio::join!(
         jobs.run(shutdown.clone()),

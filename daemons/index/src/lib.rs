@@ -26,7 +26,7 @@ use dss_shared::ports::{
     BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
     QueueError, SearchIndex,
 };
-use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
+use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -246,12 +246,11 @@ impl Indexer {
 /// Runs the index daemon on the deployment's `index` queue until `shutdown`.
 pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), QueueError> {
     deployment.declare_queues().await?;
-    let queue = deployment.queue(INDEX_QUEUE).await?;
-    let handler = Arc::new(Indexer::new(deployment));
     let mut cfg = WorkerConfig::named("index");
     cfg.concurrency = deployment.config.index.concurrency;
-    let worker = Worker::new(queue, handler, cfg);
-    deployment.metrics.track("index", worker.metrics());
+    let worker = deployment
+        .worker(INDEX_QUEUE, Arc::new(Indexer::new(deployment)), cfg)
+        .await?;
     tracing::info!("index daemon running");
     worker.run(shutdown).await;
     Ok(())

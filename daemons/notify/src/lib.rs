@@ -29,7 +29,7 @@ use std::time::Duration;
 use dss_shared::clock::millis;
 use dss_shared::deployment::{DELIVERY_QUEUE, Deployment, NOTIFY_QUEUE};
 use dss_shared::ports::{DeliveryState, Queue};
-use dss_shared::worker::{Worker, WorkerConfig};
+use dss_shared::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 pub use client::Client;
@@ -106,26 +106,26 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
     deployment.declare_queues().await?;
     let cfg = &deployment.config.notify;
     let deliveries: Arc<dyn Queue> = deployment.queue(DELIVERY_QUEUE).await?;
-    let events = Worker::new(
-        deployment.queue(NOTIFY_QUEUE).await?,
-        Arc::new(EventHandler::new(deployment, deliveries.clone())),
-        WorkerConfig::named("notify-match"),
-    );
+    let events = deployment
+        .worker(
+            NOTIFY_QUEUE,
+            Arc::new(EventHandler::new(deployment, deliveries.clone())),
+            WorkerConfig::named("notify-match"),
+        )
+        .await?;
     let mut delivery_cfg = WorkerConfig::named("notify-deliver");
     delivery_cfg.concurrency = cfg.concurrency;
     delivery_cfg.batch_size = cfg.concurrency.min(100);
     delivery_cfg.visibility = Duration::from_millis(cfg.timeout_ms + cfg.connect_timeout_ms)
         .max(Duration::from_secs(30))
         * 2;
-    let delivery = Worker::new(
-        deliveries.clone(),
-        Arc::new(deliverer(deployment, deliveries)?),
-        delivery_cfg,
-    );
-    deployment.metrics.track("notify-match", events.metrics());
-    deployment
-        .metrics
-        .track("notify-deliver", delivery.metrics());
+    let delivery = deployment
+        .worker(
+            DELIVERY_QUEUE,
+            Arc::new(deliverer(deployment, deliveries)?),
+            delivery_cfg,
+        )
+        .await?;
     let prune = prune_loop(deployment.clone(), shutdown.clone());
     tracing::info!("notify daemon running");
     tokio::join!(

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use dss_shared::deployment::{Deployment, SYNC_QUEUE};
 use dss_shared::ports::{Queue, QueueError};
-use dss_shared::worker::{Backoff, Worker, WorkerConfig};
+use dss_shared::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use metrics::SyncMetrics;
@@ -90,8 +90,7 @@ pub async fn run_with(
         ..Backoff::default()
     };
     tracing::info!(replicas = ?deployment.replicas.keys().collect::<Vec<_>>(), "sync daemon running");
-    let worker = Worker::new(queue, handler, worker);
-    deployment.metrics.track("sync", worker.metrics());
+    let worker = deployment.worker(SYNC_QUEUE, handler, worker).await?;
     deployment
         .metrics
         .register(Box::new(metrics::Exported(metrics_for_export)));

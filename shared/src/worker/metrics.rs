@@ -13,6 +13,7 @@ pub struct WorkerMetrics {
     in_flight: AtomicU64,
     queue_depth: AtomicU64,
     oldest_age_ms: AtomicU64,
+    dead_letter_depth: AtomicU64,
 }
 
 /// A point-in-time copy of a worker's metrics.
@@ -32,6 +33,8 @@ pub struct MetricsSnapshot {
     pub queue_depth: u64,
     /// Age of the oldest message at the last refresh, in milliseconds.
     pub oldest_age_ms: u64,
+    /// Letters in the dead-letter queue at the last refresh.
+    pub dead_letter_depth: u64,
 }
 
 /// Decrements the in-flight gauge when dropped.
@@ -71,6 +74,10 @@ impl WorkerMetrics {
         );
     }
 
+    pub(crate) fn set_dead_letters(&self, depth: u64) {
+        self.dead_letter_depth.store(depth, Ordering::Relaxed);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
@@ -81,6 +88,7 @@ impl WorkerMetrics {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             queue_depth: self.queue_depth.load(Ordering::Relaxed),
             oldest_age_ms: self.oldest_age_ms.load(Ordering::Relaxed),
+            dead_letter_depth: self.dead_letter_depth.load(Ordering::Relaxed),
         }
     }
 }

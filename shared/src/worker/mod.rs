@@ -100,6 +100,7 @@ impl WorkerConfig {
 /// Runs a handler over a queue.
 pub struct Worker {
     queue: Arc<dyn Queue>,
+    dead_letters: Option<Arc<dyn Queue>>,
     handler: Arc<dyn Handler>,
     cfg: WorkerConfig,
     metrics: Arc<WorkerMetrics>,
@@ -110,10 +111,17 @@ impl Worker {
     pub fn new(queue: Arc<dyn Queue>, handler: Arc<dyn Handler>, cfg: WorkerConfig) -> Self {
         Self {
             queue,
+            dead_letters: None,
             handler,
             cfg,
             metrics: Arc::new(WorkerMetrics::default()),
         }
+    }
+
+    /// Also reports the depth of `dlq`, the queue's dead-letter queue, with the queue gauges.
+    pub fn with_dead_letters(mut self, dlq: Arc<dyn Queue>) -> Self {
+        self.dead_letters = Some(dlq);
+        self
     }
 
     /// The worker's counters (shared; read them while it runs).
@@ -211,6 +219,14 @@ impl Worker {
         match self.queue.stats().await {
             Ok(s) => self.metrics.set_queue(s.depth(), s.oldest_age),
             Err(e) => tracing::warn!(worker = %self.cfg.name, error = %e, "queue stats failed"),
+        }
+        if let Some(dlq) = self.dead_letters.as_ref().filter(|q| q.reports_gauges()) {
+            match dlq.stats().await {
+                Ok(s) => self.metrics.set_dead_letters(s.depth()),
+                Err(e) => {
+                    tracing::warn!(worker = %self.cfg.name, error = %e, "dead-letter queue stats failed")
+                }
+            }
         }
     }
 }

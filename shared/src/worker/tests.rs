@@ -164,23 +164,30 @@ async fn permanent_failures_go_to_the_dead_letter_queue_with_the_reason() {
         vec![Err(HandlerError::Permanent("object vanished".into()))],
         Duration::ZERO,
     );
-    let w = Worker::new(f.queue.clone(), h.clone(), config());
+    let dlq = Arc::new(
+        EmbeddedQueue::declare(
+            &f.db,
+            "work-dlq",
+            QueueConfig {
+                max_receive_count: 0,
+                dead_letter: None,
+            },
+            f.clock.clone(),
+        )
+        .await
+        .unwrap(),
+    );
+    let w = Worker::new(f.queue.clone(), h.clone(), config()).with_dead_letters(dlq.clone());
     let m = w.metrics();
     run_for(w, Duration::from_secs(5)).await;
     assert_eq!(h.attempts().len(), 1);
     assert_eq!(m.snapshot().dead_lettered, 1);
+    assert_eq!(
+        m.snapshot().dead_letter_depth,
+        1,
+        "the DLQ gauge counts the letter"
+    );
     assert_eq!(f.queue.stats().await.unwrap().depth(), 0);
-    let dlq = EmbeddedQueue::declare(
-        &f.db,
-        "work-dlq",
-        QueueConfig {
-            max_receive_count: 0,
-            dead_letter: None,
-        },
-        f.clock.clone(),
-    )
-    .await
-    .unwrap();
     let got = dlq
         .receive(10, Duration::from_secs(5), Duration::ZERO)
         .await
