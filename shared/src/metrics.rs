@@ -227,13 +227,20 @@ impl Metrics {
             .push((name.to_string(), worker));
     }
 
-    /// The counter by outcome `name` (registered on first use; later calls share it).
-    pub fn outcomes(&self, name: &'static str, help: &'static str) -> Outcomes {
+    /// The counter by outcome `name` (registered on first use; later calls share it), with a
+    /// zero series for each of the `expected` outcomes from the start (so rates and alerts see
+    /// them before the first one happens).
+    pub fn outcomes(&self, name: &'static str, help: &'static str, expected: &[&str]) -> Outcomes {
         let mut known = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, o)) = known.iter().find(|(n, _)| *n == name) {
             return o.clone();
         }
         let o = Outcomes::default();
+        for outcome in expected {
+            drop(o.0.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            }));
+        }
         self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -291,13 +298,22 @@ mod tests {
             text.contains(r#"dss_worker_in_flight{worker="index"} 0"#),
             "{text}"
         );
-        let jobs = m.outcomes("dss_checkout_jobs", "Checkout jobs ended, by outcome.");
+        let jobs = m.outcomes(
+            "dss_checkout_jobs",
+            "Checkout jobs ended, by outcome.",
+            &["succeeded", "failed"],
+        );
         jobs.inc("succeeded");
-        m.outcomes("dss_checkout_jobs", "again").inc("succeeded");
+        m.outcomes("dss_checkout_jobs", "again", &[])
+            .inc("succeeded");
         let text = m.render();
         assert!(
             text.contains(r#"dss_checkout_jobs_total{outcome="succeeded"} 2"#),
             "{text}"
+        );
+        assert!(
+            text.contains(r#"dss_checkout_jobs_total{outcome="failed"} 0"#),
+            "an expected outcome has a series before it happens: {text}"
         );
         assert_eq!(
             text.matches("# TYPE dss_checkout_jobs counter").count(),

@@ -103,3 +103,96 @@ fn commands_are_read_from_code_only() {
         ["dss up", "dss queues\n"]
     );
 }
+
+/// The root of the repository.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn the_deployment_guides_configuration_is_valid() {
+    let text = std::fs::read_to_string(root().join("runbooks/deploy.md")).expect("deploy.md");
+    let toml = text
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("deploy.md has a TOML block");
+    let cfg = dss_shared::config::Config::from_toml(toml)
+        .unwrap_or_else(|e| panic!("the configuration in deploy.md is refused: {e}"));
+    assert_eq!(cfg.replicas.len(), 2);
+}
+
+/// The alerts of the rules file: (name, runbook path) in order.
+fn alerts(rules: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for line in rules.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            found.push((name.to_string(), String::new()));
+        } else if let Some(page) = line.strip_prefix("runbook: ") {
+            let last = found
+                .last_mut()
+                .expect("a runbook annotation inside an alert");
+            last.1 = page.to_string();
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_alert_has_its_runbook_page_and_watches_metrics_the_processes_export() {
+    let rules =
+        std::fs::read_to_string(root().join("infra/alerts/dss.rules.yml")).expect("rules file");
+    let alerts = alerts(&rules);
+    assert!(alerts.len() >= 8, "{alerts:?}");
+    for (name, page) in &alerts {
+        assert!(!page.is_empty(), "{name} has no runbook annotation");
+        let text = std::fs::read_to_string(root().join(page))
+            .unwrap_or_else(|e| panic!("{name}: runbook {page}: {e}"));
+        assert!(
+            text.starts_with(&format!("# Alert: {name}\n")),
+            "{page} is not the page of {name}"
+        );
+        let index = std::fs::read_to_string(root().join("runbooks/README.md")).expect("index");
+        let file = page.trim_start_matches("runbooks/");
+        assert!(
+            index.contains(file),
+            "runbooks/README.md does not list {file}"
+        );
+    }
+    let names: std::collections::BTreeSet<String> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("dss_"))
+        .map(|w| {
+            ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| w.strip_suffix(s))
+                .unwrap_or(w)
+                .to_string()
+        })
+        .collect();
+    assert!(names.len() >= 8, "{names:?}");
+    let dss = crate::harness::Dss::up().await;
+    // The daemons register their families as they start, just after the API answers.
+    let mut missing = Vec::new();
+    for _ in 0..600 {
+        let metrics = dss
+            .http
+            .get(format!("{}/metrics", dss.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        missing = names
+            .iter()
+            .filter(|n| !metrics.contains(&format!("# TYPE {n} ")))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the rules watch {missing:?}, which `dss up` does not export");
+}

@@ -63,6 +63,7 @@ impl JobHandler {
             outcomes: deployment.metrics.outcomes(
                 "dss_checkout_jobs",
                 "Checkout jobs ended, by outcome (succeeded, failed).",
+                &["succeeded", "failed"],
             ),
             deployment: deployment.clone(),
             mail,

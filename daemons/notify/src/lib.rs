@@ -65,6 +65,7 @@ pub fn deliverer(deployment: &Deployment, queue: Arc<dyn Queue>) -> Result<Deliv
         outcomes: deployment.metrics.outcomes(
             "dss_notify_deliveries",
             "Webhook delivery attempts and give-ups, by outcome (delivered, retrying, dead, cancelled).",
+            &["delivered", "retrying", "dead", "cancelled"],
         ),
     })
 }

@@ -420,7 +420,7 @@ async fn a_receiver_that_is_down_gets_retries_on_the_schedule_and_one_success() 
         log.last().map(|a| (a.status, a.outcome)),
         Some((Some(200), DeliveryState::Delivered))
     );
-    let outcomes = env.d.metrics.outcomes("dss_notify_deliveries", "");
+    let outcomes = env.d.metrics.outcomes("dss_notify_deliveries", "", &[]);
     assert_eq!(
         (outcomes.get("delivered"), outcomes.get("retrying")),
         (1, log.len() as u64 - 1),
