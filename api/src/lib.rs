@@ -34,8 +34,10 @@ use axum::http::{HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use dss_shared::correlation;
 use dss_shared::deployment::Deployment;
 use dss_shared::signing::BLOB_ROUTE;
+use tracing::Instrument;
 
 pub use state::{AppState, Shared};
 
@@ -161,7 +163,21 @@ async fn common_headers(req: Request, next: Next) -> Response {
         *req.method(),
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE
     ) || (req.method() == Method::POST && req.uri().path().contains("search"));
-    let mut res = next.run(req).await;
+    // The request's correlation id: the caller's, when usable, else a new one. It is on every
+    // log line of the request and travels with the work the request causes.
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| correlation::valid(v))
+        .map_or_else(correlation::new_id, str::to_string);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut res = correlation::scope(id.clone(), next.run(req))
+        .instrument(span)
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
     let s = res.status().as_u16();
     if retryable && matches!(s, 500 | 502 | 503 | 504) {
         res.headers_mut()
@@ -169,6 +185,9 @@ async fn common_headers(req: Request, next: Next) -> Response {
     }
     res
 }
+
+/// The header carrying a request's correlation id, in and out.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Drops one trailing `/` before routing (`/v1/collections/` is `/v1/collections`).
 fn strip_trailing_slash(mut req: Request) -> Request {

@@ -1306,3 +1306,65 @@ async fn pem_and_jwks_url_issuers() {
         "wrong key for JWKS issuer"
     );
 }
+
+#[tokio::test]
+async fn every_request_has_a_correlation_id_that_reaches_the_bucket_events_it_causes() {
+    let s = start().await;
+    let answer = |id: Option<&str>| {
+        let mut r = s.http.get(s.url("/version"));
+        if let Some(id) = id {
+            r = r.header("x-request-id", id);
+        }
+        async move {
+            let res = r.send().await.unwrap();
+            res.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        }
+    };
+    assert_eq!(answer(Some("trace-1")).await.as_deref(), Some("trace-1"));
+    let made = answer(None).await.expect("a new id");
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    let replaced = answer(Some("not a valid id")).await.expect("a new id");
+    assert_ne!(replaced, "not a valid id");
+
+    // A file written by a request: its bucket events (on the sync queue, which reads every key)
+    // carry the request's id to the daemons.
+    let d = second_process(&s, "");
+    d.declare_queues().await.unwrap();
+    let uuid = uuid();
+    let r = s
+        .http
+        .put(s.url(&format!(
+            "/v1/files/{uuid}/content?version={V1}&replica=aws"
+        )))
+        .bearer_auth(&s.user)
+        .header("x-request-id", "upload-42")
+        .body(b"traced".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sync = d.queue(dss_shared::deployment::SYNC_QUEUE).await.unwrap();
+    let messages = sync
+        .receive(10, Duration::from_secs(30), Duration::from_millis(100))
+        .await
+        .unwrap();
+    let ids: Vec<(String, Option<String>)> = messages
+        .iter()
+        .map(|m| {
+            let e: dss_shared::ports::BucketEvent = serde_json::from_str(&m.body).unwrap();
+            (e.key, e.correlation_id)
+        })
+        .collect();
+    assert!(
+        ids.iter()
+            .any(|(k, c)| k == &format!("files/{uuid}.{V1}") && c.as_deref() == Some("upload-42")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().all(|(_, c)| c.as_deref() == Some("upload-42")),
+        "{ids:?}"
+    );
+}

@@ -80,6 +80,7 @@ pub fn parse(body: &str) -> Result<Vec<BucketEvent>, String> {
                     etag: r.s3.object.e_tag.trim_matches('"').to_string(),
                     event_name,
                     time: r.event_time,
+                    correlation_id: None,
                 })
             })
             .collect());

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod clock;
 pub mod config;
+pub mod correlation;
 pub mod deployment;
 pub mod embedded;
 pub mod metrics;

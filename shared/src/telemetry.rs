@@ -9,7 +9,9 @@ pub fn init(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: not into files, pipes and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = if cfg.format == "json" {
         builder.json().try_init()
     } else {

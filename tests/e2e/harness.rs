@@ -11,6 +11,8 @@ pub struct Dss {
     pub token: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Where the process's log (its standard error) goes.
+    pub log: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -52,12 +54,14 @@ impl Dss {
 
     async fn start(dir: tempfile::TempDir, data: &std::path::Path, env: &[(&str, String)]) -> Dss {
         let port = free_port();
+        let log = dir.path().join(format!("dss-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dss"))
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log_file))
             .spawn()
             .expect("spawn dss up");
         let stdout = child.stdout.take().expect("stdout");
@@ -91,6 +95,7 @@ impl Dss {
             token,
             dir,
             http,
+            log,
         }
     }
 

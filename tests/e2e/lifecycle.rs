@@ -153,3 +153,52 @@ async fn two_processes_share_one_data_directory() {
         .expect("json");
     assert_eq!(all["bundles"].as_array().map(Vec::len), Some(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_correlation_id_is_on_the_log_lines_of_the_daemons_it_triggers() {
+    let dss = Dss::up().await;
+    let file = dss
+        .upload(
+            V,
+            br#"{"donor": {"id": "traced"}}"#.to_vec(),
+            "application/json",
+        )
+        .await;
+    let bundle = uuid::Uuid::new_v4().to_string();
+    let r = dss
+        .http
+        .put(format!(
+            "{}/v1/bundles/{bundle}?version={V}&replica=aws",
+            dss.base
+        ))
+        .bearer_auth(&dss.token)
+        .header("x-request-id", "e2e-trace-7")
+        .json(&serde_json::json!({"creator_uid": 1, "files": [{"uuid": file, "version": V, "name": "donor.json", "indexed": true}]}))
+        .send()
+        .await
+        .expect("put bundle");
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("e2e-trace-7")
+    );
+    // The index daemon indexes the bundle (and sync copies it) under the request's id.
+    let wanted = |line: &str| {
+        line.contains("correlation_id=e2e-trace-7")
+            && line.contains("worker=index")
+            && line.contains("indexed bundle")
+    };
+    for _ in 0..600 {
+        let log = std::fs::read_to_string(&dss.log).expect("log");
+        if log.lines().any(wanted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no index log line carries the request's id:\n{}",
+        std::fs::read_to_string(&dss.log).unwrap_or_default()
+    );
+}

@@ -220,6 +220,7 @@ impl JobHandler {
             };
             let body = serde_json::to_string(&request)
                 .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            let body = dss_shared::correlation::stamp(body);
             self.mail
                 .send(&body, Duration::ZERO)
                 .await

@@ -74,6 +74,7 @@ pub fn parse(body: &str) -> Result<Option<BucketEvent>, String> {
         etag,
         event_name,
         time,
+        correlation_id: None,
     }))
 }
 

@@ -376,6 +376,7 @@ impl LocalBlobStore {
             etag: etag.to_string(),
             event_name,
             time,
+            correlation_id: crate::correlation::current(),
         };
         Some((topic, serde_json::to_string(&event).unwrap_or_default()))
     }

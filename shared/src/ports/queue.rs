@@ -201,6 +201,10 @@ pub struct BucketEvent {
     /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
+    /// The correlation id of the request whose write caused it (embedded buckets only; cloud
+    /// notifications carry none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl BucketEvent {
@@ -213,6 +217,7 @@ impl BucketEvent {
             etag: o.etag.clone(),
             event_name: BucketEventName::Created,
             time: o.created,
+            correlation_id: None,
         }
     }
 }
@@ -230,9 +235,17 @@ mod tests {
             etag: "e".into(),
             event_name: BucketEventName::Created,
             time: OffsetDateTime::UNIX_EPOCH,
+            correlation_id: None,
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"ObjectCreated:Put\""), "{text}");
+        assert!(!text.contains("correlation_id"), "{text}");
         assert_eq!(serde_json::from_str::<BucketEvent>(&text).unwrap(), e);
+        let traced = BucketEvent {
+            correlation_id: Some("req-1".into()),
+            ..e
+        };
+        let text = serde_json::to_string(&traced).unwrap();
+        assert_eq!(crate::correlation::of_body(&text).as_deref(), Some("req-1"));
     }
 }

@@ -268,9 +268,19 @@ struct Job {
 impl Job {
     async fn process(self, message: Message) {
         let _in_flight = self.metrics.start();
-        let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count);
+        let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count, correlation_id = tracing::field::Empty);
+        // The request (or message) that caused this one: logged, and passed on to what the
+        // handler writes and sends.
+        let correlation = crate::correlation::of_body(&message.body);
+        if let Some(id) = &correlation {
+            span.record("correlation_id", tracing::field::display(id));
+        }
         let result = {
             let handle = self.handler.handle(&message).instrument(span.clone());
+            let handle = match correlation {
+                Some(id) => futures::future::Either::Left(crate::correlation::scope(id, handle)),
+                None => futures::future::Either::Right(handle),
+            };
             tokio::pin!(handle);
             let extend_every = self.cfg.visibility / 2;
             loop {

@@ -315,3 +315,35 @@ async fn retry_later_uses_the_requested_delay_and_concurrency_is_bounded() {
         "{gap}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn handlers_run_under_the_correlation_id_their_message_carries() {
+    struct Seen(Mutex<Vec<Option<String>>>);
+    #[async_trait::async_trait]
+    impl Handler for Seen {
+        async fn handle(&self, _m: &Message) -> Result<Outcome, HandlerError> {
+            self.0.lock().unwrap().push(crate::correlation::current());
+            Ok(Outcome::Done)
+        }
+    }
+    let f = fixture(10).await;
+    f.queue
+        .send(r#"{"key": "k", "correlation_id": "req-9"}"#, Duration::ZERO)
+        .await
+        .unwrap();
+    f.queue
+        .send(r#"{"key": "k"}"#, Duration::ZERO)
+        .await
+        .unwrap();
+    let seen = Arc::new(Seen(Mutex::new(Vec::new())));
+    let mut cfg = config();
+    cfg.concurrency = 1;
+    run_for(
+        Worker::new(f.queue.clone(), seen.clone(), cfg),
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut got = seen.0.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, vec![None, Some("req-9".to_string())]);
+}

@@ -1,0 +1,116 @@
+//! Correlation ids: one id per API request (the caller's `X-Request-Id`, or a new one), carried
+//! through the work it causes — the bucket events of what it wrote, the jobs it queued, and the
+//! handling of those in every daemon — so one id finds a request's log lines everywhere.
+
+use std::future::Future;
+
+tokio::task_local! {
+    static CORRELATION_ID: String;
+}
+
+/// The longest id accepted from a caller.
+const MAX_LEN: usize = 128;
+
+/// Whether `id` may be used as given: 1–128 characters of `A-Z a-z 0-9 . _ : -`.
+pub fn valid(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// A new id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The id of the work the calling task does, if any.
+pub fn current() -> Option<String> {
+    CORRELATION_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` with `id` as its correlation id.
+pub async fn scope<F: Future>(id: String, work: F) -> F::Output {
+    CORRELATION_ID.scope(id, work).await
+}
+
+/// `body` (a JSON object) with the calling task's correlation id added as `correlation_id`,
+/// for messages that carry work onwards; unchanged when there is no id, the body already has
+/// one, or it is not a JSON object.
+pub fn stamp(body: String) -> String {
+    let Some(id) = current() else {
+        return body;
+    };
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut m)) if !m.contains_key("correlation_id") => {
+            m.insert("correlation_id".into(), id.into());
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => body,
+    }
+}
+
+/// The `correlation_id` of a JSON message body, when it has a valid one.
+pub fn of_body(body: &str) -> Option<String> {
+    if !body.contains("\"correlation_id\"") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Carrier {
+        correlation_id: Option<String>,
+    }
+    serde_json::from_str::<Carrier>(body)
+        .ok()?
+        .correlation_id
+        .filter(|id| valid(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_callers_are_checked() {
+        assert!(valid("4f1c-req.7:a_b"));
+        assert!(!valid(""));
+        assert!(!valid("has space"));
+        assert!(!valid("new\nline"));
+        assert!(!valid(&"x".repeat(129)));
+        assert!(valid(&new_id()));
+    }
+
+    #[test]
+    fn bodies_carry_their_id() {
+        assert_eq!(
+            of_body(r#"{"key": "k", "correlation_id": "abc"}"#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(of_body(r#"{"key": "k"}"#), None);
+        assert_eq!(of_body(r#"{"correlation_id": "bad id"}"#), None);
+        assert_eq!(of_body("not json \"correlation_id\""), None);
+    }
+
+    #[tokio::test]
+    async fn stamped_bodies_carry_the_current_id() {
+        assert_eq!(stamp(r#"{"a":1}"#.into()), r#"{"a":1}"#, "no id, no change");
+        let stamped = scope("req-2".into(), async { stamp(r#"{"a":1}"#.into()) }).await;
+        assert_eq!(of_body(&stamped).as_deref(), Some("req-2"));
+        let kept = scope("req-3".into(), async {
+            (
+                stamp(r#"{"correlation_id":"req-0"}"#.into()),
+                stamp("[1]".into()),
+            )
+        })
+        .await;
+        assert_eq!(kept, (r#"{"correlation_id":"req-0"}"#.into(), "[1]".into()));
+    }
+
+    #[tokio::test]
+    async fn the_id_is_visible_inside_its_scope_only() {
+        assert_eq!(current(), None);
+        let inside = scope("req-1".into(), async { current() }).await;
+        assert_eq!(inside.as_deref(), Some("req-1"));
+        assert_eq!(current(), None);
+    }
+}
