@@ -14,6 +14,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::progress::Progress;
+
 /// Keys listed per page.
 const PAGE: usize = 1000;
 /// Documents read at once.
@@ -119,7 +121,7 @@ async fn check_bundle(store: &dyn BlobStore, key: &str) -> Vec<(&'static str, St
 
 /// `dss ops verify integrity [--replica R]`.
 pub async fn run(cfg: &Config, replica: Option<&str>) -> Result<()> {
-    dss_shared::telemetry::init(&cfg.log);
+    crate::progress::init_logging(&cfg.log);
     let dep = crate::cloud::open(cfg).await?;
     if let Some(r) = replica
         && !dep.replicas.contains_key(r)
@@ -140,6 +142,8 @@ pub async fn run(cfg: &Config, replica: Option<&str>) -> Result<()> {
             replica: name.clone(),
             ..Default::default()
         };
+        let progress = Progress::new(&format!("verify integrity {name}"));
+        let mut checked = 0u64;
         let files = documents(store, "files/", Kind::File).await?;
         report.files = files.len() as u64;
         let mut checks = futures::stream::iter(files.iter())
@@ -149,6 +153,13 @@ pub async fn run(cfg: &Config, replica: Option<&str>) -> Result<()> {
             if let Some((p, detail)) = problem {
                 report.add(k, p, detail);
             }
+            checked += 1;
+            progress.set(checked, || {
+                format!(
+                    "files checked of {}, {} problems",
+                    report.files, report.problems
+                )
+            });
         }
         let bundles = documents(store, "bundles/", Kind::Bundle).await?;
         report.bundles = bundles.len() as u64;
@@ -159,7 +170,16 @@ pub async fn run(cfg: &Config, replica: Option<&str>) -> Result<()> {
             for (p, detail) in problems {
                 report.add(k, p, detail);
             }
+            checked += 1;
+            progress.set(checked, || {
+                format!(
+                    "files and bundles checked of {}, {} problems",
+                    report.files + report.bundles,
+                    report.problems
+                )
+            });
         }
+        progress.finish();
         tracing::info!(replica = %name, files = report.files, bundles = report.bundles, problems = report.problems, "integrity checked");
         failed |= report.problems > 0;
         writeln!(std::io::stdout(), "{}", json!(report))?;

@@ -12,7 +12,7 @@ use std::io::Write;
 /// `dss reconcile` (and `dss ops verify replicas`): one reconciler pass over `prefixes`
 /// (default: all), a JSON line per prefix; copies are queued only when `repair`.
 pub async fn reconcile(cfg: &Config, prefixes: Vec<String>, repair: bool) -> anyhow::Result<()> {
-    dss_shared::telemetry::init(&cfg.log);
+    crate::progress::init_logging(&cfg.log);
     if let Some(bad) = prefixes.iter().find(|p| !dss_sync::valid_prefix(p)) {
         bail!(
             "--prefix {bad}: must start with one of {}",
@@ -31,7 +31,23 @@ pub async fn reconcile(cfg: &Config, prefixes: Vec<String>, repair: bool) -> any
     if !repair {
         reconciler = reconciler.report_only();
     }
-    let reports = reconciler.run(&prefixes).await?;
+    let progress = std::sync::Arc::new(crate::progress::Progress::new(if repair {
+        "reconcile"
+    } else {
+        "verify replicas"
+    }));
+    let shown = progress.clone();
+    let reconciler = reconciler.with_progress(std::sync::Arc::new(move |r, key| {
+        shown.set(r.scanned, || {
+            format!(
+                "keys of {}: {} missing, {} different, at {key}",
+                r.prefix, r.missing, r.different
+            )
+        });
+    }));
+    let reports = reconciler.run(&prefixes).await;
+    progress.finish();
+    let reports = reports?;
     let mut out = std::io::stdout().lock();
     for r in reports {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;

@@ -81,7 +81,23 @@ pub struct Reconciler {
     metrics: Arc<SyncMetrics>,
     page: usize,
     repair: bool,
+    progress: Option<Watcher>,
 }
+
+/// Told how a pass is going: the prefix's report so far and the key it has reached.
+pub type ProgressFn = Arc<dyn Fn(&PrefixReport, &str) + Send + Sync>;
+
+/// A [`ProgressFn`] held by a reconciler.
+struct Watcher(ProgressFn);
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
+}
+
+/// Keys between two progress calls.
+const PROGRESS_EVERY: u64 = 256;
 
 /// One replica's listing, a page at a time.
 struct Lister<'a> {
@@ -128,7 +144,14 @@ impl Reconciler {
             metrics,
             page: page.max(1),
             repair: true,
+            progress: None,
         }
+    }
+
+    /// The same reconciler, calling `progress` every few hundred keys.
+    pub fn with_progress(mut self, progress: ProgressFn) -> Self {
+        self.progress = Some(Watcher(progress));
+        self
     }
 
     /// The same reconciler, reporting only: nothing is queued (`enqueued` stays 0).
@@ -196,6 +219,11 @@ impl Reconciler {
             self.compare(&parsed, &key, &copies, &mut report, &mut outbox);
             if outbox.len() >= SEND_BATCH {
                 self.send(&mut outbox, &mut report).await?;
+            }
+            if let Some(Watcher(progress)) = &self.progress
+                && report.scanned.is_multiple_of(PROGRESS_EVERY)
+            {
+                progress(&report, &key);
             }
             if report.scanned.is_multiple_of(LOG_EVERY) {
                 tracing::info!(%prefix, scanned = report.scanned, missing = report.missing, different = report.different, at = %key, "reconciling");

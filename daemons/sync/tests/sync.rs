@@ -476,3 +476,36 @@ async fn the_reconciler_runs_on_its_schedule() {
     stop.cancel();
     daemon.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_pass_reports_its_progress() {
+    let e = env().await;
+    for i in 0..600 {
+        e.put(
+            "aws",
+            &format!("files/{U1}.2026-01-01T000000.{i:06}Z"),
+            b"{}",
+        )
+        .await;
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let reconciler = dss_sync::reconciler(&e.d, e.metrics.clone())
+        .await
+        .unwrap()
+        .report_only()
+        .with_progress(Arc::new(move |r, key| {
+            log.lock()
+                .unwrap()
+                .push((r.prefix.clone(), r.scanned, key.to_string()));
+        }));
+    let reports = reconciler.run(&["files/".to_string()]).await.unwrap();
+    assert_eq!(reports[0].scanned, 600);
+    let seen = seen.lock().unwrap().clone();
+    let counts: Vec<u64> = seen.iter().map(|(_, n, _)| *n).collect();
+    assert_eq!(counts, [256, 512], "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(p, _, k)| p == "files/" && k.starts_with("files/"))
+    );
+}
