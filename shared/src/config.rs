@@ -257,6 +257,9 @@ pub struct IndexConfig {
     pub read_concurrency: usize,
     /// Events handled at once.
     pub concurrency: usize,
+    /// How long a received event stays hidden from other index processes, in seconds
+    /// (extended while it is handled); after a crash it is handled again this much later.
+    pub visibility_secs: u64,
 }
 
 impl Default for IndexConfig {
@@ -267,6 +270,7 @@ impl Default for IndexConfig {
             max_json_files: 10_000,
             read_concurrency: 8,
             concurrency: 8,
+            visibility_secs: 60,
         }
     }
 }
@@ -320,6 +324,10 @@ pub struct NotifyConfig {
     pub breaker_cooldown_secs: u64,
     /// How long the delivery log and finished deliveries are kept, in seconds.
     pub log_retention_secs: u64,
+    /// How long a received event or due delivery stays hidden from other notify processes, in
+    /// seconds (extended while it is handled; a delivery's at least twice its timeouts); after a
+    /// crash it is handled again this much later.
+    pub visibility_secs: u64,
 }
 
 impl Default for NotifyConfig {
@@ -337,6 +345,7 @@ impl Default for NotifyConfig {
             breaker_failures: 5,
             breaker_cooldown_secs: 30,
             log_retention_secs: 7 * 24 * 3600,
+            visibility_secs: 60,
         }
     }
 }
@@ -841,6 +850,8 @@ impl Config {
             ("index.max_json_files", self.index.max_json_files as u64),
             ("index.read_concurrency", self.index.read_concurrency as u64),
             ("index.concurrency", self.index.concurrency as u64),
+            ("index.visibility_secs", self.index.visibility_secs),
+            ("notify.visibility_secs", self.notify.visibility_secs),
             ("notify.retry_for_secs", self.notify.retry_for_secs),
             ("notify.connect_timeout_ms", self.notify.connect_timeout_ms),
             ("notify.timeout_ms", self.notify.timeout_ms),

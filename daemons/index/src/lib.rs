@@ -248,6 +248,7 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
     deployment.declare_queues().await?;
     let mut cfg = WorkerConfig::named("index");
     cfg.concurrency = deployment.config.index.concurrency;
+    cfg.visibility = std::time::Duration::from_secs(deployment.config.index.visibility_secs);
     let worker = deployment
         .worker(INDEX_QUEUE, Arc::new(Indexer::new(deployment)), cfg)
         .await?;

@@ -107,19 +107,21 @@ pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result
     deployment.declare_queues().await?;
     let cfg = &deployment.config.notify;
     let deliveries: Arc<dyn Queue> = deployment.queue(DELIVERY_QUEUE).await?;
+    let visibility = Duration::from_secs(cfg.visibility_secs);
+    let mut match_cfg = WorkerConfig::named("notify-match");
+    match_cfg.visibility = visibility;
     let events = deployment
         .worker(
             NOTIFY_QUEUE,
             Arc::new(EventHandler::new(deployment, deliveries.clone())),
-            WorkerConfig::named("notify-match"),
+            match_cfg,
         )
         .await?;
     let mut delivery_cfg = WorkerConfig::named("notify-deliver");
     delivery_cfg.concurrency = cfg.concurrency;
     delivery_cfg.batch_size = cfg.concurrency.min(100);
-    delivery_cfg.visibility = Duration::from_millis(cfg.timeout_ms + cfg.connect_timeout_ms)
-        .max(Duration::from_secs(30))
-        * 2;
+    delivery_cfg.visibility =
+        (Duration::from_millis(cfg.timeout_ms + cfg.connect_timeout_ms) * 2).max(visibility);
     let delivery = deployment
         .worker(
             DELIVERY_QUEUE,

@@ -1,0 +1,389 @@
+//! Chaos: the index, notify and sync daemons run as their own processes on one embedded data
+//! directory and are killed with SIGKILL at random (every 0.5–2 s) and restarted while 700
+//! bundles (2,100 objects) are ingested into replica `aws` with a webhook subscription active.
+//! Afterwards nothing may be missing or doubled: every object in both replicas, every bundle
+//! searchable in both, one journal event per bundle and replica, one delivery per bundle recorded
+//! as delivered, and every one of them received at least once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const BUNDLES: usize = 700;
+const V: &str = "2026-09-10T111213.141516Z";
+
+/// A daemon process that can be killed and started again.
+struct Daemon {
+    name: &'static str,
+    data: PathBuf,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Daemon {
+    fn spawn(name: &'static str, data: &Path, log_dir: &Path) -> Daemon {
+        let log = log_dir.join(format!("{name}.log"));
+        let child = spawn(name, data, &log);
+        Daemon {
+            name,
+            data: data.to_path_buf(),
+            log,
+            child,
+        }
+    }
+
+    fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.name, &self.data, &self.log);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(component: &str, data: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args([component, "--data-dir"])
+        .arg(data)
+        .env("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1")
+        .env("DSS_SYNC__RECONCILE_EVERY_SECS", "0")
+        // What a killed process held comes back after its visibility timeout: seconds here
+        // (a minute by default), so the test converges quickly.
+        .env("DSS_INDEX__VISIBILITY_SECS", "3")
+        .env("DSS_NOTIFY__VISIBILITY_SECS", "3")
+        .env("DSS_NOTIFY__TIMEOUT_MS", "1000")
+        .env("DSS_NOTIFY__CONNECT_TIMEOUT_MS", "500")
+        .env("DSS_SYNC__VISIBILITY_SECS", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn a daemon")
+}
+
+/// Webhooks received: transaction id → bundle FQIDs.
+type Received = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+
+/// A webhook receiver on 127.0.0.1 that records every notification and answers 200.
+async fn receiver() -> (String, Received) {
+    let got: Received = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    let tx = v["transaction_id"].as_str().unwrap_or_default().to_string();
+                    let fqid = format!(
+                        "{}.{}",
+                        v["match"]["bundle_uuid"].as_str().unwrap_or_default(),
+                        v["match"]["bundle_version"].as_str().unwrap_or_default()
+                    );
+                    seen.lock().expect("lock").entry(tx).or_default().push(fqid);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// A small pseudo-random generator (xorshift), seeded from the clock.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Keys under `prefix` in `replica` of the deployment on `data`.
+async fn keys(d: &dss_shared::deployment::Deployment, replica: &str, prefix: &str) -> Vec<String> {
+    let store = &d.replicas[replica].store;
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list(prefix, after.as_deref(), 1000)
+            .await
+            .expect("list");
+        out.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next_start_after {
+            Some(a) => after = Some(a),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_daemons_lose_nothing_and_repeat_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut daemons: Vec<Daemon> = ["index", "notify", "sync"]
+        .into_iter()
+        .map(|n| Daemon::spawn(n, &data, dir.path()))
+        .collect();
+    let _api = Daemon {
+        name: "api",
+        data: data.clone(),
+        log: dir.path().join("api.log"),
+        child: Command::new(env!("CARGO_BIN_EXE_dss"))
+            .args([
+                "api",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("api.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("spawn the API"),
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/version")).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the API did not start: {}",
+            std::fs::read_to_string(dir.path().join("api.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = String::from_utf8(
+        Command::new(env!("CARGO_BIN_EXE_dss"))
+            .args(["token", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("dss token")
+            .stdout,
+    )
+    .expect("utf-8")
+    .trim()
+    .to_string();
+    // Every daemon queue exists before the first write (the daemons declare them at start).
+    let d = {
+        let cfg =
+            dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
+                .expect("config");
+        dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system())
+            .expect("deployment")
+    };
+    d.declare_queues().await.expect("queues");
+
+    let (hook, received) = receiver().await;
+    let r = http
+        .put(format!("{base}/v1/subscriptions?replica=aws"))
+        .bearer_auth(&token)
+        .json(&json!({"callback_url": hook}))
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(r.status(), 201);
+    let sub: Value = r.json().await.expect("json");
+    let sub = sub["uuid"].as_str().expect("uuid").to_string();
+
+    // The killer: one random daemon every 0.5–2 s, while the ingest runs.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut rng = Rng(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+                | 1);
+            let mut kills = BTreeMap::<&str, u32>::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500 + rng.next() % 1500));
+                let i = (rng.next() % daemons.len() as u64) as usize;
+                daemons[i].kill_and_restart();
+                *kills.entry(daemons[i].name).or_default() += 1;
+            }
+            (kills, daemons)
+        })
+    };
+
+    let started = Instant::now();
+    let bundles: Vec<String> = futures::stream::iter(0..BUNDLES)
+        .map(|i| {
+            let (http, base, token) = (&http, &base, &token);
+            async move {
+                let file = uuid::Uuid::new_v4().to_string();
+                let body = format!("{{\"sample\": {{\"n\": {i}}}}}");
+                let r = http
+                    .put(format!(
+                        "{base}/v1/files/{file}/content?version={V}&replica=aws"
+                    ))
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("upload");
+                assert_eq!(r.status(), 201);
+                let bundle = uuid::Uuid::new_v4().to_string();
+                let r = http
+                    .put(format!("{base}/v1/bundles/{bundle}?version={V}&replica=aws"))
+                    .bearer_auth(token)
+                    .json(&json!({"creator_uid": 1, "files": [{"uuid": file, "version": V, "name": "sample.json", "indexed": true}]}))
+                    .send()
+                    .await
+                    .expect("put bundle");
+                assert_eq!(r.status(), 201);
+                bundle
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let ingest = started.elapsed();
+    // A few more kills while the daemons catch up, then they run undisturbed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (kills, _daemons) = killer.await.expect("killer");
+    let want: BTreeSet<String> = bundles.iter().map(|b| format!("{b}.{V}")).collect();
+
+    // Converged: both replicas hold every object, both indexes and journals every bundle, and
+    // every bundle's delivery is recorded as delivered.
+    let mut tally = String::new();
+    let mut converged = false;
+    for _ in 0..1200 {
+        let mut ok = true;
+        let mut counts = Vec::new();
+        for replica in ["aws", "gcp"] {
+            for prefix in ["blobs/", "files/", "bundles/"] {
+                let n = keys(&d, replica, prefix).await.len();
+                ok &= n == BUNDLES;
+                counts.push(format!("{replica} {prefix} {n}"));
+            }
+            let hits: Value = http
+                .post(format!("{base}/v1/search?replica={replica}&per_page=10"))
+                .json(&json!({"es_query": {}}))
+                .send()
+                .await
+                .expect("search")
+                .json()
+                .await
+                .expect("json");
+            ok &= hits["total_hits"] == BUNDLES;
+            counts.push(format!("{replica} searchable {}", hits["total_hits"]));
+            let events = d
+                .journal
+                .list(replica, None, None, 10 * BUNDLES)
+                .await
+                .expect("journal");
+            ok &= events.len() == BUNDLES;
+            counts.push(format!("{replica} journal {}", events.len()));
+        }
+        let delivered = d
+            .deliveries
+            .list(
+                &sub,
+                Some(dss_shared::ports::DeliveryState::Delivered),
+                10 * BUNDLES,
+            )
+            .await
+            .expect("deliveries");
+        ok &= delivered.len() == BUNDLES;
+        counts.push(format!("delivered {}", delivered.len()));
+        tally = counts.join(", ");
+        if ok {
+            converged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "chaos: {BUNDLES} bundles ({} objects) ingested in {:.1} s; kills {kills:?}; {tally}",
+        3 * BUNDLES,
+        ingest.as_secs_f64()
+    );
+    assert!(converged, "did not converge: {tally}");
+
+    // Nothing doubled: one version per bundle and file, one journal event per bundle.
+    for replica in ["aws", "gcp"] {
+        let listed: BTreeSet<String> = keys(&d, replica, "bundles/")
+            .await
+            .into_iter()
+            .map(|k| k.trim_start_matches("bundles/").to_string())
+            .collect();
+        assert_eq!(
+            listed, want,
+            "{replica}: the bundles are exactly those ingested"
+        );
+        let events: BTreeSet<String> = d
+            .journal
+            .list(replica, None, None, 10 * BUNDLES)
+            .await
+            .expect("journal")
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(events, want, "{replica}: one journal event per bundle");
+    }
+    // One delivery per bundle, each delivered; each received at least once.
+    let delivered = d
+        .deliveries
+        .list(
+            &sub,
+            Some(dss_shared::ports::DeliveryState::Delivered),
+            10 * BUNDLES,
+        )
+        .await
+        .expect("deliveries");
+    let per_bundle: BTreeSet<String> = delivered
+        .iter()
+        .map(|x| {
+            format!(
+                "{}.{}",
+                x.new.bundle_uuid,
+                x.new.bundle_version.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(per_bundle, want, "one delivery per bundle");
+    let got = received.lock().expect("lock").clone();
+    let repeats: usize = got.values().map(|v| v.len() - 1).sum();
+    for x in &delivered {
+        let fqids = got
+            .get(&x.new.id)
+            .unwrap_or_else(|| panic!("delivery {} never arrived", x.new.id));
+        assert!(fqids.iter().all(|f| want.contains(f)), "{fqids:?}");
+    }
+    eprintln!(
+        "chaos: {} deliveries recorded, {} transactions received ({repeats} received again after a kill)",
+        delivered.len(),
+        got.len()
+    );
+}
