@@ -387,3 +387,64 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
         got.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_full_of_poison_is_dead_lettered_while_real_work_flows() {
+    let dss = crate::harness::Dss::up().await;
+    let d = {
+        let data = dss.dir.path().join("data");
+        let cfg =
+            dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
+                .expect("config");
+        dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).expect("open")
+    };
+    let poison: Vec<dss_shared::ports::OutgoingMessage> = (0..300)
+        .map(|i| dss_shared::ports::OutgoingMessage::new(format!("not an event {i}")))
+        .collect();
+    d.queue("index")
+        .await
+        .expect("index queue")
+        .send_batch(&poison)
+        .await
+        .expect("send");
+    let meta = dss
+        .upload(
+            V,
+            br#"{"donor": {"id": "past-the-poison"}}"#.to_vec(),
+            "application/json",
+        )
+        .await;
+    dss.bundle(V, &[(meta, "donor.json".into())]).await;
+    dss.wait_searchable(
+        &json!({"query": {"term": {"files.donor_json.donor.id": "past-the-poison"}}}),
+        1,
+    )
+    .await;
+    let dlq = d.queue("index-dlq").await.expect("dead-letter queue");
+    let mut letters = 0;
+    for _ in 0..600 {
+        letters = dlq.stats().await.expect("stats").depth();
+        if letters == 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(letters, 300, "every poison message is a dead letter");
+    // The gauge operators alert on says so too (refreshed every 10 s).
+    for _ in 0..600 {
+        let metrics = dss
+            .http
+            .get(format!("{}/metrics", dss.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains(r#"dss_dead_letter_queue_depth{worker="index"} 300"#) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("dss_dead_letter_queue_depth never showed the 300 letters");
+}
