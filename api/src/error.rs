@@ -51,6 +51,14 @@ impl ApiError {
             BlobError::InvalidKey { key, reason } => {
                 Self::illegal_arguments(format!("invalid object key {key:?}: {reason}"))
             }
+            BlobError::StorageFull(m) => {
+                tracing::error!(error = %m, "storage is full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    format!("the deployment's storage is full; nothing was stored ({m})"),
+                )
+            }
             BlobError::Backend(m) => {
                 tracing::error!(error = %m, "storage backend failed");
                 Self::new(

@@ -179,7 +179,7 @@ async fn common_headers(req: Request, next: Next) -> Response {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     let s = res.status().as_u16();
-    if retryable && matches!(s, 500 | 502 | 503 | 504) {
+    if retryable && matches!(s, 500 | 502 | 503 | 504 | 507) {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
     }

@@ -448,3 +448,154 @@ async fn a_queue_full_of_poison_is_dead_lettered_while_real_work_flows() {
     }
     panic!("dss_dead_letter_queue_depth never showed the 300 letters");
 }
+
+/// Runs `args` inside the user and mount namespaces of process `pid` (where the test's tmpfs is).
+fn in_namespace(pid: u32, args: &[&str]) -> std::process::Output {
+    Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-U", "-m", "--"])
+        .args(args)
+        .output()
+        .expect("nsenter")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let data = mnt.join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    // `dss up` on a 24 MiB tmpfs of its own (a user and mount namespace: no privileges needed).
+    let script = format!(
+        "mount -t tmpfs -o size=24m tmpfs '{}' && exec '{}' up --listen 127.0.0.1:{port} --data-dir '{}'",
+        mnt.display(),
+        env!("CARGO_BIN_EXE_dss"),
+        data.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux) runs dss up in its own mount namespace");
+    let stdout = child.stdout.take().expect("stdout");
+    let token = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("eyJ"))
+    })
+    .await
+    .expect("reader")
+    .expect("dss up started on the tmpfs (unshare needs user namespaces)");
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _child = Killed(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let upload = |uuid: String, data: Vec<u8>| {
+        let (http, base, token) = (&http, &base, &token);
+        async move {
+            http.put(format!(
+                "{base}/v1/files/{uuid}/content?version={V}&replica=aws"
+            ))
+            .bearer_auth(token)
+            .body(data)
+            .send()
+            .await
+            .expect("upload")
+        }
+    };
+    let payload = |i: u8| -> Vec<u8> { (0..3_000_000u32).map(|j| (j as u8) ^ i).collect() };
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for i in 0..20u8 {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let r = upload(uuid.clone(), payload(i)).await;
+        match r.status().as_u16() {
+            201 => stored.push((uuid, i)),
+            507 => {
+                assert_eq!(
+                    r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+                    Some("10")
+                );
+                let body: Value = r.json().await.expect("error body");
+                assert_eq!(body["code"], "insufficient_storage", "{body}");
+                assert!(
+                    body["title"].as_str().is_some_and(|t| t.contains("full")),
+                    "{body}"
+                );
+                refused = Some(uuid);
+                break;
+            }
+            s => panic!(
+                "upload {i} answered {s}: {}",
+                r.text().await.unwrap_or_default()
+            ),
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    assert!(!stored.is_empty(), "some uploads fit");
+    let head = |uuid: &str| {
+        let (http, base) = (&http, &base);
+        let url = format!("{base}/v1/files/{uuid}?replica=aws");
+        async move { http.head(url).send().await.expect("head").status().as_u16() }
+    };
+    assert_eq!(
+        head(&refused).await,
+        404,
+        "nothing of the refused file is visible"
+    );
+
+    // Space returns: the same upload succeeds and nothing stored before is damaged.
+    let grown = in_namespace(
+        pid,
+        &[
+            "mount",
+            "-o",
+            "remount,size=128m",
+            &mnt.display().to_string(),
+        ],
+    );
+    assert!(grown.status.success(), "{grown:?}");
+    let r = upload(refused.clone(), payload(99)).await;
+    assert_eq!(r.status(), 201);
+    for (uuid, i) in &stored {
+        let r = http
+            .get(format!("{base}/v1/files/{uuid}?replica=aws"))
+            .send()
+            .await
+            .expect("get");
+        assert!(r.status().is_success(), "{}", r.status());
+        assert!(r.bytes().await.expect("bytes").as_ref() == payload(*i).as_slice());
+    }
+    let check = in_namespace(
+        pid,
+        &[
+            env!("CARGO_BIN_EXE_dss"),
+            "ops",
+            "verify",
+            "integrity",
+            "--replica",
+            "aws",
+            "--data-dir",
+            &data.display().to_string(),
+        ],
+    );
+    assert!(
+        check.status.success(),
+        "integrity after the disk was full: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

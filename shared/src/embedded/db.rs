@@ -32,6 +32,13 @@ pub enum DbError {
     Task(String),
 }
 
+impl DbError {
+    /// Whether the database could not write for lack of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull)
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,

@@ -190,12 +190,20 @@ fn copy_file(
 
 impl From<DbError> for BlobError {
     fn from(e: DbError) -> Self {
-        BlobError::Backend(e.to_string())
+        if e.is_disk_full() {
+            BlobError::StorageFull(e.to_string())
+        } else {
+            BlobError::Backend(e.to_string())
+        }
     }
 }
 
 fn io_err(context: &str, e: std::io::Error) -> BlobError {
-    BlobError::Backend(format!("{context}: {e}"))
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        BlobError::StorageFull(format!("{context}: {e}"))
+    } else {
+        BlobError::Backend(format!("{context}: {e}"))
+    }
 }
 
 /// A local-disk bucket that emits bucket events onto an embedded topic.

@@ -52,12 +52,16 @@ pub enum BlobError {
     /// The backend failed; may succeed on retry.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The backend has no space left (a full disk); nothing was stored, and the same call
+    /// succeeds once space returns.
+    #[error("no space left: {0}")]
+    StorageFull(String),
 }
 
 impl BlobError {
     /// Whether retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, BlobError::Backend(_))
+        matches!(self, BlobError::Backend(_) | BlobError::StorageFull(_))
     }
 }
 
