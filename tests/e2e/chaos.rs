@@ -459,7 +459,7 @@ fn in_namespace(pid: u32, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
+async fn a_full_or_read_only_disk_refuses_writes_clearly_and_corrupts_nothing() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let mnt = dir.path().join("mnt");
@@ -570,6 +570,34 @@ async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
     assert!(grown.status.success(), "{grown:?}");
     let r = upload(refused.clone(), payload(99)).await;
     assert_eq!(r.status(), 201);
+
+    // The bucket's directory turns read-only (a read-only bind mount over it): writes are
+    // refused, saying why; reads go on.
+    let bucket = data.join("buckets/aws").display().to_string();
+    let ro = in_namespace(
+        pid,
+        &[
+            "sh",
+            "-c",
+            &format!("mount --bind '{bucket}' '{bucket}' && mount -o remount,bind,ro '{bucket}'"),
+        ],
+    );
+    assert!(ro.status.success(), "{ro:?}");
+    let r = upload(uuid::Uuid::new_v4().to_string(), payload(7)).await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.expect("error body");
+    assert!(
+        body["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Read-only file system")),
+        "{body}"
+    );
+    assert_eq!(head(&refused).await, 200, "reads go on");
+    let rw = in_namespace(pid, &["umount", &bucket]);
+    assert!(rw.status.success(), "{rw:?}");
+    let r = upload(uuid::Uuid::new_v4().to_string(), payload(8)).await;
+    assert_eq!(r.status(), 201, "writable again");
+
     for (uuid, i) in &stored {
         let r = http
             .get(format!("{base}/v1/files/{uuid}?replica=aws"))
