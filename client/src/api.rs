@@ -69,6 +69,11 @@ impl DssClient {
         self
     }
 
+    /// The deployment's base URL (without `/v1`).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// The URL of `path` (below the base, e.g. `v1/bundles/…`) with `query`.
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ClientError> {
         let mut url = self

@@ -93,6 +93,7 @@ fn state_path(dir: &Path, base: &str, replica: &str, src: &Path) -> PathBuf {
     dir.join(format!("upload-{}.json", &hex::encode(h.finalize())[..16]))
 }
 
+/// A version for files and bundles made now.
 fn now_version() -> DssVersion {
     DssVersion::from_datetime(time::OffsetDateTime::now_utc())
 }
@@ -146,17 +147,10 @@ pub async fn upload_dir(
             src.display()
         )));
     }
-    let state_file = opts.state_dir.as_ref().map(|d| {
-        state_path(
-            d,
-            client
-                .url("", &[])
-                .map_or_else(|_| String::new(), |u| u.to_string())
-                .as_str(),
-            &opts.replica,
-            &src,
-        )
-    });
+    let state_file = opts
+        .state_dir
+        .as_ref()
+        .map(|d| state_path(d, client.base().as_str(), &opts.replica, &src));
     let saved = match &state_file {
         Some(p) if p.exists() => {
             let bytes = std::fs::read(p).map_err(|e| ClientError::io(p, e))?;
