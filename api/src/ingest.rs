@@ -165,8 +165,8 @@ pub async fn clear_failure(
 
 /// Queues the copy of `job`.
 pub async fn submit(deployment: &Deployment, job: &IngestJob) -> Result<(), QueueError> {
-    let body = serde_json::to_string(job).map_err(|e| QueueError::Backend(e.to_string()))?;
-    let body = dss_shared::correlation::stamp(body);
+    let body =
+        dss_shared::correlation::body(job).map_err(|e| QueueError::Backend(e.to_string()))?;
     deployment
         .queue(INGEST_QUEUE)
         .await?

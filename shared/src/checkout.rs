@@ -241,8 +241,7 @@ pub async fn submit(
 ) -> Result<(), SubmitError> {
     let id = job.id();
     write_status(status_store, id, &CheckoutStatus::queued()).await?;
-    let body = serde_json::to_string(job).map_err(|e| BlobError::Backend(e.to_string()))?;
-    let body = crate::correlation::stamp(body);
+    let body = crate::correlation::body(job).map_err(|e| BlobError::Backend(e.to_string()))?;
     if let Err(e) = queue.send(&body, Duration::ZERO).await {
         let failed = CheckoutStatus::failed(format!("the job could not be queued: {e}"));
         if let Err(w) = write_status(status_store, id, &failed).await {

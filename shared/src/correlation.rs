@@ -35,20 +35,21 @@ pub async fn scope<F: Future>(id: String, work: F) -> F::Output {
     CORRELATION_ID.scope(id, work).await
 }
 
-/// `body` (a JSON object) with the calling task's correlation id added as `correlation_id`,
-/// for messages that carry work onwards; unchanged when there is no id, the body already has
-/// one, or it is not a JSON object.
-pub fn stamp(body: String) -> String {
-    let Some(id) = current() else {
-        return body;
-    };
-    match serde_json::from_str::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Object(mut m)) if !m.contains_key("correlation_id") => {
-            m.insert("correlation_id".into(), id.into());
-            serde_json::Value::Object(m).to_string()
-        }
-        _ => body,
+/// The JSON message body of `message` (which serializes as an object), with the calling task's
+/// correlation id added as `correlation_id` when it has one — for messages that carry work
+/// onwards. Serialized once.
+pub fn body<T: serde::Serialize>(message: &T) -> serde_json::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Traced<'a, T> {
+        #[serde(flatten)]
+        message: &'a T,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<String>,
     }
+    serde_json::to_string(&Traced {
+        message,
+        correlation_id: current(),
+    })
 }
 
 /// The `correlation_id` of a JSON message body, when it has a valid one.
@@ -92,18 +93,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stamped_bodies_carry_the_current_id() {
-        assert_eq!(stamp(r#"{"a":1}"#.into()), r#"{"a":1}"#, "no id, no change");
-        let stamped = scope("req-2".into(), async { stamp(r#"{"a":1}"#.into()) }).await;
-        assert_eq!(of_body(&stamped).as_deref(), Some("req-2"));
-        let kept = scope("req-3".into(), async {
-            (
-                stamp(r#"{"correlation_id":"req-0"}"#.into()),
-                stamp("[1]".into()),
-            )
-        })
-        .await;
-        assert_eq!(kept, (r#"{"correlation_id":"req-0"}"#.into(), "[1]".into()));
+    async fn message_bodies_carry_the_current_id() {
+        #[derive(serde::Serialize)]
+        #[serde(tag = "kind")]
+        enum Job {
+            Copy { key: String },
+        }
+        let job = Job::Copy { key: "k".into() };
+        assert_eq!(
+            body(&job).unwrap(),
+            r#"{"kind":"Copy","key":"k"}"#,
+            "no id, no field"
+        );
+        let traced = scope("req-2".into(), async { body(&job).unwrap() }).await;
+        assert_eq!(
+            traced,
+            r#"{"kind":"Copy","key":"k","correlation_id":"req-2"}"#
+        );
+        assert_eq!(of_body(&traced).as_deref(), Some("req-2"));
     }
 
     #[tokio::test]

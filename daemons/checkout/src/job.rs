@@ -218,9 +218,8 @@ impl JobHandler {
                 job: bundle.clone(),
                 to: to.clone(),
             };
-            let body = serde_json::to_string(&request)
+            let body = dss_shared::correlation::body(&request)
                 .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-            let body = dss_shared::correlation::stamp(body);
             self.mail
                 .send(&body, Duration::ZERO)
                 .await
