@@ -6,21 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use dss_shared::checksum::Checksums;
 use dss_shared::model::{DssVersion, ObjectUuid};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::api::DssClient;
 use crate::error::ClientError;
 use crate::files::{self, Found};
 use crate::progress::Progress;
+use crate::resume::{FileState, Journal, State};
 
 /// How to upload.
 pub struct UploadOptions {
@@ -63,34 +63,6 @@ pub struct UploadedFile {
     pub sha256: String,
     /// True when an earlier, interrupted run had already uploaded it.
     pub resumed: bool,
-}
-
-/// The resume state of one directory's upload.
-#[derive(Serialize, Deserialize)]
-struct State {
-    bundle_uuid: String,
-    version: String,
-    files: BTreeMap<String, FileState>,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct FileState {
-    uuid: String,
-    version: String,
-    size: u64,
-    modified_ns: i128,
-    sha256: Option<String>,
-    done: bool,
-}
-
-/// The state file of uploading `src` to `replica` of the deployment at `base`.
-fn state_path(dir: &Path, base: &str, replica: &str, src: &Path) -> PathBuf {
-    let mut h = Sha256::new();
-    for part in [base, replica, &src.display().to_string()] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    dir.join(format!("upload-{}.json", &hex::encode(h.finalize())[..16]))
 }
 
 /// A version for files and bundles made now.
@@ -147,46 +119,25 @@ pub async fn upload_dir(
             src.display()
         )));
     }
-    let state_file = opts
+    let journal = opts
         .state_dir
         .as_ref()
-        .map(|d| state_path(d, client.base().as_str(), &opts.replica, &src));
-    let saved = match &state_file {
-        Some(p) if p.exists() => {
-            let bytes = std::fs::read(p).map_err(|e| ClientError::io(p, e))?;
-            match serde_json::from_slice::<State>(&bytes) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(path = %p.display(), error = %e, "ignoring an unreadable upload state file");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    let state = plan(saved, &found);
-    if let Some(p) = &state_file {
-        files::write_json(p, &state)?;
+        .map(|d| Journal::at(d, client.base().as_str(), &opts.replica, &src));
+    let state = plan(journal.as_ref().and_then(Journal::load), &found);
+    if let Some(j) = &journal {
+        // The plan records what earlier runs confirmed; the log starts empty.
+        j.start(&state)?;
     }
     progress.planned(found.len() as u64, found.iter().map(|f| f.size).sum());
-    let state = Mutex::new(state);
     let sent = AtomicU64::new(0);
     let results: Vec<Result<UploadedFile, (String, ClientError)>> =
         futures::stream::iter(found.iter())
             .map(|f| {
-                let (state, sent, state_file) = (&state, &sent, &state_file);
+                let (state, sent, journal) = (&state, &sent, journal.as_ref());
                 async move {
-                    upload_one(
-                        client,
-                        f,
-                        opts,
-                        state,
-                        state_file.as_deref(),
-                        sent,
-                        progress,
-                    )
-                    .await
-                    .map_err(|e| (f.name.clone(), e))
+                    upload_one(client, f, opts, state, journal, sent, progress)
+                        .await
+                        .map_err(|e| (f.name.clone(), e))
                 }
             })
             .buffered(opts.concurrency.max(1))
@@ -206,10 +157,11 @@ pub async fn upload_dir(
             failures,
         });
     }
-    let (bundle_uuid, version) = {
-        let s = state.lock().unwrap_or_else(|p| p.into_inner());
-        (s.bundle_uuid.clone(), s.version.clone())
-    };
+    let State {
+        bundle_uuid,
+        version,
+        ..
+    } = state;
     let body = json!({
         "creator_uid": opts.creator_uid,
         "files": uploaded.iter().map(|f| json!({
@@ -228,10 +180,8 @@ pub async fn upload_dir(
         .get("version")
         .and_then(Value::as_str)
         .map_or(version, str::to_string);
-    if let Some(p) = &state_file
-        && let Err(e) = std::fs::remove_file(p)
-    {
-        tracing::warn!(path = %p.display(), error = %e, "could not remove the upload state file");
+    if let Some(j) = &journal {
+        j.finish();
     }
     Ok(UploadReport {
         bundle_uuid,
@@ -246,18 +196,15 @@ async fn upload_one(
     client: &DssClient,
     f: &Found,
     opts: &UploadOptions,
-    state: &Mutex<State>,
-    state_file: Option<&Path>,
+    state: &State,
+    journal: Option<&Journal>,
     sent: &AtomicU64,
     progress: &Arc<dyn Progress>,
 ) -> Result<UploadedFile, ClientError> {
-    let entry = {
-        let s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.files
-            .get(&f.name)
-            .cloned()
-            .ok_or_else(|| ClientError::Invalid(format!("{}: not planned", f.name)))?
-    };
+    let entry = state
+        .files
+        .get(&f.name)
+        .ok_or_else(|| ClientError::Invalid(format!("{}: not planned", f.name)))?;
     let done = |sha256: String, resumed: bool| UploadedFile {
         name: f.name.clone(),
         uuid: entry.uuid.clone(),
@@ -296,15 +243,8 @@ async fn upload_one(
         })
         .await?;
     progress.file_done(&f.name);
-    {
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = s.files.get_mut(&f.name) {
-            e.done = true;
-            e.sha256 = Some(sums.sha256.clone());
-        }
-        if let Some(p) = state_file {
-            files::write_json(p, &*s)?;
-        }
+    if let Some(j) = journal {
+        j.confirm(&f.name, &sums.sha256)?;
     }
     Ok(done(sums.sha256, false))
 }
