@@ -104,6 +104,15 @@ fn upload_opts(state_dir: Option<&Path>) -> UploadOptions {
     }
 }
 
+/// Downloads bundle `uuid` into `dir` with the default options, reporting nowhere.
+async fn download(
+    client: &DssClient,
+    uuid: &str,
+    dir: &Path,
+) -> Result<dss_client::download::DownloadReport, ClientError> {
+    download_bundle(client, uuid, dir, &download_opts(), &tally().1).await
+}
+
 fn download_opts() -> DownloadOptions {
     DownloadOptions {
         replica: "aws".into(),
@@ -183,29 +192,17 @@ async fn a_directory_uploads_as_one_bundle_and_downloads_byte_for_byte() {
     assert_eq!(down.bytes.load(Ordering::Relaxed), total);
 
     // Again: everything is there and verified, nothing is fetched.
-    let again = download_bundle(
-        &client,
-        &report.bundle_uuid,
-        out.path(),
-        &download_opts(),
-        &tally().1,
-    )
-    .await
-    .unwrap();
+    let again = download(&client, &report.bundle_uuid, out.path())
+        .await
+        .unwrap();
     assert_eq!(again.bytes_received, 0);
     assert!(again.files.iter().all(|f| f.already_present));
 
     // A damaged local copy is noticed and fetched again.
     std::fs::write(got.dir.join("reads/r1.fastq"), bytes(300_000, 9)).unwrap();
-    let repaired = download_bundle(
-        &client,
-        &report.bundle_uuid,
-        out.path(),
-        &download_opts(),
-        &tally().1,
-    )
-    .await
-    .unwrap();
+    let repaired = download(&client, &report.bundle_uuid, out.path())
+        .await
+        .unwrap();
     assert_eq!(repaired.bytes_received, 300_000);
     assert!(std::fs::read(got.dir.join("reads/r1.fastq")).unwrap() == files[1].1);
 }
@@ -225,15 +222,9 @@ async fn an_interrupted_download_resumes_from_its_part_file() {
         .join(format!("{}.{}", report.bundle_uuid, report.version));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("big.bin.part"), &data[..150_000]).unwrap();
-    let got = download_bundle(
-        &client,
-        &report.bundle_uuid,
-        out.path(),
-        &download_opts(),
-        &tally().1,
-    )
-    .await
-    .unwrap();
+    let got = download(&client, &report.bundle_uuid, out.path())
+        .await
+        .unwrap();
     assert_eq!(
         got.bytes_received, 250_000,
         "only the missing range is fetched"
@@ -244,15 +235,9 @@ async fn an_interrupted_download_resumes_from_its_part_file() {
     // A part file holding wrong bytes: the check fails, and one fresh try repairs it.
     std::fs::remove_file(dir.join("big.bin")).unwrap();
     std::fs::write(dir.join("big.bin.part"), bytes(150_000, 4)).unwrap();
-    let got = download_bundle(
-        &client,
-        &report.bundle_uuid,
-        out.path(),
-        &download_opts(),
-        &tally().1,
-    )
-    .await
-    .unwrap();
+    let got = download(&client, &report.bundle_uuid, out.path())
+        .await
+        .unwrap();
     assert_eq!(got.bytes_received, 250_000 + 400_000);
     assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
 }
@@ -319,15 +304,9 @@ async fn an_interrupted_upload_resumes_into_the_same_bundle_sending_only_what_is
         "state removed once the bundle exists"
     );
     let out = tempfile::tempdir().unwrap();
-    let got = download_bundle(
-        &client,
-        &report.bundle_uuid,
-        out.path(),
-        &download_opts(),
-        &tally().1,
-    )
-    .await
-    .unwrap();
+    let got = download(&client, &report.bundle_uuid, out.path())
+        .await
+        .unwrap();
     assert!(std::fs::read(got.dir.join("a.txt")).unwrap() == small[0].1);
     assert!(std::fs::read(got.dir.join("too-big.bin")).unwrap() == bytes(5000, 8));
 }
@@ -350,15 +329,9 @@ async fn errors_name_the_cause_in_the_api_error_format() {
     );
 
     let missing = uuid::Uuid::new_v4().to_string();
-    let err = download_bundle(
-        &anonymous,
-        &missing,
-        tempfile::tempdir().unwrap().path(),
-        &download_opts(),
-        &tally().1,
-    )
-    .await
-    .unwrap_err();
+    let err = download(&anonymous, &missing, tempfile::tempdir().unwrap().path())
+        .await
+        .unwrap_err();
     match err {
         ClientError::Api { status, code, .. } => {
             assert_eq!((status, code.as_str()), (404, "not_found"))

@@ -193,13 +193,7 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
     .trim()
     .to_string();
     // Every daemon queue exists before the first write (the daemons declare them at start).
-    let d = {
-        let cfg =
-            dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
-                .expect("config");
-        dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system())
-            .expect("deployment")
-    };
+    let d = crate::harness::open_data(&data);
     d.declare_queues().await.expect("queues");
 
     let (hook, received) = receiver().await;
@@ -391,13 +385,7 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_full_of_poison_is_dead_lettered_while_real_work_flows() {
     let dss = crate::harness::Dss::up().await;
-    let d = {
-        let data = dss.dir.path().join("data");
-        let cfg =
-            dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
-                .expect("config");
-        dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).expect("open")
-    };
+    let d = dss.deployment();
     let poison: Vec<dss_shared::ports::OutgoingMessage> = (0..300)
         .map(|i| dss_shared::ports::OutgoingMessage::new(format!("not an event {i}")))
         .collect();
@@ -432,16 +420,11 @@ async fn a_queue_full_of_poison_is_dead_lettered_while_real_work_flows() {
     assert_eq!(letters, 300, "every poison message is a dead letter");
     // The gauge operators alert on says so too (refreshed every 10 s).
     for _ in 0..600 {
-        let metrics = dss
-            .http
-            .get(format!("{}/metrics", dss.base))
-            .send()
+        if dss
+            .metrics()
             .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        if metrics.contains(r#"dss_dead_letter_queue_depth{worker="index"} 300"#) {
+            .contains(r#"dss_dead_letter_queue_depth{worker="index"} 300"#)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

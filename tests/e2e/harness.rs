@@ -15,6 +15,13 @@ pub struct Dss {
     pub log: std::path::PathBuf,
 }
 
+/// The embedded deployment on the data directory `data`, opened as another process would.
+pub fn open_data(data: &std::path::Path) -> dss_shared::deployment::Deployment {
+    let cfg = dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
+        .expect("config");
+    dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).expect("open")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -97,6 +104,23 @@ impl Dss {
             http,
             log,
         }
+    }
+
+    /// The data directory opened as another process would.
+    pub fn deployment(&self) -> dss_shared::deployment::Deployment {
+        open_data(&self.dir.path().join("data"))
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// Uploads bytes as a new file version; returns the file UUID.

@@ -111,14 +111,6 @@ async fn operators_reconcile_the_replicas() {
     );
 }
 
-/// The deployment of a running `dss up`, opened by this test process (they share the data).
-fn deployment(dss: &Dss) -> dss_shared::deployment::Deployment {
-    let data = dss.dir.path().join("data");
-    let cfg = dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
-        .expect("config");
-    dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).expect("open")
-}
-
 /// Runs `dss ARGS --data-dir D`; its JSON output lines.
 fn dss_json(dss: &Dss, args: &[&str]) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
@@ -144,7 +136,7 @@ async fn operators_verify_the_replicas_and_repair_on_request() {
     use dss_shared::model::ObjectKey;
     use dss_shared::ports::PutOptions;
     let dss = Dss::up().await;
-    let d = deployment(&dss);
+    let d = dss.deployment();
     // A blob in gcp marked as a copy from aws: sync leaves it alone, so aws lacks it.
     let body = bytes::Bytes::from_static(b"only in gcp");
     let key = ObjectKey::blob(&checksums_of(&body));
@@ -206,7 +198,7 @@ async fn operators_verify_the_replicas_and_repair_on_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_show_redrive_and_purge_dead_letters() {
     let dss = Dss::up().await;
-    let d = deployment(&dss);
+    let d = dss.deployment();
     d.queue("index")
         .await
         .expect("queue")
@@ -294,7 +286,7 @@ async fn operators_verify_the_integrity_of_a_replica() {
 
     // The file's blob disappears from aws: the file is reported, and the command fails.
     let blob = ObjectKey::blob(&checksums_of(b"{\"a\": 1}"));
-    let d = deployment(&dss);
+    let d = dss.deployment();
     assert!(d.replicas["aws"].store.delete(&blob).await.expect("delete"));
     let out = run(&["--replica", "aws"]);
     assert!(!out.status.success(), "inconsistencies fail the command");
@@ -350,15 +342,7 @@ async fn operators_read_checkout_statuses() {
                 .output()
                 .expect("run");
             assert!(!missing.status.success());
-            let text = dss
-                .http
-                .get(format!("{}/metrics", dss.base))
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
+            let text = dss.metrics().await;
             assert!(
                 text.contains(r#"dss_checkout_jobs_total{outcome="succeeded"} 1"#),
                 "{text}"
@@ -489,7 +473,7 @@ async fn health_names_the_dependency_that_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_events_reach_a_late_subscription_once() {
     let dss = Dss::up_with(&[("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".to_string())]).await;
-    let d = deployment(&dss);
+    let d = dss.deployment();
     let before = "2000-01-01T00:00:00Z";
     let v = "2026-07-08T090807.060504Z";
     let meta = dss

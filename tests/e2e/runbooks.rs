@@ -175,15 +175,7 @@ async fn every_alert_has_its_runbook_page_and_watches_metrics_the_processes_expo
     // The daemons register their families as they start, just after the API answers.
     let mut missing = Vec::new();
     for _ in 0..600 {
-        let metrics = dss
-            .http
-            .get(format!("{}/metrics", dss.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let metrics = dss.metrics().await;
         missing = names
             .iter()
             .filter(|n| !metrics.contains(&format!("# TYPE {n} ")))
