@@ -22,6 +22,17 @@ pub fn init_logging(log: &LogConfig) {
     dss_shared::telemetry::init(&log);
 }
 
+/// Whether a progress log line is due (one per [`LOG_EVERY`]); if so, the next one is due
+/// [`LOG_EVERY`] from now.
+fn log_due(logged: &Mutex<Instant>) -> bool {
+    let mut logged = logged.lock().unwrap_or_else(|p| p.into_inner());
+    let due = logged.elapsed() >= LOG_EVERY;
+    if due {
+        *logged = Instant::now();
+    }
+    due
+}
+
 /// One command's progress: a count of items done and a short description.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -56,13 +67,10 @@ impl Progress {
                 bar.set_position(done);
                 bar.set_message(message());
             }
-            None => {
-                let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-                if logged.elapsed() >= LOG_EVERY {
-                    *logged = Instant::now();
-                    tracing::info!(command = %self.label, done, "{}", message());
-                }
+            None if log_due(&self.logged) => {
+                tracing::info!(command = %self.label, done, "{}", message());
             }
+            None => {}
         }
     }
 
@@ -114,12 +122,8 @@ impl Transfer {
     }
 
     fn log(&self) {
-        if self.bar.is_none() {
-            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-            if logged.elapsed() >= LOG_EVERY {
-                *logged = Instant::now();
-                tracing::info!(command = %self.label, "{}", self.files_message());
-            }
+        if self.bar.is_none() && log_due(&self.logged) {
+            tracing::info!(command = %self.label, "{}", self.files_message());
         }
     }
 
