@@ -63,9 +63,9 @@ pub async fn list(cfg: &Config, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `dss ops dlq show QUEUE`: up to `limit` letters as JSON lines (id, receives, when sent, the
+/// `dss ops dlq show QUEUE`: up to `limit` letters, one line each (id, receives, when sent, the
 /// reason where the backend keeps it, the body); they stay in the dead-letter queue.
-pub async fn show(cfg: &Config, queue: &str, limit: usize) -> Result<()> {
+pub async fn show(cfg: &Config, queue: &str, limit: usize, json: bool) -> Result<()> {
     let dep = crate::cloud::open(cfg).await?;
     let (_, dlq) = pair(&dep, queue).await?;
     let embedded = cfg.queues.backend == QueueBackendKind::Embedded;
@@ -87,12 +87,9 @@ pub async fn show(cfg: &Config, queue: &str, limit: usize) -> Result<()> {
                 true => dead_letter_reason(&dep.db, &m.id).await?,
                 false => None,
             };
-            writeln!(
-                out,
-                "{}",
-                json!({"queue": queue, "id": m.id, "receives": m.receive_count,
-                    "sent_at": m.sent_at.to_string(), "reason": reason, "body": m.body})
-            )?;
+            let letter = json!({"queue": queue, "id": m.id, "receives": m.receive_count,
+                "sent_at": m.sent_at.to_string(), "reason": reason, "body": m.body});
+            crate::output::record(&mut out, &letter, json)?;
             shown.push(m.receipt);
         }
     }
@@ -107,7 +104,7 @@ pub async fn show(cfg: &Config, queue: &str, limit: usize) -> Result<()> {
 /// each sent before it leaves the dead-letter queue (a crash may leave a copy in both). Only
 /// the letters there when it starts are moved: one that fails again and comes back is not
 /// moved a second time.
-pub async fn redrive(cfg: &Config, queue: &str, limit: Option<usize>) -> Result<()> {
+pub async fn redrive(cfg: &Config, queue: &str, limit: Option<usize>, json: bool) -> Result<()> {
     dss_shared::telemetry::init(&cfg.log);
     let dep = crate::cloud::open(cfg).await?;
     let (main, dlq) = pair(&dep, queue).await?;
@@ -135,16 +132,20 @@ pub async fn redrive(cfg: &Config, queue: &str, limit: Option<usize>) -> Result<
             tracing::info!(%queue, moved = i + 1, of = taken.len(), "redriving");
         }
     }
-    writeln!(
-        std::io::stdout(),
-        "{}",
-        json!({"queue": queue, "redriven": taken.len()})
-    )?;
+    let mut out = std::io::stdout().lock();
+    match json {
+        true => writeln!(out, "{}", json!({"queue": queue, "redriven": taken.len()}))?,
+        false => writeln!(
+            out,
+            "{queue}: {} letters moved back to the queue",
+            taken.len()
+        )?,
+    }
     Ok(())
 }
 
 /// `dss ops dlq purge QUEUE`: deletes every letter of the queue's dead-letter queue.
-pub async fn purge(cfg: &Config, queue: &str) -> Result<()> {
+pub async fn purge(cfg: &Config, queue: &str, json: bool) -> Result<()> {
     let dep = crate::cloud::open(cfg).await?;
     let (_, dlq) = pair(&dep, queue).await?;
     let mut purged = 0usize;
@@ -157,10 +158,10 @@ pub async fn purge(cfg: &Config, queue: &str) -> Result<()> {
         dlq.ack_batch(&receipts).await?;
         purged += receipts.len();
     }
-    writeln!(
-        std::io::stdout(),
-        "{}",
-        json!({"queue": queue, "purged": purged})
-    )?;
+    let mut out = std::io::stdout().lock();
+    match json {
+        true => writeln!(out, "{}", json!({"queue": queue, "purged": purged}))?,
+        false => writeln!(out, "{queue}: {purged} letters deleted")?,
+    }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `dss ops verify integrity`: within each replica, every bundle's files exist and match what the
 //! manifest says of them, and every file's blob exists with the file's size and checksums. Reads
-//! only; one JSON line per replica with counts and the first findings.
+//! only; a report per replica with counts and the first findings.
 
 use std::io::Write;
 
@@ -120,7 +120,7 @@ async fn check_bundle(store: &dyn BlobStore, key: &str) -> Vec<(&'static str, St
 }
 
 /// `dss ops verify integrity [--replica R]`.
-pub async fn run(cfg: &Config, replica: Option<&str>) -> Result<()> {
+pub async fn run(cfg: &Config, replica: Option<&str>, json: bool) -> Result<()> {
     crate::progress::init_logging(&cfg.log);
     let dep = crate::cloud::open(cfg).await?;
     if let Some(r) = replica
@@ -182,10 +182,28 @@ pub async fn run(cfg: &Config, replica: Option<&str>) -> Result<()> {
         progress.finish();
         tracing::info!(replica = %name, files = report.files, bundles = report.bundles, problems = report.problems, "integrity checked");
         failed |= report.problems > 0;
-        writeln!(std::io::stdout(), "{}", json!(report))?;
+        print(&report, json)?;
     }
     if failed {
         anyhow::bail!("inconsistencies found (see the findings above)");
+    }
+    Ok(())
+}
+
+/// One replica's report: a JSON line with `json`, otherwise a summary and a line per finding.
+fn print(r: &Report, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", json!(r))?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: {} files and {} bundles checked, {} problems",
+        r.replica, r.files, r.bundles, r.problems
+    )?;
+    for f in &r.findings {
+        writeln!(out, "  {} {}: {}", f.problem, f.key, f.detail)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod cloud;
 mod dlq;
 mod integrity;
 mod ops;
+mod output;
 mod progress;
 mod reindex;
 mod replay;
@@ -85,7 +86,7 @@ enum Command {
         common: Common,
     },
     /// Compare every replica now and queue a copy of whatever is missing or broken in one
-    /// (the sync daemon makes the copies). Prints one JSON summary per prefix.
+    /// (the sync daemon makes the copies). Prints a summary per prefix.
     Reconcile {
         #[command(flatten)]
         common: Common,
@@ -93,12 +94,15 @@ enum Command {
         /// blobs/, files/, bundles/, collections/.
         #[arg(long)]
         prefix: Vec<String>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Operator view of every daemon queue and its dead-letter queue: messages visible, in
     /// flight and delayed, and the oldest one's age.
     Queues(QueuesArgs),
     /// Operator view of a subscription's webhook deliveries: recent attempts, or deliveries
-    /// in one state (JSON lines).
+    /// in one state.
     Deliveries(DeliveriesArgs),
     /// Operator resend of dead-lettered webhook deliveries: a new round of attempts on the
     /// retry schedule.
@@ -110,6 +114,9 @@ enum Command {
         /// Resend every dead delivery of this subscription.
         #[arg(long)]
         subscription: Option<String>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Operator commands: verify the replicas, handle dead letters, see the queues.
     Ops {
@@ -188,12 +195,16 @@ struct DeliveriesArgs {
     /// At most this many lines.
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 impl DeliveriesArgs {
     async fn run(self) -> anyhow::Result<()> {
         let cfg = self.common.load(None)?;
-        ops::deliveries(&cfg, &self.subscription, self.state.as_deref(), self.limit).await
+        let (state, limit) = (self.state.as_deref(), self.limit);
+        ops::deliveries(&cfg, &self.subscription, state, limit, self.json).await
     }
 }
 
@@ -300,7 +311,7 @@ fn rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
 #[derive(Subcommand)]
 enum CheckoutCommand {
     /// A job's status (RUNNING with progress, SUCCEEDED with its location, FAILED with its
-    /// cause) as one JSON object with the replica that holds it.
+    /// cause) with the replica that holds it.
     Status {
         #[command(flatten)]
         common: Common,
@@ -309,6 +320,9 @@ enum CheckoutCommand {
         /// Only this replica's checkout bucket.
         #[arg(long)]
         replica: Option<String>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -320,8 +334,8 @@ enum SubscriptionsCommand {
 
 #[derive(Subcommand)]
 enum VerifyCommand {
-    /// Every key (or those under `--prefix`) of every replica, compared by checksums: one JSON
-    /// line per prefix with counts and the first findings (key, replica, missing | different |
+    /// Every key (or those under `--prefix`) of every replica, compared by checksums: per
+    /// prefix the counts and the first findings (key, replica, missing | different |
     /// conflict). Reads only, unless `--repair` queues the copies for the sync daemon.
     Replicas {
         #[command(flatten)]
@@ -332,16 +346,22 @@ enum VerifyCommand {
         /// Queue a copy of whatever is missing or broken (as `dss reconcile`).
         #[arg(long)]
         repair: bool,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Within each replica: every bundle's files exist and match the manifest, every file's blob
-    /// exists with the file's size and checksums. One JSON line per replica; exits non-zero
-    /// when anything is inconsistent. Reads only.
+    /// exists with the file's size and checksums. A report per replica; exits non-zero when
+    /// anything is inconsistent. Reads only.
     Integrity {
         #[command(flatten)]
         common: Common,
         /// Only this replica.
         #[arg(long)]
         replica: Option<String>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -355,7 +375,7 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The letters of one daemon queue's dead-letter queue as JSON lines (they stay there).
+    /// The letters of one daemon queue's dead-letter queue, one line each (they stay there).
     Show {
         #[command(flatten)]
         common: Common,
@@ -364,6 +384,9 @@ enum DlqCommand {
         /// At most this many letters.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Move letters back to their queue, to be handled again.
     Redrive {
@@ -374,6 +397,9 @@ enum DlqCommand {
         /// At most this many letters (default: all).
         #[arg(long)]
         limit: Option<usize>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete every letter of one daemon queue's dead-letter queue.
     Purge {
@@ -381,6 +407,9 @@ enum DlqCommand {
         common: Common,
         /// The daemon queue.
         queue: String,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -636,11 +665,17 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
                     common,
                     prefix,
                     repair,
+                    json,
                 },
-        } => ops::reconcile(&common.load(None)?, prefix, repair).await,
+        } => ops::reconcile(&common.load(None)?, prefix, repair, json).await,
         OpsCommand::Verify {
-            what: VerifyCommand::Integrity { common, replica },
-        } => integrity::run(&common.load(None)?, replica.as_deref()).await,
+            what:
+                VerifyCommand::Integrity {
+                    common,
+                    replica,
+                    json,
+                },
+        } => integrity::run(&common.load(None)?, replica.as_deref(), json).await,
         OpsCommand::Queues(args) => args.run().await,
         OpsCommand::Events {
             command:
@@ -693,8 +728,9 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
                     common,
                     job,
                     replica,
+                    json,
                 },
-        } => ops::checkout_status(&common.load(None)?, &job, replica.as_deref()).await,
+        } => ops::checkout_status(&common.load(None)?, &job, replica.as_deref(), json).await,
         OpsCommand::Subscriptions {
             command: SubscriptionsCommand::Deliveries(args),
         } => args.run().await,
@@ -704,13 +740,19 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
                 common,
                 queue,
                 limit,
-            } => dlq::show(&common.load(None)?, &queue, limit).await,
+                json,
+            } => dlq::show(&common.load(None)?, &queue, limit, json).await,
             DlqCommand::Redrive {
                 common,
                 queue,
                 limit,
-            } => dlq::redrive(&common.load(None)?, &queue, limit).await,
-            DlqCommand::Purge { common, queue } => dlq::purge(&common.load(None)?, &queue).await,
+                json,
+            } => dlq::redrive(&common.load(None)?, &queue, limit, json).await,
+            DlqCommand::Purge {
+                common,
+                queue,
+                json,
+            } => dlq::purge(&common.load(None)?, &queue, json).await,
         },
     }
 }
@@ -728,9 +770,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
         Command::Sync { common } => run(common.load(None)?, Components::Sync).await,
         Command::EventRelay { common } => run(common.load(None)?, Components::EventRelay).await,
-        Command::Reconcile { common, prefix } => {
-            ops::reconcile(&common.load(None)?, prefix, true).await
-        }
+        Command::Reconcile {
+            common,
+            prefix,
+            json,
+        } => ops::reconcile(&common.load(None)?, prefix, true, json).await,
         Command::Ops { command } => ops_command(command).await,
         Command::Infra {
             command: InfraCommand::Local { common },
@@ -748,7 +792,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             common,
             ids,
             subscription,
-        } => ops::resend(&common.load(None)?, ids, subscription.as_deref()).await,
+            json,
+        } => ops::resend(&common.load(None)?, ids, subscription.as_deref(), json).await,
         Command::Token {
             common,
             email,

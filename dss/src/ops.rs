@@ -9,9 +9,16 @@ use dss_shared::ports::DeliveryState;
 use serde_json::json;
 use std::io::Write;
 
+use crate::output;
+
 /// `dss reconcile` (and `dss ops verify replicas`): one reconciler pass over `prefixes`
-/// (default: all), a JSON line per prefix; copies are queued only when `repair`.
-pub async fn reconcile(cfg: &Config, prefixes: Vec<String>, repair: bool) -> anyhow::Result<()> {
+/// (default: all), a report per prefix; copies are queued only when `repair`.
+pub async fn reconcile(
+    cfg: &Config,
+    prefixes: Vec<String>,
+    repair: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     crate::progress::init_logging(&cfg.log);
     if let Some(bad) = prefixes.iter().find(|p| !dss_sync::valid_prefix(p)) {
         bail!(
@@ -50,7 +57,18 @@ pub async fn reconcile(cfg: &Config, prefixes: Vec<String>, repair: bool) -> any
     let reports = reports?;
     let mut out = std::io::stdout().lock();
     for r in reports {
-        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{}: {} keys, {} missing, {} different ({} conflicts), {} copies queued",
+            r.prefix, r.scanned, r.missing, r.different, r.conflicts, r.enqueued
+        )?;
+        for f in &r.findings {
+            writeln!(out, "  {} in {}: {}", f.kind, f.replica, f.key)?;
+        }
     }
     Ok(())
 }
@@ -61,13 +79,14 @@ pub async fn deliveries(
     subscription: &str,
     state: Option<&str>,
     limit: usize,
+    json: bool,
 ) -> anyhow::Result<()> {
     let dep = crate::cloud::open(cfg).await?;
     let mut out = std::io::stdout().lock();
     match state {
         None => {
             for a in dep.deliveries.attempts(subscription, limit).await? {
-                writeln!(out, "{}", attempt_json(&a))?;
+                output::record(&mut out, &attempt_json(&a), json)?;
             }
         }
         Some(s) => {
@@ -79,7 +98,7 @@ pub async fn deliveries(
                 .list(subscription, Some(state), limit)
                 .await?
             {
-                writeln!(out, "{}", delivery_json(&d))?;
+                output::record(&mut out, &delivery_json(&d), json)?;
             }
         }
     }
@@ -91,6 +110,7 @@ pub async fn resend(
     cfg: &Config,
     mut ids: Vec<String>,
     subscription: Option<&str>,
+    json: bool,
 ) -> anyhow::Result<()> {
     let dep = crate::cloud::open(cfg).await?;
     if let Some(s) = subscription {
@@ -112,7 +132,7 @@ pub async fn resend(
         if !resent {
             refused += 1;
         }
-        writeln!(out, "{}", json!({"delivery": id, "resent": resent}))?;
+        output::record(&mut out, &json!({"delivery": id, "resent": resent}), json)?;
     }
     if refused > 0 {
         bail!(
@@ -169,7 +189,12 @@ pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
 /// `dss ops checkout status JOB`: a checkout job's status document (as `GET
 /// /v1/bundles/checkout/{job}` answers it), looked up in every replica's checkout bucket unless
 /// `replica` names one.
-pub async fn checkout_status(cfg: &Config, job: &str, replica: Option<&str>) -> anyhow::Result<()> {
+pub async fn checkout_status(
+    cfg: &Config,
+    job: &str,
+    replica: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let dep = crate::cloud::open(cfg).await?;
     for (name, r) in dep
         .replicas
@@ -179,7 +204,7 @@ pub async fn checkout_status(cfg: &Config, job: &str, replica: Option<&str>) -> 
         if let Some(status) = dss_shared::checkout::read_status(&*r.checkout, job).await? {
             let mut v = serde_json::to_value(&status)?;
             v["replica"] = json!(name);
-            writeln!(std::io::stdout(), "{v}")?;
+            output::record(&mut std::io::stdout().lock(), &v, json)?;
             return Ok(());
         }
     }

@@ -75,6 +75,7 @@ async fn operators_reconcile_the_replicas() {
     let reconcile = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
             .arg("reconcile")
+            .arg("--json")
             .args(args)
             .arg("--data-dir")
             .arg(dss.dir.path().join("data"))
@@ -111,10 +112,11 @@ async fn operators_reconcile_the_replicas() {
     );
 }
 
-/// Runs `dss ARGS --data-dir D`; its JSON output lines.
+/// Runs `dss ARGS --json --data-dir D`; its JSON output lines.
 fn dss_json(dss: &Dss, args: &[&str]) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
         .args(args)
+        .arg("--json")
         .arg("--data-dir")
         .arg(dss.dir.path().join("data"))
         .output()
@@ -206,7 +208,7 @@ async fn operators_show_redrive_and_purge_dead_letters() {
         .await
         .expect("send");
     fn letters(dss: &Dss) -> Option<u64> {
-        dss_json(dss, &["ops", "dlq", "list", "--json"])
+        dss_json(dss, &["ops", "dlq", "list"])
             .into_iter()
             .find(|l| l["queue"] == "index")
             .and_then(|l| l["letters"].as_u64())
@@ -272,6 +274,12 @@ async fn operators_verify_the_integrity_of_a_replica() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "aws: 1 files and 1 bundles checked, 0 problems\n",
+        "text for people without --json"
+    );
+    let out = run(&["--replica", "aws", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(
         (
@@ -288,7 +296,7 @@ async fn operators_verify_the_integrity_of_a_replica() {
     let blob = ObjectKey::blob(&checksums_of(b"{\"a\": 1}"));
     let d = dss.deployment();
     assert!(d.replicas["aws"].store.delete(&blob).await.expect("delete"));
-    let out = run(&["--replica", "aws"]);
+    let out = run(&["--replica", "aws", "--json"]);
     assert!(!out.status.success(), "inconsistencies fail the command");
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(v["problems"], 1, "{v}");
@@ -519,7 +527,7 @@ async fn replayed_events_reach_a_late_subscription_once() {
     assert!(pending().await.is_empty());
 
     let replay = |args: &[&str]| {
-        let mut all = vec!["ops", "events", "replay", "--to", "notify", "--json"];
+        let mut all = vec!["ops", "events", "replay", "--to", "notify"];
         all.extend_from_slice(args);
         dss_json(&dss, &all)
     };
