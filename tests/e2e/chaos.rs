@@ -3,11 +3,13 @@
 //! bundles (2,100 objects) are ingested into replica `aws` with a webhook subscription active.
 //! Afterwards nothing may be missing or doubled: every object in both replicas, every bundle
 //! searchable in both, one journal event per bundle and replica, one delivery per bundle recorded
-//! as delivered, and every one of them received at least once.
+//! as delivered, and every one of them received at least once. Also here: a webhook receiver
+//! down and then failing for a stretch, a queue full of poison, a full or read-only disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,13 +82,27 @@ type Received = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
 
 /// A webhook receiver on 127.0.0.1 that records every notification and answers 200.
 async fn receiver() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = serve_receiver(listener, Arc::new(AtomicBool::new(true)));
+    (url, got)
+}
+
+/// Serves `/hook` on `listener`: records every notification and answers 200 while `up`, 503
+/// (recording nothing) otherwise.
+fn serve_receiver(listener: tokio::net::TcpListener, up: Arc<AtomicBool>) -> Received {
     let got: Received = Arc::default();
     let seen = got.clone();
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |body: axum::body::Bytes| {
-            let seen = seen.clone();
+            let (seen, up) = (seen.clone(), up.clone());
             async move {
+                if !up.load(Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
                 if let Ok(v) = serde_json::from_slice::<Value>(&body) {
                     let tx = v["transaction_id"].as_str().unwrap_or_default().to_string();
                     let fqid = format!(
@@ -96,16 +112,12 @@ async fn receiver() -> (String, Received) {
                     );
                     seen.lock().expect("lock").entry(tx).or_default().push(fqid);
                 }
-                "ok"
+                axum::http::StatusCode::OK
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, got)
+    got
 }
 
 /// A small pseudo-random generator (xorshift), seeded from the clock.
@@ -209,7 +221,7 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
     let sub = sub["uuid"].as_str().expect("uuid").to_string();
 
     // The killer: one random daemon every 0.5–2 s, while the ingest runs.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let killer = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
@@ -218,7 +230,7 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
                 .map_or(7, |d| d.as_nanos() as u64)
                 | 1);
             let mut kills = BTreeMap::<&str, u32>::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500 + rng.next() % 1500));
                 let i = (rng.next() % daemons.len() as u64) as usize;
                 daemons[i].kill_and_restart();
@@ -609,4 +621,129 @@ async fn a_full_or_read_only_disk_refuses_writes_clearly_and_corrupts_nothing() 
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+/// Bundles written while their subscriber cannot be reached (nothing listens on its port), then
+/// while it fails (503) — its circuit opens and probes — are all delivered once it answers
+/// again: one delivery per bundle, recorded as delivered, each received, none given up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_stretch_gets_every_delivery_once_it_is_back() {
+    const N: usize = 40;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let dss = crate::harness::Dss::up_with(&[
+        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
+        ("DSS_NOTIFY__RETRY_DELAYS_SECS", "1,2".into()),
+        ("DSS_NOTIFY__CONNECT_TIMEOUT_MS", "500".into()),
+        ("DSS_NOTIFY__BREAKER_COOLDOWN_SECS", "1".into()),
+    ])
+    .await;
+    let r = dss
+        .http
+        .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
+        .bearer_auth(&dss.token)
+        .json(&json!({"callback_url": format!("http://127.0.0.1:{port}/hook")}))
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(r.status(), 201);
+    let sub: Value = r.json().await.expect("json");
+    let sub = sub["uuid"].as_str().expect("uuid").to_string();
+    let mut want = BTreeSet::new();
+    for i in 0..N {
+        let file = dss
+            .upload(
+                V,
+                format!("{{\"n\": {i}}}").into_bytes(),
+                "application/json",
+            )
+            .await;
+        want.insert(format!(
+            "{}.{V}",
+            dss.bundle(V, &[(file, "n.json".into())]).await
+        ));
+    }
+    let d = dss.deployment();
+    // Waits until `n` attempts have failed as `failed` says.
+    let wait = async |what: &str, n: usize, failed: fn(&dss_shared::ports::Attempt) -> bool| {
+        let mut seen = 0;
+        for _ in 0..600 {
+            let attempts = d
+                .deliveries
+                .attempts(&sub, 100 * N)
+                .await
+                .expect("attempts");
+            seen = attempts.iter().filter(|a| failed(a)).count();
+            if seen >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("only {seen} attempts {what}, not {n}");
+    };
+    // Down: deliveries fail to connect until the endpoint's circuit opens, and its probe fails.
+    wait("failed to connect", 6, |a| {
+        a.status.is_none() && a.error.is_some()
+    })
+    .await;
+    // Up but failing: probes are answered 503.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the receiver's port");
+    let up = Arc::new(AtomicBool::new(false));
+    let received = serve_receiver(listener, up.clone());
+    wait("answered 503", 2, |a| a.status == Some(503)).await;
+    // Back: every delivery arrives.
+    up.store(true, Ordering::SeqCst);
+    let mut delivered = Vec::new();
+    for _ in 0..600 {
+        delivered = d
+            .deliveries
+            .list(
+                &sub,
+                Some(dss_shared::ports::DeliveryState::Delivered),
+                10 * N,
+            )
+            .await
+            .expect("deliveries");
+        if delivered.len() >= N {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let per_bundle: BTreeSet<String> = delivered
+        .iter()
+        .map(|x| {
+            format!(
+                "{}.{}",
+                x.new.bundle_uuid,
+                x.new.bundle_version.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        (delivered.len(), &per_bundle),
+        (N, &want),
+        "one delivery per bundle, each delivered"
+    );
+    let got = received.lock().expect("lock").clone();
+    for x in &delivered {
+        let fqids = got
+            .get(&x.new.id)
+            .unwrap_or_else(|| panic!("delivery {} never arrived", x.new.id));
+        assert!(fqids.iter().all(|f| want.contains(f)), "{fqids:?}");
+    }
+    for state in [
+        dss_shared::ports::DeliveryState::Pending,
+        dss_shared::ports::DeliveryState::Dead,
+    ] {
+        let left = d
+            .deliveries
+            .list(&sub, Some(state), 10 * N)
+            .await
+            .expect("list");
+        assert!(left.is_empty(), "{} deliveries left {state:?}", left.len());
+    }
 }
