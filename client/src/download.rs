@@ -23,13 +23,15 @@ use crate::api::{DssClient, shown};
 use crate::error::ClientError;
 use crate::files;
 use crate::progress::Progress;
+use crate::ranged;
+pub use crate::ranged::Ranges;
 use crate::verify::Verifier;
 
 /// The name of the manifest file in a downloaded bundle's directory.
 const MANIFEST: &str = "bundle.json";
 
 /// Bytes gathered before each write to a part file.
-const WRITE_BUFFER: usize = 1 << 20;
+pub(crate) const WRITE_BUFFER: usize = 1 << 20;
 
 /// Longest wait between polls of a file the deployment is still preparing.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -42,6 +44,8 @@ pub struct DownloadOptions {
     pub version: Option<String>,
     /// Files fetched at once.
     pub concurrency: usize,
+    /// How large files are fetched in ranges over several connections.
+    pub ranges: Ranges,
 }
 
 /// What a download wrote.
@@ -80,11 +84,11 @@ pub struct DownloadedFile {
 }
 
 /// A manifest entry: what a file must be.
-struct Entry {
-    name: String,
+pub(crate) struct Entry {
+    pub(crate) name: String,
     uuid: String,
     version: String,
-    size: u64,
+    pub(crate) size: u64,
     sha256: String,
     sha1: String,
     crc32c: String,
@@ -185,7 +189,7 @@ pub async fn download_bundle(
         .map(|e| {
             let (bundle_dir, received) = (&bundle_dir, &received);
             async move {
-                fetch_file(client, e, bundle_dir, &opts.replica, received, progress)
+                fetch_file(client, e, bundle_dir, opts, received, progress)
                     .await
                     .map_err(|err| (e.name.clone(), err))
             }
@@ -247,7 +251,7 @@ fn mismatches(e: &Entry, hasher: Verifier) -> Vec<&'static str> {
 async fn hash_prefix(path: PathBuf, len: Option<u64>) -> Result<Verifier, ClientError> {
     tokio::task::spawn_blocking(move || {
         let mut h = Verifier::new();
-        files::hash_into(&path, &mut h, len)?;
+        files::hash_into(&path, &mut h, 0, len)?;
         Ok(h)
     })
     .await
@@ -259,7 +263,7 @@ async fn fetch_file(
     client: &DssClient,
     e: &Entry,
     bundle_dir: &Path,
-    replica: &str,
+    opts: &DownloadOptions,
     received: &AtomicU64,
     progress: &Arc<dyn Progress>,
 ) -> Result<DownloadedFile, ClientError> {
@@ -291,19 +295,40 @@ async fn fetch_file(
         os.push(".part");
         PathBuf::from(os)
     };
-    let mut query = vec![("replica", replica)];
+    let mut query = vec![("replica", opts.replica.as_str())];
     if !e.version.is_empty() {
         query.push(("version", e.version.as_str()));
     }
     let url = client.url(&format!("v1/files/{}", e.uuid), &query)?;
     let mut fresh_tried = false;
+    let mut in_ranges = opts.ranges.apply_to(e.size);
+    if !in_ranges
+        && tokio::fs::try_exists(ranged::ledger(&part))
+            .await
+            .unwrap_or(false)
+    {
+        // A part file of ranges (with holes) cannot be continued front to back.
+        let _ = tokio::fs::remove_file(&part).await;
+        ranged::forget(&part).await?;
+    }
     loop {
         let resumed_from = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
-        let hasher = client
-            .retry(&format!("download {}", e.name), || {
-                attempt(client, &url, e, &part, received, progress)
-            })
-            .await?;
+        let ranged = match in_ranges {
+            true => ranged::fetch(client, &url, e, &part, &opts.ranges, received, progress).await?,
+            false => None,
+        };
+        let hasher = match ranged {
+            Some(h) => h,
+            None => {
+                // Not in ranges, or the server serves none.
+                in_ranges = false;
+                client
+                    .retry(&format!("download {}", e.name), || {
+                        attempt(client, &url, e, &part, received, progress)
+                    })
+                    .await?
+            }
+        };
         let bad = mismatches(e, hasher);
         if bad.is_empty() {
             break;
@@ -311,6 +336,7 @@ async fn fetch_file(
         tokio::fs::remove_file(&part)
             .await
             .map_err(|err| ClientError::io(&part, err))?;
+        ranged::forget(&part).await?;
         progress.rewound(e.size);
         // Bytes kept from an earlier attempt may be what differs: try once from the start.
         if resumed_from == 0 || fresh_tried {
@@ -324,6 +350,7 @@ async fn fetch_file(
     tokio::fs::rename(&part, &dest)
         .await
         .map_err(|err| ClientError::io(&dest, err))?;
+    ranged::forget(&part).await?;
     progress.file_done(&e.name);
     Ok(done(false))
 }
@@ -358,7 +385,7 @@ async fn attempt(
         // Large writes: each write of a tokio file is a trip to a blocking thread.
         let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         if offset < e.size {
-            let mut res = open_bytes(client, url, offset).await?;
+            let mut res = open_bytes(client, url, (offset > 0).then_some((offset, None))).await?;
             if res.status() != StatusCode::PARTIAL_CONTENT && offset > 0 {
                 // The server sent the whole file: start the part over.
                 file.get_ref()
@@ -401,15 +428,23 @@ async fn attempt(
     }
 }
 
-/// The answer carrying a file's bytes from `offset` on: follows the deployment's redirect to
-/// them, and waits while it answers 301 (a copy being prepared).
-async fn open_bytes(client: &DssClient, url: &Url, offset: u64) -> Result<Response, ClientError> {
-    let range = |rb: reqwest::RequestBuilder| {
-        if offset > 0 {
-            rb.header(reqwest::header::RANGE, format!("bytes={offset}-"))
-        } else {
-            rb
-        }
+/// The answer carrying a file's bytes (those of `range`, first and last offset, when given):
+/// follows the deployment's redirect to them, and waits while it answers 301 (a copy being
+/// prepared).
+pub(crate) async fn open_bytes(
+    client: &DssClient,
+    url: &Url,
+    range: Option<(u64, Option<u64>)>,
+) -> Result<Response, ClientError> {
+    let range = |rb: reqwest::RequestBuilder| match range {
+        Some((first, last)) => rb.header(
+            reqwest::header::RANGE,
+            format!(
+                "bytes={first}-{}",
+                last.map_or(String::new(), |l| l.to_string())
+            ),
+        ),
+        None => rb,
     };
     loop {
         let res = client

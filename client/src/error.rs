@@ -46,6 +46,16 @@ pub enum ClientError {
         /// Which checks failed (`size`, `sha256`, …).
         which: String,
     },
+    /// An answer ended before all the bytes it was to carry.
+    #[error("{what}: the answer ended after {got} of {want} bytes")]
+    Truncated {
+        /// The request.
+        what: String,
+        /// Bytes received.
+        got: u64,
+        /// Bytes expected.
+        want: u64,
+    },
     /// The input, or what the deployment sent, cannot be used.
     #[error("{0}")]
     Invalid(String),
@@ -68,8 +78,8 @@ impl ClientError {
         }
     }
 
-    /// Whether trying again may succeed: connection failures, timeouts, interrupted bodies,
-    /// 408, 429 and 5xx answers.
+    /// Whether trying again may succeed: connection failures, timeouts, interrupted or
+    /// truncated bodies, 408, 429 and 5xx answers.
     pub fn transient(&self) -> bool {
         match self {
             Self::Api { status, .. } => matches!(status, 408 | 429 | 500..=599),
@@ -80,6 +90,7 @@ impl ClientError {
                     || source.is_request()
                     || source.is_decode()
             }
+            Self::Truncated { .. } => true,
             _ => false,
         }
     }

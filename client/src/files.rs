@@ -25,10 +25,20 @@ impl Feed for MultiHasher {
     }
 }
 
-/// Feeds the first `len` bytes of `path` (all of it when `None`) to `hasher` (so a download can
-/// go on hashing what follows).
-pub fn hash_into(path: &Path, hasher: &mut impl Feed, len: Option<u64>) -> Result<(), ClientError> {
-    let file = std::fs::File::open(path).map_err(|e| ClientError::io(path, e))?;
+/// Feeds `len` bytes of `path` from offset `from` on (all the rest when `None`) to `hasher` (so
+/// a download can go on hashing what follows).
+pub fn hash_into(
+    path: &Path,
+    hasher: &mut impl Feed,
+    from: u64,
+    len: Option<u64>,
+) -> Result<(), ClientError> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| ClientError::io(path, e))?;
+    if from > 0 {
+        file.seek(SeekFrom::Start(from))
+            .map_err(|e| ClientError::io(path, e))?;
+    }
     let mut reader: Box<dyn Read> = match len {
         Some(n) => Box::new(file.take(n)),
         None => Box::new(file),
@@ -61,7 +71,7 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub async fn checksums(path: PathBuf, size: u64) -> Result<Checksums, ClientError> {
     tokio::task::spawn_blocking(move || {
         let mut h = MultiHasher::new(Some(size));
-        hash_into(&path, &mut h, None)?;
+        hash_into(&path, &mut h, 0, None)?;
         Ok(h.finish())
     })
     .await

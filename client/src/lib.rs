@@ -8,6 +8,7 @@ mod error;
 mod files;
 mod paging;
 pub mod progress;
+mod ranged;
 mod resume;
 pub mod search;
 pub mod upload;

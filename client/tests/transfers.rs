@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dss_api::auth::LocalIssuer;
-use dss_client::download::{DownloadOptions, download_bundle};
+use dss_client::download::{DownloadOptions, Ranges, download_bundle};
 use dss_client::upload::{UploadOptions, upload_dir};
 use dss_client::{ClientError, DssClient, Progress};
 use dss_shared::config::Config;
@@ -118,6 +118,7 @@ fn download_opts() -> DownloadOptions {
         replica: "aws".into(),
         version: None,
         concurrency: 4,
+        ranges: Ranges::default(),
     }
 }
 
@@ -354,4 +355,79 @@ async fn errors_name_the_cause_in_the_api_error_format() {
         .unwrap_err();
     assert!(err.to_string().contains("holds no files"), "{err}");
     assert!(DssClient::new("ftp://example.org", None).is_err());
+}
+
+#[tokio::test]
+async fn a_large_file_downloads_in_ranges_and_resumes_with_the_ranges_it_has() {
+    const RANGE: usize = 64 * 1024;
+    let s = start().await;
+    let client = DssClient::new(&s.base, Some(s.token.clone())).unwrap();
+    let data = bytes(900_000, 5);
+    let src = tree(&[("big.bin", data.clone()), ("small.txt", b"small".to_vec())]);
+    let report = upload_dir(&client, src.path(), &upload_opts(None), &tally().1)
+        .await
+        .unwrap();
+    let opts = DownloadOptions {
+        ranges: Ranges {
+            size: RANGE as u64,
+            streams: 3,
+        },
+        ..download_opts()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out
+        .path()
+        .join(format!("{}.{}", report.bundle_uuid, report.version));
+    let (t, progress) = tally();
+    let got = download_bundle(&client, &report.bundle_uuid, out.path(), &opts, &progress)
+        .await
+        .unwrap();
+    assert_eq!(got.bytes_received, 900_005);
+    assert_eq!(t.bytes.load(Ordering::Relaxed), 900_005, "progress adds up");
+    assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
+    assert!(!dir.join("big.bin.part").exists() && !dir.join("big.bin.part.ranges").exists());
+
+    // Interrupted: ranges 0, 2 and 13 (the short last one) are in the part file and its ledger,
+    // the others are holes. Only the others are fetched.
+    std::fs::remove_file(dir.join("big.bin")).unwrap();
+    let mut part = vec![0u8; data.len()];
+    for i in [0, 2, 13] {
+        let r = i * RANGE..((i + 1) * RANGE).min(data.len());
+        part[r.clone()].copy_from_slice(&data[r]);
+    }
+    std::fs::write(dir.join("big.bin.part"), &part).unwrap();
+    let ledger = format!(
+        "dss ranges of {RANGE} bytes, file of {} bytes\n0\n2\n13\n",
+        data.len()
+    );
+    std::fs::write(dir.join("big.bin.part.ranges"), &ledger).unwrap();
+    let (t, progress) = tally();
+    let got = download_bundle(&client, &report.bundle_uuid, out.path(), &opts, &progress)
+        .await
+        .unwrap();
+    let kept = 2 * RANGE + (data.len() - 13 * RANGE);
+    assert_eq!(got.bytes_received, (data.len() - kept) as u64);
+    assert_eq!(t.bytes.load(Ordering::Relaxed), 900_005);
+    assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
+
+    // A part file written front to back (no ledger): its whole ranges are kept.
+    std::fs::remove_file(dir.join("big.bin")).unwrap();
+    std::fs::write(dir.join("big.bin.part"), &data[..150_000]).unwrap();
+    let got = download_bundle(&client, &report.bundle_uuid, out.path(), &opts, &tally().1)
+        .await
+        .unwrap();
+    assert_eq!(got.bytes_received, (data.len() - 2 * RANGE) as u64);
+    assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
+
+    // A ledger listing a range whose bytes are wrong: the check fails, and one fresh try
+    // repairs it.
+    std::fs::remove_file(dir.join("big.bin")).unwrap();
+    std::fs::write(dir.join("big.bin.part"), vec![7u8; data.len()]).unwrap();
+    std::fs::write(dir.join("big.bin.part.ranges"), &ledger).unwrap();
+    let got = download_bundle(&client, &report.bundle_uuid, out.path(), &opts, &tally().1)
+        .await
+        .unwrap();
+    assert_eq!(got.bytes_received, (2 * data.len() - kept) as u64);
+    assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
+    assert!(!dir.join("big.bin.part.ranges").exists());
 }

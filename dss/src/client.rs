@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use dss_client::download::{DownloadOptions, download_bundle};
+use dss_client::download::{DownloadOptions, Ranges, download_bundle};
 use dss_client::search::{SearchRequest, search};
 use dss_client::upload::{UploadOptions, upload_dir};
 use dss_client::{ClientError, DssClient, Progress};
@@ -79,6 +79,12 @@ pub struct DownloadArgs {
     /// Files fetched at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Files larger than two ranges of this many MiB are fetched in ranges.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    range_mib: u64,
+    /// Ranges of one file fetched at once (1: each file in one request).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    streams_per_file: u64,
 }
 
 /// Arguments of `dss search`.
@@ -194,6 +200,10 @@ impl DownloadArgs {
             replica: self.replica,
             version: self.version,
             concurrency: self.concurrency,
+            ranges: Ranges {
+                size: self.range_mib << 20,
+                streams: self.streams_per_file as usize,
+            },
         };
         let bar = Arc::new(Transfer::new("download"));
         let progress: Arc<dyn Progress> = bar.clone();
