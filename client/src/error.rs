@@ -38,6 +38,15 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// A staging bucket could not be read or written.
+    #[error("{url}: {source}")]
+    Staging {
+        /// The staging object.
+        url: String,
+        /// Why.
+        #[source]
+        source: dss_shared::ports::BlobError,
+    },
     /// Downloaded bytes differ from what the manifest says.
     #[error("{name}: the downloaded bytes do not match the manifest ({which})")]
     Checksum {
@@ -91,6 +100,9 @@ impl ClientError {
                     || source.is_decode()
             }
             Self::Truncated { .. } => true,
+            Self::Staging { source, .. } => {
+                matches!(source, dss_shared::ports::BlobError::Backend(_))
+            }
             _ => false,
         }
     }

@@ -11,6 +11,7 @@ pub mod progress;
 mod ranged;
 mod resume;
 pub mod search;
+pub mod staging;
 pub mod upload;
 mod verify;
 

@@ -1,6 +1,8 @@
 //! Uploading a directory as a new bundle. Each file is streamed to
 //! `PUT /v1/files/{uuid}/content` with its four checksums declared, so the deployment refuses
-//! bytes that arrive different; then `PUT /v1/bundles/{uuid}` registers the bundle. A state file
+//! bytes that arrive different (or, for deployments without that extension, written to a
+//! staging bucket and registered from there, see [`crate::staging`]); then
+//! `PUT /v1/bundles/{uuid}` registers the bundle. A state file
 //! records every file the deployment has confirmed: running the same upload again after an
 //! interruption sends only the files still missing, into the same bundle.
 
@@ -8,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dss_shared::checksum::Checksums;
 use dss_shared::model::{DssVersion, ObjectUuid};
@@ -21,6 +24,7 @@ use crate::error::ClientError;
 use crate::files::{self, Found};
 use crate::progress::Progress;
 use crate::resume::{FileState, Journal, State};
+use crate::staging::{self, Registration, StagedFile, StagingArea};
 
 /// How to upload.
 pub struct UploadOptions {
@@ -33,6 +37,10 @@ pub struct UploadOptions {
     pub state_dir: Option<PathBuf>,
     /// The `creator_uid` recorded with the files and the bundle.
     pub creator_uid: i64,
+    /// Send files through this staging bucket instead of streaming them to the deployment.
+    pub staging: Option<StagingArea>,
+    /// Longest wait for a deployment copying a staged file in the background.
+    pub copy_timeout: Duration,
 }
 
 /// What an upload produced.
@@ -221,32 +229,63 @@ async fn upload_one(
         return Ok(done(sha.clone(), true));
     }
     let sums = files::checksums(f.path.clone(), f.size).await?;
+    let content_type = mime_guess::from_path(&f.path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    if let Some(area) = &opts.staging {
+        let file = StagedFile {
+            found: f,
+            uuid: &entry.uuid,
+            version: &entry.version,
+            sums: &sums,
+            content_type,
+        };
+        let reg = Registration {
+            replica: &opts.replica,
+            creator_uid: opts.creator_uid,
+            timeout: opts.copy_timeout,
+        };
+        staging::upload(client, area, &file, &reg, sent, progress).await?;
+    } else {
+        send_direct(client, f, entry, &sums, content_type, opts, sent, progress).await?;
+    }
+    progress.file_done(&f.name);
+    if let Some(j) = journal {
+        j.confirm(&f.name, &sums.sha256)?;
+    }
+    Ok(done(sums.sha256, false))
+}
+
+/// Streams `f` to `PUT /v1/files/{uuid}/content`, retrying transient failures.
+#[allow(clippy::too_many_arguments)]
+async fn send_direct(
+    client: &DssClient,
+    f: &Found,
+    entry: &FileState,
+    sums: &Checksums,
+    content_type: &str,
+    opts: &UploadOptions,
+    sent: &AtomicU64,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), ClientError> {
     let url = client.url(
         &format!("v1/files/{}/content", entry.uuid),
         &[("version", &entry.version), ("replica", &opts.replica)],
     )?;
-    let content_type = mime_guess::from_path(&f.path)
-        .first_raw()
-        .unwrap_or("application/octet-stream");
     client
         .retry(&format!("upload {}", f.name), || {
             send_file(
                 client,
                 &url,
                 f,
-                &sums,
+                sums,
                 content_type,
                 opts.creator_uid,
                 sent,
                 progress,
             )
         })
-        .await?;
-    progress.file_done(&f.name);
-    if let Some(j) = journal {
-        j.confirm(&f.name, &sums.sha256)?;
-    }
-    Ok(done(sums.sha256, false))
+        .await
 }
 
 /// One attempt at streaming `f` to `url`, reporting bytes as they go (taken back on failure).

@@ -101,6 +101,8 @@ fn upload_opts(state_dir: Option<&Path>) -> UploadOptions {
         concurrency: 4,
         state_dir: state_dir.map(Path::to_path_buf),
         creator_uid: 7,
+        staging: None,
+        copy_timeout: std::time::Duration::from_secs(60),
     }
 }
 

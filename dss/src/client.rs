@@ -9,9 +9,11 @@ use anyhow::Context;
 use clap::Args;
 use dss_client::download::{DownloadOptions, Ranges, download_bundle};
 use dss_client::search::{SearchRequest, search};
+use dss_client::staging::StagingArea;
 use dss_client::upload::{UploadOptions, upload_dir};
 use dss_client::{ClientError, DssClient, Progress};
 use dss_shared::config::LogConfig;
+use dss_shared::ports::Staging;
 
 use crate::progress::Transfer;
 
@@ -57,6 +59,17 @@ pub struct UploadArgs {
     /// The `creator_uid` recorded with the files and the bundle.
     #[arg(long, default_value_t = 0)]
     creator_uid: i64,
+    /// Send the files through this staging bucket (`s3://bucket[/prefix]` or
+    /// `gs://bucket[/prefix]`), tagged with their checksums as the official CLI tags them, and
+    /// register them from there: how deployments without direct upload (the original) take
+    /// files. S3 is reached with the AWS SDK's usual settings (`AWS_REGION`, credentials,
+    /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for another server, then path-style);
+    /// GCS with Application Default Credentials, or anonymously at `STORAGE_EMULATOR_HOST`.
+    #[arg(long)]
+    staging: Option<String>,
+    /// Longest wait, in seconds, for a deployment copying a large staged file in the background.
+    #[arg(long, default_value_t = 1200)]
+    copy_timeout_secs: u64,
 }
 
 /// Arguments of `dss download`.
@@ -159,6 +172,40 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first non-empty one of the environment variables `names`.
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The buckets of the cloud that `url` (`s3://…` or `gs://…`) is in, reached as the
+/// environment says.
+async fn staging_for(url: &str) -> anyhow::Result<Arc<dyn Staging>> {
+    let (scheme, _, _) = dss_client::staging::parse_url(url)?;
+    if scheme == "gs" {
+        let endpoint = env_first(&["STORAGE_EMULATOR_HOST"]).map(|h| match h.contains("://") {
+            true => h,
+            false => format!("http://{h}"),
+        });
+        let options = dss_gcp::GcpOptions {
+            anonymous: endpoint.is_some(),
+            endpoint,
+            ..Default::default()
+        };
+        let store = dss_gcp::GcsBlobStore::connect("staging", &options)
+            .context("the Google Cloud Storage client")?;
+        return Ok(Arc::new(dss_gcp::GcsBuckets::like(&store)));
+    }
+    let endpoint = env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
+    let options = dss_aws::AwsOptions {
+        path_style: endpoint.is_some(),
+        endpoint,
+        ..Default::default()
+    };
+    Ok(Arc::new(dss_aws::S3Staging::connect(&options).await))
+}
+
 /// The default directory of resume state.
 fn default_state_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_STATE_HOME")
@@ -182,6 +229,11 @@ impl UploadArgs {
                 self.state_dir.or_else(default_state_dir)
             },
             creator_uid: self.creator_uid,
+            staging: match &self.staging {
+                Some(url) => Some(StagingArea::new(url, staging_for(url).await?)?),
+                None => None,
+            },
+            copy_timeout: std::time::Duration::from_secs(self.copy_timeout_secs),
         };
         let bar = Arc::new(Transfer::new("upload"));
         let progress: Arc<dyn Progress> = bar.clone();

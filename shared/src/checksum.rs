@@ -121,6 +121,18 @@ pub enum DeclaredError {
     Malformed(&'static str),
 }
 
+/// The tags (S3) or metadata (GCS) that declare `sums` on a staging object, named as the
+/// official `hca` CLI names them (`hca-dss-sha256`, `hca-dss-sha1`, `hca-dss-s3_etag`,
+/// `hca-dss-crc32c`), so the original deployment and ours both accept the object.
+pub fn declaration(sums: &Checksums) -> [(String, String); 4] {
+    [
+        ("hca-dss-sha256".into(), sums.sha256.clone()),
+        ("hca-dss-sha1".into(), sums.sha1.clone()),
+        ("hca-dss-s3_etag".into(), sums.s3_etag.clone()),
+        ("hca-dss-crc32c".into(), sums.crc32c.clone()),
+    ]
+}
+
 /// The checksums a staging object declares about itself in `declared` (its metadata, or tags):
 /// `hca-dss-{name}` (what the `hca` CLI writes) or `dss-{name}` (also with `-` for `_`, as our
 /// own stores record them), for `sha256`, `sha1`, `s3_etag` and `crc32c`, in any case.
@@ -425,6 +437,13 @@ mod tests {
             Err(DeclaredError::Malformed("crc32c"))
         );
         d.insert("hca-dss-crc32c".to_string(), sums.crc32c.clone());
+        assert_eq!(declared_checksums(&d), Ok(sums));
+    }
+
+    #[test]
+    fn a_declaration_reads_back_as_the_same_checksums() {
+        let sums = checksums_of(b"declared");
+        let d = declaration(&sums).into_iter().collect();
         assert_eq!(declared_checksums(&d), Ok(sums));
     }
 }

@@ -3,7 +3,8 @@
 //! `dss infra local`. What is uploaded to `aws` is indexed, replicated to `gcp` with identical
 //! checksums and bytes, and checked out into the S3 checkout bucket. The official `hca` CLI
 //! uploads a directory through an S3 staging bucket (small files copied during the request,
-//! large ones in the background) and downloads the bundle from the other replica.
+//! large ones in the background) and downloads the bundle from the other replica; so does
+//! `dss upload --staging`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -312,6 +313,97 @@ async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_rep
         .await;
     }
     hca_download_from_gcp(&cli, &bundle, &version, &meta, &big);
+}
+
+/// Runs the client command `dss args…` against `dss`, with S3 reached at moto as the AWS SDK's
+/// environment says: its JSON answer.
+fn dss_client(dss: &Dss, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(args)
+        .env("DSS_URL", &dss.base)
+        .env("DSS_TOKEN", &dss.token)
+        .env("XDG_STATE_HOME", dss.dir.path().join("state"))
+        .env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run dss");
+    assert!(
+        out.status.success(),
+        "dss {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an AWS-protocol server (moto); run by infra/local/test.sh"]
+async fn dss_upload_goes_through_s3_staging_as_the_original_deployment_needs() {
+    use dss_shared::checksum::{checksums_of, declared_checksums};
+    let (env, aws_bucket) = aws_env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    infra_local(&env, &dir.path().join("data"));
+    let dss = Dss::up_in_with(dir, &env).await;
+    let staging =
+        dss_aws::S3BlobStore::connect(&format!("{aws_bucket}-staging"), &moto_options()).await;
+    staging.ensure_bucket().await.expect("staging bucket");
+    let src = tempfile::tempdir().expect("src");
+    let meta = b"{\"organ\": \"spleen\"}".to_vec();
+    // Above 64 MiB: registered by a background copy (202), which the client waits for.
+    let big: Vec<u8> = (0..70_000_000u32).map(|i| (i % 233) as u8).collect();
+    std::fs::write(src.path().join("organ.json"), &meta).expect("write");
+    std::fs::create_dir(src.path().join("reads")).expect("mkdir");
+    std::fs::write(src.path().join("reads/r1.bin"), &big).expect("write");
+    let src_dir = src.path().to_str().expect("path");
+    let staging_url = format!("s3://{}/runs/1", staging.bucket());
+    let up = dss_client(
+        &dss,
+        &["upload", "--src-dir", src_dir, "--staging", &staging_url],
+    );
+    let files = up["files"].as_array().expect("files");
+    assert_eq!(files.len(), 2, "{up}");
+    assert_eq!(up["bytes_sent"], (meta.len() + big.len()) as u64, "{up}");
+
+    // Each file is staged under runs/1/{uuid}/{name}, declaring its checksums as hca does.
+    for (name, bytes) in [("organ.json", &meta), ("reads/r1.bin", &big)] {
+        let f = files
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {up}"));
+        let key = format!("runs/1/{}/{name}", f["uuid"].as_str().expect("uuid"));
+        let d = staging
+            .declared(&key)
+            .await
+            .expect("declared")
+            .unwrap_or_else(|| panic!("{key} staged"));
+        assert_eq!(d.size, bytes.len() as u64);
+        assert!(d.values.contains_key("hca-dss-s3_etag"), "{:?}", d.values);
+        assert_eq!(declared_checksums(&d.values), Ok(checksums_of(bytes)));
+    }
+
+    // The bundle is there, and downloads back identical.
+    let bundle = up["bundle_uuid"].as_str().expect("bundle uuid");
+    let dl = tempfile::tempdir().expect("download dir");
+    let got = dss_client(
+        &dss,
+        &[
+            "download",
+            "--bundle-uuid",
+            bundle,
+            "--download-dir",
+            dl.path().to_str().expect("path"),
+        ],
+    );
+    let root = dl
+        .path()
+        .join(format!("{bundle}.{}", up["version"].as_str().expect("v")));
+    assert_eq!(got["files"].as_array().map(Vec::len), Some(2), "{got}");
+    assert_eq!(std::fs::read(root.join("organ.json")).expect("organ"), meta);
+    assert!(
+        std::fs::read(root.join("reads/r1.bin")).expect("reads") == big,
+        "identical bytes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -269,3 +269,11 @@ async fn staging_objects_declare_their_checksums_in_tags_or_metadata() {
             .is_none()
     );
 }
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn s3_staging_conforms() {
+    let store = bucket("dss-stage-suite").await;
+    let staging = dss_aws::S3Staging::connect(&options()).await;
+    dss_shared::conformance::staging::run(&staging, store.bucket(), "suite/").await;
+}

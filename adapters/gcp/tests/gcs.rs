@@ -175,3 +175,11 @@ async fn staging_objects_declare_their_checksums_and_md5() {
         .expect("get");
     assert_eq!(copied, body);
 }
+
+#[tokio::test]
+#[ignore = "needs a GCS server: run infra/local/test.sh"]
+async fn gcs_staging_conforms() {
+    let store = bucket("dss-stage-suite").await;
+    let staging = dss_gcp::GcsBuckets::like(&store);
+    dss_shared::conformance::staging::run(&staging, store.bucket(), "suite/").await;
+}

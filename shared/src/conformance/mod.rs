@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod mail;
 pub mod queue;
 pub mod search;
+pub mod staging;
 
 #[cfg(test)]
 mod embedded;

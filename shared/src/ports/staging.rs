@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::blob::{BlobError, BlobStore};
+use super::blob::{BlobError, BlobStore, ByteStream};
+use crate::checksum::Checksums;
 
 /// What a staging object declares about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,4 +31,18 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
 
     /// What object `key` of bucket `bucket` declares; `None` if there is no such object.
     async fn declared(&self, bucket: &str, key: &str) -> Result<Option<Declared>, BlobError>;
+
+    /// Writes `body` (`size` bytes of `content_type`) as object `key` of bucket `bucket`,
+    /// declaring `sums` as the official CLI does ([`crate::checksum::declaration`]), so any
+    /// deployment, the original too, can register it with `PUT /files`. The bytes are checked
+    /// against `sums` on the way; an object that does not match is not left behind.
+    async fn stage(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+        sums: &Checksums,
+    ) -> Result<(), BlobError>;
 }

@@ -206,6 +206,29 @@ impl S3BlobStore {
         }))
     }
 
+    /// Replaces the tags of object `key` with `tags`.
+    pub async fn tag(&self, key: &str, tags: &[(String, String)]) -> Result<(), BlobError> {
+        use aws_sdk_s3::types::{Tag, Tagging};
+        let set = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BlobError::Backend(e.to_string()))?;
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(set))
+            .build()
+            .map_err(|e| BlobError::Backend(e.to_string()))?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Sends the bucket's object creations and removals to the SNS topic `topic_arn` (S3 event
     /// notifications; the topic must let S3 publish, see `SnsTopic::allow_bucket`). Replaces the
     /// bucket's notification configuration.

@@ -1,10 +1,14 @@
 //! [`Staging`] on S3: `s3://bucket/key` sources of `PUT /files`, with the checksums their user
-//! metadata or tags declare (`hca-dss-*`, as the official CLI writes them).
+//! metadata or tags declare (`hca-dss-*`, as the official CLI writes them); and the objects
+//! `dss upload` stages there, tagged the same way.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{BlobError, BlobStore, Declared, Staging, valid_bucket_name};
+use dss_shared::checksum::{Checksums, declaration};
+use dss_shared::ports::{
+    BlobError, BlobStore, ByteStream, Declared, PutOptions, Staging, Verify, valid_bucket_name,
+};
 
 use super::S3BlobStore;
 use crate::AwsOptions;
@@ -42,5 +46,28 @@ impl Staging for S3Staging {
 
     async fn declared(&self, bucket: &str, key: &str) -> Result<Option<Declared>, BlobError> {
         self.store(bucket)?.declared(key).await
+    }
+
+    /// A put (multipart in DSS parts, so the object's ETag is the `s3_etag`; the size and
+    /// CRC-32C checked as the bytes pass), then the `hca-dss-*` tags.
+    async fn stage(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+        sums: &Checksums,
+    ) -> Result<(), BlobError> {
+        let store = self.store(bucket)?;
+        let opts = PutOptions {
+            content_type: Some(content_type.to_string()),
+            size: Some(size),
+            expected: Some(sums.clone()),
+            verify: Verify::Copy,
+            ..Default::default()
+        };
+        store.put(key, body, opts).await?;
+        store.tag(key, &declaration(sums)).await
     }
 }

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{BlobError, BlobStore, Buckets, Declared, Staging, valid_bucket_name};
+use dss_shared::checksum::{Checksums, declaration};
+use dss_shared::ports::{
+    BlobError, BlobStore, Buckets, ByteStream, Declared, PutOptions, Staging, Verify,
+    valid_bucket_name,
+};
 
 use super::GcsBlobStore;
-use super::object::hex_of;
+use super::object::{self, hex_of};
 
 /// The buckets of a GCS project, opened through the client of one of them.
 #[derive(Debug, Clone)]
@@ -71,5 +75,30 @@ impl Staging for GcsBuckets {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                 .collect(),
         }))
+    }
+
+    /// An upload (its size and CRC-32C checked as the bytes pass), then the `hca-dss-*`
+    /// checksums added to the custom metadata our own stores record.
+    async fn stage(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+        sums: &Checksums,
+    ) -> Result<(), BlobError> {
+        let store = self.store(bucket)?;
+        let opts = PutOptions {
+            content_type: Some(content_type.to_string()),
+            size: Some(size),
+            expected: Some(sums.clone()),
+            verify: Verify::Copy,
+            ..Default::default()
+        };
+        store.put(key, body, opts).await?;
+        let mut metadata = object::metadata(Some(sums), None);
+        metadata.extend(declaration(sums).into_iter().map(|(k, v)| (k, v.into())));
+        store.set_metadata(key, metadata).await.map(drop)
     }
 }

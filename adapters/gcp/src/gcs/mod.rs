@@ -201,7 +201,7 @@ impl GcsBlobStore {
     }
 
     /// Replaces the custom metadata of `key` (keeping its bytes).
-    async fn set_metadata(
+    pub(crate) async fn set_metadata(
         &self,
         key: &str,
         metadata: serde_json::Map<String, serde_json::Value>,

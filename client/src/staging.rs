@@ -1,0 +1,262 @@
+//! Uploading through a staging bucket, the only way the original deployment takes files: each
+//! file is written to `s3://` or `gs://` staging with its four checksums declared as the
+//! official CLI declares them, then registered with `PUT /v1/files/{uuid}` naming it as the
+//! `source_url`. A deployment that copies a large source in the background answers 202; the
+//! file is ready once `HEAD /v1/files/{uuid}` finds it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dss_shared::checksum::{Checksums, declared_checksums};
+use dss_shared::ports::{BlobError, ByteStream, Staging};
+use futures::TryStreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::api::DssClient;
+use crate::error::ClientError;
+use crate::files::Found;
+use crate::progress::Progress;
+
+/// Where files are staged: a bucket (and key prefix) of one cloud, and the client that writes it.
+pub struct StagingArea {
+    staging: Arc<dyn Staging>,
+    scheme: String,
+    bucket: String,
+    prefix: String,
+}
+
+/// The parts of a staging URL `s3://bucket[/prefix]` or `gs://bucket[/prefix]`: scheme,
+/// bucket and key prefix (empty, or ending in `/`).
+pub fn parse_url(url: &str) -> Result<(String, String, String), ClientError> {
+    let bad = |why: &str| ClientError::Invalid(format!("staging '{url}': {why}"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("not s3://bucket[/prefix] or gs://bucket[/prefix]"))?;
+    if !matches!(scheme, "s3" | "gs") {
+        return Err(bad("only s3:// and gs:// buckets can stage files"));
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if !dss_shared::ports::valid_bucket_name(bucket) {
+        return Err(bad("not a bucket name"));
+    }
+    let prefix = prefix.trim_matches('/');
+    let prefix = match prefix.is_empty() {
+        true => String::new(),
+        false => format!("{prefix}/"),
+    };
+    Ok((scheme.to_string(), bucket.to_string(), prefix))
+}
+
+impl StagingArea {
+    /// Staging at `url` (`s3://bucket[/prefix]` or `gs://bucket[/prefix]`), written through
+    /// `staging` (the buckets of that cloud).
+    pub fn new(url: &str, staging: Arc<dyn Staging>) -> Result<Self, ClientError> {
+        let (scheme, bucket, prefix) = parse_url(url)?;
+        Ok(Self {
+            staging,
+            scheme,
+            bucket,
+            prefix,
+        })
+    }
+
+    /// The replica the original writes a source of this cloud to (`s3` → `aws`, `gs` → `gcp`).
+    fn native_replica(&self) -> &'static str {
+        match self.scheme.as_str() {
+            "gs" => "gcp",
+            _ => "aws",
+        }
+    }
+
+    /// The key of file `uuid` named `name`: `{prefix}{uuid}/{name}`, as the official CLI
+    /// stages (it uses the base name; the whole name keeps two files of one base name apart).
+    fn key(&self, uuid: &str, name: &str) -> String {
+        format!("{}{uuid}/{name}", self.prefix)
+    }
+
+    /// Whether `key` already holds `size` bytes declaring `sums` (an earlier run staged it).
+    async fn holds(&self, key: &str, size: u64, sums: &Checksums) -> Result<bool, ClientError> {
+        let declared = self
+            .staging
+            .declared(&self.bucket, key)
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(declared.is_some_and(|d| {
+            d.size == size && declared_checksums(&d.values).is_ok_and(|s| &s == sums)
+        }))
+    }
+
+    fn error(&self, key: &str, source: BlobError) -> ClientError {
+        ClientError::Staging {
+            url: format!("{}://{}/{key}", self.scheme, self.bucket),
+            source,
+        }
+    }
+
+    /// Stages `f` (unless it already is) as file `uuid`, reporting bytes as they go: its
+    /// `source_url`.
+    async fn stage(
+        &self,
+        f: &Found,
+        uuid: &str,
+        sums: &Checksums,
+        content_type: &str,
+        sent: &AtomicU64,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<String, ClientError> {
+        let key = self.key(uuid, &f.name);
+        let url = format!("{}://{}/{key}", self.scheme, self.bucket);
+        if self.holds(&key, f.size, sums).await? {
+            progress.transferred(f.size);
+            return Ok(url);
+        }
+        let file = tokio::fs::File::open(&f.path)
+            .await
+            .map_err(|e| ClientError::io(&f.path, e))?;
+        let streamed = Arc::new(AtomicU64::new(0));
+        let (counted, shown) = (streamed.clone(), progress.clone());
+        let body: ByteStream = Box::pin(
+            tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).inspect_ok(
+                move |chunk| {
+                    counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    shown.transferred(chunk.len() as u64);
+                },
+            ),
+        );
+        let result = self
+            .staging
+            .stage(&self.bucket, &key, body, f.size, content_type, sums)
+            .await;
+        let streamed = streamed.load(Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                sent.fetch_add(streamed, Ordering::Relaxed);
+                Ok(url)
+            }
+            Err(e) => {
+                progress.rewound(streamed);
+                Err(self.error(&key, e))
+            }
+        }
+    }
+}
+
+/// One file to upload through staging.
+pub(crate) struct StagedFile<'a> {
+    /// The local file.
+    pub found: &'a Found,
+    /// Its uuid and version.
+    pub uuid: &'a str,
+    /// Its version.
+    pub version: &'a str,
+    /// Its checksums.
+    pub sums: &'a Checksums,
+    /// Its media type.
+    pub content_type: &'a str,
+}
+
+/// How long to wait for files a deployment copies in the background, and for which replica.
+pub(crate) struct Registration<'a> {
+    /// The replica the bundle goes to.
+    pub replica: &'a str,
+    /// The `creator_uid` recorded.
+    pub creator_uid: i64,
+    /// Longest wait for a background copy.
+    pub timeout: Duration,
+}
+
+/// Stages `file` and registers it with the deployment, waiting for a background copy.
+pub(crate) async fn upload(
+    client: &DssClient,
+    area: &StagingArea,
+    file: &StagedFile<'_>,
+    reg: &Registration<'_>,
+    sent: &AtomicU64,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), ClientError> {
+    let name = &file.found.name;
+    let source_url = client
+        .retry(&format!("stage {name}"), || {
+            area.stage(
+                file.found,
+                file.uuid,
+                file.sums,
+                file.content_type,
+                sent,
+                progress,
+            )
+        })
+        .await?;
+    // The original has no `replica` here: it follows the source's cloud. Ours takes one.
+    let mut query = vec![("version", file.version)];
+    if reg.replica != area.native_replica() {
+        query.push(("replica", reg.replica));
+    }
+    let url = client.url(&format!("v1/files/{}", file.uuid), &query)?;
+    let body = json!({"creator_uid": reg.creator_uid, "source_url": source_url});
+    let (status, _, _) = client.json(Method::PUT, &url, Some(&body)).await?;
+    if status == StatusCode::ACCEPTED {
+        wait_for(client, file, reg).await?;
+    }
+    Ok(())
+}
+
+/// Polls `HEAD /v1/files/{uuid}` until the file exists (backing off ×1.6 up to 10 s between
+/// looks, as the official CLI does up to its own limit), or `reg.timeout` passes.
+async fn wait_for(
+    client: &DssClient,
+    file: &StagedFile<'_>,
+    reg: &Registration<'_>,
+) -> Result<(), ClientError> {
+    let url = client.url(
+        &format!("v1/files/{}", file.uuid),
+        &[("replica", reg.replica), ("version", file.version)],
+    )?;
+    let start = Instant::now();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let head = client
+            .retry(&format!("HEAD {}", file.found.name), || {
+                client.send(client.request(Method::HEAD, url.clone()))
+            })
+            .await;
+        match head {
+            Ok(_) => return Ok(()),
+            Err(ClientError::Api { status: 404, .. }) if start.elapsed() < reg.timeout => {
+                tokio::time::sleep(wait).await;
+                wait = wait.mul_f64(1.6).min(Duration::from_secs(10));
+            }
+            Err(ClientError::Api { status: 404, .. }) => {
+                return Err(ClientError::Invalid(format!(
+                    "{}: the deployment had not finished copying it from staging after {} s",
+                    file.found.name,
+                    reg.timeout.as_secs()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_urls_name_a_bucket_of_one_cloud_and_an_optional_prefix() {
+        let parts = |u: &str| parse_url(u).map_err(|e| e.to_string());
+        assert_eq!(
+            parts("s3://stage-bucket"),
+            Ok(("s3".into(), "stage-bucket".into(), String::new()))
+        );
+        assert_eq!(
+            parts("gs://stage-bucket/runs/42/"),
+            Ok(("gs".into(), "stage-bucket".into(), "runs/42/".into()))
+        );
+        assert!(parts("file:///tmp/x").is_err());
+        assert!(parts("s3://-bad/x").is_err());
+        assert!(parts("stage-bucket").is_err());
+    }
+}
