@@ -35,6 +35,19 @@ pub async fn scope<F: Future>(id: String, work: F) -> F::Output {
     CORRELATION_ID.scope(id, work).await
 }
 
+/// Runs `work` under `id` when the calling task has none of its own, noting it on the current
+/// span: for work announced by a bucket event that carried no id (S3 notifications), once the
+/// object read shows the id its writer recorded ([`crate::ports::ObjectMeta::correlation_id`]).
+pub async fn adopt<F: Future>(id: Option<&str>, work: F) -> F::Output {
+    match id.filter(|id| valid(id) && current().is_none()) {
+        Some(id) => {
+            tracing::Span::current().record("correlation_id", tracing::field::display(id));
+            scope(id.to_string(), work).await
+        }
+        None => work.await,
+    }
+}
+
 /// The JSON message body of `message` (which serializes as an object), with the calling task's
 /// correlation id added as `correlation_id` when it has one — for messages that carry work
 /// onwards. Serialized once.
@@ -70,6 +83,19 @@ pub fn of_body(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_id_found_later_is_adopted_only_by_work_that_has_none() {
+        let seen = adopt(Some("from-object"), async { current() }).await;
+        assert_eq!(seen.as_deref(), Some("from-object"));
+        let kept = scope(
+            "from-message".into(),
+            adopt(Some("from-object"), async { current() }),
+        );
+        assert_eq!(kept.await.as_deref(), Some("from-message"));
+        assert_eq!(adopt(Some("bad id"), async { current() }).await, None);
+        assert_eq!(adopt(None, async { current() }).await, None);
+    }
 
     #[test]
     fn ids_from_callers_are_checked() {

@@ -211,6 +211,61 @@ async fn a_deployment_on_s3_and_sqs_indexes_replicates_and_checks_out() {
             .concat();
         assert!(body == bytes, "{key} has the bytes");
     }
+
+    // A request's correlation id crosses S3 notifications: the objects record it, and the
+    // daemons the events reach log under it, on both replicas.
+    let traced = uuid::Uuid::new_v4().to_string();
+    let r = dss
+        .http
+        .put(format!(
+            "{}/v1/bundles/{traced}?version={V}&replica=aws",
+            dss.base
+        ))
+        .bearer_auth(&dss.token)
+        .header("x-request-id", "aws-trace-3")
+        .json(&json!({"creator_uid": 1, "files": [
+            {"uuid": meta, "version": V, "name": "organ.json", "indexed": true}]}))
+        .send()
+        .await
+        .expect("put bundle");
+    assert_eq!(r.status(), 201);
+    traced_everywhere(
+        &dss,
+        "aws-trace-3",
+        &traced,
+        &[
+            ("index", "replica", "aws", "indexed bundle"),
+            ("sync", "dest", "gcp", "replicated"),
+            ("index", "replica", "gcp", "indexed bundle"),
+        ],
+    )
+    .await;
+}
+
+/// Waits (up to 60 s) until the log of `dss` has, for each `(worker, field, value, message)`
+/// of `wanted`, a line of that worker under correlation id `id` that names `object` and has
+/// that field and message.
+async fn traced_everywhere(dss: &Dss, id: &str, object: &str, wanted: &[(&str, &str, &str, &str)]) {
+    let field = |line: &str, k: &str, v: &str| {
+        line.contains(&format!("{k}={v}")) || line.contains(&format!("{k}=\"{v}\""))
+    };
+    let mut log = String::new();
+    for _ in 0..600 {
+        log = std::fs::read_to_string(&dss.log).expect("log");
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("correlation_id={id}")) && l.contains(object))
+            .collect();
+        if wanted.iter().all(|(worker, k, v, what)| {
+            lines
+                .iter()
+                .any(|l| field(l, "worker", worker) && field(l, k, v) && l.contains(what))
+        }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} is not on every daemon's lines for {object}: {wanted:?}\n{log}");
 }
 
 /// Stages `organ.json` (naming `organ`) and a 70 MB `reads.bin` (pattern `modulus`) in a new
@@ -571,6 +626,34 @@ async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_re
         .expect("upload");
     assert_eq!(r.status(), 201);
     assert_eq!(download(&dss, &uuid, "aws").await, b"written to gcs");
+    // The request's id crosses the GCS notification and the relay: recorded with the object,
+    // sent in the notification's resource, put on the relayed event.
+    let traced = uuid::Uuid::new_v4().to_string();
+    let r = dss
+        .http
+        .put(format!(
+            "{}/v1/bundles/{traced}?version={V}&replica=gcp",
+            dss.base
+        ))
+        .bearer_auth(&dss.token)
+        .header("x-request-id", "gcs-trace-5")
+        .json(&json!({"creator_uid": 1, "files": [
+            {"uuid": uuid, "version": V, "name": "note.txt", "indexed": false}]}))
+        .send()
+        .await
+        .expect("put bundle");
+    assert_eq!(r.status(), 201);
+    traced_everywhere(
+        &dss,
+        "gcs-trace-5",
+        &traced,
+        &[
+            ("index", "replica", "gcp", "indexed bundle"),
+            ("sync", "dest", "aws", "replicated"),
+            ("index", "replica", "aws", "indexed bundle"),
+        ],
+    )
+    .await;
     let head = |replica: &'static str| {
         dss.http
             .head(format!("{}/v1/files/{uuid}?replica={replica}", dss.base))

@@ -74,7 +74,12 @@ pub fn parse(body: &str) -> Result<Option<BucketEvent>, String> {
         etag,
         event_name,
         time,
-        correlation_id: None,
+        // Recorded with the object by our GCS store, and sent in the notification's resource.
+        correlation_id: object
+            .metadata
+            .get("dss-correlation-id")
+            .filter(|id| dss_shared::correlation::valid(id))
+            .cloned(),
     }))
 }
 
@@ -91,11 +96,13 @@ mod tests {
         let created = parse(&note(
             serde_json::json!({"eventType": "OBJECT_FINALIZE", "bucketId": "dss-gcp",
                 "objectId": "files/a b.2026", "eventTime": "2026-12-02T06:00:00.5Z"}),
-            serde_json::json!({"size": "5", "md5Hash": "XUFAKrxLKna5cZ2REBfFkg=="}),
+            serde_json::json!({"size": "5", "md5Hash": "XUFAKrxLKna5cZ2REBfFkg==",
+                "metadata": {"dss-correlation-id": "req-5"}}),
         ))
         .unwrap()
         .unwrap();
         assert_eq!(created.event_name, BucketEventName::Created);
+        assert_eq!(created.correlation_id.as_deref(), Some("req-5"));
         assert_eq!(
             (created.bucket.as_str(), created.key.as_str()),
             ("dss-gcp", "files/a b.2026")
@@ -109,6 +116,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(removed.event_name, BucketEventName::Removed);
+        assert_eq!(removed.correlation_id, None);
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl Handler for Relay {
         if self.deployment.replica_of_bucket(&event.bucket).is_none() {
             return Ok(Outcome::Done);
         }
+        if let Some(id) = &event.correlation_id {
+            tracing::Span::current().record("correlation_id", tracing::field::display(id));
+        }
         let body =
             serde_json::to_string(&event).map_err(|e| HandlerError::Permanent(e.to_string()))?;
         self.topic

@@ -201,7 +201,46 @@ impl Indexer {
         };
         let (name, store) = (replica.name.as_str(), &replica.store);
         let key = ObjectKey::parse(&event.key);
-        match (event.event_name, key) {
+        let correlation = self.writers_correlation(store, &event, key.as_ref()).await;
+        let work = self.dispatch(name, store, event.event_name, key);
+        dss_shared::correlation::adopt(correlation.as_deref(), work).await
+    }
+
+    /// The correlation id the writer of a bundle's manifest or tombstone recorded with it, when
+    /// the event carried none (S3 notifications), so its indexing and notifications log under it.
+    async fn writers_correlation(
+        &self,
+        store: &Arc<dyn BlobStore>,
+        event: &BucketEvent,
+        key: Option<&ObjectKey>,
+    ) -> Option<String> {
+        let bundle_object = matches!(
+            key,
+            Some(
+                ObjectKey::Versioned(Kind::Bundle, ..)
+                    | ObjectKey::VersionTombstone(Kind::Bundle, ..)
+                    | ObjectKey::Tombstone(Kind::Bundle, _)
+            )
+        );
+        if event.event_name != BucketEventName::Created
+            || !bundle_object
+            || event.correlation_id.is_some()
+            || dss_shared::correlation::current().is_some()
+        {
+            return None;
+        }
+        store.head(&event.key).await.ok().flatten()?.correlation_id
+    }
+
+    /// Indexes or records what happened to `key`.
+    async fn dispatch(
+        &self,
+        name: &str,
+        store: &Arc<dyn BlobStore>,
+        event_name: BucketEventName,
+        key: Option<ObjectKey>,
+    ) -> Result<Outcome, HandlerError> {
+        match (event_name, key) {
             (BucketEventName::Created, Some(ObjectKey::Versioned(Kind::Bundle, u, v))) => {
                 self.bundle(name, store, &u, &v).await
             }

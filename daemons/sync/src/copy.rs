@@ -89,6 +89,7 @@ mod tests {
             created: OffsetDateTime::UNIX_EPOCH,
             checksums: sums,
             origin: None,
+            correlation_id: None,
         }
     }
 

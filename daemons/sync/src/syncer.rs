@@ -104,7 +104,8 @@ impl Syncer {
             .values()
             .filter(|r| r.name != src.name)
             .map(|dst| self.sync_one(src, dst, &key, &meta, Some(event.time)));
-        combine(futures::future::join_all(copies).await)
+        let copies = futures::future::join_all(copies);
+        combine(dss_shared::correlation::adopt(meta.correlation_id.as_deref(), copies).await)
     }
 
     /// An explicit request (reconciler, operator).

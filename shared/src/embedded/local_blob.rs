@@ -257,6 +257,7 @@ fn row_to_meta(r: Row) -> ObjectMeta {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         checksums,
         origin,
+        correlation_id: None,
     }
 }
 
@@ -553,6 +554,7 @@ impl LocalBlobStore {
             created: self.clock.now(),
             checksums: Some(sums),
             origin: opts.origin,
+            correlation_id: None,
         };
         self.commit(key, tmp, meta, opts.mode).await
     }

@@ -83,6 +83,10 @@ pub struct ObjectMeta {
     /// The replica this object was copied from, when it arrived by sync (recorded with the
     /// object, so that its bucket event is not replicated again).
     pub origin: Option<String>,
+    /// The correlation id of the request whose work wrote it, where the store records one
+    /// with the object (S3, GCS), so that the daemons its bucket event reaches log under it.
+    /// The embedded store puts the id on its events instead.
+    pub correlation_id: Option<String>,
 }
 
 /// Create-only or overwrite.

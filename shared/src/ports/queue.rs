@@ -201,8 +201,9 @@ pub struct BucketEvent {
     /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
-    /// The correlation id of the request whose write caused it (embedded buckets only; cloud
-    /// notifications carry none).
+    /// The correlation id of the request whose write caused it: set by embedded buckets and
+    /// by the GCS event relay (from the object's metadata); S3 notifications carry none, so
+    /// daemons read it from the object ([`super::blob::ObjectMeta::correlation_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
 }

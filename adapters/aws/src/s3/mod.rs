@@ -48,6 +48,7 @@ const META_SHA1: &str = "dss-sha1";
 const META_S3_ETAG: &str = "dss-s3-etag";
 const META_CRC32C: &str = "dss-crc32c";
 const META_ORIGIN: &str = "dss-origin";
+const META_CORRELATION: &str = "dss-correlation-id";
 
 /// One bucket on S3.
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
     .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The metadata recording `sums` and `origin`.
+/// The metadata recording `sums`, `origin` and the calling task's correlation id.
 fn metadata(sums: Option<&Checksums>, origin: Option<&str>) -> HashMap<String, String> {
     let mut m = HashMap::new();
     if let Some(s) = sums {
@@ -92,6 +93,9 @@ fn metadata(sums: Option<&Checksums>, origin: Option<&str>) -> HashMap<String, S
     }
     if let Some(o) = origin {
         m.insert(META_ORIGIN.into(), o.to_string());
+    }
+    if let Some(id) = dss_shared::correlation::current() {
+        m.insert(META_CORRELATION.into(), id);
     }
     m
 }
@@ -293,6 +297,7 @@ impl S3BlobStore {
             created: to_time(modified),
             checksums: recorded(user),
             origin: user.and_then(|m| m.get(META_ORIGIN).cloned()),
+            correlation_id: user.and_then(|m| m.get(META_CORRELATION).cloned()),
         }
     }
 
@@ -336,6 +341,7 @@ impl S3BlobStore {
             created: OffsetDateTime::now_utc(),
             checksums: Some(sums),
             origin: opts.origin.clone(),
+            correlation_id: dss_shared::correlation::current(),
         })
     }
 }
@@ -400,6 +406,7 @@ impl BlobStore for S3BlobStore {
             created: OffsetDateTime::now_utc(),
             checksums: Some(sums),
             origin: opts.origin.clone(),
+            correlation_id: dss_shared::correlation::current(),
         })
     }
 
@@ -627,6 +634,7 @@ impl BlobStore for S3BlobStore {
             created: OffsetDateTime::now_utc(),
             checksums: Some(expected.clone()),
             origin: opts.origin.clone(),
+            correlation_id: dss_shared::correlation::current(),
         }))
     }
 

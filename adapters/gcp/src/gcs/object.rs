@@ -14,6 +14,8 @@ pub const META_SHA1: &str = "dss-sha1";
 pub const META_S3_ETAG: &str = "dss-s3-etag";
 pub const META_CRC32C: &str = "dss-crc32c";
 pub const META_ORIGIN: &str = "dss-origin";
+/// The correlation id of the request whose work wrote the object.
+pub const META_CORRELATION: &str = "dss-correlation-id";
 
 /// An object resource (the fields DSS reads).
 #[derive(Debug, Clone, Deserialize)]
@@ -69,7 +71,7 @@ pub struct Rewrite {
     pub resource: Option<Object>,
 }
 
-/// The custom metadata recording `sums` and `origin`.
+/// The custom metadata recording `sums`, `origin` and the calling task's correlation id.
 pub fn metadata(
     sums: Option<&Checksums>,
     origin: Option<&str>,
@@ -84,6 +86,9 @@ pub fn metadata(
     if let Some(o) = origin {
         m.insert(META_ORIGIN.into(), o.to_string().into());
     }
+    if let Some(id) = dss_shared::correlation::current() {
+        m.insert(META_CORRELATION.into(), id.into());
+    }
     m
 }
 
@@ -96,6 +101,14 @@ pub fn hex_of(b64: &str) -> Option<String> {
 }
 
 impl Object {
+    /// The correlation id recorded with it, when valid.
+    pub fn correlation_id(&self) -> Option<String> {
+        self.metadata
+            .get(META_CORRELATION)
+            .filter(|id| dss_shared::correlation::valid(id))
+            .cloned()
+    }
+
     /// The size.
     pub fn size(&self) -> Result<u64, BlobError> {
         self.size.parse().map_err(|_| {
@@ -142,6 +155,7 @@ impl Object {
             created,
             checksums,
             origin: self.metadata.get(META_ORIGIN).cloned(),
+            correlation_id: self.correlation_id(),
         })
     }
 }
