@@ -185,7 +185,9 @@ pub struct Deployment {
 }
 
 /// Reads the key file at `path`; on first use creates it from `generate`, atomically and
-/// readable by the owner only (temp file, fsync, rename).
+/// readable by the owner only (a temp file of this process, fsynced, then linked into place
+/// only if no other process got there first). Processes starting together on a new data
+/// directory all end up with the one key that was linked.
 pub fn read_or_create_key(
     path: &std::path::Path,
     generate: impl FnOnce() -> std::io::Result<Vec<u8>>,
@@ -200,17 +202,28 @@ pub fn read_or_create_key(
         std::fs::create_dir_all(dir)?;
     }
     let key = generate()?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(key)
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads a 32-byte secret from `path`, creating a random one on first use.
@@ -480,6 +493,28 @@ impl Deployment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_starting_together_agree_on_one_new_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys/url-signing.key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_create_secret(&path).expect("key")))
+                .collect();
+            racers
+                .into_iter()
+                .map(|r| r.join().expect("thread"))
+                .collect()
+        });
+        let on_disk = std::fs::read(&path).expect("key file");
+        assert!(keys.iter().all(|k| k == &on_disk), "one key for all");
+        let left: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temp files left: {left:?}");
+    }
 
     /// `infra/resources.json` is what Terraform creates in production: its names must be the
     /// ones the components open, and its dead-letter thresholds the default configuration's.
