@@ -19,13 +19,13 @@ use crate::harness::Dss;
 const V: &str = "2026-12-02T060504.030201Z";
 
 /// The moto server the test script started.
-fn moto() -> String {
+pub(crate) fn moto() -> String {
     std::env::var("DSS_TEST_AWS_URL")
         .expect("DSS_TEST_AWS_URL names an AWS-protocol server (infra/local/test.sh starts moto)")
 }
 
 /// The configuration of a deployment on moto: unique bucket, queue and topic names.
-fn aws_env() -> (Vec<(&'static str, String)>, String) {
+pub(crate) fn aws_env() -> (Vec<(&'static str, String)>, String) {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let bucket = |r: &str| format!("dss-e2e-{tag}-{r}");
     let env = vec![
@@ -45,7 +45,7 @@ fn aws_env() -> (Vec<(&'static str, String)>, String) {
 }
 
 /// Connection settings of the test's own S3 client.
-fn moto_options() -> dss_aws::AwsOptions {
+pub(crate) fn moto_options() -> dss_aws::AwsOptions {
     dss_aws::AwsOptions {
         endpoint: Some(moto()),
         region: Some("us-east-1".into()),
@@ -55,7 +55,7 @@ fn moto_options() -> dss_aws::AwsOptions {
 }
 
 /// Runs `dss infra local` with `env` on the data directory `data`.
-fn infra_local(env: &[(&str, String)], data: &std::path::Path) {
+pub(crate) fn infra_local(env: &[(&str, String)], data: &std::path::Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_dss"))
         .args(["infra", "local", "--data-dir"])
         .arg(data)
@@ -70,7 +70,7 @@ fn infra_local(env: &[(&str, String)], data: &std::path::Path) {
 }
 
 /// Waits until `GET {path}` answers `status` (up to 60 s); returns the answer.
-async fn answers(dss: &Dss, path: &str, status: u16) -> reqwest::Response {
+pub(crate) async fn answers(dss: &Dss, path: &str, status: u16) -> reqwest::Response {
     for _ in 0..600 {
         let r = dss
             .http

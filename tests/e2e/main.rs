@@ -2,6 +2,7 @@
 //! own client commands and by the official `hca` 7.0.1 and `dbio` 1.0.0 CLIs, with webhooks verified by requests-http-signature.
 
 mod aws;
+mod aws_ops;
 mod chaos;
 mod checkout;
 mod client;
