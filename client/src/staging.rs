@@ -203,8 +203,9 @@ pub(crate) async fn upload(
     Ok(())
 }
 
-/// Polls `HEAD /v1/files/{uuid}` until the file exists (backing off ×1.6 up to 10 s between
-/// looks, as the official CLI does up to its own limit), or `reg.timeout` passes.
+/// Polls `HEAD /v1/files/{uuid}` until the file exists (backing off ×1.6 from 0.2 s up to 2 s
+/// between looks: a HEAD is cheap, and a long gap would only add to the upload's time), or
+/// `reg.timeout` passes.
 async fn wait_for(
     client: &DssClient,
     file: &StagedFile<'_>,
@@ -226,7 +227,7 @@ async fn wait_for(
             Ok(_) => return Ok(()),
             Err(ClientError::Api { status: 404, .. }) if start.elapsed() < reg.timeout => {
                 tokio::time::sleep(wait).await;
-                wait = wait.mul_f64(1.6).min(Duration::from_secs(10));
+                wait = wait.mul_f64(1.6).min(Duration::from_secs(2));
             }
             Err(ClientError::Api { status: 404, .. }) => {
                 return Err(ClientError::Invalid(format!(

@@ -55,15 +55,102 @@ pub async fn ended(body: &mut ByteStream, carry: &mut Bytes) -> Result<bool, Blo
     }
 }
 
-/// Feeds `data` (up to a part, megabytes) to `hasher` on the blocking pool, off the threads
-/// that serve requests.
-pub async fn hash(mut hasher: MultiHasher, data: Bytes) -> Result<MultiHasher, BlobError> {
+/// Feeds `data` (up to a part, megabytes) to `hasher`: all four checksums on the blocking
+/// pool, off the threads that serve requests; a CRC-32C alone (hardware, ~13 GB/s) in place.
+pub async fn hash(mut hasher: Hashing, data: Bytes) -> Result<Hashing, BlobError> {
+    if matches!(hasher, Hashing::Copy { .. }) {
+        hasher.update(data);
+        return Ok(hasher);
+    }
     tokio::task::spawn_blocking(move || {
         hasher.update(data);
         hasher
     })
     .await
     .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))
+}
+
+/// What a put computes of its body: all four checksums, or, for a copy of an object whose
+/// checksums are known ([`Verify::Copy`]), only the CRC-32C (a wrong CRC-32C then yields
+/// checksums that cannot match).
+pub enum Hashing {
+    /// All four.
+    All(Box<MultiHasher>),
+    /// The CRC-32C and length of a copy of the object whose checksums are `of`.
+    Copy {
+        /// The checksums the copy should have.
+        of: Checksums,
+        /// CRC-32C so far.
+        crc: u32,
+        /// Bytes so far.
+        len: u64,
+    },
+}
+
+impl Hashing {
+    /// What `opts` asks for: the CRC-32C of a [`Verify::Copy`] put with expected checksums,
+    /// else all four.
+    pub fn for_put(opts: &PutOptions) -> Self {
+        let copy_of = match (opts.verify, &opts.expected) {
+            (Verify::Copy, Some(e)) => Some(e.clone()),
+            _ => None,
+        };
+        Self::new(opts.size, copy_of)
+    }
+
+    /// All four checksums of a body of about `size` bytes, or the CRC-32C of a copy of `copy_of`.
+    pub fn new(size: Option<u64>, copy_of: Option<Checksums>) -> Self {
+        match copy_of {
+            None => Hashing::All(Box::new(MultiHasher::new(size))),
+            Some(of) => Hashing::Copy { of, crc: 0, len: 0 },
+        }
+    }
+
+    /// Bytes hashed so far.
+    pub fn hashed(&self) -> u64 {
+        match self {
+            Hashing::All(h) => h.len(),
+            Hashing::Copy { len, .. } => *len,
+        }
+    }
+
+    /// Feeds one chunk.
+    pub fn update(&mut self, chunk: Bytes) {
+        match self {
+            Hashing::All(h) => h.update(chunk),
+            Hashing::Copy { crc, len, .. } => {
+                *crc = crc32c::crc32c_append(*crc, &chunk);
+                *len += chunk.len() as u64;
+            }
+        }
+    }
+
+    /// Like `update`, from a borrowed buffer: only the full hashing needs (and copies) it
+    /// into an owned chunk.
+    pub fn update_slice(&mut self, chunk: &[u8]) {
+        match self {
+            Hashing::All(h) => h.update(Bytes::copy_from_slice(chunk)),
+            Hashing::Copy { crc, len, .. } => {
+                *crc = crc32c::crc32c_append(*crc, chunk);
+                *len += chunk.len() as u64;
+            }
+        }
+    }
+
+    /// The checksums of the bytes (for a copy: the expected ones, with the CRC-32C computed).
+    pub fn finish(self) -> Checksums {
+        match self {
+            Hashing::All(h) => h.finish(),
+            Hashing::Copy { mut of, crc, .. } => {
+                let got = format!("{crc:08x}");
+                if got != of.crc32c {
+                    // Only the CRC-32C was computed: report it alone as what the bytes have.
+                    of = Checksums { crc32c: got, ..of };
+                }
+                of
+            }
+        }
+    }
 }
 
 /// The media type a put records.

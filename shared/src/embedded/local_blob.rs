@@ -19,7 +19,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::checksum::{Checksums, MultiHasher};
+use crate::checksum::Checksums;
 use crate::clock::{SharedClock, unix_ms};
 use crate::ports::blob::{
     BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
@@ -27,6 +27,7 @@ use crate::ports::blob::{
 };
 use crate::ports::queue::{BucketEvent, BucketEventName};
 use crate::signing::UrlSigner;
+use crate::upload::Hashing;
 
 use super::db::{Db, DbError, Durability};
 use super::group_commit::GroupCommit;
@@ -58,65 +59,6 @@ fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
     };
     if rc != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range failed; the final fsync does all the work");
-    }
-}
-
-/// What a spool computes: all four checksums, or only the CRC-32C of a copy of an object whose
-/// checksums are known (a wrong CRC-32C then yields checksums that cannot match).
-enum Hashing {
-    All(Box<MultiHasher>),
-    Copy { of: Checksums, crc: u32, len: u64 },
-}
-
-impl Hashing {
-    fn new(size: Option<u64>, copy_of: Option<Checksums>) -> Self {
-        match copy_of {
-            None => Hashing::All(Box::new(MultiHasher::new(size))),
-            Some(of) => Hashing::Copy { of, crc: 0, len: 0 },
-        }
-    }
-
-    fn len(&self) -> u64 {
-        match self {
-            Hashing::All(h) => h.len(),
-            Hashing::Copy { len, .. } => *len,
-        }
-    }
-
-    fn update(&mut self, chunk: Bytes) {
-        match self {
-            Hashing::All(h) => h.update(chunk),
-            Hashing::Copy { crc, len, .. } => {
-                *crc = crc32c::crc32c_append(*crc, &chunk);
-                *len += chunk.len() as u64;
-            }
-        }
-    }
-
-    /// Like `update`, from a borrowed buffer: only the full hashing needs (and copies) it
-    /// into an owned chunk.
-    fn update_slice(&mut self, chunk: &[u8]) {
-        match self {
-            Hashing::All(h) => h.update(Bytes::copy_from_slice(chunk)),
-            Hashing::Copy { crc, len, .. } => {
-                *crc = crc32c::crc32c_append(*crc, chunk);
-                *len += chunk.len() as u64;
-            }
-        }
-    }
-
-    fn finish(self) -> Checksums {
-        match self {
-            Hashing::All(h) => h.finish(),
-            Hashing::Copy { mut of, crc, .. } => {
-                let got = format!("{crc:08x}");
-                if got != of.crc32c {
-                    // Only the CRC-32C was computed: report it alone as what the bytes have.
-                    of = Checksums { crc32c: got, ..of };
-                }
-                of
-            }
-        }
     }
 }
 
@@ -447,15 +389,15 @@ impl LocalBlobStore {
             while let Some(chunk) = rx.blocking_recv() {
                 f.write_all(&chunk)?;
                 h.update(chunk);
-                if fsync && h.len() - flushed >= WRITEBACK_EVERY {
-                    start_writeback(&f, flushed, h.len() - flushed);
-                    flushed = h.len();
+                if fsync && h.hashed() - flushed >= WRITEBACK_EVERY {
+                    start_writeback(&f, flushed, h.hashed() - flushed);
+                    flushed = h.hashed();
                 }
             }
             if fsync {
                 f.sync_data()?;
             }
-            let len = h.len();
+            let len = h.hashed();
             Ok((h.finish(), len))
         });
         let mut failure = None;

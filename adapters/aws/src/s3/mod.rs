@@ -31,13 +31,13 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use bytes::Bytes;
-use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
+use dss_shared::checksum::{Checksums, s3_part_size};
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
     BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, Declared, GetObject, ListPage,
     ObjectMeta, PutMode, PutOptions, Verify,
 };
-use dss_shared::upload::{content_type, ended, fill, hash, verify};
+use dss_shared::upload::{Hashing, content_type, ended, fill, hash, verify};
 use time::OffsetDateTime;
 
 use crate::AwsOptions;
@@ -365,12 +365,12 @@ impl BlobStore for S3BlobStore {
         let content_type = content_type(&opts);
         // The DSS part size: the multipart ETag then equals the object's `s3_etag`.
         let part = s3_part_size(opts.size.unwrap_or(0)).max(multipart::MIN_PART) as usize;
-        let hasher = MultiHasher::new(opts.size);
+        let hasher = Hashing::for_put(&opts);
         let mut carry = Bytes::new();
         let first = fill(&mut body, part, &mut carry).await?;
         let hasher = hash(hasher, first.clone()).await?;
         if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
-            let size = hasher.len();
+            let size = hasher.hashed();
             let sums = hasher.finish();
             verify(&opts, size, &sums)?;
             return self

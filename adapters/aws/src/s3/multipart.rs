@@ -6,11 +6,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
-use dss_shared::checksum::{Checksums, MultiHasher};
+use dss_shared::checksum::Checksums;
 use dss_shared::ports::{BlobError, ByteStream, PutOptions};
 use tokio::task::JoinHandle;
 
-use dss_shared::upload::{fill, hash, verify};
+use dss_shared::upload::{Hashing, fill, hash, verify};
 
 use super::{backend, metadata};
 
@@ -97,7 +97,7 @@ impl Upload<'_> {
         body: ByteStream,
         carry: Bytes,
         part: usize,
-        hasher: MultiHasher,
+        hasher: Hashing,
     ) -> Result<(u64, Checksums, String), BlobError> {
         let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
         let id = create(self.client, self.bucket, self.key, self.content_type, user).await?;
@@ -148,7 +148,7 @@ impl Upload<'_> {
         mut body: ByteStream,
         mut carry: Bytes,
         part: usize,
-        mut hasher: MultiHasher,
+        mut hasher: Hashing,
     ) -> Result<(Vec<CompletedPart>, u64, Checksums), BlobError> {
         let mut in_flight: VecDeque<JoinHandle<Result<CompletedPart, BlobError>>> = VecDeque::new();
         let mut done = Vec::new();
@@ -185,7 +185,7 @@ impl Upload<'_> {
             }
         }
         outcome?;
-        let size = hasher.len();
+        let size = hasher.hashed();
         Ok((done, size, hasher.finish()))
     }
 

@@ -2,9 +2,9 @@
 //! last chunk waits until the body is verified.
 
 use bytes::{Bytes, BytesMut};
-use dss_shared::checksum::{Checksums, MultiHasher, s3_part_size};
+use dss_shared::checksum::{Checksums, s3_part_size};
 use dss_shared::ports::{BlobError, ByteStream, PutMode, PutOptions};
-use dss_shared::upload::{content_type, ended, fill, hash, verify};
+use dss_shared::upload::{Hashing, content_type, ended, fill, hash, verify};
 use reqwest::StatusCode;
 
 use super::object::{self, Object, hex_of};
@@ -19,12 +19,12 @@ pub async fn put(
 ) -> Result<Object, BlobError> {
     // The DSS part size; a multiple of the 256 KiB resumable chunks need.
     let part = s3_part_size(opts.size.unwrap_or(0)) as usize;
-    let hasher = MultiHasher::new(opts.size);
+    let hasher = Hashing::for_put(opts);
     let mut carry = Bytes::new();
     let first = fill(&mut body, part, &mut carry).await?;
     let hasher = hash(hasher, first.clone()).await?;
     if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
-        let size = hasher.len();
+        let size = hasher.hashed();
         let sums = hasher.finish();
         verify(opts, size, &sums)?;
         let written = single(store, key, first, &sums, opts).await?;
@@ -112,7 +112,7 @@ async fn resumable(
     mut body: ByteStream,
     mut carry: Bytes,
     part: usize,
-    mut hasher: MultiHasher,
+    mut hasher: Hashing,
     opts: &PutOptions,
 ) -> Result<Object, BlobError> {
     let start = store
@@ -149,7 +149,7 @@ async fn resumable(
             hasher = hashed?;
             pending = next;
         }
-        let size = hasher.len();
+        let size = hasher.hashed();
         let sums = hasher.finish();
         verify(opts, size, &sums)?;
         chunk(store, key, &session, pending, offset, Some(size)).await?;
