@@ -1,6 +1,6 @@
 //! Uploading through a staging bucket, the only way the original deployment takes files: each
-//! file is written to `s3://` or `gs://` staging with its four checksums declared as the
-//! official CLI declares them, then registered with `PUT /v1/files/{uuid}` naming it as the
+//! file is written to `s3://` or `gs://` staging, hashed as it goes, with its four checksums
+//! then declared as the official CLI declares them, and registered with `PUT /v1/files/{uuid}` naming it as the
 //! `source_url`. A deployment that copies a large source in the background answers 202; the
 //! file is ready once `HEAD /v1/files/{uuid}` finds it.
 
@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::api::DssClient;
 use crate::error::ClientError;
-use crate::files::Found;
+use crate::files::{self, Found};
 use crate::progress::Progress;
 
 /// Where files are staged: a bucket (and key prefix) of one cloud, and the client that writes it.
@@ -76,16 +76,17 @@ impl StagingArea {
         format!("{}{uuid}/{name}", self.prefix)
     }
 
-    /// Whether `key` already holds `size` bytes declaring `sums` (an earlier run staged it).
-    async fn holds(&self, key: &str, size: u64, sums: &Checksums) -> Result<bool, ClientError> {
+    /// The checksums `key` declares when it holds `size` bytes and declares all four (an
+    /// earlier run may have staged it).
+    async fn declares(&self, key: &str, size: u64) -> Result<Option<Checksums>, ClientError> {
         let declared = self
             .staging
             .declared(&self.bucket, key)
             .await
             .map_err(|e| self.error(key, e))?;
-        Ok(declared.is_some_and(|d| {
-            d.size == size && declared_checksums(&d.values).is_ok_and(|s| &s == sums)
-        }))
+        Ok(declared
+            .filter(|d| d.size == size)
+            .and_then(|d| declared_checksums(&d.values).ok()))
     }
 
     fn error(&self, key: &str, source: BlobError) -> ClientError {
@@ -95,22 +96,24 @@ impl StagingArea {
         }
     }
 
-    /// Stages `f` (unless it already is) as file `uuid`, reporting bytes as they go: its
-    /// `source_url`.
+    /// Stages `f` as file `uuid`, hashing it as it goes, unless an earlier run staged the same
+    /// bytes there; reports bytes as they go. Its `source_url` and checksums.
     async fn stage(
         &self,
         f: &Found,
         uuid: &str,
-        sums: &Checksums,
         content_type: &str,
         sent: &AtomicU64,
         progress: &Arc<dyn Progress>,
-    ) -> Result<String, ClientError> {
+    ) -> Result<(String, Checksums), ClientError> {
         let key = self.key(uuid, &f.name);
         let url = format!("{}://{}/{key}", self.scheme, self.bucket);
-        if self.holds(&key, f.size, sums).await? {
-            progress.transferred(f.size);
-            return Ok(url);
+        if let Some(there) = self.declares(&key, f.size).await? {
+            let sums = files::checksums(f.path.clone(), f.size).await?;
+            if sums == there {
+                progress.transferred(f.size);
+                return Ok((url, sums));
+            }
         }
         let file = tokio::fs::File::open(&f.path)
             .await
@@ -127,13 +130,13 @@ impl StagingArea {
         );
         let result = self
             .staging
-            .stage(&self.bucket, &key, body, f.size, content_type, sums)
+            .stage(&self.bucket, &key, body, f.size, content_type)
             .await;
         let streamed = streamed.load(Ordering::Relaxed);
         match result {
-            Ok(()) => {
+            Ok(sums) => {
                 sent.fetch_add(streamed, Ordering::Relaxed);
-                Ok(url)
+                Ok((url, sums))
             }
             Err(e) => {
                 progress.rewound(streamed);
@@ -147,12 +150,10 @@ impl StagingArea {
 pub(crate) struct StagedFile<'a> {
     /// The local file.
     pub found: &'a Found,
-    /// Its uuid and version.
+    /// Its uuid.
     pub uuid: &'a str,
     /// Its version.
     pub version: &'a str,
-    /// Its checksums.
-    pub sums: &'a Checksums,
     /// Its media type.
     pub content_type: &'a str,
 }
@@ -167,7 +168,8 @@ pub(crate) struct Registration<'a> {
     pub timeout: Duration,
 }
 
-/// Stages `file` and registers it with the deployment, waiting for a background copy.
+/// Stages `file` and registers it with the deployment, waiting for a background copy: its
+/// checksums.
 pub(crate) async fn upload(
     client: &DssClient,
     area: &StagingArea,
@@ -175,18 +177,11 @@ pub(crate) async fn upload(
     reg: &Registration<'_>,
     sent: &AtomicU64,
     progress: &Arc<dyn Progress>,
-) -> Result<(), ClientError> {
+) -> Result<Checksums, ClientError> {
     let name = &file.found.name;
-    let source_url = client
+    let (source_url, sums) = client
         .retry(&format!("stage {name}"), || {
-            area.stage(
-                file.found,
-                file.uuid,
-                file.sums,
-                file.content_type,
-                sent,
-                progress,
-            )
+            area.stage(file.found, file.uuid, file.content_type, sent, progress)
         })
         .await?;
     // The original has no `replica` here: it follows the source's cloud. Ours takes one.
@@ -200,7 +195,7 @@ pub(crate) async fn upload(
     if status == StatusCode::ACCEPTED {
         wait_for(client, file, reg).await?;
     }
-    Ok(())
+    Ok(sums)
 }
 
 /// Polls `HEAD /v1/files/{uuid}` until the file exists (backing off ×1.6 from 0.2 s up to 2 s

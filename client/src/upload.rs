@@ -228,16 +228,14 @@ async fn upload_one(
         progress.file_done(&f.name);
         return Ok(done(sha.clone(), true));
     }
-    let sums = files::checksums(f.path.clone(), f.size).await?;
     let content_type = mime_guess::from_path(&f.path)
         .first_raw()
         .unwrap_or("application/octet-stream");
-    if let Some(area) = &opts.staging {
+    let sums = if let Some(area) = &opts.staging {
         let file = StagedFile {
             found: f,
             uuid: &entry.uuid,
             version: &entry.version,
-            sums: &sums,
             content_type,
         };
         let reg = Registration {
@@ -245,10 +243,13 @@ async fn upload_one(
             creator_uid: opts.creator_uid,
             timeout: opts.copy_timeout,
         };
-        staging::upload(client, area, &file, &reg, sent, progress).await?;
+        staging::upload(client, area, &file, &reg, sent, progress).await?
     } else {
+        // Declared before the bytes are sent, so the deployment refuses bytes that differ.
+        let sums = files::checksums(f.path.clone(), f.size).await?;
         send_direct(client, f, entry, &sums, content_type, opts, sent, progress).await?;
-    }
+        sums
+    };
     progress.file_done(&f.name);
     if let Some(j) = journal {
         j.confirm(&f.name, &sums.sha256)?;

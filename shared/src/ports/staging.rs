@@ -33,9 +33,10 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
     async fn declared(&self, bucket: &str, key: &str) -> Result<Option<Declared>, BlobError>;
 
     /// Writes `body` (`size` bytes of `content_type`) as object `key` of bucket `bucket`,
-    /// declaring `sums` as the official CLI does ([`crate::checksum::declaration`]), so any
-    /// deployment, the original too, can register it with `PUT /files`. The bytes are checked
-    /// against `sums` on the way; an object that does not match is not left behind.
+    /// computing its four checksums as it goes (one pass over the bytes), then declares them
+    /// as the official CLI does ([`crate::checksum::declaration`]), so any deployment, the
+    /// original too, can register it with `PUT /files`. Returns the checksums. A body of
+    /// another size leaves nothing behind.
     async fn stage(
         &self,
         bucket: &str,
@@ -43,6 +44,5 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
         body: ByteStream,
         size: u64,
         content_type: &str,
-        sums: &Checksums,
-    ) -> Result<(), BlobError>;
+    ) -> Result<Checksums, BlobError>;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::checksum::{Checksums, declaration};
 use dss_shared::ports::{
-    BlobError, BlobStore, ByteStream, Declared, PutOptions, Staging, Verify, valid_bucket_name,
+    BlobError, BlobStore, ByteStream, Declared, PutOptions, Staging, valid_bucket_name,
 };
 
 use super::S3BlobStore;
@@ -48,8 +48,8 @@ impl Staging for S3Staging {
         self.store(bucket)?.declared(key).await
     }
 
-    /// A put (multipart in DSS parts, so the object's ETag is the `s3_etag`; the size and
-    /// CRC-32C checked as the bytes pass), then the `hca-dss-*` tags.
+    /// A put (multipart in DSS parts, so the object's ETag is the `s3_etag`), then the
+    /// `hca-dss-*` tags.
     async fn stage(
         &self,
         bucket: &str,
@@ -57,17 +57,19 @@ impl Staging for S3Staging {
         body: ByteStream,
         size: u64,
         content_type: &str,
-        sums: &Checksums,
-    ) -> Result<(), BlobError> {
+    ) -> Result<Checksums, BlobError> {
         let store = self.store(bucket)?;
         let opts = PutOptions {
             content_type: Some(content_type.to_string()),
             size: Some(size),
-            expected: Some(sums.clone()),
-            verify: Verify::Copy,
             ..Default::default()
         };
-        store.put(key, body, opts).await?;
-        store.tag(key, &declaration(sums)).await
+        let sums = store
+            .put(key, body, opts)
+            .await?
+            .checksums
+            .ok_or_else(|| BlobError::Backend(format!("{key}: no checksums computed")))?;
+        store.tag(key, &declaration(&sums)).await?;
+        Ok(sums)
     }
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::checksum::{Checksums, declaration};
 use dss_shared::ports::{
-    BlobError, BlobStore, Buckets, ByteStream, Declared, PutOptions, Staging, Verify,
-    valid_bucket_name,
+    BlobError, BlobStore, Buckets, ByteStream, Declared, PutOptions, Staging, valid_bucket_name,
 };
 
 use super::GcsBlobStore;
@@ -77,8 +76,8 @@ impl Staging for GcsBuckets {
         }))
     }
 
-    /// An upload (its size and CRC-32C checked as the bytes pass), then the `hca-dss-*`
-    /// checksums added to the custom metadata our own stores record.
+    /// An upload, then the `hca-dss-*` checksums added to the custom metadata our own stores
+    /// record.
     async fn stage(
         &self,
         bucket: &str,
@@ -86,19 +85,21 @@ impl Staging for GcsBuckets {
         body: ByteStream,
         size: u64,
         content_type: &str,
-        sums: &Checksums,
-    ) -> Result<(), BlobError> {
+    ) -> Result<Checksums, BlobError> {
         let store = self.store(bucket)?;
         let opts = PutOptions {
             content_type: Some(content_type.to_string()),
             size: Some(size),
-            expected: Some(sums.clone()),
-            verify: Verify::Copy,
             ..Default::default()
         };
-        store.put(key, body, opts).await?;
-        let mut metadata = object::metadata(Some(sums), None);
-        metadata.extend(declaration(sums).into_iter().map(|(k, v)| (k, v.into())));
-        store.set_metadata(key, metadata).await.map(drop)
+        let sums = store
+            .put(key, body, opts)
+            .await?
+            .checksums
+            .ok_or_else(|| BlobError::Backend(format!("{key}: no checksums computed")))?;
+        let mut metadata = object::metadata(Some(&sums), None);
+        metadata.extend(declaration(&sums).into_iter().map(|(k, v)| (k, v.into())));
+        store.set_metadata(key, metadata).await?;
+        Ok(sums)
     }
 }
