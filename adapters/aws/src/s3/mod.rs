@@ -210,6 +210,67 @@ impl S3BlobStore {
         }))
     }
 
+    /// A put; checksums computed during a multipart upload are recorded in the object's
+    /// metadata afterwards (a copy of the object onto itself) only when `record`.
+    pub(crate) async fn put_object(
+        &self,
+        key: &str,
+        mut body: ByteStream,
+        opts: PutOptions,
+        record: bool,
+    ) -> Result<ObjectMeta, BlobError> {
+        check_key(key)?;
+        if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
+            return Err(BlobError::AlreadyExists(key.to_string()));
+        }
+        let content_type = content_type(&opts);
+        // The DSS part size: the multipart ETag then equals the object's `s3_etag`.
+        let part = s3_part_size(opts.size.unwrap_or(0)).max(multipart::MIN_PART) as usize;
+        let hasher = Hashing::for_put(&opts);
+        let mut carry = Bytes::new();
+        let first = fill(&mut body, part, &mut carry).await?;
+        let hasher = hash(hasher, first.clone()).await?;
+        if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
+            let size = hasher.hashed();
+            let sums = hasher.finish();
+            verify(&opts, size, &sums)?;
+            return self
+                .put_single(key, first, sums, &opts, &content_type)
+                .await;
+        }
+        let upload = multipart::Upload {
+            client: &self.client,
+            bucket: &self.bucket,
+            key,
+            content_type: &content_type,
+            opts: &opts,
+        };
+        let (size, sums, etag) = upload.run(first, body, carry, part, hasher).await?;
+        if record && opts.expected.is_none() {
+            // The checksums were not known when the upload began: record them now.
+            multipart::record(
+                &self.client,
+                &self.bucket,
+                key,
+                size,
+                &content_type,
+                &sums,
+                opts.origin.as_deref(),
+            )
+            .await?;
+        }
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag,
+            content_type,
+            created: OffsetDateTime::now_utc(),
+            checksums: Some(sums),
+            origin: opts.origin.clone(),
+            correlation_id: dss_shared::correlation::current(),
+        })
+    }
+
     /// Replaces the tags of object `key` with `tags`.
     pub async fn tag(&self, key: &str, tags: &[(String, String)]) -> Result<(), BlobError> {
         use aws_sdk_s3::types::{Tag, Tagging};
@@ -355,59 +416,10 @@ impl BlobStore for S3BlobStore {
     async fn put(
         &self,
         key: &str,
-        mut body: ByteStream,
+        body: ByteStream,
         opts: PutOptions,
     ) -> Result<ObjectMeta, BlobError> {
-        check_key(key)?;
-        if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
-            return Err(BlobError::AlreadyExists(key.to_string()));
-        }
-        let content_type = content_type(&opts);
-        // The DSS part size: the multipart ETag then equals the object's `s3_etag`.
-        let part = s3_part_size(opts.size.unwrap_or(0)).max(multipart::MIN_PART) as usize;
-        let hasher = Hashing::for_put(&opts);
-        let mut carry = Bytes::new();
-        let first = fill(&mut body, part, &mut carry).await?;
-        let hasher = hash(hasher, first.clone()).await?;
-        if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
-            let size = hasher.hashed();
-            let sums = hasher.finish();
-            verify(&opts, size, &sums)?;
-            return self
-                .put_single(key, first, sums, &opts, &content_type)
-                .await;
-        }
-        let upload = multipart::Upload {
-            client: &self.client,
-            bucket: &self.bucket,
-            key,
-            content_type: &content_type,
-            opts: &opts,
-        };
-        let (size, sums, etag) = upload.run(first, body, carry, part, hasher).await?;
-        if opts.expected.is_none() {
-            // The checksums were not known when the upload began: record them now.
-            multipart::record(
-                &self.client,
-                &self.bucket,
-                key,
-                size,
-                &content_type,
-                &sums,
-                opts.origin.as_deref(),
-            )
-            .await?;
-        }
-        Ok(ObjectMeta {
-            key: key.to_string(),
-            size,
-            etag,
-            content_type,
-            created: OffsetDateTime::now_utc(),
-            checksums: Some(sums),
-            origin: opts.origin.clone(),
-            correlation_id: dss_shared::correlation::current(),
-        })
+        self.put_object(key, body, opts, true).await
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {

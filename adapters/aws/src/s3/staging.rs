@@ -49,7 +49,8 @@ impl Staging for S3Staging {
     }
 
     /// A put (multipart in DSS parts, so the object's ETag is the `s3_etag`), then the
-    /// `hca-dss-*` tags.
+    /// `hca-dss-*` tags; the checksums are not also recorded in the metadata (that would copy
+    /// a multipart object onto itself).
     async fn stage(
         &self,
         bucket: &str,
@@ -65,7 +66,7 @@ impl Staging for S3Staging {
             ..Default::default()
         };
         let sums = store
-            .put(key, body, opts)
+            .put_object(key, body, opts, false)
             .await?
             .checksums
             .ok_or_else(|| BlobError::Backend(format!("{key}: no checksums computed")))?;
