@@ -371,9 +371,15 @@ async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_rep
 }
 
 /// Runs the client command `dss args…` against `dss`, with S3 reached at moto as the AWS SDK's
-/// environment says: its JSON answer.
+/// environment says (and GCS at fake-gcs-server, when the test script started it): its JSON
+/// answer.
 fn dss_client(dss: &Dss, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_dss"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dss"));
+    if let Ok(gcs) = std::env::var("DSS_TEST_GCS_URL") {
+        // GCS staging on fake-gcs-server, as Google's client libraries find an emulator.
+        cmd.env("STORAGE_EMULATOR_HOST", gcs);
+    }
+    let out = cmd
         .args(args)
         .env("DSS_URL", &dss.base)
         .env("DSS_TOKEN", &dss.token)
@@ -609,6 +615,52 @@ async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_re
     )
     .await;
     hca_download_from_gcp(&cli, &bundle, &version, &meta, &big);
+
+    // `dss upload --staging gs://…` to replica gcp: staged on GCS, registered from there, and
+    // replicated to aws.
+    let staging = dss_gcp::GcsBlobStore::connect(
+        &format!("{gcp_bucket}-staging"),
+        &dss_gcp::GcpOptions {
+            endpoint: Some(google().0),
+            project: Some("dss-test".into()),
+            anonymous: true,
+            ..Default::default()
+        },
+    )
+    .expect("gcs client");
+    staging.ensure_bucket().await.expect("staging bucket");
+    let src = tempfile::tempdir().expect("src");
+    std::fs::write(src.path().join("lung.json"), b"{\"organ\": \"lung\"}").expect("write");
+    let staged = format!("gs://{}/up", staging.bucket());
+    let up = dss_client(
+        &dss,
+        &[
+            "upload",
+            "--src-dir",
+            src.path().to_str().expect("path"),
+            "--replica",
+            "gcp",
+            "--staging",
+            &staged,
+        ],
+    );
+    let file = up["files"][0]["uuid"]
+        .as_str()
+        .expect("file uuid")
+        .to_string();
+    let declared = dss_shared::ports::Staging::declared(
+        &dss_gcp::GcsBuckets::like(&staging),
+        staging.bucket(),
+        &format!("up/{file}/lung.json"),
+    )
+    .await
+    .expect("declared")
+    .expect("staged on GCS");
+    assert!(
+        declared.values.contains_key("hca-dss-sha256"),
+        "{declared:?}"
+    );
+    assert_eq!(download(&dss, &file, "aws").await, b"{\"organ\": \"lung\"}");
 
     // gcp → aws: a file written to GCS reaches S3 through the relay, SNS and SQS.
     let uuid = uuid::Uuid::new_v4().to_string();
