@@ -374,6 +374,11 @@ async fn the_hca_cli_uploads_through_s3_staging_and_downloads_from_the_other_rep
 /// environment says (and GCS at fake-gcs-server, when the test script started it): its JSON
 /// answer.
 fn dss_client(dss: &Dss, args: &[&str]) -> Value {
+    dss_client_as(dss, &dss.token, args).unwrap_or_else(|log| panic!("dss {args:?}: {log}"))
+}
+
+/// As [`dss_client`], with bearer token `token`: the JSON answer, or the command's log.
+fn dss_client_as(dss: &Dss, token: &str, args: &[&str]) -> Result<Value, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dss"));
     if let Ok(gcs) = std::env::var("DSS_TEST_GCS_URL") {
         // GCS staging on fake-gcs-server, as Google's client libraries find an emulator.
@@ -382,7 +387,7 @@ fn dss_client(dss: &Dss, args: &[&str]) -> Value {
     let out = cmd
         .args(args)
         .env("DSS_URL", &dss.base)
-        .env("DSS_TOKEN", &dss.token)
+        .env("DSS_TOKEN", token)
         .env("XDG_STATE_HOME", dss.dir.path().join("state"))
         .env("AWS_ENDPOINT_URL", moto())
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -390,12 +395,10 @@ fn dss_client(dss: &Dss, args: &[&str]) -> Value {
         .env("AWS_REGION", "us-east-1")
         .output()
         .expect("run dss");
-    assert!(
-        out.status.success(),
-        "dss {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("a JSON answer")
+    match out.status.success() {
+        true => Ok(serde_json::from_slice(&out.stdout).expect("a JSON answer")),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,13 +421,15 @@ async fn dss_upload_goes_through_s3_staging_as_the_original_deployment_needs() {
     std::fs::write(src.path().join("reads/r1.bin"), &big).expect("write");
     let src_dir = src.path().to_str().expect("path");
     let staging_url = format!("s3://{}/runs/1", staging.bucket());
-    let up = dss_client(
-        &dss,
-        &["upload", "--src-dir", src_dir, "--staging", &staging_url],
-    );
+    let args = ["upload", "--src-dir", src_dir, "--staging", &staging_url];
+    // Refused by the deployment after staging (a bad token): the files stay staged, and the
+    // next run registers them without sending them again.
+    let refused = dss_client_as(&dss, "not-a-token", &args).expect_err("refused");
+    assert!(refused.contains("401"), "{refused}");
+    let up = dss_client(&dss, &args);
     let files = up["files"].as_array().expect("files");
     assert_eq!(files.len(), 2, "{up}");
-    assert_eq!(up["bytes_sent"], (meta.len() + big.len()) as u64, "{up}");
+    assert_eq!(up["bytes_sent"], 0, "staged by the first run: {up}");
 
     // Each file is staged under runs/1/{uuid}/{name}, declaring its checksums as hca does.
     for (name, bytes) in [("organ.json", &meta), ("reads/r1.bin", &big)] {
