@@ -1,8 +1,8 @@
 //! Uploading through a staging bucket, the only way the original deployment takes files: each
-//! file is written to `s3://` or `gs://` staging, hashed as it goes, with its four checksums
-//! then declared as the official CLI declares them, and registered with `PUT /v1/files/{uuid}` naming it as the
-//! `source_url`. A deployment that copies a large source in the background answers 202; the
-//! file is ready once `HEAD /v1/files/{uuid}` finds it.
+//! file is written to `s3://` or `gs://` staging, hashed as it goes, its four checksums then
+//! declared as the official CLI declares them, and registered with `PUT /v1/files/{uuid}`
+//! naming it as the `source_url`. A deployment that copies a large source in the background
+//! answers 202; the file is ready once `HEAD /v1/files/{uuid}` finds it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

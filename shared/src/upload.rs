@@ -1,6 +1,7 @@
-//! Helpers for stores that upload a put's body to a remote service in parts: reading the body
-//! part by part, hashing off the request threads, and checking the result against the put's
-//! expectations before anything becomes visible.
+//! Helpers for the stores' puts: what a put hashes of its body ([`Hashing`], for every store),
+//! and, for stores that upload the body to a remote service in parts, reading it part by part,
+//! hashing off the request threads, and checking the result against the put's expectations
+//! before anything becomes visible.
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
