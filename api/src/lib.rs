@@ -7,6 +7,7 @@ pub mod body;
 pub mod bundles;
 pub mod checkout;
 pub mod collections;
+pub mod connection;
 pub mod copies;
 pub mod drs;
 pub mod enumerate;
@@ -129,6 +130,7 @@ pub fn router(state: Shared) -> Router {
         .route(BLOB_ROUTE, get(blob_route::download))
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
+        .layer(middleware::from_fn(connection::close_when_body_unread))
         .layer(middleware::from_fn(common_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)

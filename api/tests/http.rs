@@ -1368,3 +1368,39 @@ async fn every_request_has_a_correlation_id_that_reaches_the_bucket_events_it_ca
         "{ids:?}"
     );
 }
+
+#[tokio::test]
+async fn answers_given_before_the_body_was_read_close_the_connection() {
+    let s = start().await;
+    let body = vec![7u8; 800_000];
+    let url = |u: &str| s.url(&format!("/v1/files/{u}/content?version={V1}&replica=aws"));
+    let connection = |r: &reqwest::Response| {
+        r.headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    // Refused before a byte of the body is read: the client must not reuse the connection.
+    let r = s
+        .http
+        .put(url(&uuid()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(connection(&r).as_deref(), Some("close"));
+    // Read to the end: the connection stays open for the next request.
+    let r = s
+        .http
+        .put(url(&uuid()))
+        .bearer_auth(&s.user)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(connection(&r), None);
+    let r = s.http.get(s.url("/version")).send().await.unwrap();
+    assert_eq!(connection(&r), None, "no body, nothing to close for");
+}
