@@ -89,9 +89,20 @@ impl Hca {
 
 /// Runs `dss args…` against `server`; its standard output and how long it took.
 fn dss_client(dss: &Path, server: &Server, args: &[&str]) -> Result<(String, Duration)> {
+    dss_client_with(dss, server, args, &[])
+}
+
+/// As [`dss_client`], with `env` added.
+fn dss_client_with(
+    dss: &Path,
+    server: &Server,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(String, Duration)> {
     let t = Instant::now();
     let out = Command::new(dss)
         .args(args)
+        .envs(env.iter().copied())
         .env("DSS_URL", &server.base)
         .env("DSS_TOKEN", &server.token)
         .env("DSS_LOG__LEVEL", "warn")
@@ -182,28 +193,23 @@ fn staged_upload(
     staging: &str,
     dir: &Path,
 ) -> Result<Duration> {
-    let t = Instant::now();
-    let out = Command::new(dss)
-        .args(["upload", "--no-resume", "--src-dir"])
-        .arg(dir)
-        .args(["--staging", &format!("s3://{staging}/dss-upload")])
-        .env("DSS_URL", &server.base)
-        .env("DSS_TOKEN", &server.token)
-        .env("DSS_LOG__LEVEL", "warn")
-        .env("AWS_ENDPOINT_URL", moto)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .context("running dss upload --staging")?;
-    let took = t.elapsed();
-    if !out.status.success() {
-        bail!(
-            "dss upload --staging failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(took)
+    let dir = dir.display().to_string();
+    let staged = format!("s3://{staging}/dss-upload");
+    let args = [
+        "upload",
+        "--no-resume",
+        "--src-dir",
+        &dir,
+        "--staging",
+        &staged,
+    ];
+    let env = [
+        ("AWS_ENDPOINT_URL", moto),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    Ok(dss_client_with(dss, server, &args, &env)?.1)
 }
 
 /// A new staging bucket on the S3 server at `url`.

@@ -158,19 +158,7 @@ async fn a_deployment_on_s3_and_sqs_indexes_replicates_and_checks_out() {
     }
 
     // Checked out into the replica's S3 checkout bucket.
-    let r = dss
-        .http
-        .post(format!(
-            "{}/v1/bundles/{bundle}/checkout?replica=aws",
-            dss.base
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("post checkout");
-    assert_eq!(r.status(), 200);
-    let job: Value = r.json().await.expect("json");
-    let job = job["checkout_job_id"].as_str().expect("job id").to_string();
+    let job = crate::checkout::post_checkout(&dss, &bundle, json!({})).await;
     let mut status = Value::Null;
     for _ in 0..600 {
         status = answers(
@@ -214,21 +202,14 @@ async fn a_deployment_on_s3_and_sqs_indexes_replicates_and_checks_out() {
 
     // A request's correlation id crosses S3 notifications: the objects record it, and the
     // daemons the events reach log under it, on both replicas.
-    let traced = uuid::Uuid::new_v4().to_string();
-    let r = dss
-        .http
-        .put(format!(
-            "{}/v1/bundles/{traced}?version={V}&replica=aws",
-            dss.base
-        ))
-        .bearer_auth(&dss.token)
-        .header("x-request-id", "aws-trace-3")
-        .json(&json!({"creator_uid": 1, "files": [
-            {"uuid": meta, "version": V, "name": "organ.json", "indexed": true}]}))
-        .send()
-        .await
-        .expect("put bundle");
-    assert_eq!(r.status(), 201);
+    let traced = dss
+        .bundle_in(
+            "aws",
+            Some("aws-trace-3"),
+            V,
+            &[(meta, "organ.json".into())],
+        )
+        .await;
     traced_everywhere(
         &dss,
         "aws-trace-3",
@@ -379,26 +360,19 @@ fn dss_client(dss: &Dss, args: &[&str]) -> Value {
 
 /// As [`dss_client`], with bearer token `token`: the JSON answer, or the command's log.
 fn dss_client_as(dss: &Dss, token: &str, args: &[&str]) -> Result<Value, String> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dss"));
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL", moto()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
     if let Ok(gcs) = std::env::var("DSS_TEST_GCS_URL") {
         // GCS staging on fake-gcs-server, as Google's client libraries find an emulator.
-        cmd.env("STORAGE_EMULATOR_HOST", gcs);
+        env.push(("STORAGE_EMULATOR_HOST", gcs));
     }
-    let out = cmd
-        .args(args)
-        .env("DSS_URL", &dss.base)
-        .env("DSS_TOKEN", token)
-        .env("XDG_STATE_HOME", dss.dir.path().join("state"))
-        .env("AWS_ENDPOINT_URL", moto())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .expect("run dss");
-    match out.status.success() {
-        true => Ok(serde_json::from_slice(&out.stdout).expect("a JSON answer")),
-        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-    }
+    let (mut lines, _) = crate::client::client_with(dss, Some(token), args, &env)?;
+    assert_eq!(lines.len(), 1, "one JSON answer: {lines:?}");
+    Ok(lines.remove(0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,21 +659,14 @@ async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_re
     assert_eq!(download(&dss, &uuid, "aws").await, b"written to gcs");
     // The request's id crosses the GCS notification and the relay: recorded with the object,
     // sent in the notification's resource, put on the relayed event.
-    let traced = uuid::Uuid::new_v4().to_string();
-    let r = dss
-        .http
-        .put(format!(
-            "{}/v1/bundles/{traced}?version={V}&replica=gcp",
-            dss.base
-        ))
-        .bearer_auth(&dss.token)
-        .header("x-request-id", "gcs-trace-5")
-        .json(&json!({"creator_uid": 1, "files": [
-            {"uuid": uuid, "version": V, "name": "note.txt", "indexed": false}]}))
-        .send()
-        .await
-        .expect("put bundle");
-    assert_eq!(r.status(), 201);
+    let traced = dss
+        .bundle_in(
+            "gcp",
+            Some("gcs-trace-5"),
+            V,
+            &[(uuid.clone(), "note.txt".into())],
+        )
+        .await;
     traced_everywhere(
         &dss,
         "gcs-trace-5",

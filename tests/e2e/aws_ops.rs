@@ -1,42 +1,16 @@
 //! The operator commands against a deployment on AWS protocols (moto): replicas on S3, daemon
 //! queues and their dead-letter queues on SQS, bucket events through SNS.
 
-use std::process::Command;
 use std::time::Duration;
 
 use dss_shared::ports::{BlobStore, Queue};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::aws::{answers, aws_env, infra_local, moto_options};
 use crate::harness::Dss;
+use crate::ops::dss_json_with;
 
 const V: &str = "2026-12-03T090807.060504Z";
-
-/// `dss args… --json` with the deployment's configuration: whether it succeeded, its JSON
-/// lines, and its log.
-fn ops(dss: &Dss, env: &[(&str, String)], args: &[&str]) -> (bool, Vec<Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dss"))
-        .args(args)
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(dss.dir.path().join("data"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("run dss");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: {e}: {l}")))
-        .collect();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.success(), lines, log)
-}
-
-/// As [`ops`], which must succeed.
-fn ops_ok(dss: &Dss, env: &[(&str, String)], args: &[&str]) -> Vec<Value> {
-    let (ok, lines, log) = ops(dss, env, args);
-    assert!(ok, "dss {args:?} failed: {log}");
-    lines
-}
 
 /// Runs `check` every 100 ms until it is true (up to 60 s).
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -73,7 +47,7 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
     .await;
 
     // Every daemon queue and its dead-letter queue on SQS, with its gauges.
-    let queues = ops_ok(&dss, &env, &["ops", "queues"]);
+    let queues = dss_json_with(&dss, &env, &["ops", "queues"]);
     let names: Vec<&str> = queues.iter().filter_map(|q| q["queue"].as_str()).collect();
     for q in [
         "index",
@@ -92,7 +66,7 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
 
     // The replicas agree once sync is done; a lost copy is found, and repaired on request.
     eventually("replicas agreeing", || {
-        ops_ok(&dss, &env, &["ops", "verify", "replicas"])
+        dss_json_with(&dss, &env, &["ops", "verify", "replicas"])
             .iter()
             .all(|r| r["missing"] == 0 && r["different"] == 0)
     })
@@ -101,7 +75,7 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
         dss_aws::S3BlobStore::connect(&aws_bucket.replace("-aws", "-gcp"), &moto_options()).await;
     let key = format!("files/{file}.{V}");
     assert!(gcp.delete(&key).await.expect("delete"), "gcp had {key}");
-    let report = ops_ok(
+    let report = dss_json_with(
         &dss,
         &env,
         &["ops", "verify", "replicas", "--prefix", "files/"],
@@ -111,7 +85,7 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
         report[0]["findings"],
         json!([{"key": key, "replica": "gcp", "kind": "missing"}])
     );
-    let repaired = ops_ok(
+    let repaired = dss_json_with(
         &dss,
         &env,
         &[
@@ -119,17 +93,17 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
         ],
     );
     assert_eq!(repaired[0]["enqueued"], 1, "{repaired:?}");
-    for _ in 0..600 {
-        if gcp.head(&key).await.expect("head").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    answers(
+        &dss,
+        &format!("/v1/files/{file}?replica=gcp&version={V}"),
+        302,
+    )
+    .await;
     assert!(gcp.head(&key).await.expect("head").is_some(), "repaired");
 
     // Each replica is consistent within itself.
     for replica in ["aws", "gcp"] {
-        let r = ops_ok(
+        let r = dss_json_with(
             &dss,
             &env,
             &["ops", "verify", "integrity", "--replica", replica],
@@ -154,31 +128,31 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
         .await
         .expect("send");
     let letters = || {
-        ops_ok(&dss, &env, &["ops", "dlq", "list"])
+        dss_json_with(&dss, &env, &["ops", "dlq", "list"])
             .into_iter()
             .find(|l| l["queue"] == "index")
             .and_then(|l| l["letters"].as_u64())
     };
     eventually("a dead letter", || letters() == Some(1)).await;
-    let shown = ops_ok(&dss, &env, &["ops", "dlq", "show", "index"]);
+    let shown = dss_json_with(&dss, &env, &["ops", "dlq", "show", "index"]);
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0]["body"], "not a bucket event");
     eventually("the letter visible again after show", || {
         letters() == Some(1)
     })
     .await;
-    let r = ops_ok(&dss, &env, &["ops", "dlq", "redrive", "index"]);
+    let r = dss_json_with(&dss, &env, &["ops", "dlq", "redrive", "index"]);
     assert_eq!(r[0]["redriven"], 1, "{r:?}");
     eventually("the redriven letter dead-lettered again", || {
         letters() == Some(1)
     })
     .await;
-    let p = ops_ok(&dss, &env, &["ops", "dlq", "purge", "index"]);
+    let p = dss_json_with(&dss, &env, &["ops", "dlq", "purge", "index"]);
     assert_eq!(p[0]["purged"], 1, "{p:?}");
     eventually("an empty dead-letter queue", || letters() == Some(0)).await;
 
     // Events replayed to the index daemon, and the index rebuilt from the bucket.
-    let replayed = ops_ok(
+    let replayed = dss_json_with(
         &dss,
         &env,
         &[
@@ -192,7 +166,7 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
         ],
     );
     assert_eq!(replayed[0]["replayed"], 1, "{replayed:?}");
-    let reindexed = ops_ok(&dss, &env, &["ops", "reindex", "--replica", "gcp"]);
+    let reindexed = dss_json_with(&dss, &env, &["ops", "reindex", "--replica", "gcp"]);
     assert_eq!(reindexed[0]["replica"], "gcp", "{reindexed:?}");
     assert_eq!(
         (
@@ -205,22 +179,9 @@ async fn operators_run_their_commands_against_a_deployment_on_s3_and_sqs() {
     );
 
     // A checkout job's status, read from the S3 checkout bucket.
-    let r: Value = dss
-        .http
-        .post(format!(
-            "{}/v1/bundles/{bundle}/checkout?replica=aws",
-            dss.base
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("checkout")
-        .json()
-        .await
-        .expect("json");
-    let job = r["checkout_job_id"].as_str().expect("job id").to_string();
+    let job = crate::checkout::post_checkout(&dss, &bundle, json!({})).await;
     eventually("a finished checkout", || {
-        ops_ok(
+        dss_json_with(
             &dss,
             &env,
             &["ops", "checkout", "status", &job, "--replica", "aws"],

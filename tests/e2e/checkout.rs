@@ -11,7 +11,8 @@ use crate::harness::Dss;
 
 const V: &str = "2026-05-06T070809.101112Z";
 
-async fn post_checkout(dss: &Dss, bundle: &str, body: Value) -> String {
+/// Starts a checkout of `bundle` from replica `aws` with `body`; its job id.
+pub(crate) async fn post_checkout(dss: &Dss, bundle: &str, body: Value) -> String {
     let r = dss
         .http
         .post(format!(

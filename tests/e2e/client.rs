@@ -18,8 +18,19 @@ fn client_logged(
     token: Option<&str>,
     args: &[&str],
 ) -> Result<(Vec<Value>, String), String> {
+    client_with(dss, token, args, &[])
+}
+
+/// As [`client_logged`], with `env` added (where a cloud staging bucket is, and how to reach it).
+pub(crate) fn client_with(
+    dss: &Dss,
+    token: Option<&str>,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<(Vec<Value>, String), String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dss"));
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DSS_URL", format!("{}/v1", dss.base))
         .env("XDG_STATE_HOME", dss.dir.path().join("state"))
         .env_remove("DSS_TOKEN");

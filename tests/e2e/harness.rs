@@ -144,18 +144,33 @@ impl Dss {
 
     /// Creates a bundle from `(uuid, name)` pairs; returns its UUID.
     pub async fn bundle(&self, version: &str, files: &[(String, String)]) -> String {
+        self.bundle_in("aws", None, version, files).await
+    }
+
+    /// As [`Dss::bundle`], in `replica`, sent with `X-Request-Id: request_id` when given.
+    pub async fn bundle_in(
+        &self,
+        replica: &str,
+        request_id: Option<&str>,
+        version: &str,
+        files: &[(String, String)],
+    ) -> String {
         let uuid = uuid::Uuid::new_v4().to_string();
         let files: Vec<serde_json::Value> = files
             .iter()
             .map(|(u, n)| serde_json::json!({"uuid": u, "version": version, "name": n, "indexed": n.ends_with(".json")}))
             .collect();
-        let r = self
+        let mut put = self
             .http
             .put(format!(
-                "{}/v1/bundles/{uuid}?version={version}&replica=aws",
+                "{}/v1/bundles/{uuid}?version={version}&replica={replica}",
                 self.base
             ))
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.token);
+        if let Some(id) = request_id {
+            put = put.header("x-request-id", id);
+        }
+        let r = put
             .json(&serde_json::json!({"creator_uid": 1, "files": files}))
             .send()
             .await

@@ -114,11 +114,17 @@ async fn operators_reconcile_the_replicas() {
 
 /// Runs `dss ARGS --json --data-dir D`; its JSON output lines.
 fn dss_json(dss: &Dss, args: &[&str]) -> Vec<Value> {
+    dss_json_with(dss, &[], args)
+}
+
+/// As [`dss_json`], with the deployment's configuration in `env` (a cloud deployment's).
+pub(crate) fn dss_json_with(dss: &Dss, env: &[(&str, String)], args: &[&str]) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
         .args(args)
         .arg("--json")
         .arg("--data-dir")
         .arg(dss.dir.path().join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run dss");
     assert!(

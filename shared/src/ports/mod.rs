@@ -25,5 +25,5 @@ pub use queue::{
     QueueSpec, QueueStats, Topic,
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-pub use staging::{Declared, Staging};
+pub use staging::{Declared, Staging, stage_options, staged_checksums};
 pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};

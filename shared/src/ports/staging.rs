@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::blob::{BlobError, BlobStore, ByteStream};
+use super::blob::{BlobError, BlobStore, ByteStream, ObjectMeta, PutOptions};
 use crate::checksum::Checksums;
 
 /// What a staging object declares about itself.
@@ -21,6 +21,22 @@ pub struct Declared {
     /// Its user metadata and tags (tags win), names lower-cased; see
     /// [`crate::checksum::declared_checksums`].
     pub values: BTreeMap<String, String>,
+}
+
+/// The put of a file being staged: `size` bytes of `content_type`, all four checksums computed
+/// on the way (the store's [`ObjectMeta::checksums`] then holds them, see [`staged_checksums`]).
+pub fn stage_options(size: u64, content_type: &str) -> PutOptions {
+    PutOptions {
+        content_type: Some(content_type.to_string()),
+        size: Some(size),
+        ..Default::default()
+    }
+}
+
+/// The checksums the put of [`stage_options`] computed for `meta`.
+pub fn staged_checksums(meta: ObjectMeta) -> Result<Checksums, BlobError> {
+    meta.checksums
+        .ok_or_else(|| BlobError::Backend(format!("{}: no checksums computed", meta.key)))
 }
 
 /// The staging buckets of one cloud.

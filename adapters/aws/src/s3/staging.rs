@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::checksum::{Checksums, declaration};
 use dss_shared::ports::{
-    BlobError, BlobStore, ByteStream, Declared, PutOptions, Staging, valid_bucket_name,
+    BlobError, BlobStore, ByteStream, Declared, Staging, stage_options, staged_checksums,
+    valid_bucket_name,
 };
 
 use super::S3BlobStore;
@@ -60,16 +61,8 @@ impl Staging for S3Staging {
         content_type: &str,
     ) -> Result<Checksums, BlobError> {
         let store = self.store(bucket)?;
-        let opts = PutOptions {
-            content_type: Some(content_type.to_string()),
-            size: Some(size),
-            ..Default::default()
-        };
-        let sums = store
-            .put_object(key, body, opts, false)
-            .await?
-            .checksums
-            .ok_or_else(|| BlobError::Backend(format!("{key}: no checksums computed")))?;
+        let opts = stage_options(size, content_type);
+        let sums = staged_checksums(store.put_object(key, body, opts, false).await?)?;
         store.tag(key, &declaration(&sums)).await?;
         Ok(sums)
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::checksum::{Checksums, declaration};
 use dss_shared::ports::{
-    BlobError, BlobStore, Buckets, ByteStream, Declared, PutOptions, Staging, valid_bucket_name,
+    BlobError, BlobStore, Buckets, ByteStream, Declared, Staging, stage_options, staged_checksums,
+    valid_bucket_name,
 };
 
 use super::GcsBlobStore;
@@ -87,16 +88,8 @@ impl Staging for GcsBuckets {
         content_type: &str,
     ) -> Result<Checksums, BlobError> {
         let store = self.store(bucket)?;
-        let opts = PutOptions {
-            content_type: Some(content_type.to_string()),
-            size: Some(size),
-            ..Default::default()
-        };
-        let sums = store
-            .put(key, body, opts)
-            .await?
-            .checksums
-            .ok_or_else(|| BlobError::Backend(format!("{key}: no checksums computed")))?;
+        let opts = stage_options(size, content_type);
+        let sums = staged_checksums(store.put(key, body, opts).await?)?;
         let mut metadata = object::metadata(Some(&sums), None);
         metadata.extend(declaration(&sums).into_iter().map(|(k, v)| (k, v.into())));
         store.set_metadata(key, metadata).await?;
