@@ -31,7 +31,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use bytes::Bytes;
-use dss_shared::checksum::{Checksums, s3_part_size};
+use dss_shared::checksum::{Checksums, declaration, s3_part_size};
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
     BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, Declared, GetObject, ListPage,
@@ -80,6 +80,25 @@ fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
         .ok()
     })
     .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// How a put made without expected checksums records the ones it computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// In the object's user metadata; a multipart object is copied onto itself for that.
+    Metadata,
+    /// Also as the `hca-dss-*` tags of a staging object: sent with a single put, set after a
+    /// multipart upload completes (its metadata then holds no checksums).
+    Tags,
+}
+
+/// `tags` as the `x-amz-tagging` header carries them (a URL-encoded query).
+fn tagging_header(tags: &[(String, String)]) -> String {
+    let enc = |s: &str| multipart::percent_encode(s, b"");
+    tags.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The metadata recording `sums`, `origin` and the calling task's correlation id.
@@ -217,7 +236,7 @@ impl S3BlobStore {
         key: &str,
         mut body: ByteStream,
         opts: PutOptions,
-        record: bool,
+        record: Record,
     ) -> Result<ObjectMeta, BlobError> {
         check_key(key)?;
         if opts.mode == PutMode::Create && self.head(key).await?.is_some() {
@@ -235,7 +254,7 @@ impl S3BlobStore {
             let sums = hasher.finish();
             verify(&opts, size, &sums)?;
             return self
-                .put_single(key, first, sums, &opts, &content_type)
+                .put_single(key, first, sums, &opts, &content_type, record)
                 .await;
         }
         let upload = multipart::Upload {
@@ -246,7 +265,9 @@ impl S3BlobStore {
             opts: &opts,
         };
         let (size, sums, etag) = upload.run(first, body, carry, part, hasher).await?;
-        if record && opts.expected.is_none() {
+        if record == Record::Tags {
+            self.tag(key, &declaration(&sums)).await?;
+        } else if opts.expected.is_none() {
             // The checksums were not known when the upload began: record them now.
             multipart::record(
                 &self.client,
@@ -272,7 +293,7 @@ impl S3BlobStore {
     }
 
     /// Replaces the tags of object `key` with `tags`.
-    pub async fn tag(&self, key: &str, tags: &[(String, String)]) -> Result<(), BlobError> {
+    async fn tag(&self, key: &str, tags: &[(String, String)]) -> Result<(), BlobError> {
         use aws_sdk_s3::types::{Tag, Tagging};
         let set = tags
             .iter()
@@ -370,6 +391,7 @@ impl S3BlobStore {
         sums: Checksums,
         opts: &PutOptions,
         content_type: &str,
+        record: Record,
     ) -> Result<ObjectMeta, BlobError> {
         let size = data.len() as u64;
         let mut req = self
@@ -382,6 +404,9 @@ impl S3BlobStore {
             .body(S3Body::from(data));
         if opts.mode == PutMode::Create {
             req = req.if_none_match("*");
+        }
+        if record == Record::Tags {
+            req = req.tagging(tagging_header(&declaration(&sums)));
         }
         let out =
             req.send()
@@ -419,7 +444,7 @@ impl BlobStore for S3BlobStore {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<ObjectMeta, BlobError> {
-        self.put_object(key, body, opts, true).await
+        self.put_object(key, body, opts, Record::Metadata).await
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {

@@ -60,17 +60,22 @@ async fn abort(client: &Client, bucket: &str, key: &str, id: &str) {
     }
 }
 
-/// A key percent-encoded for `x-amz-copy-source` (`/` kept).
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+/// `s` percent-encoded, keeping ASCII letters, digits, `-_.~` and the bytes of `keep`.
+pub(super) fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
     out
+}
+
+/// A key percent-encoded for `x-amz-copy-source` (`/` kept).
+fn encode_key(key: &str) -> String {
+    percent_encode(key, b"/")
 }
 
 /// One multipart upload of a streamed body.

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::checksum::{Checksums, declaration};
+use dss_shared::checksum::Checksums;
 use dss_shared::ports::{
     BlobError, BlobStore, ByteStream, Declared, Staging, stage_options, staged_checksums,
     valid_bucket_name,
 };
 
-use super::S3BlobStore;
+use super::{Record, S3BlobStore};
 use crate::AwsOptions;
 
 /// The staging buckets one S3 client reaches.
@@ -49,9 +49,10 @@ impl Staging for S3Staging {
         self.store(bucket)?.declared(key).await
     }
 
-    /// A put (multipart in DSS parts, so the object's ETag is the `s3_etag`), then the
-    /// `hca-dss-*` tags; the checksums are not also recorded in the metadata (that would copy
-    /// a multipart object onto itself).
+    /// A put (multipart in DSS parts, so the object's ETag is the `s3_etag`) with the
+    /// `hca-dss-*` tags: on the request of a single put, after a multipart one completes (whose
+    /// metadata then holds no checksums: recording them there would copy the object onto
+    /// itself).
     async fn stage(
         &self,
         bucket: &str,
@@ -62,8 +63,6 @@ impl Staging for S3Staging {
     ) -> Result<Checksums, BlobError> {
         let store = self.store(bucket)?;
         let opts = stage_options(size, content_type);
-        let sums = staged_checksums(store.put_object(key, body, opts, false).await?)?;
-        store.tag(key, &declaration(&sums)).await?;
-        Ok(sums)
+        staged_checksums(store.put_object(key, body, opts, Record::Tags).await?)
     }
 }

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::checksum::{Checksums, declaration};
+use dss_shared::checksum::Checksums;
 use dss_shared::ports::{
     BlobError, BlobStore, Buckets, ByteStream, Declared, Staging, stage_options, staged_checksums,
     valid_bucket_name,
 };
 
 use super::GcsBlobStore;
-use super::object::{self, hex_of};
+use super::object::hex_of;
 
 /// The buckets of a GCS project, opened through the client of one of them.
 #[derive(Debug, Clone)]
@@ -77,8 +77,8 @@ impl Staging for GcsBuckets {
         }))
     }
 
-    /// An upload, then the `hca-dss-*` checksums added to the custom metadata our own stores
-    /// record.
+    /// An upload whose custom metadata declares the `hca-dss-*` checksums next to the ones
+    /// our own stores record.
     async fn stage(
         &self,
         bucket: &str,
@@ -89,10 +89,6 @@ impl Staging for GcsBuckets {
     ) -> Result<Checksums, BlobError> {
         let store = self.store(bucket)?;
         let opts = stage_options(size, content_type);
-        let sums = staged_checksums(store.put(key, body, opts).await?)?;
-        let mut metadata = object::metadata(Some(&sums), None);
-        metadata.extend(declaration(&sums).into_iter().map(|(k, v)| (k, v.into())));
-        store.set_metadata(key, metadata).await?;
-        Ok(sums)
+        staged_checksums(store.put_object(key, body, opts, true).await?)
     }
 }

@@ -200,6 +200,22 @@ impl GcsBlobStore {
         }
     }
 
+    /// Puts `body` at `key` as `opts` say; with `declare`, the object's metadata also declares
+    /// its checksums as a staging object's (`hca-dss-*`).
+    pub(crate) async fn put_object(
+        &self,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+        declare: bool,
+    ) -> Result<ObjectMeta, BlobError> {
+        check_key(key)?;
+        if opts.mode == PutMode::Create && self.object(key).await?.is_some() {
+            return Err(BlobError::AlreadyExists(key.to_string()));
+        }
+        upload::put(self, key, body, &opts, declare).await?.meta()
+    }
+
     /// Replaces the custom metadata of `key` (keeping its bytes).
     pub(crate) async fn set_metadata(
         &self,
@@ -273,11 +289,7 @@ impl BlobStore for GcsBlobStore {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<ObjectMeta, BlobError> {
-        check_key(key)?;
-        if opts.mode == PutMode::Create && self.object(key).await?.is_some() {
-            return Err(BlobError::AlreadyExists(key.to_string()));
-        }
-        upload::put(self, key, body, &opts).await?.meta()
+        self.put_object(key, body, opts, false).await
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {

@@ -2,7 +2,7 @@
 //! last chunk waits until the body is verified.
 
 use bytes::{Bytes, BytesMut};
-use dss_shared::checksum::{Checksums, s3_part_size};
+use dss_shared::checksum::{Checksums, declaration, s3_part_size};
 use dss_shared::ports::{BlobError, ByteStream, PutMode, PutOptions};
 use dss_shared::upload::{Hashing, content_type, ended, fill, hash, verify};
 use reqwest::StatusCode;
@@ -10,12 +10,14 @@ use reqwest::StatusCode;
 use super::object::{self, Object, hex_of};
 use super::{GcsBlobStore, transport, unexpected};
 
-/// Puts `body` at `key` as `opts` say; the object written.
+/// Puts `body` at `key` as `opts` say; the object written. With `declare`, its metadata also
+/// declares the checksums as a staging object's (`hca-dss-*`).
 pub async fn put(
     store: &GcsBlobStore,
     key: &str,
     mut body: ByteStream,
     opts: &PutOptions,
+    declare: bool,
 ) -> Result<Object, BlobError> {
     // The DSS part size; a multiple of the 256 KiB resumable chunks need.
     let part = s3_part_size(opts.size.unwrap_or(0)) as usize;
@@ -27,10 +29,10 @@ pub async fn put(
         let size = hasher.hashed();
         let sums = hasher.finish();
         verify(opts, size, &sums)?;
-        let written = single(store, key, first, &sums, opts).await?;
+        let written = single(store, key, first, &sums, opts, declare).await?;
         return checked(store, written, &sums).await;
     }
-    resumable(store, key, first, body, carry, part, hasher, opts).await
+    resumable(store, key, first, body, carry, part, hasher, opts, declare).await
 }
 
 /// The server's CRC-32C of `written` must be ours; a corrupted object is deleted.
@@ -59,12 +61,30 @@ fn precondition(opts: &PutOptions) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// The custom metadata recording `sums` (also as `hca-dss-*` declarations with `declare`).
+fn recorded(
+    sums: Option<&Checksums>,
+    opts: &PutOptions,
+    declare: bool,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = object::metadata(sums, opts.origin.as_deref());
+    if let (true, Some(s)) = (declare, sums) {
+        m.extend(declaration(s).into_iter().map(|(k, v)| (k, v.into())));
+    }
+    m
+}
+
 /// The object resource of a new upload.
-fn resource(key: &str, opts: &PutOptions, sums: Option<&Checksums>) -> serde_json::Value {
+fn resource(
+    key: &str,
+    opts: &PutOptions,
+    sums: Option<&Checksums>,
+    declare: bool,
+) -> serde_json::Value {
     serde_json::json!({
         "name": key,
         "contentType": content_type(opts),
-        "metadata": object::metadata(sums, opts.origin.as_deref()),
+        "metadata": recorded(sums, opts, declare),
     })
 }
 
@@ -75,9 +95,10 @@ async fn single(
     data: Bytes,
     sums: &Checksums,
     opts: &PutOptions,
+    declare: bool,
 ) -> Result<Object, BlobError> {
     let boundary = format!("dss-{}", hex::encode(rand::random::<[u8; 16]>()));
-    let meta = resource(key, opts, Some(sums)).to_string();
+    let meta = resource(key, opts, Some(sums), declare).to_string();
     let mut body = BytesMut::with_capacity(data.len() + meta.len() + 256);
     body.extend_from_slice(
         format!("--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{meta}\r\n--{boundary}\r\ncontent-type: {}\r\n\r\n", content_type(opts)).as_bytes(),
@@ -114,6 +135,7 @@ async fn resumable(
     part: usize,
     mut hasher: Hashing,
     opts: &PutOptions,
+    declare: bool,
 ) -> Result<Object, BlobError> {
     let start = store
         .http
@@ -121,7 +143,7 @@ async fn resumable(
         .query(&[("uploadType", "resumable"), ("name", key)])
         .query(&precondition(opts))
         .header("x-upload-content-type", content_type(opts))
-        .json(&resource(key, opts, opts.expected.as_ref()));
+        .json(&resource(key, opts, opts.expected.as_ref(), declare));
     let r = store.send(start).await?;
     match r.status() {
         s if s.is_success() => {}
@@ -172,7 +194,7 @@ async fn resumable(
         // The checksums were not known when the upload began: record them now.
         None => {
             store
-                .set_metadata(key, object::metadata(Some(&sums), opts.origin.as_deref()))
+                .set_metadata(key, recorded(Some(&sums), opts, declare))
                 .await?
         }
     };
