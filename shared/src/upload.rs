@@ -13,30 +13,50 @@ use crate::ports::{BlobError, ByteStream, PutOptions, Verify};
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Reads `limit` bytes of `body` (fewer only at its end), starting with `carry` and leaving
-/// in it what is read beyond.
+/// in it what is read beyond. A part that one chunk holds is that chunk's bytes (no copy);
+/// else the chunks are copied into one buffer of `limit` bytes, allocated once.
 pub async fn fill(
     body: &mut ByteStream,
     limit: usize,
     carry: &mut Bytes,
 ) -> Result<Bytes, BlobError> {
-    let mut buf = BytesMut::new();
+    let mut one: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
     loop {
         if carry.is_empty() {
             match body.next().await {
-                None => return Ok(buf.freeze()),
+                None => {
+                    return Ok(match buf {
+                        Some(b) => b.freeze(),
+                        None => one.unwrap_or_default(),
+                    });
+                }
                 Some(Err(e)) => return Err(BlobError::Body(e)),
                 Some(Ok(c)) => *carry = c,
             }
         }
-        let want = limit - buf.len();
+        let b = match (buf.as_mut(), one.take()) {
+            (Some(b), _) => b,
+            (None, None) if carry.len() >= limit => return Ok(carry.split_to(limit)),
+            (None, None) => {
+                one = Some(std::mem::take(carry));
+                continue;
+            }
+            (None, Some(first)) => {
+                let mut b = BytesMut::with_capacity(limit);
+                b.extend_from_slice(&first);
+                buf.insert(b)
+            }
+        };
+        let want = limit - b.len();
         if carry.len() > want {
-            buf.extend_from_slice(&carry.split_to(want));
+            b.extend_from_slice(&carry.split_to(want));
         } else {
-            buf.extend_from_slice(carry);
+            b.extend_from_slice(carry);
             *carry = Bytes::new();
         }
-        if buf.len() == limit {
-            return Ok(buf.freeze());
+        if b.len() == limit {
+            return Ok(buf.map(BytesMut::freeze).unwrap_or_default());
         }
     }
 }
@@ -183,4 +203,51 @@ pub fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), Blob
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(chunks: &[&[u8]]) -> ByteStream {
+        let owned: Vec<Result<Bytes, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        Box::pin(futures::stream::iter(owned))
+    }
+
+    async fn parts(chunks: &[&[u8]], limit: usize) -> Vec<Vec<u8>> {
+        let (mut b, mut carry, mut out) = (body(chunks), Bytes::new(), Vec::new());
+        loop {
+            let p = fill(&mut b, limit, &mut carry).await.expect("fill");
+            if p.is_empty() {
+                return out;
+            }
+            out.push(p.to_vec());
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_cut_into_parts_of_the_limit_whatever_their_chunks() {
+        let v = |s: &str| s.as_bytes().to_vec();
+        assert_eq!(parts(&[b"abcdefg"], 3).await, [v("abc"), v("def"), v("g")]);
+        assert_eq!(parts(&[b"a", b"bc", b"d"], 3).await, [v("abc"), v("d")]);
+        assert_eq!(parts(&[b"ab", b"", b"cdef"], 3).await, [v("abc"), v("def")]);
+        assert_eq!(parts(&[b"ab"], 3).await, [v("ab")]);
+        assert_eq!(parts(&[b"abc"], 3).await, [v("abc")]);
+        assert_eq!(parts(&[b"a", b"b"], 3).await, [v("ab")]);
+        assert!(parts(&[], 3).await.is_empty());
+        assert!(parts(&[b""], 3).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_part_one_chunk_holds_is_not_copied() {
+        let chunk = Bytes::from_static(b"abcdef");
+        let mut b: ByteStream = Box::pin(futures::stream::iter([Ok(chunk.clone())]));
+        let mut carry = Bytes::new();
+        let p = fill(&mut b, 4, &mut carry).await.expect("fill");
+        assert_eq!(p.as_ptr(), chunk.as_ptr(), "the chunk's own bytes");
+        assert_eq!(&carry[..], b"ef");
+    }
 }

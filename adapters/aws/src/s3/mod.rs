@@ -248,8 +248,8 @@ impl S3BlobStore {
         let hasher = Hashing::for_put(&opts);
         let mut carry = Bytes::new();
         let first = fill(&mut body, part, &mut carry).await?;
-        let hasher = hash(hasher, first.clone()).await?;
         if first.len() < part || (carry.is_empty() && ended(&mut body, &mut carry).await?) {
+            let hasher = hash(hasher, first.clone()).await?;
             let size = hasher.hashed();
             let sums = hasher.finish();
             verify(&opts, size, &sums)?;

@@ -93,9 +93,9 @@ pub struct Upload<'a> {
 }
 
 impl Upload<'_> {
-    /// Uploads `first` and the rest of `body` (after `carry`) in parts of `part` bytes,
-    /// hashing as it goes; completes the upload only if size and checksums verify, else aborts
-    /// it. Returns (size, checksums, ETag).
+    /// Uploads `first` and the rest of `body` (after `carry`) in parts of `part` bytes, each
+    /// hashed while it is sent; completes the upload only if size and checksums verify, else
+    /// aborts it. Returns (size, checksums, ETag).
     pub async fn run(
         self,
         first: Bytes,
@@ -160,7 +160,9 @@ impl Upload<'_> {
         let mut number = 1;
         let mut next = first;
         let outcome = loop {
-            in_flight.push_back(self.send_part(id, number, next));
+            in_flight.push_back(self.send_part(id, number, next.clone()));
+            // Fails only if hashing panicked; the caller aborts the upload.
+            hasher = hash(hasher, next).await?;
             if in_flight.len() >= PARTS_IN_FLIGHT
                 && let Some(h) = in_flight.pop_front()
             {
@@ -173,8 +175,6 @@ impl Upload<'_> {
             match fill(&mut body, part, &mut carry).await {
                 Ok(b) if b.is_empty() => break Ok(()),
                 Ok(b) => {
-                    // Fails only if hashing panicked; the caller aborts the upload.
-                    hasher = hash(hasher, b.clone()).await?;
                     next = b;
                     number += 1;
                 }
