@@ -438,14 +438,13 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
                 ),
                 (&large_label, &large, up_large, large_bytes),
             ] {
-                // Interleaved, best of two each: moto slows as it fills, which would
-                // otherwise favour whichever client goes first.
-                let mut staged = Duration::MAX;
-                let mut theirs = Duration::MAX;
-                for _ in 0..2 {
-                    staged = staged.min(staged_upload(dss, &server, &moto, &staging, dir)?);
-                    theirs = theirs.min(hca_upload(&hca, &moto, &staging, dir)?);
-                }
+                // Interleaved as ABBA, best of two each: moto's speed drifts (its first large
+                // uploads are slow, and it slows as it fills), which would otherwise favour
+                // one position.
+                let stage = || staged_upload(dss, &server, &moto, &staging, dir);
+                let hcas = || hca_upload(&hca, &moto, &staging, dir);
+                let (a, b1, b2, a2) = (stage()?, hcas()?, hcas()?, stage()?);
+                let (staged, theirs) = (a.min(a2), b1.min(b2));
                 let faster = |d: Duration| theirs.as_secs_f64() / d.as_secs_f64();
                 rows.push(Row {
                     name: format!(
