@@ -2,7 +2,8 @@
 //!
 //! * Puts stream: the body is hashed (all four checksums) as it arrives and sent in one
 //!   `PutObject` when it fits in one part, else as a multipart upload whose parts are the DSS
-//!   part size, so the object's S3 ETag equals the `s3_etag` checksum. Nothing becomes visible
+//!   part size, so the object's S3 ETag equals the `s3_etag` checksum; each part is hashed
+//!   while it is sent (parts stay invisible until the upload completes). Nothing becomes visible
 //!   before the size and expected checksums are verified: a failed single put is never sent,
 //!   a failed multipart upload is aborted.
 //! * The checksums (and the sync origin) are recorded as user metadata (`x-amz-meta-dss-*`);
