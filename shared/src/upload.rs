@@ -20,43 +20,24 @@ pub async fn fill(
     limit: usize,
     carry: &mut Bytes,
 ) -> Result<Bytes, BlobError> {
-    let mut one: Option<Bytes> = None;
-    let mut buf: Option<BytesMut> = None;
+    if carry.is_empty() && ended(body, carry).await? {
+        return Ok(Bytes::new());
+    }
+    if carry.len() >= limit {
+        return Ok(carry.split_to(limit));
+    }
+    let first = std::mem::take(carry);
+    if ended(body, carry).await? {
+        return Ok(first);
+    }
+    let mut buf = BytesMut::with_capacity(limit);
+    buf.extend_from_slice(&first);
     loop {
-        if carry.is_empty() {
-            match body.next().await {
-                None => {
-                    return Ok(match buf {
-                        Some(b) => b.freeze(),
-                        None => one.unwrap_or_default(),
-                    });
-                }
-                Some(Err(e)) => return Err(BlobError::Body(e)),
-                Some(Ok(c)) => *carry = c,
-            }
-        }
-        let b = match (buf.as_mut(), one.take()) {
-            (Some(b), _) => b,
-            (None, None) if carry.len() >= limit => return Ok(carry.split_to(limit)),
-            (None, None) => {
-                one = Some(std::mem::take(carry));
-                continue;
-            }
-            (None, Some(first)) => {
-                let mut b = BytesMut::with_capacity(limit);
-                b.extend_from_slice(&first);
-                buf.insert(b)
-            }
-        };
-        let want = limit - b.len();
-        if carry.len() > want {
-            b.extend_from_slice(&carry.split_to(want));
-        } else {
-            b.extend_from_slice(carry);
-            *carry = Bytes::new();
-        }
-        if b.len() == limit {
-            return Ok(buf.map(BytesMut::freeze).unwrap_or_default());
+        let n = carry.len().min(limit - buf.len());
+        buf.extend_from_slice(&carry.split_to(n));
+        // Not full: `carry` is used up, so read on.
+        if buf.len() == limit || ended(body, carry).await? {
+            return Ok(buf.freeze());
         }
     }
 }

@@ -83,19 +83,33 @@ fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
     .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// How a put made without expected checksums records the ones it computed.
+/// How a put records the checksums it computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Record {
-    /// In the object's user metadata; a multipart object is copied onto itself for that.
+    /// In the object's user metadata; a multipart object put without expected checksums is
+    /// copied onto itself for that.
     Metadata,
     /// Also as the `hca-dss-*` tags of a staging object: sent with a single put, set after a
     /// multipart upload completes (its metadata then holds no checksums).
     Tags,
 }
 
+/// `s` percent-encoded, keeping ASCII letters, digits, `-_.~` and the bytes of `keep`.
+fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `tags` as the `x-amz-tagging` header carries them (a URL-encoded query).
 fn tagging_header(tags: &[(String, String)]) -> String {
-    let enc = |s: &str| multipart::percent_encode(s, b"");
+    let enc = |s: &str| percent_encode(s, b"");
     tags.iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect::<Vec<_>>()
@@ -230,8 +244,7 @@ impl S3BlobStore {
         }))
     }
 
-    /// A put; checksums computed during a multipart upload are recorded in the object's
-    /// metadata afterwards (a copy of the object onto itself) only when `record`.
+    /// A put whose computed checksums are recorded as `record` says.
     pub(crate) async fn put_object(
         &self,
         key: &str,

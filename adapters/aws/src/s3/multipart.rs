@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use dss_shared::upload::{Hashing, fill, hash, verify};
 
-use super::{backend, metadata};
+use super::{backend, metadata, percent_encode};
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -58,19 +58,6 @@ async fn abort(client: &Client, bucket: &str, key: &str, id: &str) {
     if let Err(e) = aborted {
         tracing::warn!(bucket, key, error = %backend(e), "aborting a failed multipart upload failed; a lifecycle rule must remove it");
     }
-}
-
-/// `s` percent-encoded, keeping ASCII letters, digits, `-_.~` and the bytes of `keep`.
-pub(super) fn percent_encode(s: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || keep.contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A key percent-encoded for `x-amz-copy-source` (`/` kept).
