@@ -108,6 +108,69 @@ async fn large_puts_are_multipart_uploads_whose_etag_is_the_s3_etag_checksum() {
 
 #[tokio::test]
 #[ignore = "needs an S3 server: run infra/local/test.sh"]
+async fn puts_and_parts_carry_a_crc32c_for_s3_to_check() {
+    use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+    use base64::Engine;
+    let store = bucket("dss-crc32c").await;
+    let client = options().s3().await;
+    let stored_crc = |key: &'static str| {
+        let (client, bucket) = (client.clone(), store.bucket().to_string());
+        async move {
+            let head = client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+                .await
+                .expect("head");
+            head.checksum_crc32_c().map(str::to_string)
+        }
+    };
+
+    let small = data(1000, 7);
+    store
+        .put("crc/small", chunked(&small), PutOptions::default())
+        .await
+        .expect("put");
+    let crc =
+        base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(&small).to_be_bytes());
+    assert_eq!(
+        stored_crc("crc/small").await,
+        Some(crc),
+        "a single put sends its CRC-32C"
+    );
+
+    // Checksums known in advance: the object is not copied onto itself afterwards.
+    let big = data(70 << 20, 8);
+    let known = PutOptions {
+        expected: Some(checksums_of(&big)),
+        ..Default::default()
+    };
+    store
+        .put("crc/big", chunked(&big), known)
+        .await
+        .expect("put");
+    let got = client
+        .get_object()
+        .bucket(store.bucket())
+        .key("crc/big")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("get");
+    let composite = got.checksum_crc32_c().unwrap_or_default().to_string();
+    assert_eq!(got.checksum_type(), Some(&ChecksumType::Composite));
+    assert!(
+        composite.ends_with("-2"),
+        "each of the two parts sent its CRC-32C: {composite:?}"
+    );
+    let bytes = got.body.collect().await.expect("body").into_bytes();
+    assert!(bytes == big);
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 server: run infra/local/test.sh"]
 async fn presigned_urls_serve_the_bytes_to_anyone() {
     let store = bucket("dss-presigned").await;
     let body = data(1000, 2);

@@ -31,6 +31,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::ChecksumAlgorithm;
 use bytes::Bytes;
 use dss_shared::checksum::{Checksums, declaration, s3_part_size};
 use dss_shared::embedded::keypath;
@@ -105,6 +106,13 @@ fn percent_encode(s: &str, keep: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A CRC-32C as S3's `x-amz-checksum-crc32c` carries it: the base64 of its four big-endian
+/// bytes. S3 checks a put's or a part's bytes against it before storing them.
+fn wire_crc32c(crc: u32) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
 /// `tags` as the `x-amz-tagging` header carries them (a URL-encoded query).
@@ -408,9 +416,13 @@ impl S3BlobStore {
         record: Record,
     ) -> Result<ObjectMeta, BlobError> {
         let size = data.len() as u64;
+        let crc = u32::from_str_radix(&sums.crc32c, 16)
+            .map_err(|_| BlobError::Backend(format!("{key}: computed CRC-32C is not hex")))?;
         let mut req = self
             .client
             .put_object()
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .checksum_crc32_c(wire_crc32c(crc))
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)

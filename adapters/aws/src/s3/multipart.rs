@@ -4,7 +4,9 @@ use std::collections::{HashMap, VecDeque};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective,
+};
 use bytes::Bytes;
 use dss_shared::checksum::Checksums;
 use dss_shared::ports::{BlobError, ByteStream, PutOptions};
@@ -12,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use dss_shared::upload::{Hashing, fill, hash, verify};
 
-use super::{backend, metadata, percent_encode};
+use super::{backend, metadata, percent_encode, wire_crc32c};
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -23,13 +25,15 @@ const COPY_PART: u64 = 512 * 1024 * 1024;
 /// Parts uploaded at once while the next one is read.
 const PARTS_IN_FLIGHT: usize = 2;
 
-/// Starts a multipart upload of `key` with the user metadata `user`; returns its id.
+/// Starts a multipart upload of `key` with the user metadata `user`, whose parts each carry a
+/// checksum of `checksum` if given; returns its id.
 async fn create(
     client: &Client,
     bucket: &str,
     key: &str,
     content_type: &str,
     user: HashMap<String, String>,
+    checksum: Option<ChecksumAlgorithm>,
 ) -> Result<String, BlobError> {
     let created = client
         .create_multipart_upload()
@@ -37,6 +41,7 @@ async fn create(
         .key(key)
         .content_type(content_type)
         .set_metadata(Some(user))
+        .set_checksum_algorithm(checksum)
         .send()
         .await
         .map_err(backend)?;
@@ -81,7 +86,7 @@ pub struct Upload<'a> {
 
 impl Upload<'_> {
     /// Uploads `first` and the rest of `body` (after `carry`) in parts of `part` bytes, each
-    /// hashed while it is sent; completes the upload only if size and checksums verify, else
+    /// hashed while it is sent and carrying its CRC-32C (which S3 checks); completes the upload only if size and checksums verify, else
     /// aborts it. Returns (size, checksums, ETag).
     pub async fn run(
         self,
@@ -92,7 +97,16 @@ impl Upload<'_> {
         hasher: Hashing,
     ) -> Result<(u64, Checksums, String), BlobError> {
         let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
-        let id = create(self.client, self.bucket, self.key, self.content_type, user).await?;
+        let crc = Some(ChecksumAlgorithm::Crc32C);
+        let id = create(
+            self.client,
+            self.bucket,
+            self.key,
+            self.content_type,
+            user,
+            crc,
+        )
+        .await?;
         let result = self.parts(&id, first, body, carry, part, hasher).await;
         let finished = match result {
             Ok((parts, size, sums)) => match verify(self.opts, size, &sums) {
@@ -123,11 +137,19 @@ impl Upload<'_> {
             .key(self.key)
             .upload_id(id)
             .part_number(number)
-            .body(S3Body::from(data));
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
         tokio::spawn(async move {
-            let out = req.send().await.map_err(backend)?;
+            // Hardware CRC-32C: milliseconds for a part.
+            let crc = wire_crc32c(crc32c::crc32c(&data));
+            let out = req
+                .checksum_crc32_c(&crc)
+                .body(S3Body::from(data))
+                .send()
+                .await
+                .map_err(backend)?;
             Ok(CompletedPart::builder()
                 .set_e_tag(out.e_tag().map(str::to_string))
+                .checksum_crc32_c(crc)
                 .part_number(number)
                 .build())
         })
@@ -281,7 +303,7 @@ impl ServerCopy<'_> {
             return Ok(etag.trim_matches('"').to_string());
         }
         let part = part.unwrap_or(COPY_PART).max(MIN_PART);
-        let id = create(client, to_bucket, to, self.content_type, user).await?;
+        let id = create(client, to_bucket, to, self.content_type, user, None).await?;
         let parts = self.parts(&source, &id, part).await;
         let completed = match parts {
             Ok(parts) => client
