@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dss_shared::checksum::{Checksums, declared_checksums};
-use dss_shared::ports::{BlobError, ByteStream, Staging};
-use futures::TryStreamExt;
+use dss_shared::ports::{BlobError, LocalFile, Staging};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -115,23 +114,18 @@ impl StagingArea {
                 return Ok((url, sums));
             }
         }
-        let file = tokio::fs::File::open(&f.path)
-            .await
-            .map_err(|e| ClientError::io(&f.path, e))?;
         let streamed = Arc::new(AtomicU64::new(0));
         let (counted, shown) = (streamed.clone(), progress.clone());
-        let body: ByteStream = Box::pin(
-            tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).inspect_ok(
-                move |chunk| {
-                    counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    shown.transferred(chunk.len() as u64);
-                },
-            ),
-        );
-        let result = self
-            .staging
-            .stage(&self.bucket, &key, body, f.size, content_type)
-            .await;
+        let file = LocalFile {
+            path: &f.path,
+            size: f.size,
+            content_type,
+            sent: Arc::new(move |n| {
+                counted.fetch_add(n, Ordering::Relaxed);
+                shown.transferred(n);
+            }),
+        };
+        let result = self.staging.stage_file(&self.bucket, &key, file).await;
         let streamed = streamed.load(Ordering::Relaxed);
         match result {
             Ok(sums) => {

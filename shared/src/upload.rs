@@ -3,6 +3,9 @@
 //! hashing off the request threads, and checking the result against the put's expectations
 //! before anything becomes visible.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
@@ -40,6 +43,47 @@ pub async fn fill(
             return Ok(buf.freeze());
         }
     }
+}
+
+/// Read size of the passes over a local file.
+const FILE_CHUNK: usize = 1024 * 1024;
+
+/// Reads `len` bytes of the file `path` from `offset` on, handing them to `each` chunk by
+/// chunk, on the calling thread (a blocking one). A file that ends first is a
+/// [`BlobError::SizeMismatch`] (against `offset + len`).
+pub fn read_file(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    mut each: impl FnMut(Bytes),
+) -> Result<(), BlobError> {
+    let mut file = std::fs::File::open(path).map_err(BlobError::Body)?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(BlobError::Body)?;
+    let mut reader = file.take(len);
+    let mut read = 0u64;
+    while read < len {
+        let mut buf = vec![0u8; FILE_CHUNK.min((len - read) as usize)];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(BlobError::Body(e)),
+            }
+        }
+        if filled == 0 {
+            return Err(BlobError::SizeMismatch {
+                expected: offset + len,
+                got: offset + read,
+            });
+        }
+        buf.truncate(filled);
+        read += filled as u64;
+        each(Bytes::from(buf));
+    }
+    Ok(())
 }
 
 /// Whether `body` has ended; a chunk read to find out is left in `carry`.
@@ -189,6 +233,29 @@ pub fn verify(opts: &PutOptions, size: u64, sums: &Checksums) -> Result<(), Blob
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_ranges_are_read_in_order_and_a_short_file_is_a_size_mismatch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * FILE_CHUNK + 5).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let mut got = Vec::new();
+        read_file(&path, 7, data.len() as u64 - 7, |c| {
+            got.extend_from_slice(&c)
+        })
+        .expect("read");
+        assert!(got == data[7..]);
+        let mut got = Vec::new();
+        read_file(&path, FILE_CHUNK as u64, 10, |c| got.extend_from_slice(&c)).expect("read");
+        assert_eq!(got, data[FILE_CHUNK..FILE_CHUNK + 10]);
+        let short = read_file(&path, 0, data.len() as u64 + 1, |_| {});
+        assert!(
+            matches!(short, Err(BlobError::SizeMismatch { expected, got })
+                if expected == data.len() as u64 + 1 && got == data.len() as u64),
+            "{short:?}"
+        );
+    }
 
     fn body(chunks: &[&[u8]]) -> ByteStream {
         let owned: Vec<Result<Bytes, std::io::Error>> = chunks

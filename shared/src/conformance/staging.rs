@@ -1,14 +1,119 @@
-//! The `Staging` conformance suite: staged objects declare the checksums of their bytes, and a
-//! body of another size leaves nothing staged.
+//! The `Staging` conformance suite: staged objects and local files declare the checksums of
+//! their bytes, and a body or file of another size leaves nothing staged.
 
-use crate::checksum::{checksums_of, declared_checksums};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::checksum::{Checksums, checksums_of, declared_checksums};
 use crate::conformance::blob::{chunked, random_bytes};
-use crate::ports::{BlobError, Staging};
+use crate::ports::{BlobError, LocalFile, Staging};
 
 /// Runs every check against `staging`, in its existing bucket `bucket`, with keys under `prefix`.
 pub async fn run(staging: &dyn Staging, bucket: &str, prefix: &str) {
     staged_objects_declare_their_checksums(staging, bucket, prefix).await;
     bodies_of_another_size_are_refused(staging, bucket, prefix).await;
+    staged_files_declare_their_checksums(staging, bucket, prefix).await;
+    files_of_another_size_are_refused(staging, bucket, prefix).await;
+}
+
+/// A file of `bytes` in the system's temporary directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, bytes: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "dss-staging-suite-{}-{}-{name}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::write(&path, bytes).expect("write a temporary file");
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Stages `file` as `key`, telling `size` as its size: the result and the bytes it told of.
+async fn stage_file(
+    staging: &dyn Staging,
+    bucket: &str,
+    key: &str,
+    file: &TempFile,
+    size: u64,
+) -> (Result<Checksums, BlobError>, u64) {
+    let told = Arc::new(AtomicU64::new(0));
+    let counted = told.clone();
+    let local = LocalFile {
+        path: &file.0,
+        size,
+        content_type: "text/plain",
+        sent: Arc::new(move |n| {
+            counted.fetch_add(n, Ordering::Relaxed);
+        }),
+    };
+    let staged = staging.stage_file(bucket, key, local).await;
+    (staged, told.load(Ordering::Relaxed))
+}
+
+async fn staged_files_declare_their_checksums(staging: &dyn Staging, bucket: &str, p: &str) {
+    // Below, at and above one DSS part (64 MiB): streamed, or sent in parts from the file.
+    for (name, size) in [("small.txt", 1_000usize), ("big.bin", 70 << 20)] {
+        let bytes = random_bytes(size, size as u64 + 1);
+        let sums = checksums_of(&bytes);
+        let file = TempFile::new(name, &bytes);
+        let key = format!("{p}file/{name}");
+        let (staged, told) = stage_file(staging, bucket, &key, &file, size as u64).await;
+        let staged = staged.unwrap_or_else(|e| panic!("stage {key}: {e}"));
+        assert_eq!(staged, sums, "{key}: the checksums of the file");
+        assert_eq!(told, size as u64, "{key}: every byte is told of once");
+        let d = staging
+            .declared(bucket, &key)
+            .await
+            .expect("declared")
+            .unwrap_or_else(|| panic!("{key} is staged"));
+        assert_eq!(
+            (d.size, d.content_type.as_str()),
+            (size as u64, "text/plain")
+        );
+        assert_eq!(
+            declared_checksums(&d.values),
+            Ok(sums),
+            "{key} declares them"
+        );
+        let store = staging.bucket(bucket).expect("bucket");
+        assert!(
+            store.get_bytes(&key).await.expect("read") == bytes,
+            "{key}: the staged bytes"
+        );
+    }
+}
+
+async fn files_of_another_size_are_refused(staging: &dyn Staging, bucket: &str, p: &str) {
+    for (name, size, listed) in [
+        ("grown.txt", 4_096, 4_000),
+        ("shrunk.bin", 66 << 20, 70 << 20),
+    ] {
+        let file = TempFile::new(name, &random_bytes(size, 11));
+        let key = format!("{p}file/{name}");
+        let (staged, _) = stage_file(staging, bucket, &key, &file, listed).await;
+        assert!(
+            matches!(staged, Err(BlobError::SizeMismatch { .. })),
+            "{key}: a file of another size than listed is refused: {staged:?}"
+        );
+        assert!(
+            staging
+                .declared(bucket, &key)
+                .await
+                .expect("declared")
+                .is_none(),
+            "{key}: nothing is left staged"
+        );
+    }
 }
 
 async fn staged_objects_declare_their_checksums(staging: &dyn Staging, bucket: &str, p: &str) {

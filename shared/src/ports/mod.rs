@@ -25,5 +25,7 @@ pub use queue::{
     QueueSpec, QueueStats, Topic,
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-pub use staging::{Declared, Staging, stage_options, staged_checksums};
+pub use staging::{
+    Declared, LocalFile, Sent, Staging, stage_options, staged_checksums, stream_file,
+};
 pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};

@@ -2,9 +2,11 @@
 //! `PUT /files` copies a file's bytes after reading the checksums the object declares.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 
 use super::blob::{BlobError, BlobStore, ByteStream, ObjectMeta, PutOptions};
 use crate::checksum::Checksums;
@@ -39,6 +41,42 @@ pub fn staged_checksums(meta: ObjectMeta) -> Result<Checksums, BlobError> {
         .ok_or_else(|| BlobError::Backend(format!("{}: no checksums computed", meta.key)))
 }
 
+/// Told of each count of bytes a staging upload has sent.
+pub type Sent = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// A local file to stage.
+pub struct LocalFile<'a> {
+    /// Where it is.
+    pub path: &'a Path,
+    /// Its size when it was listed: a file found of another size, or changed while it is
+    /// read, leaves nothing staged.
+    pub size: u64,
+    /// Its media type.
+    pub content_type: &'a str,
+    /// Told of the bytes as they are sent.
+    pub sent: Sent,
+}
+
+/// [`Staging::stage`] of the bytes of `file`, read from it as they are sent.
+pub async fn stream_file(
+    staging: &(impl Staging + ?Sized),
+    bucket: &str,
+    key: &str,
+    file: LocalFile<'_>,
+) -> Result<Checksums, BlobError> {
+    let opened = tokio::fs::File::open(file.path)
+        .await
+        .map_err(BlobError::Body)?;
+    let sent = file.sent;
+    let body: ByteStream = Box::pin(
+        tokio_util::io::ReaderStream::with_capacity(opened, 1024 * 1024)
+            .inspect_ok(move |chunk| sent(chunk.len() as u64)),
+    );
+    staging
+        .stage(bucket, key, body, file.size, file.content_type)
+        .await
+}
+
 /// The staging buckets of one cloud.
 #[async_trait]
 pub trait Staging: Send + Sync + std::fmt::Debug {
@@ -61,4 +99,15 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
         size: u64,
         content_type: &str,
     ) -> Result<Checksums, BlobError>;
+
+    /// [`Staging::stage`] of a local file. By default its bytes are streamed to `stage`; a
+    /// store whose uploads go in parts may instead send each part straight from the file.
+    async fn stage_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: LocalFile<'_>,
+    ) -> Result<Checksums, BlobError> {
+        stream_file(self, bucket, key, file).await
+    }
 }

@@ -37,7 +37,7 @@ use dss_shared::checksum::{Checksums, declaration, s3_part_size};
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
     BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, Declared, GetObject, ListPage,
-    ObjectMeta, PutMode, PutOptions, Verify,
+    LocalFile, ObjectMeta, PutMode, PutOptions, Verify, stage_options,
 };
 use dss_shared::upload::{Hashing, content_type, ended, fill, hash, verify};
 use time::OffsetDateTime;
@@ -312,6 +312,31 @@ impl S3BlobStore {
             origin: opts.origin.clone(),
             correlation_id: dss_shared::correlation::current(),
         })
+    }
+
+    /// Stages the local file `file` as `key` with the `hca-dss-*` tags, in parts sent from the
+    /// file, if it is larger than one DSS part: its checksums; `None` for a smaller file.
+    pub(crate) async fn put_file(
+        &self,
+        key: &str,
+        file: &LocalFile<'_>,
+    ) -> Result<Option<Checksums>, BlobError> {
+        check_key(key)?;
+        let part = s3_part_size(file.size).max(multipart::MIN_PART);
+        if file.size <= part {
+            return Ok(None);
+        }
+        let opts = stage_options(file.size, file.content_type);
+        let upload = multipart::Upload {
+            client: &self.client,
+            bucket: &self.bucket,
+            key,
+            content_type: file.content_type,
+            opts: &opts,
+        };
+        let (_, sums, _) = upload.send_file(file, part).await?;
+        self.tag(key, &declaration(&sums)).await?;
+        Ok(Some(sums))
     }
 
     /// Replaces the tags of object `key` with `tags`.

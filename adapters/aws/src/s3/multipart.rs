@@ -1,18 +1,21 @@
 //! Multipart uploads and server-side copies.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::primitives::{ByteStream as S3Body, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective,
 };
 use bytes::Bytes;
 use dss_shared::checksum::Checksums;
-use dss_shared::ports::{BlobError, ByteStream, PutOptions};
+use dss_shared::ports::{BlobError, ByteStream, LocalFile, PutOptions};
+use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 
-use dss_shared::upload::{Hashing, fill, hash, verify};
+use dss_shared::upload::{Hashing, fill, hash, read_file, verify};
 
 use super::{backend, metadata, percent_encode, wire_crc32c};
 
@@ -24,6 +27,14 @@ const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 const COPY_PART: u64 = 512 * 1024 * 1024;
 /// Parts uploaded at once while the next one is read.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Read size of parts sent from a local file.
+const FILE_READ: usize = 256 * 1024;
+
+/// A local file's size and modification time, to tell whether it changed.
+async fn stamp(path: &Path) -> Result<(u64, Option<SystemTime>), BlobError> {
+    let meta = tokio::fs::metadata(path).await.map_err(BlobError::Body)?;
+    Ok((meta.len(), meta.modified().ok()))
+}
 
 /// Starts a multipart upload of `key` with the user metadata `user`, whose parts each carry a
 /// checksum of `checksum` if given; returns its id.
@@ -108,10 +119,61 @@ impl Upload<'_> {
         )
         .await?;
         let result = self.parts(&id, first, body, carry, part, hasher).await;
-        let finished = match result {
+        self.finish(&id, result).await
+    }
+
+    /// Uploads the local file `file` in parts of `part` bytes, each read from the file by the
+    /// SDK (which reads it again to retry) and carrying its CRC-32C, while one pass over the
+    /// file computes its checksums; nothing is held in memory. Completes the upload only if
+    /// size and checksums verify and the file did not change meanwhile, else aborts it.
+    /// Returns (size, checksums, ETag).
+    pub async fn send_file(
+        self,
+        file: &LocalFile<'_>,
+        part: u64,
+    ) -> Result<(u64, Checksums, String), BlobError> {
+        let before = stamp(file.path).await?;
+        if before.0 != file.size {
+            return Err(BlobError::SizeMismatch {
+                expected: file.size,
+                got: before.0,
+            });
+        }
+        let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
+        let crc = Some(ChecksumAlgorithm::Crc32C);
+        let id = create(
+            self.client,
+            self.bucket,
+            self.key,
+            self.content_type,
+            user,
+            crc,
+        )
+        .await?;
+        let result = self.file_parts(&id, file, part).await;
+        let result = match result {
+            Ok(done) => match stamp(file.path).await {
+                Ok(now) if now == before => Ok(done),
+                Ok(_) => Err(BlobError::Body(std::io::Error::other(
+                    "the file changed while it was uploaded",
+                ))),
+                Err(e) => Err(e),
+            },
+            failed => failed,
+        };
+        self.finish(&id, result).await
+    }
+
+    /// Completes upload `id` if its parts were sent and verify, else aborts it.
+    async fn finish(
+        &self,
+        id: &str,
+        sent: Result<(Vec<CompletedPart>, u64, Checksums), BlobError>,
+    ) -> Result<(u64, Checksums, String), BlobError> {
+        let finished = match sent {
             Ok((parts, size, sums)) => match verify(self.opts, size, &sums) {
                 Ok(()) => self
-                    .complete(&id, parts)
+                    .complete(id, parts)
                     .await
                     .map(|etag| (size, sums, etag)),
                 Err(e) => Err(e),
@@ -119,9 +181,83 @@ impl Upload<'_> {
             Err(e) => Err(e),
         };
         if finished.is_err() {
-            abort(self.client, self.bucket, self.key, &id).await;
+            abort(self.client, self.bucket, self.key, id).await;
         }
         finished
+    }
+
+    async fn file_parts(
+        &self,
+        id: &str,
+        file: &LocalFile<'_>,
+        part: u64,
+    ) -> Result<(Vec<CompletedPart>, u64, Checksums), BlobError> {
+        let (path, size) = (file.path.to_path_buf(), file.size);
+        let mut hasher = Hashing::for_put(self.opts);
+        let hashing = tokio::task::spawn_blocking(move || {
+            read_file(&path, 0, size, |chunk| hasher.update(chunk)).map(|()| hasher)
+        });
+        let parts = futures::stream::iter(0..size.div_ceil(part))
+            .map(|index| self.file_part(id, file, index, part))
+            .buffered(PARTS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await;
+        // A failed part fails the upload at once; the hashing pass then ends on its own.
+        let parts = parts?;
+        let hasher = hashing
+            .await
+            .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))??;
+        Ok((parts, hasher.hashed(), hasher.finish()))
+    }
+
+    /// Sends part `index` (of `part` bytes) of `file`.
+    async fn file_part(
+        &self,
+        id: &str,
+        file: &LocalFile<'_>,
+        index: u64,
+        part: u64,
+    ) -> Result<CompletedPart, BlobError> {
+        let offset = index * part;
+        let len = part.min(file.size - offset);
+        let number = i32::try_from(index + 1)
+            .map_err(|_| BlobError::Backend(format!("part {index} is past S3's last part")))?;
+        let path = file.path.to_path_buf();
+        let crc = tokio::task::spawn_blocking(move || {
+            let mut crc = 0;
+            read_file(&path, offset, len, |c| crc = crc32c::crc32c_append(crc, &c)).map(|()| crc)
+        })
+        .await
+        .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))??;
+        let crc = wire_crc32c(crc);
+        let body = S3Body::read_from()
+            .path(file.path)
+            .offset(offset)
+            .length(Length::Exact(len))
+            .buffer_size(FILE_READ)
+            .build()
+            .await
+            .map_err(|e| BlobError::Body(std::io::Error::other(e)))?;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(id)
+            .part_number(number)
+            .content_length(len as i64)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .checksum_crc32_c(&crc)
+            .body(body)
+            .send()
+            .await
+            .map_err(backend)?;
+        (file.sent)(len);
+        Ok(CompletedPart::builder()
+            .set_e_tag(out.e_tag().map(str::to_string))
+            .checksum_crc32_c(crc)
+            .part_number(number)
+            .build())
     }
 
     fn send_part(

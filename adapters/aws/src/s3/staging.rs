@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::checksum::Checksums;
 use dss_shared::ports::{
-    BlobError, BlobStore, ByteStream, Declared, Staging, stage_options, staged_checksums,
-    valid_bucket_name,
+    BlobError, BlobStore, ByteStream, Declared, LocalFile, Staging, stage_options,
+    staged_checksums, stream_file, valid_bucket_name,
 };
 
 use super::{Record, S3BlobStore};
@@ -64,5 +64,21 @@ impl Staging for S3Staging {
         let store = self.store(bucket)?;
         let opts = stage_options(size, content_type);
         staged_checksums(store.put_object(key, body, opts, Record::Tags).await?)
+    }
+
+    /// A file of one DSS part is streamed to [`Staging::stage`]. A larger one is a multipart
+    /// upload whose parts the SDK reads from the file, so none is held in memory, tagged once
+    /// it completes.
+    async fn stage_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: LocalFile<'_>,
+    ) -> Result<Checksums, BlobError> {
+        let store = self.store(bucket)?;
+        match store.put_file(key, &file).await? {
+            Some(sums) => Ok(sums),
+            None => stream_file(self, bucket, key, file).await,
+        }
     }
 }
