@@ -39,6 +39,9 @@ pub struct FileState {
     pub sha256: Option<String>,
     /// Whether the deployment confirmed it.
     pub done: bool,
+    /// Whether an earlier run planned this uuid (so may have staged it); not saved.
+    #[serde(skip)]
+    pub earlier: bool,
 }
 
 /// A file the deployment confirmed, as appended to the log.

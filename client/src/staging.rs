@@ -95,19 +95,23 @@ impl StagingArea {
         }
     }
 
-    /// Stages `f` as file `uuid`, hashing it as it goes, unless an earlier run staged the same
-    /// bytes there; reports bytes as they go. Its `source_url` and checksums.
+    /// Stages `file`, hashing it as it goes, unless an earlier run staged the same bytes
+    /// there (only a uuid an earlier run planned can have been); reports bytes as they go. Its
+    /// `source_url` and checksums.
     async fn stage(
         &self,
-        f: &Found,
-        uuid: &str,
-        content_type: &str,
+        file: &StagedFile<'_>,
         sent: &AtomicU64,
         progress: &Arc<dyn Progress>,
     ) -> Result<(String, Checksums), ClientError> {
-        let key = self.key(uuid, &f.name);
+        let (f, content_type) = (file.found, file.content_type);
+        let key = self.key(file.uuid, &f.name);
         let url = format!("{}://{}/{key}", self.scheme, self.bucket);
-        if let Some(there) = self.declares(&key, f.size).await? {
+        let there = match file.earlier {
+            true => self.declares(&key, f.size).await?,
+            false => None,
+        };
+        if let Some(there) = there {
             let sums = files::checksums(f.path.clone(), f.size).await?;
             if sums == there {
                 progress.transferred(f.size);
@@ -144,6 +148,8 @@ impl StagingArea {
 pub(crate) struct StagedFile<'a> {
     /// The local file.
     pub found: &'a Found,
+    /// Whether an earlier run planned its uuid, so may have staged it already.
+    pub earlier: bool,
     /// Its uuid.
     pub uuid: &'a str,
     /// Its version.
@@ -175,7 +181,7 @@ pub(crate) async fn upload(
     let name = &file.found.name;
     let (source_url, sums) = client
         .retry(&format!("stage {name}"), || {
-            area.stage(file.found, file.uuid, file.content_type, sent, progress)
+            area.stage(file, sent, progress)
         })
         .await?;
     // The original has no `replica` here: it follows the source's cloud. Ours takes one.

@@ -90,8 +90,11 @@ fn plan(saved: Option<State>, found: &[Found]) -> State {
     let mut files = BTreeMap::new();
     for f in found {
         let entry = match state.files.remove(&f.name) {
-            Some(s) if s.size == f.size && s.modified_ns == f.modified_ns => s,
+            Some(s) if s.size == f.size && s.modified_ns == f.modified_ns => {
+                FileState { earlier: true, ..s }
+            }
             previous => FileState {
+                earlier: previous.is_some(),
                 uuid: previous.map_or_else(|| ObjectUuid::new_v4().to_string(), |p| p.uuid),
                 version: version.clone(),
                 size: f.size,
@@ -234,6 +237,7 @@ async fn upload_one(
     let sums = if let Some(area) = &opts.staging {
         let file = StagedFile {
             found: f,
+            earlier: entry.earlier,
             uuid: &entry.uuid,
             version: &entry.version,
             content_type,
