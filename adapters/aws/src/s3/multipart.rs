@@ -97,8 +97,9 @@ pub struct Upload<'a> {
 
 impl Upload<'_> {
     /// Uploads `first` and the rest of `body` (after `carry`) in parts of `part` bytes, each
-    /// hashed while it is sent and carrying its CRC-32C (which S3 checks); completes the upload only if size and checksums verify, else
-    /// aborts it. Returns (size, checksums, ETag).
+    /// hashed while it is sent and carrying its CRC-32C (which S3 checks); completes the
+    /// upload only if size and checksums verify, else aborts it. Returns (size, checksums,
+    /// ETag).
     pub async fn run(
         self,
         first: Bytes,
