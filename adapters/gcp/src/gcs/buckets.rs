@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::checksum::Checksums;
 use dss_shared::ports::{
-    BlobError, BlobStore, Buckets, ByteStream, Declared, Staging, stage_options, staged_checksums,
-    valid_bucket_name,
+    BlobError, BlobStore, Buckets, ByteStream, Declared, LocalFile, Staging, stage_options,
+    staged_checksums, stream_file, valid_bucket_name,
 };
 
 use super::GcsBlobStore;
@@ -90,5 +90,19 @@ impl Staging for GcsBuckets {
         let store = self.store(bucket)?;
         let opts = stage_options(size, content_type);
         staged_checksums(store.put_object(key, body, opts, true).await?)
+    }
+
+    /// A file of one DSS part is streamed to [`Staging::stage`]. A larger one is a resumable
+    /// upload whose chunks are read from the file, so none is held in memory.
+    async fn stage_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: LocalFile<'_>,
+    ) -> Result<Checksums, BlobError> {
+        match self.store(bucket)?.put_file(key, &file).await? {
+            Some(meta) => staged_checksums(meta),
+            None => stream_file(self, bucket, key, file).await,
+        }
     }
 }

@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use dss_shared::checksum::s3_part_size;
 use dss_shared::embedded::keypath;
 use dss_shared::ports::{
-    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, PutMode,
-    PutOptions,
+    BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, LocalFile, ObjectMeta,
+    PutMode, PutOptions,
 };
 use futures::TryStreamExt;
 use percent_encoding::utf8_percent_encode;
@@ -214,6 +215,25 @@ impl GcsBlobStore {
             return Err(BlobError::AlreadyExists(key.to_string()));
         }
         upload::put(self, key, body, &opts, declare).await?.meta()
+    }
+
+    /// Stages the local file `file` as `key`, declaring its checksums, in a resumable upload
+    /// whose chunks are read from the file, if it is larger than one DSS part; `None` for a
+    /// smaller file.
+    pub(crate) async fn put_file(
+        &self,
+        key: &str,
+        file: &LocalFile<'_>,
+    ) -> Result<Option<ObjectMeta>, BlobError> {
+        check_key(key)?;
+        let part = s3_part_size(file.size);
+        if file.size <= part {
+            return Ok(None);
+        }
+        upload::put_file(self, key, file, part, true)
+            .await?
+            .meta()
+            .map(Some)
     }
 
     /// Replaces the custom metadata of `key` (keeping its bytes).

@@ -1,10 +1,13 @@
 //! Uploads: one multipart request for a body of at most one part, else a resumable upload whose
 //! last chunk waits until the body is verified.
 
+use std::path::Path;
+use std::time::SystemTime;
+
 use bytes::{Bytes, BytesMut};
 use dss_shared::checksum::{Checksums, declaration, s3_part_size};
-use dss_shared::ports::{BlobError, ByteStream, PutMode, PutOptions};
-use dss_shared::upload::{Hashing, content_type, ended, fill, hash, verify};
+use dss_shared::ports::{BlobError, ByteStream, LocalFile, PutMode, PutOptions, stage_options};
+use dss_shared::upload::{Hashing, content_type, ended, fill, hash, read_file, verify};
 use reqwest::StatusCode;
 
 use super::object::{self, Object, hex_of};
@@ -137,6 +140,126 @@ async fn resumable(
     opts: &PutOptions,
     declare: bool,
 ) -> Result<Object, BlobError> {
+    let session = start(store, key, opts, declare).await?;
+    let outcome = async {
+        let (mut pending, mut offset) = (first, 0u64);
+        loop {
+            let next = fill(&mut body, part, &mut carry).await?;
+            if next.is_empty() {
+                break;
+            }
+            let (sent, hashed) = tokio::join!(
+                chunk(store, key, &session, pending.into(), offset, None),
+                hash(hasher, next.clone())
+            );
+            offset += sent?;
+            hasher = hashed?;
+            pending = next;
+        }
+        let size = hasher.hashed();
+        let sums = hasher.finish();
+        verify(opts, size, &sums)?;
+        chunk(store, key, &session, pending.into(), offset, Some(size)).await?;
+        Ok::<_, BlobError>(sums)
+    }
+    .await;
+    finish(store, key, &session, outcome, opts, declare).await
+}
+
+/// Stages the local file `file` as `key` in a resumable upload whose chunks (of `part` bytes)
+/// are read from the file as they are sent, while one pass over the file computes its
+/// checksums: nothing is held in memory. The last chunk goes once the file is hashed, its size
+/// verified and the file found unchanged.
+pub async fn put_file(
+    store: &GcsBlobStore,
+    key: &str,
+    file: &LocalFile<'_>,
+    part: u64,
+    declare: bool,
+) -> Result<Object, BlobError> {
+    let before = stamp(file.path).await?;
+    if before.0 != file.size {
+        return Err(BlobError::SizeMismatch {
+            expected: file.size,
+            got: before.0,
+        });
+    }
+    let opts = stage_options(file.size, file.content_type);
+    let (path, size) = (file.path.to_path_buf(), file.size);
+    let mut hasher = Hashing::for_put(&opts);
+    let hashing = tokio::task::spawn_blocking(move || {
+        read_file(&path, 0, size, |chunk| hasher.update(chunk)).map(|()| hasher)
+    });
+    let session = start(store, key, &opts, declare).await?;
+    let outcome = async {
+        let mut offset = 0;
+        while size - offset > part {
+            offset += chunk(
+                store,
+                key,
+                &session,
+                range(file, offset, part).await?,
+                offset,
+                None,
+            )
+            .await?;
+            (file.sent)(part);
+        }
+        let hasher = hashing
+            .await
+            .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))??;
+        let sums = hasher.finish();
+        if stamp(file.path).await? != before {
+            return Err(BlobError::Body(std::io::Error::other(
+                "the file changed while it was uploaded",
+            )));
+        }
+        let last = size - offset;
+        chunk(
+            store,
+            key,
+            &session,
+            range(file, offset, last).await?,
+            offset,
+            Some(size),
+        )
+        .await?;
+        (file.sent)(last);
+        Ok::<_, BlobError>(sums)
+    }
+    .await;
+    finish(store, key, &session, outcome, &opts, declare).await
+}
+
+/// `len` bytes of `file` from `offset` on, read as they are sent.
+async fn range(file: &LocalFile<'_>, offset: u64, len: u64) -> Result<Chunk, BlobError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(file.path)
+        .await
+        .map_err(BlobError::Body)?;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(BlobError::Body)?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), FILE_READ);
+    Ok(Chunk {
+        body: reqwest::Body::wrap_stream(stream),
+        len,
+    })
+}
+
+/// A local file's size and modification time, to tell whether it changed.
+async fn stamp(path: &Path) -> Result<(u64, Option<SystemTime>), BlobError> {
+    let meta = tokio::fs::metadata(path).await.map_err(BlobError::Body)?;
+    Ok((meta.len(), meta.modified().ok()))
+}
+
+/// Starts a resumable upload of `key`: its session URL.
+async fn start(
+    store: &GcsBlobStore,
+    key: &str,
+    opts: &PutOptions,
+    declare: bool,
+) -> Result<String, BlobError> {
     let start = store
         .http
         .post(store.upload_url())
@@ -150,39 +273,28 @@ async fn resumable(
         StatusCode::PRECONDITION_FAILED => return Err(BlobError::AlreadyExists(key.to_string())),
         _ => return Err(unexpected("upload start", r).await),
     }
-    let session = r
-        .headers()
+    r.headers()
         .get("location")
         .and_then(|l| l.to_str().ok())
-        .ok_or_else(|| BlobError::Backend("resumable upload without a session URL".into()))?
-        .to_string();
-    let outcome = async {
-        let (mut pending, mut offset) = (first, 0u64);
-        loop {
-            let next = fill(&mut body, part, &mut carry).await?;
-            if next.is_empty() {
-                break;
-            }
-            let (sent, hashed) = tokio::join!(
-                chunk(store, key, &session, pending, offset, None),
-                hash(hasher, next.clone())
-            );
-            offset += sent?;
-            hasher = hashed?;
-            pending = next;
-        }
-        let size = hasher.hashed();
-        let sums = hasher.finish();
-        verify(opts, size, &sums)?;
-        chunk(store, key, &session, pending, offset, Some(size)).await?;
-        Ok::<_, BlobError>(sums)
-    }
-    .await;
+        .map(str::to_string)
+        .ok_or_else(|| BlobError::Backend("resumable upload without a session URL".into()))
+}
+
+/// Ends the resumable upload `session` whose body was sent (`outcome`: its checksums): the
+/// object written, its checksums recorded if they were not known at the start and the
+/// server's CRC-32C checked. A failed body cancels the session: nothing becomes visible.
+async fn finish(
+    store: &GcsBlobStore,
+    key: &str,
+    session: &str,
+    outcome: Result<Checksums, BlobError>,
+    opts: &PutOptions,
+    declare: bool,
+) -> Result<Object, BlobError> {
     let sums = match outcome {
         Ok(s) => s,
         Err(e) => {
-            // Cancel the session: nothing becomes visible.
-            let _ = store.send(store.http.delete(&session)).await;
+            let _ = store.send(store.http.delete(session)).await;
             return Err(e);
         }
     };
@@ -201,16 +313,34 @@ async fn resumable(
     checked(store, written, &sums).await
 }
 
+/// Read size of chunks sent from a local file.
+const FILE_READ: usize = 256 * 1024;
+
+/// A chunk of a resumable upload: its body and length.
+struct Chunk {
+    body: reqwest::Body,
+    len: u64,
+}
+
+impl From<Bytes> for Chunk {
+    fn from(data: Bytes) -> Self {
+        Chunk {
+            len: data.len() as u64,
+            body: data.into(),
+        }
+    }
+}
+
 /// Sends `data` at `offset` of the session (the last chunk when `total` is given); its length.
 async fn chunk(
     store: &GcsBlobStore,
     key: &str,
     session: &str,
-    data: Bytes,
+    data: Chunk,
     offset: u64,
     total: Option<u64>,
 ) -> Result<u64, BlobError> {
-    let len = data.len() as u64;
+    let Chunk { body, len } = data;
     let range = match total {
         Some(t) => format!("bytes {offset}-{}/{t}", offset + len - 1),
         None => format!("bytes {offset}-{}/*", offset + len - 1),
@@ -219,7 +349,8 @@ async fn chunk(
         .http
         .put(session)
         .header("content-range", range)
-        .body(data);
+        .header("content-length", len)
+        .body(body);
     let r = store.send(req).await?;
     match (r.status(), total) {
         (StatusCode::PERMANENT_REDIRECT, None) => Ok(len),
