@@ -15,6 +15,7 @@ pub async fn run(staging: &dyn Staging, bucket: &str, prefix: &str) {
     bodies_of_another_size_are_refused(staging, bucket, prefix).await;
     staged_files_declare_their_checksums(staging, bucket, prefix).await;
     files_of_another_size_are_refused(staging, bucket, prefix).await;
+    files_changed_while_staged_never_declare_other_bytes(staging, bucket, prefix).await;
 }
 
 /// A file of `bytes` in the system's temporary directory, removed when dropped.
@@ -185,4 +186,53 @@ async fn bodies_of_another_size_are_refused(staging: &dyn Staging, bucket: &str,
             .is_none(),
         "nothing is left staged"
     );
+}
+
+async fn files_changed_while_staged_never_declare_other_bytes(
+    staging: &dyn Staging,
+    bucket: &str,
+    p: &str,
+) {
+    use std::io::{Seek, SeekFrom, Write};
+    let size = 70usize << 20;
+    let file = TempFile::new("changing.bin", &random_bytes(size, 12));
+    let key = format!("{p}file/changing.bin");
+    // Once the first bytes are sent, the file's first byte and its modification time change.
+    let (path, changed) = (file.0.clone(), Arc::new(AtomicU64::new(0)));
+    let once = changed.clone();
+    let local = LocalFile {
+        path: &file.0,
+        size: size as u64,
+        content_type: "text/plain",
+        sent: Arc::new(move |_| {
+            if once.fetch_add(1, Ordering::SeqCst) == 0 {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .expect("open to change");
+                f.seek(SeekFrom::Start(0)).expect("seek");
+                f.write_all(b"\xff\x00").expect("change");
+                let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+                f.set_modified(later).expect("touch");
+            }
+        }),
+    };
+    let staged = staging.stage_file(bucket, &key, local).await;
+    assert!(changed.load(Ordering::SeqCst) > 0, "bytes were sent");
+    let declared = staging.declared(bucket, &key).await.expect("declared");
+    match staged {
+        // Sent as it was read: what is declared is what is stored.
+        Ok(sums) => {
+            let d = declared.unwrap_or_else(|| panic!("{key} is staged"));
+            assert_eq!(declared_checksums(&d.values), Ok(sums.clone()));
+            let store = staging.bucket(bucket).expect("bucket");
+            let stored = store.get_bytes(&key).await.expect("read");
+            assert_eq!(
+                checksums_of(&stored),
+                sums,
+                "{key}: the declaration fits the bytes"
+            );
+        }
+        Err(e) => assert!(declared.is_none(), "{key}: refused ({e}), nothing staged"),
+    }
 }
