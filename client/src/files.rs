@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use dss_shared::checksum::{Checksums, MultiHasher};
 use dss_shared::model::documents::valid_file_name;
-use std::io::Read;
+use dss_shared::ports::BlobError;
+use dss_shared::upload::read_file;
 
 use crate::error::ClientError;
-
-/// Read size of hashing passes.
-const CHUNK: usize = 4 * 1024 * 1024;
 
 /// Something fed with a file's bytes in order.
 pub trait Feed {
@@ -26,45 +24,17 @@ impl Feed for MultiHasher {
 }
 
 /// Feeds `len` bytes of `path` from offset `from` on (all the rest when `None`) to `hasher` (so
-/// a download can go on hashing what follows).
+/// a download can go on hashing what follows); a file that holds fewer is an error.
 pub fn hash_into(
     path: &Path,
     hasher: &mut impl Feed,
     from: u64,
     len: Option<u64>,
 ) -> Result<(), ClientError> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).map_err(|e| ClientError::io(path, e))?;
-    if from > 0 {
-        file.seek(SeekFrom::Start(from))
-            .map_err(|e| ClientError::io(path, e))?;
-    }
-    let mut reader: Box<dyn Read> = match len {
-        Some(n) => Box::new(file.take(n)),
-        None => Box::new(file),
-    };
-    loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = read_full(&mut reader, &mut buf).map_err(|e| ClientError::io(path, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.truncate(n);
-        hasher.feed(Bytes::from(buf));
-    }
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+    read_file(path, from, len, |chunk| hasher.feed(chunk)).map_err(|e| match e {
+        BlobError::Body(e) => ClientError::io(path, e),
+        other => ClientError::Invalid(format!("{}: {other}", path.display())),
+    })
 }
 
 /// The four checksums of `path` (of `size` bytes), computed on a blocking thread.

@@ -48,22 +48,26 @@ pub async fn fill(
 /// Read size of the passes over a local file.
 const FILE_CHUNK: usize = 1024 * 1024;
 
-/// Reads `len` bytes of the file `path` from `offset` on, handing them to `each` chunk by
-/// chunk, on the calling thread (a blocking one). A file that ends first is a
-/// [`BlobError::SizeMismatch`] (against `offset + len`).
+/// Reads the file `path` from `offset` on, `len` bytes (all the rest when `None`), handing
+/// them to `each` chunk by chunk, on the calling thread (a blocking one). A file that ends
+/// before `len` bytes is a [`BlobError::SizeMismatch`] (against `offset + len`).
 pub fn read_file(
     path: &Path,
     offset: u64,
-    len: u64,
+    len: Option<u64>,
     mut each: impl FnMut(Bytes),
 ) -> Result<(), BlobError> {
     let mut file = std::fs::File::open(path).map_err(BlobError::Body)?;
     file.seek(SeekFrom::Start(offset))
         .map_err(BlobError::Body)?;
-    let mut reader = file.take(len);
+    let mut reader = file.take(len.unwrap_or(u64::MAX));
     let mut read = 0u64;
-    while read < len {
-        let mut buf = vec![0u8; FILE_CHUNK.min((len - read) as usize)];
+    loop {
+        let want = len.map_or(FILE_CHUNK as u64, |n| (n - read).min(FILE_CHUNK as u64));
+        if want == 0 {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; want as usize];
         let mut filled = 0;
         while filled < buf.len() {
             match reader.read(&mut buf[filled..]) {
@@ -73,17 +77,37 @@ pub fn read_file(
                 Err(e) => return Err(BlobError::Body(e)),
             }
         }
-        if filled == 0 {
-            return Err(BlobError::SizeMismatch {
-                expected: offset + len,
-                got: offset + read,
-            });
+        match (filled, len) {
+            (0, None) => return Ok(()),
+            (0, Some(n)) => {
+                return Err(BlobError::SizeMismatch {
+                    expected: offset + n,
+                    got: offset + read,
+                });
+            }
+            _ => {}
         }
         buf.truncate(filled);
         read += filled as u64;
         each(Bytes::from(buf));
     }
-    Ok(())
+}
+
+/// Starts hashing the `size` bytes of the file `path` with `hasher` on the blocking pool, at
+/// once: await the result when the checksums are needed (while parts read from the file go).
+pub fn hash_file(
+    path: &Path,
+    size: u64,
+    mut hasher: Hashing,
+) -> impl Future<Output = Result<Hashing, BlobError>> + use<> {
+    let path = path.to_path_buf();
+    let pass = tokio::task::spawn_blocking(move || {
+        read_file(&path, 0, Some(size), |chunk| hasher.update(chunk)).map(|()| hasher)
+    });
+    async move {
+        pass.await
+            .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))?
+    }
 }
 
 /// Whether `body` has ended; a chunk read to find out is left in `carry`.
@@ -241,15 +265,21 @@ mod tests {
         let data: Vec<u8> = (0..3 * FILE_CHUNK + 5).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).expect("write");
         let mut got = Vec::new();
-        read_file(&path, 7, data.len() as u64 - 7, |c| {
+        read_file(&path, 7, Some(data.len() as u64 - 7), |c| {
             got.extend_from_slice(&c)
         })
         .expect("read");
         assert!(got == data[7..]);
+        let mut all = Vec::new();
+        read_file(&path, 7, None, |c| all.extend_from_slice(&c)).expect("read to the end");
+        assert!(all == data[7..]);
         let mut got = Vec::new();
-        read_file(&path, FILE_CHUNK as u64, 10, |c| got.extend_from_slice(&c)).expect("read");
+        read_file(&path, FILE_CHUNK as u64, Some(10), |c| {
+            got.extend_from_slice(&c)
+        })
+        .expect("read");
         assert_eq!(got, data[FILE_CHUNK..FILE_CHUNK + 10]);
-        let short = read_file(&path, 0, data.len() as u64 + 1, |_| {});
+        let short = read_file(&path, 0, Some(data.len() as u64 + 1), |_| {});
         assert!(
             matches!(short, Err(BlobError::SizeMismatch { expected, got })
                 if expected == data.len() as u64 + 1 && got == data.len() as u64),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::checksum::{Checksums, checksums_of, declared_checksums};
 use crate::conformance::blob::{chunked, random_bytes};
-use crate::ports::{BlobError, LocalFile, Staging};
+use crate::ports::{BlobError, Declared, LocalFile, Staging};
 
 /// Runs every check against `staging`, in its existing bucket `bucket`, with keys under `prefix`.
 pub async fn run(staging: &dyn Staging, bucket: &str, prefix: &str) {
@@ -62,7 +62,7 @@ async fn stage_file(
 }
 
 async fn staged_files_declare_their_checksums(staging: &dyn Staging, bucket: &str, p: &str) {
-    // Below, at and above one DSS part (64 MiB): streamed, or sent in parts from the file.
+    // Below and above one DSS part (64 MiB): streamed, or sent in parts from the file.
     for (name, size) in [("small.txt", 1_000usize), ("big.bin", 70 << 20)] {
         let bytes = random_bytes(size, size as u64 + 1);
         let sums = checksums_of(&bytes);
@@ -72,25 +72,7 @@ async fn staged_files_declare_their_checksums(staging: &dyn Staging, bucket: &st
         let staged = staged.unwrap_or_else(|e| panic!("stage {key}: {e}"));
         assert_eq!(staged, sums, "{key}: the checksums of the file");
         assert_eq!(told, size as u64, "{key}: every byte is told of once");
-        let d = staging
-            .declared(bucket, &key)
-            .await
-            .expect("declared")
-            .unwrap_or_else(|| panic!("{key} is staged"));
-        assert_eq!(
-            (d.size, d.content_type.as_str()),
-            (size as u64, "text/plain")
-        );
-        assert_eq!(
-            declared_checksums(&d.values),
-            Ok(sums),
-            "{key} declares them"
-        );
-        let store = staging.bucket(bucket).expect("bucket");
-        assert!(
-            store.get_bytes(&key).await.expect("read") == bytes,
-            "{key}: the staged bytes"
-        );
+        assert_staged(staging, bucket, &key, &bytes, &sums).await;
     }
 }
 
@@ -127,29 +109,7 @@ async fn staged_objects_declare_their_checksums(staging: &dyn Staging, bucket: &
             .await
             .unwrap_or_else(|e| panic!("stage {key}: {e}"));
         assert_eq!(staged, sums, "{key}: the checksums of the bytes");
-        let d = staging
-            .declared(bucket, &key)
-            .await
-            .expect("declared")
-            .unwrap_or_else(|| panic!("{key} is staged"));
-        assert_eq!(d.size, size as u64, "{key}: size");
-        assert_eq!(d.content_type, "text/plain", "{key}: content type");
-        assert_eq!(
-            declared_checksums(&d.values),
-            Ok(sums.clone()),
-            "{key} declares its checksums"
-        );
-        for tag in [
-            "hca-dss-sha256",
-            "hca-dss-sha1",
-            "hca-dss-s3_etag",
-            "hca-dss-crc32c",
-        ] {
-            assert!(
-                d.values.contains_key(tag),
-                "{key} declares {tag}, as hca does"
-            );
-        }
+        let d = assert_staged(staging, bucket, &key, &bytes, &sums).await;
         if let Some(etag) = &d.etag
             && etag.len() >= 32
             && size <= 64 << 20
@@ -159,12 +119,47 @@ async fn staged_objects_declare_their_checksums(staging: &dyn Staging, bucket: &
                 "{key}: the store's ETag is the s3_etag"
             );
         }
-        let store = staging.bucket(bucket).expect("bucket");
+    }
+}
+
+/// Checks that `key` holds `bytes` (of `text/plain`) and declares `sums` as hca does: what it
+/// declares.
+async fn assert_staged(
+    staging: &dyn Staging,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+    sums: &Checksums,
+) -> Declared {
+    let d = staging
+        .declared(bucket, key)
+        .await
+        .expect("declared")
+        .unwrap_or_else(|| panic!("{key} is staged"));
+    assert_eq!(d.size, bytes.len() as u64, "{key}: size");
+    assert_eq!(d.content_type, "text/plain", "{key}: content type");
+    assert_eq!(
+        declared_checksums(&d.values),
+        Ok(sums.clone()),
+        "{key} declares its checksums"
+    );
+    for tag in [
+        "hca-dss-sha256",
+        "hca-dss-sha1",
+        "hca-dss-s3_etag",
+        "hca-dss-crc32c",
+    ] {
         assert!(
-            store.get_bytes(&key).await.expect("read") == bytes,
-            "{key}: the staged bytes"
+            d.values.contains_key(tag),
+            "{key} declares {tag}, as hca does"
         );
     }
+    let store = staging.bucket(bucket).expect("bucket");
+    assert!(
+        store.get_bytes(key).await.expect("read") == bytes,
+        "{key}: the staged bytes"
+    );
+    d
 }
 
 async fn bodies_of_another_size_are_refused(staging: &dyn Staging, bucket: &str, p: &str) {

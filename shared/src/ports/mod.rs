@@ -25,7 +25,5 @@ pub use queue::{
     QueueSpec, QueueStats, Topic,
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-pub use staging::{
-    Declared, LocalFile, Sent, Staging, stage_options, staged_checksums, stream_file,
-};
+pub use staging::{Declared, FileStamp, LocalFile, Sent, Staging, stage_options, staged_checksums};
 pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};

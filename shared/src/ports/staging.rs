@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
 
 use super::blob::{BlobError, BlobStore, ByteStream, ObjectMeta, PutOptions};
-use crate::checksum::Checksums;
+use crate::checksum::{Checksums, s3_part_size};
 
 /// What a staging object declares about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +58,45 @@ pub struct LocalFile<'a> {
     pub sent: Sent,
 }
 
+/// A local file's size and modification time, to tell whether it changed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileStamp(u64, Option<SystemTime>);
+
+impl LocalFile<'_> {
+    async fn stamp(&self) -> Result<FileStamp, BlobError> {
+        let meta = tokio::fs::metadata(self.path)
+            .await
+            .map_err(BlobError::Body)?;
+        Ok(FileStamp(meta.len(), meta.modified().ok()))
+    }
+
+    /// The file as it is now, which must be of its listed size (else a
+    /// [`BlobError::SizeMismatch`]): take it before sending parts read from the file.
+    pub async fn listed(&self) -> Result<FileStamp, BlobError> {
+        let now = self.stamp().await?;
+        match now.0 == self.size {
+            true => Ok(now),
+            false => Err(BlobError::SizeMismatch {
+                expected: self.size,
+                got: now.0,
+            }),
+        }
+    }
+
+    /// Fails unless the file is still as it was at `before`: check it before the upload of
+    /// parts read from the file completes, so its checksums are those of the bytes sent.
+    pub async fn unchanged(&self, before: &FileStamp) -> Result<(), BlobError> {
+        match self.stamp().await? == *before {
+            true => Ok(()),
+            false => Err(BlobError::Body(std::io::Error::other(
+                "the file changed while it was uploaded",
+            ))),
+        }
+    }
+}
+
 /// [`Staging::stage`] of the bytes of `file`, read from it as they are sent.
-pub async fn stream_file(
+async fn stream_file(
     staging: &(impl Staging + ?Sized),
     bucket: &str,
     key: &str,
@@ -100,14 +138,32 @@ pub trait Staging: Send + Sync + std::fmt::Debug {
         content_type: &str,
     ) -> Result<Checksums, BlobError>;
 
-    /// [`Staging::stage`] of a local file. By default its bytes are streamed to `stage`; a
-    /// store whose uploads go in parts may instead send each part straight from the file.
+    /// Stages a local file larger than one DSS part by sending its parts straight from the
+    /// file, as [`Staging::stage`] would stage its bytes (see [`LocalFile::listed`] and
+    /// [`LocalFile::unchanged`]): its checksums. `None`, the default, when the store cannot:
+    /// the file is then streamed to `stage`.
+    async fn stage_parts(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _file: &LocalFile<'_>,
+    ) -> Result<Option<Checksums>, BlobError> {
+        Ok(None)
+    }
+
+    /// [`Staging::stage`] of a local file: in parts sent from the file when it is larger than
+    /// one DSS part and the store can ([`Staging::stage_parts`]), else streamed to `stage`.
     async fn stage_file(
         &self,
         bucket: &str,
         key: &str,
         file: LocalFile<'_>,
     ) -> Result<Checksums, BlobError> {
+        if file.size > s3_part_size(file.size)
+            && let Some(sums) = self.stage_parts(bucket, key, &file).await?
+        {
+            return Ok(sums);
+        }
         stream_file(self, bucket, key, file).await
     }
 }

@@ -314,18 +314,15 @@ impl S3BlobStore {
         })
     }
 
-    /// Stages the local file `file` as `key` with the `hca-dss-*` tags, in parts sent from the
-    /// file, if it is larger than one DSS part: its checksums; `None` for a smaller file.
+    /// Stages the local file `file` as `key` with the `hca-dss-*` tags, in DSS parts sent from
+    /// the file: its checksums.
     pub(crate) async fn put_file(
         &self,
         key: &str,
         file: &LocalFile<'_>,
-    ) -> Result<Option<Checksums>, BlobError> {
+    ) -> Result<Checksums, BlobError> {
         check_key(key)?;
         let part = s3_part_size(file.size).max(multipart::MIN_PART);
-        if file.size <= part {
-            return Ok(None);
-        }
         let opts = stage_options(file.size, file.content_type);
         let upload = multipart::Upload {
             client: &self.client,
@@ -336,7 +333,7 @@ impl S3BlobStore {
         };
         let (_, sums, _) = upload.send_file(file, part).await?;
         self.tag(key, &declaration(&sums)).await?;
-        Ok(Some(sums))
+        Ok(sums)
     }
 
     /// Replaces the tags of object `key` with `tags`.

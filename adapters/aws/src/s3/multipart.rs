@@ -1,10 +1,9 @@
 //! Multipart uploads and server-side copies.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
-use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream as S3Body, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective,
@@ -15,7 +14,7 @@ use dss_shared::ports::{BlobError, ByteStream, LocalFile, PutOptions};
 use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 
-use dss_shared::upload::{Hashing, fill, hash, read_file, verify};
+use dss_shared::upload::{Hashing, fill, hash, hash_file, read_file, verify};
 
 use super::{backend, metadata, percent_encode, wire_crc32c};
 
@@ -30,10 +29,26 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// Read size of parts sent from a local file.
 const FILE_READ: usize = 256 * 1024;
 
-/// A local file's size and modification time, to tell whether it changed.
-async fn stamp(path: &Path) -> Result<(u64, Option<SystemTime>), BlobError> {
-    let meta = tokio::fs::metadata(path).await.map_err(BlobError::Body)?;
-    Ok((meta.len(), meta.modified().ok()))
+/// Sends `req`, part `number` of its upload, with `body` and its CRC-32C `crc` for S3 to check.
+async fn send(
+    req: UploadPartFluentBuilder,
+    number: i32,
+    crc: u32,
+    body: S3Body,
+) -> Result<CompletedPart, BlobError> {
+    let crc = wire_crc32c(crc);
+    let out = req
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .checksum_crc32_c(&crc)
+        .body(body)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(CompletedPart::builder()
+        .set_e_tag(out.e_tag().map(str::to_string))
+        .checksum_crc32_c(crc)
+        .part_number(number)
+        .build())
 }
 
 /// Starts a multipart upload of `key` with the user metadata `user`, whose parts each carry a
@@ -108,17 +123,7 @@ impl Upload<'_> {
         part: usize,
         hasher: Hashing,
     ) -> Result<(u64, Checksums, String), BlobError> {
-        let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
-        let crc = Some(ChecksumAlgorithm::Crc32C);
-        let id = create(
-            self.client,
-            self.bucket,
-            self.key,
-            self.content_type,
-            user,
-            crc,
-        )
-        .await?;
+        let id = self.start().await?;
         let result = self.parts(&id, first, body, carry, part, hasher).await;
         self.finish(&id, result).await
     }
@@ -133,16 +138,20 @@ impl Upload<'_> {
         file: &LocalFile<'_>,
         part: u64,
     ) -> Result<(u64, Checksums, String), BlobError> {
-        let before = stamp(file.path).await?;
-        if before.0 != file.size {
-            return Err(BlobError::SizeMismatch {
-                expected: file.size,
-                got: before.0,
-            });
-        }
+        let before = file.listed().await?;
+        let id = self.start().await?;
+        let result = match self.file_parts(&id, file, part).await {
+            Ok(done) => file.unchanged(&before).await.map(|()| done),
+            failed => failed,
+        };
+        self.finish(&id, result).await
+    }
+
+    /// Starts the multipart upload, its parts each carrying a CRC-32C; returns its id.
+    async fn start(&self) -> Result<String, BlobError> {
         let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
         let crc = Some(ChecksumAlgorithm::Crc32C);
-        let id = create(
+        create(
             self.client,
             self.bucket,
             self.key,
@@ -150,19 +159,7 @@ impl Upload<'_> {
             user,
             crc,
         )
-        .await?;
-        let result = self.file_parts(&id, file, part).await;
-        let result = match result {
-            Ok(done) => match stamp(file.path).await {
-                Ok(now) if now == before => Ok(done),
-                Ok(_) => Err(BlobError::Body(std::io::Error::other(
-                    "the file changed while it was uploaded",
-                ))),
-                Err(e) => Err(e),
-            },
-            failed => failed,
-        };
-        self.finish(&id, result).await
+        .await
     }
 
     /// Completes upload `id` if its parts were sent and verify, else aborts it.
@@ -193,21 +190,15 @@ impl Upload<'_> {
         file: &LocalFile<'_>,
         part: u64,
     ) -> Result<(Vec<CompletedPart>, u64, Checksums), BlobError> {
-        let (path, size) = (file.path.to_path_buf(), file.size);
-        let mut hasher = Hashing::for_put(self.opts);
-        let hashing = tokio::task::spawn_blocking(move || {
-            read_file(&path, 0, size, |chunk| hasher.update(chunk)).map(|()| hasher)
-        });
-        let parts = futures::stream::iter(0..size.div_ceil(part))
+        let hashing = hash_file(file.path, file.size, Hashing::for_put(self.opts));
+        let parts = futures::stream::iter(0..file.size.div_ceil(part))
             .map(|index| self.file_part(id, file, index, part))
             .buffered(PARTS_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await;
         // A failed part fails the upload at once; the hashing pass then ends on its own.
         let parts = parts?;
-        let hasher = hashing
-            .await
-            .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))??;
+        let hasher = hashing.await?;
         Ok((parts, hasher.hashed(), hasher.finish()))
     }
 
@@ -226,11 +217,13 @@ impl Upload<'_> {
         let path = file.path.to_path_buf();
         let crc = tokio::task::spawn_blocking(move || {
             let mut crc = 0;
-            read_file(&path, offset, len, |c| crc = crc32c::crc32c_append(crc, &c)).map(|()| crc)
+            read_file(&path, offset, Some(len), |c| {
+                crc = crc32c::crc32c_append(crc, &c)
+            })
+            .map(|()| crc)
         })
         .await
         .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))??;
-        let crc = wire_crc32c(crc);
         let body = S3Body::read_from()
             .path(file.path)
             .offset(offset)
@@ -239,26 +232,10 @@ impl Upload<'_> {
             .build()
             .await
             .map_err(|e| BlobError::Body(std::io::Error::other(e)))?;
-        let out = self
-            .client
-            .upload_part()
-            .bucket(self.bucket)
-            .key(self.key)
-            .upload_id(id)
-            .part_number(number)
-            .content_length(len as i64)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-            .checksum_crc32_c(&crc)
-            .body(body)
-            .send()
-            .await
-            .map_err(backend)?;
+        let req = self.part(id, number).content_length(len as i64);
+        let done = send(req, number, crc, body).await?;
         (file.sent)(len);
-        Ok(CompletedPart::builder()
-            .set_e_tag(out.e_tag().map(str::to_string))
-            .checksum_crc32_c(crc)
-            .part_number(number)
-            .build())
+        Ok(done)
     }
 
     fn send_part(
@@ -267,29 +244,19 @@ impl Upload<'_> {
         number: i32,
         data: Bytes,
     ) -> JoinHandle<Result<CompletedPart, BlobError>> {
-        let req = self
-            .client
+        let req = self.part(id, number);
+        // Hardware CRC-32C: milliseconds for a part.
+        tokio::spawn(async move { send(req, number, crc32c::crc32c(&data), data.into()).await })
+    }
+
+    /// The request for part `number` of upload `id`.
+    fn part(&self, id: &str, number: i32) -> UploadPartFluentBuilder {
+        self.client
             .upload_part()
             .bucket(self.bucket)
             .key(self.key)
             .upload_id(id)
             .part_number(number)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
-        tokio::spawn(async move {
-            // Hardware CRC-32C: milliseconds for a part.
-            let crc = wire_crc32c(crc32c::crc32c(&data));
-            let out = req
-                .checksum_crc32_c(&crc)
-                .body(S3Body::from(data))
-                .send()
-                .await
-                .map_err(backend)?;
-            Ok(CompletedPart::builder()
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .checksum_crc32_c(crc)
-                .part_number(number)
-                .build())
-        })
     }
 
     async fn parts(

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use dss_shared::checksum::Checksums;
 use dss_shared::ports::{
     BlobError, BlobStore, ByteStream, Declared, LocalFile, Staging, stage_options,
-    staged_checksums, stream_file, valid_bucket_name,
+    staged_checksums, valid_bucket_name,
 };
 
 use super::{Record, S3BlobStore};
@@ -66,19 +66,13 @@ impl Staging for S3Staging {
         staged_checksums(store.put_object(key, body, opts, Record::Tags).await?)
     }
 
-    /// A file of one DSS part is streamed to [`Staging::stage`]. A larger one is a multipart
-    /// upload whose parts the SDK reads from the file, so none is held in memory, tagged once
-    /// it completes.
-    async fn stage_file(
+    /// A multipart upload whose parts the SDK reads from the file, tagged once it completes.
+    async fn stage_parts(
         &self,
         bucket: &str,
         key: &str,
-        file: LocalFile<'_>,
-    ) -> Result<Checksums, BlobError> {
-        let store = self.store(bucket)?;
-        match store.put_file(key, &file).await? {
-            Some(sums) => Ok(sums),
-            None => stream_file(self, bucket, key, file).await,
-        }
+        file: &LocalFile<'_>,
+    ) -> Result<Option<Checksums>, BlobError> {
+        self.store(bucket)?.put_file(key, file).await.map(Some)
     }
 }

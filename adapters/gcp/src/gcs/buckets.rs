@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use dss_shared::checksum::Checksums;
 use dss_shared::ports::{
     BlobError, BlobStore, Buckets, ByteStream, Declared, LocalFile, Staging, stage_options,
-    staged_checksums, stream_file, valid_bucket_name,
+    staged_checksums, valid_bucket_name,
 };
 
 use super::GcsBlobStore;
@@ -92,17 +92,13 @@ impl Staging for GcsBuckets {
         staged_checksums(store.put_object(key, body, opts, true).await?)
     }
 
-    /// A file of one DSS part is streamed to [`Staging::stage`]. A larger one is a resumable
-    /// upload whose chunks are read from the file, so none is held in memory.
-    async fn stage_file(
+    /// A resumable upload whose chunks are read from the file.
+    async fn stage_parts(
         &self,
         bucket: &str,
         key: &str,
-        file: LocalFile<'_>,
-    ) -> Result<Checksums, BlobError> {
-        match self.store(bucket)?.put_file(key, &file).await? {
-            Some(meta) => staged_checksums(meta),
-            None => stream_file(self, bucket, key, file).await,
-        }
+        file: &LocalFile<'_>,
+    ) -> Result<Option<Checksums>, BlobError> {
+        staged_checksums(self.store(bucket)?.put_file(key, file).await?).map(Some)
     }
 }

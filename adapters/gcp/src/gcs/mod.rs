@@ -218,22 +218,15 @@ impl GcsBlobStore {
     }
 
     /// Stages the local file `file` as `key`, declaring its checksums, in a resumable upload
-    /// whose chunks are read from the file, if it is larger than one DSS part; `None` for a
-    /// smaller file.
+    /// whose chunks (DSS parts) are read from the file.
     pub(crate) async fn put_file(
         &self,
         key: &str,
         file: &LocalFile<'_>,
-    ) -> Result<Option<ObjectMeta>, BlobError> {
+    ) -> Result<ObjectMeta, BlobError> {
         check_key(key)?;
         let part = s3_part_size(file.size);
-        if file.size <= part {
-            return Ok(None);
-        }
-        upload::put_file(self, key, file, part, true)
-            .await?
-            .meta()
-            .map(Some)
+        upload::put_file(self, key, file, part, true).await?.meta()
     }
 
     /// Replaces the custom metadata of `key` (keeping its bytes).

@@ -1,13 +1,10 @@
 //! Uploads: one multipart request for a body of at most one part, else a resumable upload whose
 //! last chunk waits until the body is verified.
 
-use std::path::Path;
-use std::time::SystemTime;
-
 use bytes::{Bytes, BytesMut};
 use dss_shared::checksum::{Checksums, declaration, s3_part_size};
 use dss_shared::ports::{BlobError, ByteStream, LocalFile, PutMode, PutOptions, stage_options};
-use dss_shared::upload::{Hashing, content_type, ended, fill, hash, read_file, verify};
+use dss_shared::upload::{Hashing, content_type, ended, fill, hash, hash_file, verify};
 use reqwest::StatusCode;
 
 use super::object::{self, Object, hex_of};
@@ -177,54 +174,22 @@ pub async fn put_file(
     part: u64,
     declare: bool,
 ) -> Result<Object, BlobError> {
-    let before = stamp(file.path).await?;
-    if before.0 != file.size {
-        return Err(BlobError::SizeMismatch {
-            expected: file.size,
-            got: before.0,
-        });
-    }
+    let before = file.listed().await?;
     let opts = stage_options(file.size, file.content_type);
-    let (path, size) = (file.path.to_path_buf(), file.size);
-    let mut hasher = Hashing::for_put(&opts);
-    let hashing = tokio::task::spawn_blocking(move || {
-        read_file(&path, 0, size, |chunk| hasher.update(chunk)).map(|()| hasher)
-    });
+    let hashing = hash_file(file.path, file.size, Hashing::for_put(&opts));
     let session = start(store, key, &opts, declare).await?;
     let outcome = async {
-        let mut offset = 0;
+        let (size, mut offset) = (file.size, 0);
         while size - offset > part {
-            offset += chunk(
-                store,
-                key,
-                &session,
-                range(file, offset, part).await?,
-                offset,
-                None,
-            )
-            .await?;
+            let body = range(file, offset, part).await?;
+            offset += chunk(store, key, &session, body, offset, None).await?;
             (file.sent)(part);
         }
-        let hasher = hashing
-            .await
-            .map_err(|e| BlobError::Backend(format!("hashing failed: {e}")))??;
-        let sums = hasher.finish();
-        if stamp(file.path).await? != before {
-            return Err(BlobError::Body(std::io::Error::other(
-                "the file changed while it was uploaded",
-            )));
-        }
-        let last = size - offset;
-        chunk(
-            store,
-            key,
-            &session,
-            range(file, offset, last).await?,
-            offset,
-            Some(size),
-        )
-        .await?;
-        (file.sent)(last);
+        let sums = hashing.await?.finish();
+        file.unchanged(&before).await?;
+        let body = range(file, offset, size - offset).await?;
+        chunk(store, key, &session, body, offset, Some(size)).await?;
+        (file.sent)(size - offset);
         Ok::<_, BlobError>(sums)
     }
     .await;
@@ -245,12 +210,6 @@ async fn range(file: &LocalFile<'_>, offset: u64, len: u64) -> Result<Chunk, Blo
         body: reqwest::Body::wrap_stream(stream),
         len,
     })
-}
-
-/// A local file's size and modification time, to tell whether it changed.
-async fn stamp(path: &Path) -> Result<(u64, Option<SystemTime>), BlobError> {
-    let meta = tokio::fs::metadata(path).await.map_err(BlobError::Body)?;
-    Ok((meta.len(), meta.modified().ok()))
 }
 
 /// Starts a resumable upload of `key`: its session URL.
