@@ -271,6 +271,9 @@ async fn receiver(status: u16) -> (String, std::sync::Arc<std::sync::atomic::Ato
 async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
     let s = server().await;
     let notify = second_process(&s, "[notify]\ncallback_allow = [\"127.0.0.1\"]\n");
+    // The daemon's queue must exist before the bundle's event is published (as `dss infra
+    // local` makes it before a deployment runs), not whenever the spawned daemon gets to it.
+    notify.declare_queues().await.expect("queues");
     let stop = tokio_util::sync::CancellationToken::new();
     let (dep, token) = (notify.clone(), stop.clone());
     tokio::spawn(async move { dss_notify::run(&dep, token).await });
