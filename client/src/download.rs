@@ -46,6 +46,11 @@ pub struct DownloadOptions {
     pub concurrency: usize,
     /// How large files are fetched in ranges over several connections.
     pub ranges: Ranges,
+    /// Flush each file (and its directory) to the disk before the download reports it, so it
+    /// outlives a crash of the machine. Off, a file is as durable as any copied file: a crash
+    /// soon after can lose its last bytes, and running the download again finds and fetches
+    /// what is missing or wrong (every file present is checked against its size and hashes).
+    pub fsync: bool,
 }
 
 /// What a download wrote.
@@ -90,7 +95,6 @@ pub(crate) struct Entry {
     version: String,
     pub(crate) size: u64,
     sha256: String,
-    sha1: String,
     crc32c: String,
 }
 
@@ -120,7 +124,6 @@ impl Entry {
                 .to_string(),
             size,
             sha256: s("sha256")?,
-            sha1: s("sha1")?,
             crc32c: s("crc32c")?,
             name,
         })
@@ -238,9 +241,6 @@ fn mismatches(e: &Entry, hasher: Verifier) -> Vec<&'static str> {
     if got.sha256 != e.sha256 {
         bad.push("sha256");
     }
-    if got.sha1 != e.sha1 {
-        bad.push("sha1");
-    }
     if got.crc32c != e.crc32c {
         bad.push("crc32c");
     }
@@ -347,12 +347,29 @@ async fn fetch_file(
         }
         fresh_tried = true;
     }
+    if opts.fsync {
+        sync(&part).await?;
+    }
     tokio::fs::rename(&part, &dest)
         .await
         .map_err(|err| ClientError::io(&dest, err))?;
+    if opts.fsync
+        && let Some(dir) = dest.parent()
+    {
+        sync(dir).await?;
+    }
     ranged::forget(&part).await?;
     progress.file_done(&e.name);
     Ok(done(false))
+}
+
+/// Flushes the file or directory at `path` to the disk.
+async fn sync(path: &Path) -> Result<(), ClientError> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&p)?.sync_all())
+        .await
+        .map_err(|err| ClientError::Invalid(format!("fsync thread: {err}")))?
+        .map_err(|err| ClientError::io(path, err))
 }
 
 /// One attempt: appends the bytes still missing to `part` and returns the hash of all of it.
@@ -410,10 +427,6 @@ async fn attempt(
             }
         }
         file.flush()
-            .await
-            .map_err(|err| ClientError::io(part, err))?;
-        file.get_ref()
-            .sync_all()
             .await
             .map_err(|err| ClientError::io(part, err))?;
         Ok(())

@@ -2,7 +2,9 @@
 //! cloud store is often slower than the disk and the hashes): each range is written at its
 //! offset into the file's `.part`, the finished ranges are listed in `.part.ranges` so that an
 //! interrupted run fetches only the others, and the bytes are hashed in order while later
-//! ranges still arrive.
+//! ranges still arrive. The ledger is not flushed to the disk with the bytes: after a crash of
+//! the machine it may list a range whose bytes were lost, which the file's hashes then show,
+//! and the file is fetched again from the start.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -278,10 +280,6 @@ async fn fetch_range(
             });
         }
         file.flush()
-            .await
-            .map_err(|err| ClientError::io(part, err))?;
-        file.get_ref()
-            .sync_data()
             .await
             .map_err(|err| ClientError::io(part, err))?;
         Ok(true)

@@ -1,8 +1,9 @@
-//! The checks of a downloaded file: size, SHA-256, SHA-1 and CRC-32C in one pass. (The S3 ETag
-//! is not checked: it depends on the part size the uploader chose.)
+//! The checks of a downloaded file: size, SHA-256 and CRC-32C in one pass. SHA-1 is not
+//! computed: once the SHA-256 matches it cannot tell anything more, and it would cost as much
+//! CPU again. (The S3 ETag is not checked either: it depends on the part size the uploader
+//! chose.)
 
 use bytes::Bytes;
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::files::Feed;
@@ -10,7 +11,6 @@ use crate::files::Feed;
 /// What a file's bytes hash to so far.
 pub struct Verifier {
     sha256: Sha256,
-    sha1: Sha1,
     crc32c: u32,
     len: u64,
 }
@@ -21,8 +21,6 @@ pub struct Digests {
     pub len: u64,
     /// SHA-256.
     pub sha256: String,
-    /// SHA-1.
-    pub sha1: String,
     /// CRC-32C, big-endian.
     pub crc32c: String,
 }
@@ -32,7 +30,6 @@ impl Verifier {
     pub fn new() -> Self {
         Self {
             sha256: Sha256::new(),
-            sha1: Sha1::new(),
             crc32c: 0,
             len: 0,
         }
@@ -41,7 +38,6 @@ impl Verifier {
     /// Hashes `data`.
     pub fn update(&mut self, data: &[u8]) {
         self.sha256.update(data);
-        self.sha1.update(data);
         self.crc32c = crc32c::crc32c_append(self.crc32c, data);
         self.len += data.len() as u64;
     }
@@ -51,7 +47,6 @@ impl Verifier {
         Digests {
             len: self.len,
             sha256: hex::encode(self.sha256.finalize()),
-            sha1: hex::encode(self.sha1.finalize()),
             crc32c: format!("{:08x}", self.crc32c),
         }
     }
@@ -76,9 +71,6 @@ mod tests {
         let got = v.finish();
         let want = dss_shared::checksum::checksums_of(&data);
         assert_eq!(got.len, 100_000);
-        assert_eq!(
-            (got.sha256, got.sha1, got.crc32c),
-            (want.sha256, want.sha1, want.crc32c)
-        );
+        assert_eq!((got.sha256, got.crc32c), (want.sha256, want.crc32c));
     }
 }

@@ -121,6 +121,7 @@ fn download_opts() -> DownloadOptions {
         version: None,
         concurrency: 4,
         ranges: Ranges::default(),
+        fsync: false,
     }
 }
 
@@ -374,6 +375,8 @@ async fn a_large_file_downloads_in_ranges_and_resumes_with_the_ranges_it_has() {
             size: RANGE as u64,
             streams: 3,
         },
+        // Each file flushed to the disk (and its directory) before it takes its name.
+        fsync: true,
         ..download_opts()
     };
     let out = tempfile::tempdir().unwrap();

@@ -98,6 +98,10 @@ pub struct DownloadArgs {
     /// Ranges of one file fetched at once (1: each file in one request).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     streams_per_file: u64,
+    /// Flush each file to the disk before it takes its name, so that it outlives a crash of the
+    /// machine (without it, running the command again fetches whatever a crash lost).
+    #[arg(long)]
+    fsync: bool,
 }
 
 /// Arguments of `dss search`.
@@ -256,6 +260,7 @@ impl DownloadArgs {
                 size: self.range_mib << 20,
                 streams: self.streams_per_file as usize,
             },
+            fsync: self.fsync,
         };
         let bar = Arc::new(Transfer::new("download"));
         let progress: Arc<dyn Progress> = bar.clone();
