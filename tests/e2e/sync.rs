@@ -108,15 +108,13 @@ async fn a_sync_killed_mid_copy_is_finished_by_its_successor() {
     // Large enough that the copy into gcp (all four checksums) is seen under way.
     let big: Vec<u8> = (0..400_000_000u32).map(|i| (i % 253) as u8).collect();
     let file = dss.upload(V, big.clone(), "application/octet-stream").await;
-    let tmp = dss.dir.path().join("data/buckets/gcp/.tmp");
+    let gcp = dss.dir.path().join("data/buckets/gcp");
     let mut seen = false;
     for _ in 0..30000 {
-        let partial = std::fs::read_dir(&tmp)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
-            })
-            .unwrap_or(false);
+        // A file in gcp holding some of the blob's bytes (not the small metadata documents).
+        let partial = files_under(&gcp)
+            .iter()
+            .any(|len| (1 << 20..big.len() as u64).contains(len));
         if partial {
             seen = true;
             break;
@@ -130,4 +128,17 @@ async fn a_sync_killed_mid_copy_is_finished_by_its_successor() {
         download(&dss, &file, "gcp").await == big,
         "the copy is complete"
     );
+}
+
+/// The sizes of the files below `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => sizes.extend(files_under(&e.path())),
+            Ok(_) => sizes.extend(e.metadata().map(|m| m.len())),
+            Err(_) => {}
+        }
+    }
+    sizes
 }

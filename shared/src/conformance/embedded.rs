@@ -102,6 +102,100 @@ async fn local_bucket_without_fsync_conforms() {
     super::blob::copies_between(&store, &main, "two/").await;
 }
 
+/// Copies between local buckets write a new key's file at its own path (no temp file, no
+/// rename); a refused copy leaves no file there; an unrecorded file left at a key's path (a
+/// copy cut off by a crash) is replaced through a temp file, and as a source it is missing,
+/// not corrupt; an object is overwritten whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_copies_are_written_in_place_and_a_refused_one_leaves_no_file() {
+    use crate::checksum::checksums_of;
+    use crate::ports::blob::{BlobError, BlobStore, PutOptions};
+    use crate::transfer::{CopySource, copy_object};
+    use std::sync::atomic::AtomicU64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
+    let buckets =
+        crate::embedded::LocalBuckets::new(&db, dir.path().to_path_buf(), None, system(), false);
+    let main = buckets.create("main").expect("create");
+    let dest = buckets.create("dest").expect("create");
+    let copy =
+        |key: &'static str, sums: crate::checksum::Checksums, size: u64, to: &'static str| {
+            let (main, dest) = (main.clone(), dest.clone());
+            async move {
+                let source = CopySource {
+                    store: &main,
+                    key,
+                    checksums: &sums,
+                    size,
+                    content_type: "application/octet-stream",
+                };
+                copy_object(source, &dest, to, Arc::new(AtomicU64::new(0))).await
+            }
+        };
+    let (a, b) = (
+        bytes::Bytes::from(vec![1u8; 70_000]),
+        bytes::Bytes::from(vec![2u8; 5_000]),
+    );
+    for (k, v) in [("src/a", &a), ("src/b", &b)] {
+        main.put_bytes(k, v.clone(), PutOptions::default())
+            .await
+            .expect("put");
+    }
+    let temps = |d: &LocalBlobStore| {
+        let t = d
+            .local_file("x")
+            .expect("path")
+            .parent()
+            .expect("root")
+            .join(".tmp");
+        std::fs::read_dir(t).expect("temp dir").count()
+    };
+    let path = |k: &str| dest.local_file(k).expect("path");
+
+    copy("src/a", checksums_of(&a), 70_000, "out/a")
+        .await
+        .expect("copy");
+    assert_eq!(std::fs::read(path("out/a")).expect("file"), a.to_vec());
+    assert_eq!(dest.get_bytes("out/a").await.expect("get"), a);
+    assert_eq!(temps(&dest), 0, "no temp file left");
+
+    let mut wrong = checksums_of(&a);
+    wrong.crc32c = "00000000".into();
+    let r = copy("src/a", wrong, 70_000, "out/liar").await;
+    assert!(matches!(r, Err(BlobError::ChecksumMismatch(_))), "{r:?}");
+    assert!(!path("out/liar").exists(), "a refused copy leaves no file");
+    let r = copy("src/none", checksums_of(&b), 5_000, "out/none").await;
+    assert!(matches!(r, Err(BlobError::NotFound(_))), "{r:?}");
+    assert!(
+        !path("out/none").exists(),
+        "a copy of nothing leaves no file"
+    );
+
+    std::fs::write(path("out/stale"), b"left by a crash").expect("write");
+    assert!(
+        dest.head("out/stale").await.expect("head").is_none(),
+        "not an object"
+    );
+    copy("src/b", checksums_of(&b), 5_000, "out/stale")
+        .await
+        .expect("copy");
+    assert_eq!(dest.get_bytes("out/stale").await.expect("get"), b);
+    assert_eq!(std::fs::read(path("out/stale")).expect("file"), b.to_vec());
+
+    // Such a file in the source is no object either: not there yet, rather than corrupt.
+    let ghost = main.local_file("src/ghost").expect("path");
+    std::fs::write(&ghost, b"half a copy").expect("write");
+    let r = copy("src/ghost", checksums_of(&b), 5_000, "out/ghost").await;
+    assert!(matches!(r, Err(BlobError::NotFound(_))), "{r:?}");
+    assert!(!path("out/ghost").exists(), "nothing copied");
+
+    copy("src/b", checksums_of(&b), 5_000, "out/a")
+        .await
+        .expect("overwrite");
+    assert_eq!(dest.get_bytes("out/a").await.expect("get"), b);
+    assert_eq!(temps(&dest), 0, "no temp file left");
+}
+
 #[tokio::test]
 async fn local_blob_store_refuses_symlink_escapes() {
     use crate::ports::blob::{BlobError, BlobStore, PutOptions};

@@ -93,7 +93,7 @@ fn remove_abandoned(tmp: &Path) {
 /// `hashing` as it goes; returns it with the length written. `progress` counts the bytes.
 fn copy_file(
     from: &Path,
-    to: &Path,
+    mut dst: std::fs::File,
     cap: usize,
     fsync: bool,
     key: &str,
@@ -110,7 +110,6 @@ fn copy_file(
             std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
             _ => io_err("open source", e),
         })?;
-    let mut dst = std::fs::File::create(to).map_err(|e| io_err("create temp file", e))?;
     let mut len = 0u64;
     let mut buf = vec![0u8; cap.max(1)];
     loop {
@@ -119,15 +118,57 @@ fn copy_file(
             break;
         }
         dst.write_all(&buf[..n])
-            .map_err(|e| io_err("write temp file", e))?;
+            .map_err(|e| io_err("write copy", e))?;
         hashing.update_slice(&buf[..n]);
         len += n as u64;
         progress.add(n as u64);
     }
     if fsync {
-        dst.sync_data().map_err(|e| io_err("fsync temp file", e))?;
+        dst.sync_data().map_err(|e| io_err("fsync copy", e))?;
     }
     Ok((hashing, len))
+}
+
+/// Where a put's bytes are written before the put is placed.
+#[derive(Debug, Clone)]
+enum Spooled {
+    /// A temp file, renamed over the object's path when placed.
+    Temp(PathBuf),
+    /// The object's own path, created there because nothing was (the file is inode `ino`): an
+    /// object is visible only once its row is committed, so no reader sees the file before,
+    /// and placing it needs no rename.
+    InPlace { path: PathBuf, ino: u64 },
+}
+
+impl Spooled {
+    /// Opens a new file for a copy to `dest`: at `dest` itself when nothing is there, else the
+    /// temp file `tmp`.
+    fn create(dest: &Path, tmp: PathBuf) -> Result<(std::fs::File, Self), BlobError> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(dest);
+        match opened {
+            Ok(f) => {
+                let ino = f.metadata().map_err(|e| io_err("stat copy", e))?.ino();
+                let path = dest.to_path_buf();
+                Ok((f, Self::InPlace { path, ino }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let f = std::fs::File::create(&tmp).map_err(|e| io_err("create temp file", e))?;
+                Ok((f, Self::Temp(tmp)))
+            }
+            Err(e) => Err(io_err("create copy", e)),
+        }
+    }
+
+    /// Whether the file written in place is still the one at its path.
+    fn still_there(path: &Path, ino: u64) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.ino() == ino)
+    }
 }
 
 impl From<DbError> for BlobError {
@@ -474,7 +515,7 @@ impl LocalBlobStore {
     async fn finish_put(
         &self,
         key: &str,
-        tmp: PathBuf,
+        spooled: Spooled,
         sums: Checksums,
         size: u64,
         opts: PutOptions,
@@ -482,7 +523,7 @@ impl LocalBlobStore {
         if let Some(expected) = &opts.expected {
             let bad = expected.mismatches(&sums);
             if !bad.is_empty() {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                self.discard(key, spooled).await;
                 return Err(BlobError::ChecksumMismatch(bad));
             }
         }
@@ -498,19 +539,19 @@ impl LocalBlobStore {
             origin: opts.origin,
             correlation_id: None,
         };
-        self.commit(key, tmp, meta, opts.mode).await
+        self.commit(key, spooled, meta, opts.mode).await
     }
 
-    /// Renames a spooled file into place and records it, in one transaction with its event;
-    /// concurrent commits of the bucket share a transaction (group commit).
+    /// Puts a spooled file in place (a temp file by rename) and records it, in one transaction
+    /// with its event; concurrent commits of the bucket share a transaction (group commit).
     async fn commit(
         &self,
         key: &str,
-        tmp: PathBuf,
+        spooled: Spooled,
         meta: ObjectMeta,
         mode: PutMode,
     ) -> Result<ObjectMeta, BlobError> {
-        let placed = self.place(key, tmp.clone(), meta.clone(), mode).await;
+        let placed = self.place(key, spooled.clone(), meta.clone(), mode).await;
         match placed {
             Ok(woken) => {
                 for q in woken {
@@ -519,16 +560,48 @@ impl LocalBlobStore {
                 Ok(meta)
             }
             Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                self.discard(key, spooled).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Removes the file of a put that will not be placed. A file written in place is removed
+    /// only while it is still at its path and no object is recorded there, checked in a write
+    /// transaction (placements and deletes run in one), so a concurrent put's object is never
+    /// touched.
+    async fn discard(&self, key: &str, spooled: Spooled) {
+        let (path, ino) = match spooled {
+            Spooled::Temp(tmp) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return;
+            }
+            Spooled::InPlace { path, ino } => (path, ino),
+        };
+        let (bucket, k) = (self.bucket.clone(), key.to_string());
+        let removed = self
+            .db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let recorded = tx
+                    .prepare_cached("SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2")?
+                    .exists(params![bucket, k])?;
+                if !recorded && Spooled::still_there(&path, ino) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(key, error = %e, "could not remove the file of a failed copy");
         }
     }
 
     async fn place(
         &self,
         key: &str,
-        tmp: PathBuf,
+        spooled: Spooled,
         meta: ObjectMeta,
         mode: PutMode,
     ) -> Result<Vec<String>, BlobError> {
@@ -547,7 +620,7 @@ impl LocalBlobStore {
         );
         let work = Placement {
             bucket: self.bucket.clone(),
-            tmp,
+            spooled,
             dest,
             parent: parent.clone(),
             meta,
@@ -595,7 +668,7 @@ impl LocalBlobStore {
 /// One object to put in place and record, within a group's transaction.
 struct Placement {
     bucket: String,
-    tmp: PathBuf,
+    spooled: Spooled,
     dest: PathBuf,
     parent: PathBuf,
     meta: ObjectMeta,
@@ -616,8 +689,20 @@ impl Placement {
         if exists && w.mode == PutMode::Create {
             return Ok(Err(BlobError::AlreadyExists(m.key.clone())));
         }
-        if let Err(e) = std::fs::rename(&w.tmp, &w.dest) {
-            return Ok(Err(io_err("rename into place", e)));
+        match &w.spooled {
+            Spooled::Temp(tmp) => {
+                if let Err(e) = std::fs::rename(tmp, &w.dest) {
+                    return Ok(Err(io_err("rename into place", e)));
+                }
+            }
+            // A put that found this one's unrecorded file there renamed its own over it since.
+            Spooled::InPlace { ino, .. } if !Spooled::still_there(&w.dest, *ino) => {
+                return Ok(Err(BlobError::Backend(format!(
+                    "{}: a concurrent put of this key took its place; try again",
+                    m.key
+                ))));
+            }
+            Spooled::InPlace { .. } => {}
         }
         if w.power
             && let Err(e) = std::fs::File::open(&w.parent).and_then(|d| d.sync_all())
@@ -664,7 +749,8 @@ impl BlobStore for LocalBlobStore {
     ) -> Result<ObjectMeta, BlobError> {
         let copy_of = self.prepare_put(key, &opts).await?;
         let (tmp, sums, size) = self.spool(body, opts.size, copy_of).await?;
-        self.finish_put(key, tmp, sums, size, opts).await
+        self.finish_put(key, Spooled::Temp(tmp), sums, size, opts)
+            .await
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
@@ -776,7 +862,8 @@ impl BlobStore for LocalBlobStore {
             origin: None,
             ..src
         };
-        self.commit(to, tmp, meta, PutMode::Overwrite).await
+        self.commit(to, Spooled::Temp(tmp), meta, PutMode::Overwrite)
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, BlobError> {
@@ -853,8 +940,10 @@ impl BlobStore for LocalBlobStore {
     }
 
     /// From another local bucket: the source file is read, hashed (all four checksums, or
-    /// only the CRC-32C for [`Verify::Copy`]) and the temp file written in one blocking task (on
-    /// the calling thread for small objects of buckets that skip fsync) — no stream.
+    /// only the CRC-32C for [`Verify::Copy`]) and the copy written in one blocking task (on
+    /// the calling thread for small objects of buckets that skip fsync) — no stream. The copy
+    /// is written at the object's own path when no file is there (a new key: no rename needed
+    /// to place it), else into a temp file renamed over it.
     async fn copy_from(
         &self,
         src: &dyn BlobStore,
@@ -868,12 +957,18 @@ impl BlobStore for LocalBlobStore {
         };
         let copy_of = self.prepare_put(key, &opts).await?;
         let hashing = Hashing::new(opts.size, copy_of);
+        let dest = self.data_path(key)?;
+        let parent = dest
+            .parent()
+            .ok_or(BlobError::Backend("no parent".into()))?;
+        self.ready_dir(parent, &dest)?;
         let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let (t, fsync, missing) = (tmp.clone(), self.fsync, src_key.to_string());
+        let (file, spooled) = Spooled::create(&dest, tmp)?;
+        let (fsync, missing) = (self.fsync, src_key.to_string());
         let cap = opts.size.map_or(WRITE_BUFFER, |n| {
             (n as usize).saturating_add(1).min(WRITE_BUFFER)
         });
-        let copy = move || copy_file(&path, &t, cap, fsync, &missing, hashing, &progress);
+        let copy = move || copy_file(&path, file, cap, fsync, &missing, hashing, &progress);
         let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_COPY_MAX) {
             // Small and not fsynced: cheaper here than a hop to the blocking pool.
             copy()
@@ -883,13 +978,13 @@ impl BlobStore for LocalBlobStore {
                 .map_err(|e| BlobError::Backend(e.to_string()))
                 .and_then(|r| r)
         };
-        match copied {
+        let result = match copied {
             Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                self.discard(key, spooled).await;
                 Err(e)
             }
             Ok((_, len)) if opts.size.is_some_and(|s| s != len) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                self.discard(key, spooled).await;
                 Err(BlobError::SizeMismatch {
                     expected: opts.size.unwrap_or(0),
                     got: len,
@@ -897,8 +992,20 @@ impl BlobStore for LocalBlobStore {
             }
             Ok((hashing, len)) => {
                 let sums = hashing.finish();
-                self.finish_put(key, tmp, sums, len, opts).await.map(Some)
+                self.finish_put(key, spooled, sums, len, opts)
+                    .await
+                    .map(Some)
             }
+        };
+        match result {
+            // Bytes that do not match may be a copy into the source cut off by a crash, at its
+            // path but never recorded: the source has no such object (yet).
+            Err(BlobError::ChecksumMismatch(_) | BlobError::SizeMismatch { .. })
+                if src.head(src_key).await?.is_none() =>
+            {
+                Err(BlobError::NotFound(src_key.to_string()))
+            }
+            r => r,
         }
     }
 
