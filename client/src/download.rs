@@ -46,10 +46,11 @@ pub struct DownloadOptions {
     pub concurrency: usize,
     /// How large files are fetched in ranges over several connections.
     pub ranges: Ranges,
-    /// Flush each file (and its directory) to the disk before the download reports it, so it
-    /// outlives a crash of the machine. Off, a file is as durable as any copied file: a crash
-    /// soon after can lose its last bytes, and running the download again finds and fetches
-    /// what is missing or wrong (every file present is checked against its size and hashes).
+    /// Flush each file to the disk before it takes its name, and each directory that gained a
+    /// name before the download reports, so the files outlive a crash of the machine. Off, a
+    /// file is as durable as any copied file: a crash soon after can lose its last bytes, and
+    /// running the download again finds and fetches what is missing or wrong (every file
+    /// present is checked against its size and hashes).
     pub fsync: bool,
 }
 
@@ -214,6 +215,17 @@ pub async fn download_bundle(
             failures,
         });
     }
+    if opts.fsync {
+        // The new names: each directory that gained one, once.
+        let dirs: std::collections::BTreeSet<&Path> = files
+            .iter()
+            .filter(|f| !f.already_present)
+            .filter_map(|f| f.path.parent())
+            .collect();
+        for dir in dirs {
+            sync(dir).await?;
+        }
+    }
     // The manifest as a file beside the bundle's files, as the official CLI writes it (unless
     // the bundle has a file of that name).
     let manifest = (!entries.iter().any(|e| e.name == MANIFEST)).then(|| bundle_dir.join(MANIFEST));
@@ -353,11 +365,6 @@ async fn fetch_file(
     tokio::fs::rename(&part, &dest)
         .await
         .map_err(|err| ClientError::io(&dest, err))?;
-    if opts.fsync
-        && let Some(dir) = dest.parent()
-    {
-        sync(dir).await?;
-    }
     ranged::forget(&part).await?;
     progress.file_done(&e.name);
     Ok(done(false))

@@ -226,7 +226,7 @@ impl GcsBlobStore {
     ) -> Result<ObjectMeta, BlobError> {
         check_key(key)?;
         let part = s3_part_size(file.size);
-        upload::put_file(self, key, file, part, true).await?.meta()
+        upload::put_file(self, key, file, part).await?.meta()
     }
 
     /// Replaces the custom metadata of `key` (keeping its bytes).

@@ -166,18 +166,17 @@ async fn resumable(
 /// Stages the local file `file` as `key` in a resumable upload whose chunks (of `part` bytes)
 /// are read from the file as they are sent, while one pass over the file computes its
 /// checksums: nothing is held in memory. The last chunk goes once the file is hashed, its size
-/// verified and the file found unchanged.
+/// verified and the file found unchanged. The object declares its checksums (`hca-dss-*`).
 pub async fn put_file(
     store: &GcsBlobStore,
     key: &str,
     file: &LocalFile<'_>,
     part: u64,
-    declare: bool,
 ) -> Result<Object, BlobError> {
     let before = file.listed().await?;
     let opts = stage_options(file.size, file.content_type);
     let hashing = hash_file(file.path, file.size, Hashing::for_put(&opts));
-    let session = start(store, key, &opts, declare).await?;
+    let session = start(store, key, &opts, true).await?;
     let outcome = async {
         let (size, mut offset) = (file.size, 0);
         while size - offset > part {
@@ -193,7 +192,7 @@ pub async fn put_file(
         Ok::<_, BlobError>(sums)
     }
     .await;
-    finish(store, key, &session, outcome, &opts, declare).await
+    finish(store, key, &session, outcome, &opts, true).await
 }
 
 /// `len` bytes of `file` from `offset` on, read as they are sent.
