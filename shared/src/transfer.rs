@@ -9,7 +9,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::checksum::Checksums;
 use crate::ports::blob::{
-    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, ObjectMeta, PutOptions, Verify,
+    BatchCopy, BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, ObjectMeta, PutOptions,
+    Verify,
 };
 
 /// Whether `meta` is an object with exactly this content: its size and, where the store
@@ -46,14 +47,50 @@ pub async fn copy_object(
     dst_key: &str,
     progress: Arc<AtomicU64>,
 ) -> Result<ObjectMeta, BlobError> {
-    let opts = PutOptions {
+    let opts = copy_options(&src);
+    transfer(src.store, src.key, src.size, dst, dst_key, opts, progress).await
+}
+
+/// The put of a verified copy of `src`: its size, checksums (CRC-32C compared) and media type.
+fn copy_options(src: &CopySource<'_>) -> PutOptions {
+    PutOptions {
         content_type: Some(src.content_type.to_string()),
         size: Some(src.size),
         expected: Some(src.checksums.clone()),
         verify: Verify::Copy,
         ..Default::default()
-    };
-    transfer(src.store, src.key, src.size, dst, dst_key, opts, progress).await
+    }
+}
+
+/// Copies each `(source, destination key)` of `items` into `dst` as [`copy_object`] copies
+/// one: together where `dst` can ([`BlobStore::copy_batch`]; sources of one store), else one
+/// after another. One result per item, in order.
+pub async fn copy_objects(
+    items: &[(CopySource<'_>, String)],
+    dst: &dyn BlobStore,
+    progress: Arc<AtomicU64>,
+) -> Vec<Result<ObjectMeta, BlobError>> {
+    let one_store = items
+        .windows(2)
+        .all(|w| std::ptr::addr_eq(w[0].0.store, w[1].0.store));
+    if let (Some((first, _)), true) = (items.first(), one_store) {
+        let batch = items
+            .iter()
+            .map(|(s, key)| BatchCopy {
+                src_key: s.key.to_string(),
+                key: key.clone(),
+                opts: copy_options(s),
+            })
+            .collect();
+        if let Some(done) = dst.copy_batch(first.store, batch, progress.clone()).await {
+            return done;
+        }
+    }
+    let mut done = Vec::with_capacity(items.len());
+    for (s, key) in items {
+        done.push(copy_object(*s, dst, key, progress.clone()).await);
+    }
+    done
 }
 
 /// Copies `src_key` of `src` (of `size` bytes) to `dst_key` of `dst` as a put with `opts`:

@@ -200,6 +200,7 @@ async fn presigned_urls_serve_the_bytes_to_anyone() {
 async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checked_by_etag() {
     use dss_shared::transfer::{CopySource, copy_object};
     let (a, b) = (bucket("dss-copy-src").await, bucket("dss-copy-dst").await);
+    dss_shared::conformance::blob::copies_in_batches_between(&a, &b, "batch/").await;
     for (key, size) in [("small", 3000usize), ("big", 70 << 20)] {
         let body = data(size, size as u64);
         let sums = checksums_of(&body);

@@ -13,7 +13,7 @@ use dss_shared::model::{BundleFileEntry, ObjectKey};
 use std::collections::HashMap;
 
 use dss_shared::ports::{BlobError, BlobStore, ObjectMeta};
-use dss_shared::transfer::{CopySource, copy_object, holds};
+use dss_shared::transfer::{CopySource, copy_objects, holds};
 use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -125,14 +125,42 @@ fn classify(name: &str, e: BlobError) -> CopyError {
     }
 }
 
-async fn copy_one(
-    src: Arc<dyn BlobStore>,
-    f: Item,
-    target: Arc<Target>,
-    listed: Arc<Present>,
-    counters: Arc<Counters>,
-) -> Result<(), CopyError> {
-    let present = match &*listed {
+/// Files up to this size are copied in batches (see [`copy_objects`]): between local buckets
+/// that saves a task, a thread hop and most of a commit per file.
+const BATCH_MAX_SIZE: u64 = 1024 * 1024;
+/// Most files per batch.
+const BATCH_FILES: usize = 32;
+
+/// What one task copies: a large file, or a batch of small ones.
+enum Work {
+    One(Item),
+    Batch(Vec<Item>),
+}
+
+impl Work {
+    /// `files` in tasks for `concurrency` at a time: each large one alone, the small ones in
+    /// batches (in manifest order, so a batch's files share a directory) of up to
+    /// [`BATCH_FILES`], but at least `concurrency` of them where there are as many files (a
+    /// destination that cannot copy a batch at once copies its files one after another).
+    fn split(files: Vec<Item>, concurrency: usize) -> Vec<Work> {
+        let (small, large): (Vec<Item>, Vec<Item>) =
+            files.into_iter().partition(|f| f.size <= BATCH_MAX_SIZE);
+        let per_batch = small
+            .len()
+            .div_ceil(concurrency.max(1))
+            .clamp(1, BATCH_FILES);
+        let mut work: Vec<Work> = large.into_iter().map(Work::One).collect();
+        let mut small = small.into_iter().peekable();
+        while small.peek().is_some() {
+            work.push(Work::Batch(small.by_ref().take(per_batch).collect()));
+        }
+        work
+    }
+}
+
+/// Whether the destination holds `f` already (and it need not be renewed).
+async fn kept(f: &Item, target: &Target, listed: &Present) -> Result<bool, CopyError> {
+    let present = match listed {
         Some(map) => map.get(&f.dest_key).cloned(),
         None => target
             .store
@@ -140,28 +168,52 @@ async fn copy_one(
             .await
             .map_err(|e| classify(&f.name, e))?,
     };
-    let keep = present.is_some_and(|m| {
+    Ok(present.is_some_and(|m| {
         holds(&m, &f.checksums, f.size)
             && target
                 .renew_before_ms
                 .is_none_or(|t| unix_ms(m.created) >= t)
-    });
-    if keep {
-        counters.bytes.fetch_add(f.size, Ordering::Relaxed);
-    } else {
-        let blob = ObjectKey::blob(&f.checksums);
-        let source = CopySource {
-            store: &*src,
-            key: &blob,
-            checksums: &f.checksums,
-            size: f.size,
-            content_type: &f.content_type,
-        };
-        copy_object(source, &*target.store, &f.dest_key, counters.bytes.clone())
-            .await
-            .map_err(|e| classify(&f.name, e))?;
+    }))
+}
+
+async fn copy_work(
+    src: Arc<dyn BlobStore>,
+    work: Work,
+    target: Arc<Target>,
+    listed: Arc<Present>,
+    counters: Arc<Counters>,
+) -> Result<(), CopyError> {
+    let files = match work {
+        Work::One(f) => vec![f],
+        Work::Batch(files) => files,
+    };
+    let mut todo = Vec::with_capacity(files.len());
+    for f in files {
+        if kept(&f, &target, &listed).await? {
+            counters.bytes.fetch_add(f.size, Ordering::Relaxed);
+            counters.files.fetch_add(1, Ordering::Relaxed);
+        } else {
+            todo.push((ObjectKey::blob(&f.checksums), f));
+        }
     }
-    counters.files.fetch_add(1, Ordering::Relaxed);
+    let sources: Vec<(CopySource<'_>, String)> = todo
+        .iter()
+        .map(|(blob, f)| {
+            let source = CopySource {
+                store: &*src,
+                key: blob,
+                checksums: &f.checksums,
+                size: f.size,
+                content_type: &f.content_type,
+            };
+            (source, f.dest_key.clone())
+        })
+        .collect();
+    let copied = copy_objects(&sources, &*target.store, counters.bytes.clone()).await;
+    for ((_, f), r) in todo.iter().zip(copied) {
+        r.map_err(|e| classify(&f.name, e))?;
+        counters.files.fetch_add(1, Ordering::Relaxed);
+    }
     Ok(())
 }
 
@@ -190,11 +242,11 @@ pub(crate) async fn copy_files(
         counters.clone(),
         stop.clone(),
     ));
-    let copied = futures::stream::iter(files)
-        .map(|f| {
-            let job = copy_one(
+    let copied = futures::stream::iter(Work::split(files, concurrency))
+        .map(|w| {
+            let job = copy_work(
                 src.clone(),
-                f,
+                w,
                 target.clone(),
                 listed.clone(),
                 counters.clone(),
@@ -236,5 +288,50 @@ async fn report(
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(sizes: &[u64]) -> Vec<Item> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Item {
+                dest_key: format!("bundles/b/f{i}"),
+                name: format!("f{i}"),
+                checksums: dss_shared::checksum::checksums_of(&[]),
+                size,
+                content_type: "text/plain".into(),
+            })
+            .collect()
+    }
+
+    fn shape(work: &[Work]) -> Vec<usize> {
+        work.iter()
+            .map(|w| match w {
+                Work::One(_) => 0,
+                Work::Batch(b) => b.len(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_files_go_in_batches_enough_for_the_concurrency_large_ones_alone() {
+        let many = Work::split(files(&[10; 1000]), 8);
+        assert_eq!(many.len(), 32, "batches of 32");
+        assert!(shape(&many).iter().all(|&n| (1..=BATCH_FILES).contains(&n)));
+        assert_eq!(shape(&many).iter().sum::<usize>(), 1000, "every file once");
+        let few = Work::split(files(&[10; 20]), 8);
+        assert_eq!(
+            shape(&few),
+            vec![3, 3, 3, 3, 3, 3, 2],
+            "at least as many tasks as run at once"
+        );
+        let mixed = Work::split(files(&[BATCH_MAX_SIZE + 1, 5, BATCH_MAX_SIZE, 7]), 8);
+        assert_eq!(shape(&mixed), vec![0, 1, 1, 1], "the large file alone");
+        assert!(Work::split(Vec::new(), 8).is_empty());
     }
 }

@@ -664,3 +664,88 @@ pub async fn copies_between(src: &dyn BlobStore, dst: &dyn BlobStore, p: &str) {
         "missing source: {r:?}"
     );
 }
+
+/// Copies of several objects at once ([`crate::transfer::copy_objects`], batched where `dst`
+/// can): one result per object, in order; the good ones stored with the source checksums, a
+/// source whose bytes do not match its checksums refused and a missing one reported missing
+/// (neither leaving anything behind), progress counting only what was stored.
+pub async fn copies_in_batches_between(src: &dyn BlobStore, dst: &dyn BlobStore, p: &str) {
+    use crate::transfer::{CopySource, copy_objects};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let lens = [0usize, 10, 70_000, 200_000];
+    let mut bodies = Vec::new();
+    for (i, len) in lens.into_iter().enumerate() {
+        let body = data(len, 40 + i as u8);
+        src.put_bytes(
+            &format!("{p}xbatch/src-{i}"),
+            body.clone(),
+            PutOptions::default(),
+        )
+        .await
+        .expect("source put");
+        bodies.push(body);
+    }
+    let mut sums: Vec<_> = bodies.iter().map(|b| checksums_of(b)).collect();
+    // The last source's bytes are not what its checksums say (none of them: a store may
+    // compare the CRC-32C, or the ETag of a copy made by its server).
+    sums[3] = checksums_of(b"something else");
+    let keys: Vec<String> = (0..=lens.len())
+        .map(|i| format!("{p}xbatch/src-{i}"))
+        .collect();
+    let absent = checksums_of(b"absent");
+    let items: Vec<(CopySource<'_>, String)> = (0..=lens.len())
+        .map(|i| {
+            let (checksums, size) = match sums.get(i) {
+                Some(s) => (s, lens[i] as u64),
+                None => (&absent, 6),
+            };
+            let source = CopySource {
+                store: src,
+                key: &keys[i],
+                checksums,
+                size,
+                content_type: "text/plain",
+            };
+            (source, format!("{p}xbatch/dst-{i}"))
+        })
+        .collect();
+    let progress = Arc::new(AtomicU64::new(0));
+    let done = copy_objects(&items, dst, progress.clone()).await;
+    assert_eq!(done.len(), items.len(), "one result per object");
+    for i in 0..3 {
+        let m = done[i].as_ref().expect("copied");
+        assert_eq!(m.size, lens[i] as u64, "size of copy {i}");
+        let to = &items[i].1;
+        assert_eq!(
+            dst.get_bytes(to).await.expect("get"),
+            bodies[i],
+            "bytes of copy {i}"
+        );
+        let head = dst.head(to).await.expect("head").expect("stored");
+        assert_eq!(head.content_type, "text/plain");
+        if let Some(c) = &head.checksums {
+            assert_eq!(c, &sums[i], "copy {i} records the source checksums");
+        }
+    }
+    assert!(
+        matches!(&done[3], Err(BlobError::ChecksumMismatch(v)) if !v.is_empty()),
+        "corrupt source refused: {:?}",
+        done[3]
+    );
+    assert!(
+        matches!(&done[4], Err(BlobError::NotFound(_))),
+        "missing source: {:?}",
+        done[4]
+    );
+    for (_, to) in &items[3..] {
+        assert!(
+            dst.head(to).await.expect("head").is_none(),
+            "{to}: nothing stored"
+        );
+    }
+    assert_eq!(
+        progress.load(Ordering::Relaxed),
+        (lens[0] + lens[1] + lens[2]) as u64,
+        "progress counts the stored copies only"
+    );
+}

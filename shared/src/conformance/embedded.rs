@@ -100,6 +100,8 @@ async fn local_bucket_without_fsync_conforms() {
     let main = buckets.create("main").expect("create").with_fsync(true);
     super::blob::copies_between(&main, &store, "one/").await;
     super::blob::copies_between(&store, &main, "two/").await;
+    super::blob::copies_in_batches_between(&main, &store, "one/").await;
+    super::blob::copies_in_batches_between(&store, &main, "two/").await;
 }
 
 /// Copies between local buckets write a new key's file at its own path (no temp file, no

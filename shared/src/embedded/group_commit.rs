@@ -76,9 +76,32 @@ impl<W: Send + 'static, R: Send + 'static> GroupCommit<W, R> {
 
     /// Queues `work` and waits for its group to commit.
     pub(crate) async fn submit(&self, work: W) -> Result<R, DbError> {
-        let stopped = || DbError::Task("the group-commit writer stopped".into());
         let (reply, answer) = oneshot::channel();
         self.queue.send((work, reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+
+    /// Queues every write of `works` at once (so they share a group, up to [`MAX_GROUP`]) and
+    /// waits for them; one answer per write, in order.
+    pub(crate) async fn submit_all(&self, works: Vec<W>) -> Vec<Result<R, DbError>> {
+        let answers: Vec<_> = works
+            .into_iter()
+            .map(|work| {
+                let (reply, answer) = oneshot::channel();
+                self.queue.send((work, reply)).ok().map(|()| answer)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(match answer {
+                Some(a) => a.await.unwrap_or_else(|_| Err(stopped())),
+                None => Err(stopped()),
+            });
+        }
+        out
+    }
+}
+
+fn stopped() -> DbError {
+    DbError::Task("the group-commit writer stopped".into())
 }

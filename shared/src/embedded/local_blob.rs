@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,8 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::checksum::Checksums;
 use crate::clock::{SharedClock, unix_ms};
 use crate::ports::blob::{
-    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
-    PutMode, PutOptions, Verify,
+    BatchCopy, BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage,
+    ObjectMeta, PutMode, PutOptions, Verify,
 };
 use crate::ports::queue::{BucketEvent, BucketEventName};
 use crate::signing::UrlSigner;
@@ -89,12 +90,12 @@ fn remove_abandoned(tmp: &Path) {
     }
 }
 
-/// Copies the file at `from` into a new file `to` through one buffer of `cap` bytes, feeding
-/// `hashing` as it goes; returns it with the length written. `progress` counts the bytes.
+/// Copies the file at `from` into the new file `dst` through `buf`, feeding `hashing` as it
+/// goes; returns it with the length written. `progress` counts the bytes.
 fn copy_file(
     from: &Path,
     mut dst: std::fs::File,
-    cap: usize,
+    buf: &mut [u8],
     fsync: bool,
     key: &str,
     mut hashing: Hashing,
@@ -111,9 +112,8 @@ fn copy_file(
             _ => io_err("open source", e),
         })?;
     let mut len = 0u64;
-    let mut buf = vec![0u8; cap.max(1)];
     loop {
-        let n = src.read(&mut buf).map_err(|e| io_err("read source", e))?;
+        let n = src.read(buf).map_err(|e| io_err("read source", e))?;
         if n == 0 {
             break;
         }
@@ -129,6 +129,39 @@ fn copy_file(
     Ok((hashing, len))
 }
 
+/// The buffer a local copy of an object of `size` bytes reads through: all of it and one byte
+/// more (to see the end in the same read) up to [`WRITE_BUFFER`].
+fn copy_buffer(size: Option<u64>) -> usize {
+    size.map_or(WRITE_BUFFER, |n| {
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(WRITE_BUFFER)
+    })
+}
+
+/// A local copy's `result`, where bytes that do not match may be a copy into the source cut
+/// off by a crash, at its path but never recorded: then the source has no such object (yet).
+async fn source_missing(
+    src: &dyn BlobStore,
+    src_key: &str,
+    result: Result<ObjectMeta, BlobError>,
+) -> Result<ObjectMeta, BlobError> {
+    match result {
+        Err(BlobError::ChecksumMismatch(_) | BlobError::SizeMismatch { .. })
+            if src.head(src_key).await?.is_none() =>
+        {
+            Err(BlobError::NotFound(src_key.to_string()))
+        }
+        r => r,
+    }
+}
+
+/// A new temp file's path in the directory `tmp`.
+fn temp_path(tmp: &Path) -> PathBuf {
+    tmp.join(format!("{}.part", uuid::Uuid::new_v4()))
+}
+
 /// Where a put's bytes are written before the put is placed.
 #[derive(Debug, Clone)]
 enum Spooled {
@@ -141,9 +174,9 @@ enum Spooled {
 }
 
 impl Spooled {
-    /// Opens a new file for a copy to `dest`: at `dest` itself when nothing is there, else the
-    /// temp file `tmp`.
-    fn create(dest: &Path, tmp: PathBuf) -> Result<(std::fs::File, Self), BlobError> {
+    /// Opens a new file for a copy to `dest`: at `dest` itself when nothing is there, else a
+    /// new temp file in `tmp`.
+    fn create(dest: &Path, tmp: &Path) -> Result<(std::fs::File, Self), BlobError> {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let opened = std::fs::OpenOptions::new()
             .write(true)
@@ -157,6 +190,7 @@ impl Spooled {
                 Ok((f, Self::InPlace { path, ino }))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let tmp = temp_path(tmp);
                 let f = std::fs::File::create(&tmp).map_err(|e| io_err("create temp file", e))?;
                 Ok((f, Self::Temp(tmp)))
             }
@@ -419,7 +453,7 @@ impl LocalBlobStore {
         size: Option<u64>,
         copy_of: Option<Checksums>,
     ) -> Result<(PathBuf, Checksums, u64), BlobError> {
-        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let tmp = temp_path(&self.tmp);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let path = tmp.clone();
         let fsync = self.fsync;
@@ -520,14 +554,31 @@ impl LocalBlobStore {
         size: u64,
         opts: PutOptions,
     ) -> Result<ObjectMeta, BlobError> {
+        match self.verified(key, sums, size, opts.clone()) {
+            Ok(meta) => self.commit(key, spooled, meta, opts.mode).await,
+            Err(e) => {
+                self.discard(key, spooled).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The object a put of `size` bytes with checksums `sums` stores, once they are what
+    /// `opts` expects.
+    fn verified(
+        &self,
+        key: &str,
+        sums: Checksums,
+        size: u64,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
         if let Some(expected) = &opts.expected {
             let bad = expected.mismatches(&sums);
             if !bad.is_empty() {
-                self.discard(key, spooled).await;
                 return Err(BlobError::ChecksumMismatch(bad));
             }
         }
-        let meta = ObjectMeta {
+        Ok(ObjectMeta {
             key: key.to_string(),
             size,
             etag: sums.s3_etag.clone(),
@@ -538,8 +589,7 @@ impl LocalBlobStore {
             checksums: Some(sums),
             origin: opts.origin,
             correlation_id: None,
-        };
-        self.commit(key, spooled, meta, opts.mode).await
+        })
     }
 
     /// Puts a spooled file in place (a temp file by rename) and records it, in one transaction
@@ -605,6 +655,37 @@ impl LocalBlobStore {
         meta: ObjectMeta,
         mode: PutMode,
     ) -> Result<Vec<String>, BlobError> {
+        let work = self.placement(key, spooled, meta, mode)?;
+        let parent = work.parent.clone();
+        let placed = self.writer().submit(work).await?;
+        if placed.is_err() {
+            self.forget_dir(&parent);
+        }
+        placed
+    }
+
+    /// The bucket's group-commit writer of placements.
+    fn writer(&self) -> &GroupCommit<Placement, Placed> {
+        self.writer
+            .get_or_init(|| GroupCommit::start(&self.db, Placement::apply))
+    }
+
+    /// A failed placement's directory may have gone: it is checked again next time.
+    fn forget_dir(&self, parent: &Path) {
+        self.dirs_ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(parent);
+    }
+
+    /// What placing `spooled` as `key` writes, with the event it publishes.
+    fn placement(
+        &self,
+        key: &str,
+        spooled: Spooled,
+        meta: ObjectMeta,
+        mode: PutMode,
+    ) -> Result<Placement, BlobError> {
         let dest = self.data_path(key)?;
         let parent = dest
             .parent()
@@ -618,28 +699,44 @@ impl LocalBlobStore {
             BucketEventName::Created,
             meta.created,
         );
-        let work = Placement {
+        Ok(Placement {
             bucket: self.bucket.clone(),
             spooled,
             dest,
-            parent: parent.clone(),
+            parent,
             meta,
             mode,
             event,
             power: self.db.durability() == Durability::Power,
-        };
-        let writer = self
-            .writer
-            .get_or_init(|| GroupCommit::start(&self.db, Placement::apply));
-        let placed = writer.submit(work).await?;
-        if placed.is_err() {
-            // The directory may have gone: check it again next time.
-            self.dirs_ready
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&parent);
+        })
+    }
+
+    /// Opens the file a local copy to `key` writes (see [`Spooled::create`]), its directory
+    /// made ready.
+    fn open_copy(&self, key: &str) -> Result<(std::fs::File, Spooled), BlobError> {
+        let dest = self.data_path(key)?;
+        let parent = dest
+            .parent()
+            .ok_or(BlobError::Backend("no parent".into()))?;
+        self.ready_dir(parent, &dest)?;
+        Spooled::create(&dest, &self.tmp)
+    }
+
+    /// The object a local copy of `len` bytes hashed by `hashing` stores, once its size and
+    /// checksums are what `opts` expects.
+    fn verified_copy(
+        &self,
+        key: &str,
+        hashing: Hashing,
+        len: u64,
+        opts: &PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
+        match opts.size {
+            Some(expected) if expected != len => {
+                Err(BlobError::SizeMismatch { expected, got: len })
+            }
+            _ => self.verified(key, hashing.finish(), len, opts.clone()),
         }
-        placed
     }
 
     /// Creates the directory of an object and checks it resolves inside the bucket, once per
@@ -837,7 +934,7 @@ impl BlobStore for LocalBlobStore {
             .meta(from)
             .await?
             .ok_or_else(|| BlobError::NotFound(from.to_string()))?;
-        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let tmp = temp_path(&self.tmp);
         let (t, fsync) = (tmp.clone(), self.fsync);
         // Objects are replaced by rename, never modified in place, so a hard link is a safe copy.
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -957,18 +1054,10 @@ impl BlobStore for LocalBlobStore {
         };
         let copy_of = self.prepare_put(key, &opts).await?;
         let hashing = Hashing::new(opts.size, copy_of);
-        let dest = self.data_path(key)?;
-        let parent = dest
-            .parent()
-            .ok_or(BlobError::Backend("no parent".into()))?;
-        self.ready_dir(parent, &dest)?;
-        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let (file, spooled) = Spooled::create(&dest, tmp)?;
+        let (file, spooled) = self.open_copy(key)?;
         let (fsync, missing) = (self.fsync, src_key.to_string());
-        let cap = opts.size.map_or(WRITE_BUFFER, |n| {
-            (n as usize).saturating_add(1).min(WRITE_BUFFER)
-        });
-        let copy = move || copy_file(&path, file, cap, fsync, &missing, hashing, &progress);
+        let mut buf = vec![0u8; copy_buffer(opts.size)];
+        let copy = move || copy_file(&path, file, &mut buf, fsync, &missing, hashing, &progress);
         let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_COPY_MAX) {
             // Small and not fsynced: cheaper here than a hop to the blocking pool.
             copy()
@@ -978,35 +1067,134 @@ impl BlobStore for LocalBlobStore {
                 .map_err(|e| BlobError::Backend(e.to_string()))
                 .and_then(|r| r)
         };
-        let result = match copied {
+        let result = match copied.and_then(|(h, len)| self.verified_copy(key, h, len, &opts)) {
+            Ok(meta) => self.commit(key, spooled, meta, opts.mode).await,
             Err(e) => {
                 self.discard(key, spooled).await;
                 Err(e)
             }
-            Ok((_, len)) if opts.size.is_some_and(|s| s != len) => {
-                self.discard(key, spooled).await;
-                Err(BlobError::SizeMismatch {
-                    expected: opts.size.unwrap_or(0),
-                    got: len,
-                })
-            }
-            Ok((hashing, len)) => {
-                let sums = hashing.finish();
-                self.finish_put(key, spooled, sums, len, opts)
-                    .await
-                    .map(Some)
+        };
+        source_missing(src, src_key, result).await.map(Some)
+    }
+
+    /// Local sources only. The files are copied one after another in one blocking task through
+    /// one buffer (as `cp` would), then placed in one commit group.
+    async fn copy_batch(
+        &self,
+        src: &dyn BlobStore,
+        items: Vec<BatchCopy>,
+        progress: Arc<AtomicU64>,
+    ) -> Option<Vec<Result<ObjectMeta, BlobError>>> {
+        let paths = items
+            .iter()
+            .map(|i| src.local_file(&i.src_key))
+            .collect::<Option<Vec<_>>>()?;
+        let mut hashings = Vec::with_capacity(items.len());
+        for i in &items {
+            let copy_of = self.prepare_put(&i.key, &i.opts).await;
+            hashings.push(copy_of.map(|c| Hashing::new(i.opts.size, c)));
+        }
+        let cap = items.iter().map(|i| copy_buffer(i.opts.size)).max()?;
+        let keys: Vec<_> = items
+            .iter()
+            .map(|i| (i.key.clone(), i.src_key.clone()))
+            .collect();
+        let this = self.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; cap];
+            type Copied =
+                Result<(Spooled, Hashing, u64, CopyProgress), (Option<Spooled>, BlobError)>;
+            let copy = |(((key, src_key), path), hashing): (
+                ((String, String), PathBuf),
+                Result<Hashing, BlobError>,
+            )|
+             -> Copied {
+                let hashing = hashing.map_err(|e| (None, e))?;
+                let (file, spooled) = this.open_copy(&key).map_err(|e| (None, e))?;
+                let counted = CopyProgress::new(progress.clone());
+                match copy_file(
+                    &path, file, &mut buf, this.fsync, &src_key, hashing, &counted,
+                ) {
+                    Ok((h, len)) => Ok((spooled, h, len, counted)),
+                    Err(e) => {
+                        counted.undo();
+                        Err((Some(spooled), e))
+                    }
+                }
+            };
+            keys.into_iter()
+                .zip(paths)
+                .zip(hashings)
+                .map(copy)
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                let failed = |_| Err(BlobError::Backend(format!("copy task failed: {e}")));
+                return Some(items.iter().map(failed).collect());
             }
         };
-        match result {
-            // Bytes that do not match may be a copy into the source cut off by a crash, at its
-            // path but never recorded: the source has no such object (yet).
-            Err(BlobError::ChecksumMismatch(_) | BlobError::SizeMismatch { .. })
-                if src.head(src_key).await?.is_none() =>
-            {
-                Err(BlobError::NotFound(src_key.to_string()))
+        let mut results: Vec<Option<Result<ObjectMeta, BlobError>>> =
+            items.iter().map(|_| None).collect();
+        let (mut works, mut placing) = (Vec::new(), Vec::new());
+        for (i, w) in written.into_iter().enumerate() {
+            let item = &items[i];
+            let (spooled, hashing, len, counted) = match w {
+                Ok(w) => w,
+                Err((spooled, e)) => {
+                    if let Some(s) = spooled {
+                        self.discard(&item.key, s).await;
+                    }
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let placement = self
+                .verified_copy(&item.key, hashing, len, &item.opts)
+                .and_then(|meta| {
+                    let p =
+                        self.placement(&item.key, spooled.clone(), meta.clone(), item.opts.mode);
+                    p.map(|p| (p, meta))
+                });
+            match placement {
+                Ok((p, meta)) => {
+                    placing.push((i, p.parent.clone(), spooled, counted, meta));
+                    works.push(p);
+                }
+                Err(e) => {
+                    counted.undo();
+                    self.discard(&item.key, spooled).await;
+                    results[i] = Some(Err(e));
+                }
             }
-            r => r,
         }
+        let placed = self.writer().submit_all(works).await;
+        let mut woken = std::collections::BTreeSet::<String>::new();
+        for ((i, parent, spooled, counted, meta), r) in placing.into_iter().zip(placed) {
+            match r.map_err(BlobError::from).and_then(|r| r) {
+                Ok(queues) => {
+                    woken.extend(queues);
+                    results[i] = Some(Ok(meta));
+                }
+                Err(e) => {
+                    counted.undo();
+                    self.forget_dir(&parent);
+                    self.discard(&items[i].key, spooled).await;
+                    results[i] = Some(Err(e));
+                }
+            }
+        }
+        for q in woken {
+            self.db.waker(&q).notify_waiters();
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (item, r) in items.iter().zip(results) {
+            let r = r.unwrap_or_else(|| Err(BlobError::Backend("copy not attempted".into())));
+            out.push(source_missing(src, &item.src_key, r).await);
+        }
+        Some(out)
     }
 
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {

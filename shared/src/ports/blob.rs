@@ -199,6 +199,17 @@ impl CopyProgress {
     }
 }
 
+/// One object of [`BlobStore::copy_batch`]: `src_key` of the source, copied as `key`.
+#[derive(Debug, Clone)]
+pub struct BatchCopy {
+    /// The source object.
+    pub src_key: String,
+    /// Where it goes.
+    pub key: String,
+    /// The put's options (how it is checked).
+    pub opts: PutOptions,
+}
+
 /// One bucket.
 #[async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
@@ -269,6 +280,19 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
         _progress: Arc<CopyProgress>,
     ) -> Result<Option<ObjectMeta>, BlobError> {
         Ok(None)
+    }
+
+    /// Copies each of `items` here as [`BlobStore::copy_from`] would, together, when this
+    /// store can do that more cheaply than one by one (small files between local buckets: one
+    /// blocking task and one commit for the lot); `None` when it cannot. One result per item,
+    /// in order; `progress` counts the bytes written by the items that succeed.
+    async fn copy_batch(
+        &self,
+        _src: &dyn BlobStore,
+        _items: Vec<BatchCopy>,
+        _progress: Arc<AtomicU64>,
+    ) -> Option<Vec<Result<ObjectMeta, BlobError>>> {
+        None
     }
 
     /// Convenience: every object under `prefix`, in key order (for prefixes known to be small,

@@ -12,8 +12,8 @@ pub mod staging;
 pub mod subscriptions;
 
 pub use blob::{
-    BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage, ObjectMeta,
-    PutMode, PutOptions, Verify,
+    BatchCopy, BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage,
+    ObjectMeta, PutMode, PutOptions, Verify,
 };
 pub use buckets::{Buckets, valid_bucket_name};
 pub use collections::{CollectionIndex, CollectionIndexError};
