@@ -2,7 +2,7 @@
 //! 1,000 × 64 KiB and 4 × 256 MiB, from `POST /v1/bundles/{uuid}/checkout` until the job's
 //! status says `SUCCEEDED` (every file copied and verified by size and CRC-32C).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -74,14 +74,14 @@ async fn seed(
     Ok(bundle)
 }
 
-/// One checkout into a new bucket: the time from the POST to `SUCCEEDED`.
+/// One checkout into a new bucket: the time from the POST to `SUCCEEDED`, and the bucket.
 async fn checkout(
     s: &Server,
     http: &reqwest::Client,
     buckets: &Path,
     bundle: &str,
     run: usize,
-) -> Result<Duration> {
+) -> Result<(Duration, PathBuf)> {
     let dest = format!("bench-dest-{run}");
     std::fs::create_dir_all(buckets.join(&dest))?;
     let t = Instant::now();
@@ -112,13 +112,11 @@ async fn checkout(
             _ => bail!("checkout ended as {st}"),
         }
     }
-    let took = t.elapsed();
-    std::fs::remove_dir_all(buckets.join(&dest))?;
-    Ok(took)
+    Ok((t.elapsed(), buckets.join(&dest)))
 }
 
-/// `cp -r` of the plain files (and `cp -r` followed by `sync`).
-fn cp(plain: &Path, work: &Path, run: usize, sync: bool) -> Result<Duration> {
+/// `cp -r` of the plain files (and `cp -r` followed by `sync`): the time, and the copy.
+fn cp(plain: &Path, work: &Path, run: usize, sync: bool) -> Result<(Duration, PathBuf)> {
     let dst = work.join(format!("cp-dst-{run}"));
     let t = Instant::now();
     let ok = Command::new("cp").arg("-r").arg(plain).arg(&dst).status()?;
@@ -129,8 +127,14 @@ fn cp(plain: &Path, work: &Path, run: usize, sync: bool) -> Result<Duration> {
     if !ok.success() {
         bail!("cp failed");
     }
-    std::fs::remove_dir_all(&dst)?;
-    Ok(took)
+    Ok((took, dst))
+}
+
+fn remove(dirs: &mut Vec<PathBuf>) -> Result<()> {
+    for d in dirs.drain(..) {
+        std::fs::remove_dir_all(d)?;
+    }
+    Ok(())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -167,11 +171,23 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
             let plain = work.join(format!("plain-{durability}-{count}"));
             eprintln!("checkout bench: seeding {label} ({durability})");
             let bundle = seed(&s, &http, &plain, count, size, count as u64).await?;
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let (mut ours, mut theirs, mut copies) = (Vec::new(), Vec::new(), Vec::new());
             for run in 0..5 {
-                ours.push(checkout(&s, &http, &buckets, &bundle, run).await?);
-                theirs.push(cp(&plain, work, run, sync)?);
+                let (took, copy) = checkout(&s, &http, &buckets, &bundle, run).await?;
+                ours.push(took);
+                copies.push(copy);
+                let (took, copy) = cp(&plain, work, run, sync)?;
+                theirs.push(took);
+                copies.push(copy);
+                // The large copies go at once (they would fill the page cache). The small
+                // ones stay until the row is done: on a file system without a journal, ext4
+                // passes over inodes deleted in the last minutes when it allocates new ones,
+                // which would slow every later round, ours and cp's alike.
+                if count < 1000 {
+                    remove(&mut copies)?;
+                }
             }
+            remove(&mut copies)?;
             let (o, c) = (median(ours), median(theirs));
             let what = if sync {
                 "with fsync (`embedded.durability = power`)"
