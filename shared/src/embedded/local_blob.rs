@@ -38,11 +38,9 @@ use super::queue::publish_in_tx;
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 const READ_CHUNK: usize = 256 * 1024;
 /// Body chunks are gathered into buffers of this size before writing and hashing.
-const WRITE_BUFFER: usize = 1024 * 1024;
+pub(super) const WRITE_BUFFER: usize = 1024 * 1024;
 /// Whole-object reads up to this size run on the calling thread (a page-cache copy).
 const INLINE_READ_MAX: u64 = 64 * 1024;
-/// Local copies up to this size run on the calling thread when no fsync follows.
-const INLINE_COPY_MAX: u64 = 64 * 1024;
 /// Disk writeback is started after every this many bytes, so the final fsync waits for little.
 const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 
@@ -90,73 +88,6 @@ fn remove_abandoned(tmp: &Path) {
     }
 }
 
-/// Copies the file at `from` into the new file `dst` through `buf`, feeding `hashing` as it
-/// goes; returns it with the length written. `progress` counts the bytes.
-fn copy_file(
-    from: &Path,
-    mut dst: std::fs::File,
-    buf: &mut [u8],
-    fsync: bool,
-    key: &str,
-    mut hashing: Hashing,
-    progress: &CopyProgress,
-) -> Result<(Hashing, u64), BlobError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut src = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(from)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
-            _ => io_err("open source", e),
-        })?;
-    let mut len = 0u64;
-    loop {
-        let n = src.read(buf).map_err(|e| io_err("read source", e))?;
-        if n == 0 {
-            break;
-        }
-        dst.write_all(&buf[..n])
-            .map_err(|e| io_err("write copy", e))?;
-        hashing.update_slice(&buf[..n]);
-        len += n as u64;
-        progress.add(n as u64);
-    }
-    if fsync {
-        dst.sync_data().map_err(|e| io_err("fsync copy", e))?;
-    }
-    Ok((hashing, len))
-}
-
-/// The buffer a local copy of an object of `size` bytes reads through: all of it and one byte
-/// more (to see the end in the same read) up to [`WRITE_BUFFER`].
-fn copy_buffer(size: Option<u64>) -> usize {
-    size.map_or(WRITE_BUFFER, |n| {
-        usize::try_from(n)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1)
-            .min(WRITE_BUFFER)
-    })
-}
-
-/// A local copy's `result`, where bytes that do not match may be a copy into the source cut
-/// off by a crash, at its path but never recorded: then the source has no such object (yet).
-async fn source_missing(
-    src: &dyn BlobStore,
-    src_key: &str,
-    result: Result<ObjectMeta, BlobError>,
-) -> Result<ObjectMeta, BlobError> {
-    match result {
-        Err(BlobError::ChecksumMismatch(_) | BlobError::SizeMismatch { .. })
-            if src.head(src_key).await?.is_none() =>
-        {
-            Err(BlobError::NotFound(src_key.to_string()))
-        }
-        r => r,
-    }
-}
-
 /// A new temp file's path in the directory `tmp`.
 fn temp_path(tmp: &Path) -> PathBuf {
     tmp.join(format!("{}.part", uuid::Uuid::new_v4()))
@@ -164,7 +95,7 @@ fn temp_path(tmp: &Path) -> PathBuf {
 
 /// Where a put's bytes are written before the put is placed.
 #[derive(Debug, Clone)]
-enum Spooled {
+pub(super) enum Spooled {
     /// A temp file, renamed over the object's path when placed.
     Temp(PathBuf),
     /// The object's own path, created there because nothing was (the file is inode `ino`): an
@@ -176,7 +107,7 @@ enum Spooled {
 impl Spooled {
     /// Opens a new file for a copy to `dest`: at `dest` itself when nothing is there, else a
     /// new temp file in `tmp`.
-    fn create(dest: &Path, tmp: &Path) -> Result<(std::fs::File, Self), BlobError> {
+    pub(super) fn create(dest: &Path, tmp: &Path) -> Result<(std::fs::File, Self), BlobError> {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let opened = std::fs::OpenOptions::new()
             .write(true)
@@ -215,7 +146,7 @@ impl From<DbError> for BlobError {
     }
 }
 
-fn io_err(context: &str, e: std::io::Error) -> BlobError {
+pub(super) fn io_err(context: &str, e: std::io::Error) -> BlobError {
     if e.kind() == std::io::ErrorKind::StorageFull {
         BlobError::StorageFull(format!("{context}: {e}"))
     } else {
@@ -228,12 +159,12 @@ fn io_err(context: &str, e: std::io::Error) -> BlobError {
 pub struct LocalBlobStore {
     bucket: String,
     root: PathBuf,
-    tmp: PathBuf,
-    db: Db,
+    pub(super) tmp: PathBuf,
+    pub(super) db: Db,
     events_topic: Option<String>,
     signer: Option<UrlSigner>,
     clock: SharedClock,
-    fsync: bool,
+    pub(super) fsync: bool,
     writer: Arc<std::sync::OnceLock<GroupCommit<Placement, Placed>>>,
     dirs_ready: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
@@ -407,7 +338,7 @@ impl LocalBlobStore {
         Some((topic, serde_json::to_string(&event).unwrap_or_default()))
     }
 
-    fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
+    pub(super) fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
         let rel = keypath::to_path(key).map_err(|reason| BlobError::InvalidKey {
             key: key.to_string(),
             reason,
@@ -528,7 +459,7 @@ impl LocalBlobStore {
     }
 
     /// Checks a put before its body is read; returns the known checksums of a copy put.
-    async fn prepare_put(
+    pub(super) async fn prepare_put(
         &self,
         key: &str,
         opts: &PutOptions,
@@ -565,7 +496,7 @@ impl LocalBlobStore {
 
     /// The object a put of `size` bytes with checksums `sums` stores, once they are what
     /// `opts` expects.
-    fn verified(
+    pub(super) fn verified(
         &self,
         key: &str,
         sums: Checksums,
@@ -594,7 +525,7 @@ impl LocalBlobStore {
 
     /// Puts a spooled file in place (a temp file by rename) and records it, in one transaction
     /// with its event; concurrent commits of the bucket share a transaction (group commit).
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         key: &str,
         spooled: Spooled,
@@ -620,7 +551,7 @@ impl LocalBlobStore {
     /// only while it is still at its path and no object is recorded there, checked in a write
     /// transaction (placements and deletes run in one), so a concurrent put's object is never
     /// touched.
-    async fn discard(&self, key: &str, spooled: Spooled) {
+    pub(super) async fn discard(&self, key: &str, spooled: Spooled) {
         let (path, ino) = match spooled {
             Spooled::Temp(tmp) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
@@ -665,13 +596,13 @@ impl LocalBlobStore {
     }
 
     /// The bucket's group-commit writer of placements.
-    fn writer(&self) -> &GroupCommit<Placement, Placed> {
+    pub(super) fn writer(&self) -> &GroupCommit<Placement, Placed> {
         self.writer
             .get_or_init(|| GroupCommit::start(&self.db, Placement::apply))
     }
 
     /// A failed placement's directory may have gone: it is checked again next time.
-    fn forget_dir(&self, parent: &Path) {
+    pub(super) fn forget_dir(&self, parent: &Path) {
         self.dirs_ready
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -679,7 +610,7 @@ impl LocalBlobStore {
     }
 
     /// What placing `spooled` as `key` writes, with the event it publishes.
-    fn placement(
+    pub(super) fn placement(
         &self,
         key: &str,
         spooled: Spooled,
@@ -711,37 +642,9 @@ impl LocalBlobStore {
         })
     }
 
-    /// Opens the file a local copy to `key` writes (see [`Spooled::create`]), its directory
-    /// made ready.
-    fn open_copy(&self, key: &str) -> Result<(std::fs::File, Spooled), BlobError> {
-        let dest = self.data_path(key)?;
-        let parent = dest
-            .parent()
-            .ok_or(BlobError::Backend("no parent".into()))?;
-        self.ready_dir(parent, &dest)?;
-        Spooled::create(&dest, &self.tmp)
-    }
-
-    /// The object a local copy of `len` bytes hashed by `hashing` stores, once its size and
-    /// checksums are what `opts` expects.
-    fn verified_copy(
-        &self,
-        key: &str,
-        hashing: Hashing,
-        len: u64,
-        opts: &PutOptions,
-    ) -> Result<ObjectMeta, BlobError> {
-        match opts.size {
-            Some(expected) if expected != len => {
-                Err(BlobError::SizeMismatch { expected, got: len })
-            }
-            _ => self.verified(key, hashing.finish(), len, opts.clone()),
-        }
-    }
-
     /// Creates the directory of an object and checks it resolves inside the bucket, once per
     /// directory and process (a bundle's files share one).
-    fn ready_dir(&self, parent: &Path, dest: &Path) -> Result<(), BlobError> {
+    pub(super) fn ready_dir(&self, parent: &Path, dest: &Path) -> Result<(), BlobError> {
         let known = |d: &Path| {
             self.dirs_ready
                 .lock()
@@ -763,11 +666,11 @@ impl LocalBlobStore {
 }
 
 /// One object to put in place and record, within a group's transaction.
-struct Placement {
+pub(super) struct Placement {
     bucket: String,
     spooled: Spooled,
     dest: PathBuf,
-    parent: PathBuf,
+    pub(super) parent: PathBuf,
     meta: ObjectMeta,
     mode: PutMode,
     event: Option<(String, String)>,
@@ -775,7 +678,7 @@ struct Placement {
 }
 
 /// Outcome of one placement: the queues woken by its event, or why it was refused.
-type Placed = Result<Vec<String>, BlobError>;
+pub(super) type Placed = Result<Vec<String>, BlobError>;
 
 impl Placement {
     fn apply(tx: &rusqlite::Transaction<'_>, w: Placement) -> Result<Placed, DbError> {
@@ -1036,11 +939,7 @@ impl BlobStore for LocalBlobStore {
         self.data_path(key).ok()
     }
 
-    /// From another local bucket: the source file is read, hashed (all four checksums, or
-    /// only the CRC-32C for [`Verify::Copy`]) and the copy written in one blocking task (on
-    /// the calling thread for small objects of buckets that skip fsync) — no stream. The copy
-    /// is written at the object's own path when no file is there (a new key: no rename needed
-    /// to place it), else into a temp file renamed over it.
+    /// From another local bucket (see [`super::local_copy`]).
     async fn copy_from(
         &self,
         src: &dyn BlobStore,
@@ -1049,152 +948,17 @@ impl BlobStore for LocalBlobStore {
         opts: PutOptions,
         progress: Arc<CopyProgress>,
     ) -> Result<Option<ObjectMeta>, BlobError> {
-        let Some(path) = src.local_file(src_key) else {
-            return Ok(None);
-        };
-        let copy_of = self.prepare_put(key, &opts).await?;
-        let hashing = Hashing::new(opts.size, copy_of);
-        let (file, spooled) = self.open_copy(key)?;
-        let (fsync, missing) = (self.fsync, src_key.to_string());
-        let mut buf = vec![0u8; copy_buffer(opts.size)];
-        let copy = move || copy_file(&path, file, &mut buf, fsync, &missing, hashing, &progress);
-        let copied = if !self.fsync && opts.size.is_some_and(|n| n <= INLINE_COPY_MAX) {
-            // Small and not fsynced: cheaper here than a hop to the blocking pool.
-            copy()
-        } else {
-            tokio::task::spawn_blocking(copy)
-                .await
-                .map_err(|e| BlobError::Backend(e.to_string()))
-                .and_then(|r| r)
-        };
-        let result = match copied.and_then(|(h, len)| self.verified_copy(key, h, len, &opts)) {
-            Ok(meta) => self.commit(key, spooled, meta, opts.mode).await,
-            Err(e) => {
-                self.discard(key, spooled).await;
-                Err(e)
-            }
-        };
-        source_missing(src, src_key, result).await.map(Some)
+        self.copy_local(src, src_key, key, opts, progress).await
     }
 
-    /// Local sources only. The files are copied one after another in one blocking task through
-    /// one buffer (as `cp` would), then placed in one commit group.
+    /// From another local bucket (see [`super::local_copy`]).
     async fn copy_batch(
         &self,
         src: &dyn BlobStore,
         items: Vec<BatchCopy>,
         progress: Arc<AtomicU64>,
     ) -> Option<Vec<Result<ObjectMeta, BlobError>>> {
-        let paths = items
-            .iter()
-            .map(|i| src.local_file(&i.src_key))
-            .collect::<Option<Vec<_>>>()?;
-        let mut hashings = Vec::with_capacity(items.len());
-        for i in &items {
-            let copy_of = self.prepare_put(&i.key, &i.opts).await;
-            hashings.push(copy_of.map(|c| Hashing::new(i.opts.size, c)));
-        }
-        let cap = items.iter().map(|i| copy_buffer(i.opts.size)).max()?;
-        let keys: Vec<_> = items
-            .iter()
-            .map(|i| (i.key.clone(), i.src_key.clone()))
-            .collect();
-        let this = self.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; cap];
-            type Copied =
-                Result<(Spooled, Hashing, u64, CopyProgress), (Option<Spooled>, BlobError)>;
-            let copy = |(((key, src_key), path), hashing): (
-                ((String, String), PathBuf),
-                Result<Hashing, BlobError>,
-            )|
-             -> Copied {
-                let hashing = hashing.map_err(|e| (None, e))?;
-                let (file, spooled) = this.open_copy(&key).map_err(|e| (None, e))?;
-                let counted = CopyProgress::new(progress.clone());
-                match copy_file(
-                    &path, file, &mut buf, this.fsync, &src_key, hashing, &counted,
-                ) {
-                    Ok((h, len)) => Ok((spooled, h, len, counted)),
-                    Err(e) => {
-                        counted.undo();
-                        Err((Some(spooled), e))
-                    }
-                }
-            };
-            keys.into_iter()
-                .zip(paths)
-                .zip(hashings)
-                .map(copy)
-                .collect::<Vec<_>>()
-        })
-        .await;
-        let written = match written {
-            Ok(w) => w,
-            Err(e) => {
-                let failed = |_| Err(BlobError::Backend(format!("copy task failed: {e}")));
-                return Some(items.iter().map(failed).collect());
-            }
-        };
-        let mut results: Vec<Option<Result<ObjectMeta, BlobError>>> =
-            items.iter().map(|_| None).collect();
-        let (mut works, mut placing) = (Vec::new(), Vec::new());
-        for (i, w) in written.into_iter().enumerate() {
-            let item = &items[i];
-            let (spooled, hashing, len, counted) = match w {
-                Ok(w) => w,
-                Err((spooled, e)) => {
-                    if let Some(s) = spooled {
-                        self.discard(&item.key, s).await;
-                    }
-                    results[i] = Some(Err(e));
-                    continue;
-                }
-            };
-            let placement = self
-                .verified_copy(&item.key, hashing, len, &item.opts)
-                .and_then(|meta| {
-                    let p =
-                        self.placement(&item.key, spooled.clone(), meta.clone(), item.opts.mode);
-                    p.map(|p| (p, meta))
-                });
-            match placement {
-                Ok((p, meta)) => {
-                    placing.push((i, p.parent.clone(), spooled, counted, meta));
-                    works.push(p);
-                }
-                Err(e) => {
-                    counted.undo();
-                    self.discard(&item.key, spooled).await;
-                    results[i] = Some(Err(e));
-                }
-            }
-        }
-        let placed = self.writer().submit_all(works).await;
-        let mut woken = std::collections::BTreeSet::<String>::new();
-        for ((i, parent, spooled, counted, meta), r) in placing.into_iter().zip(placed) {
-            match r.map_err(BlobError::from).and_then(|r| r) {
-                Ok(queues) => {
-                    woken.extend(queues);
-                    results[i] = Some(Ok(meta));
-                }
-                Err(e) => {
-                    counted.undo();
-                    self.forget_dir(&parent);
-                    self.discard(&items[i].key, spooled).await;
-                    results[i] = Some(Err(e));
-                }
-            }
-        }
-        for q in woken {
-            self.db.waker(&q).notify_waiters();
-        }
-        let mut out = Vec::with_capacity(items.len());
-        for (item, r) in items.iter().zip(results) {
-            let r = r.unwrap_or_else(|| Err(BlobError::Backend("copy not attempted".into())));
-            out.push(source_missing(src, &item.src_key, r).await);
-        }
-        Some(out)
+        self.copy_local_batch(src, items, progress).await
     }
 
     fn direct_url(&self, key: &str) -> Result<String, BlobError> {

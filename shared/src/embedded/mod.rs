@@ -11,6 +11,7 @@ pub mod journal;
 pub mod keypath;
 pub mod local_blob;
 pub mod local_buckets;
+mod local_copy;
 pub mod queue;
 pub mod queue_backend;
 pub mod search;
