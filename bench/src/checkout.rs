@@ -165,7 +165,8 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
             (1000usize, 64 * 1024usize, "1,000 × 64 KiB"),
             (4, big, if quick { "4 × 64 MiB" } else { "4 × 256 MiB" }),
         ] {
-            if durability == "power" && count == 1000 {
+            let small_files = count == 1000;
+            if durability == "power" && small_files {
                 continue;
             }
             let plain = work.join(format!("plain-{durability}-{count}"));
@@ -183,7 +184,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
                 // ones stay until the row is done: on a file system without a journal, ext4
                 // passes over inodes deleted in the last minutes when it allocates new ones,
                 // which would slow every later round, ours and cp's alike.
-                if count < 1000 {
+                if !small_files {
                     remove(&mut copies)?;
                 }
             }

@@ -131,31 +131,23 @@ const BATCH_MAX_SIZE: u64 = 1024 * 1024;
 /// Most files per batch.
 const BATCH_FILES: usize = 32;
 
-/// What one task copies: a large file, or a batch of small ones.
-enum Work {
-    One(Item),
-    Batch(Vec<Item>),
-}
-
-impl Work {
-    /// `files` in tasks for `concurrency` at a time: each large one alone, the small ones in
-    /// batches (in manifest order, so a batch's files share a directory) of up to
-    /// [`BATCH_FILES`], but at least `concurrency` of them where there are as many files (a
-    /// destination that cannot copy a batch at once copies its files one after another).
-    fn split(files: Vec<Item>, concurrency: usize) -> Vec<Work> {
-        let (small, large): (Vec<Item>, Vec<Item>) =
-            files.into_iter().partition(|f| f.size <= BATCH_MAX_SIZE);
-        let per_batch = small
-            .len()
-            .div_ceil(concurrency.max(1))
-            .clamp(1, BATCH_FILES);
-        let mut work: Vec<Work> = large.into_iter().map(Work::One).collect();
-        let mut small = small.into_iter().peekable();
-        while small.peek().is_some() {
-            work.push(Work::Batch(small.by_ref().take(per_batch).collect()));
-        }
-        work
+/// `files` as the batches of one task each, for `concurrency` tasks at a time: each large file
+/// alone, the small ones (in manifest order, so a batch's files share a directory) up to
+/// [`BATCH_FILES`] to a batch, but in at least `concurrency` batches where there are as many
+/// files (a destination that cannot copy a batch at once copies its files one after another).
+fn batches(files: Vec<Item>, concurrency: usize) -> Vec<Vec<Item>> {
+    let (small, large): (Vec<Item>, Vec<Item>) =
+        files.into_iter().partition(|f| f.size <= BATCH_MAX_SIZE);
+    let per_batch = small
+        .len()
+        .div_ceil(concurrency.max(1))
+        .clamp(1, BATCH_FILES);
+    let mut work: Vec<Vec<Item>> = large.into_iter().map(|f| vec![f]).collect();
+    let mut small = small.into_iter().peekable();
+    while small.peek().is_some() {
+        work.push(small.by_ref().take(per_batch).collect());
     }
+    work
 }
 
 /// Whether the destination holds `f` already (and it need not be renewed).
@@ -178,15 +170,11 @@ async fn kept(f: &Item, target: &Target, listed: &Present) -> Result<bool, CopyE
 
 async fn copy_work(
     src: Arc<dyn BlobStore>,
-    work: Work,
+    files: Vec<Item>,
     target: Arc<Target>,
     listed: Arc<Present>,
     counters: Arc<Counters>,
 ) -> Result<(), CopyError> {
-    let files = match work {
-        Work::One(f) => vec![f],
-        Work::Batch(files) => files,
-    };
     let mut todo = Vec::with_capacity(files.len());
     for f in files {
         if kept(&f, &target, &listed).await? {
@@ -242,11 +230,11 @@ pub(crate) async fn copy_files(
         counters.clone(),
         stop.clone(),
     ));
-    let copied = futures::stream::iter(Work::split(files, concurrency))
-        .map(|w| {
+    let copied = futures::stream::iter(batches(files, concurrency))
+        .map(|batch| {
             let job = copy_work(
                 src.clone(),
-                w,
+                batch,
                 target.clone(),
                 listed.clone(),
                 counters.clone(),
@@ -309,29 +297,25 @@ mod tests {
             .collect()
     }
 
-    fn shape(work: &[Work]) -> Vec<usize> {
-        work.iter()
-            .map(|w| match w {
-                Work::One(_) => 0,
-                Work::Batch(b) => b.len(),
-            })
-            .collect()
+    fn shape(work: &[Vec<Item>]) -> Vec<usize> {
+        work.iter().map(Vec::len).collect()
     }
 
     #[test]
     fn small_files_go_in_batches_enough_for_the_concurrency_large_ones_alone() {
-        let many = Work::split(files(&[10; 1000]), 8);
+        let many = batches(files(&[10; 1000]), 8);
         assert_eq!(many.len(), 32, "batches of 32");
         assert!(shape(&many).iter().all(|&n| (1..=BATCH_FILES).contains(&n)));
         assert_eq!(shape(&many).iter().sum::<usize>(), 1000, "every file once");
-        let few = Work::split(files(&[10; 20]), 8);
+        let few = batches(files(&[10; 20]), 8);
         assert_eq!(
             shape(&few),
             vec![3, 3, 3, 3, 3, 3, 2],
             "at least as many tasks as run at once"
         );
-        let mixed = Work::split(files(&[BATCH_MAX_SIZE + 1, 5, BATCH_MAX_SIZE, 7]), 8);
-        assert_eq!(shape(&mixed), vec![0, 1, 1, 1], "the large file alone");
-        assert!(Work::split(Vec::new(), 8).is_empty());
+        let mixed = batches(files(&[BATCH_MAX_SIZE + 1, 5, BATCH_MAX_SIZE, 7]), 8);
+        assert_eq!(shape(&mixed), vec![1, 1, 1, 1], "the large file alone");
+        assert_eq!(mixed[0][0].size, BATCH_MAX_SIZE + 1, "the large file alone");
+        assert!(batches(Vec::new(), 8).is_empty());
     }
 }
