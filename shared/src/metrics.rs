@@ -105,6 +105,12 @@ const WORKER_METRICS: &[WorkerMetric] = &[
         |s| s.dead_lettered as f64,
     ),
     (
+        "dss_worker_panicked",
+        "Handler attempts that panicked (each a failed attempt of its message only).",
+        MetricType::Counter,
+        |s| s.panicked as f64,
+    ),
+    (
         "dss_worker_in_flight",
         "Handlers running now.",
         MetricType::Gauge,

@@ -113,38 +113,51 @@ fn unit_of(c: char) -> Option<char> {
     matches!(c, 'y' | 'M' | 'w' | 'd' | 'h' | 'H' | 'm' | 's').then_some(c)
 }
 
+/// `dt` moved by `n` units; `None` when the result is outside the representable years.
 fn add(dt: OffsetDateTime, n: i64, unit: char) -> Option<OffsetDateTime> {
-    use time::Duration;
-    Some(match unit {
-        'y' => dt.replace_year(dt.year() + n as i32).ok()?,
-        'M' => {
-            let total = dt.year() as i64 * 12 + (dt.month() as i64 - 1) + n;
-            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
-            let month = Month::try_from(m as u8).ok()?;
-            let day = dt.day().min(time::util::days_in_month(month, y as i32));
-            dt.replace_day(1)
-                .ok()?
-                .replace_year(y as i32)
-                .ok()?
-                .replace_month(month)
-                .ok()?
-                .replace_day(day)
-                .ok()?
-        }
-        'w' => dt + Duration::weeks(n),
-        'd' => dt + Duration::days(n),
-        'h' | 'H' => dt + Duration::hours(n),
-        'm' => dt + Duration::minutes(n),
-        's' => dt + Duration::seconds(n),
-        _ => return None,
-    })
+    let months = |per: i64| {
+        let total = (dt.year() as i64)
+            .checked_mul(12)?
+            .checked_add(dt.month() as i64 - 1)?
+            .checked_add(n.checked_mul(per)?)?;
+        let (y, m) = (
+            i32::try_from(total.div_euclid(12)).ok()?,
+            total.rem_euclid(12) + 1,
+        );
+        let month = Month::try_from(m as u8).ok()?;
+        let day = dt.day().min(time::util::days_in_month(month, y));
+        dt.replace_day(1)
+            .ok()?
+            .replace_year(y)
+            .ok()?
+            .replace_month(month)
+            .ok()?
+            .replace_day(day)
+            .ok()
+    };
+    let seconds = |per: i64| {
+        let d = time::Duration::seconds(n.checked_mul(per)?);
+        dt.checked_add(d)
+    };
+    match unit {
+        'y' => months(12),
+        'M' => months(1),
+        'w' => seconds(7 * 86_400),
+        'd' => seconds(86_400),
+        'h' | 'H' => seconds(3_600),
+        'm' => seconds(60),
+        's' => seconds(1),
+        _ => None,
+    }
 }
 
 fn round(dt: OffsetDateTime, unit: char, r: Rounding) -> Option<OffsetDateTime> {
     let start = match unit {
         'y' => dt.replace_date(Date::from_calendar_date(dt.year(), Month::January, 1).ok()?),
         'M' => dt.replace_day(1).ok()?,
-        'w' => dt - time::Duration::days(dt.weekday().number_days_from_monday() as i64),
+        'w' => dt.checked_sub(time::Duration::days(
+            dt.weekday().number_days_from_monday() as i64
+        ))?,
         _ => dt,
     };
     let start = match unit {
@@ -160,10 +173,10 @@ fn round(dt: OffsetDateTime, unit: char, r: Rounding) -> Option<OffsetDateTime> 
         's' => start.replace_nanosecond(0).ok()?,
         _ => return None,
     };
-    Some(match r {
-        Rounding::Down => start,
-        Rounding::Up => add(start, 1, unit)? - time::Duration::milliseconds(1),
-    })
+    match r {
+        Rounding::Down => Some(start),
+        Rounding::Up => add(start, 1, unit)?.checked_sub(time::Duration::milliseconds(1)),
+    }
 }
 
 /// Parses a range bound: a date, `now`, or either followed by `||` (after a date) and math
@@ -248,6 +261,19 @@ mod tests {
             Some(ms(datetime!(2020-02-29 0:00 UTC)))
         );
         assert_eq!(parse_bound("yesterday", now, Rounding::Down), None);
+        // Math beyond the representable years is not a date (it used to panic).
+        for huge in [
+            "now+99999999d",
+            "now-99999999d",
+            "now+9223372036854775807d",
+            "now+9223372036854775807y",
+            "now-9223372036854775807M",
+            "now+99999999999w/w",
+            "2020-01-01||+9999999y",
+        ] {
+            assert_eq!(parse_bound(huge, now, Rounding::Up), None, "{huge}");
+        }
+        assert!(parse_bound("now+1000y/y", now, Rounding::Up).is_some());
         assert_eq!(parse_bound("now+1x", now, Rounding::Down), None);
     }
 }

@@ -10,6 +10,7 @@ pub struct WorkerMetrics {
     succeeded: AtomicU64,
     retried: AtomicU64,
     dead_lettered: AtomicU64,
+    panicked: AtomicU64,
     in_flight: AtomicU64,
     queue_depth: AtomicU64,
     oldest_age_ms: AtomicU64,
@@ -27,6 +28,8 @@ pub struct MetricsSnapshot {
     pub retried: u64,
     /// Messages moved to the dead-letter queue by a permanent failure.
     pub dead_lettered: u64,
+    /// Handler attempts that panicked (each counted as a transient failure of its message).
+    pub panicked: u64,
     /// Handlers running now.
     pub in_flight: u64,
     /// Messages in the queue at the last refresh.
@@ -66,6 +69,10 @@ impl WorkerMetrics {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn panicked(&self) {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_queue(&self, depth: u64, oldest: Option<Duration>) {
         self.queue_depth.store(depth, Ordering::Relaxed);
         self.oldest_age_ms.store(
@@ -85,6 +92,7 @@ impl WorkerMetrics {
             succeeded: self.succeeded.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            panicked: self.panicked.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             queue_depth: self.queue_depth.load(Ordering::Relaxed),
             oldest_age_ms: self.oldest_age_ms.load(Ordering::Relaxed),

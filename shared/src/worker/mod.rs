@@ -11,10 +11,12 @@
 mod backoff;
 mod metrics;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -276,7 +278,11 @@ impl Job {
             span.record("correlation_id", tracing::field::display(id));
         }
         let result = {
-            let handle = self.handler.handle(&message).instrument(span.clone());
+            // A panic in the handler is a failed attempt of this message alone: the worker,
+            // its other messages and the process go on.
+            let handle = AssertUnwindSafe(self.handler.handle(&message))
+                .catch_unwind()
+                .instrument(span.clone());
             let handle = match correlation {
                 Some(id) => futures::future::Either::Left(crate::correlation::scope(id, handle)),
                 None => futures::future::Either::Right(handle),
@@ -295,22 +301,29 @@ impl Job {
             }
         };
         match result {
-            Ok(Outcome::Done) => {
+            Ok(Ok(Outcome::Done)) => {
                 if self.acks.send(message.receipt).is_err() {
                     tracing::warn!(parent: &span, "worker stopped before the ack; the message will be redelivered");
                 }
             }
-            Ok(Outcome::RetryLater(after)) => {
+            Ok(Ok(Outcome::RetryLater(after))) => {
                 let delay = after.unwrap_or_else(|| self.cfg.backoff.delay(message.receive_count));
                 tracing::info!(parent: &span, retry_in = ?delay, "not ready; retrying later");
                 self.retry(&message, delay, &span).await;
             }
-            Err(HandlerError::Transient(reason)) => {
+            Err(panic) => {
+                self.metrics.panicked();
+                let delay = self.cfg.backoff.delay(message.receive_count);
+                let what = panic_message(&*panic);
+                tracing::error!(parent: &span, panic = what, retry_in = ?delay, "handler panicked; counted as a failed attempt");
+                self.retry(&message, delay, &span).await;
+            }
+            Ok(Err(HandlerError::Transient(reason))) => {
                 let delay = self.cfg.backoff.delay(message.receive_count);
                 tracing::warn!(parent: &span, %reason, retry_in = ?delay, "transient failure");
                 self.retry(&message, delay, &span).await;
             }
-            Err(HandlerError::Permanent(reason)) => {
+            Ok(Err(HandlerError::Permanent(reason))) => {
                 tracing::error!(parent: &span, %reason, "permanent failure; dead-lettering");
                 match self.queue.dead_letter(&message, &reason).await {
                     Ok(()) => self.metrics.dead_lettered(),
@@ -330,6 +343,15 @@ impl Job {
             }
         }
     }
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]

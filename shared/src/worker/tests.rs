@@ -226,6 +226,48 @@ async fn endless_transient_failures_stop_at_the_max_receive_count() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_panicking_handler_fails_that_message_only() {
+    let f = fixture(3).await;
+    for body in ["ok-1", "boom", "ok-2"] {
+        f.queue.send(body, Duration::ZERO).await.unwrap();
+    }
+    struct Fragile(Mutex<Vec<String>>);
+    #[async_trait]
+    impl Handler for Fragile {
+        async fn handle(&self, m: &Message) -> Result<Outcome, HandlerError> {
+            if m.body == "boom" {
+                panic!("value out of range");
+            }
+            self.0.lock().unwrap().push(m.body.clone());
+            Ok(Outcome::Done)
+        }
+    }
+    let h = Arc::new(Fragile(Mutex::new(Vec::new())));
+    let w = Worker::new(f.queue.clone(), h.clone(), config());
+    let m = w.metrics();
+    run_for(w, Duration::from_secs(600)).await;
+    let mut done = h.0.lock().unwrap().clone();
+    done.sort();
+    assert_eq!(done, ["ok-1", "ok-2"]);
+    let s = m.snapshot();
+    // Three attempts of the poison message, each a failed attempt with backoff, then the
+    // dead-letter queue; the worker kept running throughout.
+    assert_eq!((s.panicked, s.succeeded, s.in_flight), (3, 2, 0));
+    let dlq = EmbeddedQueue::declare(
+        &f.db,
+        "work-dlq",
+        QueueConfig {
+            max_receive_count: 0,
+            dead_letter: None,
+        },
+        f.clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dlq.stats().await.unwrap().visible, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn long_handlers_keep_their_message_hidden() {
     let f = fixture(10).await;
     f.queue.send("slow", Duration::ZERO).await.unwrap();
