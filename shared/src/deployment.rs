@@ -472,7 +472,8 @@ impl Deployment {
     ) -> Result<crate::worker::Worker, QueueError> {
         let name = cfg.name.clone();
         let worker = crate::worker::Worker::new(self.queue(queue).await?, handler, cfg)
-            .with_dead_letters(self.queue(&format!("{queue}-dlq")).await?);
+            .with_dead_letters(self.queue(&format!("{queue}-dlq")).await?)
+            .with_clock(self.clock.clone());
         self.metrics.track(&name, worker.metrics());
         Ok(worker)
     }

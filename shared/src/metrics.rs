@@ -111,6 +111,12 @@ const WORKER_METRICS: &[WorkerMetric] = &[
         |s| s.panicked as f64,
     ),
     (
+        "dss_worker_deferred",
+        "Messages deferred while a service their handler needs was unavailable.",
+        MetricType::Counter,
+        |s| s.deferred as f64,
+    ),
+    (
         "dss_worker_in_flight",
         "Handlers running now.",
         MetricType::Gauge,

@@ -116,6 +116,13 @@ impl ElasticsearchIndex {
         let status = res.status();
         let text = res.text().await.map_err(unavailable)?;
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        // Overload and a cluster or proxy that cannot serve now: the backend is unavailable.
+        if matches!(status.as_u16(), 429 | 502 | 503 | 504) {
+            return Err(SearchError::Unavailable(format!(
+                "{status}: {}",
+                reason(&v)
+            )));
+        }
         if status.is_server_error() {
             return Err(SearchError::Backend(format!("{status}: {}", reason(&v))));
         }

@@ -67,7 +67,8 @@ pub async fn run(
     let mut cfg = WorkerConfig::named("event-relay");
     cfg.concurrency = 16;
     cfg.batch_size = 10;
-    let worker = Worker::new(source, Arc::new(Relay::new(deployment, topic)), cfg);
+    let worker = Worker::new(source, Arc::new(Relay::new(deployment, topic)), cfg)
+        .with_clock(deployment.clock.clone());
     deployment.metrics.track("event-relay", worker.metrics());
     tracing::info!("event relay running");
     worker.run(shutdown).await;

@@ -24,7 +24,7 @@ use dss_shared::model::metadata::{
 use dss_shared::model::{DssVersion, ObjectKey, ObjectUuid};
 use dss_shared::ports::{
     BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
-    QueueError, SearchIndex,
+    QueueError, SearchError, SearchIndex,
 };
 use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde_json::Value;
@@ -71,7 +71,7 @@ impl Indexer {
         self.journal
             .record(replica, vec![event])
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         Ok(())
     }
 
@@ -103,7 +103,7 @@ impl Indexer {
                         .search
                         .put(replica, &id, &doc)
                         .await
-                        .map_err(HandlerError::transient)?;
+                        .map_err(search_failed)?;
                     tracing::info!(replica, bundle = %id, tombstone = %tomb_key, modified, "indexed a bundle that is already tombstoned");
                     return Ok(Outcome::Done);
                 }
@@ -121,7 +121,7 @@ impl Indexer {
             .search
             .put(replica, &id, &doc)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(search_failed)?;
         let create = create_document(uuid.as_str(), version.as_str(), &manifest, &files);
         self.record(replica, EventKind::Create, id.clone(), &create)
             .await?;
@@ -162,7 +162,7 @@ impl Indexer {
             self.search
                 .put(replica, &format!("{uuid}.{v}"), &doc)
                 .await
-                .map_err(HandlerError::transient)?;
+                .map_err(search_failed)?;
         }
         let event = tombstone_document(&tombstone, uuid.as_str(), version.map(DssVersion::as_str));
         let event_id = key.trim_start_matches(Kind::Bundle.prefix()).to_string();
@@ -170,6 +170,15 @@ impl Indexer {
             .await?;
         tracing::info!(replica, tombstone = %key, versions = affected.len(), "indexed tombstone");
         Ok(Outcome::Done)
+    }
+}
+
+/// An unreachable search backend is an outage (the event is deferred, not failed); other
+/// errors are transient failures of the event.
+fn search_failed(e: SearchError) -> HandlerError {
+    match e {
+        SearchError::Unavailable(why) => HandlerError::Unavailable(why),
+        other => HandlerError::transient(other),
     }
 }
 

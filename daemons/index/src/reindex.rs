@@ -228,9 +228,14 @@ impl Reindex {
                 Ok(Outcome::RetryLater(_)) if attempt == ATTEMPTS => {
                     return Err("not indexable yet".into());
                 }
-                Err(HandlerError::Transient(why)) if attempt == ATTEMPTS => return Err(why),
+                Err(HandlerError::Transient(why) | HandlerError::Unavailable(why))
+                    if attempt == ATTEMPTS =>
+                {
+                    return Err(why);
+                }
                 Err(HandlerError::Permanent(why)) => return Err(why),
-                Ok(Outcome::RetryLater(_)) | Err(HandlerError::Transient(_)) => {
+                Ok(Outcome::RetryLater(_))
+                | Err(HandlerError::Transient(_) | HandlerError::Unavailable(_)) => {
                     tracing::debug!(key = %o.key, attempt, "retrying");
                     tokio::time::sleep(delay).await;
                     (delay, attempt) = (delay * 2, attempt + 1);

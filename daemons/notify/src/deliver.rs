@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use dss_shared::callback::AllowedNet;
 use dss_shared::clock::{SharedClock, millis};
 use dss_shared::ports::{
-    Attempt, Delivery, DeliveryState, DeliveryStore, Message, Queue, SubscriptionStore,
+    Attempt, Claim, Delivery, DeliveryState, DeliveryStore, Message, Queue, SubscriptionStore,
 };
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 
@@ -42,6 +42,8 @@ pub struct Deliverer {
     pub clock: SharedClock,
     /// Attempts and give-ups by outcome (`dss_notify_deliveries_total`).
     pub outcomes: dss_shared::metrics::Outcomes,
+    /// How long a claim of an attempt holds (longer than an attempt can take).
+    pub claim_for: Duration,
 }
 
 /// How an attempt ended.
@@ -55,7 +57,7 @@ impl Deliverer {
     async fn requeue(&self, due: Due<'_>) -> Result<Outcome, HandlerError> {
         outbox::send(&*self.queue, &[due], self.clock.now_ms())
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         Ok(Outcome::Done)
     }
 
@@ -65,7 +67,7 @@ impl Deliverer {
         self.deliveries
             .settle(&d.new.id, d.attempts, None, DeliveryState::Dead, now)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         self.outcomes.inc("dead");
         Err(HandlerError::Permanent(format!(
             "delivery {} given up: {why}",
@@ -108,7 +110,7 @@ impl Handler for Deliverer {
             .deliveries
             .get(due.delivery)
             .await
-            .map_err(HandlerError::transient)?
+            .map_err(HandlerError::unavailable)?
         else {
             return Ok(Outcome::Done);
         };
@@ -119,12 +121,12 @@ impl Handler for Deliverer {
             .subscriptions
             .get(&d.new.replica, d.new.kind, &d.new.subscription)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         let Some(sub) = sub else {
             self.deliveries
                 .settle(&d.new.id, d.attempts, None, DeliveryState::Cancelled, now)
                 .await
-                .map_err(HandlerError::transient)?;
+                .map_err(HandlerError::unavailable)?;
             self.outcomes.inc("cancelled");
             tracing::info!(delivery = %d.new.id, subscription = %d.new.subscription, "subscription deleted; delivery cancelled");
             return Ok(Outcome::Done);
@@ -150,6 +152,35 @@ impl Handler for Deliverer {
                     .await;
             }
         };
+        // Claim the attempt before sending: a second copy of this due message (queues deliver
+        // at least once) must not send it at the same time.
+        let until = now + millis(self.claim_for);
+        match self
+            .deliveries
+            .claim(&d.new.id, d.attempts, now, until)
+            .await
+        {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Gone) => {
+                self.endpoints.release(pass);
+                return Ok(Outcome::Done);
+            }
+            // Look again when the other claim ends: settled by then, or its claimer died.
+            Ok(Claim::Busy(until_ms)) => {
+                self.endpoints.release(pass);
+                tracing::debug!(delivery = %d.new.id, "attempt claimed by another worker");
+                return self
+                    .requeue(Due {
+                        due_ms: until_ms.max(now),
+                        ..due
+                    })
+                    .await;
+            }
+            Err(e) => {
+                self.endpoints.release(pass);
+                return Err(HandlerError::unavailable(e));
+            }
+        }
         let sent = self.attempt(&d, &sub.document).await;
         let now = self.clock.now_ms();
         let ok = sent.error.is_none();
@@ -177,7 +208,7 @@ impl Handler for Deliverer {
                 now,
             )
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         }
         let attempt = Attempt {
             delivery: d.new.id.clone(),
@@ -193,7 +224,7 @@ impl Handler for Deliverer {
             .deliveries
             .settle(&d.new.id, d.attempts, Some(&attempt), state, now)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         self.outcomes.inc(match state {
             DeliveryState::Delivered => "delivered",
             DeliveryState::Pending => "retrying",

@@ -119,6 +119,17 @@ impl Endpoints {
         }
     }
 
+    /// Gives back a pass whose delivery was not sent (a probe may be made again).
+    pub fn release(&self, pass: Pass) {
+        if pass.probe {
+            pass.endpoint
+                .breaker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .probing = false;
+        }
+    }
+
     /// Reports how a delivery admitted by `pass` went, at `now_ms`.
     pub fn report(&self, pass: Pass, ok: bool, now_ms: i64) {
         let mut b = pass

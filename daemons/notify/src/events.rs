@@ -74,7 +74,7 @@ impl EventHandler {
             .matcher
             .set(&*self.deployment.subscriptions, &replica.name)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         let now = self.deployment.clock.now();
         let subscriptions = set.len();
         // Matching a large set is CPU work of milliseconds: off the async threads.
@@ -120,7 +120,7 @@ impl EventHandler {
             .deliveries
             .add(&new, now_ms)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         // Deliveries not yet attempted get their first attempt (again, if this event was
         // delivered before and the daemon stopped before enqueueing).
         let due: Vec<Due<'_>> = stored
@@ -134,7 +134,7 @@ impl EventHandler {
             .collect();
         outbox::send(&*self.deliveries_queue, &due, now_ms)
             .await
-            .map_err(HandlerError::transient)?;
+            .map_err(HandlerError::unavailable)?;
         Ok(Outcome::Done)
     }
 }

@@ -62,6 +62,8 @@ pub fn deliverer(deployment: &Deployment, queue: Arc<dyn Queue>) -> Result<Deliv
         schedule: schedule::Schedule::from(cfg),
         allow: cfg.allowed_nets(),
         clock: deployment.clock.clone(),
+        claim_for: Duration::from_millis(cfg.connect_timeout_ms + cfg.timeout_ms)
+            + Duration::from_secs(30),
         outcomes: deployment.metrics.outcomes(
             "dss_notify_deliveries",
             "Webhook delivery attempts and give-ups, by outcome (delivered, retrying, dead, cancelled).",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::*;
+use dss_shared::clock::Clock;
 use dss_shared::ports::{DeliveryState, SubscriptionKind};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
@@ -591,6 +592,41 @@ async fn deleting_a_subscription_cancels_its_pending_deliveries() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the delivery was not cancelled");
+}
+
+#[tokio::test]
+async fn two_copies_of_a_due_attempt_send_it_once() {
+    let env = start(ALLOW).await;
+    let rx = Receiver::start().await;
+    rx.answer_after(Duration::from_secs(2));
+    let sub = env
+        .subscribe(SubscriptionKind::Jmespath, json!({"callback_url": rx.url}))
+        .await;
+    env.bundle(U1, V1, "a").await;
+    rx.wait(1).await;
+    // The queue delivers at least once: a second copy of the due message arrives while the
+    // first attempt is still waiting for the receiver.
+    let pending = env
+        .d
+        .deliveries
+        .list(&sub, Some(DeliveryState::Pending), 10)
+        .await
+        .expect("list");
+    let due = json!({"delivery": pending[0].new.id, "attempts": 0, "due_ms": env.clock.now_ms()});
+    env.d
+        .queue(dss_shared::deployment::DELIVERY_QUEUE)
+        .await
+        .expect("queue")
+        .send(&due.to_string(), Duration::ZERO)
+        .await
+        .expect("send");
+    let log = env.wait_attempts(&sub, 1).await;
+    assert_eq!(log[0].outcome, DeliveryState::Delivered);
+    // The copy looks again once the claim would have expired, and finds it delivered.
+    env.clock.advance(Duration::from_secs(120));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rx.received().len(), 1, "one POST for one attempt");
+    assert_eq!(env.attempts(&sub).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::ports::deliveries::{Attempt, DeliveryState, DeliveryStore, NewDelivery};
+use crate::ports::deliveries::{Attempt, Claim, DeliveryState, DeliveryStore, NewDelivery};
 use crate::ports::subscriptions::SubscriptionKind;
 
 fn new(id: &str, subscription: &str, event_key: &str) -> NewDelivery {
@@ -60,7 +60,29 @@ pub async fn run(store: &dyn DeliveryStore, ns: &str) {
     );
     assert!(store.get(&d3).await.expect("get").is_none());
 
-    // Settling is conditional on the attempt count and the pending state.
+    // An attempt is claimed before it is sent: one claimer at a time until it settles or its
+    // claim expires.
+    assert_eq!(
+        store.claim(&d1, 0, 25, 1_025).await.expect("claim"),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store.claim(&d1, 0, 26, 1_026).await.expect("claim again"),
+        Claim::Busy(1_025),
+        "a second copy of the due message does not send it"
+    );
+    assert_eq!(
+        store.claim(&d1, 3, 26, 1_026).await.expect("claim"),
+        Claim::Gone,
+        "another attempt than the pending one"
+    );
+    assert_eq!(
+        store.claim(&d1, 0, 1_025, 2_025).await.expect("claim"),
+        Claim::Claimed,
+        "an expired claim (its claimer died) can be taken over"
+    );
+
+    // Settling is conditional on the attempt count and the pending state, and ends the claim.
     let a1 = attempt(&d1, &s1, 1, DeliveryState::Pending);
     assert!(
         store
@@ -79,6 +101,11 @@ pub async fn run(store: &dyn DeliveryStore, ns: &str) {
     assert_eq!(
         (d.attempts, d.last_status, d.updated_ms),
         (1, Some(500), 30)
+    );
+    assert_eq!(
+        store.claim(&d1, 1, 31, 1_031).await.expect("claim"),
+        Claim::Claimed,
+        "the next attempt is free to claim after settling"
     );
     let a2 = attempt(&d1, &s1, 2, DeliveryState::Dead);
     assert!(

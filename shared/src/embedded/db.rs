@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     bundle_uuid TEXT NOT NULL, bundle_version TEXT, payload TEXT NOT NULL,
     state TEXT NOT NULL, attempts INTEGER NOT NULL, round_start INTEGER NOT NULL,
     round_started_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
-    last_status INTEGER, last_error TEXT);
+    last_status INTEGER, last_error TEXT, claimed_until_ms INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (event_key, subscription);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_sub ON webhook_deliveries (subscription, created_ms);
 CREATE TABLE IF NOT EXISTS webhook_attempts (
@@ -97,6 +97,14 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
         .exists([])?;
     if !has_origin {
         c.execute_batch("ALTER TABLE objects ADD COLUMN origin TEXT")?;
+    }
+    let has_claims = c
+        .prepare(
+            "SELECT 1 FROM pragma_table_info('webhook_deliveries') WHERE name = 'claimed_until_ms'",
+        )?
+        .exists([])?;
+    if !has_claims {
+        c.execute_batch("ALTER TABLE webhook_deliveries ADD COLUMN claimed_until_ms INTEGER")?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::db::{Db, DbError};
 use super::group_commit::GroupCommit;
 use crate::ports::deliveries::{
-    Attempt, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
+    Attempt, Claim, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
 };
 use crate::ports::subscriptions::SubscriptionKind;
 
@@ -55,6 +55,7 @@ fn settle_in(tx: &Connection, w: &SettleWork) -> rusqlite::Result<bool> {
     let n = tx
         .prepare_cached(
             "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + ?4, updated_ms = ?5,
+             claimed_until_ms = NULL,
              last_status = CASE WHEN ?4 = 1 THEN ?6 ELSE last_status END,
              last_error = CASE WHEN ?4 = 1 THEN ?7 ELSE last_error END
              WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
@@ -195,6 +196,42 @@ impl DeliveryStore for EmbeddedDeliveries {
     async fn get(&self, id: &str) -> Result<Option<Delivery>, DeliveryError> {
         // A point lookup: on this thread, cheaper than a hop to the blocking pool.
         Ok(self.db.read_inline(|c| Ok(get(c, id)?))?)
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        attempts_before: u32,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Claim, DeliveryError> {
+        let id = id.to_string();
+        Ok(self
+            .db
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE webhook_deliveries SET claimed_until_ms = ?4
+                         WHERE id = ?1 AND attempts = ?2 AND state = 'pending'
+                         AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?3)",
+                    )?
+                    .execute(params![id, attempts_before, now_ms, until_ms])?;
+                if n == 1 {
+                    return Ok(Claim::Claimed);
+                }
+                let held: Option<Option<i64>> = c
+                    .prepare_cached(
+                        "SELECT claimed_until_ms FROM webhook_deliveries
+                         WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
+                    )?
+                    .query_row(params![id, attempts_before], |r| r.get(0))
+                    .optional()?;
+                Ok(match held {
+                    Some(Some(until)) => Claim::Busy(until),
+                    _ => Claim::Gone,
+                })
+            })
+            .await?)
     }
 
     async fn settle(

@@ -283,19 +283,20 @@ impl Queue for EmbeddedQueue {
 
     async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), QueueError> {
         let id = receipt_id(&message.receipt)?;
-        let (r, dlq, reason, now) = (
+        let (r, dlq, reason, now, body) = (
             message.receipt.clone(),
             self.dead_letter.clone(),
             reason.to_string(),
             self.clock.now_ms(),
+            message.body.clone(),
         );
         let changed = self
             .db
             .write(move |c| {
                 Ok(c.execute(
-                    "UPDATE messages SET queue = ?3, visible_ms = ?5, receive_count = 0, receipt = NULL, dead_reason = ?4
+                    "UPDATE messages SET queue = ?3, visible_ms = ?5, receive_count = 0, receipt = NULL, dead_reason = ?4, body = ?6
                      WHERE id = ?1 AND receipt = ?2",
-                    params![id, r, dlq, reason, now],
+                    params![id, r, dlq, reason, now, body],
                 )?)
             })
             .await?;

@@ -130,6 +130,17 @@ pub struct Attempt {
     pub outcome: DeliveryState,
 }
 
+/// The answer to a claim of a delivery's next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed: send it, then settle.
+    Claimed,
+    /// Another worker holds the claim until then (ms since the epoch): do not send.
+    Busy(i64),
+    /// The delivery is no longer pending at that attempt: nothing to send.
+    Gone,
+}
+
 /// The outbox and its attempt log.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
@@ -143,6 +154,18 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
 
     /// One delivery.
     async fn get(&self, id: &str) -> Result<Option<Delivery>, DeliveryError>;
+
+    /// Claims the next attempt of a pending delivery that has made exactly `attempts_before`
+    /// attempts, until `until_ms`: while the claim holds, no other claim of that attempt
+    /// succeeds, so two copies of a due message never send it at once. Settling ends the claim;
+    /// a claimer that died loses it when it expires.
+    async fn claim(
+        &self,
+        id: &str,
+        attempts_before: u32,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Claim, DeliveryError>;
 
     /// Moves a pending delivery that has made exactly `attempts_before` attempts to `state`,
     /// logging `attempt` (which counts as one more attempt) if given. `false` when the delivery

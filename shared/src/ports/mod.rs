@@ -17,7 +17,9 @@ pub use blob::{
 };
 pub use buckets::{Buckets, valid_bucket_name};
 pub use collections::{CollectionIndex, CollectionIndexError};
-pub use deliveries::{Attempt, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery};
+pub use deliveries::{
+    Attempt, Claim, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
+};
 pub use journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
 pub use mail::{Mail, MailError, Mailer};
 pub use queue::{

@@ -98,7 +98,8 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Makes a delivered message visible again after `timeout` (0 = now); also extends in-flight work.
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError>;
 
-    /// Moves a delivered message to the dead-letter queue now, recording why.
+    /// Moves a delivered message to the dead-letter queue now with `message.body` (which may
+    /// differ from the body as received), recording why.
     async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), QueueError>;
 
     /// Current gauges (see [`Queue::reports_gauges`]).

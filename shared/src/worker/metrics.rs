@@ -11,6 +11,7 @@ pub struct WorkerMetrics {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     panicked: AtomicU64,
+    deferred: AtomicU64,
     in_flight: AtomicU64,
     queue_depth: AtomicU64,
     oldest_age_ms: AtomicU64,
@@ -30,6 +31,8 @@ pub struct MetricsSnapshot {
     pub dead_lettered: u64,
     /// Handler attempts that panicked (each counted as a transient failure of its message).
     pub panicked: u64,
+    /// Messages deferred while a service their handler needs was unavailable.
+    pub deferred: u64,
     /// Handlers running now.
     pub in_flight: u64,
     /// Messages in the queue at the last refresh.
@@ -73,6 +76,10 @@ impl WorkerMetrics {
         self.panicked.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn deferred(&self) {
+        self.deferred.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_queue(&self, depth: u64, oldest: Option<Duration>) {
         self.queue_depth.store(depth, Ordering::Relaxed);
         self.oldest_age_ms.store(
@@ -93,6 +100,7 @@ impl WorkerMetrics {
             retried: self.retried.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             panicked: self.panicked.load(Ordering::Relaxed),
+            deferred: self.deferred.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             queue_depth: self.queue_depth.load(Ordering::Relaxed),
             oldest_age_ms: self.oldest_age_ms.load(Ordering::Relaxed),

@@ -9,6 +9,7 @@
 //! lets in-flight handlers finish within a grace period, and returns.
 
 mod backoff;
+mod defer;
 mod metrics;
 
 use std::panic::AssertUnwindSafe;
@@ -22,7 +23,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::ports::queue::{Message, Queue};
+use crate::clock::{Clock, SystemClock};
+use crate::ports::queue::{Message, OutgoingMessage, Queue};
 
 pub use backoff::Backoff;
 pub use metrics::{MetricsSnapshot, WorkerMetrics};
@@ -46,12 +48,21 @@ pub enum HandlerError {
     /// Will never succeed (malformed message, violated invariant): dead-letter it.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// A service the handler needs (search, storage, a database) is unavailable; the message
+    /// is not at fault. It is deferred without using up its receives, and the worker pauses.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl HandlerError {
     /// A transient failure described by `e` (for `map_err` on backend errors).
     pub fn transient(e: impl std::fmt::Display) -> Self {
         HandlerError::Transient(e.to_string())
+    }
+
+    /// An unavailable service described by `e` (for `map_err` on outages).
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        HandlerError::Unavailable(e.to_string())
     }
 }
 
@@ -81,6 +92,9 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// How often queue gauges (depth, oldest age) are refreshed.
     pub stats_every: Duration,
+    /// How long a message is deferred while services its handler needs are unavailable
+    /// before it is dead-lettered.
+    pub outage_limit: Duration,
 }
 
 impl WorkerConfig {
@@ -95,6 +109,7 @@ impl WorkerConfig {
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(30),
             stats_every: Duration::from_secs(10),
+            outage_limit: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -106,6 +121,7 @@ pub struct Worker {
     handler: Arc<dyn Handler>,
     cfg: WorkerConfig,
     metrics: Arc<WorkerMetrics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Worker {
@@ -117,7 +133,14 @@ impl Worker {
             handler,
             cfg,
             metrics: Arc::new(WorkerMetrics::default()),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Uses `clock` for the age of deferred messages.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Also reports the depth of `dlq`, the queue's dead-letter queue, with the queue gauges.
@@ -145,6 +168,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut receive_failures = 0u32;
         let mut next_stats = tokio::time::Instant::now();
+        let pause = Arc::new(defer::Pause::default());
         tracing::info!(worker = %self.cfg.name, queue = self.queue.name(), "worker started");
         loop {
             while tasks.try_join_next().is_some() {}
@@ -158,6 +182,15 @@ impl Worker {
             if free == 0 || (free < refill && !tasks.is_empty()) {
                 tokio::select! {
                     _ = tasks.join_next() => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            // A service the handlers need is unavailable: receive nothing more until the pause
+            // ends (what is in flight goes on).
+            if let Some(until) = pause.until() {
+                tracing::debug!(worker = %self.cfg.name, "paused while a service is unavailable");
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => continue,
                     _ = shutdown.cancelled() => break,
                 }
             }
@@ -191,6 +224,8 @@ impl Worker {
                     cfg: self.cfg.clone(),
                     metrics: self.metrics.clone(),
                     acks: acks.clone(),
+                    pause: pause.clone(),
+                    clock: self.clock.clone(),
                 };
                 tasks.spawn(async move {
                     job.process(message).await;
@@ -236,15 +271,16 @@ impl Worker {
 /// Acks finished messages in batches until every sender is gone.
 async fn ack_loop(
     queue: Arc<dyn Queue>,
-    mut pending: tokio::sync::mpsc::UnboundedReceiver<String>,
+    mut pending: tokio::sync::mpsc::UnboundedReceiver<Ack>,
     metrics: Arc<WorkerMetrics>,
     name: String,
 ) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while pending.recv_many(&mut batch, ACK_BATCH).await > 0 {
-        match queue.ack_batch(&batch).await {
+        let receipts: Vec<String> = batch.iter().map(|a| a.receipt.clone()).collect();
+        match queue.ack_batch(&receipts).await {
             Ok(()) => {
-                for _ in &batch {
+                for _ in batch.iter().filter(|a| a.handled) {
                     metrics.succeeded();
                 }
             }
@@ -256,6 +292,12 @@ async fn ack_loop(
     }
 }
 
+/// A delivery to ack: handled, or replaced by a deferred copy.
+struct Ack {
+    receipt: String,
+    handled: bool,
+}
+
 /// Most receipts acked in one call.
 const ACK_BATCH: usize = 100;
 
@@ -264,11 +306,14 @@ struct Job {
     handler: Arc<dyn Handler>,
     cfg: WorkerConfig,
     metrics: Arc<WorkerMetrics>,
-    acks: tokio::sync::mpsc::UnboundedSender<String>,
+    acks: tokio::sync::mpsc::UnboundedSender<Ack>,
+    pause: Arc<defer::Pause>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Job {
     async fn process(self, message: Message) {
+        let (message, deferral) = defer::unwrap(message);
         let _in_flight = self.metrics.start();
         let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count, correlation_id = tracing::field::Empty);
         // The request (or message) that caused this one: logged, and passed on to what the
@@ -302,7 +347,12 @@ impl Job {
         };
         match result {
             Ok(Ok(Outcome::Done)) => {
-                if self.acks.send(message.receipt).is_err() {
+                self.pause.clear();
+                let ack = Ack {
+                    receipt: message.receipt,
+                    handled: true,
+                };
+                if self.acks.send(ack).is_err() {
                     tracing::warn!(parent: &span, "worker stopped before the ack; the message will be redelivered");
                 }
             }
@@ -323,6 +373,9 @@ impl Job {
                 tracing::warn!(parent: &span, %reason, retry_in = ?delay, "transient failure");
                 self.retry(&message, delay, &span).await;
             }
+            Ok(Err(HandlerError::Unavailable(reason))) => {
+                self.defer(&message, deferral, &reason, &span).await;
+            }
             Ok(Err(HandlerError::Permanent(reason))) => {
                 tracing::error!(parent: &span, %reason, "permanent failure; dead-lettering");
                 match self.queue.dead_letter(&message, &reason).await {
@@ -331,6 +384,62 @@ impl Job {
                         tracing::error!(parent: &span, error = %e, "dead-lettering failed; the message will be redelivered")
                     }
                 }
+            }
+        }
+    }
+
+    /// Sends a deferred copy of `message` (with one more deferral) and acks this delivery, or
+    /// dead-letters it once it has been deferred for longer than the outage limit.
+    async fn defer(
+        &self,
+        message: &Message,
+        deferral: Option<defer::Deferral>,
+        reason: &str,
+        span: &tracing::Span,
+    ) {
+        let now_ms = self.clock.now_ms();
+        let next = defer::Deferral {
+            count: deferral.map_or(1, |d| d.count.saturating_add(1)),
+            since_ms: deferral.map_or(now_ms, |d| d.since_ms),
+        };
+        let waited = Duration::from_millis(u64::try_from(now_ms - next.since_ms).unwrap_or(0));
+        if waited > self.cfg.outage_limit {
+            let why = format!("unavailable for {}s: {reason}", waited.as_secs());
+            tracing::error!(parent: span, reason = why, "outage outlasted the limit; dead-lettering");
+            match self.queue.dead_letter(message, &why).await {
+                Ok(()) => self.metrics.dead_lettered(),
+                Err(e) => {
+                    tracing::error!(parent: span, error = %e, "dead-lettering failed; the message will be redelivered")
+                }
+            }
+            return;
+        }
+        self.pause.unavailable(&self.cfg.backoff);
+        let delay = self
+            .cfg
+            .backoff
+            .delay(next.count)
+            .min(self.queue.max_delay());
+        tracing::warn!(parent: span, %reason, retry_in = ?delay, deferrals = next.count, "a service is unavailable; message deferred");
+        let copy = OutgoingMessage {
+            body: defer::wrap(&message.body, next),
+            delay,
+        };
+        match self.queue.send_batch(&[copy]).await {
+            Ok(()) => {
+                self.metrics.deferred();
+                let ack = Ack {
+                    receipt: message.receipt.clone(),
+                    handled: false,
+                };
+                if self.acks.send(ack).is_err() {
+                    tracing::warn!(parent: span, "worker stopped before the ack; the message will be redelivered");
+                }
+            }
+            // The queue is down too: fall back to a retry that uses up a receive.
+            Err(e) => {
+                tracing::warn!(parent: span, error = %e, "could not defer; retrying in place");
+                self.retry(message, delay, span).await;
             }
         }
     }

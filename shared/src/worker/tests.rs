@@ -267,6 +267,106 @@ async fn a_panicking_handler_fails_that_message_only() {
     assert_eq!(dlq.stats().await.unwrap().visible, 1);
 }
 
+/// Answers `Unavailable` while the clock is before `until`, then handles.
+struct Outage {
+    clock: Arc<TokioClock>,
+    until: OffsetDateTime,
+    seen: Mutex<Vec<(OffsetDateTime, String)>>,
+}
+
+#[async_trait]
+impl Handler for Outage {
+    async fn handle(&self, m: &Message) -> Result<Outcome, HandlerError> {
+        use crate::clock::Clock;
+        let now = self.clock.now();
+        self.seen.lock().unwrap().push((now, m.body.clone()));
+        if now < self.until {
+            return Err(HandlerError::Unavailable("search is down".into()));
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_defers_messages_without_using_up_their_receives() {
+    // Three receives at most, and an outage of an hour: with transient failures the message
+    // would be dead-lettered after a few backoffs.
+    let f = fixture(3).await;
+    f.queue
+        .send("{\"Records\": [1]}", Duration::ZERO)
+        .await
+        .unwrap();
+    let start = {
+        use crate::clock::Clock;
+        f.clock.now()
+    };
+    let h = Arc::new(Outage {
+        clock: f.clock.clone(),
+        until: start + Duration::from_secs(3600),
+        seen: Mutex::new(Vec::new()),
+    });
+    let w = Worker::new(f.queue.clone(), h.clone(), config()).with_clock(f.clock.clone());
+    let m = w.metrics();
+    run_for(w, Duration::from_secs(2 * 3600)).await;
+    let seen = h.seen.lock().unwrap().clone();
+    // The handler always saw the original body; tries grew apart up to the backoff's cap.
+    assert!(
+        seen.iter().all(|(_, b)| b == "{\"Records\": [1]}"),
+        "{seen:?}"
+    );
+    assert!(seen.len() > 3 && seen.len() < 20, "{} tries", seen.len());
+    let gaps: Vec<i64> = seen
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).whole_seconds())
+        .collect();
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+    assert!(*gaps.last().unwrap() <= 600, "{gaps:?}");
+    let s = m.snapshot();
+    assert_eq!((s.succeeded, s.dead_lettered), (1, 0));
+    assert_eq!(s.deferred as usize, seen.len() - 1);
+    assert_eq!(f.queue.stats().await.unwrap().depth(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_longer_than_the_limit_dead_letters() {
+    let f = fixture(3).await;
+    f.queue.send("job", Duration::ZERO).await.unwrap();
+    let start = {
+        use crate::clock::Clock;
+        f.clock.now()
+    };
+    let h = Arc::new(Outage {
+        clock: f.clock.clone(),
+        until: start + Duration::from_secs(100 * 3600),
+        seen: Mutex::new(Vec::new()),
+    });
+    let cfg = WorkerConfig {
+        outage_limit: Duration::from_secs(3600),
+        ..config()
+    };
+    let w = Worker::new(f.queue.clone(), h.clone(), cfg).with_clock(f.clock.clone());
+    let m = w.metrics();
+    run_for(w, Duration::from_secs(3 * 3600)).await;
+    assert_eq!(m.snapshot().dead_lettered, 1);
+    let dlq = EmbeddedQueue::declare(
+        &f.db,
+        "work-dlq",
+        QueueConfig {
+            max_receive_count: 0,
+            dead_letter: None,
+        },
+        f.clock.clone(),
+    )
+    .await
+    .unwrap();
+    let got = dlq
+        .receive(1, Duration::from_secs(1), Duration::ZERO)
+        .await
+        .unwrap();
+    // The letter holds the original body, ready to be replayed.
+    assert_eq!(got[0].body, "job");
+}
+
 #[tokio::test(start_paused = true)]
 async fn long_handlers_keep_their_message_hidden() {
     let f = fixture(10).await;
