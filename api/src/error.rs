@@ -4,6 +4,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dss_shared::ports::BlobError;
 
+/// Characters of an error's title at most.
+pub const MAX_TITLE: usize = 2000;
+
 /// An error response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -16,12 +19,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with the given status, code and title.
+    /// An error with the given status, code and title (at most [`MAX_TITLE`] characters:
+    /// titles quote input, which may be megabytes).
     pub fn new(status: StatusCode, code: &'static str, title: impl Into<String>) -> Self {
+        let mut title = title.into();
+        if let Some((i, _)) = title.char_indices().nth(MAX_TITLE) {
+            title.truncate(i);
+            title.push('…');
+        }
         Self {
             status,
             code,
-            title: title.into(),
+            title,
         }
     }
 

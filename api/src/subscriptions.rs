@@ -10,6 +10,8 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dss_shared::config::LimitsConfig;
+use dss_shared::jmespath_limits;
 use dss_shared::model::DssVersion;
 use dss_shared::ports::{Attempt, Delivery, DeliveryState, Subscription, SubscriptionKind};
 use serde_json::{Map, Value, json};
@@ -68,8 +70,9 @@ fn string_field(m: &Map<String, Value>, key: &str) -> ApiResult<Option<String>> 
     }
 }
 
-/// Validates the body's shape and values, as the original's schema and checks did.
-fn validate(m: &Map<String, Value>) -> ApiResult<SubscriptionKind> {
+/// Validates the body's shape and values, as the original's schema and checks did, and the
+/// filter and attachments against the deployment's limits.
+fn validate(m: &Map<String, Value>, limits: &LimitsConfig) -> ApiResult<SubscriptionKind> {
     if let Some(extra) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ApiError::illegal_arguments(format!(
             "Additional properties are not allowed ('{extra}' was unexpected)"
@@ -137,10 +140,16 @@ fn validate(m: &Map<String, Value>) -> ApiResult<SubscriptionKind> {
                         format!("Attachment names must not start with an underscore ({name})"),
                     ));
                 }
-                if expr.is_empty() || jmespath::compile(expr).is_err() {
+                if expr.is_empty() {
                     return Err(bad(
                         "invalid_attachment_expression",
                         format!("Unable to compile JMESPath expression for attachment {name}"),
+                    ));
+                }
+                if let Err(e) = jmespath_limits::compile(expr, &limits.jmespath()) {
+                    return Err(bad(
+                        "invalid_attachment_expression",
+                        format!("Unable to compile JMESPath expression for attachment {name}: {e}"),
                     ));
                 }
             }
@@ -162,23 +171,69 @@ fn validate(m: &Map<String, Value>) -> ApiResult<SubscriptionKind> {
         }
     };
     if let Some(q) = es_query {
-        dss_shared::search::parse_body(q).map_err(|e| {
-            bad(
-                "elasticsearch_bad_request",
-                format!("Invalid Elasticsearch query was received: {e}"),
-            )
-        })?;
+        filter_check(SubscriptionKind::Elasticsearch, q, limits)
+            .map_err(|e| bad("elasticsearch_bad_request", e))?;
         return Ok(SubscriptionKind::Elasticsearch);
     }
-    if let Some(expr) = string_field(m, "jmespath_query")?
-        && jmespath::compile(&expr).is_err()
+    if let Some(expr) = m
+        .get("jmespath_query")
+        .filter(|v| !v.is_null() && v.as_str() != Some(""))
     {
-        return Err(bad(
-            "invalid_jmespath",
-            format!("Unable to compile JMESPath expression: {expr}"),
-        ));
+        filter_check(SubscriptionKind::Jmespath, expr, limits)
+            .map_err(|e| bad("invalid_jmespath", e))?;
     }
     Ok(SubscriptionKind::Jmespath)
+}
+
+/// Why a filter would be refused under `limits` (stored ones are checked again when shown:
+/// limits may have changed since).
+fn filter_check(
+    kind: SubscriptionKind,
+    filter: &Value,
+    limits: &LimitsConfig,
+) -> Result<(), String> {
+    match kind {
+        SubscriptionKind::Elasticsearch => dss_shared::search::parse_body(filter)
+            .and_then(|q| dss_shared::search::limits::check(&q, &limits.query()))
+            .map_err(|e| format!("Invalid Elasticsearch query was received: {e}")),
+        SubscriptionKind::Jmespath => {
+            let expr = filter.as_str().unwrap_or_default();
+            jmespath_limits::compile(expr, &limits.jmespath())
+                .map(drop)
+                .map_err(|e| format!("Unable to compile JMESPath expression: {e}"))
+        }
+    }
+}
+
+/// How the subscription's filter fares: refused by the current limits, or failing on events
+/// (an extension of the original's document, for its owner).
+async fn status(state: &Shared, s: &Subscription) -> ApiResult<Value> {
+    let key = match s.kind {
+        SubscriptionKind::Elasticsearch => "es_query",
+        SubscriptionKind::Jmespath => "jmespath_query",
+    };
+    let filter = s
+        .document
+        .get(key)
+        .filter(|v| !v.is_null() && v.as_str() != Some(""));
+    let refused =
+        filter.and_then(|f| filter_check(s.kind, f, &state.deployment.config.limits).err());
+    let failures = state
+        .deployment
+        .subscriptions
+        .failures(&s.replica, s.kind, &s.uuid)
+        .await
+        .map_err(store_error)?;
+    let mut out = json!({"filter": if refused.is_some() { "refused" } else { "ok" }});
+    if let Some(why) = refused {
+        out["reason"] = why.into();
+    }
+    if let Some(f) = failures {
+        out["evaluation_failures"] = f.count.into();
+        out["last_failure"] = f.last_error.into();
+        out["last_failure_time"] = rfc3339_ms(f.last_ms).into();
+    }
+    Ok(out)
 }
 
 /// `PUT /v1/subscriptions?replica=`.
@@ -190,7 +245,7 @@ pub async fn put(
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
     let mut m = state.json_body(&headers, body).await?;
-    let kind = validate(&m)?;
+    let kind = validate(&m, &state.deployment.config.limits)?;
     let q = state.params.check("putSubscription", raw.as_deref())?;
     let replica = state.replica(&q)?.name.clone();
     state.writable()?;
@@ -292,7 +347,9 @@ pub async fn get(
     state.auth.require_group(&caller)?;
     let owner = state.auth.email(&caller)?;
     let s = owned(&state, &q, &raw_uuid, owner).await?;
-    Ok(axum::Json(public(&s)).into_response())
+    let mut doc = public(&s);
+    doc["status"] = status(&state, &s).await?;
+    Ok(axum::Json(doc).into_response())
 }
 
 /// `DELETE /v1/subscriptions/{uuid}?replica=[&subscription_type]` (ownership only; no group).

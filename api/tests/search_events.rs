@@ -415,3 +415,51 @@ async fn event_streams_page_by_time() {
         .await;
     assert_eq!((st, v), (StatusCode::OK, json!({"event_streams": []})));
 }
+
+#[tokio::test]
+async fn hostile_queries_get_a_clear_400_and_the_service_keeps_answering() {
+    let s = start_with("[limits]\nquery_max_cost = 50\n", "", Duration::ZERO).await;
+    let (_d, stop) = indexer(&s).await;
+    for i in 0..4 {
+        bundle(&s, i).await;
+    }
+    wait_for_hits(&s, json!({}), 4).await;
+    // Date math beyond the representable years is not a date: no match, no panic.
+    for bound in [
+        "now+99999999d",
+        "now-9223372036854775807y",
+        "2020||+99999999999M",
+    ] {
+        let (st, _, v) = search(
+            &s,
+            "replica=aws",
+            json!({"query": {"range": {"files.donor_organism_json.number": {"gte": bound}}}}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{bound}: {v}");
+    }
+    // Nesting, clauses and patterns over the limits, and a query whose evaluation would
+    // scan more than its budget.
+    let mut deep = json!({"match_all": {}});
+    for _ in 0..30 {
+        deep = json!({"bool": {"must": [deep]}});
+    }
+    let values: Vec<u32> = (0..5000).collect();
+    for q in [
+        deep,
+        json!({"terms": {"files.donor_organism_json.number": values}}),
+        json!({"wildcard": {"uuid": format!("{}*", "a".repeat(1000))}}),
+        json!({"query_string": {"query": format!("{}a{}", "(".repeat(5000), ")".repeat(5000))}}),
+        json!({"query_string": {"query": "*a*", "fields": ["*"]}}),
+    ] {
+        let (st, _, v) = search(&s, "replica=aws", json!({"query": q})).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("elasticsearch_bad_request")),
+            "{v}"
+        );
+    }
+    let (st, _, v) = search(&s, "replica=aws", json!({"query": {"match_all": {}}})).await;
+    assert_eq!((st, v["total_hits"].as_u64()), (StatusCode::OK, Some(4)));
+    stop.cancel();
+}

@@ -356,3 +356,132 @@ async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn filters_over_the_limits_are_refused_when_stored_with_the_reason() {
+    let s = server().await;
+    let hook = "http://127.0.0.1:9/hook";
+    // A JMESPath value that doubles with every pipe.
+    let doubling = vec!["[@, @]"; 40].join(" | ");
+    let (st, v) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": hook, "jmespath_query": doubling}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_jmespath"))
+    );
+    assert!(
+        v["title"].as_str().unwrap().contains("limit of 1000"),
+        "{v}"
+    );
+    let (st, v) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": hook, "attachments": {"a": {"type": "jmespath", "expression": doubling}}}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("invalid_attachment_expression")
+        )
+    );
+    let (st, v) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": hook, "jmespath_query": format!("{}a", "!".repeat(5000))}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_jmespath")),
+        "{v}"
+    );
+    // An Elasticsearch query nested deeper than Elasticsearch allows, and one with too many
+    // clauses.
+    let mut deep = json!({"match_all": {}});
+    for _ in 0..30 {
+        deep = json!({"bool": {"must": [deep]}});
+    }
+    let values: Vec<u32> = (0..5000).collect();
+    for q in [deep, json!({"terms": {"a": values}})] {
+        let (st, v) = put(
+            &s,
+            Some(&s.user),
+            json!({"callback_url": hook, "es_query": {"query": q}}),
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("elasticsearch_bad_request")),
+            "{v}"
+        );
+    }
+    // Nothing was stored.
+    let (_, _, list) = s
+        .call(
+            Method::GET,
+            "/v1/subscriptions?replica=aws",
+            Some(&s.user),
+            None,
+        )
+        .await;
+    assert_eq!(list, json!({"subscriptions": []}));
+}
+
+#[tokio::test]
+async fn a_filter_that_fails_on_events_is_shown_to_its_owner_and_stops_no_one_else() {
+    let s = server().await;
+    let notify = second_process(&s, "[notify]\ncallback_allow = [\"127.0.0.1\"]\n");
+    notify.declare_queues().await.expect("queues");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (dep, token) = (notify.clone(), stop.clone());
+    tokio::spawn(async move { dss_notify::run(&dep, token).await });
+    let (ok_url, ok_hits) = receiver(204).await;
+    let (bad_url, bad_hits) = receiver(204).await;
+    // A type error on every event (`abs` of an object).
+    let (st, v) = put(
+        &s,
+        Some(&s.user),
+        json!({"callback_url": bad_url, "jmespath_query": "abs(files) > `1`"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let failing = v["uuid"].as_str().unwrap().to_string();
+    let (st, _) = put(&s, Some(&s.user), json!({"callback_url": ok_url})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    for _ in 0..3 {
+        let (st, v) = s.put_bundle(&uuid(), V1, json!([])).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    for _ in 0..3000 {
+        if ok_hits.load(std::sync::atomic::Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ok_hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let one = format!("/v1/subscriptions/{failing}?replica=aws");
+    let mut status = Value::Null;
+    for _ in 0..500 {
+        let (st, _, v) = s.call(Method::GET, &one, Some(&s.user), None).await;
+        assert_eq!(st, StatusCode::OK);
+        status = v["status"].clone();
+        if status["evaluation_failures"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status["filter"], "ok", "{status}");
+    assert_eq!(status["evaluation_failures"], 3, "{status}");
+    assert!(
+        status["last_failure"].as_str().unwrap().contains("abs"),
+        "{status}"
+    );
+    assert_eq!(bad_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    stop.cancel();
+}

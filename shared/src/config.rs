@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 use crate::embedded::Durability;
 
+mod limits;
+
+pub use limits::LimitsConfig;
+
 /// A configuration error naming the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +91,9 @@ pub struct Config {
     /// Metrics of processes without the API.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// What one request or subscription may ask of the service.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -676,6 +683,7 @@ impl Config {
                 )
             })?;
         }
+        self.limits.validate()?;
         if self.api.max_json_body == 0 {
             return Err(invalid("api.max_json_body", "must be greater than 0"));
         }

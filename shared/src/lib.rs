@@ -12,6 +12,7 @@ pub mod config;
 pub mod correlation;
 pub mod deployment;
 pub mod embedded;
+pub mod jmespath_limits;
 pub mod metrics;
 pub mod model;
 pub mod ports;

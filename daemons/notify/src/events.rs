@@ -8,16 +8,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dss_shared::bundle_reader::{Limits, LoadError};
 use dss_shared::deployment::Deployment;
-use dss_shared::ports::{BucketEvent, DeliveryState, Message, NewDelivery, Queue};
+use dss_shared::ports::{BucketEvent, DeliveryState, FilterFailure, Message, NewDelivery, Queue};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 
 use crate::documents;
-use crate::matching::Matcher;
+use crate::matching::{FilterLimits, Matcher};
 use crate::outbox::{self, Due};
 use crate::payload;
-
-/// Subscription sets up to this size are matched on the async thread.
-const INLINE_MATCHING: usize = 256;
 
 /// The handler of the notify daemon's bucket-event queue.
 pub struct EventHandler {
@@ -26,6 +23,8 @@ pub struct EventHandler {
     limits: Limits,
     deliveries_queue: Arc<dyn Queue>,
     public_url: String,
+    /// Filters that failed on an event, by subscription kind (`dss_notify_filter_failures_total`).
+    failures: dss_shared::metrics::Outcomes,
 }
 
 impl EventHandler {
@@ -33,7 +32,12 @@ impl EventHandler {
     /// `deliveries_queue`.
     pub fn new(deployment: &Deployment, deliveries_queue: Arc<dyn Queue>) -> Self {
         Self {
-            matcher: Matcher::default(),
+            matcher: Matcher::new(FilterLimits::from(&deployment.config.limits)),
+            failures: deployment.metrics.outcomes(
+                "dss_notify_filter_failures",
+                "Subscription filters that could not be evaluated on an event (over budget, an error or a panic), by kind; the event is still matched against every other subscription.",
+                &["elasticsearch", "jmespath"],
+            ),
             limits: Limits::from(&deployment.config.index),
             public_url: deployment
                 .config
@@ -77,21 +81,29 @@ impl EventHandler {
             .map_err(HandlerError::unavailable)?;
         let now = self.deployment.clock.now();
         let subscriptions = set.len();
-        // Matching a large set is CPU work of milliseconds: off the async threads.
-        let (matched, targets) = if subscriptions > INLINE_MATCHING {
-            tokio::task::spawn_blocking(move || {
-                let m: Vec<_> = targets.iter().map(|t| set.matches(t, now)).collect();
-                (m, targets)
-            })
-            .await
-            .map_err(HandlerError::transient)?
-        } else {
+        // Evaluating users' filters is CPU work of their choosing: off the async threads.
+        let (matched, targets) = tokio::task::spawn_blocking(move || {
             let m: Vec<_> = targets.iter().map(|t| set.matches(t, now)).collect();
             (m, targets)
-        };
+        })
+        .await
+        .map_err(HandlerError::transient)?;
         let mut new = Vec::new();
-        for (target, matches) in targets.iter().zip(matched) {
-            for m in matches {
+        let mut failed = Vec::new();
+        for (target, matched) in targets.iter().zip(matched) {
+            for f in matched.failures {
+                let sub = &f.compiled.sub;
+                tracing::warn!(subscription = %sub.uuid, replica = %sub.replica, bundle = %target.bundle_uuid,
+                    reason = %f.reason, "subscription filter failed on the event; that subscription is skipped");
+                self.failures.inc(sub.kind.as_str());
+                failed.push(FilterFailure {
+                    replica: sub.replica.clone(),
+                    kind: sub.kind,
+                    uuid: sub.uuid.clone(),
+                    reason: format!("{}: {}", target.event_key, f.reason),
+                });
+            }
+            for m in matched.matches {
                 let sub = &m.compiled.sub;
                 // Time-ordered, so the outbox's id index grows at its end.
                 let id = uuid::Uuid::now_v7().to_string();
@@ -110,7 +122,16 @@ impl EventHandler {
             }
         }
         tracing::info!(replica = %replica.name, key = %event.key, targets = targets.len(),
-            subscriptions, matched = new.len(), "matched event");
+            subscriptions, matched = new.len(), failed = failed.len(), "matched event");
+        // Shown to the owners: the failure of one filter is that subscription's alone.
+        if let Err(e) = self
+            .deployment
+            .subscriptions
+            .record_failures(&failed, self.deployment.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, failures = failed.len(), "could not record filter failures");
+        }
         if new.is_empty() {
             return Ok(Outcome::Done);
         }

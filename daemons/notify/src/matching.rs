@@ -1,17 +1,25 @@
 //! Matching an event against every subscription of its replica. The compiled subscriptions of a
 //! replica are kept in memory and reloaded only when the store's revision for that replica
 //! changes, so an event costs one revision read plus the evaluation, never a scan of the store.
+//!
+//! Filters are compiled under the deployment's `[limits]` (a stored one that exceeds them
+//! matches nothing), each query is evaluated within its budget, and each distinct filter is
+//! evaluated in isolation: one that errs, runs out of budget or panics is reported as a
+//! failure of its subscriptions for that event, and every other subscription is matched as usual.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
+use dss_shared::config::LimitsConfig;
+use dss_shared::jmespath_limits::{self, JmespathLimits};
 use dss_shared::ports::{
     EventKind, Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
 };
 use dss_shared::search::analyze::tokens;
 use dss_shared::search::dates::detect;
 use dss_shared::search::query::Scalar;
-use dss_shared::search::{Query, SingleDoc, parse_body};
+use dss_shared::search::{Budget, Query, QueryLimits, SingleDoc, limits, parse_body};
 use jmespath::ast::{Ast, Comparator};
 use jmespath::{Expression, Rcvar, Variable};
 use serde_json::Value;
@@ -45,12 +53,14 @@ struct Group {
     members: Vec<Arc<Compiled>>,
 }
 
-fn compile(sub: &Subscription) -> (String, Filter) {
+fn compile(sub: &Subscription, limits: &FilterLimits) -> (String, Filter) {
     match sub.kind {
         SubscriptionKind::Elasticsearch => {
             let body = sub.document.get("es_query");
             let key = body.map(Value::to_string).unwrap_or_default();
-            let filter = match body.map(parse_body) {
+            let parsed = body
+                .map(|b| parse_body(b).and_then(|q| limits::check(&q, &limits.query).map(|()| q)));
+            let filter = match parsed {
                 Some(Ok(q)) => Filter::Query(Box::new(q)),
                 Some(Err(e)) => invalid(sub, &e.to_string()),
                 None => invalid(sub, "no es_query"),
@@ -61,7 +71,7 @@ fn compile(sub: &Subscription) -> (String, Filter) {
             match sub.document.get("jmespath_query").and_then(Value::as_str) {
                 None | Some("") => (String::new(), Filter::Jmespath(None)),
                 Some(q) => {
-                    let filter = match jmespath::compile(q) {
+                    let filter = match jmespath_limits::compile(q, &limits.jmespath) {
                         Ok(e) => {
                             let plan = plan(e.as_ast());
                             Filter::Jmespath(Some((e, plan)))
@@ -76,8 +86,26 @@ fn compile(sub: &Subscription) -> (String, Filter) {
 }
 
 fn invalid(sub: &Subscription, why: &str) -> Filter {
-    tracing::error!(subscription = %sub.uuid, replica = %sub.replica, why, "stored subscription query does not compile; it matches nothing");
+    tracing::error!(subscription = %sub.uuid, replica = %sub.replica, why, "stored subscription filter does not compile within the limits; it matches nothing");
     Filter::Invalid
+}
+
+/// The limits filters are compiled and evaluated under.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterLimits {
+    /// Elasticsearch queries.
+    pub query: QueryLimits,
+    /// JMESPath filters and attachments.
+    pub jmespath: JmespathLimits,
+}
+
+impl From<&LimitsConfig> for FilterLimits {
+    fn from(c: &LimitsConfig) -> Self {
+        Self {
+            query: c.query(),
+            jmespath: c.jmespath(),
+        }
+    }
 }
 
 /// A subscription that matched, with its attachments when it has any for this event.
@@ -86,6 +114,52 @@ pub struct Match {
     pub compiled: Arc<Compiled>,
     /// Its attachments object.
     pub attachments: Option<Value>,
+}
+
+/// A subscription whose filter could not be evaluated on the event.
+pub struct Failed {
+    /// The subscription.
+    pub compiled: Arc<Compiled>,
+    /// Why.
+    pub reason: String,
+}
+
+/// What matching one event found.
+#[derive(Default)]
+pub struct Matched {
+    /// The subscriptions that matched.
+    pub matches: Vec<Match>,
+    /// The subscriptions whose filters failed.
+    pub failures: Vec<Failed>,
+}
+
+impl Matched {
+    fn extend(&mut self, other: Matched) {
+        self.matches.extend(other.matches);
+        self.failures.extend(other.failures);
+    }
+
+    /// Records that every member of `group` failed.
+    fn fail(&mut self, group: &Group, reason: String) {
+        for c in &group.members {
+            self.failures.push(Failed {
+                compiled: c.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+}
+
+/// Runs one filter's evaluation, turning a panic into an error of that filter alone.
+fn isolated<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        Err(format!("evaluation failed: {what}"))
+    })
 }
 
 /// Filters evaluated per thread at least; smaller sets are matched on the calling thread.
@@ -446,6 +520,8 @@ impl<P> Guards<P> {
 /// The compiled subscriptions of one replica at one revision.
 pub struct SubscriptionSet {
     revision: u64,
+    /// Work one query evaluation may do.
+    query_budget: u64,
     queries: Vec<Group>,
     query_guards: Guards<String>,
     jmespath: Vec<Group>,
@@ -475,15 +551,15 @@ fn group(subs: Vec<(String, Filter, Arc<Compiled>)>) -> Vec<Group> {
 }
 
 impl SubscriptionSet {
-    /// Compiles `subs`, read at `revision`.
-    pub fn new(revision: u64, subs: Vec<Subscription>) -> Self {
+    /// Compiles `subs`, read at `revision`, under `limits`.
+    pub fn new(revision: u64, subs: Vec<Subscription>, limits: &FilterLimits) -> Self {
         let len = subs.len();
         let (mut queries, mut jmespath) = (Vec::new(), Vec::new());
         for sub in subs {
-            let (key, filter) = compile(&sub);
+            let (key, filter) = compile(&sub, limits);
             let kind = sub.kind;
             let c = Arc::new(Compiled {
-                attachments: compile_attachments(&sub.document),
+                attachments: compile_attachments(&sub.document, &limits.jmespath),
                 sub,
             });
             match kind {
@@ -520,6 +596,7 @@ impl SubscriptionSet {
             .collect();
         Self {
             revision,
+            query_budget: limits.query.max_cost,
             queries,
             query_guards,
             jmespath,
@@ -540,9 +617,10 @@ impl SubscriptionSet {
         self.len == 0
     }
 
-    /// The subscriptions `target` matches. Filters whose guard the event fails are skipped;
-    /// the rest are evaluated, split over the machine's cores when there are many.
-    pub fn matches(&self, target: &Target, now: OffsetDateTime) -> Vec<Match> {
+    /// The subscriptions `target` matches, and those whose filters failed on it. Filters whose
+    /// guard the event fails are skipped; the rest are evaluated, split over the machine's
+    /// cores when there are many.
+    pub fn matches(&self, target: &Target, now: OffsetDateTime) -> Matched {
         let id = format!(
             "{}.{}",
             target.bundle_uuid,
@@ -579,7 +657,7 @@ impl SubscriptionSet {
             .max(1);
         let event = target.event_type;
         let run = |qs: &[usize], js: &[usize], var: Option<&Rcvar>| {
-            let mut out = Vec::new();
+            let mut out = Matched::default();
             if let Some((doc, one)) = &search {
                 out.extend(self.match_queries(one, doc, qs));
             }
@@ -627,23 +705,33 @@ impl SubscriptionSet {
         })
     }
 
-    fn match_queries(&self, one: &SingleDoc<'_>, doc: &Value, groups: &[usize]) -> Vec<Match> {
-        let mut out = Vec::new();
+    fn match_queries(&self, one: &SingleDoc<'_>, doc: &Value, groups: &[usize]) -> Matched {
+        let mut out = Matched::default();
         let mut var = None;
         for g in groups.iter().filter_map(|&i| self.queries.get(i)) {
-            if let Filter::Query(q) = &g.filter
-                && one.matches(q)
-            {
-                push_members(&mut out, g, |a| {
-                    Some(attachments(a, var.get_or_insert_with(|| variable(doc))))
-                });
+            let Filter::Query(q) = &g.filter else {
+                continue;
+            };
+            let hit = isolated(|| {
+                let budget = Budget::new(self.query_budget);
+                let hit = one.matches(q, &budget).map_err(|e| e.0)?;
+                Ok(hit.then(|| {
+                    members(g, |a| {
+                        Some(attachments(a, var.get_or_insert_with(|| variable(doc))))
+                    })
+                }))
+            });
+            match hit {
+                Ok(Some(m)) => out.matches.extend(m),
+                Ok(None) => {}
+                Err(why) => out.fail(g, why),
             }
         }
         out
     }
 
-    fn match_jmespath(&self, var: &Rcvar, event: EventKind, groups: &[usize]) -> Vec<Match> {
-        let mut out = Vec::new();
+    fn match_jmespath(&self, var: &Rcvar, event: EventKind, groups: &[usize]) -> Matched {
+        let mut out = Matched::default();
         let mut memo = Memo {
             paths: &self.paths,
             values: vec![None; self.paths.len()],
@@ -653,50 +741,59 @@ impl SubscriptionSet {
             let (Some(g), Some(steps)) = (self.jmespath.get(i), self.jmespath_steps.get(i)) else {
                 continue;
             };
-            let hit = match &g.filter {
-                Filter::Jmespath(None) => true,
-                Filter::Jmespath(Some((e, _))) => match run_steps(e, steps, &mut memo) {
-                    Ok(v) => v,
-                    Err(err) => {
-                        tracing::debug!(query = %e, error = %err, "jmespath_query failed on the event; not notified");
-                        false
+            let hit = isolated(|| {
+                let hit = match &g.filter {
+                    Filter::Jmespath(None) => true,
+                    Filter::Jmespath(Some((e, _))) => {
+                        run_steps(e, steps, &mut memo).map_err(|err| err.to_string())?
                     }
-                },
-                _ => false,
-            };
-            if !hit {
-                continue;
-            }
-            push_members(&mut out, g, |a| {
-                (event == EventKind::Create).then(|| attachments(a, var))
+                    _ => false,
+                };
+                Ok(hit.then(|| {
+                    members(g, |a| {
+                        (event == EventKind::Create).then(|| attachments(a, var))
+                    })
+                }))
             });
+            match hit {
+                Ok(Some(m)) => out.matches.extend(m),
+                Ok(None) => {}
+                Err(why) => out.fail(g, why),
+            }
         }
         out
     }
 }
 
-/// Adds a match for every member of a group that matched; `attach` computes the attachments
-/// of members that define some (`None`: not for this event).
-fn push_members(
-    out: &mut Vec<Match>,
-    group: &Group,
-    mut attach: impl FnMut(&Attachments) -> Option<Value>,
-) {
-    for c in &group.members {
-        out.push(Match {
+/// A match for every member of a group that matched; `attach` computes the attachments of
+/// members that define some (`None`: not for this event).
+fn members(group: &Group, mut attach: impl FnMut(&Attachments) -> Option<Value>) -> Vec<Match> {
+    group
+        .members
+        .iter()
+        .map(|c| Match {
             compiled: c.clone(),
             attachments: c.attachments.as_ref().and_then(&mut attach),
-        });
-    }
+        })
+        .collect()
 }
 
 /// The compiled subscriptions of every replica, reloaded when they change.
 #[derive(Default)]
 pub struct Matcher {
     sets: Mutex<HashMap<String, Arc<SubscriptionSet>>>,
+    limits: FilterLimits,
 }
 
 impl Matcher {
+    /// A matcher compiling filters under `limits`.
+    pub fn new(limits: FilterLimits) -> Self {
+        Self {
+            sets: Mutex::default(),
+            limits,
+        }
+    }
+
     /// The current subscriptions of `replica`.
     pub async fn set(
         &self,
@@ -710,7 +807,7 @@ impl Matcher {
             return Ok(s);
         }
         let subs = store.list_replica(replica).await?;
-        let set = Arc::new(SubscriptionSet::new(revision, subs));
+        let set = Arc::new(SubscriptionSet::new(revision, subs, &self.limits));
         tracing::info!(
             replica,
             revision,
@@ -910,7 +1007,7 @@ mod tests {
             .enumerate()
             .map(|(i, (k, f))| sub(i, *k, f.clone()))
             .collect();
-        let set = SubscriptionSet::new(1, subs.clone());
+        let set = SubscriptionSet::new(1, subs.clone(), &FilterLimits::default());
         assert_eq!(set.query_guards.open.len(), 2, "should and a wildcard");
         assert_eq!(
             set.jmespath_guards.open.len(),
@@ -924,8 +1021,10 @@ mod tests {
             target("lung", 9, true),
             target("heart", 5, true),
         ] {
-            let mut got: Vec<String> = set
-                .matches(&t, now)
+            let matched = set.matches(&t, now);
+            assert!(matched.failures.is_empty());
+            let mut got: Vec<String> = matched
+                .matches
                 .into_iter()
                 .map(|m| m.compiled.sub.uuid.clone())
                 .collect();
@@ -935,9 +1034,12 @@ mod tests {
             let want: Vec<String> = subs
                 .iter()
                 .filter(|s| match s.kind {
-                    SubscriptionKind::Elasticsearch => {
-                        one.matches(&parse_body(&s.document["es_query"]).unwrap())
-                    }
+                    SubscriptionKind::Elasticsearch => one
+                        .matches(
+                            &parse_body(&s.document["es_query"]).unwrap(),
+                            &Budget::new(u64::MAX),
+                        )
+                        .unwrap(),
                     SubscriptionKind::Jmespath => match s.document["jmespath_query"].as_str() {
                         Some("") | None => true,
                         Some(q) => truthy(&search(&jmespath::compile(q).unwrap(), &var).unwrap()),
@@ -948,6 +1050,101 @@ mod tests {
             assert!(!want.is_empty());
             assert_eq!(got, want, "event {:?}", t.metadata_doc);
         }
+    }
+}
+
+#[cfg(test)]
+mod isolation_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sub(uuid: &str, kind: SubscriptionKind, key: &str, filter: Value) -> Subscription {
+        let mut doc = json!({"callback_url": "https://example.org/hook"});
+        doc[key] = filter;
+        Subscription {
+            uuid: uuid.into(),
+            replica: "aws".into(),
+            owner: "o@example.org".into(),
+            kind,
+            document: doc,
+        }
+    }
+
+    /// A filter that errs or runs out of budget fails alone: every other subscription of the
+    /// event is matched as usual, and the failure names its subscription and reason.
+    #[test]
+    fn a_failing_filter_fails_its_subscription_alone() {
+        let es = SubscriptionKind::Elasticsearch;
+        let jm = SubscriptionKind::Jmespath;
+        let subs = vec![
+            sub(
+                "good-es",
+                es,
+                "es_query",
+                json!({"query": {"term": {"files.title": "kidney"}}}),
+            ),
+            // Scans every field name: over the tiny budget below.
+            sub(
+                "costly-es",
+                es,
+                "es_query",
+                json!({"query": {"term": {"files.*": "kidney"}}}),
+            ),
+            sub(
+                "good-jm",
+                jm,
+                "jmespath_query",
+                json!("files.title == 'kidney'"),
+            ),
+            // A type error at evaluation.
+            sub("erring-jm", jm, "jmespath_query", json!("abs(files) > `1`")),
+            // Over the JMESPath limits: refused when compiled, matches nothing, fails nothing.
+            sub(
+                "doubling-jm",
+                jm,
+                "jmespath_query",
+                json!(vec!["[@,@]"; 30].join("|")),
+            ),
+        ];
+        let limits = FilterLimits {
+            query: QueryLimits {
+                max_cost: 1,
+                ..QueryLimits::default()
+            },
+            ..FilterLimits::default()
+        };
+        let set = SubscriptionSet::new(1, subs, &limits);
+        let doc = json!({"files": {"title": "kidney", "a": 1, "b": 2}});
+        let t = Target {
+            event_type: EventKind::Create,
+            bundle_uuid: "b".into(),
+            bundle_version: Some("v".into()),
+            event_key: "k".into(),
+            search_doc: Some(doc.clone()),
+            metadata_doc: Some(doc),
+        };
+        let m = set.matches(&t, OffsetDateTime::UNIX_EPOCH);
+        let mut matched: Vec<&str> = m
+            .matches
+            .iter()
+            .map(|m| m.compiled.sub.uuid.as_str())
+            .collect();
+        matched.sort();
+        assert_eq!(matched, ["good-es", "good-jm"]);
+        let mut failed: Vec<(&str, bool)> = m
+            .failures
+            .iter()
+            .map(|f| (f.compiled.sub.uuid.as_str(), f.reason.is_empty()))
+            .collect();
+        failed.sort();
+        assert_eq!(failed, [("costly-es", false), ("erring-jm", false)]);
+    }
+
+    #[test]
+    fn a_panic_in_an_evaluation_is_an_error_of_that_evaluation() {
+        let r: Result<(), String> = isolated(|| panic!("value out of range"));
+        assert_eq!(r, Err("evaluation failed: value out of range".into()));
+        assert_eq!(isolated(|| Ok(3)), Ok(3));
     }
 }
 

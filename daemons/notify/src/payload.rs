@@ -2,6 +2,7 @@
 //! expressions with per-attachment errors and the 128 KiB limit) and Python truthiness, which
 //! decides whether a JMESPath filter matched.
 
+use dss_shared::jmespath_limits::{self, JmespathLimits};
 use dss_shared::model::pyjson;
 use dss_shared::ports::{Subscription, SubscriptionKind};
 use jmespath::{Expression, Rcvar, Variable};
@@ -44,8 +45,9 @@ pub fn search(expr: &Expression<'static>, data: &Rcvar) -> jmespath::SearchResul
 /// A subscription's compiled attachments, in the order given.
 pub type Attachments = Vec<(String, Result<Expression<'static>, String>)>;
 
-/// Compiles a subscription's `attachments` property; `None` when it has none.
-pub fn compile_attachments(doc: &Value) -> Option<Attachments> {
+/// Compiles a subscription's `attachments` property under `limits` (an expression over them
+/// yields an error in `_errors`); `None` when it has none.
+pub fn compile_attachments(doc: &Value, limits: &JmespathLimits) -> Option<Attachments> {
     let defs = doc.get("attachments")?.as_object()?;
     Some(
         defs.iter()
@@ -54,7 +56,7 @@ pub fn compile_attachments(doc: &Value) -> Option<Attachments> {
                     .get("expression")
                     .and_then(Value::as_str)
                     .ok_or_else(|| "no JMESPath expression".to_string())
-                    .and_then(|e| jmespath::compile(e).map_err(|e| e.to_string()));
+                    .and_then(|e| jmespath_limits::compile(e, limits).map_err(|e| e.to_string()));
                 (name.clone(), expr)
             })
             .collect(),
@@ -174,11 +176,14 @@ mod tests {
 
     #[test]
     fn attachments_report_errors_per_name() {
-        let defs = compile_attachments(&json!({"attachments": {
-            "project": {"type": "jmespath", "expression": "files.project_json[0].title"},
-            "missing": {"type": "jmespath", "expression": "nothing.here"},
-            "bad": {"type": "jmespath", "expression": "abs(files)"},
-        }}))
+        let defs = compile_attachments(
+            &json!({"attachments": {
+                "project": {"type": "jmespath", "expression": "files.project_json[0].title"},
+                "missing": {"type": "jmespath", "expression": "nothing.here"},
+                "bad": {"type": "jmespath", "expression": "abs(files)"},
+            }}),
+            &JmespathLimits::default(),
+        )
         .expect("defined");
         let doc = var(json!({"files": {"project_json": [{"title": "Kidney"}]}}));
         let a = attachments(&defs, &doc);
@@ -188,16 +193,26 @@ mod tests {
             a["_errors"]["bad"].as_str().is_some_and(|e| !e.is_empty()),
             "{a}"
         );
-        assert!(compile_attachments(&json!({"callback_url": "x"})).is_none());
+        assert!(
+            compile_attachments(&json!({"callback_url": "x"}), &JmespathLimits::default())
+                .is_none()
+        );
     }
 
     #[test]
     fn attachments_over_128_kib_are_replaced_by_an_error() {
         // The original's pinned case: one 131072-character string literal named `foo`.
         let lit = "a".repeat(131_072);
-        let defs = compile_attachments(&json!({"attachments": {
-            "foo": {"type": "jmespath", "expression": format!("'{lit}'")},
-        }}))
+        let defs = compile_attachments(
+            &json!({"attachments": {
+                "foo": {"type": "jmespath", "expression": format!("'{lit}'")},
+            }}),
+            // Longer than the default limit on expressions, which would refuse it first.
+            &JmespathLimits {
+                max_length: 200_000,
+                ..JmespathLimits::default()
+            },
+        )
         .expect("defined");
         let a = attachments(&defs, &var(json!({})));
         assert_eq!(

@@ -73,6 +73,10 @@ CREATE INDEX IF NOT EXISTS webhook_subscriptions_owner ON webhook_subscriptions 
 CREATE TABLE IF NOT EXISTS collection_owners (
     owner TEXT NOT NULL, uuid TEXT NOT NULL, version TEXT NOT NULL,
     PRIMARY KEY (owner, uuid, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhook_filter_failures (
+    replica TEXT NOT NULL, kind TEXT NOT NULL, uuid TEXT NOT NULL, failures INTEGER NOT NULL,
+    last_error TEXT NOT NULL, last_ms INTEGER NOT NULL,
+    PRIMARY KEY (replica, kind, uuid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhook_revisions (replica TEXT PRIMARY KEY, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     id TEXT NOT NULL UNIQUE, subscription TEXT NOT NULL, replica TEXT NOT NULL, kind TEXT NOT NULL,

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::db::{Db, DbError};
 use crate::clock::SharedClock;
 use crate::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-use crate::search::{EvalContext, MemIndex, SortKey, parse_body};
+use crate::search::{Budget, EvalContext, MemIndex, QueryLimits, SortKey, parse_body};
 
 impl From<DbError> for SearchError {
     fn from(e: DbError) -> Self {
@@ -46,6 +46,8 @@ pub struct EmbeddedSearch {
     snapshots: Option<PathBuf>,
     /// One snapshot write at a time (they share a temp file name and the recorded token).
     persisting: Arc<tokio::sync::Mutex<()>>,
+    /// What one query may ask.
+    limits: QueryLimits,
 }
 
 fn snapshot_path(dir: &Path, replica: &str) -> PathBuf {
@@ -120,7 +122,14 @@ impl EmbeddedSearch {
             replicas: Arc::default(),
             snapshots: None,
             persisting: Arc::default(),
+            limits: QueryLimits::default(),
         }
+    }
+
+    /// Applies `limits` to every query (default: [`QueryLimits::default`]).
+    pub fn with_limits(mut self, limits: QueryLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Keeps snapshots of the in-memory indexes in `dir`.
@@ -228,8 +237,10 @@ impl EmbeddedSearch {
         snapshots: Option<&Path>,
         req: &SearchRequest,
         now: time::OffsetDateTime,
+        limits: &QueryLimits,
     ) -> Result<SearchPage, SearchError> {
         let query = parse_body(&req.body).map_err(|e| SearchError::BadQuery(e.0))?;
+        crate::search::limits::check(&query, limits).map_err(|e| SearchError::BadQuery(e.0))?;
         let after = match &req.after {
             Some(c) => Some(SortKey::parse_cursor(c).ok_or_else(|| {
                 SearchError::BadQuery(format!("malformed search_after cursor {c:?}"))
@@ -242,13 +253,18 @@ impl EmbeddedSearch {
             let id = ri.mem.id(ord)?.to_string();
             db.read_inline(|c| load_doc(c, replica, &id)).ok().flatten()
         };
-        let hits = ri.mem.search(
-            &query,
-            &EvalContext {
-                now,
-                loader: &loader,
-            },
-        );
+        let budget = Budget::new(limits.max_cost);
+        let hits = ri
+            .mem
+            .search(
+                &query,
+                &EvalContext {
+                    now,
+                    loader: &loader,
+                    budget: &budget,
+                },
+            )
+            .map_err(|e| SearchError::BadQuery(e.0))?;
         let page = ri.mem.top(&hits, after.as_ref(), req.size);
         let mut out = Vec::with_capacity(page.len());
         for ord in page {
@@ -394,8 +410,17 @@ impl SearchIndex for EmbeddedSearch {
         let (replica, req) = (replica.to_string(), req.clone());
         let now = self.clock.now();
         let snapshots = self.snapshots.clone();
+        let limits = self.limits;
         tokio::task::spawn_blocking(move || {
-            Self::run_search(&db, &replica, &index, snapshots.as_deref(), &req, now)
+            Self::run_search(
+                &db,
+                &replica,
+                &index,
+                snapshots.as_deref(),
+                &req,
+                now,
+                &limits,
+            )
         })
         .await
         .map_err(|e| SearchError::Backend(e.to_string()))?

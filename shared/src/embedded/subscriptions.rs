@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::db::{Db, DbError};
 use crate::ports::subscriptions::{
-    Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
+    FailureRecord, FilterFailure, Subscription, SubscriptionError, SubscriptionKind,
+    SubscriptionStore,
 };
 
 impl From<DbError> for SubscriptionError {
@@ -163,6 +164,58 @@ impl SubscriptionStore for EmbeddedSubscriptions {
         })?)
     }
 
+    async fn record_failures(
+        &self,
+        failures: &[FilterFailure],
+        at_ms: i64,
+    ) -> Result<(), SubscriptionError> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let failures = failures.to_vec();
+        Ok(self
+            .db
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut up = tx.prepare_cached(
+                        "INSERT INTO webhook_filter_failures (replica, kind, uuid, failures, last_error, last_ms)
+                         VALUES (?1, ?2, ?3, 1, ?4, ?5)
+                         ON CONFLICT (replica, kind, uuid) DO UPDATE SET failures = failures + 1,
+                         last_error = excluded.last_error, last_ms = excluded.last_ms",
+                    )?;
+                    for f in &failures {
+                        up.execute(params![f.replica, f.kind.as_str(), f.uuid, f.reason, at_ms])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn failures(
+        &self,
+        replica: &str,
+        kind: SubscriptionKind,
+        uuid: &str,
+    ) -> Result<Option<FailureRecord>, SubscriptionError> {
+        Ok(self.db.read_inline(|c| {
+            Ok(c.prepare_cached(
+                "SELECT failures, last_error, last_ms FROM webhook_filter_failures
+                 WHERE replica = ?1 AND kind = ?2 AND uuid = ?3",
+            )?
+            .query_row(params![replica, kind.as_str(), uuid], |r| {
+                Ok(FailureRecord {
+                    count: r.get::<_, i64>(0)?.max(0) as u64,
+                    last_error: r.get(1)?,
+                    last_ms: r.get(2)?,
+                })
+            })
+            .optional()?)
+        })?)
+    }
+
     async fn delete(
         &self,
         replica: &str,
@@ -182,6 +235,10 @@ impl SubscriptionStore for EmbeddedSubscriptions {
                 if n > 0 {
                     bump(&tx, &replica)?;
                 }
+                tx.prepare_cached(
+                    "DELETE FROM webhook_filter_failures WHERE replica = ?1 AND kind = ?2 AND uuid = ?3",
+                )?
+                .execute(params![replica, kind.as_str(), uuid])?;
                 tx.commit()?;
                 Ok(n > 0)
             })
@@ -286,8 +343,49 @@ mod tests {
         );
         let before = store.revision("aws").await.expect("revision");
         assert_eq!(store.revision("gcp").await.expect("revision"), 0);
+
+        // Filter failures are counted per subscription, without moving the revision.
+        let failure = |uuid: &str, reason: &str| FilterFailure {
+            replica: "aws".into(),
+            kind: j,
+            uuid: uuid.into(),
+            reason: reason.into(),
+        };
+        assert!(
+            store
+                .failures("aws", j, "e")
+                .await
+                .expect("failures")
+                .is_none()
+        );
+        store
+            .record_failures(&[failure("e", "budget"), failure("a", "x")], 10)
+            .await
+            .expect("record");
+        store
+            .record_failures(&[failure("e", "panicked")], 20)
+            .await
+            .expect("record");
+        assert_eq!(
+            store.failures("aws", j, "e").await.expect("failures"),
+            Some(FailureRecord {
+                count: 2,
+                last_error: "panicked".into(),
+                last_ms: 20
+            })
+        );
+        assert_eq!(store.revision("aws").await.expect("revision"), before);
+
         assert!(store.delete("aws", j, "e").await.expect("delete"));
         assert!(!store.delete("aws", j, "e").await.expect("delete"));
         assert_eq!(store.revision("aws").await.expect("revision"), before + 1);
+        assert!(
+            store
+                .failures("aws", j, "e")
+                .await
+                .expect("failures")
+                .is_none(),
+            "forgotten with the subscription"
+        );
     }
 }

@@ -28,4 +28,7 @@ pub use queue::{
 };
 pub use search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
 pub use staging::{Declared, FileStamp, LocalFile, Sent, Staging, stage_options, staged_checksums};
-pub use subscriptions::{Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore};
+pub use subscriptions::{
+    FailureRecord, FilterFailure, Subscription, SubscriptionError, SubscriptionKind,
+    SubscriptionStore,
+};

@@ -54,6 +54,31 @@ pub struct Subscription {
     pub document: Value,
 }
 
+/// A subscription whose filter could not be evaluated on an event (it ran out of budget, erred
+/// or failed); it is skipped for that event, every other subscription is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterFailure {
+    /// The subscription's replica.
+    pub replica: String,
+    /// Its kind.
+    pub kind: SubscriptionKind,
+    /// Its id.
+    pub uuid: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The failures recorded for one subscription's filter, shown to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRecord {
+    /// Events its filter failed on.
+    pub count: u64,
+    /// Why it failed last.
+    pub last_error: String,
+    /// When it failed last (ms since the epoch).
+    pub last_ms: i64,
+}
+
 /// Subscriptions of every replica, looked up by replica and kind, never by scanning all.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
@@ -84,7 +109,23 @@ pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
     /// matchers reload their compiled set only then.
     async fn revision(&self, replica: &str) -> Result<u64, SubscriptionError>;
 
-    /// Removes a subscription; `false` if there was none.
+    /// Counts a failure of each listed subscription's filter at `at_ms`, keeping the last
+    /// reason; the revision does not change.
+    async fn record_failures(
+        &self,
+        failures: &[FilterFailure],
+        at_ms: i64,
+    ) -> Result<(), SubscriptionError>;
+
+    /// The failures recorded for a subscription's filter, if any.
+    async fn failures(
+        &self,
+        replica: &str,
+        kind: SubscriptionKind,
+        uuid: &str,
+    ) -> Result<Option<FailureRecord>, SubscriptionError>;
+
+    /// Removes a subscription (and its failure record); `false` if there was none.
     async fn delete(
         &self,
         replica: &str,

@@ -23,7 +23,8 @@ use time::OffsetDateTime;
 use super::analyze::{self, TEXT_SUFFIX};
 use super::dates::{self, Millis, Rounding};
 use super::flatten::{Leaf, for_each_leaf, objects_at};
-use super::query::{Operator, Query, RangeBounds, Scalar};
+use super::limits::{Budget, DOC_COST};
+use super::query::{Operator, Query, QueryError, RangeBounds, Scalar};
 use super::terms::{Postings, TermDict};
 
 fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {
@@ -40,7 +41,12 @@ fn purge_map<K: Ord>(m: &mut BTreeMap<K, Postings>, dead: &RoaringBitmap) {
     m.retain(|_, p| p.remove_all(dead));
 }
 
-fn union_range<K: Ord>(map: &BTreeMap<K, Postings>, lo: Bound<K>, hi: Bound<K>) -> RoaringBitmap {
+fn union_range<K: Ord>(
+    map: &BTreeMap<K, Postings>,
+    lo: Bound<K>,
+    hi: Bound<K>,
+    budget: &Budget,
+) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
         (&lo, &hi)
@@ -49,6 +55,9 @@ fn union_range<K: Ord>(map: &BTreeMap<K, Postings>, lo: Bound<K>, hi: Bound<K>) 
         return out;
     }
     for (_, p) in map.range((lo, hi)) {
+        if !budget.spend(1) {
+            break;
+        }
         p.or_into(&mut out);
     }
     out
@@ -169,6 +178,8 @@ pub struct EvalContext<'a> {
     pub now: OffsetDateTime,
     /// Loads candidates for `match_phrase` and `nested`.
     pub loader: &'a dyn DocLoader,
+    /// The work the evaluation may do.
+    pub budget: &'a Budget,
 }
 
 /// Sizes of a [`MemIndex`].
@@ -290,9 +301,13 @@ impl MemIndex {
         self.fields.get(name)
     }
 
-    /// Field names matching a pattern (`*` and `?`); a plain name is itself (without
-    /// allocating: most queries name their fields).
-    fn expand<'a>(&'a self, pattern: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    /// Field names matching a pattern (`*` and `?`), one unit of `budget` per name scanned;
+    /// a plain name is itself (without allocating: most queries name their fields).
+    fn expand<'a>(
+        &'a self,
+        pattern: &'a str,
+        budget: &'a Budget,
+    ) -> impl Iterator<Item = &'a str> + 'a {
         let wild = pattern.contains(['*', '?']);
         let plain = (!wild).then_some(pattern);
         let matching = wild
@@ -300,15 +315,19 @@ impl MemIndex {
             .into_iter()
             .flatten()
             .map(|k| &**k)
+            .take_while(move |_| budget.spend(1))
             .filter(move |k| glob(pattern, k));
         plain.into_iter().chain(matching)
     }
 
-    /// Documents matching `q` (live only).
-    pub fn search(&self, q: &Query, ctx: &EvalContext<'_>) -> RoaringBitmap {
+    /// Documents matching `q` (live only); an error when the evaluation ran out of budget.
+    pub fn search(&self, q: &Query, ctx: &EvalContext<'_>) -> Result<RoaringBitmap, QueryError> {
         let mut r = self.eval(q, ctx, None);
+        if ctx.budget.exceeded() {
+            return Err(ctx.budget.error());
+        }
         r &= &self.live;
-        r
+        Ok(r)
     }
 
     /// The first `size` hits after `after` in sort order.
@@ -385,7 +404,7 @@ impl MemIndex {
                 }
                 base
             }
-            Query::Term { fields, values } => self.each_field(fields, |f, _| {
+            Query::Term { fields, values } => self.each_field(fields, ctx, |f, _| {
                 let mut out = RoaringBitmap::new();
                 for v in values {
                     self.term(f, v, &mut out);
@@ -397,7 +416,7 @@ impl MemIndex {
                 text,
                 operator,
                 minimum_should_match,
-            } => self.each_field(fields, |f, _| {
+            } => self.each_field(fields, ctx, |f, _| {
                 if !f.text {
                     let mut out = RoaringBitmap::new();
                     self.term(f, &Scalar::Str(text.clone()), &mut out);
@@ -416,22 +435,28 @@ impl MemIndex {
             }),
             Query::MatchPhrase { fields, text } => self.phrase(fields, text, ctx, within),
             Query::Range { fields, bounds } => {
-                self.each_field(fields, |f, _| range(f, bounds, ctx.now))
+                self.each_field(fields, ctx, |f, _| range(f, bounds, ctx))
             }
-            Query::Exists { fields } => self.each_field(fields, |f, _| f.exists.clone()),
-            Query::Prefix { fields, value } => self.each_field(fields, |f, _| {
+            Query::Exists { fields } => self.each_field(fields, ctx, |f, _| f.exists.clone()),
+            Query::Prefix { fields, value } => self.each_field(fields, ctx, |f, _| {
                 let p = value.to_lowercase();
                 let mut out = RoaringBitmap::new();
                 for (_, post) in f.terms.with_prefix(&p) {
+                    if !ctx.budget.spend(1) {
+                        break;
+                    }
                     post.or_into(&mut out);
                 }
                 out
             }),
-            Query::Wildcard { fields, pattern } => self.each_field(fields, |f, _| {
+            Query::Wildcard { fields, pattern } => self.each_field(fields, ctx, |f, _| {
                 let p = pattern.to_lowercase();
                 let literal: String = p.chars().take_while(|c| *c != '*' && *c != '?').collect();
                 let mut out = RoaringBitmap::new();
                 for (t, post) in f.terms.with_prefix(&literal) {
+                    if !ctx.budget.spend(1) {
+                        break;
+                    }
                     if glob(&p, t) {
                         post.or_into(&mut out);
                     }
@@ -453,11 +478,14 @@ impl MemIndex {
                 }
                 candidates
                     .into_iter()
+                    .take_while(|_| ctx.budget.spend(DOC_COST))
                     .filter(|d| {
                         ctx.loader.load(*d).is_some_and(|doc| {
                             objects_at(&doc, path).into_iter().any(|element| {
                                 let wrapped = wrap(path, element.clone());
-                                SingleDoc::new("", &wrapped, ctx.now).matches(query)
+                                SingleDoc::new("", &wrapped, ctx.now)
+                                    .matches(query, ctx.budget)
+                                    .unwrap_or(false)
                             })
                         })
                     })
@@ -479,7 +507,7 @@ impl MemIndex {
         let mut exact = RoaringBitmap::new();
         let mut to_verify: Vec<(&str, RoaringBitmap)> = Vec::new();
         for pattern in fields {
-            for name in self.expand(pattern) {
+            for name in self.expand(pattern, ctx.budget) {
                 let Some(f) = self.field(name) else { continue };
                 if !f.text {
                     self.term(f, &Scalar::Str(text.to_string()), &mut exact);
@@ -523,6 +551,9 @@ impl MemIndex {
         }
         all -= &exact;
         for d in &all {
+            if !ctx.budget.spend(DOC_COST) {
+                break;
+            }
             let Some(doc) = ctx.loader.load(d) else {
                 continue;
             };
@@ -539,11 +570,12 @@ impl MemIndex {
     fn each_field(
         &self,
         fields: &[String],
+        ctx: &EvalContext<'_>,
         mut f: impl FnMut(&FieldIndex, &str) -> RoaringBitmap,
     ) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
         for pattern in fields {
-            for name in self.expand(pattern) {
+            for name in self.expand(pattern, ctx.budget) {
                 if let Some(fi) = self.field(name) {
                     out |= f(fi, name);
                 }
@@ -690,7 +722,8 @@ fn at_least(sets: &[RoaringBitmap], need: usize) -> RoaringBitmap {
         .collect()
 }
 
-fn range(f: &FieldIndex, b: &RangeBounds, now: OffsetDateTime) -> RoaringBitmap {
+fn range(f: &FieldIndex, b: &RangeBounds, ctx: &EvalContext<'_>) -> RoaringBitmap {
+    let (now, budget) = (ctx.now, ctx.budget);
     let given: Vec<&Scalar> = [&b.gt, &b.gte, &b.lt, &b.lte]
         .into_iter()
         .flatten()
@@ -704,7 +737,7 @@ fn range(f: &FieldIndex, b: &RangeBounds, now: OffsetDateTime) -> RoaringBitmap 
     if given.iter().all(|v| v.number().is_some()) {
         let lo = bound(&b.gt, &b.gte, |v| v.number().map(num_key));
         let hi = bound(&b.lt, &b.lte, |v| v.number().map(num_key));
-        out |= union_range(&f.numbers, lo, hi);
+        out |= union_range(&f.numbers, lo, hi, budget);
     }
     let date = |v: &Scalar, r| match v {
         Scalar::Str(s) => dates::parse_bound(s, now, r),
@@ -721,7 +754,7 @@ fn range(f: &FieldIndex, b: &RangeBounds, now: OffsetDateTime) -> RoaringBitmap 
             (None, Some(v)) => date(v, Rounding::Up).map_or(Bound::Unbounded, Bound::Included),
             _ => Bound::Unbounded,
         };
-        out |= union_range(&f.dates, lo, hi);
+        out |= union_range(&f.dates, lo, hi, budget);
     }
     if given.iter().all(|v| matches!(v, Scalar::Str(_))) {
         let key = |v: &Scalar| Some(v.text().to_lowercase());
@@ -730,6 +763,7 @@ fn range(f: &FieldIndex, b: &RangeBounds, now: OffsetDateTime) -> RoaringBitmap 
         out |= f.terms.union_range(
             lo.as_ref().map(String::as_str),
             hi.as_ref().map(String::as_str),
+            budget,
         );
     }
     out
@@ -810,18 +844,18 @@ impl<'a> SingleDoc<'a> {
             .flat_map(|f| f.terms.terms())
     }
 
-    /// Whether the document matches `q`.
-    pub fn matches(&self, q: &Query) -> bool {
+    /// Whether the document matches `q`, spending from `budget`; an error when it ran out.
+    pub fn matches(&self, q: &Query, budget: &Budget) -> Result<bool, QueryError> {
         let loader = |_: u32| Some(self.doc.clone());
-        self.index
-            .search(
-                q,
-                &EvalContext {
-                    now: self.now,
-                    loader: &loader,
-                },
-            )
-            .contains(self.ord)
+        let hits = self.index.search(
+            q,
+            &EvalContext {
+                now: self.now,
+                loader: &loader,
+                budget,
+            },
+        )?;
+        Ok(hits.contains(self.ord))
     }
 }
 

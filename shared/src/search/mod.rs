@@ -9,9 +9,11 @@ pub mod analyze;
 pub mod dates;
 pub mod flatten;
 pub mod index;
+pub mod limits;
 pub mod query;
 mod query_string;
 mod terms;
 
 pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SingleDoc, SortKey};
+pub use limits::{Budget, QueryLimits};
 pub use query::{Query, QueryError, parse, parse_body};

@@ -26,8 +26,16 @@ enum Tok {
     Cmp(&'static str, String),
 }
 
+/// A query as quoted in an error: its first 200 characters.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 fn lex(s: &str) -> Result<Vec<Tok>, QueryError> {
-    let bad = |m: String| QueryError(format!("Failed to parse query [{s}]: {m}"));
+    let bad = |m: String| QueryError(format!("Failed to parse query [{}]: {m}", shown(s)));
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
@@ -163,9 +171,14 @@ enum Occur {
     MustNot,
 }
 
+/// Groups and `field:` prefixes nested in each other at most (the parser recurses per level).
+const MAX_NESTING: usize = 32;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Current nesting of groups and field prefixes.
+    depth: usize,
     default_fields: Vec<String>,
     default_op: Operator,
     source: String,
@@ -173,7 +186,10 @@ struct Parser {
 
 impl Parser {
     fn bad(&self, m: &str) -> QueryError {
-        QueryError(format!("Failed to parse query [{}]: {m}", self.source))
+        QueryError(format!(
+            "Failed to parse query [{}]: {m}",
+            shown(&self.source)
+        ))
     }
 
     fn peek(&self) -> Option<&Tok> {
@@ -244,6 +260,18 @@ impl Parser {
     }
 
     fn clause(&mut self, fields: &[String]) -> Result<Query, QueryError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.bad(&format!(
+                "groups nested more than {MAX_NESTING} levels deep"
+            )));
+        }
+        let q = self.clause_at_depth(fields);
+        self.depth -= 1;
+        q
+    }
+
+    fn clause_at_depth(&mut self, fields: &[String]) -> Result<Query, QueryError> {
         match self.next() {
             Some(Tok::Open) => {
                 let q = self.query(fields)?;
@@ -384,6 +412,7 @@ pub fn parse(params: &Map<String, Value>) -> Result<Query, QueryError> {
     let mut p = Parser {
         toks: lex(source)?,
         pos: 0,
+        depth: 0,
         default_fields: default_fields.clone(),
         default_op,
         source: source.clone(),
@@ -434,6 +463,24 @@ mod tests {
             panic!()
         };
         assert_eq!(fields, ["f"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_recursed_into() {
+        for deep in [
+            format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000)),
+            "f:".repeat(100_000) + "a",
+        ] {
+            let Value::Object(m) = json!({"query": deep}) else {
+                unreachable!()
+            };
+            let e = parse(&m).unwrap_err();
+            assert!(e.0.contains("nested more than 32"), "{}", &e.0[..80]);
+        }
+        let Value::Object(m) = json!({"query": "((a OR (b AND c)))"}) else {
+            unreachable!()
+        };
+        assert!(parse(&m).is_ok());
     }
 
     #[test]

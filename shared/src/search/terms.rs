@@ -3,6 +3,7 @@
 //! kept current: new terms wait in a small unsorted list that is merged in when it fills. Fields
 //! never scanned in order (most of them) pay only a hash insert per new term.
 
+use super::limits::Budget;
 use std::ops::Bound;
 use std::sync::OnceLock;
 
@@ -231,8 +232,13 @@ impl TermDict {
             .take_while(move |(t, _)| t.starts_with(prefix))
     }
 
-    /// Union of the postings of the terms within bounds.
-    pub(crate) fn union_range(&self, lo: Bound<&str>, hi: Bound<&str>) -> RoaringBitmap {
+    /// Union of the postings of the terms within bounds, one unit of `budget` per term.
+    pub(crate) fn union_range(
+        &self,
+        lo: Bound<&str>,
+        hi: Bound<&str>,
+        budget: &Budget,
+    ) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
         if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
             (lo, hi)
@@ -241,6 +247,9 @@ impl TermDict {
             return out;
         }
         for (_, p) in self.range(lo, hi) {
+            if !budget.spend(1) {
+                break;
+            }
             p.or_into(&mut out);
         }
         out
@@ -287,12 +296,17 @@ mod tests {
             Some(2)
         );
         assert_eq!(
-            d.union_range(Bound::Included("z"), Bound::Included("a"))
-                .len(),
+            d.union_range(
+                Bound::Included("z"),
+                Bound::Included("a"),
+                &Budget::new(100)
+            )
+            .len(),
             0
         );
         assert_eq!(
-            d.union_range(Bound::Unbounded, Bound::Unbounded).len(),
+            d.union_range(Bound::Unbounded, Bound::Unbounded, &Budget::new(u64::MAX))
+                .len(),
             (PENDING * 4 + 16) as u64
         );
         let all: Vec<&str> = d

@@ -241,7 +241,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::search::{EvalContext, parse_body};
+    use crate::search::{Budget, EvalContext, parse_body};
 
     #[test]
     fn a_snapshot_answers_like_the_index_it_was_taken_of() {
@@ -262,6 +262,7 @@ mod tests {
         let ctx = EvalContext {
             now: time::OffsetDateTime::UNIX_EPOCH,
             loader: &loader,
+            budget: &Budget::new(u64::MAX),
         };
         for q in [
             json!({}),
@@ -274,7 +275,10 @@ mod tests {
             json!({"query": {"ids": {"values": ["d5", "d7", "d8"]}}}),
         ] {
             let q = parse_body(&q).expect("query");
-            let (a, b) = (idx.search(&q, &ctx), back.search(&q, &ctx));
+            let (a, b) = (
+                idx.search(&q, &ctx).unwrap(),
+                back.search(&q, &ctx).unwrap(),
+            );
             assert_eq!(a, b, "{q:?}");
             assert_eq!(idx.top(&a, None, 50), back.top(&b, None, 50));
         }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
-use crate::search::parse_body;
+use crate::search::{Budget, parse_body};
 
 const NOW: OffsetDateTime = datetime!(2020-07-01 12:00 UTC);
 
@@ -86,19 +86,24 @@ fn check(body: Value, expected: &[&str]) {
     let (idx, docs) = index();
     let q = parse_body(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
     let loader = |ord: u32| docs.get(ord as usize).map(|(_, d)| d.clone());
-    let hits = idx.search(
-        &q,
-        &EvalContext {
-            now: NOW,
-            loader: &loader,
-        },
-    );
+    let hits = idx
+        .search(
+            &q,
+            &EvalContext {
+                now: NOW,
+                loader: &loader,
+                budget: &Budget::new(u64::MAX),
+            },
+        )
+        .unwrap();
     let mut got: Vec<&str> = hits.iter().filter_map(|d| idx.id(d)).collect();
     got.sort();
     assert_eq!(got, expected, "query {body}");
     for (id, d) in &docs {
         assert_eq!(
-            SingleDoc::new(id, d, NOW).matches(&q),
+            SingleDoc::new(id, d, NOW)
+                .matches(&q, &Budget::new(u64::MAX))
+                .unwrap(),
             expected.contains(id),
             "one-document matching disagrees on {id} for {body}"
         );
@@ -406,13 +411,16 @@ fn paging_returns_every_hit_once_in_sort_order() {
         expected.push(id);
     }
     let loader = |_: u32| None;
-    let all = idx.search(
-        &Query::MatchAll,
-        &EvalContext {
-            now: NOW,
-            loader: &loader,
-        },
-    );
+    let all = idx
+        .search(
+            &Query::MatchAll,
+            &EvalContext {
+                now: NOW,
+                loader: &loader,
+                budget: &Budget::new(u64::MAX),
+            },
+        )
+        .unwrap();
     for size in [1, 7, 10, 56, 57, 100] {
         let mut seen = Vec::new();
         let mut after: Option<SortKey> = None;
@@ -444,26 +452,27 @@ fn replacing_and_removing_documents() {
     let ctx = EvalContext {
         now: NOW,
         loader: &loader,
+        budget: &Budget::new(u64::MAX),
     };
     let q = parse_body(&json!({"query": {"term": {"admin_deleted": true}}})).unwrap();
-    assert_eq!(idx.search(&q, &ctx).len(), 1);
+    assert_eq!(idx.search(&q, &ctx).unwrap().len(), 1);
     idx.insert("a.1", &json!({"uuid": "a", "admin_deleted": true}));
-    assert_eq!(idx.search(&q, &ctx).len(), 2);
+    assert_eq!(idx.search(&q, &ctx).unwrap().len(), 2);
     assert_eq!(idx.len(), 4);
     assert!(idx.remove("c.1"));
     assert!(!idx.remove("c.1"));
-    assert_eq!(idx.search(&q, &ctx).len(), 1);
+    assert_eq!(idx.search(&q, &ctx).unwrap().len(), 1);
     assert_eq!(idx.len(), 3);
     assert_eq!(idx.garbage(), 2, "the replaced a.1 and the removed c.1");
     let before: Vec<RoaringBitmap> = [&q, &Query::MatchAll]
         .iter()
-        .map(|q| idx.search(q, &ctx))
+        .map(|q| idx.search(q, &ctx).unwrap())
         .collect();
     idx.purge();
     assert_eq!(idx.garbage(), 0);
     let after: Vec<RoaringBitmap> = [&q, &Query::MatchAll]
         .iter()
-        .map(|q| idx.search(q, &ctx))
+        .map(|q| idx.search(q, &ctx).unwrap())
         .collect();
     assert_eq!(before, after, "purging changes no answer");
     assert_eq!(
@@ -471,6 +480,7 @@ fn replacing_and_removing_documents() {
             &parse_body(&json!({"query": {"term": {"reason.text": "consent"}}})).unwrap(),
             &ctx
         )
+        .unwrap()
         .len(),
         0
     );
@@ -479,11 +489,12 @@ fn replacing_and_removing_documents() {
             &parse_body(&json!({"query": {"prefix": {"uuid": "c"}}})).unwrap(),
             &ctx
         )
+        .unwrap()
         .len(),
         0
     );
     idx.insert("e.1", &json!({"uuid": "e", "admin_deleted": true}));
-    assert_eq!(idx.search(&q, &ctx).len(), 2);
+    assert_eq!(idx.search(&q, &ctx).unwrap().len(), 2);
     let st = idx.stats();
     assert_eq!(st.documents, 4);
     assert!(
