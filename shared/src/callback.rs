@@ -1,6 +1,8 @@
 //! Which webhook callback URLs may be called: `http(s)` only, and never an address on the
 //! deployment's own side (loopback, private, link-local incl. cloud metadata, unique-local,
-//! unspecified, multicast) unless configuration allows that network explicitly. Checked when a
+//! unspecified, multicast), a special-purpose one (benchmarking, reserved, documentation), or
+//! one that embeds an IPv4 address a translator or tunnel would reach (NAT64, 6to4, Teredo,
+//! IPv4-compatible) unless configuration allows that network explicitly. Checked when a
 //! subscription is created and again before each delivery, since DNS answers can change.
 
 use std::net::IpAddr;
@@ -65,7 +67,15 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v.is_broadcast()
                 || v.is_multicast()
                 || o[0] == 0
+                // Shared address space (carrier-grade NAT).
                 || (o[0] == 100 && (64..128).contains(&o[1]))
+                // IETF protocol assignments, and the three documentation networks.
+                || (o[0] == 192 && o[1] == 0 && (o[2] == 0 || o[2] == 2))
+                || (o[0] == 198 && o[1] == 51 && o[2] == 100)
+                || (o[0] == 203 && o[1] == 0 && o[2] == 113)
+                // Benchmarking (198.18.0.0/15) and reserved (240.0.0.0/4).
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240
         }
         IpAddr::V6(v) => {
             if let Some(v4) = v.to_ipv4_mapped() {
@@ -75,8 +85,18 @@ pub fn is_internal(ip: IpAddr) -> bool {
             v.is_loopback()
                 || v.is_unspecified()
                 || v.is_multicast()
+                // Unique-local, link-local and the deprecated site-local.
                 || (seg[0] & 0xfe00) == 0xfc00
                 || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
+                // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96 and the local 64:ff9b:1::/48).
+                || seg[..6] == [0; 6]
+                || (seg[0] == 0x64 && seg[1] == 0xff9b)
+                // Discard-only (100::/64), Teredo (2001::/32), documentation (2001:db8::/32),
+                // 6to4 (2002::/16).
+                || (seg[0] == 0x100 && seg[1..4] == [0; 3])
+                || (seg[0] == 0x2001 && (seg[1] == 0 || seg[1] == 0xdb8))
+                || seg[0] == 0x2002
         }
     }
 }
@@ -136,10 +156,34 @@ mod tests {
             "fe80::1",
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
+            // Special-purpose IPv4 networks.
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "255.255.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "203.0.113.9",
+            // IPv6 forms that reach an IPv4 address through a translator or tunnel.
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::127.0.0.1",
+            "2001:db8::1",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "151.101.1.69", "2606:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "151.101.1.69",
+            "198.20.0.1",
+            "2606:4700::1111",
+            "2001:4860:4860::8888",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }
