@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dss_shared::model::ObjectUuid;
 use dss_shared::model::documents::valid_file_name;
+use dss_shared::model::{DssVersion, ObjectUuid};
 use futures::StreamExt;
 use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;
@@ -116,13 +116,23 @@ impl Entry {
             .get("size")
             .and_then(Value::as_u64)
             .ok_or_else(|| ClientError::Invalid(format!("{name}: the manifest gives no size")))?;
+        // The server's answer names what is requested next: only well-formed ids go into URLs.
+        let uuid = s("uuid")?;
+        ObjectUuid::parse(&uuid)
+            .map_err(|e| ClientError::Invalid(format!("{name}: file uuid '{uuid}': {e}")))?;
+        let version = v
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if !version.is_empty() {
+            DssVersion::parse(&version).map_err(|e| {
+                ClientError::Invalid(format!("{name}: file version '{version}': {e}"))
+            })?;
+        }
         Ok(Self {
-            uuid: s("uuid")?,
-            version: v
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            uuid,
+            version,
             size,
             sha256: s("sha256")?,
             crc32c: s("crc32c")?,
@@ -179,7 +189,25 @@ pub async fn download_bundle(
         .and_then(Value::as_str)
         .ok_or_else(|| ClientError::Invalid("the bundle answer has no bundle.version".into()))?
         .to_string();
-    let bundle_dir = dir.join(format!("{uuid}.{version}"));
+    // The directory's name comes from the answer: a version, or a hostile server (or anyone on
+    // a plain-HTTP path) could write outside `dir`.
+    let parsed = DssVersion::parse(&version).map_err(|e| {
+        ClientError::Invalid(format!(
+            "the bundle answer's version '{}' is not a DSS version: {e}",
+            version.escape_debug()
+        ))
+    })?;
+    if opts
+        .version
+        .as_deref()
+        .is_some_and(|v| v != parsed.as_str())
+    {
+        return Err(ClientError::Invalid(format!(
+            "asked for version {}, the answer is version {version}",
+            opts.version.as_deref().unwrap_or_default()
+        )));
+    }
+    let bundle_dir = dir.join(format!("{uuid}.{}", parsed.as_str()));
     let entries = listed
         .iter()
         .map(Entry::from_json)

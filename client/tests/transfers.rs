@@ -436,3 +436,74 @@ async fn a_large_file_downloads_in_ranges_and_resumes_with_the_ranges_it_has() {
     assert!(std::fs::read(dir.join("big.bin")).unwrap() == data);
     assert!(!dir.join("big.bin.part.ranges").exists());
 }
+
+/// A server that answers every bundle request with `bundle`, as a hostile server (or anyone on
+/// a plain-HTTP path) could.
+async fn hostile(bundle: serde_json::Value) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || {
+        let b = bundle.clone();
+        async move {
+            (
+                [("x-openapi-paginated-content-key", "bundle.files")],
+                axum::Json(b),
+            )
+        }
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    (format!("http://{addr}/v1"), tx)
+}
+
+#[tokio::test]
+async fn a_hostile_answer_cannot_make_the_download_write_outside_its_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("downloads");
+    std::fs::create_dir(&dir).unwrap();
+    let uuid = "0b8f2e1c-5f66-4a5c-9a6b-6d2d2a7b3c11";
+    let file = |name: &str, file_uuid: &str, version: &str| {
+        serde_json::json!({"name": name, "uuid": file_uuid, "version": version, "size": 1,
+            "sha256": "00", "crc32c": "00000000"})
+    };
+    let good_file = file("a.json", uuid, "2020-01-01T000000.000000Z");
+    for bundle in [
+        serde_json::json!({"version": "../../escaped", "files": []}),
+        serde_json::json!({"version": "/tmp/escaped", "files": []}),
+        serde_json::json!({"version": "2020-01-01T000000.000000Z/../../x", "files": []}),
+        serde_json::json!({"version": "2020-01-01T000000.000000Z",
+            "files": [file("../../escaped", uuid, "2020-01-01T000000.000000Z")]}),
+        serde_json::json!({"version": "2020-01-01T000000.000000Z",
+            "files": [file("a.json", "../../../admin", "2020-01-01T000000.000000Z")]}),
+        serde_json::json!({"version": "2020-01-01T000000.000000Z",
+            "files": [file("a.json", uuid, "1&replica=gcp")]}),
+    ] {
+        let (base, _stop) = hostile(serde_json::json!({"bundle": bundle.clone()})).await;
+        let client = DssClient::new(&base, None).unwrap();
+        let got = download(&client, uuid, &dir).await;
+        assert!(
+            matches!(got, Err(ClientError::Invalid(_))),
+            "{bundle}: {got:?}"
+        );
+        let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "{bundle}: only the download directory");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "{bundle}");
+    }
+    // A version other than the one asked for is refused too.
+    let (base, _stop) = hostile(serde_json::json!({"bundle":
+        {"version": "2020-01-01T000000.000000Z", "files": [good_file]}}))
+    .await;
+    let client = DssClient::new(&base, None).unwrap();
+    let opts = DownloadOptions {
+        version: Some("2021-01-01T000000.000000Z".into()),
+        ..download_opts()
+    };
+    let got = download_bundle(&client, uuid, &dir, &opts, &tally().1).await;
+    assert!(matches!(got, Err(ClientError::Invalid(_))), "{got:?}");
+}
