@@ -50,7 +50,8 @@ pub fn compare(key: &ObjectKey, src: &ObjectMeta, dst: Option<&ObjectMeta>) -> F
 
 /// Copies `key` from `src` to `dst`, recording where it came from, and verifies all four
 /// checksums of the bytes written (against the blob's key, or the source object's recorded
-/// checksums) before the copy becomes visible. `progress` counts bytes as they are written.
+/// checksums) before the copy becomes visible. A document other than a blob is created only:
+/// [`BlobError::AlreadyExists`] when one appeared at the destination meanwhile. `progress` counts bytes as they are written.
 pub async fn replicate(
     src: &Replica,
     dst: &Replica,
@@ -58,15 +59,18 @@ pub async fn replicate(
     meta: &ObjectMeta,
     progress: Arc<AtomicU64>,
 ) -> Result<ObjectMeta, BlobError> {
-    let expected = match key {
-        ObjectKey::Blob(sums) => Some(sums.clone()),
-        _ => meta.checksums.clone(),
+    // A blob's key names its bytes: a broken copy is replaced. Any other object is written
+    // only where there is none, so one created at the destination since it was compared is
+    // never overwritten (the caller compares again).
+    let (expected, mode) = match key {
+        ObjectKey::Blob(sums) => (Some(sums.clone()), PutMode::Overwrite),
+        _ => (meta.checksums.clone(), PutMode::Create),
     };
     let opts = PutOptions {
         content_type: Some(meta.content_type.clone()),
         size: Some(meta.size),
         expected,
-        mode: PutMode::Overwrite,
+        mode,
         verify: Verify::Full,
         origin: Some(src.name.clone()),
     };

@@ -158,14 +158,8 @@ impl Syncer {
             .await
             .map_err(HandlerError::transient)?;
         let broken = match compare(key, meta, there.as_ref()) {
-            Found::Same => {
-                SyncMetrics::bump(&self.metrics.present);
-                return Ok(Outcome::Done);
-            }
-            Found::Conflict(why) => {
-                SyncMetrics::bump(&self.metrics.conflicts);
-                tracing::error!(key = %text, source = %src.name, dest = %dst.name, %why, "the replicas hold different objects under one key; left as they are");
-                return Ok(Outcome::Done);
+            Found::Same | Found::Conflict(_) => {
+                return Ok(self.settled(key, src, dst, meta, there.as_ref()));
             }
             Found::BrokenBlob => true,
             Found::Missing => false,
@@ -192,6 +186,16 @@ impl Syncer {
         let progress = Arc::default();
         let copied = match replicate(src, dst, key, meta, progress).await {
             Ok(m) => m,
+            // Written at the destination since it was compared: the same object, or a
+            // conflict that is left alone.
+            Err(BlobError::AlreadyExists(_)) => {
+                let now_there = dst
+                    .store
+                    .head(&text)
+                    .await
+                    .map_err(HandlerError::transient)?;
+                return Ok(self.settled(key, src, dst, meta, now_there.as_ref()));
+            }
             Err(BlobError::NotFound(_)) => {
                 tracing::info!(key = %text, source = %src.name, "object gone before it was replicated");
                 return Ok(Outcome::Done);
@@ -222,6 +226,30 @@ impl Syncer {
         }
         tracing::info!(key = %text, source = %src.name, dest = %dst.name, bytes = copied.size, repaired = broken, "replicated");
         Ok(Outcome::Done)
+    }
+    /// The outcome for a destination found holding an object under `key` (or, after a
+    /// create-only copy was refused, holding one again): the same one, or a conflict, which is
+    /// counted, reported and left as it is; anything else is looked at again later.
+    fn settled(
+        &self,
+        key: &ObjectKey,
+        src: &Replica,
+        dst: &Replica,
+        meta: &ObjectMeta,
+        there: Option<&ObjectMeta>,
+    ) -> Outcome {
+        match compare(key, meta, there) {
+            Found::Conflict(why) => {
+                SyncMetrics::bump(&self.metrics.conflicts);
+                tracing::error!(key = %key, source = %src.name, dest = %dst.name, %why, "the replicas hold different objects under one key; left as they are");
+                Outcome::Done
+            }
+            Found::Same => {
+                SyncMetrics::bump(&self.metrics.present);
+                Outcome::Done
+            }
+            Found::Missing | Found::BrokenBlob => Outcome::RetryLater(None),
+        }
     }
 }
 

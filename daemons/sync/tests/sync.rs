@@ -509,3 +509,38 @@ async fn a_reconciler_pass_reports_its_progress() {
             .all(|(p, _, k)| p == "files/" && k.starts_with("files/"))
     );
 }
+
+#[tokio::test]
+async fn a_document_written_at_the_destination_after_the_comparison_is_not_overwritten() {
+    let e = env().await;
+    let (key, _blob, _doc) = e
+        .file("aws", "11111111-1111-4111-8111-111111111111", b"one")
+        .await;
+    let src_meta = e.store("aws").head(&key).await.unwrap().unwrap();
+    // Between the sync's comparison (nothing in gcp) and its write, another writer puts a
+    // different document under the same key in gcp.
+    e.file(
+        "gcp",
+        "11111111-1111-4111-8111-111111111111",
+        b"other bytes",
+    )
+    .await;
+    let theirs = e.store("gcp").head(&key).await.unwrap().unwrap();
+    let got = dss_sync::copy::replicate(
+        &e.d.replicas["aws"],
+        &e.d.replicas["gcp"],
+        &ObjectKey::parse(&key).unwrap(),
+        &src_meta,
+        Arc::default(),
+    )
+    .await;
+    assert!(
+        matches!(got, Err(dss_shared::ports::BlobError::AlreadyExists(_))),
+        "{got:?}"
+    );
+    let still = e.store("gcp").head(&key).await.unwrap().unwrap();
+    assert_eq!(
+        still.checksums, theirs.checksums,
+        "the conflict is left alone"
+    );
+}
