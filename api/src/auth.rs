@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 use crate::error::{ApiError, ApiResult};
+use crate::jwks_refresh::RefreshGate;
 
 /// Issuer name of locally minted tokens.
 pub const LOCAL_ISSUER: &str = "dss-local";
@@ -55,6 +56,7 @@ struct Issuer {
     audiences: Vec<String>,
     keys: RwLock<Vec<VerifyKey>>,
     jwks_url: Option<String>,
+    refresh: RefreshGate,
 }
 
 /// The local signing key: mints tokens that this deployment trusts.
@@ -183,6 +185,7 @@ impl Auth {
                     audiences: vec![LOCAL_AUDIENCE.into()],
                     keys: RwLock::new(vec![l.verify_key()]),
                     jwks_url: None,
+                    refresh: RefreshGate::default(),
                 }),
             );
         }
@@ -195,6 +198,7 @@ impl Auth {
                     audiences: i.audiences.clone(),
                     keys: RwLock::new(keys),
                     jwks_url: i.jwks_url.clone(),
+                    refresh: RefreshGate::default(),
                 }),
             );
         }
@@ -208,8 +212,14 @@ impl Auth {
         })
     }
 
+    /// Fetches the issuer's keys again (a token named a key id it does not know), unless
+    /// another request is fetching them (then waits for it) or they were fetched less than
+    /// [`crate::jwks_refresh::MIN_INTERVAL`] ago.
     async fn refresh_jwks(&self, issuer: &Issuer) -> ApiResult<()> {
         let Some(url) = &issuer.jwks_url else {
+            return Ok(());
+        };
+        let Some(_permit) = issuer.refresh.begin().await else {
             return Ok(());
         };
         let fetched = async {
@@ -304,6 +314,7 @@ impl Auth {
         v.set_issuer(&[iss]);
         v.set_audience(&issuer.audiences);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.validate_nbf = true;
         let data = jsonwebtoken::decode::<Value>(token, &key.key, &v).map_err(|e| {
             tracing::info!(error = %e, "token rejected");
             unauthorized("Authorization token is invalid")

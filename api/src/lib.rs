@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod ingest;
+pub mod jwks_refresh;
 pub mod misc;
 pub mod openapi;
 pub mod paging;

@@ -1305,6 +1305,31 @@ async fn pem_and_jwks_url_issuers() {
         StatusCode::UNAUTHORIZED,
         "wrong key for JWKS issuer"
     );
+    // Unauthenticated requests naming unknown key ids cannot make the API fetch the issuer's
+    // keys again and again: once per minute at most, one fetch at a time.
+    let unknown: Vec<_> = (0..50)
+        .map(|i| {
+            put(mint(
+                "https://b.example.org/",
+                Some(&format!("k{i}x")),
+                &key_b,
+            ))
+        })
+        .collect();
+    for st in futures::future::join_all(unknown).await {
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A token not valid before some time in the future is refused.
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some("k1".into());
+    let early = json!({"iss": "https://b.example.org/", "aud": "dss", "exp": now + 1200,
+        "nbf": now + 600, "email": "x@example.org", "group": "dbio"});
+    assert_eq!(
+        put(jsonwebtoken::encode(&h, &early, &key_b).unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "not valid before nbf"
+    );
 }
 
 #[tokio::test]
