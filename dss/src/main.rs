@@ -505,11 +505,11 @@ fn print_banner(cfg: &Config, local: Option<&LocalIssuer>) -> anyhow::Result<()>
         "DSS is running at {url}/v1 (API document: {url}/v1/swagger.json)"
     )?;
     writeln!(out, "Data directory: {}", cfg.data_dir.display())?;
-    if let Some(l) = local {
-        let token = l.mint("operator@localhost", "dbio", true, 86_400, &cfg.auth)?;
+    // No token here: this output ends up in log streams that others read.
+    if local.is_some() {
         writeln!(
             out,
-            "Operator token (24 h; mint more with `dss token`):\n{token}"
+            "Operator token: `dss token --admin` (with the same data directory) prints one"
         )?;
     }
     out.flush()?;

@@ -199,7 +199,7 @@ pub fn read_or_create_key(
         other => return other,
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::private_files::create_dir(dir)?;
     }
     let key = generate()?;
     let tmp = path.with_extension(format!(
@@ -520,6 +520,27 @@ mod tests {
 
     /// `infra/resources.json` is what Terraform creates in production: its names must be the
     /// ones the components open, and its dead-letter thresholds the default configuration's.
+    #[tokio::test]
+    async fn the_database_and_keys_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg =
+            Config::from_toml(&format!("data_dir = \"{}\"", dir.path().display())).expect("config");
+        let d = Deployment::open(cfg, crate::clock::system()).expect("open");
+        d.declare_queues().await.expect("queues");
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .expect(p)
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("dss.db"), 0o600);
+        assert_eq!(mode("dss.db-wal"), 0o600);
+        assert_eq!(mode("keys"), 0o700);
+        assert_eq!(mode("keys/url-signing.key"), 0o600);
+    }
+
     #[test]
     fn the_infrastructure_description_names_every_queue() {
         let text = include_str!("../../infra/resources.json");

@@ -16,6 +16,7 @@ pub mod jmespath_limits;
 pub mod metrics;
 pub mod model;
 pub mod ports;
+pub mod private_files;
 pub mod search;
 pub mod signing;
 pub mod telemetry;

@@ -172,6 +172,24 @@ impl Db {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Task(format!("create {}: {e}", dir.display())))?;
         }
+        // Webhook secrets and every user's metadata live here: the owner's alone (SQLite gives
+        // its WAL and shared-memory files the database's mode).
+        let private = |p: &Path| {
+            crate::private_files::ensure(p)
+                .map_err(|e| DbError::Task(format!("{}: {e}", p.display())))
+        };
+        if private(path)? {
+            tracing::warn!(path = %path.display(), "the database was readable by other users; its mode is now 0600");
+        }
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = std::path::PathBuf::from(side);
+            if side.exists() {
+                crate::private_files::narrow(&side)
+                    .map_err(|e| DbError::Task(format!("{}: {e}", side.display())))?;
+            }
+        }
         let writer = open_conn(path, durability)?;
         writer.execute_batch(SCHEMA)?;
         migrate(&writer)?;

@@ -53,9 +53,9 @@ impl Mailer for FileMailer {
         let (dir, bytes) = (self.dir.clone(), doc.to_string());
         let path = dir.join(&name);
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
+            crate::private_files::create_dir(&dir)?;
             let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, bytes)?;
+            std::io::Write::write_all(&mut crate::private_files::create(&tmp)?, bytes.as_bytes())?;
             std::fs::rename(&tmp, dir.join(&name))
         })
         .await

@@ -365,11 +365,11 @@ impl SearchIndex for EmbeddedSearch {
                     return Ok(None);
                 }
                 let replica = name;
-                std::fs::create_dir_all(&dir)?;
+                crate::private_files::create_dir(&dir)?;
                 let path = snapshot_path(&dir, &replica);
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
                 let token = uuid::Uuid::new_v4().to_string();
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                let mut out = std::io::BufWriter::new(crate::private_files::create(&tmp)?);
                 out.write_all(SNAPSHOT_MAGIC)?;
                 out.write_all(token.as_bytes())?;
                 ri.mem.write_snapshot(ri.seq, &mut out)?;
