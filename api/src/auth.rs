@@ -338,7 +338,8 @@ impl Auth {
         })
     }
 
-    fn is_admin(&self, c: &Caller) -> bool {
+    /// Whether the caller is an administrator (an operator token, or `auth.admin_emails`).
+    pub fn is_admin(&self, c: &Caller) -> bool {
         c.local_admin
             || c.email
                 .as_ref()

@@ -193,8 +193,9 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    // Any valid token may create bundles, as in the original.
-    state.auth.authenticate(&headers).await?;
+    // Writers only (the original took any valid token).
+    let caller = state.auth.authenticate(&headers).await?;
+    state.auth.require_group(&caller)?;
     let m = state.json_body(&headers, body).await?;
     require_fields(&m, &["files", "creator_uid"])?;
     if !m["files"].is_array() {
@@ -316,7 +317,8 @@ pub async fn patch(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    state.auth.authenticate(&headers).await?;
+    let caller = state.auth.authenticate(&headers).await?;
+    state.auth.require_group(&caller)?;
     let m = state.json_body(&headers, body).await?;
     let add = file_refs(&m, "add_files", Some(1000))?;
     let remove = file_refs(&m, "remove_files", Some(1000))?;

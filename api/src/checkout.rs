@@ -54,6 +54,40 @@ pub async fn start(
         Some(d) => d,
         None => replica.checkout.bucket().to_string(),
     };
+    // Checkout into the replica's checkout bucket is open, as in the original; another
+    // bucket or an e-mail needs a caller (the service writes with its own credentials and
+    // sends from its own address).
+    let custom = destination != replica.checkout.bucket();
+    if custom || email.is_some() {
+        let caller = state.auth.authenticate(&headers).await?;
+        let own = state.auth.email(&caller)?;
+        if custom
+            && !state
+                .deployment
+                .config
+                .checkout
+                .allowed_destinations
+                .contains(&destination)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!(
+                    "'{destination}' is not a checkout destination of this deployment (checkout.allowed_destinations)"
+                ),
+            ));
+        }
+        if let Some(to) = email.as_deref()
+            && !to.eq_ignore_ascii_case(own)
+            && !state.auth.is_admin(&caller)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "the checkout e-mail goes to the caller's own address",
+            ));
+        }
+    }
     state.writable()?;
     let resolved: DssVersion = storage::resolve_bundle(&*replica.store, &uuid, version.as_ref())
         .await?

@@ -124,6 +124,42 @@ async fn checkout_requests_are_validated_like_the_original() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
+    // The replica's checkout bucket is open; another bucket or an e-mail needs a caller, an
+    // allowed bucket, and the caller's own address (an administrator may name any).
+    let checkout = format!("/v1/bundles/{bundle}/checkout?replica=aws");
+    for body in [
+        json!({"destination": "aws-checkout"}),
+        json!({"destination": "other-stage-bucket"}),
+        json!({"email": "victim@example.org"}),
+    ] {
+        let (st, _, v) = post(checkout.clone(), Some(body.clone())).await;
+        let want = if body["destination"] == "aws-checkout" {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(st, want, "{body}: {v}");
+    }
+    let as_caller = |token: String, body: Value| {
+        let (s, checkout) = (&s, checkout.clone());
+        async move {
+            s.call(Method::POST, &checkout, Some(&token), Some(body))
+                .await
+        }
+    };
+    let (st, _, v) = as_caller(s.user.clone(), json!({"destination": "other-stage-bucket"})).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Forbidden")),
+        "{v}"
+    );
+    let (st, _, v) = as_caller(s.user.clone(), json!({"email": "victim@example.org"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, _, v) = as_caller(s.user.clone(), json!({"email": "USER@example.org"})).await;
+    assert_eq!(st, StatusCode::OK, "the caller's own address: {v}");
+    let (st, _, v) = as_caller(s.admin.clone(), json!({"email": "someone@example.org"})).await;
+    assert_eq!(st, StatusCode::OK, "an administrator: {v}");
+
     // No body at all is accepted (the original's API document says it is optional).
     let r = s
         .http
@@ -160,8 +196,9 @@ async fn checkout_requests_are_validated_like_the_original() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_runs_to_success_or_failure_through_the_daemon() {
-    let s = start().await;
-    let _daemon = checkout_daemon(&s, "");
+    let allowed = "[checkout]\nallowed_destinations = [\"results\", \"nowhere\"]\n";
+    let s = start_with(allowed, "", Duration::ZERO).await;
+    let _daemon = checkout_daemon(&s, allowed);
     let bundle = make_bundle(
         &s,
         &[
@@ -179,8 +216,8 @@ async fn a_checkout_runs_to_success_or_failure_through_the_daemon() {
         .call(
             Method::POST,
             &format!("/v1/bundles/{bundle}/checkout?replica=aws"),
-            None,
-            Some(json!({"destination": "results", "email": "me@example.org"})),
+            Some(&s.user),
+            Some(json!({"destination": "results", "email": "user@example.org"})),
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
@@ -212,7 +249,7 @@ async fn a_checkout_runs_to_success_or_failure_through_the_daemon() {
         .call(
             Method::POST,
             &format!("/v1/bundles/{bundle}/checkout?replica=aws"),
-            None,
+            Some(&s.user),
             Some(json!({"destination": "nowhere"})),
         )
         .await;

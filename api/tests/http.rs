@@ -1429,3 +1429,26 @@ async fn answers_given_before_the_body_was_read_close_the_connection() {
     let r = s.http.get(s.url("/version")).send().await.unwrap();
     assert_eq!(connection(&r), None, "no body, nothing to close for");
 }
+
+#[tokio::test]
+async fn bundle_writes_need_the_writer_group() {
+    let s = start().await;
+    let b = uuid();
+    let put = format!("/v1/bundles/{b}?version={V1}&replica=aws");
+    let body = json!({"creator_uid": 7, "files": []});
+    let (st, _, v) = s
+        .call(Method::PUT, &put, Some(&s.outsider), Some(body.clone()))
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Forbidden")),
+        "{v}"
+    );
+    let (st, _, v) = s.call(Method::PUT, &put, Some(&s.user), Some(body)).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let patch = format!("/v1/bundles/{b}?version={V1}&replica=aws");
+    let (st, _, v) = s
+        .call(Method::PATCH, &patch, Some(&s.outsider), Some(json!({})))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+}

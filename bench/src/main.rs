@@ -111,6 +111,23 @@ pub fn start(dss: &Path, data: &Path, port: u16) -> Result<Server> {
 /// Starts `dss up` with extra `DSS_*` environment.
 pub fn start_with(dss: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> Result<Server> {
     use std::io::{BufRead, BufReader};
+    // `dss up` prints no token: mint one with the key it will use.
+    let minted = Command::new(dss)
+        .args(["token", "--admin", "--data-dir"])
+        .arg(data)
+        .envs(env.iter().copied())
+        .output()
+        .context("dss token")?;
+    if !minted.status.success() {
+        bail!(
+            "dss token failed: {}",
+            String::from_utf8_lossy(&minted.stderr)
+        );
+    }
+    let token = String::from_utf8(minted.stdout)
+        .context("token text")?
+        .trim()
+        .to_string();
     let mut child = Command::new(dss)
         .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data)
@@ -122,11 +139,11 @@ pub fn start_with(dss: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> R
         .spawn()
         .context("spawning dss")?;
     let out = child.stdout.take().context("stdout")?;
-    let token = BufReader::new(out)
+    BufReader::new(out)
         .lines()
         .map_while(Result::ok)
-        .find(|l| l.starts_with("eyJ"))
-        .context("token")?;
+        .find(|l| l.starts_with("DSS is running at"))
+        .context("dss up did not start")?;
     Ok(Server {
         child,
         base: format!("http://127.0.0.1:{port}"),

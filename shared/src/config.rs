@@ -394,6 +394,10 @@ pub struct CheckoutConfig {
     pub sweep_every_secs: u64,
     /// Copy speed assumed for `Retry-After` before a copy has reported progress, in bytes/s.
     pub estimate_bytes_per_sec: u64,
+    /// Buckets besides the replicas' checkout buckets that authenticated callers may name as
+    /// a checkout `destination` (none by default: the service's credentials may write buckets
+    /// that callers must not reach through it).
+    pub allowed_destinations: Vec<String>,
 }
 
 impl CheckoutConfig {
@@ -421,6 +425,7 @@ impl Default for CheckoutConfig {
             }],
             sweep_every_secs: 3600,
             estimate_bytes_per_sec: 100 * 1024 * 1024,
+            allowed_destinations: Vec::new(),
         }
     }
 }
@@ -621,6 +626,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("auth.allowed_groups")
                 .with_list_parse_key("auth.admin_emails")
+                .with_list_parse_key("checkout.allowed_destinations")
                 .with_list_parse_key("notify.callback_allow")
                 .with_list_parse_key("notify.retry_delays_secs")
                 .try_parsing(true)

@@ -465,11 +465,12 @@ async fn a_full_or_read_only_disk_refuses_writes_clearly_and_corrupts_nothing() 
         .map(|a| a.port())
         .expect("port");
     // `dss up` on a 24 MiB tmpfs of its own (a user and mount namespace: no privileges needed).
+    // The operator token is minted first (`dss up` prints none), with the key `dss up` then uses.
     let script = format!(
-        "mount -t tmpfs -o size=24m tmpfs '{}' && exec '{}' up --listen 127.0.0.1:{port} --data-dir '{}'",
-        mnt.display(),
-        env!("CARGO_BIN_EXE_dss"),
-        data.display()
+        "mount -t tmpfs -o size=24m tmpfs '{mnt}' && '{dss}' token --admin --data-dir '{data}' && exec '{dss}' up --listen 127.0.0.1:{port} --data-dir '{data}'",
+        mnt = mnt.display(),
+        dss = env!("CARGO_BIN_EXE_dss"),
+        data = data.display()
     );
     let mut child = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])

@@ -19,6 +19,7 @@ pub(crate) async fn post_checkout(dss: &Dss, bundle: &str, body: Value) -> Strin
             "{}/v1/bundles/{bundle}/checkout?replica=aws",
             dss.base
         ))
+        .bearer_auth(&dss.token)
         .json(&body)
         .send()
         .await
@@ -95,6 +96,10 @@ async fn checkout_e_mail_arrives_through_smtp() {
         ("DSS_MAIL__SMTP_PORT", port),
         ("DSS_MAIL__SMTP_SECURITY", "none".into()),
         ("DSS_MAIL__SENDER", "dss-e2e@example.org".into()),
+        (
+            "DSS_CHECKOUT__ALLOWED_DESTINATIONS",
+            "no-such-bucket".into(),
+        ),
     ])
     .await;
     let file = dss

@@ -63,6 +63,18 @@ impl Dss {
         let port = free_port();
         let log = dir.path().join(format!("dss-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
+        // `dss up` prints no token: mint one with the key it will use.
+        let minted = Command::new(env!("CARGO_BIN_EXE_dss"))
+            .args(["token", "--admin", "--data-dir"])
+            .arg(data)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("dss token");
+        assert!(minted.status.success(), "dss token: {minted:?}");
+        let token = String::from_utf8(minted.stdout)
+            .expect("token text")
+            .trim()
+            .to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dss"))
             .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
@@ -72,15 +84,15 @@ impl Dss {
             .spawn()
             .expect("spawn dss up");
         let stdout = child.stdout.take().expect("stdout");
-        let token = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .find(|l| l.starts_with("eyJ"))
-                .expect("dss up prints a token")
+                .find(|l| l.starts_with("DSS is running at"))
+                .expect("dss up prints its banner")
         })
         .await
-        .expect("token reader");
+        .expect("banner reader");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
