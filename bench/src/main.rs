@@ -138,12 +138,13 @@ pub fn start_with(dss: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> R
         .stderr(Stdio::inherit())
         .spawn()
         .context("spawning dss")?;
+    // Wait for the banner, then keep reading: a closed pipe would fail dss's later writes.
     let out = child.stdout.take().context("stdout")?;
-    BufReader::new(out)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("DSS is running at"))
-        .context("dss up did not start")?;
+    let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+    if !lines.any(|l| l.starts_with("DSS is running at")) {
+        bail!("dss up did not start");
+    }
+    std::thread::spawn(move || lines.for_each(drop));
     Ok(Server {
         child,
         base: format!("http://127.0.0.1:{port}"),

@@ -616,8 +616,11 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
             let ready = warm_search(&deployment);
             let state = dss_api::state(deployment, local.as_ref())?;
             tracing::info!(url = %cfg.public_url(), data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
-            if components == Components::All {
-                print_banner(&cfg, local.as_ref())?;
+            // The banner is for a person at a terminal: a closed stdout does not stop the API.
+            if components == Components::All
+                && let Err(e) = print_banner(&cfg, local.as_ref())
+            {
+                tracing::warn!(error = %e, "could not print the banner");
             }
             let search = state.deployment.search.clone();
             dss_api::serve(listener, state, shutdown_signal()).await?;

@@ -478,16 +478,21 @@ async fn a_full_or_read_only_disk_refuses_writes_clearly_and_corrupts_nothing() 
         .stderr(Stdio::null())
         .spawn()
         .expect("unshare (util-linux) runs dss up in its own mount namespace");
+    // The token (from `dss token`), then dss up's banner; the pipe is read to its end, as a
+    // closed one would fail dss's later writes.
     let stdout = child.stdout.take().expect("stdout");
-    let token = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("eyJ"))
-    })
-    .await
-    .expect("reader")
-    .expect("dss up started on the tmpfs (unshare needs user namespaces)");
+    let (seen, started) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let token = lines.find(|l| l.starts_with("eyJ"));
+        let banner = lines.any(|l| l.starts_with("DSS is running at"));
+        let _ = seen.send(token.filter(|_| banner));
+        lines.for_each(drop);
+    });
+    let token = started
+        .await
+        .expect("reader")
+        .expect("dss up started on the tmpfs (unshare needs user namespaces)");
     struct Killed(Child);
     impl Drop for Killed {
         fn drop(&mut self) {

@@ -83,16 +83,20 @@ impl Dss {
             .stderr(Stdio::from(log_file))
             .spawn()
             .expect("spawn dss up");
+        // Wait for the banner, then keep reading: a closed pipe would fail dss's later writes.
         let stdout = child.stdout.take().expect("stdout");
-        tokio::task::spawn_blocking(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find(|l| l.starts_with("DSS is running at"))
-                .expect("dss up prints its banner")
-        })
-        .await
-        .expect("banner reader");
+        let (seen, banner) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            let found = lines.any(|l| l.starts_with("DSS is running at"));
+            let _ = seen.send(found);
+            lines.for_each(drop);
+        });
+        assert!(
+            banner.await.unwrap_or(false),
+            "dss up prints its banner; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -105,7 +109,11 @@ impl Dss {
             .await
             .is_err()
         {
-            assert!(Instant::now() < deadline, "dss up did not answer");
+            assert!(
+                Instant::now() < deadline,
+                "dss up did not answer; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Dss {
