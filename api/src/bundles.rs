@@ -67,6 +67,46 @@ fn parse_file_ref(v: &Value, field: &str) -> ApiResult<FileRef> {
     })
 }
 
+/// The body of `PUT /v1/bundles/{uuid}`.
+#[derive(Debug, serde::Deserialize)]
+struct PutBundleBody {
+    files: Option<Vec<FileRefBody>>,
+    creator_uid: Option<i64>,
+}
+
+/// A member as a PUT body names it.
+#[derive(Debug, serde::Deserialize)]
+struct FileRefBody {
+    uuid: Option<String>,
+    version: Option<String>,
+    name: Option<String>,
+    indexed: Option<bool>,
+}
+
+impl FileRefBody {
+    fn checked(self) -> ApiResult<FileRef> {
+        let uuid = parse_uuid(&self.uuid.ok_or_else(|| required("uuid"))?)?;
+        let version = parse_version(&self.version.ok_or_else(|| required("version"))?)?;
+        let name = self.name.ok_or_else(|| required("name"))?;
+        let indexed = self.indexed.ok_or_else(|| required("indexed"))?;
+        if !valid_file_name(&name) {
+            return Err(ApiError::illegal_arguments(format!(
+                "{name:?} is not a valid file name"
+            )));
+        }
+        Ok(FileRef {
+            uuid,
+            version,
+            name,
+            indexed,
+        })
+    }
+}
+
+fn required(key: &str) -> ApiError {
+    ApiError::illegal_arguments(format!("'{key}' is a required property"))
+}
+
 fn file_refs(m: &Map<String, Value>, field: &str, max: Option<usize>) -> ApiResult<Vec<FileRef>> {
     let Some(v) = m.get(field) else {
         return Ok(Vec::new());
@@ -80,12 +120,6 @@ fn file_refs(m: &Map<String, Value>, field: &str, max: Option<usize>) -> ApiResu
         )));
     }
     items.iter().map(|i| parse_file_ref(i, field)).collect()
-}
-
-fn creator_uid(m: &Map<String, Value>) -> ApiResult<i64> {
-    m["creator_uid"].as_i64().ok_or_else(|| {
-        ApiError::illegal_arguments(format!("{} is not of type 'integer'", m["creator_uid"]))
-    })
 }
 
 /// Reads the metadata of every referenced file (in parallel, order kept), waiting up to the
@@ -196,13 +230,15 @@ pub async fn put(
     // Writers only (the original took any valid token).
     let caller = state.auth.authenticate(&headers).await?;
     state.auth.require_group(&caller)?;
-    let m = state.json_body(&headers, body).await?;
-    require_fields(&m, &["files", "creator_uid"])?;
-    if !m["files"].is_array() {
-        return Err(ApiError::illegal_arguments("files is not of type 'array'"));
-    }
-    let refs = file_refs(&m, "files", None)?;
-    let creator = creator_uid(&m)?;
+    // Typed from the bytes: a bundle of 100,000 files is tens of megabytes of JSON, and a
+    // generic value of it several times that.
+    let b: PutBundleBody = crate::body::json_typed(&headers, body, state.large_body()).await?;
+    let files = b.files.ok_or_else(|| required("files"))?;
+    let creator = b.creator_uid.ok_or_else(|| required("creator_uid"))?;
+    let refs = files
+        .into_iter()
+        .map(FileRefBody::checked)
+        .collect::<ApiResult<Vec<_>>>()?;
     let q = state.params.check("putBundle", raw.as_deref())?;
     let replica = state.replica(&q)?;
     let version = q.version_required("version")?;

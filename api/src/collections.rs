@@ -239,12 +239,28 @@ pub async fn list(
     paging::page(json!({"collections": collections}), "collections", next)
 }
 
+/// The body of a collection write, read (after the caller was authenticated) within the
+/// large body limits.
+async fn object_body(state: &Shared, body: axum::body::Body) -> ApiResult<Map<String, Value>> {
+    let limits = state.large_body();
+    let bytes = crate::body::read_limited(body, limits).await?;
+    match crate::bounded_json::parse(&bytes, limits.values) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(ApiError::illegal_arguments(format!(
+            "the body is not a JSON object: {other} is not of type 'object'"
+        ))),
+        Err(e) => Err(ApiError::illegal_arguments(format!(
+            "the body is not a JSON object: {e}"
+        ))),
+    }
+}
+
 /// `PUT /v1/collections?replica=&uuid=&version=` — a new collection version.
 pub async fn put(
     State(state): State<Shared>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
     let q = state.params.check("putCollection", raw.as_deref())?;
@@ -254,8 +270,7 @@ pub async fn put(
     let uuid = parse_uuid(&q.required("uuid")?.to_lowercase())?;
     let version = q.version_required("version")?;
     state.writable()?;
-    let mut doc: Map<String, Value> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::illegal_arguments(format!("the body is not a JSON object: {e}")))?;
+    let mut doc = object_body(&state, body).await?;
     for (key, ok) in [
         ("name", doc.get("name").is_some_and(Value::is_string)),
         (
@@ -323,7 +338,7 @@ pub async fn patch(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
     let q = state.params.check("patchCollection", raw.as_deref())?;
@@ -333,8 +348,7 @@ pub async fn patch(
     let r = state.replica(&q)?;
     let version = q.version_required("version")?;
     state.writable()?;
-    let changes: Map<String, Value> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::illegal_arguments(format!("the body is not a JSON object: {e}")))?;
+    let changes = object_body(&state, body).await?;
     let items = |key: &str| -> ApiResult<Vec<Value>> {
         match changes.get(key) {
             None => Ok(Vec::new()),

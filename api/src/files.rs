@@ -571,6 +571,11 @@ fn upload_error(e: BlobError) -> ApiError {
             "payload_too_large",
             "upload exceeds the configured maximum",
         ),
+        BlobError::Body(io) if crate::body_timeout::stalled(&io) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("upload body failed: {io}"),
+        ),
         BlobError::Body(io) => ApiError::illegal_arguments(format!("upload body failed: {io}")),
         other => checksum_error(other),
     }

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod blob_route;
 pub mod body;
+pub mod body_timeout;
+pub mod bounded_json;
 pub mod bundles;
 pub mod checkout;
 pub mod collections;
@@ -20,7 +22,10 @@ pub mod misc;
 pub mod openapi;
 pub mod paging;
 pub mod params;
+pub mod rate_limit;
 pub mod search;
+pub mod server;
+pub mod shed;
 pub mod state;
 pub mod storage;
 pub mod subscriptions;
@@ -68,6 +73,16 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
 
 /// The router with every route.
 pub fn router(state: Shared) -> Router {
+    let api = &state.deployment.config.api;
+    let header = api.client_ip_header.as_deref().map(Arc::from);
+    let limiter = |rate: f64, burst: u32| rate_limit::Limiter {
+        limit: Arc::new(rate_limit::RateLimit::new(rate, burst)),
+        header: header.clone(),
+    };
+    let search_limit = limiter(api.search_rate, api.search_burst);
+    let checkout_limit = limiter(api.checkout_rate, api.checkout_burst);
+    let in_flight = shed::InFlight::new(api.max_in_flight);
+    let pause = Duration::from_secs(api.body_read_timeout_secs);
     Router::new()
         .route(
             "/v1/files/{uuid}",
@@ -87,13 +102,22 @@ pub fn router(state: Shared) -> Router {
         )
         .route(
             "/v1/bundles/{uuid}/checkout",
-            axum::routing::post(checkout::start),
+            axum::routing::post(checkout::start).layer(middleware::from_fn_with_state(
+                checkout_limit,
+                rate_limit::limited,
+            )),
         )
         .route(
             "/v1/bundles/checkout/{checkout_job_id}",
             get(checkout::status),
         )
-        .route("/v1/search", axum::routing::post(search::search))
+        .route(
+            "/v1/search",
+            axum::routing::post(search::search).layer(middleware::from_fn_with_state(
+                search_limit,
+                rate_limit::limited,
+            )),
+        )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{uuid}", get(events::get))
         .route(
@@ -132,6 +156,10 @@ pub fn router(state: Shared) -> Router {
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
         .layer(middleware::from_fn(connection::close_when_body_unread))
+        .layer(middleware::from_fn(move |req, next| {
+            body_timeout::limit_pauses(pause, req, next)
+        }))
+        .layer(middleware::from_fn_with_state(in_flight, shed::shed))
         .layer(middleware::from_fn(common_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
@@ -182,7 +210,10 @@ async fn common_headers(req: Request, next: Next) -> Response {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     let s = res.status().as_u16();
-    if retryable && matches!(s, 500 | 502 | 503 | 504 | 507) {
+    if retryable
+        && matches!(s, 500 | 502 | 503 | 504 | 507)
+        && !res.headers().contains_key(header::RETRY_AFTER)
+    {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
     }
@@ -193,7 +224,7 @@ async fn common_headers(req: Request, next: Next) -> Response {
 const REQUEST_ID: &str = "x-request-id";
 
 /// Drops one trailing `/` before routing (`/v1/collections/` is `/v1/collections`).
-fn strip_trailing_slash(mut req: Request) -> Request {
+pub(crate) fn strip_trailing_slash(mut req: Request) -> Request {
     let path = req.uri().path();
     if path.len() > 1 && path.ends_with('/') {
         let trimmed = &path[..path.len() - 1];
@@ -208,28 +239,20 @@ fn strip_trailing_slash(mut req: Request) -> Request {
     req
 }
 
-/// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish first.
+/// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish first
+/// (within `api.shutdown_grace_secs`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Shared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = router(state);
-    let svc = tower::util::MapRequest::new(app, strip_trailing_slash);
-    // Small answers go out at once: with Nagle's algorithm a response written in two parts
-    // waits for the client's delayed ACK (40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(svc),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let api = &state.deployment.config.api;
+    let limits = server::ServerLimits {
+        max_connections: api.max_connections,
+        header_read_timeout: Duration::from_secs(api.header_read_timeout_secs),
+        shutdown_grace: Duration::from_secs(api.shutdown_grace_secs),
+    };
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Serves only `GET /metrics` of `metrics` on `listener` until `shutdown` resolves (for

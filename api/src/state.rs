@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use dss_shared::deployment::{Deployment, Replica};
 
 use crate::auth::Auth;
+use crate::body::BodyLimits;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
 
@@ -52,23 +53,53 @@ impl AppState {
         })
     }
 
-    /// Reads a JSON object request body within the configured size limit.
+    /// What large JSON bodies may be: authenticated writes that need it (bundles, collections).
+    pub fn large_body(&self) -> BodyLimits {
+        let api = &self.deployment.config.api;
+        BodyLimits {
+            size: api.max_json_body,
+            // About one value per 16 bytes of text: what a bundle of many files holds.
+            values: (api.max_json_body / 16).max(api.max_small_json_values),
+            time: Duration::from_secs(api.body_read_timeout_secs),
+        }
+    }
+
+    /// What every other JSON body may be (routes open to anyone among them).
+    pub fn small_body(&self) -> BodyLimits {
+        let api = &self.deployment.config.api;
+        BodyLimits {
+            size: api.max_small_json_body,
+            values: api.max_small_json_values,
+            time: Duration::from_secs(api.body_read_timeout_secs),
+        }
+    }
+
+    /// Reads a small JSON object request body (see [`AppState::small_body`]).
     pub async fn json_body(
         &self,
         headers: &axum::http::HeaderMap,
         body: axum::body::Body,
     ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
-        crate::body::json_object(headers, body, self.deployment.config.api.max_json_body).await
+        crate::body::json_object(headers, body, self.small_body()).await
     }
 
-    /// Reads an optional JSON object body (an empty body is `{}`) within the size limit.
+    /// Reads an optional small JSON object body (an empty body is `{}`).
     pub async fn json_body_or_empty(
         &self,
         headers: &axum::http::HeaderMap,
         body: axum::body::Body,
     ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
-        crate::body::json_object_or_empty(headers, body, self.deployment.config.api.max_json_body)
-            .await
+        crate::body::json_object_or_empty(headers, body, self.small_body()).await
+    }
+
+    /// Reads a large JSON object request body (see [`AppState::large_body`]); only after the
+    /// caller is authenticated.
+    pub async fn large_json_body(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+        crate::body::json_object(headers, body, self.large_body()).await
     }
 
     /// Refuses writes in read-only mode.

@@ -29,6 +29,15 @@ pub enum ConfigError {
     },
 }
 
+/// `name` as a lower-case header name, if it is one.
+fn header_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    ok.then(|| name.to_ascii_lowercase())
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -121,6 +130,36 @@ pub struct ApiConfig {
     pub deployment_version: Option<String>,
     /// Refuse every write with 503 `read_only`.
     pub read_only: bool,
+    /// Maximum size of the JSON body of a request open to anyone (search, checkout) or that
+    /// needs no more (subscriptions, file registrations, tombstones), in bytes; bundle and
+    /// collection writes take up to `max_json_body`.
+    pub max_small_json_body: usize,
+    /// Values (objects, arrays, strings, numbers…) a small JSON body may hold: bounds the
+    /// memory of parsing it.
+    pub max_small_json_values: usize,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Requests being handled at once; more are answered 503 with `Retry-After` at once.
+    pub max_in_flight: usize,
+    /// Time to read a request's head, and to wait for the next request on an idle
+    /// connection, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// Time to read a JSON body, and the longest pause within any request body (uploads), in
+    /// seconds.
+    pub body_read_timeout_secs: u64,
+    /// How long shutdown waits for requests in flight, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Searches per second one client may make (a token bucket per client address).
+    pub search_rate: f64,
+    /// Searches one client may make in a burst.
+    pub search_burst: u32,
+    /// Checkouts per second one client may start.
+    pub checkout_rate: f64,
+    /// Checkouts one client may start in a burst.
+    pub checkout_burst: u32,
+    /// The header that carries the client's address when the API is behind a proxy or load
+    /// balancer (its last address is taken: the one the proxy saw); unset means the peer.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -134,6 +173,18 @@ impl Default for ApiConfig {
             bundle_file_wait_ms: 2000,
             deployment_version: None,
             read_only: false,
+            max_small_json_body: 1024 * 1024,
+            max_small_json_values: 100_000,
+            max_connections: 4096,
+            max_in_flight: 512,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
+            shutdown_grace_secs: 60,
+            search_rate: 20.0,
+            search_burst: 100,
+            checkout_rate: 2.0,
+            checkout_burst: 20,
+            client_ip_header: None,
         }
     }
 }
@@ -690,8 +741,51 @@ impl Config {
             })?;
         }
         self.limits.validate()?;
-        if self.api.max_json_body == 0 {
-            return Err(invalid("api.max_json_body", "must be greater than 0"));
+        for (key, v) in [
+            ("api.max_json_body", self.api.max_json_body as u64),
+            (
+                "api.max_small_json_body",
+                self.api.max_small_json_body as u64,
+            ),
+            (
+                "api.max_small_json_values",
+                self.api.max_small_json_values as u64,
+            ),
+            ("api.max_connections", self.api.max_connections as u64),
+            ("api.max_in_flight", self.api.max_in_flight as u64),
+            (
+                "api.header_read_timeout_secs",
+                self.api.header_read_timeout_secs,
+            ),
+            (
+                "api.body_read_timeout_secs",
+                self.api.body_read_timeout_secs,
+            ),
+            ("api.search_burst", u64::from(self.api.search_burst)),
+            ("api.checkout_burst", u64::from(self.api.checkout_burst)),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, rate) in [
+            ("api.search_rate", self.api.search_rate),
+            ("api.checkout_rate", self.api.checkout_rate),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(invalid(
+                    key,
+                    "must be a number of requests per second above 0",
+                ));
+            }
+        }
+        if let Some(h) = &self.api.client_ip_header
+            && header_name(h).is_none()
+        {
+            return Err(invalid(
+                "api.client_ip_header",
+                format!("'{h}' is not a header name"),
+            ));
         }
         for (name, r) in &self.replicas {
             if name.is_empty()

@@ -39,7 +39,7 @@ pub async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let toml = format!(
-        "data_dir = \"{}\"\n{extra_toml}\n[api]\nlisten = \"{addr}\"\nmax_json_body = 200000\nmax_upload = 1000000\nbundle_file_wait_ms = {}\n{extra_api}\n",
+        "data_dir = \"{}\"\n{extra_toml}\n[api]\nlisten = \"{addr}\"\nmax_json_body = 200000\nmax_small_json_body = 200000\nmax_upload = 1000000\nbundle_file_wait_ms = {}\n{extra_api}\n",
         dir.path().display(),
         file_wait.as_millis()
     );
