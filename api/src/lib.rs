@@ -22,6 +22,7 @@ pub mod misc;
 pub mod openapi;
 pub mod paging;
 pub mod params;
+pub mod private;
 pub mod rate_limit;
 pub mod search;
 pub mod server;
@@ -56,7 +57,9 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
     let staging = deployment.config.staging_dir();
     std::fs::create_dir_all(&staging)?;
     let staging_dir = staging.canonicalize()?;
-    let document = openapi::document(&deployment.config.public_url())?;
+    let mut document = openapi::document(&deployment.config.public_url())?;
+    let required = private::apply(&deployment.config.auth.require, &mut document)
+        .map_err(|e| anyhow::anyhow!("configuration key `auth.require`: {e}"))?;
     let params = validate::ParamRules::from_document(&document)
         .map_err(|e| anyhow::anyhow!("API document: {e}"))?;
     let file_wait = Duration::from_millis(deployment.config.api.bundle_file_wait_ms);
@@ -68,6 +71,7 @@ pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyho
         api_document: serde_json::to_vec(&document)?.into(),
         manifests: storage::ManifestCache::new(1024, 1000),
         params,
+        required,
     }))
 }
 
@@ -155,6 +159,10 @@ pub fn router(state: Shared) -> Router {
         .route(BLOB_ROUTE, get(blob_route::download))
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            private::require_token,
+        ))
         .layer(middleware::from_fn(connection::close_when_body_unread))
         .layer(middleware::from_fn(move |req, next| {
             body_timeout::limit_pauses(pause, req, next)

@@ -28,6 +28,8 @@ pub struct AppState {
     pub params: crate::validate::ParamRules,
     /// Parsed manifests of recently read bundles.
     pub manifests: crate::storage::ManifestCache,
+    /// Operations that need a token in this deployment (`auth.require`).
+    pub required: crate::private::Required,
 }
 
 /// Handle passed to every handler.

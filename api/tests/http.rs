@@ -1452,3 +1452,54 @@ async fn bundle_writes_need_the_writer_group() {
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
 }
+
+#[tokio::test]
+async fn a_private_deployment_asks_a_token_for_the_operations_it_names() {
+    let s = start_with("[auth]\nrequire = [\"all\"]\n", "", Duration::ZERO).await;
+    let file = uuid();
+    assert_eq!(
+        s.upload(&file, V1, b"{}", "application/json").await,
+        StatusCode::CREATED
+    );
+    let open_in_the_original = [
+        (Method::GET, format!("/v1/files/{file}?replica=aws")),
+        (Method::HEAD, format!("/v1/files/{file}?replica=aws")),
+        (Method::GET, "/v1/bundles/all?replica=aws".to_string()),
+        (Method::GET, format!("/v1/bundles/{}?replica=aws", uuid())),
+        (Method::POST, "/v1/search?replica=aws".to_string()),
+        (Method::GET, "/v1/events?replica=aws".to_string()),
+        (Method::GET, format!("/ga4gh/drs/v1/objects/{file}")),
+    ];
+    for (m, path) in &open_in_the_original {
+        let body = (*m == Method::POST).then(|| json!({"es_query": {}}));
+        let (st, _, _) = s.call(m.clone(), path, None, body.clone()).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{m} {path}");
+        let (st, _, _) = s.call(m.clone(), path, Some(&s.user), body).await;
+        assert_ne!(st, StatusCode::UNAUTHORIZED, "{m} {path} with a token");
+    }
+    // The document says so, for the CLIs; it, the version and health stay open.
+    let (st, _, doc) = s.call(Method::GET, "/v1/swagger.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        doc["paths"]["/bundles/{uuid}"]["get"]["security"],
+        json!([{"BearerAuth": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/search"]["post"]["security"],
+        json!([{"BearerAuth": []}])
+    );
+    for path in ["/version", "/internal/health"] {
+        let (st, _, _) = s.call(Method::GET, path, None, None).await;
+        assert_eq!(st, StatusCode::OK, "{path}");
+    }
+    // A deployment that names an operation that does not exist does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dss_shared::config::Config::from_toml(&format!(
+        "data_dir = \"{}\"\n[auth]\nrequire = [\"getBundel\"]\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let d = dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).unwrap();
+    let e = dss_api::state(d, None).err().expect("refused").to_string();
+    assert!(e.contains("auth.require") && e.contains("getBundel"), "{e}");
+}

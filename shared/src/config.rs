@@ -278,6 +278,9 @@ pub struct AuthConfig {
     pub allowed_groups: Vec<String>,
     /// E-mails allowed to delete bundles (and bypass group checks).
     pub admin_emails: Vec<String>,
+    /// Operations open to anyone in the original that need a token here (their
+    /// `operationId`s, `drs` for the GA4GH DRS routes, or `all`): for controlled-access data.
+    pub require: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -289,6 +292,7 @@ impl Default for AuthConfig {
             group_claim: "group".into(),
             allowed_groups: vec!["dbio".into()],
             admin_emails: Vec::new(),
+            require: Vec::new(),
         }
     }
 }
@@ -678,6 +682,7 @@ impl Config {
                 .with_list_parse_key("auth.allowed_groups")
                 .with_list_parse_key("auth.admin_emails")
                 .with_list_parse_key("checkout.allowed_destinations")
+                .with_list_parse_key("auth.require")
                 .with_list_parse_key("notify.callback_allow")
                 .with_list_parse_key("notify.retry_delays_secs")
                 .try_parsing(true)

@@ -98,6 +98,41 @@ async fn dbio_cli_works_unchanged() {
     exercise(&dss, &cli).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the official hca CLI; run by infra/local/test.sh"]
+async fn hca_cli_sends_its_token_where_a_private_deployment_requires_one() {
+    let dss = Dss::up_with(&[("DSS_AUTH__REQUIRE", "all".into())]).await;
+    let cli = Cli::new(&dss, "hca", "DSS_TEST_HCA", "HCA_CONFIG_FILE");
+    let meta = dss
+        .upload(V, b"{\"donor\": {\"id\": 1}}".to_vec(), "application/json")
+        .await;
+    let bundle = dss.bundle(V, &[(meta, "donor.json".into())]).await;
+    let anonymous = reqwest::get(format!("{}/v1/bundles/{bundle}?replica=aws", dss.base))
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), 401);
+    let v: Value = serde_json::from_str(&cli.run(&[
+        "dss",
+        "get-bundle",
+        "--uuid",
+        &bundle,
+        "--replica",
+        "aws",
+    ]))
+    .expect("get-bundle JSON");
+    assert_eq!(v["bundle"]["uuid"], bundle.as_str());
+    let found: Value = serde_json::from_str(&cli.run(&[
+        "dss",
+        "post-search",
+        "--replica",
+        "aws",
+        "--es-query",
+        "{}",
+    ]))
+    .expect("post-search JSON");
+    assert!(found["results"].is_array(), "{found}");
+}
+
 /// get-bundle (one page and auto-paged), head-file, get-file, get-bundles-all, post-search,
 /// download, get-collection, download-collection, post-bundles-checkout, get-bundles-checkout.
 async fn exercise(dss: &Dss, cli: &Cli) {
