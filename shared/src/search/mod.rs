@@ -14,6 +14,9 @@ pub mod query;
 mod query_string;
 mod terms;
 
+#[cfg(test)]
+mod properties;
+
 pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SingleDoc, SortKey};
 pub use limits::{Budget, QueryLimits};
 pub use query::{Query, QueryError, parse, parse_body};

@@ -129,6 +129,8 @@ fn lex(s: &str) -> Result<Vec<Tok>, QueryError> {
                 }
                 out.push(Tok::Cmp(op, chars[start..i].iter().collect()));
             }
+            // A closing bracket outside a range (the other special characters have arms).
+            ']' | '}' => return Err(bad(format!("unexpected '{c}'"))),
             _ => {
                 let mut t = String::new();
                 let mut wild = false;
@@ -336,8 +338,8 @@ impl Parser {
                 }
             }
             Some(Tok::Term(t, true)) => {
-                let body = &t[..t.len() - 1];
-                if t.ends_with('*') && !body.contains(['*', '?']) {
+                // `abc*` is a prefix (the last character may be any, of any width).
+                if let Some(body) = t.strip_suffix('*').filter(|b| !b.contains(['*', '?'])) {
                     Ok(Query::Prefix {
                         fields: fields.to_vec(),
                         value: body.to_string(),
@@ -455,6 +457,9 @@ mod tests {
         assert!(matches!(qs("x:\"a b\""), Query::MatchPhrase { .. }));
         assert!(matches!(qs("x:ab*"), Query::Prefix { .. }));
         assert!(matches!(qs("x:a?b"), Query::Wildcard { .. }));
+        // A pattern ending in a wide character (it used to be cut inside it).
+        assert!(matches!(qs("x:a?é"), Query::Wildcard { .. }));
+        assert!(matches!(qs("x:é*"), Query::Prefix { .. }));
         assert!(matches!(qs("x:[1 TO 5}"), Query::Range { .. }));
         assert!(matches!(qs("x:>=5"), Query::Range { .. }));
         assert!(matches!(qs("_exists_:x"), Query::Exists { .. }));
@@ -485,7 +490,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_reported() {
-        for bad in ["(a", "a)", "\"a", "x:[1 5]", ""] {
+        // A stray `]` or `}` used to loop for ever, growing its token list until memory ran out.
+        for bad in ["(a", "a)", "\"a", "x:[1 5]", "", "a ] b", "}", "x:]"] {
             let Value::Object(m) = json!({"query": bad}) else {
                 unreachable!()
             };
