@@ -200,6 +200,21 @@ mod tests {
         m
     }
 
+    proptest::proptest! {
+        /// Any header: no panic, and a range that resolves lies within the object.
+        #[test]
+        fn any_range_header_is_parsed_safely(v in proptest::prelude::any::<String>(), size in 0u64..1_000) {
+            let Ok(value) = HeaderValue::from_str(&format!("bytes={v}")) else { return Ok(()) };
+            let mut m = HeaderMap::new();
+            m.insert(header::RANGE, value);
+            if let Ok(Some(r)) = parse_range(&m, size)
+                && let Some((start, len)) = r.resolve(size)
+            {
+                proptest::prop_assert!(start + len <= size && len > 0);
+            }
+        }
+    }
+
     #[test]
     fn ranges_parse() {
         assert_eq!(

@@ -133,6 +133,54 @@ mod tests {
         assert!(parse(b"{\"a\":", 100).is_err());
     }
 
+    proptest::proptest! {
+        /// On any bytes: the same value as serde_json within the cap, an error beyond it or on
+        /// malformed text, never a panic.
+        #[test]
+        fn agrees_with_serde_json(text in proptest::prelude::any::<String>(), cap in 0usize..50) {
+            let ours = parse(text.as_bytes(), cap);
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) if count(&v) <= cap => proptest::prop_assert_eq!(ours.ok(), Some(v)),
+                _ => proptest::prop_assert!(ours.is_err()),
+            }
+        }
+
+        #[test]
+        fn generated_json_round_trips(v in json_value()) {
+            let text = v.to_string();
+            proptest::prop_assert_eq!(parse(text.as_bytes(), count(&v)).ok(), Some(v.clone()));
+            if count(&v) > 0 {
+                proptest::prop_assert!(parse(text.as_bytes(), count(&v) - 1).is_err());
+            }
+        }
+    }
+
+    /// Values as the cap counts them.
+    fn count(v: &Value) -> usize {
+        1 + match v {
+            Value::Array(a) => a.iter().map(count).sum(),
+            Value::Object(m) => m.values().map(|x| 1 + count(x)).sum(),
+            _ => 0,
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
     #[test]
     fn a_body_with_more_values_than_the_cap_is_refused() {
         let many = format!("[{}0]", "0,".repeat(1000));

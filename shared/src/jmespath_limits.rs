@@ -380,3 +380,72 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JMESPath text from its grammar (fields, indexes, slices, pipes, projections, filters,
+    /// multi-selects, functions, literals), or any text.
+    fn expr() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            prop::sample::select(&["a", "b", "files", "@", "`1`", "'x'", "`[1,2]`", "*"][..])
+                .prop_map(str::to_string),
+            any::<String>(),
+        ];
+        leaf.prop_recursive(5, 40, 4, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}.{b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} | {b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}[*].{b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}[?{b}]")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} && {b}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} == {b}")),
+                prop::collection::vec(inner.clone(), 1..4)
+                    .prop_map(|v| format!("[{}]", v.join(", "))),
+                prop::collection::vec(inner.clone(), 1..3).prop_map(|v| {
+                    let kv: Vec<String> = v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| format!("k{i}: {e}"))
+                        .collect();
+                    format!("{{{}}}", kv.join(", "))
+                }),
+                inner.clone().prop_map(|a| format!("{a}[]")),
+                inner.clone().prop_map(|a| format!("{a}[1:3]")),
+                inner.clone().prop_map(|a| format!("!{a}")),
+                inner.clone().prop_map(|a| format!("to_string({a})")),
+                inner.clone().prop_map(|a| format!("length({a})")),
+                (inner.clone(), inner).prop_map(|(a, b)| format!("map(&{a}, {b})")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Nothing panics while compiling any text, and what compiles evaluates to a value no
+        /// larger than its cost bound says (in multiples of the document's size, plus the
+        /// expression's own literals).
+        #[test]
+        fn accepted_expressions_stay_within_their_bound(e in expr()) {
+            let limits = JmespathLimits::default();
+            let Ok(compiled) = compile(&e, &limits) else { return Ok(()) };
+            let doc = serde_json::json!({"a": [1, 2, {"b": "x"}], "b": "y", "files": {"a": [3]}});
+            let data = jmespath::Variable::from_json(&doc.to_string()).expect("document");
+            let bound = cost(compiled.as_ast(), 1).out.max(1);
+            // An expression reference (`&a`) evaluates to its own syntax tree, not to data.
+            if let Some(v) = compiled
+                .search(data)
+                .ok()
+                .filter(|v| !matches!(**v, jmespath::Variable::Expref(_)))
+            {
+                let size = serde_json::to_string(&*v).map_or(0, |s| s.len());
+                let limit = bound as usize * (doc.to_string().len() + e.len()) * 2;
+                prop_assert!(size <= limit, "{e}: {size} bytes, bound {bound}");
+            }
+        }
+    }
+}

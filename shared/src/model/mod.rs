@@ -7,6 +7,9 @@ pub mod metadata;
 pub mod pyjson;
 pub mod version;
 
+#[cfg(test)]
+mod properties;
+
 pub use documents::{BundleFileEntry, BundleManifest, FileMetadata};
 pub use ids::{Fqid, ObjectUuid};
 pub use keys::ObjectKey;
