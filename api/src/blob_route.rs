@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::Shared;
 
 /// Parses a single `bytes=` range; `None` for absent or multi-range headers (served whole).
-fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, ()> {
+pub fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, ()> {
     let Some(v) = h.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };

@@ -482,6 +482,10 @@ impl MemIndex {
                     .filter(|d| {
                         ctx.loader.load(*d).is_some_and(|doc| {
                             objects_at(&doc, path).into_iter().any(|element| {
+                                // Each element is indexed on its own: as costly as a re-read.
+                                if !ctx.budget.spend(DOC_COST) {
+                                    return false;
+                                }
                                 let wrapped = wrap(path, element.clone());
                                 SingleDoc::new("", &wrapped, ctx.now)
                                     .matches(query, ctx.budget)

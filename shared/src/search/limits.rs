@@ -36,13 +36,23 @@ impl Default for QueryLimits {
     }
 }
 
-/// Budget units a re-read of a stored document costs.
+/// Budget units a re-read of a stored document (or the indexing of one nested object) costs.
 pub const DOC_COST: u64 = 1_000;
+
+/// `nested` queries inside each other at most: each level evaluates the next once per object
+/// of every candidate, so the work multiplies with the depth.
+pub const MAX_NESTED: usize = 3;
 
 /// Checks a parsed query against `limits` before it is evaluated or stored.
 pub fn check(q: &Query, limits: &QueryLimits) -> Result<(), QueryError> {
     let mut clauses = 0usize;
     walk(q, 1, limits, &mut clauses)?;
+    let nested = nesting(q);
+    if nested > MAX_NESTED {
+        return Err(QueryError(format!(
+            "query has {nested} nested queries inside each other, more than {MAX_NESTED}"
+        )));
+    }
     if clauses > limits.max_clauses {
         return Err(QueryError(format!(
             "query has {clauses} clauses, more than the limit of {}",
@@ -94,6 +104,23 @@ fn walk(q: &Query, depth: usize, l: &QueryLimits, clauses: &mut usize) -> Result
         Query::Nested { query, .. } => walk(query, depth + 1, l, clauses)?,
     }
     Ok(())
+}
+
+/// The most `nested` queries on one path from the root (the tree is at most `max_depth` deep:
+/// `walk` refused deeper ones first).
+fn nesting(q: &Query) -> usize {
+    match q {
+        Query::Nested { query, .. } => 1 + nesting(query),
+        Query::Bool(b) => b
+            .must
+            .iter()
+            .chain(&b.should)
+            .chain(&b.must_not)
+            .map(nesting)
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn pattern(p: &str, l: &QueryLimits) -> Result<(), QueryError> {
@@ -188,6 +215,13 @@ mod tests {
 
         let words = "word ".repeat(1500);
         assert!(checked(json!({"query": {"match": {"a": words}}})).is_err());
+
+        let mut nested = json!({"match_all": {}});
+        for _ in 0..4 {
+            nested = json!({"nested": {"path": "files.donor", "query": nested}});
+        }
+        let e = checked(json!({"query": nested})).unwrap_err();
+        assert!(e.0.contains("4 nested queries"), "{e}");
 
         let long = "a".repeat(300) + "*";
         let e = checked(json!({"query": {"wildcard": {"a": long}}})).unwrap_err();

@@ -1,0 +1,14 @@
+//! `query_string` text: lexed, parsed, checked, evaluated.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|s: &str| {
+    let body = serde_json::json!({"query": {"query_string": {"query": s}}});
+    let Ok(q) = dss_shared::search::parse_body(&body) else {
+        return;
+    };
+    if dss_shared::search::limits::check(&q, &Default::default()).is_ok() {
+        dss_fuzz::evaluate(&q);
+    }
+});
