@@ -409,7 +409,12 @@ async fn main() -> Result<()> {
     } else {
         (1024u64, 100_000, 100_000)
     };
-    let work = tempfile::tempdir_in(std::env::var("DSS_BENCH_DIR").unwrap_or_else(|_| ".".into()))?;
+    // Under the system temp directory unless DSS_BENCH_DIR names another (never the working
+    // tree: a bench's data directory holds keys).
+    let work = match std::env::var("DSS_BENCH_DIR") {
+        Ok(dir) => tempfile::tempdir_in(dir)?,
+        Err(_) => tempfile::tempdir()?,
+    };
     let data = work.path().join("data");
     let mut rows = Vec::new();
     let http = reqwest::Client::builder()
