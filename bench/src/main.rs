@@ -24,6 +24,7 @@ mod checkout;
 mod clients;
 mod clouds;
 mod downloads;
+mod hostile;
 mod notify;
 mod osmem;
 mod search;
@@ -444,6 +445,10 @@ async fn main() -> Result<()> {
     }
     if args.iter().any(|a| a == "--clients-only") {
         print_table(clients::run(&dss, work.path(), quick).await?);
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--hostile-only") {
+        print_table(hostile::run(&dss, work.path()).await?);
         return Ok(());
     }
     if args.iter().any(|a| a == "--notify-only") {

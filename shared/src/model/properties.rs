@@ -13,8 +13,12 @@ fn near(real: &'static [&'static str]) -> impl Strategy<Value = String> {
         (prop::sample::select(real), any::<usize>(), any::<char>()).prop_map(|(r, i, c)| {
             let mut chars: Vec<char> = r.chars().collect();
             let at = i % (chars.len() + 1);
-            match i % 3 {
+            match i % 4 {
                 0 if at < chars.len() => chars[at] = c,
+                // Two characters for one, so that a two-byte one keeps the byte length.
+                3 if at + 1 < chars.len() => {
+                    chars.splice(at..at + 2, [c]);
+                }
                 1 if at < chars.len() => {
                     chars.truncate(at);
                 }

@@ -69,7 +69,9 @@ fn digits(s: &str) -> Option<u32> {
 
 fn parse_canonical(s: &str) -> Option<OffsetDateTime> {
     let b = s.as_bytes();
-    if b.len() != 25
+    // ASCII only: the fields below are sliced by byte position.
+    if !s.is_ascii()
+        || b.len() != 25
         || b[4] != b'-'
         || b[7] != b'-'
         || b[10] != b'T'
@@ -153,6 +155,9 @@ mod tests {
             "2019-02-29T193604.240704Z",
             "2017-06-16T243604.240704Z",
             "2017-06-16 193604.240704Z",
+            // 25 bytes with a two-byte character where two digits were (found by fuzzing: it
+            // was sliced inside the character).
+            "2017-04-16T120Ͽ4.240704Z",
         ] {
             assert_eq!(DssVersion::parse(s), Err(VersionError::NotCanonical), "{s}");
         }
