@@ -9,6 +9,7 @@ mod client;
 pub mod clis;
 mod fuzz;
 mod harness;
+mod hostile;
 mod lifecycle;
 mod notify;
 mod ops;
