@@ -9,8 +9,12 @@ use dss_shared::ports::{BlobError, ByteRange};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Shared;
 
+/// A `Range` header that is malformed or names no byte of the object (416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// Parses a single `bytes=` range; `None` for absent or multi-range headers (served whole).
-pub fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, ()> {
+pub fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, Unsatisfiable> {
     let Some(v) = h.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
@@ -20,26 +24,26 @@ pub fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, ()> {
     if spec.contains(',') {
         return Ok(None);
     }
-    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
     let (a, b) = (a.trim(), b.trim());
     if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         return Ok(Some(ByteRange {
             start: size.saturating_sub(n),
             end: None,
         }));
     }
-    let start: u64 = a.parse().map_err(|_| ())?;
+    let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
     let end = if b.is_empty() {
         None
     } else {
-        Some(b.parse::<u64>().map_err(|_| ())?)
+        Some(b.parse::<u64>().map_err(|_| Unsatisfiable)?)
     };
     if end.is_some_and(|e| e < start) {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some(ByteRange { start, end }))
 }
@@ -89,7 +93,7 @@ pub async fn download(
         .ok_or_else(|| ApiError::not_found("no such object"))?;
     let range = match parse_range(&headers, meta.size) {
         Ok(r) => r,
-        Err(()) => return Ok(unsatisfiable(meta.size)),
+        Err(Unsatisfiable) => return Ok(unsatisfiable(meta.size)),
     };
     let obj = match store.get(&signed.key, range).await {
         Ok(o) => o,
@@ -163,7 +167,7 @@ async fn journal_stream(
     let size = bytes.len() as u64;
     let range = match parse_range(headers, size) {
         Ok(r) => r,
-        Err(()) => return Ok(unsatisfiable(size)),
+        Err(Unsatisfiable) => return Ok(unsatisfiable(size)),
     };
     let (status, start, len) = match range {
         None => (StatusCode::OK, 0, size),
@@ -239,8 +243,8 @@ mod tests {
             }))
         );
         assert_eq!(parse_range(&h("bytes=0-1,5-6"), 10), Ok(None));
-        assert_eq!(parse_range(&h("bytes=4-2"), 10), Err(()));
-        assert_eq!(parse_range(&h("bytes=x-"), 10), Err(()));
+        assert_eq!(parse_range(&h("bytes=4-2"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(&h("bytes=x-"), 10), Err(Unsatisfiable));
         assert_eq!(parse_range(&HeaderMap::new(), 10), Ok(None));
     }
 }
