@@ -17,6 +17,7 @@ use dss_shared::ports::BlobStore;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
+use crate::auth::Caller;
 use crate::copies;
 use crate::error::{ApiError, ApiResult};
 use crate::files::require_fields;
@@ -195,11 +196,65 @@ fn check_duplicates<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> ApiRes
     Ok(())
 }
 
-/// Saves a manifest: 201 new, 200 identical, 409 different.
+/// Who a bundle belongs to: the creator recorded with a version of it.
+enum Owner {
+    /// No version yet.
+    New,
+    /// The e-mail of the caller who created it.
+    By(String),
+    /// Versions written before creators were recorded.
+    Unknown,
+}
+
+/// The owner of bundle `uuid` by the creator recorded with `version`, or with its newest
+/// version when `None`.
+async fn owner(
+    store: &dyn BlobStore,
+    uuid: &ObjectUuid,
+    version: Option<&DssVersion>,
+) -> ApiResult<Owner> {
+    let keys = storage::keys_of(store, Kind::Bundle, uuid).await?;
+    let newest = keys
+        .iter()
+        .filter_map(|(k, _)| match k {
+            ObjectKey::Versioned(_, _, v) if version.is_none_or(|w| v == w) => Some(v),
+            _ => None,
+        })
+        .max();
+    let Some(v) = newest else {
+        return Ok(Owner::New);
+    };
+    let meta = store.head(&ObjectKey::bundle(uuid, v)).await?;
+    Ok(match meta.and_then(|m| m.creator) {
+        Some(c) => Owner::By(c),
+        None => Owner::Unknown,
+    })
+}
+
+/// The creator a new version records, if `caller` may add one to a bundle of `owner`: anyone
+/// to a new bundle, only its creator or an administrator to an existing one (the original let
+/// any caller derive a newer "latest" version of anyone's bundle).
+fn version_creator(state: &Shared, caller: &Caller, owner: Owner) -> ApiResult<Option<String>> {
+    let email = state.auth.email(caller)?;
+    let admin = state.auth.is_admin(caller);
+    match owner {
+        Owner::New => Ok(Some(email.to_string())),
+        Owner::By(c) if admin || c.eq_ignore_ascii_case(email) => Ok(Some(c)),
+        Owner::Unknown if admin => Ok(None),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Only the bundle's creator or an administrator may add versions to it",
+        )),
+    }
+}
+
+/// Saves a manifest, recording `creator` with it: 201 new, 200 identical, 409 different.
 async fn save_manifest(
     store: &dyn BlobStore,
     uuid: &ObjectUuid,
     manifest: &BundleManifest,
+    creator: Option<String>,
 ) -> ApiResult<StatusCode> {
     let key = ObjectKey::bundle(uuid, &manifest.version);
     let conflict = || {
@@ -210,8 +265,15 @@ async fn save_manifest(
         ApiError::new(StatusCode::CONFLICT, "bundle_already_exists", title)
     };
     let same = |existing: &BundleManifest| existing.same_meaning(manifest);
-    let created =
-        storage::create_or_match(store, &key, manifest.to_json_text(), same, conflict).await?;
+    let created = storage::create_or_match(
+        store,
+        &key,
+        manifest.to_json_text(),
+        creator,
+        same,
+        conflict,
+    )
+    .await?;
     Ok(if created {
         StatusCode::CREATED
     } else {
@@ -234,7 +296,7 @@ pub async fn put(
     // generic value of it several times that.
     let b: PutBundleBody = crate::body::json_typed(&headers, body, state.large_body()).await?;
     let files = b.files.ok_or_else(|| required("files"))?;
-    let creator = b.creator_uid.ok_or_else(|| required("creator_uid"))?;
+    let creator_uid = b.creator_uid.ok_or_else(|| required("creator_uid"))?;
     let refs = files
         .into_iter()
         .map(FileRefBody::checked)
@@ -246,14 +308,15 @@ pub async fn put(
     state.writable()?;
     let store = &*replica.store;
     check_duplicates(refs.iter().map(|r| r.name.as_str()))?;
+    let creator = version_creator(&state, &caller, owner(store, &uuid, None).await?)?;
     let files = resolve_files(&state, store, &refs).await?;
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT.into(),
         version: version.clone(),
         files,
-        creator_uid: creator,
+        creator_uid,
     };
-    let status = save_manifest(store, &uuid, &manifest).await?;
+    let status = save_manifest(store, &uuid, &manifest, creator).await?;
     // An identical earlier PUT answers with the manifest as it was stored.
     let stored = match status {
         StatusCode::OK => storage::read_json(store, &ObjectKey::bundle(&uuid, &version))
@@ -367,6 +430,7 @@ pub async fn patch(
     let resolved = storage::resolve_bundle(store, &uuid, Some(&base))
         .await?
         .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
+    let creator = version_creator(&state, &caller, owner(store, &uuid, Some(&base)).await?)?;
     let mut manifest = BundleManifest::clone(
         &*state
             .manifests
@@ -384,7 +448,7 @@ pub async fn patch(
         .extend(resolve_files(&state, store, &add).await?);
     check_duplicates(manifest.files.iter().map(|f| f.name.as_str()))?;
     manifest.version = DssVersion::from_datetime(state.deployment.clock.now());
-    save_manifest(store, &uuid, &manifest).await?;
+    save_manifest(store, &uuid, &manifest, creator).await?;
     Ok((
         StatusCode::OK,
         axum::Json(json!({"uuid": uuid.as_str(), "version": manifest.version.as_str()})),

@@ -187,6 +187,7 @@ async fn write(
         &*r.store,
         &ObjectKey::collection(uuid, version),
         text,
+        None,
         |existing| *existing == doc,
         || {
             ApiError::new(
@@ -422,6 +423,7 @@ pub async fn delete(
         &*r.store,
         &format!("{}{uuid}.dead", Kind::Collection.prefix()),
         pyjson::to_string(&tomb),
+        None,
         |existing| *existing == tomb,
         || {
             ApiError::new(

@@ -109,7 +109,7 @@ async fn register(
     let same = |existing: &FileMetadata| existing.same_meaning(meta);
     let conflict = || file_conflict(uuid, meta);
     let created =
-        storage::create_or_match(store, &key, meta.to_json_text(), same, conflict).await?;
+        storage::create_or_match(store, &key, meta.to_json_text(), None, same, conflict).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

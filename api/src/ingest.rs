@@ -264,6 +264,7 @@ impl Handler for Ingester {
             store,
             &key,
             meta.to_json_text(),
+            None,
             |e: &FileMetadata| e.same_meaning(meta),
             conflict,
         )

@@ -26,9 +26,20 @@ pub async fn read_json<T: DeserializeOwned>(
 
 /// Writes a document only if the key is free; returns `false` if something is already there.
 pub async fn create(store: &dyn BlobStore, key: &str, text: String) -> ApiResult<bool> {
+    create_by(store, key, text, None).await
+}
+
+/// As [`create`], recording `creator` with the object.
+pub async fn create_by(
+    store: &dyn BlobStore,
+    key: &str,
+    text: String,
+    creator: Option<String>,
+) -> ApiResult<bool> {
     let opts = PutOptions {
         content_type: Some("application/json".into()),
         mode: PutMode::Create,
+        creator,
         ..Default::default()
     };
     match store.put_bytes(key, text.into(), opts).await {
@@ -38,16 +49,18 @@ pub async fn create(store: &dyn BlobStore, key: &str, text: String) -> ApiResult
     }
 }
 
-/// Writes a document create-only. If the key is taken, answers `Ok(false)` when the stored
-/// document means the same (`same`), else `conflict`; `Ok(true)` when it was written now.
+/// Writes a document create-only (recording `creator` with it). If the key is taken, answers
+/// `Ok(false)` when the stored document means the same (`same`), else `conflict`; `Ok(true)`
+/// when it was written now.
 pub async fn create_or_match<T: DeserializeOwned>(
     store: &dyn BlobStore,
     key: &str,
     text: String,
+    creator: Option<String>,
     same: impl FnOnce(&T) -> bool,
     conflict: impl FnOnce() -> ApiError,
 ) -> ApiResult<bool> {
-    if create(store, key, text).await? {
+    if create_by(store, key, text, creator).await? {
         return Ok(true);
     }
     match read_json::<T>(store, key).await? {

@@ -1508,3 +1508,86 @@ async fn a_private_deployment_asks_a_token_for_the_operations_it_names() {
     let e = dss_api::state(d, None).err().expect("refused").to_string();
     assert!(e.contains("auth.require") && e.contains("getBundel"), "{e}");
 }
+
+#[tokio::test]
+async fn only_a_bundles_creator_or_an_administrator_adds_versions_to_it() {
+    let s = start().await;
+    let b = uuid();
+    let at = |v: &str| format!("/v1/bundles/{b}?version={v}&replica=aws");
+    let body = json!({"creator_uid": 7, "files": []});
+    let (st, _, v) = s
+        .call(Method::PUT, &at(V1), Some(&s.user), Some(body.clone()))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    // A colleague of the writer group may not derive a newer "latest" version of it…
+    let (st, _, v) = s
+        .call(Method::PATCH, &at(V1), Some(&s.colleague), Some(json!({})))
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Forbidden")),
+        "{v}"
+    );
+    let later = "2026-02-01T000000.000000Z";
+    let (st, _, v) = s
+        .call(
+            Method::PUT,
+            &at(later),
+            Some(&s.colleague),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "nor PUT one: {v}");
+    // …its creator may, and an administrator; an administrator's version stays the creator's.
+    let (st, _, v) = s
+        .call(Method::PATCH, &at(V1), Some(&s.user), Some(json!({})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, v) = s
+        .call(Method::PATCH, &at(V1), Some(&s.admin), Some(json!({})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let derived = v["version"].as_str().unwrap().to_string();
+    let (st, _, v) = s
+        .call(Method::PATCH, &at(&derived), Some(&s.user), Some(json!({})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, v) = s
+        .call(
+            Method::PATCH,
+            &at(&derived),
+            Some(&s.colleague),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    // A re-PUT of the same version by its creator is still idempotent.
+    let (st, _, v) = s
+        .call(Method::PUT, &at(V1), Some(&s.user), Some(body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // A bundle written before creators were recorded: administrators only.
+    let legacy = uuid();
+    let d = second_process(&s, "");
+    d.replicas["aws"]
+        .store
+        .put_bytes(
+            &format!("bundles/{legacy}.{V1}"),
+            bytes::Bytes::from(
+                json!({"format": "0.0.1", "version": V1, "files": [], "creator_uid": 1})
+                    .to_string(),
+            ),
+            dss_shared::ports::PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let at = |v: &str| format!("/v1/bundles/{legacy}?version={v}&replica=aws");
+    let (st, _, _) = s
+        .call(Method::PATCH, &at(V1), Some(&s.user), Some(json!({})))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, v) = s
+        .call(Method::PATCH, &at(V1), Some(&s.admin), Some(json!({})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}

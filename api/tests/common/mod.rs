@@ -19,6 +19,8 @@ pub struct Server {
     pub admin: String,
     pub user: String,
     pub outsider: String,
+    /// Another member of the writer group.
+    pub colleague: String,
     pub http: Client,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -51,6 +53,9 @@ pub async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) 
     let user = local
         .mint("user@example.org", "dbio", false, 3600, &cfg.auth)
         .unwrap();
+    let colleague = local
+        .mint("colleague@example.org", "dbio", false, 3600, &cfg.auth)
+        .unwrap();
     let outsider = local
         .mint("someone@example.org", "someone", false, 3600, &cfg.auth)
         .unwrap();
@@ -70,6 +75,7 @@ pub async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) 
         admin,
         user,
         outsider,
+        colleague,
         http,
         stop: Some(tx),
     }

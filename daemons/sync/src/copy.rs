@@ -73,6 +73,8 @@ pub async fn replicate(
         mode,
         verify: Verify::Full,
         origin: Some(src.name.clone()),
+        // Who wrote a bundle decides who may derive versions of it, on every replica.
+        creator: meta.creator.clone(),
     };
     let k = key.to_string();
     transfer(&*src.store, &k, meta.size, &*dst.store, &k, opts, progress).await
@@ -94,6 +96,7 @@ mod tests {
             checksums: sums,
             origin: None,
             correlation_id: None,
+            creator: None,
         }
     }
 

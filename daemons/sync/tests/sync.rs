@@ -544,3 +544,30 @@ async fn a_document_written_at_the_destination_after_the_comparison_is_not_overw
         "the conflict is left alone"
     );
 }
+
+#[tokio::test]
+async fn copies_keep_who_wrote_the_object() {
+    let e = env().await;
+    let key = format!("bundles/22222222-2222-4222-8222-222222222222.{V}");
+    let opts = PutOptions {
+        creator: Some("owner@example.org".into()),
+        ..PutOptions::default()
+    };
+    e.store("aws")
+        .put_bytes(&key, Bytes::from_static(b"{\"files\": []}"), opts)
+        .await
+        .unwrap();
+    let meta = e.store("aws").head(&key).await.unwrap().unwrap();
+    dss_sync::copy::replicate(
+        &e.d.replicas["aws"],
+        &e.d.replicas["gcp"],
+        &ObjectKey::parse(&key).unwrap(),
+        &meta,
+        Arc::default(),
+    )
+    .await
+    .unwrap();
+    let copy = e.store("gcp").head(&key).await.unwrap().unwrap();
+    assert_eq!(copy.creator.as_deref(), Some("owner@example.org"));
+    assert_eq!(copy.origin.as_deref(), Some("aws"));
+}

@@ -57,6 +57,7 @@ pub async fn run(store: Arc<dyn BlobStore>, prefix: &str, events: Option<Arc<dyn
     large_streamed_put(&*store, prefix).await;
     copy_and_delete(&*store, prefix).await;
     sync_origin(&*store, prefix).await;
+    creator(&*store, prefix).await;
     invalid_keys(&*store).await;
     download_urls(&*store, prefix).await;
     if let Some(q) = events {
@@ -483,6 +484,31 @@ async fn sync_origin(s: &dyn BlobStore, p: &str) {
         None,
         "a copy within the bucket is no sync copy"
     );
+}
+
+/// An object put with a creator reports it on head (any e-mail, non-ASCII too); others report
+/// none, and an in-bucket copy is a new object of nobody's.
+async fn creator(s: &dyn BlobStore, p: &str) {
+    let (mine, anon, copied) = (
+        format!("{p}creator/mine"),
+        format!("{p}creator/anon"),
+        format!("{p}creator/copied"),
+    );
+    let who = "Zoë.O'Brien+dss@例え.example.org";
+    let opts = PutOptions {
+        creator: Some(who.into()),
+        ..Default::default()
+    };
+    s.put_bytes(&mine, data(10, 3), opts).await.expect("put");
+    s.put_bytes(&anon, data(10, 3), PutOptions::default())
+        .await
+        .expect("put");
+    let creator =
+        |k: String| async move { s.head(&k).await.expect("head").expect("exists").creator };
+    assert_eq!(creator(mine.clone()).await.as_deref(), Some(who));
+    assert_eq!(creator(anon).await, None);
+    s.copy(&mine, &copied).await.expect("copy");
+    assert_eq!(creator(copied).await, None, "a copy is nobody's");
 }
 
 async fn invalid_keys(s: &dyn BlobStore) {

@@ -43,7 +43,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
     content_type TEXT NOT NULL, created_ms INTEGER NOT NULL,
-    sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT, origin TEXT,
+    sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT, origin TEXT, creator TEXT,
     PRIMARY KEY (bucket, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queues (
     name TEXT PRIMARY KEY, max_receive INTEGER NOT NULL, dead_letter TEXT);
@@ -101,6 +101,12 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
         .exists([])?;
     if !has_origin {
         c.execute_batch("ALTER TABLE objects ADD COLUMN origin TEXT")?;
+    }
+    let has_creator = c
+        .prepare("SELECT 1 FROM pragma_table_info('objects') WHERE name = 'creator'")?
+        .exists([])?;
+    if !has_creator {
+        c.execute_batch("ALTER TABLE objects ADD COLUMN creator TEXT")?;
     }
     let has_claims = c
         .prepare(

@@ -183,10 +183,12 @@ type Row = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 fn row_to_meta(r: Row) -> ObjectMeta {
-    let (key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin) = r;
+    let (key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin, creator) =
+        r;
     let checksums = match (sha256, sha1, s3_etag, crc32c) {
         (Some(sha256), Some(sha1), Some(s3_etag), Some(crc32c)) => Some(Checksums {
             sha256,
@@ -206,11 +208,12 @@ fn row_to_meta(r: Row) -> ObjectMeta {
         checksums,
         origin,
         correlation_id: None,
+        creator,
     }
 }
 
 const ROW_COLUMNS: &str =
-    "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin";
+    "key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin, creator";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -224,6 +227,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         r.get(7)?,
         r.get(8)?,
         r.get(9)?,
+        r.get(10)?,
     ))
 }
 
@@ -520,6 +524,7 @@ impl LocalBlobStore {
             checksums: Some(sums),
             origin: opts.origin,
             correlation_id: None,
+            creator: opts.creator,
         })
     }
 
@@ -712,8 +717,8 @@ impl Placement {
         let created_ms = unix_ms(m.created);
         let s = m.checksums.as_ref();
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, created_ms, sha256, sha1, s3_etag, crc32c, origin, creator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             w.bucket,
@@ -727,6 +732,7 @@ impl Placement {
             s.map(|s| &s.s3_etag),
             s.map(|s| &s.crc32c),
             m.origin,
+            m.creator,
         ])?;
         Ok(Ok(match &w.event {
             Some((topic, body)) => publish_in_tx(tx, topic, body, created_ms)?,
@@ -860,6 +866,7 @@ impl BlobStore for LocalBlobStore {
             key: to.to_string(),
             created: self.clock.now(),
             origin: None,
+            creator: None,
             ..src
         };
         self.commit(to, Spooled::Temp(tmp), meta, PutMode::Overwrite)

@@ -87,6 +87,10 @@ pub struct ObjectMeta {
     /// with the object (S3, GCS), so that the daemons its bucket event reaches log under it.
     /// The embedded store puts the id on its events instead.
     pub correlation_id: Option<String>,
+    /// Who wrote it, when the writer recorded that ([`PutOptions::creator`]): the e-mail of a
+    /// bundle's creator, which decides who may derive new versions of it. Listings may leave
+    /// it out.
+    pub creator: Option<String>,
 }
 
 /// Create-only or overwrite.
@@ -128,6 +132,8 @@ pub struct PutOptions {
     pub verify: Verify,
     /// Record the object as a sync copy from this replica ([`ObjectMeta::origin`]).
     pub origin: Option<String>,
+    /// Record who wrote it ([`ObjectMeta::creator`]).
+    pub creator: Option<String>,
 }
 
 /// An inclusive byte range; `end: None` means "to the end".

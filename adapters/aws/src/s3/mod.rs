@@ -51,6 +51,8 @@ const META_S3_ETAG: &str = "dss-s3-etag";
 const META_CRC32C: &str = "dss-crc32c";
 const META_ORIGIN: &str = "dss-origin";
 const META_CORRELATION: &str = "dss-correlation-id";
+/// Who wrote the object, percent-encoded (metadata values travel as ASCII headers).
+const META_CREATOR: &str = "dss-creator";
 
 /// One bucket on S3.
 #[derive(Debug, Clone)]
@@ -124,8 +126,9 @@ fn tagging_header(tags: &[(String, String)]) -> String {
         .join("&")
 }
 
-/// The metadata recording `sums`, `origin` and the calling task's correlation id.
-fn metadata(sums: Option<&Checksums>, origin: Option<&str>) -> HashMap<String, String> {
+/// The metadata recording `sums`, the origin and creator in `opts`, and the calling task's
+/// correlation id.
+fn metadata(sums: Option<&Checksums>, opts: &PutOptions) -> HashMap<String, String> {
     let mut m = HashMap::new();
     if let Some(s) = sums {
         m.insert(META_SHA256.into(), s.sha256.clone());
@@ -133,8 +136,11 @@ fn metadata(sums: Option<&Checksums>, origin: Option<&str>) -> HashMap<String, S
         m.insert(META_S3_ETAG.into(), s.s3_etag.clone());
         m.insert(META_CRC32C.into(), s.crc32c.clone());
     }
-    if let Some(o) = origin {
-        m.insert(META_ORIGIN.into(), o.to_string());
+    if let Some(o) = &opts.origin {
+        m.insert(META_ORIGIN.into(), o.clone());
+    }
+    if let Some(c) = &opts.creator {
+        m.insert(META_CREATOR.into(), percent_encode(c, b"@.+-_"));
     }
     if let Some(id) = dss_shared::correlation::current() {
         m.insert(META_CORRELATION.into(), id);
@@ -298,7 +304,7 @@ impl S3BlobStore {
                 size,
                 &content_type,
                 &sums,
-                opts.origin.as_deref(),
+                &opts,
             )
             .await?;
         }
@@ -311,6 +317,7 @@ impl S3BlobStore {
             checksums: Some(sums),
             origin: opts.origin.clone(),
             correlation_id: dss_shared::correlation::current(),
+            creator: opts.creator.clone(),
         })
     }
 
@@ -424,6 +431,10 @@ impl S3BlobStore {
             checksums: recorded(user),
             origin: user.and_then(|m| m.get(META_ORIGIN).cloned()),
             correlation_id: user.and_then(|m| m.get(META_CORRELATION).cloned()),
+            creator: user
+                .and_then(|m| m.get(META_CREATOR))
+                .and_then(|c| percent_encoding::percent_decode_str(c).decode_utf8().ok())
+                .map(|c| c.into_owned()),
         }
     }
 
@@ -448,7 +459,7 @@ impl S3BlobStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
-            .set_metadata(Some(metadata(Some(&sums), opts.origin.as_deref())))
+            .set_metadata(Some(metadata(Some(&sums), opts)))
             .body(S3Body::from(data));
         if opts.mode == PutMode::Create {
             req = req.if_none_match("*");
@@ -476,6 +487,7 @@ impl S3BlobStore {
             checksums: Some(sums),
             origin: opts.origin.clone(),
             correlation_id: dss_shared::correlation::current(),
+            creator: opts.creator.clone(),
         })
     }
 }
@@ -613,8 +625,8 @@ impl BlobStore for S3BlobStore {
             .head(from)
             .await?
             .ok_or_else(|| BlobError::NotFound(from.to_string()))?;
-        // A copy is an object of its own here, not a sync copy: the origin is dropped.
-        let user = metadata(src.checksums.as_ref(), None);
+        // A copy is an object of its own here, not a sync copy: origin and creator are dropped.
+        let user = metadata(src.checksums.as_ref(), &PutOptions::default());
         let copy = multipart::ServerCopy {
             client: &self.client,
             from: (&self.bucket, from),
@@ -697,9 +709,7 @@ impl BlobStore for S3BlobStore {
             size: meta.size,
             content_type: &content_type,
         };
-        let etag = copy
-            .run(metadata(Some(expected), opts.origin.as_deref()), part)
-            .await?;
+        let etag = copy.run(metadata(Some(expected), &opts), part).await?;
         if etag != expected.s3_etag {
             let _ = self
                 .client
@@ -720,6 +730,7 @@ impl BlobStore for S3BlobStore {
             checksums: Some(expected.clone()),
             origin: opts.origin.clone(),
             correlation_id: dss_shared::correlation::current(),
+            creator: opts.creator.clone(),
         }))
     }
 

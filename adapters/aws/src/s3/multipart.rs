@@ -149,7 +149,7 @@ impl Upload<'_> {
 
     /// Starts the multipart upload, its parts each carrying a CRC-32C; returns its id.
     async fn start(&self) -> Result<String, BlobError> {
-        let user = metadata(self.opts.expected.as_ref(), self.opts.origin.as_deref());
+        let user = metadata(self.opts.expected.as_ref(), self.opts);
         let crc = Some(ChecksumAlgorithm::Crc32C);
         create(
             self.client,
@@ -340,7 +340,7 @@ pub async fn record(
     size: u64,
     content_type: &str,
     sums: &Checksums,
-    origin: Option<&str>,
+    opts: &PutOptions,
 ) -> Result<(), BlobError> {
     if size > MAX_SINGLE_COPY {
         tracing::info!(
@@ -358,9 +358,7 @@ pub async fn record(
         size,
         content_type,
     };
-    copy.run(metadata(Some(sums), origin), None)
-        .await
-        .map(|_| ())
+    copy.run(metadata(Some(sums), opts), None).await.map(|_| ())
 }
 
 /// A copy made by the server, from one bucket and key to another of the same service.

@@ -411,7 +411,7 @@ impl BlobStore for GcsBlobStore {
         // A copy is an object of its own here, not a sync copy: the origin is dropped.
         let resource = serde_json::json!({
             "contentType": src.content_type,
-            "metadata": object::metadata(src.checksums().as_ref(), None),
+            "metadata": object::metadata(src.checksums().as_ref(), None, None),
         });
         self.rewrite(&self.bucket, from, to, Some(resource))
             .await?

@@ -14,6 +14,8 @@ pub const META_SHA1: &str = "dss-sha1";
 pub const META_S3_ETAG: &str = "dss-s3-etag";
 pub const META_CRC32C: &str = "dss-crc32c";
 pub const META_ORIGIN: &str = "dss-origin";
+/// Who wrote the object.
+pub const META_CREATOR: &str = "dss-creator";
 /// The correlation id of the request whose work wrote the object.
 pub const META_CORRELATION: &str = "dss-correlation-id";
 
@@ -71,10 +73,12 @@ pub struct Rewrite {
     pub resource: Option<Object>,
 }
 
-/// The custom metadata recording `sums`, `origin` and the calling task's correlation id.
+/// The custom metadata recording `sums`, `origin`, `creator` and the calling task's
+/// correlation id.
 pub fn metadata(
     sums: Option<&Checksums>,
     origin: Option<&str>,
+    creator: Option<&str>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
     if let Some(s) = sums {
@@ -85,6 +89,9 @@ pub fn metadata(
     }
     if let Some(o) = origin {
         m.insert(META_ORIGIN.into(), o.to_string().into());
+    }
+    if let Some(c) = creator {
+        m.insert(META_CREATOR.into(), c.to_string().into());
     }
     if let Some(id) = dss_shared::correlation::current() {
         m.insert(META_CORRELATION.into(), id.into());
@@ -156,6 +163,7 @@ impl Object {
             checksums,
             origin: self.metadata.get(META_ORIGIN).cloned(),
             correlation_id: self.correlation_id(),
+            creator: self.metadata.get(META_CREATOR).cloned(),
         })
     }
 }
@@ -168,7 +176,7 @@ mod tests {
     #[test]
     fn objects_read_back_the_checksums_they_were_written_with() {
         let sums = checksums_of(b"hello");
-        let meta = metadata(Some(&sums), Some("aws"));
+        let meta = metadata(Some(&sums), Some("aws"), Some("a@example.org"));
         let o: Object = serde_json::from_value(serde_json::json!({
             "name": "blobs/x", "size": "5", "contentType": "text/plain",
             "md5Hash": "XUFAKrxLKna5cZ2REBfFkg==", "crc32c": "mnG7TA==",
@@ -179,6 +187,7 @@ mod tests {
         assert_eq!(m.checksums, Some(sums.clone()));
         assert_eq!(m.etag, sums.s3_etag);
         assert_eq!(m.origin.as_deref(), Some("aws"));
+        assert_eq!(m.creator.as_deref(), Some("a@example.org"));
         assert_eq!(m.size, 5);
         assert_eq!(
             hex_of("XUFAKrxLKna5cZ2REBfFkg==").unwrap(),

@@ -67,7 +67,7 @@ fn recorded(
     opts: &PutOptions,
     declare: bool,
 ) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = object::metadata(sums, opts.origin.as_deref());
+    let mut m = object::metadata(sums, opts.origin.as_deref(), opts.creator.as_deref());
     if let (true, Some(s)) = (declare, sums) {
         m.extend(declaration(s).into_iter().map(|(k, v)| (k, v.into())));
     }
