@@ -395,13 +395,10 @@ async fn cached_files_are_copied_when_stored_and_bundles_get_checkout_urls() {
             .await,
         StatusCode::CREATED
     );
-    let checkout_blobs = s.dir.path().join("buckets/aws-checkout/blobs");
+    // Stored means recorded in the bucket (a copy's file is written before its record).
+    let checkout = second_process(&s, "").replicas["aws"].checkout.clone();
     for _ in 0..3000 {
-        if std::fs::read_dir(&checkout_blobs)
-            .map(|d| d.count())
-            .unwrap_or(0)
-            > 0
-        {
+        if !checkout.list_all("blobs/").await.unwrap().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
