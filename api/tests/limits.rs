@@ -202,3 +202,24 @@ async fn open_routes_take_small_bodies_and_each_client_has_its_rate() {
     let (st, _, v) = search("198.51.100.2", json!({"es_query": {}})).await;
     assert_eq!(st, StatusCode::OK, "{v}");
 }
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_is_read_reaches_the_client() {
+    let s = start().await;
+    // A declared size over the limit is refused at once; the client is still sending.
+    for _ in 0..5 {
+        let body = vec![1u8; 4_000_000];
+        let r = s
+            .http
+            .put(s.url(&format!(
+                "/v1/files/{}/content?version={V1}&replica=aws",
+                uuid()
+            )))
+            .bearer_auth(&s.user)
+            .body(body)
+            .send()
+            .await
+            .expect("the answer, not a reset connection");
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
