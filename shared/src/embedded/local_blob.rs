@@ -1025,13 +1025,13 @@ mod tests {
         c.execute_batch(
             "CREATE TABLE objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
              content_type TEXT NOT NULL, created_ms INTEGER NOT NULL, sha256 TEXT, sha1 TEXT, s3_etag TEXT, crc32c TEXT,
-             origin TEXT, PRIMARY KEY (bucket, key)) WITHOUT ROWID;",
+             origin TEXT, creator TEXT, PRIMARY KEY (bucket, key)) WITHOUT ROWID;",
         )
         .unwrap();
         {
             let mut ins = c
                 .prepare(
-                    "INSERT INTO objects VALUES ('b', ?1, 1, 'e', 't', 0, NULL, NULL, NULL, NULL, NULL)",
+                    "INSERT INTO objects VALUES ('b', ?1, 1, 'e', 't', 0, NULL, NULL, NULL, NULL, NULL, NULL)",
                 )
                 .unwrap();
             for i in 0..20_000 {
