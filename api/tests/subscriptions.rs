@@ -249,6 +249,19 @@ async fn invalid_subscriptions_are_refused_with_the_original_codes() {
     assert_eq!(st, StatusCode::CREATED, "the limit is per owner");
 }
 
+/// The notify daemon on the server's data directory, delivering to 127.0.0.1; stops when
+/// the guard drops.
+async fn notify_daemon(s: &Server) -> tokio_util::sync::DropGuard {
+    let notify = second_process(s, "[notify]\ncallback_allow = [\"127.0.0.1\"]\n");
+    // The daemon's queue must exist before the bundle's event is published (as `dss infra
+    // local` makes it before a deployment runs), not whenever the spawned daemon gets to it.
+    notify.declare_queues().await.expect("queues");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move { dss_notify::run(&notify, token).await });
+    stop.drop_guard()
+}
+
 /// A receiver on 127.0.0.1 answering every request with `status`; counts requests.
 async fn receiver(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -270,13 +283,7 @@ async fn receiver(status: u16) -> (String, std::sync::Arc<std::sync::atomic::Ato
 #[tokio::test]
 async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
     let s = server().await;
-    let notify = second_process(&s, "[notify]\ncallback_allow = [\"127.0.0.1\"]\n");
-    // The daemon's queue must exist before the bundle's event is published (as `dss infra
-    // local` makes it before a deployment runs), not whenever the spawned daemon gets to it.
-    notify.declare_queues().await.expect("queues");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (dep, token) = (notify.clone(), stop.clone());
-    tokio::spawn(async move { dss_notify::run(&dep, token).await });
+    let _notify = notify_daemon(&s).await;
     let (ok_url, ok_hits) = receiver(204).await;
     let (bad_url, _) = receiver(500).await;
     let mut ids = Vec::new();
@@ -354,7 +361,6 @@ async fn the_delivery_log_shows_each_attempt_to_the_owner_only() {
         .call(Method::GET, &log(&ids[0], "&limit=0"), Some(&s.user), None)
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    stop.cancel();
 }
 
 #[tokio::test]
@@ -436,11 +442,7 @@ async fn filters_over_the_limits_are_refused_when_stored_with_the_reason() {
 #[tokio::test]
 async fn a_filter_that_fails_on_events_is_shown_to_its_owner_and_stops_no_one_else() {
     let s = server().await;
-    let notify = second_process(&s, "[notify]\ncallback_allow = [\"127.0.0.1\"]\n");
-    notify.declare_queues().await.expect("queues");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (dep, token) = (notify.clone(), stop.clone());
-    tokio::spawn(async move { dss_notify::run(&dep, token).await });
+    let _notify = notify_daemon(&s).await;
     let (ok_url, ok_hits) = receiver(204).await;
     let (bad_url, bad_hits) = receiver(204).await;
     // A type error on every event (`abs` of an object).
@@ -483,5 +485,4 @@ async fn a_filter_that_fails_on_events_is_shown_to_its_owner_and_stops_no_one_el
         "{status}"
     );
     assert_eq!(bad_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
-    stop.cancel();
 }

@@ -38,10 +38,10 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
     (format!("http://{addr}/hook"), got)
 }
 
-/// A token of `email` in the writer group, minted with the deployment's key.
-fn token(dss: &Dss, email: &str) -> String {
+/// A token of `email` in `group`, minted with the deployment's key.
+fn token(dss: &Dss, email: &str, group: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_dss"))
-        .args(["token", "--email", email, "--group", "dbio", "--data-dir"])
+        .args(["token", "--email", email, "--group", group, "--data-dir"])
         .arg(dss.dir.path().join("data"))
         .output()
         .expect("dss token");
@@ -76,8 +76,8 @@ async fn a_hostile_user_cannot_stop_the_service_for_others() {
     use reqwest::Method;
     let dss = Dss::up_with(&[("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into())]).await;
     let (mallory, alice) = (
-        token(&dss, "mallory@example.org"),
-        token(&dss, "alice@example.org"),
+        token(&dss, "mallory@example.org", "dbio"),
+        token(&dss, "alice@example.org", "dbio"),
     );
     let subscribe = |t: String, kind: &'static str, body: Value| {
         let dss = &dss;
@@ -265,24 +265,7 @@ async fn a_hostile_user_cannot_stop_the_service_for_others() {
     );
 
     // Bundle writes need the writer group.
-    let outsider = {
-        let out = Command::new(env!("CARGO_BIN_EXE_dss"))
-            .args([
-                "token",
-                "--email",
-                "eve@example.org",
-                "--group",
-                "nobody",
-                "--data-dir",
-            ])
-            .arg(dss.dir.path().join("data"))
-            .output()
-            .expect("dss token");
-        String::from_utf8(out.stdout)
-            .expect("text")
-            .trim()
-            .to_string()
-    };
+    let outsider = token(&dss, "eve@example.org", "nobody");
     let (st, _) = call(
         &dss,
         Method::PUT,

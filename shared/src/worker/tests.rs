@@ -20,6 +20,23 @@ struct Fixture {
     clock: Arc<TokioClock>,
 }
 
+impl Fixture {
+    /// The queue's dead-letter queue.
+    async fn dead_letters(&self) -> EmbeddedQueue {
+        EmbeddedQueue::declare(
+            &self.db,
+            "work-dlq",
+            QueueConfig {
+                max_receive_count: 0,
+                dead_letter: None,
+            },
+            self.clock.clone(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
 async fn fixture(max_receive: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).unwrap();
@@ -164,19 +181,7 @@ async fn permanent_failures_go_to_the_dead_letter_queue_with_the_reason() {
         vec![Err(HandlerError::Permanent("object vanished".into()))],
         Duration::ZERO,
     );
-    let dlq = Arc::new(
-        EmbeddedQueue::declare(
-            &f.db,
-            "work-dlq",
-            QueueConfig {
-                max_receive_count: 0,
-                dead_letter: None,
-            },
-            f.clock.clone(),
-        )
-        .await
-        .unwrap(),
-    );
+    let dlq = Arc::new(f.dead_letters().await);
     let w = Worker::new(f.queue.clone(), h.clone(), config()).with_dead_letters(dlq.clone());
     let m = w.metrics();
     run_for(w, Duration::from_secs(5)).await;
@@ -211,17 +216,7 @@ async fn endless_transient_failures_stop_at_the_max_receive_count() {
     let w = Worker::new(f.queue.clone(), h.clone(), config());
     run_for(w, Duration::from_secs(600)).await;
     assert_eq!(h.attempts().len(), 3);
-    let dlq = EmbeddedQueue::declare(
-        &f.db,
-        "work-dlq",
-        QueueConfig {
-            max_receive_count: 0,
-            dead_letter: None,
-        },
-        f.clock.clone(),
-    )
-    .await
-    .unwrap();
+    let dlq = f.dead_letters().await;
     assert_eq!(dlq.stats().await.unwrap().visible, 1);
 }
 
@@ -253,17 +248,7 @@ async fn a_panicking_handler_fails_that_message_only() {
     // Three attempts of the poison message, each a failed attempt with backoff, then the
     // dead-letter queue; the worker kept running throughout.
     assert_eq!((s.panicked, s.succeeded, s.in_flight), (3, 2, 0));
-    let dlq = EmbeddedQueue::declare(
-        &f.db,
-        "work-dlq",
-        QueueConfig {
-            max_receive_count: 0,
-            dead_letter: None,
-        },
-        f.clock.clone(),
-    )
-    .await
-    .unwrap();
+    let dlq = f.dead_letters().await;
     assert_eq!(dlq.stats().await.unwrap().visible, 1);
 }
 
@@ -348,17 +333,7 @@ async fn an_outage_longer_than_the_limit_dead_letters() {
     let m = w.metrics();
     run_for(w, Duration::from_secs(3 * 3600)).await;
     assert_eq!(m.snapshot().dead_lettered, 1);
-    let dlq = EmbeddedQueue::declare(
-        &f.db,
-        "work-dlq",
-        QueueConfig {
-            max_receive_count: 0,
-            dead_letter: None,
-        },
-        f.clock.clone(),
-    )
-    .await
-    .unwrap();
+    let dlq = f.dead_letters().await;
     let got = dlq
         .receive(1, Duration::from_secs(1), Duration::ZERO)
         .await
