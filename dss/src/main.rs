@@ -29,9 +29,11 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Configuration file (TOML); `DSS_*` environment variables override it.
-    #[arg(long, short, env = "DSS_CONFIG")]
-    config: Option<PathBuf>,
+    /// Configuration file (TOML); repeat it to layer files, a later one overriding an earlier
+    /// one (e.g. a shared base, then a stage's file, then a local one). Without it, the files
+    /// listed in `DSS_CONFIG` (separated by `:`). `DSS_*` environment variables override them.
+    #[arg(long, short)]
+    config: Vec<PathBuf>,
     /// Directory for embedded state (default ./dss-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -46,7 +48,13 @@ impl Common {
         if let Some(l) = listen {
             overrides.push(("api.listen", l.to_string()));
         }
-        Ok(Config::load(self.config.as_deref(), &overrides)?)
+        let files = match (self.config.is_empty(), std::env::var_os("DSS_CONFIG")) {
+            (true, Some(list)) => std::env::split_paths(&list)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+            _ => self.config.clone(),
+        };
+        Ok(Config::load(&files, &overrides)?)
     }
 }
 

@@ -667,12 +667,13 @@ impl Default for LogConfig {
 }
 
 impl Config {
-    /// Loads `file` (if given) then the `DSS_*` environment, then `overrides` (dotted key, value),
-    /// applies defaults and validates.
-    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+    /// Loads `files` in order (a later file's keys override an earlier one's: a shared base, a
+    /// per-stage file, a local file), then the `DSS_*` environment, then `overrides` (dotted
+    /// key, value), applies defaults and validates.
+    pub fn load(files: &[PathBuf], overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
         let mut b = config::Config::builder();
-        if let Some(f) = file {
-            b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+        for f in files {
+            b = b.add_source(config::File::from(f.as_path()).format(config::FileFormat::Toml));
         }
         b = b.add_source(
             config::Environment::with_prefix("DSS")
@@ -705,6 +706,10 @@ impl Config {
     }
 
     fn finish(mut self) -> Result<Self, ConfigError> {
+        // A relative data directory is relative to the working directory at start; made
+        // absolute once, so every path and `file://` URL derived from it is well formed.
+        self.data_dir = std::path::absolute(&self.data_dir)
+            .map_err(|e| invalid("data_dir", format!("'{}': {e}", self.data_dir.display())))?;
         if self.replicas.is_empty() {
             for name in ["aws", "gcp"] {
                 let dir = self.data_dir.join("buckets").join(name);
@@ -1155,6 +1160,38 @@ mod tests {
         assert_eq!(c.replicas.keys().collect::<Vec<_>>(), vec!["aws", "gcp"]);
         assert_eq!(c.replicas["aws"].url, "file:///tmp/x/buckets/aws");
         assert_eq!(c.public_url(), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn later_files_override_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let base = write(
+            "base.toml",
+            "[api]\nlisten = \"127.0.0.1:5000\"\nread_only = true\n[auth]\nadmin_emails = [\"a@x\"]",
+        );
+        let stage = write("stage.toml", "[api]\nlisten = \"127.0.0.1:6000\"");
+        let local = write("local.toml", "data_dir = \"/tmp/layered\"");
+        let c = Config::load(&[base, stage, local], &[]).unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:6000");
+        assert!(c.api.read_only, "kept from the base file");
+        assert_eq!(c.auth.admin_emails, ["a@x"]);
+        assert_eq!(c.replicas["aws"].url, "file:///tmp/layered/buckets/aws");
+    }
+
+    #[test]
+    fn a_relative_data_directory_gives_well_formed_replica_urls() {
+        let c = Config::from_toml("data_dir = \"dss-data\"").unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(c.data_dir, here.join("dss-data"));
+        assert_eq!(
+            c.replicas["aws"].url,
+            format!("file://{}", here.join("dss-data/buckets/aws").display())
+        );
     }
 
     #[test]

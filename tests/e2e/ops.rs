@@ -49,6 +49,78 @@ async fn operators_see_queue_gauges() {
     }
 }
 
+#[test]
+fn a_relative_data_directory_works_for_every_command() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [
+        &["queues", "--json", "--data-dir", "dss-data"][..],
+        &["token", "--admin", "--data-dir", "dss-data"],
+        &["reconcile", "--json", "--data-dir", "dss-data"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+            .args(args)
+            .current_dir(cwd.path())
+            .output()
+            .expect("run dss");
+        assert!(
+            out.status.success(),
+            "dss {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(cwd.path().join("dss-data/dss.db").exists());
+}
+
+#[test]
+fn configuration_files_layer_in_order() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("base.toml"),
+        "data_dir = \"base-data\"\n[api]\nread_only = true",
+    )
+    .unwrap();
+    std::fs::write(cwd.path().join("local.toml"), "data_dir = \"local-data\"").unwrap();
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dss"));
+        cmd.args(args)
+            .current_dir(cwd.path())
+            .env_remove("DSS_CONFIG");
+        if let Some(list) = env {
+            cmd.env("DSS_CONFIG", list);
+        }
+        let out = cmd.output().expect("run dss");
+        assert!(
+            out.status.success(),
+            "dss {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Repeated --config: the later file's data_dir wins.
+    run(
+        &[
+            "queues",
+            "--json",
+            "--config",
+            "base.toml",
+            "--config",
+            "local.toml",
+        ],
+        None,
+    );
+    assert!(cwd.path().join("local-data/dss.db").exists());
+    assert!(!cwd.path().join("base-data").exists());
+    // DSS_CONFIG holds the same list.
+    std::fs::remove_dir_all(cwd.path().join("local-data")).unwrap();
+    run(&["queues", "--json"], Some("base.toml:local.toml"));
+    assert!(cwd.path().join("local-data/dss.db").exists());
+    assert!(!cwd.path().join("base-data").exists());
+    // In the other order, the base file's.
+    run(&["queues", "--json"], Some("local.toml:base.toml"));
+    assert!(cwd.path().join("base-data/dss.db").exists());
+}
+
 #[tokio::test]
 async fn operators_reconcile_the_replicas() {
     let dss = Dss::up().await;
