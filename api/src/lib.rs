@@ -146,12 +146,9 @@ pub fn router(state: Shared) -> Router {
                 .patch(collections::patch)
                 .delete(collections::delete),
         )
-        .route("/ga4gh/drs/v1/objects/{object_id}", get(drs::object))
-        .route(
-            "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}",
-            get(drs::access),
-        )
-        .route("/ga4gh/drs/v1/service-info", get(drs::service_info))
+        .merge(drs_routes("/ga4gh/drs/v1"))
+        // The original's path, listed in its API document.
+        .merge(drs_routes("/v1/ga4gh/drs/v1"))
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
         .route("/internal/health", get(misc::health))
@@ -171,6 +168,17 @@ pub fn router(state: Shared) -> Router {
         .layer(middleware::from_fn(common_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
+}
+
+/// The GA4GH DRS routes under `base`.
+fn drs_routes(base: &str) -> Router<Shared> {
+    Router::new()
+        .route(&format!("{base}/objects/{{object_id}}"), get(drs::object))
+        .route(
+            &format!("{base}/objects/{{object_id}}/access/{{access_id}}"),
+            get(drs::access),
+        )
+        .route(&format!("{base}/service-info"), get(drs::service_info))
 }
 
 /// Counts every answered request by method, matched route and status, with its latency.

@@ -11,8 +11,19 @@ use serde_json::{Value, json};
 
 use crate::state::Shared;
 
-/// The GA4GH DRS routes, which the API document does not list, as one operation.
+/// The GA4GH DRS routes (at the root and under `/v1`) as one operation.
 pub const DRS: &str = "drs";
+
+/// The DRS operation of the API document (`/v1/ga4gh/drs/v1/objects/{object_id}`).
+const DRS_OPERATION: &str = "getDrsObject";
+
+/// Every DRS route that reads objects.
+const DRS_ROUTES: [&str; 4] = [
+    "/ga4gh/drs/v1/objects/{object_id}",
+    "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}",
+    "/v1/ga4gh/drs/v1/objects/{object_id}",
+    "/v1/ga4gh/drs/v1/objects/{object_id}/access/{access_id}",
+];
 
 /// Operations that need a token, by (method, route) as the router matches them.
 #[derive(Debug, Default)]
@@ -24,6 +35,7 @@ pub struct Required {
 /// `drs`, or `all`). Marks the required operations in `doc` and returns them by route.
 pub fn apply(require: &[String], doc: &mut Value) -> Result<Required, String> {
     let all = require.iter().any(|r| r == "all");
+    let drs = all || require.iter().any(|r| r == DRS || r == DRS_OPERATION);
     let mut by_id: HashMap<String, (String, String)> = HashMap::new();
     let mut routes = HashSet::new();
     if let Some(paths) = doc["paths"].as_object_mut() {
@@ -36,7 +48,7 @@ pub fn apply(require: &[String], doc: &mut Value) -> Result<Required, String> {
                     continue;
                 };
                 let route = (method.to_ascii_uppercase(), format!("/v1{path}"));
-                if all || require.contains(&id) {
+                if all || require.contains(&id) || (drs && id == DRS_OPERATION) {
                     op["security"] = json!([{"BearerAuth": []}]);
                     routes.insert(route.clone());
                 }
@@ -52,11 +64,8 @@ pub fn apply(require: &[String], doc: &mut Value) -> Result<Required, String> {
             "'{unknown}' is not an operation of the API document (nor `drs` or `all`)"
         ));
     }
-    if all || require.iter().any(|r| r == DRS) {
-        for route in [
-            "/ga4gh/drs/v1/objects/{object_id}",
-            "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}",
-        ] {
+    if drs {
+        for route in DRS_ROUTES {
             routes.insert(("GET".into(), route.into()));
         }
     }
@@ -114,5 +123,22 @@ mod tests {
         assert!(all.needs_token("GET", "/ga4gh/drs/v1/objects/{object_id}"));
         let mut doc: Value = serde_json::from_str(crate::openapi::DOCUMENT).unwrap();
         assert!(apply(&["getBundel".into()], &mut doc).is_err());
+    }
+
+    #[test]
+    fn drs_is_required_under_both_of_its_paths() {
+        for name in [DRS, DRS_OPERATION] {
+            let mut doc: Value = serde_json::from_str(crate::openapi::DOCUMENT).unwrap();
+            let r = apply(&[name.into()], &mut doc).unwrap();
+            for route in DRS_ROUTES {
+                assert!(r.needs_token("GET", route), "{name}: {route}");
+            }
+            assert_eq!(
+                doc["paths"]["/ga4gh/drs/v1/objects/{object_id}"]["get"]["security"],
+                json!([{"BearerAuth": []}]),
+                "{name}"
+            );
+            assert!(!r.needs_token("GET", "/v1/bundles/{uuid}"));
+        }
     }
 }

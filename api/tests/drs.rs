@@ -256,3 +256,43 @@ async fn drs_errors_and_service_info() {
     }
     assert!(info["organization"]["name"].is_string() && info["organization"]["url"].is_string());
 }
+
+/// The original's path, `/v1/ga4gh/drs/v1/…`, gives the same answers and is in the API document.
+#[tokio::test]
+async fn drs_is_served_under_the_originals_path_too() {
+    let s = start().await;
+    let f = uuid();
+    assert_eq!(
+        s.upload(&f, V1, b"under v1", "text/plain").await,
+        StatusCode::CREATED
+    );
+    let missing = uuid();
+    for path in [
+        format!("/ga4gh/drs/v1/objects/{f}?replica=aws"),
+        format!("/ga4gh/drs/v1/objects/{f}.{V1}/access/aws"),
+        format!("/ga4gh/drs/v1/objects/{missing}"),
+        format!("/ga4gh/drs/v1/objects/{missing}.yesterday"),
+        "/ga4gh/drs/v1/service-info".to_string(),
+    ] {
+        let (st, _, root) = s.call(Method::GET, &path, None, None).await;
+        let (st_v1, _, v1) = s.call(Method::GET, &format!("/v1{path}"), None, None).await;
+        assert_eq!(st_v1, st, "{path}: {v1}");
+        // Signed URLs differ by their signature's time; the rest is the same.
+        let strip = |mut v: Value| {
+            if let Some(m) = v["access_methods"].as_array_mut() {
+                m.iter_mut().for_each(|m| m["access_url"] = Value::Null);
+            }
+            if v["url"].is_string() {
+                v["url"] = Value::Null;
+            }
+            v
+        };
+        assert_eq!(strip(v1), strip(root), "{path}");
+    }
+    let (st, _, doc) = s.call(Method::GET, "/v1/swagger.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        doc["paths"]["/ga4gh/drs/v1/objects/{object_id}"]["get"]["operationId"],
+        "getDrsObject"
+    );
+}
