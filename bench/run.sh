@@ -8,7 +8,8 @@
 # replication rows (against rclone); `--clouds-only` only the S3 → GCS copy row (against rclone,
 # on moto and fake-gcs-server, which this script installs and starts); `--clients-only` only the
 # `dss upload|download|search` rows (against the official hca CLI, which this script installs);
-# `--hostile-only` only the API's memory under 32 concurrent maximum-size unauthenticated bodies.
+# `--hostile-only` only the API's memory under 32 concurrent maximum-size unauthenticated bodies;
+# `--core-only` only the core rows (direct upload, PUT bundle, enumeration, GET bundle, queue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in wrk rclone; do

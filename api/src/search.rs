@@ -54,8 +54,8 @@ pub async fn search(
     }
     // The query is held to the deployment's limits whatever the backend, before any work.
     let limits = state.deployment.config.limits.query();
-    dss_shared::search::parse_body(&es_query)
-        .and_then(|parsed| dss_shared::search::limits::check(&parsed, &limits))
+    dss_search::parse_body(&es_query)
+        .and_then(|parsed| dss_search::limits::check(&parsed, &limits))
         .map_err(|e| search_error(SearchError::BadQuery(e.0)))?;
     let output_format = q.get("output_format").unwrap_or("summary").to_string();
     let raw_output = output_format == "raw";

@@ -193,8 +193,8 @@ fn filter_check(
     limits: &LimitsConfig,
 ) -> Result<(), String> {
     match kind {
-        SubscriptionKind::Elasticsearch => dss_shared::search::parse_body(filter)
-            .and_then(|q| dss_shared::search::limits::check(&q, &limits.query()))
+        SubscriptionKind::Elasticsearch => dss_search::parse_body(filter)
+            .and_then(|q| dss_search::limits::check(&q, &limits.query()))
             .map_err(|e| format!("Invalid Elasticsearch query was received: {e}")),
         SubscriptionKind::Jmespath => {
             let expr = filter.as_str().unwrap_or_default();

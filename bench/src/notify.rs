@@ -12,11 +12,11 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use dss_notify::documents::Target;
 use dss_notify::matching::{FilterLimits, SubscriptionSet};
+use dss_search::{Budget, SingleDoc, parse_body};
 use dss_shared::clock::system;
 use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use dss_shared::ports::{EventKind, PutOptions, Subscription, SubscriptionKind};
-use dss_shared::search::{Budget, SingleDoc, parse_body};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

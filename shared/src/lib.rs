@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod private_files;
-pub mod search;
 pub mod signing;
 pub mod telemetry;
 pub mod transfer;

@@ -35,9 +35,21 @@ async fn deliveries_ignore_the_proxy_environment() {
     ] {
         // SAFETY: this test binary has no other test, and sets the variables before the
         // daemon (and any other thread reading the environment) starts.
-        unsafe { std::env::set_var(var, &proxy_url) };
+        #[expect(
+            unsafe_code,
+            reason = "set_var before any other thread reads the environment"
+        )]
+        unsafe {
+            std::env::set_var(var, &proxy_url)
+        };
     }
-    unsafe { std::env::set_var("NO_PROXY", "") };
+    #[expect(
+        unsafe_code,
+        reason = "set_var before any other thread reads the environment"
+    )]
+    unsafe {
+        std::env::set_var("NO_PROXY", "")
+    };
     let env = start("callback_allow = [\"127.0.0.1\"]").await;
     let rx = Receiver::start().await;
     env.subscribe(SubscriptionKind::Jmespath, json!({"callback_url": rx.url}))

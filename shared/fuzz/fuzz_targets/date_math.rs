@@ -1,7 +1,7 @@
 //! Range bounds with date math: a date or not one, never a panic.
 #![no_main]
 
-use dss_shared::search::dates::{Rounding, detect, parse_bound};
+use dss_search::dates::{Rounding, detect, parse_bound};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {

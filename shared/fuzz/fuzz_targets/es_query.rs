@@ -7,10 +7,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let Ok(q) = dss_shared::search::parse_body(&body) else {
+    let Ok(q) = dss_search::parse_body(&body) else {
         return;
     };
-    if dss_shared::search::limits::check(&q, &Default::default()).is_ok() {
+    if dss_search::limits::check(&q, &Default::default()).is_ok() {
         dss_fuzz::evaluate(&q);
     }
 });

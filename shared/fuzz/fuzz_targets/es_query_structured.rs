@@ -120,10 +120,10 @@ impl Q {
 }
 
 fuzz_target!(|q: Q| {
-    let Ok(parsed) = dss_shared::search::parse_body(&json!({"query": q.json()})) else {
+    let Ok(parsed) = dss_search::parse_body(&json!({"query": q.json()})) else {
         return;
     };
-    if dss_shared::search::limits::check(&parsed, &Default::default()).is_ok() {
+    if dss_search::limits::check(&parsed, &Default::default()).is_ok() {
         dss_fuzz::evaluate(&parsed);
     }
 });

@@ -5,10 +5,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {
     let body = serde_json::json!({"query": {"query_string": {"query": s}}});
-    let Ok(q) = dss_shared::search::parse_body(&body) else {
+    let Ok(q) = dss_search::parse_body(&body) else {
         return;
     };
-    if dss_shared::search::limits::check(&q, &Default::default()).is_ok() {
+    if dss_search::limits::check(&q, &Default::default()).is_ok() {
         dss_fuzz::evaluate(&q);
     }
 });

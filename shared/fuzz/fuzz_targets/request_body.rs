@@ -12,9 +12,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(o, &v);
             }
             if let Some(q) = v.get("es_query")
-                && let Ok(parsed) = dss_shared::search::parse_body(q)
+                && let Ok(parsed) = dss_search::parse_body(q)
             {
-                let _ = dss_shared::search::limits::check(&parsed, &Default::default());
+                let _ = dss_search::limits::check(&parsed, &Default::default());
             }
         }
         Err(_) => assert!(ours.is_err()),

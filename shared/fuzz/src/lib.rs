@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use dss_shared::search::{Budget, EvalContext, MemIndex, Query, QueryLimits, SingleDoc};
+use dss_search::{Budget, EvalContext, MemIndex, Query, QueryLimits, SingleDoc};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 

@@ -21,10 +21,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::analyze::{self, TEXT_SUFFIX};
+use super::ast::{Operator, Query, QueryError, RangeBounds, Scalar};
 use super::dates::{self, Millis, Rounding};
 use super::flatten::{Leaf, for_each_leaf, objects_at};
 use super::limits::{Budget, DOC_COST};
-use super::query::{Operator, Query, QueryError, RangeBounds, Scalar};
 use super::terms::{Postings, TermDict};
 
 fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {

@@ -1,4 +1,5 @@
-//! The embedded search engine: the Elasticsearch query DSL subset DSS users send ([`query`]),
+//! The search query language and the embedded engine: the Elasticsearch query DSL subset DSS
+//! users send ([`query`], parsed into an [`ast`]),
 //! ES-like analysis of JSON documents ([`analyze`], [`flatten`], [`dates`]) and an inverted
 //! index that answers queries by set algebra over postings ([`index`]).
 //!
@@ -6,6 +7,7 @@
 //! stored query ([`SingleDoc`]), so search results and subscription matches always agree.
 
 pub mod analyze;
+pub mod ast;
 pub mod dates;
 pub mod flatten;
 pub mod index;
@@ -17,6 +19,7 @@ mod terms;
 #[cfg(test)]
 mod properties;
 
+pub use ast::{Query, QueryError};
 pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SingleDoc, SortKey};
 pub use limits::{Budget, QueryLimits};
-pub use query::{Query, QueryError, parse, parse_body};
+pub use query::{parse, parse_body};

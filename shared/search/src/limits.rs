@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use super::analyze;
-use super::query::{Query, QueryError};
+use super::ast::{Query, QueryError};
 
 /// Limits on one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +184,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::parse_body;
+    use crate::parse_body;
     use serde_json::json;
 
     fn checked(v: serde_json::Value) -> Result<(), QueryError> {

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::query::{BoolQuery, Operator, Query, QueryError, RangeBounds, Scalar};
+use crate::ast::{BoolQuery, Operator, Query, QueryError, RangeBounds, Scalar};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {

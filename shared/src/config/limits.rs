@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, invalid};
 use crate::jmespath_limits::JmespathLimits;
-use crate::search::QueryLimits;
+use dss_search::QueryLimits;
 
 /// Limits on user expressions: Elasticsearch queries (searches and subscriptions) and JMESPath
 /// expressions (subscription filters and attachments).

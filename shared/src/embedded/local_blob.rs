@@ -48,6 +48,7 @@ const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: the fd is valid for the life of `f`; sync_file_range only reads its arguments.
+    #[expect(unsafe_code, reason = "a libc call the standard library does not wrap")]
     let rc = unsafe {
         libc::sync_file_range(
             f.as_raw_fd(),

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::db::{Db, DbError};
 use crate::clock::SharedClock;
 use crate::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-use crate::search::{Budget, EvalContext, MemIndex, QueryLimits, SortKey, parse_body};
+use dss_search::{Budget, EvalContext, MemIndex, QueryLimits, SortKey, parse_body};
 
 impl From<DbError> for SearchError {
     fn from(e: DbError) -> Self {
@@ -240,7 +240,7 @@ impl EmbeddedSearch {
         limits: &QueryLimits,
     ) -> Result<SearchPage, SearchError> {
         let query = parse_body(&req.body).map_err(|e| SearchError::BadQuery(e.0))?;
-        crate::search::limits::check(&query, limits).map_err(|e| SearchError::BadQuery(e.0))?;
+        dss_search::limits::check(&query, limits).map_err(|e| SearchError::BadQuery(e.0))?;
         let after = match &req.after {
             Some(c) => Some(SortKey::parse_cursor(c).ok_or_else(|| {
                 SearchError::BadQuery(format!("malformed search_after cursor {c:?}"))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use super::{FieldIndex, MemIndex, SortKey};
-use crate::search::terms::{Postings, TermDict};
+use crate::terms::{Postings, TermDict};
 
 const MAGIC: &[u8; 8] = b"DSSIDX01";
 const END: &[u8; 4] = b"END.";
@@ -241,7 +241,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::search::{Budget, EvalContext, parse_body};
+    use crate::{Budget, EvalContext, parse_body};
 
     #[test]
     fn a_snapshot_answers_like_the_index_it_was_taken_of() {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
-use crate::search::{Budget, parse_body};
+use crate::{Budget, parse_body};
 
 const NOW: OffsetDateTime = datetime!(2020-07-01 12:00 UTC);
 
