@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dss_shared::ports::{BlobError, ByteRange};
+use dss_core::ports::{BlobError, ByteRange};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::Shared;
@@ -53,7 +53,7 @@ pub fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<ByteRange>, Unsati
 async fn signed_bucket(
     state: &Shared,
     name: &str,
-) -> ApiResult<Option<std::sync::Arc<dyn dss_shared::ports::BlobStore>>> {
+) -> ApiResult<Option<std::sync::Arc<dyn dss_core::ports::BlobStore>>> {
     let replicas = state.deployment.replicas.values();
     if let Some(r) = replicas.clone().find(|r| r.store.bucket() == name) {
         return Ok(Some(r.store.clone()));

@@ -7,13 +7,13 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dss_shared::model::documents::valid_file_name;
-use dss_shared::model::documents::{BUNDLE_FORMAT, bundle_tombstone};
-use dss_shared::model::keys::Kind;
-use dss_shared::model::{
+use dss_core::model::documents::valid_file_name;
+use dss_core::model::documents::{BUNDLE_FORMAT, bundle_tombstone};
+use dss_core::model::keys::Kind;
+use dss_core::model::{
     BundleFileEntry, BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid, pyjson,
 };
-use dss_shared::ports::BlobStore;
+use dss_core::ports::BlobStore;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 

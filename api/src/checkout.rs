@@ -5,10 +5,10 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dss_core::model::DssVersion;
+use dss_core::ports::mail::valid_address;
+use dss_core::ports::valid_bucket_name;
 use dss_shared::checkout::{CheckoutJob, Job, read_status};
-use dss_shared::model::DssVersion;
-use dss_shared::ports::mail::valid_address;
-use dss_shared::ports::valid_bucket_name;
 use serde_json::{Value, json};
 
 use crate::copies;

@@ -6,9 +6,9 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dss_core::model::keys::Kind;
+use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid, pyjson};
 use dss_shared::deployment::Replica;
-use dss_shared::model::keys::Kind;
-use dss_shared::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid, pyjson};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -115,7 +115,7 @@ fn dedupe(items: Vec<Value>) -> Vec<Value> {
 
 /// The newest live version of a collection; 404 when deleted or absent.
 async fn latest(
-    store: &dyn dss_shared::ports::BlobStore,
+    store: &dyn dss_core::ports::BlobStore,
     uuid: &ObjectUuid,
 ) -> ApiResult<DssVersion> {
     let mut newest = None;

@@ -6,16 +6,16 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dss_core::checksum::Checksums;
+use dss_core::clock::unix_ms;
+use dss_core::model::{BundleManifest, FileMetadata, ObjectKey};
+use dss_core::ports::ObjectMeta;
+use dss_core::transfer::holds;
 use dss_shared::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, bundle_prefix, pending_key,
     read_status, retry_after, stale, submit, usable,
 };
-use dss_shared::checksum::Checksums;
-use dss_shared::clock::unix_ms;
 use dss_shared::deployment::Replica;
-use dss_shared::model::{BundleManifest, FileMetadata, ObjectKey};
-use dss_shared::ports::ObjectMeta;
-use dss_shared::transfer::holds;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -33,7 +33,7 @@ struct Token {
 fn parse_token(raw: &str) -> ApiResult<Token> {
     serde_json::from_str::<Token>(raw)
         .ok()
-        .filter(|t| dss_shared::model::ObjectUuid::parse(&t.execution_id).is_ok())
+        .filter(|t| dss_core::model::ObjectUuid::parse(&t.execution_id).is_ok())
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,

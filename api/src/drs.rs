@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use dss_core::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use dss_shared::deployment::Replica;
-use dss_shared::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -77,7 +77,7 @@ fn file_checksums(m: &FileMetadata) -> Value {
 /// A bundle's checksums by the DRS rule: for each type, the hash of the concatenated,
 /// alphabetically sorted checksums of its direct contents.
 fn bundle_checksums(b: &BundleManifest) -> Value {
-    let sorted = |pick: fn(&dss_shared::model::BundleFileEntry) -> &str| {
+    let sorted = |pick: fn(&dss_core::model::BundleFileEntry) -> &str| {
         let mut v: Vec<&str> = b.files.iter().map(pick).collect();
         v.sort_unstable();
         v.concat()

@@ -7,9 +7,9 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use dss_shared::model::keys::Kind;
-use dss_shared::model::{DssVersion, ObjectKey, ObjectUuid};
-use dss_shared::ports::BlobStore;
+use dss_core::model::keys::Kind;
+use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_core::ports::BlobStore;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};

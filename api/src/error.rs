@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dss_shared::ports::BlobError;
+use dss_core::ports::BlobError;
 
 /// Characters of an error's title at most.
 pub const MAX_TITLE: usize = 2000;

@@ -9,8 +9,8 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use dss_shared::model::DssVersion;
-use dss_shared::ports::{EventInfo, EventKind};
+use dss_core::model::DssVersion;
+use dss_core::ports::{EventInfo, EventKind};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-use dss_shared::checksum::{Checksums, DeclaredError, declared_checksums};
-use dss_shared::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobError, BlobStore, ByteStream, PutOptions, Staging};
+use dss_core::checksum::{Checksums, DeclaredError, declared_checksums};
+use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobError, BlobStore, ByteStream, PutOptions, Staging};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dss_shared::checksum::Checksums;
+use dss_core::checksum::Checksums;
+use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobError, BlobStore, Message, PutOptions, QueueError, Staging, Verify};
+use dss_core::transfer::transfer;
 use dss_shared::deployment::{Deployment, INGEST_QUEUE, Replica};
-use dss_shared::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobError, BlobStore, Message, PutOptions, QueueError, Staging, Verify};
-use dss_shared::transfer::transfer;
 use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -165,8 +165,7 @@ pub async fn clear_failure(
 
 /// Queues the copy of `job`.
 pub async fn submit(deployment: &Deployment, job: &IngestJob) -> Result<(), QueueError> {
-    let body =
-        dss_shared::correlation::body(job).map_err(|e| QueueError::Backend(e.to_string()))?;
+    let body = dss_core::correlation::body(job).map_err(|e| QueueError::Backend(e.to_string()))?;
     deployment
         .queue(INGEST_QUEUE)
         .await?

@@ -42,9 +42,9 @@ use axum::http::{HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use dss_shared::correlation;
+use dss_core::correlation;
+use dss_core::signing::BLOB_ROUTE;
 use dss_shared::deployment::Deployment;
-use dss_shared::signing::BLOB_ROUTE;
 use tracing::Instrument;
 
 pub use state::{AppState, Shared};

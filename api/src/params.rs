@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use dss_shared::model::{DssVersion, ObjectUuid};
+use dss_core::model::{DssVersion, ObjectUuid};
 
 use crate::error::{ApiError, ApiResult};
 

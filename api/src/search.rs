@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use dss_shared::ports::{SearchError, SearchRequest};
+use dss_core::ports::{SearchError, SearchRequest};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};

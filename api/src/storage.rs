@@ -3,9 +3,9 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use dss_shared::model::keys::Kind;
-use dss_shared::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobError, BlobStore, PutMode, PutOptions};
+use dss_core::model::keys::Kind;
+use dss_core::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobError, BlobStore, PutMode, PutOptions};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
@@ -206,8 +206,8 @@ impl ManifestCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dss_core::ports::PutOptions;
     use dss_shared::embedded::{Db, Durability, LocalBlobStore};
-    use dss_shared::ports::PutOptions;
 
     fn manifest(creator_uid: i64) -> BundleManifest {
         BundleManifest {
@@ -222,7 +222,7 @@ mod tests {
     async fn cached_manifests_are_revalidated_by_etag() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("db"), Durability::Process).unwrap();
-        let clock = dss_shared::clock::system();
+        let clock = dss_core::clock::system();
         let store =
             LocalBlobStore::open(&db, "aws", &dir.path().join("aws"), None, None, clock).unwrap();
         let uuid = ObjectUuid::new_v4();

@@ -10,10 +10,10 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dss_core::model::DssVersion;
+use dss_core::ports::{Attempt, Delivery, DeliveryState, Subscription, SubscriptionKind};
+use dss_search::jmespath_limits;
 use dss_shared::config::LimitsConfig;
-use dss_shared::jmespath_limits;
-use dss_shared::model::DssVersion;
-use dss_shared::ports::{Attempt, Delivery, DeliveryState, Subscription, SubscriptionKind};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -253,7 +253,7 @@ pub async fn put(
     let owner = state.auth.email(&caller)?.to_string();
     let notify = &state.deployment.config.notify;
     let callback = m["callback_url"].as_str().unwrap_or_default().to_string();
-    dss_shared::callback::check(&callback, &notify.allowed_nets())
+    dss_core::callback::check(&callback, &notify.allowed_nets())
         .await
         .map_err(|why| bad("invalid_callback_url", why))?;
     let uuid = uuid::Uuid::new_v4().to_string();

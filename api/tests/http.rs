@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use dss_shared::checksum::checksums_of;
+use dss_core::checksum::checksums_of;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1384,7 +1384,7 @@ async fn every_request_has_a_correlation_id_that_reaches_the_bucket_events_it_ca
     let ids: Vec<(String, Option<String>)> = messages
         .iter()
         .map(|m| {
-            let e: dss_shared::ports::BucketEvent = serde_json::from_str(&m.body).unwrap();
+            let e: dss_core::ports::BucketEvent = serde_json::from_str(&m.body).unwrap();
             (e.key, e.correlation_id)
         })
         .collect();
@@ -1504,7 +1504,7 @@ async fn a_private_deployment_asks_a_token_for_the_operations_it_names() {
         dir.path().display()
     ))
     .unwrap();
-    let d = dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).unwrap();
+    let d = dss_shared::deployment::Deployment::open(cfg, dss_core::clock::system()).unwrap();
     let e = dss_api::state(d, None).err().expect("refused").to_string();
     assert!(e.contains("auth.require") && e.contains("getBundel"), "{e}");
 }
@@ -1577,7 +1577,7 @@ async fn only_a_bundles_creator_or_an_administrator_adds_versions_to_it() {
                 json!({"format": "0.0.1", "version": V1, "files": [], "creator_uid": 1})
                     .to_string(),
             ),
-            dss_shared::ports::PutOptions::default(),
+            dss_core::ports::PutOptions::default(),
         )
         .await
         .unwrap();

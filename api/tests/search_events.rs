@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use dss_core::ports::{EventKind, NewEvent};
 use dss_shared::deployment::Deployment;
-use dss_shared::ports::{EventKind, NewEvent};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

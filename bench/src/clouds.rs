@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use dss_aws::{AwsOptions, S3BlobStore};
+use dss_core::checksum::checksums_of;
+use dss_core::ports::{BlobStore, PutOptions};
+use dss_core::transfer::transfer;
 use dss_gcp::{GcpOptions, GcsBlobStore};
-use dss_shared::checksum::checksums_of;
-use dss_shared::ports::{BlobStore, PutOptions};
-use dss_shared::transfer::transfer;
 use futures::StreamExt;
 
 use crate::Row;

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use dss_shared::clock::system;
+use dss_core::clock::system;
+use dss_core::ports::{EventJournal, EventKind, NewEvent};
 use dss_shared::deployment::Deployment;
 use dss_shared::embedded::{Db, Durability, EmbeddedJournal};
-use dss_shared::ports::{EventJournal, EventKind, NewEvent};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -427,7 +427,7 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
                 async move {
                     let key = format!("bundles/{}.{version}", uuid::Uuid::new_v4());
                     store
-                        .put_bytes(&key, text.into(), dss_shared::ports::PutOptions::default())
+                        .put_bytes(&key, text.into(), dss_core::ports::PutOptions::default())
                         .await
                 }
             })

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use dss_shared::checksum::checksums_of;
+use dss_core::checksum::checksums_of;
+use dss_core::model::ObjectKey;
+use dss_core::ports::{BlobStore, PutOptions};
 use dss_shared::config::Config;
 use dss_shared::deployment::{Deployment, SYNC_QUEUE};
-use dss_shared::model::ObjectKey;
-use dss_shared::ports::{BlobStore, PutOptions};
 use dss_sync::SyncMetrics;
 use dss_sync::metrics::read;
 use futures::StreamExt;
@@ -44,7 +44,7 @@ async fn deployment(dir: &Path) -> Result<Deployment> {
          [replicas.aws]\nurl = \"file://{root}/buckets/aws\"\n\
          [replicas.gcp]\nurl = \"file://{root}/buckets/gcp\"\n"
     ))?;
-    let d = Deployment::open(cfg, dss_shared::clock::system())?;
+    let d = Deployment::open(cfg, dss_core::clock::system())?;
     d.declare_queues().await?;
     Ok(d)
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dss_shared::model::documents::valid_file_name;
-use dss_shared::model::{DssVersion, ObjectUuid};
+use dss_core::model::documents::valid_file_name;
+use dss_core::model::{DssVersion, ObjectUuid};
 use futures::StreamExt;
 use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;

@@ -45,7 +45,7 @@ pub enum ClientError {
         url: String,
         /// Why.
         #[source]
-        source: dss_shared::ports::BlobError,
+        source: dss_core::ports::BlobError,
     },
     /// Downloaded bytes differ from what the manifest says.
     #[error("{name}: the downloaded bytes do not match the manifest ({which})")]
@@ -101,7 +101,7 @@ impl ClientError {
             }
             Self::Truncated { .. } => true,
             Self::Staging { source, .. } => {
-                matches!(source, dss_shared::ports::BlobError::Backend(_))
+                matches!(source, dss_core::ports::BlobError::Backend(_))
             }
             _ => false,
         }

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use dss_shared::checksum::{Checksums, MultiHasher};
-use dss_shared::model::documents::valid_file_name;
-use dss_shared::ports::BlobError;
-use dss_shared::upload::read_file;
+use dss_core::checksum::{Checksums, MultiHasher};
+use dss_core::model::documents::valid_file_name;
+use dss_core::ports::BlobError;
+use dss_core::upload::read_file;
 
 use crate::error::ClientError;
 

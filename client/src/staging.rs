@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dss_shared::checksum::{Checksums, declared_checksums};
-use dss_shared::ports::{BlobError, LocalFile, Staging};
+use dss_core::checksum::{Checksums, declared_checksums};
+use dss_core::ports::{BlobError, LocalFile, Staging};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -37,7 +37,7 @@ pub fn parse_url(url: &str) -> Result<(String, String, String), ClientError> {
         return Err(bad("only s3:// and gs:// buckets can stage files"));
     }
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if !dss_shared::ports::valid_bucket_name(bucket) {
+    if !dss_core::ports::valid_bucket_name(bucket) {
         return Err(bad("not a bucket name"));
     }
     let prefix = prefix.trim_matches('/');

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dss_shared::checksum::Checksums;
-use dss_shared::model::{DssVersion, ObjectUuid};
+use dss_core::checksum::Checksums;
+use dss_core::model::{DssVersion, ObjectUuid};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde::Serialize;

@@ -69,7 +69,7 @@ mod tests {
         v.update(&data[..40_000]);
         v.update(&data[40_000..]);
         let got = v.finish();
-        let want = dss_shared::checksum::checksums_of(&data);
+        let want = dss_core::checksum::checksums_of(&data);
         assert_eq!(got.len, 100_000);
         assert_eq!((got.sha256, got.crc32c), (want.sha256, want.crc32c));
     }

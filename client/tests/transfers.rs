@@ -35,7 +35,7 @@ async fn start() -> Server {
     let token = local
         .mint("user@example.org", "dbio", false, 3600, &cfg.auth)
         .unwrap();
-    let deployment = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
+    let deployment = Deployment::open(cfg, dss_core::clock::system()).unwrap();
     let state = dss_api::state(deployment, Some(&local)).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(dss_api::serve(listener, state, async move {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use dss_aws::{AwsOptions, AwsQueues, S3BlobStore, S3Buckets, S3Staging};
+use dss_core::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
 use dss_gcp::{GcpOptions, GcsBlobStore, GcsBuckets, PubSub, PubSubQueue, PubSubQueues};
 use dss_shared::config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_shared::deployment::{
     BUCKET_EVENTS_TOPIC, CloudOpener, CloudReplica, Deployment, RELAY_MAX_RECEIVE, RELAY_QUEUE,
 };
-use dss_shared::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
 pub struct Clouds;
@@ -139,10 +139,9 @@ impl CloudOpener for Clouds {
 /// Opens the deployment `config` describes, local and cloud parts alike, with its configured
 /// search backend and mailer.
 pub async fn open(config: &Config) -> anyhow::Result<Deployment> {
-    let mut deployment =
-        Deployment::open_with(config.clone(), dss_shared::clock::system(), &Clouds)
-            .await
-            .context("opening the deployment")?;
+    let mut deployment = Deployment::open_with(config.clone(), dss_core::clock::system(), &Clouds)
+        .await
+        .context("opening the deployment")?;
     if let Some(url) = &config.search.url {
         deployment.search = Arc::new(
             dss_elasticsearch::ElasticsearchIndex::new(url, &config.search.index_prefix)

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use dss_core::ports::Queue;
 use dss_shared::config::{Config, QueueBackendKind};
 use dss_shared::deployment::{DAEMON_QUEUES, Deployment};
 use dss_shared::embedded::queue::dead_letter_reason;
-use dss_shared::ports::Queue;
 use serde_json::json;
 
 /// How long a letter being looked at stays hidden from other readers.

@@ -5,11 +5,11 @@
 use std::io::Write;
 
 use anyhow::Result;
+use dss_core::model::keys::Kind;
+use dss_core::model::{BundleManifest, FileMetadata, ObjectKey};
+use dss_core::ports::BlobStore;
+use dss_core::transfer::holds;
 use dss_shared::config::Config;
-use dss_shared::model::keys::Kind;
-use dss_shared::model::{BundleManifest, FileMetadata, ObjectKey};
-use dss_shared::ports::BlobStore;
-use dss_shared::transfer::holds;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
@@ -110,7 +110,7 @@ async fn check_bundle(store: &dyn BlobStore, key: &str) -> Vec<(&'static str, St
                 Ok(_) => problems.push(("file_different", format!("{} ({file_key})", f.name))),
                 Err(e) => problems.push(("file_unreadable", format!("{file_key}: {e}"))),
             },
-            Err(dss_shared::ports::BlobError::NotFound(_)) => {
+            Err(dss_core::ports::BlobError::NotFound(_)) => {
                 problems.push(("file_missing", format!("{} ({file_key})", f.name)))
             }
             Err(e) => problems.push(("file_unreadable", format!("{file_key}: {e}"))),

@@ -551,7 +551,7 @@ fn warm_search(deployment: &Deployment) -> Arc<Mutex<Vec<String>>> {
 }
 
 /// Saves the search snapshots of the replicas whose index finished loading.
-async fn persist_search(search: &dyn dss_shared::ports::SearchIndex, ready: &Mutex<Vec<String>>) {
+async fn persist_search(search: &dyn dss_core::ports::SearchIndex, ready: &Mutex<Vec<String>>) {
     let replicas = ready.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for replica in replicas {
         if let Err(e) = search.persist(&replica).await {

@@ -5,8 +5,8 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::ports::{BucketEvent, BucketEventName};
 use crate::worker::{HandlerError, Outcome};
+use dss_core::ports::{BucketEvent, BucketEventName};
 
 #[derive(Deserialize)]
 struct S3Notification {

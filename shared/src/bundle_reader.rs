@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use crate::config::IndexConfig;
-use crate::model::keys::Kind;
-use crate::model::metadata::MetadataFile;
-use crate::model::{DssVersion, ObjectKey, ObjectUuid};
-use crate::ports::{BlobError, BlobStore};
+use dss_core::model::keys::Kind;
+use dss_core::model::metadata::MetadataFile;
+use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobError, BlobStore};
 use futures::StreamExt;
 use serde_json::Value;
 

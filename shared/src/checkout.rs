@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::millis;
 use crate::config::CheckoutConfig;
-use crate::ports::{BlobError, BlobStore, PutOptions, Queue, QueueError};
+use dss_core::clock::millis;
+use dss_core::ports::{BlobError, BlobStore, PutOptions, Queue, QueueError};
 
 /// Key of a job's status document in the replica's checkout bucket.
 pub fn status_key(job_id: &str) -> String {
@@ -241,7 +241,7 @@ pub async fn submit(
 ) -> Result<(), SubmitError> {
     let id = job.id();
     write_status(status_store, id, &CheckoutStatus::queued()).await?;
-    let body = crate::correlation::body(job).map_err(|e| BlobError::Backend(e.to_string()))?;
+    let body = dss_core::correlation::body(job).map_err(|e| BlobError::Backend(e.to_string()))?;
     if let Err(e) = queue.send(&body, Duration::ZERO).await {
         let failed = CheckoutStatus::failed(format!("the job could not be queued: {e}"));
         if let Err(w) = write_status(status_store, id, &failed).await {

@@ -414,10 +414,10 @@ impl Default for NotifyConfig {
 
 impl NotifyConfig {
     /// The parsed allow-list (validated at start).
-    pub fn allowed_nets(&self) -> Vec<crate::callback::AllowedNet> {
+    pub fn allowed_nets(&self) -> Vec<dss_core::callback::AllowedNet> {
         self.callback_allow
             .iter()
-            .filter_map(|s| crate::callback::AllowedNet::parse(s).ok())
+            .filter_map(|s| dss_core::callback::AllowedNet::parse(s).ok())
             .collect()
     }
 }
@@ -834,7 +834,7 @@ impl Config {
                 _ => {}
             }
             if let Some(b) = &r.checkout_bucket
-                && !crate::ports::buckets::valid_bucket_name(b)
+                && !dss_core::ports::buckets::valid_bucket_name(b)
             {
                 return Err(invalid(
                     format!("replicas.{name}.checkout_bucket"),
@@ -914,7 +914,7 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
-        if !crate::ports::mail::valid_address(&self.mail.sender) {
+        if !dss_core::ports::mail::valid_address(&self.mail.sender) {
             return Err(invalid(
                 "mail.sender",
                 format!("'{}' is not an e-mail address", self.mail.sender),
@@ -956,7 +956,7 @@ impl Config {
             ));
         }
         for (i, net) in self.notify.callback_allow.iter().enumerate() {
-            crate::callback::AllowedNet::parse(net)
+            dss_core::callback::AllowedNet::parse(net)
                 .map_err(|m| invalid(format!("notify.callback_allow[{i}]"), m))?;
         }
         for (key, v) in [
@@ -1136,7 +1136,8 @@ pub fn replica_location(url: &str) -> Result<ReplicaLocation, String> {
     ] {
         if let Some(b) = url.strip_prefix(scheme) {
             let b = b.strip_suffix('/').unwrap_or(b);
-            return match crate::ports::buckets::valid_bucket_name(b) && (3..=63).contains(&b.len())
+            return match dss_core::ports::buckets::valid_bucket_name(b)
+                && (3..=63).contains(&b.len())
             {
                 true => Ok(make(b.to_string())),
                 false => Err(format!(

@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::clock::SharedClock;
 use crate::config::{Config, DownloadMode, QueueBackendKind, ReplicaLocation, replica_location};
 use crate::embedded::{
     Db, Durability, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues,
     EmbeddedSearch, EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
 };
-use crate::ports::{
+use dss_core::clock::SharedClock;
+use dss_core::ports::{
     BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, Queue, QueueBackend,
     QueueError, QueueSpec, SearchIndex, Staging, SubscriptionStore,
 };
-use crate::signing::UrlSigner;
+use dss_core::signing::UrlSigner;
 
 /// The topic every bucket publishes its events to.
 pub const BUCKET_EVENTS_TOPIC: &str = "bucket-events";
@@ -199,7 +199,7 @@ pub fn read_or_create_key(
         other => return other,
     }
     if let Some(dir) = path.parent() {
-        crate::private_files::create_dir(dir)?;
+        dss_core::private_files::create_dir(dir)?;
     }
     let key = generate()?;
     let tmp = path.with_extension(format!(
@@ -526,7 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg =
             Config::from_toml(&format!("data_dir = \"{}\"", dir.path().display())).expect("config");
-        let d = Deployment::open(cfg, crate::clock::system()).expect("open");
+        let d = Deployment::open(cfg, dss_core::clock::system()).expect("open");
         d.declare_queues().await.expect("queues");
         let mode = |p: &str| {
             std::fs::metadata(dir.path().join(p))
@@ -562,7 +562,7 @@ mod tests {
         });
         let rt = tokio::runtime::Runtime::new().unwrap();
         let _guard = rt.enter();
-        let d = Deployment::open(config, crate::clock::system()).unwrap();
+        let d = Deployment::open(config, dss_core::clock::system()).unwrap();
         for (spec, q) in d.queue_specs().iter().zip(queues) {
             assert_eq!(q["bucket_events"], spec.bucket_events, "{}", spec.name);
             assert_eq!(

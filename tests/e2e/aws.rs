@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use dss_shared::ports::BlobStore;
+use dss_core::ports::BlobStore;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -378,7 +378,7 @@ fn dss_client_as(dss: &Dss, token: &str, args: &[&str]) -> Result<Value, String>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs an AWS-protocol server (moto); run by infra/local/test.sh"]
 async fn dss_upload_goes_through_s3_staging_as_the_original_deployment_needs() {
-    use dss_shared::checksum::{checksums_of, declared_checksums};
+    use dss_core::checksum::{checksums_of, declared_checksums};
     let (env, aws_bucket) = aws_env();
     let dir = tempfile::tempdir().expect("tempdir");
     infra_local(&env, &dir.path().join("data"));
@@ -472,7 +472,7 @@ async fn cloud_staging_sources_are_verified_and_large_ones_copied_in_the_backgro
     let stage = |key: &'static str, data: Vec<u8>, declared: Vec<u8>| {
         let (s3, bucket) = (s3.clone(), staging.bucket().to_string());
         async move {
-            let sums = dss_shared::checksum::checksums_of(&declared);
+            let sums = dss_core::checksum::checksums_of(&declared);
             let tags = format!(
                 "hca-dss-sha256={}&hca-dss-sha1={}&hca-dss-s3_etag={}&hca-dss-crc32c={}",
                 sums.sha256, sums.sha1, sums.s3_etag, sums.crc32c
@@ -627,7 +627,7 @@ async fn replicas_on_s3_and_gcs_replicate_both_ways_through_sqs_and_the_event_re
         .as_str()
         .expect("file uuid")
         .to_string();
-    let declared = dss_shared::ports::Staging::declared(
+    let declared = dss_core::ports::Staging::declared(
         &dss_gcp::GcsBuckets::like(&staging),
         staging.bucket(),
         &format!("up/{file}/lung.json"),

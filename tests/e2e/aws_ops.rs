@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dss_shared::ports::{BlobStore, Queue};
+use dss_core::ports::{BlobStore, Queue};
 use serde_json::json;
 
 use crate::aws::{answers, aws_env, infra_local, moto_options};

@@ -316,7 +316,7 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
             .deliveries
             .list(
                 &sub,
-                Some(dss_shared::ports::DeliveryState::Delivered),
+                Some(dss_core::ports::DeliveryState::Delivered),
                 10 * BUNDLES,
             )
             .await
@@ -363,7 +363,7 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
         .deliveries
         .list(
             &sub,
-            Some(dss_shared::ports::DeliveryState::Delivered),
+            Some(dss_core::ports::DeliveryState::Delivered),
             10 * BUNDLES,
         )
         .await
@@ -398,8 +398,8 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
 async fn a_queue_full_of_poison_is_dead_lettered_while_real_work_flows() {
     let dss = crate::harness::Dss::up().await;
     let d = dss.deployment();
-    let poison: Vec<dss_shared::ports::OutgoingMessage> = (0..300)
-        .map(|i| dss_shared::ports::OutgoingMessage::new(format!("not an event {i}")))
+    let poison: Vec<dss_core::ports::OutgoingMessage> = (0..300)
+        .map(|i| dss_core::ports::OutgoingMessage::new(format!("not an event {i}")))
         .collect();
     d.queue("index")
         .await
@@ -673,7 +673,7 @@ async fn a_receiver_down_for_a_stretch_gets_every_delivery_once_it_is_back() {
     }
     let d = dss.deployment();
     // Waits until `n` attempts have failed as `failed` says.
-    let wait = async |what: &str, n: usize, failed: fn(&dss_shared::ports::Attempt) -> bool| {
+    let wait = async |what: &str, n: usize, failed: fn(&dss_core::ports::Attempt) -> bool| {
         let mut seen = 0;
         for _ in 0..600 {
             let attempts = d
@@ -709,7 +709,7 @@ async fn a_receiver_down_for_a_stretch_gets_every_delivery_once_it_is_back() {
             .deliveries
             .list(
                 &sub,
-                Some(dss_shared::ports::DeliveryState::Delivered),
+                Some(dss_core::ports::DeliveryState::Delivered),
                 10 * N,
             )
             .await
@@ -742,8 +742,8 @@ async fn a_receiver_down_for_a_stretch_gets_every_delivery_once_it_is_back() {
         assert!(fqids.iter().all(|f| want.contains(f)), "{fqids:?}");
     }
     for state in [
-        dss_shared::ports::DeliveryState::Pending,
-        dss_shared::ports::DeliveryState::Dead,
+        dss_core::ports::DeliveryState::Pending,
+        dss_core::ports::DeliveryState::Dead,
     ] {
         let left = d
             .deliveries

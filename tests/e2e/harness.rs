@@ -19,7 +19,7 @@ pub struct Dss {
 pub fn open_data(data: &std::path::Path) -> dss_shared::deployment::Deployment {
     let cfg = dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
         .expect("config");
-    dss_shared::deployment::Deployment::open(cfg, dss_shared::clock::system()).expect("open")
+    dss_shared::deployment::Deployment::open(cfg, dss_core::clock::system()).expect("open")
 }
 
 fn free_port() -> u16 {

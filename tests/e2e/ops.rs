@@ -212,9 +212,9 @@ pub(crate) fn dss_json_with(dss: &Dss, env: &[(&str, String)], args: &[&str]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_verify_the_replicas_and_repair_on_request() {
-    use dss_shared::checksum::checksums_of;
-    use dss_shared::model::ObjectKey;
-    use dss_shared::ports::PutOptions;
+    use dss_core::checksum::checksums_of;
+    use dss_core::model::ObjectKey;
+    use dss_core::ports::PutOptions;
     let dss = Dss::up().await;
     let d = dss.deployment();
     // A blob in gcp marked as a copy from aws: sync leaves it alone, so aws lacks it.
@@ -329,8 +329,8 @@ async fn operators_show_redrive_and_purge_dead_letters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_verify_the_integrity_of_a_replica() {
-    use dss_shared::checksum::checksums_of;
-    use dss_shared::model::ObjectKey;
+    use dss_core::checksum::checksums_of;
+    use dss_core::model::ObjectKey;
     const V: &str = "2026-07-08T090807.060504Z";
     let dss = Dss::up().await;
     let file = dss

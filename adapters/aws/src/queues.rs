@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
+use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 use crate::{AwsOptions, SnsTopic, SqsQueue};
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::DisplayErrorContext;
-use dss_shared::ports::{QueueError, Topic};
+use dss_core::ports::{QueueError, Topic};
 
 use crate::SqsQueue;
 

@@ -22,7 +22,7 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use dss_shared::ports::{Message, OutgoingMessage, Queue, QueueError, QueueStats};
+use dss_core::ports::{Message, OutgoingMessage, Queue, QueueError, QueueStats};
 use serde_json::Value;
 use time::OffsetDateTime;
 

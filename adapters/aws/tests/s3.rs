@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{options, unique};
 use dss_aws::S3BlobStore;
-use dss_shared::checksum::checksums_of;
-use dss_shared::ports::{BlobStore, PutOptions};
+use dss_core::checksum::checksums_of;
+use dss_core::ports::{BlobStore, PutOptions};
 
 /// A new, empty bucket named after `name`.
 async fn bucket(name: &str) -> S3BlobStore {
@@ -198,7 +198,7 @@ async fn presigned_urls_serve_the_bytes_to_anyone() {
 #[tokio::test]
 #[ignore = "needs an S3 server: run infra/local/test.sh"]
 async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checked_by_etag() {
-    use dss_shared::transfer::{CopySource, copy_object};
+    use dss_core::transfer::{CopySource, copy_object};
     let (a, b) = (bucket("dss-copy-src").await, bucket("dss-copy-dst").await);
     dss_shared::conformance::blob::copies_in_batches_between(&a, &b, "batch/").await;
     for (key, size) in [("small", 3000usize), ("big", 70 << 20)] {
@@ -246,7 +246,7 @@ async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checke
     };
     let r = copy_object(src, &b, "copied/wrong", Arc::default()).await;
     assert!(
-        matches!(&r, Err(dss_shared::ports::BlobError::ChecksumMismatch(v)) if v == &vec!["s3_etag"]),
+        matches!(&r, Err(dss_core::ports::BlobError::ChecksumMismatch(v)) if v == &vec!["s3_etag"]),
         "{r:?}"
     );
     assert!(b.head("copied/wrong").await.expect("head").is_none());
@@ -255,7 +255,7 @@ async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checke
 #[tokio::test]
 #[ignore = "needs an S3 server: run infra/local/test.sh"]
 async fn staging_objects_declare_their_checksums_in_tags_or_metadata() {
-    use dss_shared::checksum::{DeclaredError, declared_checksums};
+    use dss_core::checksum::{DeclaredError, declared_checksums};
     let store = bucket("dss-staging").await;
     let client = options().s3().await;
     let body = data(1000, 5);

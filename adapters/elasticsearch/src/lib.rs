@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dss_shared::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
+use dss_core::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dss_core::checksum::checksums_of;
+use dss_core::ports::{BlobError, BlobStore, PutMode, PutOptions};
 use dss_gcp::{GcpOptions, GcsBlobStore};
-use dss_shared::checksum::checksums_of;
-use dss_shared::ports::{BlobError, BlobStore, PutMode, PutOptions};
 
 fn options() -> GcpOptions {
     GcpOptions {
@@ -132,9 +132,9 @@ async fn download_urls_of_an_emulator_serve_the_bytes() {
 #[tokio::test]
 #[ignore = "needs a GCS server: run infra/local/test.sh"]
 async fn staging_objects_declare_their_checksums_and_md5() {
+    use dss_core::checksum::declared_checksums;
+    use dss_core::ports::Staging;
     use dss_gcp::GcsBuckets;
-    use dss_shared::checksum::declared_checksums;
-    use dss_shared::ports::Staging;
     let store = bucket("dss-staging").await;
     let body = Bytes::from_static(b"{\"organ\": \"lung\"}");
     let sums = checksums_of(&body);

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 use dss_gcp::{GcpOptions, PubSub, PubSubQueue, PubSubQueues, PubSubTopic};
 use dss_shared::conformance::queue::QueueFactory;
-use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 fn pubsub() -> PubSub {
     PubSub::connect(&GcpOptions {

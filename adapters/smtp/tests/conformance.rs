@@ -2,9 +2,9 @@
 //! `infra/local/test.sh` starts and names in `DSS_TEST_SMTP_PORT` and `DSS_TEST_MAILDIR`.
 
 use async_trait::async_trait;
+use dss_core::ports::Mailer;
 use dss_shared::config::MailConfig;
 use dss_shared::conformance::mail::{Inbox, Received, run};
-use dss_shared::ports::Mailer;
 use dss_smtp::SmtpMailer;
 use mailparse::MailHeaderMap;
 
@@ -88,7 +88,7 @@ async fn an_unreachable_server_is_a_transient_failure() {
     };
     let mailer = SmtpMailer::new(&cfg).expect("mailer");
     let err = mailer
-        .send(&dss_shared::ports::Mail {
+        .send(&dss_core::ports::Mail {
             to: "a@example.org".into(),
             subject: "s".into(),
             text: "t".into(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dss_api::auth::LocalIssuer;
-use dss_shared::checksum::checksums_of;
+use dss_core::checksum::checksums_of;
 use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use reqwest::{Client, Method, StatusCode};
@@ -59,7 +59,7 @@ pub async fn start_with(extra_toml: &str, extra_api: &str, file_wait: Duration) 
     let outsider = local
         .mint("someone@example.org", "someone", false, 3600, &cfg.auth)
         .unwrap();
-    let deployment = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
+    let deployment = Deployment::open(cfg, dss_core::clock::system()).unwrap();
     let state = dss_api::state(deployment, Some(&local)).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(dss_api::serve(listener, state, async move {
@@ -185,5 +185,5 @@ pub fn second_process(s: &Server, extra_toml: &str) -> Deployment {
         s.dir.path().display()
     ))
     .unwrap();
-    Deployment::open(cfg, dss_shared::clock::system()).unwrap()
+    Deployment::open(cfg, dss_core::clock::system()).unwrap()
 }

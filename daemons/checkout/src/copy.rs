@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dss_core::checksum::Checksums;
+use dss_core::clock::unix_ms;
+use dss_core::model::{BundleFileEntry, ObjectKey};
 use dss_shared::checkout::{CheckoutStatus, Progress, write_status};
-use dss_shared::checksum::Checksums;
-use dss_shared::clock::unix_ms;
-use dss_shared::model::{BundleFileEntry, ObjectKey};
 use std::collections::HashMap;
 
-use dss_shared::ports::{BlobError, BlobStore, ObjectMeta};
-use dss_shared::transfer::{CopySource, copy_objects, holds};
+use dss_core::ports::{BlobError, BlobStore, ObjectMeta};
+use dss_core::transfer::{CopySource, copy_objects, holds};
 use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -290,7 +290,7 @@ mod tests {
             .map(|(i, &size)| Item {
                 dest_key: format!("bundles/b/f{i}"),
                 name: format!("f{i}"),
-                checksums: dss_shared::checksum::checksums_of(&[]),
+                checksums: dss_core::checksum::checksums_of(&[]),
                 size,
                 content_type: "text/plain".into(),
             })

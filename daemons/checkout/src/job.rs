@@ -5,17 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_core::clock::millis;
+use dss_core::model::documents::valid_file_name;
+use dss_core::model::{BundleManifest, DssVersion, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobError, BlobStore, Message, Queue};
 use dss_shared::bundle_reader::{self, LoadError};
 use dss_shared::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, Progress, bundle_prefix, read_status,
     write_status,
 };
-use dss_shared::clock::millis;
 use dss_shared::config::CheckoutConfig;
 use dss_shared::deployment::{Deployment, Replica};
-use dss_shared::model::documents::valid_file_name;
-use dss_shared::model::{BundleManifest, DssVersion, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobError, BlobStore, Message, Queue};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 
 use crate::copy::{self, CopyError, Item};
@@ -218,7 +218,7 @@ impl JobHandler {
                 job: bundle.clone(),
                 to: to.clone(),
             };
-            let body = dss_shared::correlation::body(&request)
+            let body = dss_core::correlation::body(&request)
                 .map_err(|e| HandlerError::Permanent(e.to_string()))?;
             self.mail
                 .send(&body, Duration::ZERO)

@@ -26,8 +26,8 @@ pub mod sweep;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dss_core::ports::Queue;
 use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
-use dss_shared::ports::Queue;
 use dss_shared::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +38,7 @@ pub use mail::MailHandler;
 pub async fn run(
     deployment: &Deployment,
     shutdown: CancellationToken,
-) -> Result<(), dss_shared::ports::QueueError> {
+) -> Result<(), dss_core::ports::QueueError> {
     deployment.declare_queues().await?;
     let cfg = &deployment.config.checkout;
     let mail_queue: Arc<dyn Queue> = deployment.queue(CHECKOUT_MAIL_QUEUE).await?;

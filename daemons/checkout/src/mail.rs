@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_core::ports::{BlobStore, Mail, MailError, Mailer, Message};
 use dss_shared::checkout::{CheckoutJob, CheckoutStatus, JobState, bundle_prefix, read_status};
 use dss_shared::deployment::Deployment;
-use dss_shared::ports::{BlobStore, Mail, MailError, Mailer, Message};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 use serde::{Deserialize, Serialize};
 

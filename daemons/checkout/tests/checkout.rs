@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use dss_core::checksum::checksums_of;
+use dss_core::clock::ManualClock;
+use dss_core::ports::{BlobStore, Mail, MailError, Mailer, PutOptions};
 use dss_shared::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, file_key, read_status, status_key,
     submit,
 };
-use dss_shared::checksum::checksums_of;
-use dss_shared::clock::ManualClock;
 use dss_shared::config::Config;
 use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
 use dss_shared::embedded::FileMailer;
-use dss_shared::ports::{BlobStore, Mail, MailError, Mailer, PutOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,7 @@ fn config(dir: &std::path::Path) -> Config {
 
 async fn start_with(mailer: Option<Arc<dyn Mailer>>) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = Deployment::open(config(dir.path()), dss_shared::clock::system()).unwrap();
+    let mut d = Deployment::open(config(dir.path()), dss_core::clock::system()).unwrap();
     if let Some(m) = mailer {
         d.mailer = m;
     }
@@ -440,7 +440,7 @@ async fn a_failing_mail_server_delays_the_mail_but_never_the_status() {
         inner: FileMailer::new(
             &dir.path().join("mail"),
             "dss@localhost",
-            dss_shared::clock::system(),
+            dss_core::clock::system(),
         ),
         failures_left: AtomicU32::new(2),
     });

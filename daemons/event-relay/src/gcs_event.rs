@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use dss_shared::ports::{BucketEvent, BucketEventName};
+use dss_core::ports::{BucketEvent, BucketEventName};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -78,7 +78,7 @@ pub fn parse(body: &str) -> Result<Option<BucketEvent>, String> {
         correlation_id: object
             .metadata
             .get("dss-correlation-id")
-            .filter(|id| dss_shared::correlation::valid(id))
+            .filter(|id| dss_core::correlation::valid(id))
             .cloned(),
     }))
 }

@@ -9,8 +9,8 @@ mod gcs_event;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dss_core::ports::{Message, Queue, Topic};
 use dss_shared::deployment::Deployment;
-use dss_shared::ports::{Message, Queue, Topic};
 use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 

@@ -15,17 +15,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::deployment::{Deployment, INDEX_QUEUE};
-use dss_shared::model::keys::Kind;
-use dss_shared::model::metadata::{
+use dss_core::model::keys::Kind;
+use dss_core::model::metadata::{
     create_document, delete_document, search_document, tombstone_document,
     tombstone_search_document,
 };
-use dss_shared::model::{DssVersion, ObjectKey, ObjectUuid};
-use dss_shared::ports::{
+use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_core::ports::{
     BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
     QueueError, SearchError, SearchIndex,
 };
+use dss_shared::deployment::{Deployment, INDEX_QUEUE};
 use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -212,7 +212,7 @@ impl Indexer {
         let key = ObjectKey::parse(&event.key);
         let correlation = self.writers_correlation(store, &event, key.as_ref()).await;
         let work = self.dispatch(name, store, event.event_name, key);
-        dss_shared::correlation::adopt(correlation.as_deref(), work).await
+        dss_core::correlation::adopt(correlation.as_deref(), work).await
     }
 
     /// The correlation id the writer of a bundle's manifest or tombstone recorded with it, when
@@ -234,7 +234,7 @@ impl Indexer {
         if event.event_name != BucketEventName::Created
             || !bundle_object
             || event.correlation_id.is_some()
-            || dss_shared::correlation::current().is_some()
+            || dss_core::correlation::current().is_some()
         {
             return None;
         }

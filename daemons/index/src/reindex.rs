@@ -9,12 +9,10 @@
 
 use std::time::Duration;
 
+use dss_core::model::ObjectKey;
+use dss_core::model::keys::Kind;
+use dss_core::ports::{BlobError, BlobStore, BucketEvent, ObjectMeta, SearchError, SearchRequest};
 use dss_shared::checkpoint::{Checkpoint, CheckpointError};
-use dss_shared::model::ObjectKey;
-use dss_shared::model::keys::Kind;
-use dss_shared::ports::{
-    BlobError, BlobStore, BucketEvent, ObjectMeta, SearchError, SearchRequest,
-};
 use dss_shared::worker::{HandlerError, Outcome};
 use futures::StreamExt;
 use serde::Serialize;

@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use dss_shared::checksum::checksums_of;
+use dss_core::checksum::checksums_of;
+use dss_core::ports::{EventKind, SearchRequest, Topic};
 use dss_shared::deployment::BUCKET_EVENTS_TOPIC;
 use dss_shared::embedded::EmbeddedTopic;
-use dss_shared::ports::{EventKind, SearchRequest, Topic};
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -6,10 +6,10 @@ mod common;
 use std::sync::Mutex;
 
 use common::*;
+use dss_core::ports::EventKind;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexError};
 use dss_shared::checkpoint::Checkpoint;
-use dss_shared::ports::EventKind;
 use serde_json::json;
 
 const U2: &str = "22222222-2222-4222-8222-222222222222";

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dss_shared::callback::{AllowedNet, allowed};
+use dss_core::callback::{AllowedNet, allowed};
 use dss_shared::config::NotifyConfig;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use dss_shared::callback::AllowedNet;
-use dss_shared::clock::{SharedClock, millis};
-use dss_shared::ports::{
+use dss_core::callback::AllowedNet;
+use dss_core::clock::{SharedClock, millis};
+use dss_core::ports::{
     Attempt, Claim, Delivery, DeliveryState, DeliveryStore, Message, Queue, SubscriptionStore,
 };
 use dss_shared::worker::{Handler, HandlerError, Outcome};

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use dss_shared::bundle_reader::{self as reader, Limits, LoadError};
-use dss_shared::model::keys::Kind;
-use dss_shared::model::metadata::{
+use dss_core::model::keys::Kind;
+use dss_core::model::metadata::{
     create_document, delete_document, search_document, tombstone_document,
     tombstone_search_document,
 };
-use dss_shared::model::{DssVersion, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobStore, BucketEvent, BucketEventName, EventKind};
+use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobStore, BucketEvent, BucketEventName, EventKind};
+use dss_shared::bundle_reader::{self as reader, Limits, LoadError};
 use serde_json::Value;
 
 /// One bundle version an event notifies about.

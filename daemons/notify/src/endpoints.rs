@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dss_shared::clock::millis;
+use dss_core::clock::millis;
 use dss_shared::config::NotifyConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dss_core::ports::{BucketEvent, DeliveryState, FilterFailure, Message, NewDelivery, Queue};
 use dss_shared::bundle_reader::{Limits, LoadError};
 use dss_shared::deployment::Deployment;
-use dss_shared::ports::{BucketEvent, DeliveryState, FilterFailure, Message, NewDelivery, Queue};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 
 use crate::documents;

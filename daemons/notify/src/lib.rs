@@ -26,9 +26,9 @@ pub mod signature;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dss_shared::clock::millis;
+use dss_core::clock::millis;
+use dss_core::ports::{DeliveryState, Queue};
 use dss_shared::deployment::{DELIVERY_QUEUE, Deployment, NOTIFY_QUEUE};
-use dss_shared::ports::{DeliveryState, Queue};
 use dss_shared::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,7 @@ pub use events::EventHandler;
 pub enum NotifyError {
     /// A queue could not be declared.
     #[error(transparent)]
-    Queue(#[from] dss_shared::ports::QueueError),
+    Queue(#[from] dss_core::ports::QueueError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -98,10 +98,10 @@ pub async fn resend(deployment: &Deployment, id: &str) -> Result<bool, ResendErr
 pub enum ResendError {
     /// The outbox failed.
     #[error(transparent)]
-    Deliveries(#[from] dss_shared::ports::DeliveryError),
+    Deliveries(#[from] dss_core::ports::DeliveryError),
     /// The queue failed.
     #[error(transparent)]
-    Queue(#[from] dss_shared::ports::QueueError),
+    Queue(#[from] dss_core::ports::QueueError),
 }
 
 /// Runs the notify daemon until `shutdown`.

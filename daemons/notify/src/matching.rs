@@ -11,15 +11,15 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
+use dss_core::ports::{
+    EventKind, Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
+};
 use dss_search::analyze::tokens;
 use dss_search::ast::Scalar;
 use dss_search::dates::detect;
+use dss_search::jmespath_limits::{self, JmespathLimits};
 use dss_search::{Budget, Query, QueryLimits, SingleDoc, limits, parse_body};
 use dss_shared::config::LimitsConfig;
-use dss_shared::jmespath_limits::{self, JmespathLimits};
-use dss_shared::ports::{
-    EventKind, Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
-};
 use jmespath::ast::{Ast, Comparator};
 use jmespath::{Expression, Rcvar, Variable};
 use serde_json::Value;

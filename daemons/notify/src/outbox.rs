@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use dss_shared::ports::{OutgoingMessage, Queue, QueueError};
+use dss_core::ports::{OutgoingMessage, Queue, QueueError};
 use serde::{Deserialize, Serialize};
 
 /// One due attempt.
@@ -23,7 +23,7 @@ impl Due<'_> {
     fn message(&self, queue: &dyn Queue, now_ms: i64) -> OutgoingMessage {
         let wait = Duration::from_millis(self.due_ms.saturating_sub(now_ms).max(0) as u64);
         OutgoingMessage {
-            body: dss_shared::correlation::body(self).unwrap_or_default(),
+            body: dss_core::correlation::body(self).unwrap_or_default(),
             delay: wait.min(queue.max_delay()),
         }
     }

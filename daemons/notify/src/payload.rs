@@ -2,9 +2,9 @@
 //! expressions with per-attachment errors and the 128 KiB limit) and Python truthiness, which
 //! decides whether a JMESPath filter matched.
 
-use dss_shared::jmespath_limits::{self, JmespathLimits};
-use dss_shared::model::pyjson;
-use dss_shared::ports::{Subscription, SubscriptionKind};
+use dss_core::model::pyjson;
+use dss_core::ports::{Subscription, SubscriptionKind};
+use dss_search::jmespath_limits::{self, JmespathLimits};
 use jmespath::{Expression, Rcvar, Variable};
 use serde_json::{Map, Value, json};
 

@@ -2,8 +2,8 @@
 //! (`application/json`, or `multipart/form-data` with the static form fields first and the
 //! payload's JSON text last), and the HMAC signature when the subscription has a secret.
 
-use dss_shared::model::pyjson;
-use dss_shared::ports::{Delivery, SubscriptionKind};
+use dss_core::model::pyjson;
+use dss_core::ports::{Delivery, SubscriptionKind};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -35,7 +35,7 @@ pub fn build(sub: &Value, delivery: &Delivery, now: OffsetDateTime) -> Result<Re
     };
     let mut payload = delivery.new.payload.clone();
     if let Some(ts) = payload.get_mut(EVENT_TIMESTAMP) {
-        *ts = dss_shared::model::DssVersion::from_datetime(now)
+        *ts = dss_core::model::DssVersion::from_datetime(now)
             .to_string()
             .into();
     }
@@ -102,7 +102,7 @@ fn multipart(fields: &[(String, String)]) -> (String, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dss_shared::ports::{DeliveryState, NewDelivery};
+    use dss_core::ports::{DeliveryState, NewDelivery};
     use serde_json::json;
     use time::macros::datetime;
 

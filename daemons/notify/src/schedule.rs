@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dss_shared::clock::millis;
+use dss_core::clock::millis;
 use dss_shared::config::NotifyConfig;
 
 /// When the next attempt of a failing delivery is due.

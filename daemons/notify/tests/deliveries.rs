@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::*;
-use dss_shared::clock::Clock;
-use dss_shared::ports::{DeliveryState, SubscriptionKind};
+use dss_core::clock::Clock;
+use dss_core::ports::{DeliveryState, SubscriptionKind};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -256,7 +256,7 @@ async fn query_subscriptions_match_the_search_document_and_tombstones() {
     assert_eq!(versions, [V1, V2]);
 
     // Redelivering the same event (as the queue may) notifies nobody again.
-    use dss_shared::ports::Topic;
+    use dss_core::ports::Topic;
     let topic = dss_shared::embedded::EmbeddedTopic::new(
         &env.d.db,
         dss_shared::deployment::BUCKET_EVENTS_TOPIC,

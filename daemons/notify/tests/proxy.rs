@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use dss_shared::ports::SubscriptionKind;
+use dss_core::ports::SubscriptionKind;
 use serde_json::json;
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use dss_core::model::ObjectKey;
+use dss_core::ports::{BlobError, ObjectMeta, PutMode, PutOptions, Verify};
+use dss_core::transfer::{holds, transfer};
 use dss_shared::deployment::Replica;
-use dss_shared::model::ObjectKey;
-use dss_shared::ports::{BlobError, ObjectMeta, PutMode, PutOptions, Verify};
-use dss_shared::transfer::{holds, transfer};
 
 /// How the destination's copy of an object compares with the source's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,10 +83,10 @@ pub async fn replicate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dss_shared::checksum::checksums_of;
+    use dss_core::checksum::checksums_of;
     use time::OffsetDateTime;
 
-    fn meta(size: u64, sums: Option<dss_shared::checksum::Checksums>) -> ObjectMeta {
+    fn meta(size: u64, sums: Option<dss_core::checksum::Checksums>) -> ObjectMeta {
         ObjectMeta {
             key: "k".into(),
             size,

@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use dss_shared::model::keys::Kind;
-use dss_shared::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
-use dss_shared::ports::{BlobError, BlobStore};
+use dss_core::model::keys::Kind;
+use dss_core::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
+use dss_core::ports::{BlobError, BlobStore};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 

@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use dss_core::model::ObjectKey;
+use dss_core::ports::{BlobError, BlobStore, ObjectMeta, OutgoingMessage, Queue, QueueError};
 use dss_shared::deployment::Deployment;
-use dss_shared::model::ObjectKey;
-use dss_shared::ports::{BlobError, BlobStore, ObjectMeta, OutgoingMessage, Queue, QueueError};
 use serde::Serialize;
 
 use crate::copy::{Found, compare};

@@ -1,7 +1,7 @@
 //! What arrives on the sync queue: bucket events, and copy requests of the reconciler and of
 //! operators (the original's operator message shape).
 
-use dss_shared::ports::BucketEvent;
+use dss_core::ports::BucketEvent;
 use serde::{Deserialize, Serialize};
 
 /// Copy `key` from one replica to another, if it is missing or differs there.

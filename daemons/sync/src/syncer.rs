@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_core::model::ObjectKey;
+use dss_core::ports::{BlobError, BucketEvent, BucketEventName, Message, ObjectMeta};
 use dss_shared::deployment::{Deployment, Replica};
-use dss_shared::model::ObjectKey;
-use dss_shared::ports::{BlobError, BucketEvent, BucketEventName, Message, ObjectMeta};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 use time::OffsetDateTime;
 
@@ -105,7 +105,7 @@ impl Syncer {
             .filter(|r| r.name != src.name)
             .map(|dst| self.sync_one(src, dst, &key, &meta, Some(event.time)));
         let copies = futures::future::join_all(copies);
-        combine(dss_shared::correlation::adopt(meta.correlation_id.as_deref(), copies).await)
+        combine(dss_core::correlation::adopt(meta.correlation_id.as_deref(), copies).await)
     }
 
     /// An explicit request (reconciler, operator).

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dss_shared::checksum::checksums_of;
+use dss_core::checksum::checksums_of;
+use dss_core::model::ObjectKey;
+use dss_core::ports::{BlobStore, PutOptions};
 use dss_shared::config::Config;
 use dss_shared::deployment::{Deployment, SYNC_QUEUE};
-use dss_shared::model::ObjectKey;
-use dss_shared::ports::{BlobStore, PutOptions};
 use dss_sync::metrics::read;
 use dss_sync::{PREFIXES, SyncMetrics};
 use serde_json::json;
@@ -43,7 +43,7 @@ fn deployment(reconcile_every_secs: u64) -> (tempfile::TempDir, Deployment) {
     .unwrap();
     (
         dir,
-        Deployment::open(cfg, dss_shared::clock::system()).unwrap(),
+        Deployment::open(cfg, dss_core::clock::system()).unwrap(),
     )
 }
 
@@ -114,7 +114,7 @@ impl Env {
     }
 
     /// Waits until `key` is in `replica` (up to 20 s).
-    async fn arrives(&self, replica: &str, key: &str) -> dss_shared::ports::ObjectMeta {
+    async fn arrives(&self, replica: &str, key: &str) -> dss_core::ports::ObjectMeta {
         for _ in 0..1200 {
             if let Some(m) = self.store(replica).head(key).await.unwrap() {
                 return m;
@@ -535,7 +535,7 @@ async fn a_document_written_at_the_destination_after_the_comparison_is_not_overw
     )
     .await;
     assert!(
-        matches!(got, Err(dss_shared::ports::BlobError::AlreadyExists(_))),
+        matches!(got, Err(dss_core::ports::BlobError::AlreadyExists(_))),
         "{got:?}"
     );
     let still = e.store("gcp").head(&key).await.unwrap().unwrap();

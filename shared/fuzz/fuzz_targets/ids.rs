@@ -1,7 +1,7 @@
 //! Object keys, versions, uuids and fully qualified ids: what parses prints back to itself.
 #![no_main]
 
-use dss_shared::model::{DssVersion, Fqid, ObjectKey, ObjectUuid};
+use dss_core::model::{DssVersion, Fqid, ObjectKey, ObjectUuid};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {

@@ -2,7 +2,7 @@
 //! evaluated on a document (within its bound by construction).
 #![no_main]
 
-use dss_shared::jmespath_limits::{JmespathLimits, compile};
+use dss_search::jmespath_limits::{JmespathLimits, compile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {

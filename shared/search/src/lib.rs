@@ -11,6 +11,7 @@ pub mod ast;
 pub mod dates;
 pub mod flatten;
 pub mod index;
+pub mod jmespath_limits;
 pub mod limits;
 pub mod query;
 mod query_string;

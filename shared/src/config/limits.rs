@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::{ConfigError, invalid};
-use crate::jmespath_limits::JmespathLimits;
 use dss_search::QueryLimits;
+use dss_search::jmespath_limits::JmespathLimits;
 
 /// Limits on user expressions: Elasticsearch queries (searches and subscriptions) and JMESPath
 /// expressions (subscription filters and attachments).
@@ -87,10 +87,10 @@ impl LimitsConfig {
         if self.query_max_depth > 100 {
             return Err(invalid("limits.query_max_depth", "must be at most 100"));
         }
-        if self.jmespath_max_depth > crate::jmespath_limits::DEEPEST {
+        if self.jmespath_max_depth > dss_search::jmespath_limits::DEEPEST {
             return Err(invalid(
                 "limits.jmespath_max_depth",
-                format!("must be at most {}", crate::jmespath_limits::DEEPEST),
+                format!("must be at most {}", dss_search::jmespath_limits::DEEPEST),
             ));
         }
         Ok(())

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::checksum::checksums_of;
-use crate::ports::blob::{BlobError, BlobStore, ByteRange, ByteStream, PutMode, PutOptions};
-use crate::ports::queue::{BucketEvent, BucketEventName, Queue};
+use dss_core::checksum::checksums_of;
+use dss_core::ports::blob::{BlobError, BlobStore, ByteRange, ByteStream, PutMode, PutOptions};
+use dss_core::ports::queue::{BucketEvent, BucketEventName, Queue};
 
 fn stream_of(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {
     Box::pin(futures::stream::iter(chunks))
@@ -358,7 +358,7 @@ async fn copy_puts(s: &dyn BlobStore, p: &str) {
     let sums = checksums_of(&body);
     let copy = |expected| PutOptions {
         expected: Some(expected),
-        verify: crate::ports::blob::Verify::Copy,
+        verify: dss_core::ports::blob::Verify::Copy,
         ..Default::default()
     };
     let key = format!("{p}copyput/ok");
@@ -599,11 +599,11 @@ async fn bucket_events(s: &dyn BlobStore, p: &str, q: &dyn Queue) {
     );
 }
 
-/// Copies between two stores (`src` → `dst`) verified by [`crate::transfer::copy_object`]:
+/// Copies between two stores (`src` → `dst`) verified by [`dss_core::transfer::copy_object`]:
 /// the bytes arrive with the source's checksums recorded, progress counts them, and a source
 /// whose bytes do not match its checksums or that is missing leaves nothing behind.
 pub async fn copies_between(src: &dyn BlobStore, dst: &dyn BlobStore, p: &str) {
-    use crate::transfer::{CopySource, copy_object};
+    use dss_core::transfer::{CopySource, copy_object};
     use std::sync::atomic::{AtomicU64, Ordering};
     for (i, len) in [0usize, 10, 70_000, 3 * 1024 * 1024 + 5]
         .into_iter()
@@ -691,12 +691,12 @@ pub async fn copies_between(src: &dyn BlobStore, dst: &dyn BlobStore, p: &str) {
     );
 }
 
-/// Copies of several objects at once ([`crate::transfer::copy_objects`], batched where `dst`
+/// Copies of several objects at once ([`dss_core::transfer::copy_objects`], batched where `dst`
 /// can): one result per object, in order; the good ones stored with the source checksums, a
 /// source whose bytes do not match its checksums refused and a missing one reported missing
 /// (neither leaving anything behind), progress counting only what was stored.
 pub async fn copies_in_batches_between(src: &dyn BlobStore, dst: &dyn BlobStore, p: &str) {
-    use crate::transfer::{CopySource, copy_objects};
+    use dss_core::transfer::{CopySource, copy_objects};
     use std::sync::atomic::{AtomicU64, Ordering};
     let lens = [0usize, 10, 70_000, 200_000];
     let mut bodies = Vec::new();

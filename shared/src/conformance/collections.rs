@@ -1,6 +1,6 @@
 //! Conformance suite of the `CollectionIndex` port.
 
-use crate::ports::collections::CollectionIndex;
+use dss_core::ports::collections::CollectionIndex;
 
 /// Runs every property against `index`; owners are prefixed with `ns`.
 pub async fn run(index: &dyn CollectionIndex, ns: &str) {

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::ports::deliveries::{Attempt, Claim, DeliveryState, DeliveryStore, NewDelivery};
-use crate::ports::subscriptions::SubscriptionKind;
+use dss_core::ports::deliveries::{Attempt, Claim, DeliveryState, DeliveryStore, NewDelivery};
+use dss_core::ports::subscriptions::SubscriptionKind;
 
 fn new(id: &str, subscription: &str, event_key: &str) -> NewDelivery {
     NewDelivery {

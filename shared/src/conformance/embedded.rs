@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::clock::system;
 use crate::embedded::{
     Db, Durability, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
 };
-use crate::ports::queue::{Queue, Topic};
-use crate::signing::UrlSigner;
+use dss_core::clock::system;
+use dss_core::ports::queue::{Queue, Topic};
+use dss_core::signing::UrlSigner;
 
 struct Factory {
     db: Db,
@@ -110,9 +110,9 @@ async fn local_bucket_without_fsync_conforms() {
 /// not corrupt; an object is overwritten whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_copies_are_written_in_place_and_a_refused_one_leaves_no_file() {
-    use crate::checksum::checksums_of;
-    use crate::ports::blob::{BlobError, BlobStore, PutOptions};
-    use crate::transfer::{CopySource, copy_object};
+    use dss_core::checksum::checksums_of;
+    use dss_core::ports::blob::{BlobError, BlobStore, PutOptions};
+    use dss_core::transfer::{CopySource, copy_object};
     use std::sync::atomic::AtomicU64;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
@@ -121,7 +121,7 @@ async fn local_copies_are_written_in_place_and_a_refused_one_leaves_no_file() {
     let main = buckets.create("main").expect("create");
     let dest = buckets.create("dest").expect("create");
     let copy =
-        |key: &'static str, sums: crate::checksum::Checksums, size: u64, to: &'static str| {
+        |key: &'static str, sums: dss_core::checksum::Checksums, size: u64, to: &'static str| {
             let (main, dest) = (main.clone(), dest.clone());
             async move {
                 let source = CopySource {
@@ -200,7 +200,7 @@ async fn local_copies_are_written_in_place_and_a_refused_one_leaves_no_file() {
 
 #[tokio::test]
 async fn local_blob_store_refuses_symlink_escapes() {
-    use crate::ports::blob::{BlobError, BlobStore, PutOptions};
+    use dss_core::ports::blob::{BlobError, BlobStore, PutOptions};
     let dir = tempfile::tempdir().expect("tempdir");
     let outside = tempfile::tempdir().expect("outside");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
@@ -269,10 +269,10 @@ async fn embedded_search_conforms() {
         &Db::open(&dir.path().join("s.db"), Durability::Process).expect("open"),
         system(),
     );
-    let page = crate::ports::SearchIndex::search(
+    let page = dss_core::ports::SearchIndex::search(
         &other,
         "aws",
-        &crate::ports::SearchRequest {
+        &dss_core::ports::SearchRequest {
             body: serde_json::json!({}),
             size: 10,
             after: None,
@@ -288,7 +288,7 @@ async fn embedded_search_conforms() {
 
 #[tokio::test]
 async fn embedded_search_restarts_from_its_snapshot() {
-    use crate::ports::{SearchIndex, SearchRequest};
+    use dss_core::ports::{SearchIndex, SearchRequest};
     use serde_json::json;
     let dir = tempfile::tempdir().expect("tempdir");
     let snaps = dir.path().join("search");

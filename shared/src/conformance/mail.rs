@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::ports::mail::{Mail, MailError, Mailer};
+use dss_core::ports::mail::{Mail, MailError, Mailer};
 
 /// An e-mail as the receiving side saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]

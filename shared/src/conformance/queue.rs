@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::queue::{OutgoingMessage, Queue, QueueError, Topic};
+use dss_core::ports::queue::{OutgoingMessage, Queue, QueueError, Topic};
 
 /// Creates fresh queues and topics on the adapter under test.
 #[async_trait]
@@ -29,7 +29,7 @@ async fn receive_all(
     q: &dyn Queue,
     want: usize,
     max_wait: Duration,
-) -> Vec<crate::ports::queue::Message> {
+) -> Vec<dss_core::ports::queue::Message> {
     let deadline = tokio::time::Instant::now() + max_wait;
     let mut out = Vec::new();
     while out.len() < want && tokio::time::Instant::now() < deadline {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::ports::search::{SearchError, SearchIndex, SearchRequest};
+use dss_core::ports::search::{SearchError, SearchIndex, SearchRequest};
 
 fn bundle(uuid: &str, version: &str, species: &str, age: u32, title: &str) -> Value {
     json!({

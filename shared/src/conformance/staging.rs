@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::checksum::{Checksums, checksums_of, declared_checksums};
 use crate::conformance::blob::{chunked, random_bytes};
-use crate::ports::{BlobError, Declared, LocalFile, Staging};
+use dss_core::checksum::{Checksums, checksums_of, declared_checksums};
+use dss_core::ports::{BlobError, Declared, LocalFile, Staging};
 
 /// Runs every check against `staging`, in its existing bucket `bucket`, with keys under `prefix`.
 pub async fn run(staging: &dyn Staging, bucket: &str, prefix: &str) {

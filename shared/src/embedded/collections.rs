@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::db::{Db, DbError};
-use crate::ports::collections::{CollectionIndex, CollectionIndexError};
+use dss_core::ports::collections::{CollectionIndex, CollectionIndexError};
 
 impl From<DbError> for CollectionIndexError {
     fn from(e: DbError) -> Self {

@@ -181,7 +181,7 @@ impl Db {
         // Webhook secrets and every user's metadata live here: the owner's alone (SQLite gives
         // its WAL and shared-memory files the database's mode).
         let private = |p: &Path| {
-            crate::private_files::ensure(p)
+            dss_core::private_files::ensure(p)
                 .map_err(|e| DbError::Task(format!("{}: {e}", p.display())))
         };
         if private(path)? {
@@ -192,7 +192,7 @@ impl Db {
             side.push(suffix);
             let side = std::path::PathBuf::from(side);
             if side.exists() {
-                crate::private_files::narrow(&side)
+                dss_core::private_files::narrow(&side)
                     .map_err(|e| DbError::Task(format!("{}: {e}", side.display())))?;
             }
         }

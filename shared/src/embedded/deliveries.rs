@@ -7,10 +7,10 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::db::{Db, DbError};
 use super::group_commit::GroupCommit;
-use crate::ports::deliveries::{
+use dss_core::ports::deliveries::{
     Attempt, Claim, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
 };
-use crate::ports::subscriptions::SubscriptionKind;
+use dss_core::ports::subscriptions::SubscriptionKind;
 
 impl From<DbError> for DeliveryError {
     fn from(e: DbError) -> Self {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::clock::SharedClock;
-use crate::ports::mail::{Mail, MailError, Mailer, valid_address};
+use dss_core::clock::SharedClock;
+use dss_core::ports::mail::{Mail, MailError, Mailer, valid_address};
 
 /// Writes e-mails into a directory.
 #[derive(Debug, Clone)]
@@ -53,9 +53,12 @@ impl Mailer for FileMailer {
         let (dir, bytes) = (self.dir.clone(), doc.to_string());
         let path = dir.join(&name);
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            crate::private_files::create_dir(&dir)?;
+            dss_core::private_files::create_dir(&dir)?;
             let tmp = dir.join(format!(".{name}.tmp"));
-            std::io::Write::write_all(&mut crate::private_files::create(&tmp)?, bytes.as_bytes())?;
+            std::io::Write::write_all(
+                &mut dss_core::private_files::create(&tmp)?,
+                bytes.as_bytes(),
+            )?;
             std::fs::rename(&tmp, dir.join(&name))
         })
         .await

@@ -7,9 +7,9 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::db::{Db, DbError};
 use super::group_commit::GroupCommit;
-use crate::clock::SharedClock;
-use crate::model::DssVersion;
-use crate::ports::journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
+use dss_core::clock::SharedClock;
+use dss_core::model::DssVersion;
+use dss_core::ports::journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
 
 impl From<DbError> for JournalError {
     fn from(e: DbError) -> Self {
@@ -179,8 +179,8 @@ impl EventJournal for EmbeddedJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::system;
     use crate::embedded::Durability;
+    use dss_core::clock::system;
 
     fn ev(id: &str, kind: EventKind) -> NewEvent {
         NewEvent {

@@ -1,6 +1,6 @@
 //! A bucket on local disk.
 //!
-//! Object bytes live in files under the bucket directory (see [`super::keypath`]); the object index
+//! Object bytes live in files under the bucket directory (see [`dss_core::keypath`]); the object index
 //! (size, ETag, checksums, creation time) lives in the embedded database, which keeps listing a page
 //! cheap and ordered, and makes the index row the commit point: a put streams into a temp file,
 //! fsyncs it, verifies size and checksums, then — in one transaction — renames it into place,
@@ -20,20 +20,20 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::checksum::Checksums;
-use crate::clock::{SharedClock, unix_ms};
-use crate::ports::blob::{
+use dss_core::checksum::Checksums;
+use dss_core::clock::{SharedClock, unix_ms};
+use dss_core::ports::blob::{
     BatchCopy, BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, GetObject, ListPage,
     ObjectMeta, PutMode, PutOptions, Verify,
 };
-use crate::ports::queue::{BucketEvent, BucketEventName};
-use crate::signing::UrlSigner;
-use crate::upload::Hashing;
+use dss_core::ports::queue::{BucketEvent, BucketEventName};
+use dss_core::signing::UrlSigner;
+use dss_core::upload::Hashing;
 
 use super::db::{Db, DbError, Durability};
 use super::group_commit::GroupCommit;
-use super::keypath;
 use super::queue::publish_in_tx;
+use dss_core::keypath;
 
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 const READ_CHUNK: usize = 256 * 1024;
@@ -338,7 +338,7 @@ impl LocalBlobStore {
             etag: etag.to_string(),
             event_name,
             time,
-            correlation_id: crate::correlation::current(),
+            correlation_id: dss_core::correlation::current(),
         };
         Some((topic, serde_json::to_string(&event).unwrap_or_default()))
     }

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::clock::SharedClock;
-use crate::ports::blob::{BlobError, BlobStore};
-use crate::ports::buckets::{Buckets, valid_bucket_name};
-use crate::signing::UrlSigner;
+use dss_core::clock::SharedClock;
+use dss_core::ports::blob::{BlobError, BlobStore};
+use dss_core::ports::buckets::{Buckets, valid_bucket_name};
+use dss_core::signing::UrlSigner;
 
 use super::db::Db;
 use super::local_blob::LocalBlobStore;
@@ -138,7 +138,7 @@ mod tests {
             &db,
             dir.path().to_path_buf(),
             None,
-            crate::clock::system(),
+            dss_core::clock::system(),
             false,
         );
         let put = |b: Arc<dyn BlobStore>| async move {

@@ -8,8 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use crate::ports::blob::{BatchCopy, BlobError, BlobStore, CopyProgress, ObjectMeta, PutOptions};
-use crate::upload::Hashing;
+use dss_core::ports::blob::{
+    BatchCopy, BlobError, BlobStore, CopyProgress, ObjectMeta, PutOptions,
+};
+use dss_core::upload::Hashing;
 
 use super::local_blob::{LocalBlobStore, Spooled, WRITE_BUFFER, io_err};
 

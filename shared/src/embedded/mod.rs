@@ -8,7 +8,6 @@ pub mod deliveries;
 pub mod file_mailer;
 mod group_commit;
 pub mod journal;
-pub mod keypath;
 pub mod local_blob;
 pub mod local_buckets;
 mod local_copy;
@@ -16,6 +15,8 @@ pub mod queue;
 pub mod queue_backend;
 pub mod search;
 pub mod subscriptions;
+#[cfg(test)]
+mod transfer_tests;
 
 pub use collections::EmbeddedCollections;
 pub use db::{Db, DbError, Durability};

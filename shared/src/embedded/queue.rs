@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 
-use crate::clock::{SharedClock, millis};
-use crate::ports::queue::{Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
+use dss_core::clock::{SharedClock, millis};
+use dss_core::ports::queue::{Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
 
 use super::db::{Db, DbError};
 

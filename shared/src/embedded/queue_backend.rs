@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
-use crate::clock::SharedClock;
 use crate::embedded::Db;
-use crate::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
+use dss_core::clock::SharedClock;
+use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 /// Queues of the embedded database.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::db::{Db, DbError};
-use crate::clock::SharedClock;
-use crate::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
+use dss_core::clock::SharedClock;
+use dss_core::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
 use dss_search::{Budget, EvalContext, MemIndex, QueryLimits, SortKey, parse_body};
 
 impl From<DbError> for SearchError {
@@ -365,11 +365,11 @@ impl SearchIndex for EmbeddedSearch {
                     return Ok(None);
                 }
                 let replica = name;
-                crate::private_files::create_dir(&dir)?;
+                dss_core::private_files::create_dir(&dir)?;
                 let path = snapshot_path(&dir, &replica);
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
                 let token = uuid::Uuid::new_v4().to_string();
-                let mut out = std::io::BufWriter::new(crate::private_files::create(&tmp)?);
+                let mut out = std::io::BufWriter::new(dss_core::private_files::create(&tmp)?);
                 out.write_all(SNAPSHOT_MAGIC)?;
                 out.write_all(token.as_bytes())?;
                 ri.mem.write_snapshot(ri.seq, &mut out)?;

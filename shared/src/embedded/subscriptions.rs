@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::db::{Db, DbError};
-use crate::ports::subscriptions::{
+use dss_core::ports::subscriptions::{
     FailureRecord, FilterFailure, Subscription, SubscriptionError, SubscriptionKind,
     SubscriptionStore,
 };

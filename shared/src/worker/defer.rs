@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Backoff;
-use crate::ports::queue::Message;
+use dss_core::ports::queue::Message;
 
 /// The key that marks a wrapped body (never a key of the messages the daemons exchange).
 const MARK: &str = "_dss_deferred";

@@ -23,8 +23,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::clock::{Clock, SystemClock};
-use crate::ports::queue::{Message, OutgoingMessage, Queue};
+use dss_core::clock::{Clock, SystemClock};
+use dss_core::ports::queue::{Message, OutgoingMessage, Queue};
 
 pub use backoff::Backoff;
 pub use metrics::{MetricsSnapshot, WorkerMetrics};
@@ -318,7 +318,7 @@ impl Job {
         let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count, correlation_id = tracing::field::Empty);
         // The request (or message) that caused this one: logged, and passed on to what the
         // handler writes and sends.
-        let correlation = crate::correlation::of_body(&message.body);
+        let correlation = dss_core::correlation::of_body(&message.body);
         if let Some(id) = &correlation {
             span.record("correlation_id", tracing::field::display(id));
         }
@@ -329,7 +329,7 @@ impl Job {
                 .catch_unwind()
                 .instrument(span.clone());
             let handle = match correlation {
-                Some(id) => futures::future::Either::Left(crate::correlation::scope(id, handle)),
+                Some(id) => futures::future::Either::Left(dss_core::correlation::scope(id, handle)),
                 None => futures::future::Either::Right(handle),
             };
             tokio::pin!(handle);

@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::clock::TokioClock;
 use crate::embedded::{Db, Durability, EmbeddedQueue, QueueConfig};
-use crate::ports::queue::Queue;
+use dss_core::clock::TokioClock;
+use dss_core::ports::queue::Queue;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -105,7 +105,7 @@ impl Scripted {
 #[async_trait]
 impl Handler for Scripted {
     async fn handle(&self, m: &Message) -> Result<Outcome, HandlerError> {
-        use crate::clock::Clock;
+        use dss_core::clock::Clock;
         self.attempts
             .lock()
             .unwrap()
@@ -262,7 +262,7 @@ struct Outage {
 #[async_trait]
 impl Handler for Outage {
     async fn handle(&self, m: &Message) -> Result<Outcome, HandlerError> {
-        use crate::clock::Clock;
+        use dss_core::clock::Clock;
         let now = self.clock.now();
         self.seen.lock().unwrap().push((now, m.body.clone()));
         if now < self.until {
@@ -282,7 +282,7 @@ async fn an_outage_defers_messages_without_using_up_their_receives() {
         .await
         .unwrap();
     let start = {
-        use crate::clock::Clock;
+        use dss_core::clock::Clock;
         f.clock.now()
     };
     let h = Arc::new(Outage {
@@ -317,7 +317,7 @@ async fn an_outage_longer_than_the_limit_dead_letters() {
     let f = fixture(3).await;
     f.queue.send("job", Duration::ZERO).await.unwrap();
     let start = {
-        use crate::clock::Clock;
+        use dss_core::clock::Clock;
         f.clock.now()
     };
     let h = Arc::new(Outage {
@@ -439,7 +439,10 @@ async fn handlers_run_under_the_correlation_id_their_message_carries() {
     #[async_trait::async_trait]
     impl Handler for Seen {
         async fn handle(&self, _m: &Message) -> Result<Outcome, HandlerError> {
-            self.0.lock().unwrap().push(crate::correlation::current());
+            self.0
+                .lock()
+                .unwrap()
+                .push(dss_core::correlation::current());
             Ok(Outcome::Done)
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{BlobError, BlobStore, Buckets, valid_bucket_name};
+use dss_core::ports::{BlobError, BlobStore, Buckets, valid_bucket_name};
 
 use super::S3BlobStore;
 

@@ -12,7 +12,7 @@
 //!   empty content type (a head has both).
 //! * Copies within the bucket are server-side (`CopyObject`, or `UploadPartCopy` parts above
 //!   5 GiB). Download URLs are presigned GETs.
-//! * Keys follow the same rules as every other store (see `dss_shared::embedded::keypath`), so
+//! * Keys follow the same rules as every other store (see `dss_core::keypath`), so
 //!   every object can be replicated to every backend.
 
 mod buckets;
@@ -33,13 +33,13 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use bytes::Bytes;
-use dss_shared::checksum::{Checksums, declaration, s3_part_size};
-use dss_shared::embedded::keypath;
-use dss_shared::ports::{
+use dss_core::checksum::{Checksums, declaration, s3_part_size};
+use dss_core::keypath;
+use dss_core::ports::{
     BlobError, BlobStore, ByteRange, ByteStream, CopyProgress, Declared, GetObject, ListPage,
     LocalFile, ObjectMeta, PutMode, PutOptions, Verify, stage_options,
 };
-use dss_shared::upload::{Hashing, content_type, ended, fill, hash, verify};
+use dss_core::upload::{Hashing, content_type, ended, fill, hash, verify};
 use time::OffsetDateTime;
 
 use crate::AwsOptions;
@@ -142,7 +142,7 @@ fn metadata(sums: Option<&Checksums>, opts: &PutOptions) -> HashMap<String, Stri
     if let Some(c) = &opts.creator {
         m.insert(META_CREATOR.into(), percent_encode(c, b"@.+-_"));
     }
-    if let Some(id) = dss_shared::correlation::current() {
+    if let Some(id) = dss_core::correlation::current() {
         m.insert(META_CORRELATION.into(), id);
     }
     m
@@ -225,7 +225,7 @@ impl S3BlobStore {
     }
 
     /// What a staging object declares about itself: its user metadata merged with its tags
-    /// (tags win, as in the original), for [`dss_shared::checksum::declared_checksums`]; with
+    /// (tags win, as in the original), for [`dss_core::checksum::declared_checksums`]; with
     /// its size and content type. `None` if there is no such object.
     pub async fn declared(&self, key: &str) -> Result<Option<Declared>, BlobError> {
         let Some(head) = self.head_object(key).await? else {
@@ -316,7 +316,7 @@ impl S3BlobStore {
             created: OffsetDateTime::now_utc(),
             checksums: Some(sums),
             origin: opts.origin.clone(),
-            correlation_id: dss_shared::correlation::current(),
+            correlation_id: dss_core::correlation::current(),
             creator: opts.creator.clone(),
         })
     }
@@ -486,7 +486,7 @@ impl S3BlobStore {
             created: OffsetDateTime::now_utc(),
             checksums: Some(sums),
             origin: opts.origin.clone(),
-            correlation_id: dss_shared::correlation::current(),
+            correlation_id: dss_core::correlation::current(),
             creator: opts.creator.clone(),
         })
     }
@@ -729,7 +729,7 @@ impl BlobStore for S3BlobStore {
             created: OffsetDateTime::now_utc(),
             checksums: Some(expected.clone()),
             origin: opts.origin.clone(),
-            correlation_id: dss_shared::correlation::current(),
+            correlation_id: dss_core::correlation::current(),
             creator: opts.creator.clone(),
         }))
     }

@@ -9,12 +9,12 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective,
 };
 use bytes::Bytes;
-use dss_shared::checksum::Checksums;
-use dss_shared::ports::{BlobError, ByteStream, LocalFile, PutOptions};
+use dss_core::checksum::Checksums;
+use dss_core::ports::{BlobError, ByteStream, LocalFile, PutOptions};
 use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 
-use dss_shared::upload::{Hashing, fill, hash, hash_file, read_file, verify};
+use dss_core::upload::{Hashing, fill, hash, hash_file, read_file, verify};
 
 use super::{backend, metadata, percent_encode, wire_crc32c};
 

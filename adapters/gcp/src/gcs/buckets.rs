@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::checksum::Checksums;
-use dss_shared::ports::{
+use dss_core::checksum::Checksums;
+use dss_core::ports::{
     BlobError, BlobStore, Buckets, ByteStream, Declared, LocalFile, Staging, stage_options,
     staged_checksums, valid_bucket_name,
 };

@@ -10,7 +10,7 @@
 //!   enforce it on resumable uploads).
 //! * Copies are server-side rewrites. Download URLs are V4 signed when the credentials can sign;
 //!   without credentials (emulators) they are the plain media URL.
-//! * Keys follow the same rules as every other store (see `dss_shared::embedded::keypath`).
+//! * Keys follow the same rules as every other store (see `dss_core::keypath`).
 
 mod buckets;
 mod object;
@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use dss_shared::checksum::s3_part_size;
-use dss_shared::embedded::keypath;
-use dss_shared::ports::{
+use dss_core::checksum::s3_part_size;
+use dss_core::keypath;
+use dss_core::ports::{
     BlobError, BlobStore, ByteRange, ByteStream, GetObject, ListPage, LocalFile, ObjectMeta,
     PutMode, PutOptions,
 };

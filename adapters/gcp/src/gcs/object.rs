@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use dss_shared::checksum::Checksums;
-use dss_shared::ports::{BlobError, ObjectMeta};
+use dss_core::checksum::Checksums;
+use dss_core::ports::{BlobError, ObjectMeta};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -93,7 +93,7 @@ pub fn metadata(
     if let Some(c) = creator {
         m.insert(META_CREATOR.into(), c.to_string().into());
     }
-    if let Some(id) = dss_shared::correlation::current() {
+    if let Some(id) = dss_core::correlation::current() {
         m.insert(META_CORRELATION.into(), id.into());
     }
     m
@@ -112,7 +112,7 @@ impl Object {
     pub fn correlation_id(&self) -> Option<String> {
         self.metadata
             .get(META_CORRELATION)
-            .filter(|id| dss_shared::correlation::valid(id))
+            .filter(|id| dss_core::correlation::valid(id))
             .cloned()
     }
 
@@ -171,7 +171,7 @@ impl Object {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dss_shared::checksum::checksums_of;
+    use dss_core::checksum::checksums_of;
 
     #[test]
     fn objects_read_back_the_checksums_they_were_written_with() {

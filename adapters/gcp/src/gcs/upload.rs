@@ -2,9 +2,9 @@
 //! last chunk waits until the body is verified.
 
 use bytes::{Bytes, BytesMut};
-use dss_shared::checksum::{Checksums, declaration, s3_part_size};
-use dss_shared::ports::{BlobError, ByteStream, LocalFile, PutMode, PutOptions, stage_options};
-use dss_shared::upload::{Hashing, content_type, ended, fill, hash, hash_file, verify};
+use dss_core::checksum::{Checksums, declaration, s3_part_size};
+use dss_core::ports::{BlobError, ByteStream, LocalFile, PutMode, PutOptions, stage_options};
+use dss_core::upload::{Hashing, content_type, ended, fill, hash, hash_file, verify};
 use reqwest::StatusCode;
 
 use super::object::{self, Object, hex_of};

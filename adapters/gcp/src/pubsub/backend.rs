@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_shared::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
+use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
 use super::{PubSub, PubSubQueue, PubSubTopic};
 
@@ -58,10 +58,7 @@ impl QueueBackend for PubSubQueues {
             )
             .await?;
             match spec.bucket_events {
-                true => {
-                    q.subscribe_to(dss_shared::ports::Topic::name(&topic))
-                        .await?
-                }
+                true => q.subscribe_to(dss_core::ports::Topic::name(&topic)).await?,
                 false => q.unsubscribe_events().await?,
             }
         }

@@ -16,7 +16,7 @@ mod queue;
 use std::sync::Arc;
 
 use base64::Engine;
-use dss_shared::ports::QueueError;
+use dss_core::ports::QueueError;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};

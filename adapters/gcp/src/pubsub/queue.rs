@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine;
-use dss_shared::ports::{Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
+use dss_core::ports::{Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

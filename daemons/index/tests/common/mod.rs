@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dss_shared::checksum::checksums_of;
+use dss_core::checksum::checksums_of;
+use dss_core::ports::{BlobStore, PutOptions, SearchRequest};
 use dss_shared::config::Config;
 use dss_shared::deployment::{Deployment, INDEX_QUEUE};
-use dss_shared::ports::{BlobStore, PutOptions, SearchRequest};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,7 @@ pub async fn start() -> Env {
 pub async fn open() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Config::from_toml(&format!("data_dir = \"{}\"", dir.path().display())).unwrap();
-    let d = Deployment::open(cfg, dss_shared::clock::system()).unwrap();
+    let d = Deployment::open(cfg, dss_core::clock::system()).unwrap();
     d.declare_queues().await.unwrap();
     Env {
         dir,

@@ -9,11 +9,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
-use dss_shared::checksum::checksums_of;
-use dss_shared::clock::ManualClock;
+use dss_core::checksum::checksums_of;
+use dss_core::clock::ManualClock;
+use dss_core::ports::{Attempt, BlobStore, PutOptions, Subscription, SubscriptionKind};
 use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
-use dss_shared::ports::{Attempt, BlobStore, PutOptions, Subscription, SubscriptionKind};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
