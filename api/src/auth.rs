@@ -9,7 +9,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
-use dss_shared::config::{AuthConfig, IssuerConfig};
+use dss_config::{AuthConfig, IssuerConfig};
 use dss_shared::deployment::read_or_create_key;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

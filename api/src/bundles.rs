@@ -25,7 +25,7 @@ use crate::paging;
 use crate::params::{parse_uuid, parse_version};
 use crate::state::Shared;
 use crate::storage;
-use dss_shared::config::DownloadMode;
+use dss_config::DownloadMode;
 
 const NO_BUNDLE: &str = "Cannot find bundle!";
 /// Parallel file-metadata reads while building a manifest.

@@ -119,7 +119,7 @@ async fn file_job(state: &Shared, replica: &Replica, f: &FileMetadata) -> ApiRes
 pub async fn submit_job(state: &Shared, replica: &Replica, job: &Job) -> ApiResult<()> {
     let queue = state
         .deployment
-        .queue(dss_shared::deployment::CHECKOUT_QUEUE)
+        .queue(dss_core::names::CHECKOUT_QUEUE)
         .await
         .map_err(|e| ApiError::internal("checkout queue", e))?;
     submit(&*replica.checkout, &*queue, job)

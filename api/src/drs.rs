@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::params::Query;
 use crate::state::Shared;
 use crate::storage;
-use dss_shared::config::DownloadMode;
+use dss_config::DownloadMode;
 
 /// A DRS error: answered as `{"msg", "status_code"}`.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use crate::ingest;
 use crate::params::{Query, parse_uuid};
 use crate::state::Shared;
 use crate::storage;
-use dss_shared::config::DownloadMode;
+use dss_config::DownloadMode;
 use dss_shared::deployment::Replica;
 
 /// Title of every "no such file" answer.

@@ -49,7 +49,7 @@ pub async fn health(State(state): State<Shared>) -> Response {
     });
     let first = d.replicas.keys().next().cloned().unwrap_or_default();
     // The backend itself, not the process's already opened queue.
-    let index = d.queue_spec(dss_shared::deployment::INDEX_QUEUE);
+    let index = d.queue_spec(dss_core::names::INDEX_QUEUE);
     let (mut results, queues, search) = tokio::join!(
         futures::future::join_all(replicas),
         probe(d.queues.queue(&index)),

@@ -206,8 +206,9 @@ impl ManifestCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dss_config::Durability;
     use dss_core::ports::PutOptions;
-    use dss_shared::embedded::{Db, Durability, LocalBlobStore};
+    use dss_shared::embedded::{Db, LocalBlobStore};
 
     fn manifest(creator_uid: i64) -> BundleManifest {
         BundleManifest {

@@ -10,10 +10,10 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dss_config::LimitsConfig;
 use dss_core::model::DssVersion;
 use dss_core::ports::{Attempt, Delivery, DeliveryState, Subscription, SubscriptionKind};
 use dss_search::jmespath_limits;
-use dss_shared::config::LimitsConfig;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};

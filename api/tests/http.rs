@@ -1376,7 +1376,7 @@ async fn every_request_has_a_correlation_id_that_reaches_the_bucket_events_it_ca
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let sync = d.queue(dss_shared::deployment::SYNC_QUEUE).await.unwrap();
+    let sync = d.queue(dss_core::names::SYNC_QUEUE).await.unwrap();
     let messages = sync
         .receive(10, Duration::from_secs(30), Duration::from_millis(100))
         .await
@@ -1499,7 +1499,7 @@ async fn a_private_deployment_asks_a_token_for_the_operations_it_names() {
     }
     // A deployment that names an operation that does not exist does not start.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dss_shared::config::Config::from_toml(&format!(
+    let cfg = dss_config::Config::from_toml(&format!(
         "data_dir = \"{}\"\n[auth]\nrequire = [\"getBundel\"]\n",
         dir.path().display()
     ))

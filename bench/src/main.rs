@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use dss_config::Config;
+use dss_config::Durability;
 use dss_core::checksum::{Checksums, MultiHasher, S3EtagHasher, checksums_of};
 use dss_core::clock::system;
 use dss_core::model::{
     BundleFileEntry, BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid,
 };
 use dss_core::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
-use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
-use dss_shared::embedded::{Db, Durability, EmbeddedQueue, QueueConfig};
+use dss_shared::embedded::{Db, EmbeddedQueue, QueueConfig};
 use futures::StreamExt;
 
 mod checkout;

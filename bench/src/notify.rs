@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use dss_config::Config;
 use dss_core::clock::system;
 use dss_core::ports::{EventKind, PutOptions, Subscription, SubscriptionKind};
 use dss_notify::documents::Target;
 use dss_notify::matching::{FilterLimits, SubscriptionSet};
 use dss_search::{Budget, SingleDoc, parse_body};
-use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use dss_config::Durability;
 use dss_core::clock::system;
 use dss_core::ports::{EventJournal, EventKind, NewEvent};
 use dss_shared::deployment::Deployment;
-use dss_shared::embedded::{Db, Durability, EmbeddedJournal};
+use dss_shared::embedded::{Db, EmbeddedJournal};
 use futures::StreamExt;
 use serde_json::{Value, json};
 

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use dss_config::Config;
 use dss_core::checksum::checksums_of;
 use dss_core::model::ObjectKey;
+use dss_core::names::SYNC_QUEUE;
 use dss_core::ports::{BlobStore, PutOptions};
-use dss_shared::config::Config;
-use dss_shared::deployment::{Deployment, SYNC_QUEUE};
+use dss_shared::deployment::Deployment;
 use dss_sync::SyncMetrics;
 use dss_sync::metrics::read;
 use futures::StreamExt;

@@ -9,7 +9,7 @@ use dss_api::auth::LocalIssuer;
 use dss_client::download::{DownloadOptions, Ranges, download_bundle};
 use dss_client::upload::{UploadOptions, upload_dir};
 use dss_client::{ClientError, DssClient, Progress};
-use dss_shared::config::Config;
+use dss_config::Config;
 use dss_shared::deployment::Deployment;
 
 /// The largest upload the test server accepts.

@@ -12,8 +12,8 @@ use dss_client::search::{SearchRequest, search};
 use dss_client::staging::StagingArea;
 use dss_client::upload::{UploadOptions, upload_dir};
 use dss_client::{ClientError, DssClient, Progress};
+use dss_config::LogConfig;
 use dss_core::ports::Staging;
-use dss_shared::config::LogConfig;
 
 use crate::progress::Transfer;
 

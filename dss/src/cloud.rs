@@ -7,12 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use dss_aws::{AwsOptions, AwsQueues, S3BlobStore, S3Buckets, S3Staging};
+use dss_config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
+use dss_core::names::{BUCKET_EVENTS_TOPIC, RELAY_MAX_RECEIVE, RELAY_QUEUE};
 use dss_core::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
 use dss_gcp::{GcpOptions, GcsBlobStore, GcsBuckets, PubSub, PubSubQueue, PubSubQueues};
-use dss_shared::config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
-use dss_shared::deployment::{
-    BUCKET_EVENTS_TOPIC, CloudOpener, CloudReplica, Deployment, RELAY_MAX_RECEIVE, RELAY_QUEUE,
-};
+use dss_shared::deployment::{CloudOpener, CloudReplica, Deployment};
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
 pub struct Clouds;

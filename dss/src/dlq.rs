@@ -5,9 +5,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use dss_config::{Config, QueueBackendKind};
+use dss_core::names::DAEMON_QUEUES;
 use dss_core::ports::Queue;
-use dss_shared::config::{Config, QueueBackendKind};
-use dss_shared::deployment::{DAEMON_QUEUES, Deployment};
+use dss_shared::deployment::Deployment;
 use dss_shared::embedded::queue::dead_letter_reason;
 use serde_json::json;
 

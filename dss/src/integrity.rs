@@ -5,11 +5,11 @@
 use std::io::Write;
 
 use anyhow::Result;
+use dss_config::Config;
 use dss_core::model::keys::Kind;
 use dss_core::model::{BundleManifest, FileMetadata, ObjectKey};
 use dss_core::ports::BlobStore;
 use dss_core::transfer::holds;
-use dss_shared::config::Config;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;

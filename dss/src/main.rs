@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dss_api::auth::LocalIssuer;
-use dss_shared::config::Config;
+use dss_config::Config;
 use dss_shared::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 

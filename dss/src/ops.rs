@@ -3,9 +3,9 @@
 
 use anyhow::bail;
 use dss_api::subscriptions::{attempt_json, delivery_json};
+use dss_config::Config;
+use dss_core::names::DAEMON_QUEUES;
 use dss_core::ports::DeliveryState;
-use dss_shared::config::Config;
-use dss_shared::deployment::DAEMON_QUEUES;
 use serde_json::json;
 use std::io::Write;
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dss_shared::config::LogConfig;
+use dss_config::LogConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// How often progress is logged when stderr is not a terminal.

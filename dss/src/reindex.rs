@@ -4,10 +4,10 @@
 use std::io::Write;
 
 use anyhow::bail;
+use dss_config::Config;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexReport};
 use dss_shared::checkpoint::Checkpoint;
-use dss_shared::config::Config;
 
 use crate::progress::Progress;
 

@@ -8,10 +8,10 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use dss_config::Config;
+use dss_core::names::{BUCKET_EVENTS_TOPIC, INDEX_QUEUE, NOTIFY_QUEUE, SYNC_QUEUE};
 use dss_core::ports::{BucketEvent, ObjectMeta, OutgoingMessage, Queue, Topic};
 use dss_shared::checkpoint::Checkpoint;
-use dss_shared::config::Config;
-use dss_shared::deployment::{BUCKET_EVENTS_TOPIC, INDEX_QUEUE, NOTIFY_QUEUE, SYNC_QUEUE};
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::IndexConfig;
+use dss_config::IndexConfig;
 use dss_core::model::keys::Kind;
 use dss_core::model::metadata::MetadataFile;
 use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::config::CheckoutConfig;
+use dss_config::CheckoutConfig;
 use dss_core::clock::millis;
 use dss_core::ports::{BlobError, BlobStore, PutOptions, Queue, QueueError};
 

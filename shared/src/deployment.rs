@@ -8,66 +8,23 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::{Config, DownloadMode, QueueBackendKind, ReplicaLocation, replica_location};
 use crate::embedded::{
-    Db, Durability, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues,
-    EmbeddedSearch, EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
+    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues, EmbeddedSearch,
+    EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
 };
+use dss_config::Durability;
+use dss_config::{Config, DownloadMode, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_core::clock::SharedClock;
+use dss_core::names::*;
 use dss_core::ports::{
     BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, Queue, QueueBackend,
     QueueError, QueueSpec, SearchIndex, Staging, SubscriptionStore,
 };
 use dss_core::signing::UrlSigner;
 
-/// The topic every bucket publishes its events to.
-pub const BUCKET_EVENTS_TOPIC: &str = "bucket-events";
-
-/// The queue of the index daemon (subscribed to [`BUCKET_EVENTS_TOPIC`]).
-pub const INDEX_QUEUE: &str = "index";
-
-/// The bucket-event queue of the notify daemon (subscribed to [`BUCKET_EVENTS_TOPIC`]).
-pub const NOTIFY_QUEUE: &str = "notify";
-
-/// The notify daemon's queue of webhook deliveries due (one message per attempt).
-pub const DELIVERY_QUEUE: &str = "notify-deliveries";
-
-/// The checkout daemon's queue of bundle checkout jobs.
-pub const CHECKOUT_QUEUE: &str = "checkout";
-
-/// The checkout daemon's queue of e-mails to send (one message per e-mail).
-pub const CHECKOUT_MAIL_QUEUE: &str = "checkout-mail";
-
-/// The sync daemon's queue: bucket events (subscribed to [`BUCKET_EVENTS_TOPIC`] while the
-/// deployment has more than one replica) and copy requests of the reconciler and operators.
-pub const SYNC_QUEUE: &str = "sync";
-
-/// The Pub/Sub topic the `gs://` main buckets notify (default name, behind the prefix).
-pub const GCS_EVENTS_TOPIC: &str = "gcs-events";
-
-/// The event relay's queue: its subscription to [`GCS_EVENTS_TOPIC`] (always on Pub/Sub).
-pub const RELAY_QUEUE: &str = "event-relay";
-
-/// Receives of one GCS notification before the relay dead-letters it.
-pub const RELAY_MAX_RECEIVE: u32 = 10;
-
-/// The API's queue of large files to copy in from cloud staging (`PUT /files` answered 202).
-pub const INGEST_QUEUE: &str = "ingest";
-
 /// Queues subscribed to the bucket events topic, one per consuming daemon (and [`SYNC_QUEUE`]
 /// when there is more than one replica).
 const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
-
-/// Every daemon queue (each has a dead-letter queue `{name}-dlq`).
-pub const DAEMON_QUEUES: &[&str] = &[
-    INDEX_QUEUE,
-    NOTIFY_QUEUE,
-    DELIVERY_QUEUE,
-    CHECKOUT_QUEUE,
-    CHECKOUT_MAIL_QUEUE,
-    SYNC_QUEUE,
-    INGEST_QUEUE,
-];
 
 /// Errors while opening a deployment.
 #[derive(Debug, thiserror::Error)]

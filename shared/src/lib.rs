@@ -5,7 +5,6 @@ pub mod bucket_events;
 pub mod bundle_reader;
 pub mod checkout;
 pub mod checkpoint;
-pub mod config;
 pub mod deployment;
 pub mod embedded;
 pub mod metrics;

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogConfig;
+use dss_config::LogConfig;
 
 /// Installs the global subscriber; `RUST_LOG` overrides the configured level.
 pub fn init(cfg: &LogConfig) {

@@ -17,7 +17,7 @@ pub struct Dss {
 
 /// The embedded deployment on the data directory `data`, opened as another process would.
 pub fn open_data(data: &std::path::Path) -> dss_shared::deployment::Deployment {
-    let cfg = dss_shared::config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
+    let cfg = dss_config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
         .expect("config");
     dss_shared::deployment::Deployment::open(cfg, dss_core::clock::system()).expect("open")
 }

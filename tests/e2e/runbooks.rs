@@ -117,7 +117,7 @@ fn the_deployment_guides_configuration_is_valid() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("deploy.md has a TOML block");
-    let cfg = dss_shared::config::Config::from_toml(toml)
+    let cfg = dss_config::Config::from_toml(toml)
         .unwrap_or_else(|e| panic!("the configuration in deploy.md is refused: {e}"));
     assert_eq!(cfg.replicas.len(), 2);
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_config::MailConfig;
 use dss_core::ports::mail::{Mail, MailError, Mailer, valid_address};
-use dss_shared::config::MailConfig;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

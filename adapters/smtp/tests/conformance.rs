@@ -2,8 +2,8 @@
 //! `infra/local/test.sh` starts and names in `DSS_TEST_SMTP_PORT` and `DSS_TEST_MAILDIR`.
 
 use async_trait::async_trait;
+use dss_config::MailConfig;
 use dss_core::ports::Mailer;
-use dss_shared::config::MailConfig;
 use dss_shared::conformance::mail::{Inbox, Received, run};
 use dss_smtp::SmtpMailer;
 use mailparse::MailHeaderMap;

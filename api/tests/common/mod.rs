@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dss_api::auth::LocalIssuer;
+use dss_config::Config;
 use dss_core::checksum::checksums_of;
-use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_config::CheckoutConfig;
 use dss_core::clock::millis;
 use dss_core::model::documents::valid_file_name;
 use dss_core::model::{BundleManifest, DssVersion, ObjectKey, ObjectUuid};
@@ -14,7 +15,6 @@ use dss_shared::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, Progress, bundle_prefix, read_status,
     write_status,
 };
-use dss_shared::config::CheckoutConfig;
 use dss_shared::deployment::{Deployment, Replica};
 use dss_shared::worker::{Handler, HandlerError, Outcome};
 

@@ -26,8 +26,9 @@ pub mod sweep;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dss_core::names::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE};
 use dss_core::ports::Queue;
-use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
+use dss_shared::deployment::Deployment;
 use dss_shared::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 

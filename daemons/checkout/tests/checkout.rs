@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use dss_config::Config;
 use dss_core::checksum::checksums_of;
 use dss_core::clock::ManualClock;
+use dss_core::names::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE};
 use dss_core::ports::{BlobStore, Mail, MailError, Mailer, PutOptions};
 use dss_shared::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, file_key, read_status, status_key,
     submit,
 };
-use dss_shared::config::Config;
-use dss_shared::deployment::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE, Deployment};
+use dss_shared::deployment::Deployment;
 use dss_shared::embedded::FileMailer;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

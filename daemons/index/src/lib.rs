@@ -21,11 +21,12 @@ use dss_core::model::metadata::{
     tombstone_search_document,
 };
 use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_core::names::INDEX_QUEUE;
 use dss_core::ports::{
     BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
     QueueError, SearchError, SearchIndex,
 };
-use dss_shared::deployment::{Deployment, INDEX_QUEUE};
+use dss_shared::deployment::Deployment;
 use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

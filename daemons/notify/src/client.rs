@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dss_config::NotifyConfig;
 use dss_core::callback::{AllowedNet, allowed};
-use dss_shared::config::NotifyConfig;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::request::Request;

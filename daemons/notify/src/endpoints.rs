@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dss_config::NotifyConfig;
 use dss_core::clock::millis;
-use dss_shared::config::NotifyConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a delivery waits for a free slot of its endpoint before it is put back.

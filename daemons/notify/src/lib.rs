@@ -27,8 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dss_core::clock::millis;
+use dss_core::names::{DELIVERY_QUEUE, NOTIFY_QUEUE};
 use dss_core::ports::{DeliveryState, Queue};
-use dss_shared::deployment::{DELIVERY_QUEUE, Deployment, NOTIFY_QUEUE};
+use dss_shared::deployment::Deployment;
 use dss_shared::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
+use dss_config::LimitsConfig;
 use dss_core::ports::{
     EventKind, Subscription, SubscriptionError, SubscriptionKind, SubscriptionStore,
 };
@@ -19,7 +20,6 @@ use dss_search::ast::Scalar;
 use dss_search::dates::detect;
 use dss_search::jmespath_limits::{self, JmespathLimits};
 use dss_search::{Budget, Query, QueryLimits, SingleDoc, limits, parse_body};
-use dss_shared::config::LimitsConfig;
 use jmespath::ast::{Ast, Comparator};
 use jmespath::{Expression, Rcvar, Variable};
 use serde_json::Value;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use dss_config::NotifyConfig;
 use dss_core::clock::millis;
-use dss_shared::config::NotifyConfig;
 
 /// When the next attempt of a failing delivery is due.
 #[derive(Debug, Clone)]

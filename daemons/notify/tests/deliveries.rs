@@ -259,7 +259,7 @@ async fn query_subscriptions_match_the_search_document_and_tombstones() {
     use dss_core::ports::Topic;
     let topic = dss_shared::embedded::EmbeddedTopic::new(
         &env.d.db,
-        dss_shared::deployment::BUCKET_EVENTS_TOPIC,
+        dss_core::names::BUCKET_EVENTS_TOPIC,
         env.d.clock.clone(),
     );
     let again = json!({"bucket": env.store().bucket(), "key": format!("bundles/{U1}.dead"),
@@ -614,7 +614,7 @@ async fn two_copies_of_a_due_attempt_send_it_once() {
         .expect("list");
     let due = json!({"delivery": pending[0].new.id, "attempts": 0, "due_ms": env.clock.now_ms()});
     env.d
-        .queue(dss_shared::deployment::DELIVERY_QUEUE)
+        .queue(dss_core::names::DELIVERY_QUEUE)
         .await
         .expect("queue")
         .send(&due.to_string(), Duration::ZERO)

@@ -24,8 +24,9 @@ pub mod syncer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dss_core::names::SYNC_QUEUE;
 use dss_core::ports::{Queue, QueueError};
-use dss_shared::deployment::{Deployment, SYNC_QUEUE};
+use dss_shared::deployment::Deployment;
 use dss_shared::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod correlation;
 pub mod keypath;
 pub mod model;
+pub mod names;
 pub mod ports;
 pub mod private_files;
 pub mod signing;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::embedded::{
-    Db, Durability, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
+    Db, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
 };
+use dss_config::Durability;
 use dss_core::clock::system;
 use dss_core::ports::queue::{Queue, Topic};
 use dss_core::signing::UrlSigner;

@@ -7,19 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use dss_config::Durability;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Notify;
-
-/// How durable a commit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// Survives a crash of the process (kill -9): SQLite `synchronous=NORMAL`.
-    #[default]
-    Process,
-    /// Survives power loss too: `synchronous=FULL` and directory fsyncs after renames.
-    Power,
-}
 
 /// Errors of the embedded database.
 #[derive(Debug, thiserror::Error)]

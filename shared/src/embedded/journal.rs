@@ -179,7 +179,7 @@ impl EventJournal for EmbeddedJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded::Durability;
+    use dss_config::Durability;
     use dss_core::clock::system;
 
     fn ev(id: &str, kind: EventKind) -> NewEvent {

@@ -30,9 +30,10 @@ use dss_core::ports::queue::{BucketEvent, BucketEventName};
 use dss_core::signing::UrlSigner;
 use dss_core::upload::Hashing;
 
-use super::db::{Db, DbError, Durability};
+use super::db::{Db, DbError};
 use super::group_commit::GroupCommit;
 use super::queue::publish_in_tx;
+use dss_config::Durability;
 use dss_core::keypath;
 
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";

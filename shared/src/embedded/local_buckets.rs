@@ -133,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn a_bucket_removed_and_made_again_is_opened_afresh() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db"), super::super::Durability::Process).unwrap();
+        let db = Db::open(&dir.path().join("t.db"), dss_config::Durability::Process).unwrap();
         let buckets = LocalBuckets::new(
             &db,
             dir.path().to_path_buf(),

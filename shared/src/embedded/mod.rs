@@ -19,7 +19,7 @@ pub mod subscriptions;
 mod transfer_tests;
 
 pub use collections::EmbeddedCollections;
-pub use db::{Db, DbError, Durability};
+pub use db::{Db, DbError};
 pub use deliveries::EmbeddedDeliveries;
 pub use file_mailer::FileMailer;
 pub use journal::EmbeddedJournal;

@@ -251,7 +251,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::embedded::Durability;
+    use dss_config::Durability;
 
     fn sub(uuid: &str, owner: &str, kind: SubscriptionKind) -> Subscription {
         Subscription {

@@ -13,7 +13,8 @@ use dss_core::ports::blob::{
 };
 use dss_core::transfer::{RANGE, RANGED_MIN, transfer};
 
-use crate::embedded::{Db, Durability, LocalBuckets};
+use crate::embedded::{Db, LocalBuckets};
+use dss_config::Durability;
 
 /// A local bucket seen as a remote one: no local files, no direct copies; counts the ranged
 /// reads.

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::embedded::{Db, Durability, EmbeddedQueue, QueueConfig};
+use crate::embedded::{Db, EmbeddedQueue, QueueConfig};
+use dss_config::Durability;
 use dss_core::clock::TokioClock;
 use dss_core::ports::queue::Queue;
 

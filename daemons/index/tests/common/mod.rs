@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use dss_config::Config;
 use dss_core::checksum::checksums_of;
+use dss_core::names::INDEX_QUEUE;
 use dss_core::ports::{BlobStore, PutOptions, SearchRequest};
-use dss_shared::config::Config;
-use dss_shared::deployment::{Deployment, INDEX_QUEUE};
+use dss_shared::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

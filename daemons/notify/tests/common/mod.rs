@@ -9,10 +9,10 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
+use dss_config::Config;
 use dss_core::checksum::checksums_of;
 use dss_core::clock::ManualClock;
 use dss_core::ports::{Attempt, BlobStore, PutOptions, Subscription, SubscriptionKind};
-use dss_shared::config::Config;
 use dss_shared::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -153,7 +153,7 @@ impl Env {
     pub async fn dead_letters(&self) -> u64 {
         let dlq = self
             .d
-            .queue(&format!("{}-dlq", dss_shared::deployment::DELIVERY_QUEUE))
+            .queue(&format!("{}-dlq", dss_core::names::DELIVERY_QUEUE))
             .await
             .expect("dlq");
         dlq.stats().await.expect("stats").depth()

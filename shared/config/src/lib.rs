@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::embedded::Durability;
-
 mod limits;
 
 pub use limits::LimitsConfig;
@@ -36,6 +34,17 @@ fn header_name(name: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     ok.then(|| name.to_ascii_lowercase())
+}
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Survives a crash of the process (kill -9): SQLite `synchronous=NORMAL`.
+    #[default]
+    Process,
+    /// Survives power loss too: `synchronous=FULL` and directory fsyncs after renames.
+    Power,
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -1075,7 +1084,7 @@ impl Config {
             format!(
                 "{}{}",
                 self.queues.prefix,
-                crate::deployment::GCS_EVENTS_TOPIC
+                dss_core::names::GCS_EVENTS_TOPIC
             )
         })
     }
