@@ -10,7 +10,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use dss_config::{AuthConfig, IssuerConfig};
-use dss_shared::deployment::read_or_create_key;
+use dss_runtime::deployment::read_or_create_key;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;

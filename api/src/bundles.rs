@@ -382,7 +382,7 @@ pub async fn get(
             let key = match replica.download {
                 DownloadMode::Direct => ObjectKey::blob(&f.checksums()),
                 DownloadMode::Checkout => {
-                    dss_shared::checkout::file_key(uuid.as_str(), version.as_str(), &f.name)
+                    dss_runtime::checkout::file_key(uuid.as_str(), version.as_str(), &f.name)
                 }
             };
             let url = if directurls {

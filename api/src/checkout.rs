@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use dss_core::model::DssVersion;
 use dss_core::ports::mail::valid_address;
 use dss_core::ports::valid_bucket_name;
-use dss_shared::checkout::{CheckoutJob, Job, read_status};
+use dss_runtime::checkout::{CheckoutJob, Job, read_status};
 use serde_json::{Value, json};
 
 use crate::copies;

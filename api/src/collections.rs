@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dss_core::model::keys::Kind;
 use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid, pyjson};
-use dss_shared::deployment::Replica;
+use dss_runtime::deployment::Replica;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};

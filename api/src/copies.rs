@@ -11,11 +11,11 @@ use dss_core::clock::unix_ms;
 use dss_core::model::{BundleManifest, FileMetadata, ObjectKey};
 use dss_core::ports::ObjectMeta;
 use dss_core::transfer::holds;
-use dss_shared::checkout::{
+use dss_runtime::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, bundle_prefix, pending_key,
     read_status, retry_after, stale, submit, usable,
 };
-use dss_shared::deployment::Replica;
+use dss_runtime::deployment::Replica;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};

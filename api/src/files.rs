@@ -24,7 +24,7 @@ use crate::params::{Query, parse_uuid};
 use crate::state::Shared;
 use crate::storage;
 use dss_config::DownloadMode;
-use dss_shared::deployment::Replica;
+use dss_runtime::deployment::Replica;
 
 /// Title of every "no such file" answer.
 const NO_FILE: &str = "Cannot find file!";

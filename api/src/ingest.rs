@@ -14,8 +14,8 @@ use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use dss_core::names::INGEST_QUEUE;
 use dss_core::ports::{BlobError, BlobStore, Message, PutOptions, QueueError, Staging, Verify};
 use dss_core::transfer::transfer;
-use dss_shared::deployment::{Deployment, Replica};
-use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
+use dss_runtime::deployment::{Deployment, Replica};
+use dss_runtime::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 

@@ -44,7 +44,7 @@ use axum::response::Response;
 use axum::routing::get;
 use dss_core::correlation;
 use dss_core::signing::BLOB_ROUTE;
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use tracing::Instrument;
 
 pub use state::{AppState, Shared};
@@ -275,7 +275,7 @@ pub async fn serve(
 /// processes that run daemons without the API).
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
-    metrics: Arc<dss_shared::metrics::Metrics>,
+    metrics: Arc<dss_runtime::metrics::Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new().route(
@@ -284,7 +284,7 @@ pub async fn serve_metrics(
             let metrics = metrics.clone();
             async move {
                 (
-                    [(header::CONTENT_TYPE, dss_shared::metrics::CONTENT_TYPE)],
+                    [(header::CONTENT_TYPE, dss_runtime::metrics::CONTENT_TYPE)],
                     metrics.render(),
                 )
             }

@@ -102,7 +102,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            dss_shared::metrics::CONTENT_TYPE,
+            dss_runtime::metrics::CONTENT_TYPE,
         )],
         state.deployment.metrics.render(),
     )

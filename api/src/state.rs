@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use dss_shared::deployment::{Deployment, Replica};
+use dss_runtime::deployment::{Deployment, Replica};
 
 use crate::auth::Auth;
 use crate::body::BodyLimits;

@@ -208,7 +208,7 @@ mod tests {
     use super::*;
     use dss_config::Durability;
     use dss_core::ports::PutOptions;
-    use dss_shared::embedded::{Db, LocalBlobStore};
+    use dss_embedded::{Db, LocalBlobStore};
 
     fn manifest(creator_uid: i64) -> BundleManifest {
         BundleManifest {

@@ -1504,7 +1504,7 @@ async fn a_private_deployment_asks_a_token_for_the_operations_it_names() {
         dir.path().display()
     ))
     .unwrap();
-    let d = dss_shared::deployment::Deployment::open(cfg, dss_core::clock::system()).unwrap();
+    let d = dss_runtime::deployment::Deployment::open(cfg, dss_core::clock::system()).unwrap();
     let e = dss_api::state(d, None).err().expect("refused").to_string();
     assert!(e.contains("auth.require") && e.contains("getBundel"), "{e}");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use dss_core::ports::{EventKind, NewEvent};
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

@@ -17,8 +17,8 @@ use dss_core::model::{
     BundleFileEntry, BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid,
 };
 use dss_core::ports::{BlobStore, OutgoingMessage, PutOptions, Queue};
-use dss_shared::deployment::Deployment;
-use dss_shared::embedded::{Db, EmbeddedQueue, QueueConfig};
+use dss_embedded::{Db, EmbeddedQueue, QueueConfig};
+use dss_runtime::deployment::Deployment;
 use futures::StreamExt;
 
 mod checkout;

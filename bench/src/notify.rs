@@ -15,8 +15,8 @@ use dss_core::clock::system;
 use dss_core::ports::{EventKind, PutOptions, Subscription, SubscriptionKind};
 use dss_notify::documents::Target;
 use dss_notify::matching::{FilterLimits, SubscriptionSet};
+use dss_runtime::deployment::Deployment;
 use dss_search::{Budget, SingleDoc, parse_body};
-use dss_shared::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use dss_config::Durability;
 use dss_core::clock::system;
 use dss_core::ports::{EventJournal, EventKind, NewEvent};
-use dss_shared::deployment::Deployment;
-use dss_shared::embedded::{Db, EmbeddedJournal};
+use dss_embedded::{Db, EmbeddedJournal};
+use dss_runtime::deployment::Deployment;
 use futures::StreamExt;
 use serde_json::{Value, json};
 

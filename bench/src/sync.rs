@@ -15,7 +15,7 @@ use dss_core::checksum::checksums_of;
 use dss_core::model::ObjectKey;
 use dss_core::names::SYNC_QUEUE;
 use dss_core::ports::{BlobStore, PutOptions};
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use dss_sync::SyncMetrics;
 use dss_sync::metrics::read;
 use futures::StreamExt;

@@ -10,7 +10,7 @@ use dss_client::download::{DownloadOptions, Ranges, download_bundle};
 use dss_client::upload::{UploadOptions, upload_dir};
 use dss_client::{ClientError, DssClient, Progress};
 use dss_config::Config;
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 
 /// The largest upload the test server accepts.
 const MAX_UPLOAD: u64 = 1_000_000;

@@ -11,7 +11,7 @@ use dss_config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_core::names::{BUCKET_EVENTS_TOPIC, RELAY_MAX_RECEIVE, RELAY_QUEUE};
 use dss_core::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
 use dss_gcp::{GcpOptions, GcsBlobStore, GcsBuckets, PubSub, PubSubQueue, PubSubQueues};
-use dss_shared::deployment::{CloudOpener, CloudReplica, Deployment};
+use dss_runtime::deployment::{CloudOpener, CloudReplica, Deployment};
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
 pub struct Clouds;

@@ -8,8 +8,8 @@ use anyhow::{Result, bail};
 use dss_config::{Config, QueueBackendKind};
 use dss_core::names::DAEMON_QUEUES;
 use dss_core::ports::Queue;
-use dss_shared::deployment::Deployment;
-use dss_shared::embedded::queue::dead_letter_reason;
+use dss_embedded::queue::dead_letter_reason;
+use dss_runtime::deployment::Deployment;
 use serde_json::json;
 
 /// How long a letter being looked at stays hidden from other readers.
@@ -106,7 +106,7 @@ pub async fn show(cfg: &Config, queue: &str, limit: usize, json: bool) -> Result
 /// the letters there when it starts are moved: one that fails again and comes back is not
 /// moved a second time.
 pub async fn redrive(cfg: &Config, queue: &str, limit: Option<usize>, json: bool) -> Result<()> {
-    dss_shared::telemetry::init(&cfg.log);
+    dss_runtime::telemetry::init(&cfg.log);
     let dep = crate::cloud::open(cfg).await?;
     let (main, dlq) = pair(&dep, queue).await?;
     let limit = limit.unwrap_or(usize::MAX);

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dss_api::auth::LocalIssuer;
 use dss_config::Config;
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
 mod client;
@@ -561,7 +561,7 @@ async fn persist_search(search: &dyn dss_core::ports::SearchIndex, ready: &Mutex
 }
 
 async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
-    dss_shared::telemetry::init(&cfg.log);
+    dss_runtime::telemetry::init(&cfg.log);
     let listener = match components.api() {
         false => None,
         true => Some(
@@ -791,7 +791,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             command: InfraCommand::Local { common },
         } => {
             let cfg = common.load(None)?;
-            dss_shared::telemetry::init(&cfg.log);
+            dss_runtime::telemetry::init(&cfg.log);
             cloud::infra_local(&cloud::open(&cfg).await?).await
         }
         Command::Queues(args) => args.run().await,

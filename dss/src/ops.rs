@@ -201,7 +201,7 @@ pub async fn checkout_status(
         .iter()
         .filter(|(n, _)| replica.is_none_or(|x| x == n.as_str()))
     {
-        if let Some(status) = dss_shared::checkout::read_status(&*r.checkout, job).await? {
+        if let Some(status) = dss_runtime::checkout::read_status(&*r.checkout, job).await? {
             let mut v = serde_json::to_value(&status)?;
             v["replica"] = json!(name);
             output::record(&mut std::io::stdout().lock(), &v, json)?;

@@ -19,7 +19,7 @@ pub fn init_logging(log: &LogConfig) {
     if std::io::stderr().is_terminal() && std::env::var_os("RUST_LOG").is_none() {
         log.level = "warn".into();
     }
-    dss_shared::telemetry::init(&log);
+    dss_runtime::telemetry::init(&log);
 }
 
 /// Whether a progress log line is due (one per [`LOG_EVERY`]); if so, the next one is due

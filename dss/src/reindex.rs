@@ -7,7 +7,7 @@ use anyhow::bail;
 use dss_config::Config;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexReport};
-use dss_shared::checkpoint::Checkpoint;
+use dss_runtime::checkpoint::Checkpoint;
 
 use crate::progress::Progress;
 

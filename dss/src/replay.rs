@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use dss_config::Config;
 use dss_core::names::{BUCKET_EVENTS_TOPIC, INDEX_QUEUE, NOTIFY_QUEUE, SYNC_QUEUE};
 use dss_core::ports::{BucketEvent, ObjectMeta, OutgoingMessage, Queue, Topic};
-use dss_shared::checkpoint::Checkpoint;
+use dss_runtime::checkpoint::Checkpoint;
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -133,7 +133,7 @@ impl Rng {
 }
 
 /// Keys under `prefix` in `replica` of the deployment on `data`.
-async fn keys(d: &dss_shared::deployment::Deployment, replica: &str, prefix: &str) -> Vec<String> {
+async fn keys(d: &dss_runtime::deployment::Deployment, replica: &str, prefix: &str) -> Vec<String> {
     let store = &d.replicas[replica].store;
     let mut out = Vec::new();
     let mut after: Option<String> = None;

@@ -16,10 +16,10 @@ pub struct Dss {
 }
 
 /// The embedded deployment on the data directory `data`, opened as another process would.
-pub fn open_data(data: &std::path::Path) -> dss_shared::deployment::Deployment {
+pub fn open_data(data: &std::path::Path) -> dss_runtime::deployment::Deployment {
     let cfg = dss_config::Config::from_toml(&format!("data_dir = \"{}\"", data.display()))
         .expect("config");
-    dss_shared::deployment::Deployment::open(cfg, dss_core::clock::system()).expect("open")
+    dss_runtime::deployment::Deployment::open(cfg, dss_core::clock::system()).expect("open")
 }
 
 fn free_port() -> u16 {
@@ -127,7 +127,7 @@ impl Dss {
     }
 
     /// The data directory opened as another process would.
-    pub fn deployment(&self) -> dss_shared::deployment::Deployment {
+    pub fn deployment(&self) -> dss_runtime::deployment::Deployment {
         open_data(&self.dir.path().join("data"))
     }
 

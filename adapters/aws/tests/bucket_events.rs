@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::{options, unique};
 use dss_aws::{S3BlobStore, SnsTopic, SqsQueue};
 use dss_core::ports::{BlobStore, BucketEvent, BucketEventName, ByteStream, PutOptions, Queue};
-use dss_shared::bucket_events;
+use dss_runtime::bucket_events;
 
 /// Receives until `want` events arrived (or 20 s passed), acking each message.
 async fn events(q: &SqsQueue, want: usize) -> Vec<BucketEvent> {

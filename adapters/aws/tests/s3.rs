@@ -22,13 +22,13 @@ async fn bucket(name: &str) -> S3BlobStore {
     store
 }
 
-use dss_shared::conformance::blob::{chunked, random_bytes as data};
+use dss_conformance::blob::{chunked, random_bytes as data};
 
 #[tokio::test]
 #[ignore = "needs an S3 server: run infra/local/test.sh"]
 async fn s3_blob_store_conforms() {
     let store = bucket("dss-conformance").await;
-    dss_shared::conformance::blob::run(Arc::new(store), "suite/", None).await;
+    dss_conformance::blob::run(Arc::new(store), "suite/", None).await;
 }
 
 #[tokio::test]
@@ -200,7 +200,7 @@ async fn presigned_urls_serve_the_bytes_to_anyone() {
 async fn copies_between_buckets_of_one_service_are_made_by_the_server_and_checked_by_etag() {
     use dss_core::transfer::{CopySource, copy_object};
     let (a, b) = (bucket("dss-copy-src").await, bucket("dss-copy-dst").await);
-    dss_shared::conformance::blob::copies_in_batches_between(&a, &b, "batch/").await;
+    dss_conformance::blob::copies_in_batches_between(&a, &b, "batch/").await;
     for (key, size) in [("small", 3000usize), ("big", 70 << 20)] {
         let body = data(size, size as u64);
         let sums = checksums_of(&body);
@@ -339,5 +339,5 @@ async fn staging_objects_declare_their_checksums_in_tags_or_metadata() {
 async fn s3_staging_conforms() {
     let store = bucket("dss-stage-suite").await;
     let staging = dss_aws::S3Staging::connect(&options()).await;
-    dss_shared::conformance::staging::run(&staging, store.bucket(), "suite/").await;
+    dss_conformance::staging::run(&staging, store.bucket(), "suite/").await;
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{options, unique};
 use dss_aws::{SnsTopic, SqsQueue};
+use dss_conformance::queue::{QueueFactory, run};
 use dss_core::ports::{Queue, Topic};
-use dss_shared::conformance::queue::{QueueFactory, run};
 
 struct Factory {
     sqs: aws_sdk_sqs::Client,

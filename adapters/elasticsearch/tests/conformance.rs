@@ -12,6 +12,6 @@ async fn elasticsearch_adapter_conforms() {
     // A fresh prefix per run: the suite needs empty indices.
     let prefix = format!("dss-test-{}", uuid::Uuid::new_v4().simple());
     let index = ElasticsearchIndex::new(&url, &prefix).expect("client");
-    dss_shared::conformance::search::run(&index, "aws").await;
-    dss_shared::conformance::search::run(&index, "gcp").await;
+    dss_conformance::search::run(&index, "aws").await;
+    dss_conformance::search::run(&index, "gcp").await;
 }

@@ -34,13 +34,13 @@ async fn bucket(name: &str) -> GcsBlobStore {
     store
 }
 
-use dss_shared::conformance::blob::{chunked, random_bytes as data};
+use dss_conformance::blob::{chunked, random_bytes as data};
 
 #[tokio::test]
 #[ignore = "needs a GCS server: run infra/local/test.sh"]
 async fn gcs_blob_store_conforms() {
     let store = bucket("dss-conformance").await;
-    dss_shared::conformance::blob::run(Arc::new(store), "suite/", None).await;
+    dss_conformance::blob::run(Arc::new(store), "suite/", None).await;
 }
 
 #[tokio::test]
@@ -181,5 +181,5 @@ async fn staging_objects_declare_their_checksums_and_md5() {
 async fn gcs_staging_conforms() {
     let store = bucket("dss-stage-suite").await;
     let staging = dss_gcp::GcsBuckets::like(&store);
-    dss_shared::conformance::staging::run(&staging, store.bucket(), "suite/").await;
+    dss_conformance::staging::run(&staging, store.bucket(), "suite/").await;
 }

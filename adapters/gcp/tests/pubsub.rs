@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_conformance::queue::QueueFactory;
 use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 use dss_gcp::{GcpOptions, PubSub, PubSubQueue, PubSubQueues, PubSubTopic};
-use dss_shared::conformance::queue::QueueFactory;
 
 fn pubsub() -> PubSub {
     PubSub::connect(&GcpOptions {
@@ -74,7 +74,7 @@ async fn pubsub_queue_conforms() {
         ps: pubsub(),
         queues: Mutex::default(),
     };
-    dss_shared::conformance::queue::run(&f, &unique("conformance")).await;
+    dss_conformance::queue::run(&f, &unique("conformance")).await;
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use dss_config::MailConfig;
+use dss_conformance::mail::{Inbox, Received, run};
 use dss_core::ports::Mailer;
-use dss_shared::conformance::mail::{Inbox, Received, run};
 use dss_smtp::SmtpMailer;
 use mailparse::MailHeaderMap;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dss_api::auth::LocalIssuer;
 use dss_config::Config;
 use dss_core::checksum::checksums_of;
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 

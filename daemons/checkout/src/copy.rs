@@ -9,7 +9,7 @@ use std::time::Duration;
 use dss_core::checksum::Checksums;
 use dss_core::clock::unix_ms;
 use dss_core::model::{BundleFileEntry, ObjectKey};
-use dss_shared::checkout::{CheckoutStatus, Progress, write_status};
+use dss_runtime::checkout::{CheckoutStatus, Progress, write_status};
 use std::collections::HashMap;
 
 use dss_core::ports::{BlobError, BlobStore, ObjectMeta};

@@ -10,13 +10,13 @@ use dss_core::clock::millis;
 use dss_core::model::documents::valid_file_name;
 use dss_core::model::{BundleManifest, DssVersion, ObjectKey, ObjectUuid};
 use dss_core::ports::{BlobError, BlobStore, Message, Queue};
-use dss_shared::bundle_reader::{self, LoadError};
-use dss_shared::checkout::{
+use dss_runtime::bundle_reader::{self, LoadError};
+use dss_runtime::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, Progress, bundle_prefix, read_status,
     write_status,
 };
-use dss_shared::deployment::{Deployment, Replica};
-use dss_shared::worker::{Handler, HandlerError, Outcome};
+use dss_runtime::deployment::{Deployment, Replica};
+use dss_runtime::worker::{Handler, HandlerError, Outcome};
 
 use crate::copy::{self, CopyError, Item};
 use crate::mail::MailRequest;
@@ -52,7 +52,7 @@ pub struct JobHandler {
     deployment: Deployment,
     mail: Arc<dyn Queue>,
     cfg: CheckoutConfig,
-    outcomes: dss_shared::metrics::Outcomes,
+    outcomes: dss_runtime::metrics::Outcomes,
 }
 
 impl JobHandler {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dss_core::ports::{BlobStore, Mail, MailError, Mailer, Message};
-use dss_shared::checkout::{CheckoutJob, CheckoutStatus, JobState, bundle_prefix, read_status};
-use dss_shared::deployment::Deployment;
-use dss_shared::worker::{Handler, HandlerError, Outcome};
+use dss_runtime::checkout::{CheckoutJob, CheckoutStatus, JobState, bundle_prefix, read_status};
+use dss_runtime::deployment::Deployment;
+use dss_runtime::worker::{Handler, HandlerError, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// Subject of the e-mail about a finished checkout.

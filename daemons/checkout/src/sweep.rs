@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use dss_core::clock::unix_ms;
 use dss_core::ports::BlobError;
-use dss_shared::checkout::expired;
-use dss_shared::deployment::Deployment;
+use dss_runtime::checkout::expired;
+use dss_runtime::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
 /// Prefixes holding what expires: copies, pointers to copy jobs, e-mail markers.

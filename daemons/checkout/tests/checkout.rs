@@ -12,12 +12,12 @@ use dss_core::checksum::checksums_of;
 use dss_core::clock::ManualClock;
 use dss_core::names::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE};
 use dss_core::ports::{BlobStore, Mail, MailError, Mailer, PutOptions};
-use dss_shared::checkout::{
+use dss_embedded::FileMailer;
+use dss_runtime::checkout::{
     CheckoutJob, CheckoutStatus, FileCheckout, Job, JobState, file_key, read_status, status_key,
     submit,
 };
-use dss_shared::deployment::Deployment;
-use dss_shared::embedded::FileMailer;
+use dss_runtime::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dss_core::ports::{Message, Queue, Topic};
-use dss_shared::deployment::Deployment;
-use dss_shared::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
+use dss_runtime::deployment::Deployment;
+use dss_runtime::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use gcs_event::parse;

@@ -26,15 +26,15 @@ use dss_core::ports::{
     BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
     QueueError, SearchError, SearchIndex,
 };
-use dss_shared::deployment::Deployment;
-use dss_shared::worker::{Handler, HandlerError, Outcome, WorkerConfig};
+use dss_runtime::deployment::Deployment;
+use dss_runtime::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use dss_shared::bundle_reader::Limits;
+pub use dss_runtime::bundle_reader::Limits;
 
 pub mod reindex;
-use dss_shared::bundle_reader::{self as bundle, LoadError};
+use dss_runtime::bundle_reader::{self as bundle, LoadError};
 
 /// The handler of bucket events.
 #[derive(Debug)]
@@ -198,7 +198,7 @@ fn skip_or_fail(e: LoadError) -> Result<Outcome, HandlerError> {
 #[async_trait]
 impl Handler for Indexer {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
-        dss_shared::bucket_events::handle_each(&message.body, |e| self.event(e)).await
+        dss_runtime::bucket_events::handle_each(&message.body, |e| self.event(e)).await
     }
 }
 

@@ -7,7 +7,7 @@ use common::*;
 use dss_core::checksum::checksums_of;
 use dss_core::names::BUCKET_EVENTS_TOPIC;
 use dss_core::ports::{EventKind, SearchRequest, Topic};
-use dss_shared::embedded::EmbeddedTopic;
+use dss_embedded::EmbeddedTopic;
 use serde_json::{Value, json};
 
 #[tokio::test]

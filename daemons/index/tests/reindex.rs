@@ -9,7 +9,7 @@ use common::*;
 use dss_core::ports::EventKind;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexError};
-use dss_shared::checkpoint::Checkpoint;
+use dss_runtime::checkpoint::Checkpoint;
 use serde_json::json;
 
 const U2: &str = "22222222-2222-4222-8222-222222222222";

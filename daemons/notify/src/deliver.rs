@@ -14,7 +14,7 @@ use dss_core::clock::{SharedClock, millis};
 use dss_core::ports::{
     Attempt, Claim, Delivery, DeliveryState, DeliveryStore, Message, Queue, SubscriptionStore,
 };
-use dss_shared::worker::{Handler, HandlerError, Outcome};
+use dss_runtime::worker::{Handler, HandlerError, Outcome};
 
 use crate::client::Client;
 use crate::endpoints::{Admission, Endpoints, endpoint_of};
@@ -41,7 +41,7 @@ pub struct Deliverer {
     /// The clock.
     pub clock: SharedClock,
     /// Attempts and give-ups by outcome (`dss_notify_deliveries_total`).
-    pub outcomes: dss_shared::metrics::Outcomes,
+    pub outcomes: dss_runtime::metrics::Outcomes,
     /// How long a claim of an attempt holds (longer than an attempt can take).
     pub claim_for: Duration,
 }

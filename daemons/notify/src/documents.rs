@@ -12,7 +12,7 @@ use dss_core::model::metadata::{
 };
 use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
 use dss_core::ports::{BlobStore, BucketEvent, BucketEventName, EventKind};
-use dss_shared::bundle_reader::{self as reader, Limits, LoadError};
+use dss_runtime::bundle_reader::{self as reader, Limits, LoadError};
 use serde_json::Value;
 
 /// One bundle version an event notifies about.

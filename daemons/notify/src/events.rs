@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dss_core::ports::{BucketEvent, DeliveryState, FilterFailure, Message, NewDelivery, Queue};
-use dss_shared::bundle_reader::{Limits, LoadError};
-use dss_shared::deployment::Deployment;
-use dss_shared::worker::{Handler, HandlerError, Outcome};
+use dss_runtime::bundle_reader::{Limits, LoadError};
+use dss_runtime::deployment::Deployment;
+use dss_runtime::worker::{Handler, HandlerError, Outcome};
 
 use crate::documents;
 use crate::matching::{FilterLimits, Matcher};
@@ -24,7 +24,7 @@ pub struct EventHandler {
     deliveries_queue: Arc<dyn Queue>,
     public_url: String,
     /// Filters that failed on an event, by subscription kind (`dss_notify_filter_failures_total`).
-    failures: dss_shared::metrics::Outcomes,
+    failures: dss_runtime::metrics::Outcomes,
 }
 
 impl EventHandler {
@@ -53,7 +53,7 @@ impl EventHandler {
 #[async_trait]
 impl Handler for EventHandler {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
-        dss_shared::bucket_events::handle_each(&message.body, |e| self.event(e)).await
+        dss_runtime::bucket_events::handle_each(&message.body, |e| self.event(e)).await
     }
 }
 

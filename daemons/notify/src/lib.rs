@@ -29,8 +29,8 @@ use std::time::Duration;
 use dss_core::clock::millis;
 use dss_core::names::{DELIVERY_QUEUE, NOTIFY_QUEUE};
 use dss_core::ports::{DeliveryState, Queue};
-use dss_shared::deployment::Deployment;
-use dss_shared::worker::WorkerConfig;
+use dss_runtime::deployment::Deployment;
+use dss_runtime::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 pub use client::Client;

@@ -257,7 +257,7 @@ async fn query_subscriptions_match_the_search_document_and_tombstones() {
 
     // Redelivering the same event (as the queue may) notifies nobody again.
     use dss_core::ports::Topic;
-    let topic = dss_shared::embedded::EmbeddedTopic::new(
+    let topic = dss_embedded::EmbeddedTopic::new(
         &env.d.db,
         dss_core::names::BUCKET_EVENTS_TOPIC,
         env.d.clock.clone(),

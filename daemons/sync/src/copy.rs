@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use dss_core::model::ObjectKey;
 use dss_core::ports::{BlobError, ObjectMeta, PutMode, PutOptions, Verify};
 use dss_core::transfer::{holds, transfer};
-use dss_shared::deployment::Replica;
+use dss_runtime::deployment::Replica;
 
 /// How the destination's copy of an object compares with the source's.
 #[derive(Debug, Clone, PartialEq, Eq)]

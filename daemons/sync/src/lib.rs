@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use dss_core::names::SYNC_QUEUE;
 use dss_core::ports::{Queue, QueueError};
-use dss_shared::deployment::Deployment;
-use dss_shared::worker::{Backoff, WorkerConfig};
+use dss_runtime::deployment::Deployment;
+use dss_runtime::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use metrics::SyncMetrics;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use dss_core::model::ObjectKey;
 use dss_core::ports::{BlobError, BlobStore, ObjectMeta, OutgoingMessage, Queue, QueueError};
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use serde::Serialize;
 
 use crate::copy::{Found, compare};

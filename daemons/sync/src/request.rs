@@ -36,7 +36,7 @@ impl Incoming {
                 .map(Incoming::Request)
                 .map_err(|e| format!("not a sync request: {e}"));
         }
-        dss_shared::bucket_events::parse(body).map(Incoming::Events)
+        dss_runtime::bucket_events::parse(body).map(Incoming::Events)
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dss_core::model::ObjectKey;
 use dss_core::ports::{BlobError, BucketEvent, BucketEventName, Message, ObjectMeta};
-use dss_shared::deployment::{Deployment, Replica};
-use dss_shared::worker::{Handler, HandlerError, Outcome};
+use dss_runtime::deployment::{Deployment, Replica};
+use dss_runtime::worker::{Handler, HandlerError, Outcome};
 use time::OffsetDateTime;
 
 use crate::copy::{Found, compare, replicate};
@@ -283,7 +283,7 @@ impl Handler for Syncer {
     async fn handle(&self, message: &Message) -> Result<Outcome, HandlerError> {
         match Incoming::parse(&message.body).map_err(HandlerError::Permanent)? {
             Incoming::Events(events) => {
-                dss_shared::bucket_events::handle_all(events, |e| self.event(e)).await
+                dss_runtime::bucket_events::handle_all(events, |e| self.event(e)).await
             }
             Incoming::Request(r) => self.request(r).await,
         }

@@ -10,7 +10,7 @@ use dss_core::checksum::checksums_of;
 use dss_core::model::ObjectKey;
 use dss_core::names::SYNC_QUEUE;
 use dss_core::ports::{BlobStore, PutOptions};
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use dss_sync::metrics::read;
 use dss_sync::{PREFIXES, SyncMetrics};
 use serde_json::json;
@@ -399,7 +399,7 @@ async fn a_blob_that_does_not_match_its_key_is_not_spread() {
         .await
         .unwrap();
     assert_eq!(dead.len(), 1, "dead-lettered");
-    let reason = dss_shared::embedded::queue::dead_letter_reason(&e.d.db, &dead[0].id)
+    let reason = dss_embedded::queue::dead_letter_reason(&e.d.db, &dead[0].id)
         .await
         .unwrap()
         .unwrap_or_default();

@@ -9,7 +9,7 @@ use dss_config::Config;
 use dss_core::checksum::checksums_of;
 use dss_core::names::INDEX_QUEUE;
 use dss_core::ports::{BlobStore, PutOptions, SearchRequest};
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

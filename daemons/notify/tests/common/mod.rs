@@ -13,7 +13,7 @@ use dss_config::Config;
 use dss_core::checksum::checksums_of;
 use dss_core::clock::ManualClock;
 use dss_core::ports::{Attempt, BlobStore, PutOptions, Subscription, SubscriptionKind};
-use dss_shared::deployment::Deployment;
+use dss_runtime::deployment::Deployment;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -13,14 +13,14 @@ use dss_core::ports::blob::{
 };
 use dss_core::transfer::{RANGE, RANGED_MIN, transfer};
 
-use crate::embedded::{Db, LocalBuckets};
+use crate::{Db, LocalBuckets};
 use dss_config::Durability;
 
 /// A local bucket seen as a remote one: no local files, no direct copies; counts the ranged
 /// reads.
 #[derive(Debug)]
 struct Remote {
-    inner: crate::embedded::LocalBlobStore,
+    inner: crate::LocalBlobStore,
     ranged: AtomicU64,
 }
 

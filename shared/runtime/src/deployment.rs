@@ -8,10 +8,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::embedded::{
-    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues, EmbeddedSearch,
-    EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
-};
 use dss_config::Durability;
 use dss_config::{Config, DownloadMode, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_core::clock::SharedClock;
@@ -21,6 +17,10 @@ use dss_core::ports::{
     QueueError, QueueSpec, SearchIndex, Staging, SubscriptionStore,
 };
 use dss_core::signing::UrlSigner;
+use dss_embedded::{
+    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues, EmbeddedSearch,
+    EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
+};
 
 /// Queues subscribed to the bucket events topic, one per consuming daemon (and [`SYNC_QUEUE`]
 /// when there is more than one replica).
@@ -31,7 +31,7 @@ const BUCKET_EVENT_QUEUES: &[&str] = &[INDEX_QUEUE, NOTIFY_QUEUE];
 pub enum DeploymentError {
     /// The embedded database could not be opened.
     #[error("opening the embedded database: {0}")]
-    Db(#[from] crate::embedded::DbError),
+    Db(#[from] dss_embedded::DbError),
     /// A bucket could not be opened.
     #[error("opening replica `{replica}`: {message}")]
     Replica {
@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn the_infrastructure_description_names_every_queue() {
-        let text = include_str!("../../infra/resources.json");
+        let text = include_str!("../../../infra/resources.json");
         let d: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(d["bucket_events_topic"], BUCKET_EVENTS_TOPIC);
         assert_eq!(d["dead_letter_suffix"], "-dlq");

@@ -6,10 +6,6 @@ pub mod bundle_reader;
 pub mod checkout;
 pub mod checkpoint;
 pub mod deployment;
-pub mod embedded;
 pub mod metrics;
 pub mod telemetry;
 pub mod worker;
-
-#[cfg(any(test, feature = "conformance"))]
-pub mod conformance;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::conformance::blob::{chunked, random_bytes};
+use crate::blob::{chunked, random_bytes};
 use dss_core::checksum::{Checksums, checksums_of, declared_checksums};
 use dss_core::ports::{BlobError, Declared, LocalFile, Staging};
 

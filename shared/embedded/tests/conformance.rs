@@ -4,20 +4,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::embedded::{
-    Db, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig,
-};
 use dss_config::Durability;
 use dss_core::clock::system;
 use dss_core::ports::queue::{Queue, Topic};
 use dss_core::signing::UrlSigner;
+use dss_embedded::{Db, EmbeddedQueue, EmbeddedSearch, EmbeddedTopic, LocalBlobStore, QueueConfig};
 
 struct Factory {
     db: Db,
 }
 
 #[async_trait]
-impl super::queue::QueueFactory for Factory {
+impl dss_conformance::queue::QueueFactory for Factory {
     async fn queue(&self, name: &str, max_receive: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
         let q = EmbeddedQueue::declare(
             &self.db,
@@ -57,7 +55,7 @@ impl super::queue::QueueFactory for Factory {
 async fn embedded_queue_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
-    super::queue::run(&Factory { db }, "c").await;
+    dss_conformance::queue::run(&Factory { db }, "c").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +77,7 @@ async fn local_blob_store_conforms() {
         system(),
     )
     .expect("open store");
-    super::blob::run(Arc::new(store), "suite/", Some(Arc::new(q))).await;
+    dss_conformance::blob::run(Arc::new(store), "suite/", Some(Arc::new(q))).await;
 }
 
 /// A bucket as checkout destinations are opened: no events, no fsync (small objects are then
@@ -89,7 +87,7 @@ async fn local_bucket_without_fsync_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
     let signer = UrlSigner::new("http://127.0.0.1:1", b"k".to_vec());
-    let buckets = crate::embedded::LocalBuckets::new(
+    let buckets = dss_embedded::LocalBuckets::new(
         &db,
         dir.path().to_path_buf(),
         Some(signer),
@@ -97,12 +95,12 @@ async fn local_bucket_without_fsync_conforms() {
         false,
     );
     let store = buckets.create("dest").expect("create");
-    super::blob::run(Arc::new(store.clone()), "suite/", None).await;
+    dss_conformance::blob::run(Arc::new(store.clone()), "suite/", None).await;
     let main = buckets.create("main").expect("create").with_fsync(true);
-    super::blob::copies_between(&main, &store, "one/").await;
-    super::blob::copies_between(&store, &main, "two/").await;
-    super::blob::copies_in_batches_between(&main, &store, "one/").await;
-    super::blob::copies_in_batches_between(&store, &main, "two/").await;
+    dss_conformance::blob::copies_between(&main, &store, "one/").await;
+    dss_conformance::blob::copies_between(&store, &main, "two/").await;
+    dss_conformance::blob::copies_in_batches_between(&main, &store, "one/").await;
+    dss_conformance::blob::copies_in_batches_between(&store, &main, "two/").await;
 }
 
 /// Copies between local buckets write a new key's file at its own path (no temp file, no
@@ -118,7 +116,7 @@ async fn local_copies_are_written_in_place_and_a_refused_one_leaves_no_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("q.db"), Durability::Process).expect("open");
     let buckets =
-        crate::embedded::LocalBuckets::new(&db, dir.path().to_path_buf(), None, system(), false);
+        dss_embedded::LocalBuckets::new(&db, dir.path().to_path_buf(), None, system(), false);
     let main = buckets.create("main").expect("create");
     let dest = buckets.create("dest").expect("create");
     let copy =
@@ -264,7 +262,7 @@ async fn embedded_search_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("s.db"), Durability::Process).expect("open");
     let index = EmbeddedSearch::new(&db, system());
-    super::search::run(&index, "aws").await;
+    dss_conformance::search::run(&index, "aws").await;
     // A second process (another handle on the same file) sees the same documents.
     let other = EmbeddedSearch::new(
         &Db::open(&dir.path().join("s.db"), Durability::Process).expect("open"),
@@ -284,7 +282,7 @@ async fn embedded_search_conforms() {
     .expect("search");
     assert_eq!(page.total, 45);
     // Replicas are independent.
-    super::search::run(&index, "gcp").await;
+    dss_conformance::search::run(&index, "gcp").await;
 }
 
 #[tokio::test]
@@ -358,21 +356,21 @@ async fn embedded_search_restarts_from_its_snapshot() {
 async fn embedded_deliveries_conform() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("d.db"), Durability::Process).expect("open");
-    super::deliveries::run(&crate::embedded::EmbeddedDeliveries::new(&db), "c").await;
+    dss_conformance::deliveries::run(&dss_embedded::EmbeddedDeliveries::new(&db), "c").await;
 }
 
 #[tokio::test]
 async fn embedded_collection_index_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("c.db"), Durability::Process).expect("open");
-    super::collections::run(&crate::embedded::EmbeddedCollections::new(&db), "c").await;
+    dss_conformance::collections::run(&dss_embedded::EmbeddedCollections::new(&db), "c").await;
 }
 
 struct MailDir(std::path::PathBuf);
 
 #[async_trait]
-impl super::mail::Inbox for MailDir {
-    async fn messages(&self) -> Vec<super::mail::Received> {
+impl dss_conformance::mail::Inbox for MailDir {
+    async fn messages(&self) -> Vec<dss_conformance::mail::Received> {
         let Ok(entries) = std::fs::read_dir(&self.0) else {
             return Vec::new();
         };
@@ -382,7 +380,7 @@ impl super::mail::Inbox for MailDir {
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
             .filter_map(|e| std::fs::read(e.path()).ok())
             .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| super::mail::Received {
+            .map(|v| dss_conformance::mail::Received {
                 from: field(&v, "from"),
                 to: field(&v, "to"),
                 subject: field(&v, "subject"),
@@ -397,6 +395,6 @@ impl super::mail::Inbox for MailDir {
 async fn file_mailer_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mail = dir.path().join("mail");
-    let mailer = crate::embedded::FileMailer::new(&mail, "dss@localhost", system());
-    super::mail::run(&mailer, &MailDir(mail), "dss@localhost").await;
+    let mailer = dss_embedded::FileMailer::new(&mail, "dss@localhost", system());
+    dss_conformance::mail::run(&mailer, &MailDir(mail), "dss@localhost").await;
 }

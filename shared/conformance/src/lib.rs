@@ -9,6 +9,3 @@ pub mod mail;
 pub mod queue;
 pub mod search;
 pub mod staging;
-
-#[cfg(test)]
-mod embedded;

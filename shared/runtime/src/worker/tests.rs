@@ -9,10 +9,10 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::embedded::{Db, EmbeddedQueue, QueueConfig};
 use dss_config::Durability;
 use dss_core::clock::TokioClock;
 use dss_core::ports::queue::Queue;
+use dss_embedded::{Db, EmbeddedQueue, QueueConfig};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -200,7 +200,7 @@ async fn permanent_failures_go_to_the_dead_letter_queue_with_the_reason() {
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "poison");
-    let reason = crate::embedded::queue::dead_letter_reason(&f.db, &got[0].id)
+    let reason = dss_embedded::queue::dead_letter_reason(&f.db, &got[0].id)
         .await
         .unwrap();
     assert_eq!(reason.as_deref(), Some("object vanished"));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};
-use crate::embedded::Db;
+use crate::Db;
 use dss_core::clock::SharedClock;
 use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 
