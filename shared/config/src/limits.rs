@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use crate::ConfigError;
+use crate::error::invalid;
 use dss_search::QueryLimits;
 use dss_search::jmespath_limits::JmespathLimits;
 

@@ -1,0 +1,99 @@
+//! `[queues]`, `[aws]` and `[gcp]`: where the queues and topics live, and how to reach the clouds.
+
+use serde::Deserialize;
+
+use crate::ConfigError;
+use crate::error::{http_url, invalid};
+
+/// Which service carries the queues and the bucket events topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackendKind {
+    /// The embedded database (every component on one machine).
+    #[default]
+    Embedded,
+    /// SQS queues and an SNS topic, fed by S3 bucket notifications.
+    Aws,
+    /// Pub/Sub subscriptions and topics.
+    Pubsub,
+}
+
+/// Queue settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuesConfig {
+    /// `embedded` (default), `aws` or `pubsub`.
+    pub backend: QueueBackendKind,
+    /// Put before every queue and topic name in the cloud (a stage, e.g. `dss-dev-`), so that
+    /// deployments can share an account.
+    pub prefix: String,
+}
+
+/// AWS connection settings (the SDK's default chains where a value is absent).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Endpoint URL of a compatible server (moto, MinIO, …); default: AWS itself.
+    pub endpoint: Option<String>,
+    /// Region; default: the SDK's region chain (`AWS_REGION`, profile, instance).
+    pub region: Option<String>,
+    /// Path-style S3 addressing (`host/bucket/key`), which local servers need.
+    pub path_style: bool,
+    /// Access key id; with `secret_access_key`. Default: the SDK's credentials chain.
+    pub access_key_id: Option<String>,
+    /// Secret access key; with `access_key_id`.
+    pub secret_access_key: Option<String>,
+}
+
+/// Google Cloud connection settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcpConfig {
+    /// Cloud Storage endpoint of a compatible server (fake-gcs-server); default Google's.
+    pub storage_endpoint: Option<String>,
+    /// Pub/Sub endpoint of a compatible server (the emulator); default Google's.
+    pub pubsub_endpoint: Option<String>,
+    /// Project of new buckets and of the Pub/Sub topics and subscriptions.
+    pub project: Option<String>,
+    /// Send no credentials (emulators); otherwise Application Default Credentials.
+    pub anonymous: bool,
+    /// The Pub/Sub topic the `gs://` main buckets notify, which the event relay reads;
+    /// default `{queues.prefix}gcs-events`.
+    pub events_topic: Option<String>,
+}
+
+impl QueuesConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !self
+            .prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || self.prefix.len() > 40
+        {
+            return Err(invalid(
+                "queues.prefix",
+                "use at most 40 letters, digits, '-' and '_' (SQS and SNS name rules)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AwsConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(invalid(
+                "aws.secret_access_key",
+                "give both aws.access_key_id and aws.secret_access_key, or neither",
+            ));
+        }
+        http_url("aws.endpoint", self.endpoint.as_ref())
+    }
+}
+
+impl GcpConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        http_url("gcp.storage_endpoint", self.storage_endpoint.as_ref())?;
+        http_url("gcp.pubsub_endpoint", self.pubsub_endpoint.as_ref())
+    }
+}
