@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use crate::body::typed;
 use crate::copies;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest;
 use crate::params::{Query, parse_uuid};
 use crate::state::Shared;
 use crate::storage;
@@ -182,7 +181,7 @@ enum SourceAt {
     /// A file under the staging directory.
     Local(PathBuf),
     /// A cloud staging object, with the staging buckets of its cloud.
-    Cloud(ingest::Source, Arc<dyn Staging>),
+    Cloud(dss_ingest::Source, Arc<dyn Staging>),
 }
 
 fn staging_source(state: &Shared, url: &str) -> ApiResult<SourceAt> {
@@ -201,7 +200,7 @@ fn staging_source(state: &Shared, url: &str) -> ApiResult<SourceAt> {
                     format!("source_url schema {scheme} not supported by this deployment"),
                 ));
             };
-            let source = ingest::Source::parse(url).ok_or_else(|| {
+            let source = dss_ingest::Source::parse(url).ok_or_else(|| {
                 ApiError::illegal_arguments(format!("'{url}' must be {scheme}://bucket/key"))
             })?;
             return Ok(SourceAt::Cloud(source, staging.clone()));
@@ -306,7 +305,7 @@ async fn put_local(
     if let Some(r) = existing_answer(store, uuid, &meta).await? {
         return Ok(r);
     }
-    if !ingest::blob_present(store, &sums).await? {
+    if !dss_ingest::blob_present(store, &sums).await? {
         let file = tokio::fs::File::open(source)
             .await
             .map_err(|e| ApiError::internal("open source", e))?;
@@ -329,14 +328,14 @@ async fn put_local(
 }
 
 /// Registers a file from a cloud staging object, with the checksums its metadata or tags
-/// declare; a copy of more than [`ingest::SYNC_MAX`] bytes runs in the background (202).
+/// declare; a copy of more than [`dss_ingest::SYNC_MAX`] bytes runs in the background (202).
 async fn put_cloud(
     state: &Shared,
     replica: &Replica,
     uuid: &ObjectUuid,
     version: DssVersion,
     req: &PutFileBody,
-    source: ingest::Source,
+    source: dss_ingest::Source,
     staging: &dyn Staging,
 ) -> ApiResult<Response> {
     let store = &*replica.store;
@@ -374,10 +373,10 @@ async fn put_cloud(
     }
     // An existing blob is trusted only when the store's own ETag of the source agrees with
     // the declared one (else the source is copied and all four checksums are verified).
-    if !ingest::already_stored(store, &sums, declared.etag.as_deref()).await? {
-        if declared.size > ingest::SYNC_MAX {
-            ingest::clear_failure(replica, uuid, &meta.version).await?;
-            let job = ingest::IngestJob {
+    if !dss_ingest::already_stored(store, &sums, declared.etag.as_deref()).await? {
+        if declared.size > dss_ingest::SYNC_MAX {
+            dss_ingest::clear_failure(replica, uuid, &meta.version).await?;
+            let job = dss_ingest::IngestJob {
                 task_id: ObjectUuid::new_v4().to_string(),
                 replica: replica.name.clone(),
                 uuid: uuid.clone(),
@@ -385,13 +384,13 @@ async fn put_cloud(
                 source_etag: declared.etag.clone(),
                 metadata: meta,
             };
-            ingest::submit(&state.deployment, &job)
+            dss_ingest::submit(&state.deployment, &job)
                 .await
                 .map_err(|e| ApiError::internal("ingest queue", e))?;
             let body = json!({"task_id": job.task_id, "version": job.metadata.version.as_str()});
             return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
         }
-        ingest::copy_blob(staging, &source, store, &meta)
+        dss_ingest::copy_blob(staging, &source, store, &meta)
             .await
             .map_err(checksum_error)?;
     }
@@ -481,7 +480,7 @@ pub async fn upload(
         if let Some(r) = existing_answer(store, &uuid, &meta).await? {
             return Ok(r);
         }
-        if ingest::blob_present(store, sums).await? {
+        if dss_ingest::blob_present(store, sums).await? {
             return register(&state, replica, &uuid, &meta).await;
         }
     }
@@ -544,7 +543,7 @@ pub async fn upload(
                         bad.join(", ")
                     ),
                 ))
-            } else if ingest::blob_present(store, &sums).await? {
+            } else if dss_ingest::blob_present(store, &sums).await? {
                 Ok(())
             } else {
                 store
@@ -614,9 +613,9 @@ async fn lookup<'a>(
     let Some(meta) = storage::file_metadata(&*replica.store, &uuid, version.as_ref()).await? else {
         // A version whose background copy failed says why.
         if let Some(v) = &version
-            && let Some(f) = ingest::failure(replica, &uuid, v).await?
+            && let Some(f) = dss_ingest::failure(replica, &uuid, v).await?
         {
-            return Err(unprocessable(ingest::failure_code(&f.code), f.title));
+            return Err(unprocessable(dss_ingest::failure_code(&f.code), f.title));
         }
         return Err(ApiError::not_found(NO_FILE));
     };

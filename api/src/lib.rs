@@ -16,7 +16,6 @@ pub mod enumerate;
 pub mod error;
 pub mod events;
 pub mod files;
-pub mod ingest;
 pub mod jwks_refresh;
 pub mod misc;
 pub mod openapi;

@@ -91,7 +91,7 @@ async fn drain(d: &Deployment, count: u64) -> Result<Duration> {
     }
     let took = t.elapsed();
     stop.cancel();
-    daemon.await??;
+    daemon.await?.map_err(|e| anyhow::anyhow!(e))?;
     if read(&metrics.copied) != count {
         bail!("{} copies made for {count} objects", read(&metrics.copied));
     }
@@ -152,7 +152,7 @@ async fn lag(work: &Path, count: usize) -> Result<(Duration, Duration)> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop.cancel();
-    daemon.await??;
+    daemon.await?.map_err(|e| anyhow::anyhow!(e))?;
     let mut lags = Vec::with_capacity(count);
     for k in &keys {
         let (a, b) = (src.head(k).await?, dst.head(k).await?);

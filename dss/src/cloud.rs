@@ -11,6 +11,7 @@ use dss_config::{Config, QueueBackendKind, ReplicaLocation, replica_location};
 use dss_core::names::{BUCKET_EVENTS_TOPIC, RELAY_MAX_RECEIVE, RELAY_QUEUE};
 use dss_core::ports::{BlobStore, Queue, QueueBackend, Staging, Topic};
 use dss_gcp::{GcpOptions, GcsBlobStore, GcsBuckets, PubSub, PubSubQueue, PubSubQueues};
+use dss_runtime::daemon::DaemonError;
 use dss_runtime::deployment::{CloudOpener, CloudReplica, Deployment};
 
 /// Opens cloud replicas and queues with the cloud adapter crates.
@@ -158,24 +159,30 @@ pub async fn open(config: &Config) -> anyhow::Result<Deployment> {
 
 /// The event relay's ends: the GCS notifications (its Pub/Sub subscription) and the bucket
 /// events topic of the deployment's queue backend.
-pub async fn relay_ends(
-    deployment: &Deployment,
-) -> anyhow::Result<(Arc<dyn Queue>, Arc<dyn Topic>)> {
-    let config = &deployment.config;
-    let ps = pubsub(config).map_err(anyhow::Error::msg)?;
-    let name = format!("{}{RELAY_QUEUE}", config.queues.prefix);
-    let source = PubSubQueue::open(&ps, &name, RELAY_MAX_RECEIVE)
-        .await
-        .with_context(|| {
-            format!("the relay's subscription {name} (create it with `dss infra local`)")
-        })?
-        .with_attributes();
-    let topic = deployment
-        .queues
-        .topic(BUCKET_EVENTS_TOPIC)
-        .await
-        .context("the bucket events topic")?;
-    Ok((Arc::new(source), topic))
+pub struct RelayEnds;
+
+#[async_trait]
+impl dss_event_relay::RelayEnds for RelayEnds {
+    async fn open(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<(Arc<dyn Queue>, Arc<dyn Topic>), DaemonError> {
+        let config = &deployment.config;
+        let ps = pubsub(config)?;
+        let name = format!("{}{RELAY_QUEUE}", config.queues.prefix);
+        let source = PubSubQueue::open(&ps, &name, RELAY_MAX_RECEIVE)
+            .await
+            .map_err(|e| {
+                format!("the relay's subscription {name} (create it with `dss infra local`): {e}")
+            })?
+            .with_attributes();
+        let topic = deployment
+            .queues
+            .topic(BUCKET_EVENTS_TOPIC)
+            .await
+            .map_err(|e| format!("the bucket events topic: {e}"))?;
+        Ok((Arc::new(source), topic))
+    }
 }
 
 /// Creates what the deployment needs on its cloud services (or their local emulators), as

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 use dss_api::auth::LocalIssuer;
 use dss_config::Config;
+use dss_runtime::daemon::Daemon;
 use dss_runtime::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
 mod client;
 mod cloud;
+mod daemons;
 mod dlq;
 mod integrity;
 mod ops;
@@ -68,31 +70,6 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Run only the index daemon (bundle documents for search, the events journal).
-    Index {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Run only the notify daemon (webhook matching and deliveries).
-    Notify {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Run only the checkout daemon (bundle checkout jobs and their e-mails).
-    Checkout {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Run only the sync daemon (replication between replicas, and its scheduled reconciler).
-    Sync {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Run only the event relay (GCS notifications from Pub/Sub → the bucket events topic).
-    EventRelay {
-        #[command(flatten)]
-        common: Common,
-    },
     /// Compare every replica now and queue a copy of whatever is missing or broken in one
     /// (the sync daemon makes the copies). Prints a summary per prefix.
     Reconcile {
@@ -139,7 +116,10 @@ enum Command {
         #[command(subcommand)]
         command: InfraCommand,
     },
-    /// Run only the HTTP API.
+    /// Run one daemon alone: `dss <daemon>` (listed below).
+    #[command(external_subcommand)]
+    Daemon(Vec<String>),
+    /// Run only the HTTP API (and the daemons it needs beside it: ingest).
     Api {
         #[command(flatten)]
         common: Common,
@@ -464,43 +444,19 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
-/// Which components a process runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Components {
-    /// The API and every daemon.
+/// What a process runs.
+enum Process {
+    /// The API and every daemon with work on the deployment.
     All,
-    /// The API only.
+    /// The API, with the daemons it needs beside it.
     Api,
-    /// The index daemon only.
-    Index,
-    /// The notify daemon only.
-    Notify,
-    /// The checkout daemon only.
-    Checkout,
-    /// The sync daemon only.
-    Sync,
-    /// The event relay only.
-    EventRelay,
+    /// One daemon alone.
+    One(Box<dyn Daemon>),
 }
 
-impl Components {
-    fn api(self) -> bool {
-        matches!(self, Components::All | Components::Api)
-    }
-    fn index(self) -> bool {
-        matches!(self, Components::All | Components::Index)
-    }
-    fn notify(self) -> bool {
-        matches!(self, Components::All | Components::Notify)
-    }
-    fn checkout(self) -> bool {
-        matches!(self, Components::All | Components::Checkout)
-    }
-    fn sync(self) -> bool {
-        matches!(self, Components::All | Components::Sync)
-    }
-    fn event_relay(self) -> bool {
-        matches!(self, Components::All | Components::EventRelay)
+impl Process {
+    fn api(&self) -> bool {
+        matches!(self, Process::All | Process::Api)
     }
 }
 
@@ -560,9 +516,9 @@ async fn persist_search(search: &dyn dss_core::ports::SearchIndex, ready: &Mutex
     }
 }
 
-async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
+async fn run(cfg: Config, process: Process) -> anyhow::Result<()> {
     dss_runtime::telemetry::init(&cfg.log);
-    let listener = match components.api() {
+    let listener = match process.api() {
         false => None,
         true => Some(
             tokio::net::TcpListener::bind(&cfg.api.listen)
@@ -575,48 +531,30 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
         .declare_queues()
         .await
         .context("declaring queues")?;
+    let everything = matches!(process, Process::All);
+    let chosen: Vec<Box<dyn Daemon>> = match process {
+        Process::All => daemons::registry()
+            .into_iter()
+            .filter(|d| d.idle_reason(&deployment).is_none())
+            .collect(),
+        Process::Api => daemons::registry()
+            .into_iter()
+            .filter(|d| daemons::WITH_API.contains(&d.name()))
+            .collect(),
+        Process::One(d) => match d.idle_reason(&deployment) {
+            Some(why) => anyhow::bail!(why),
+            None => vec![d],
+        },
+    };
     let stop = CancellationToken::new();
-    let mut daemons = tokio::task::JoinSet::new();
-    if components.api() {
-        // Copies of large files from cloud staging, answered 202 by this API.
+    let mut running = tokio::task::JoinSet::new();
+    for daemon in chosen {
         let (d, token) = (deployment.clone(), stop.clone());
-        daemons.spawn(async move { dss_api::ingest::run(&d, token).await.context("ingest") });
-    }
-    if components.index() {
-        let (d, token) = (deployment.clone(), stop.clone());
-        daemons.spawn(async move { dss_index::run(&d, token).await.context("index daemon") });
-    }
-    if components.notify() {
-        let (d, token) = (deployment.clone(), stop.clone());
-        daemons.spawn(async move { dss_notify::run(&d, token).await.context("notify daemon") });
-    }
-    if components.checkout() {
-        let (d, token) = (deployment.clone(), stop.clone());
-        daemons.spawn(async move {
-            dss_checkout::run(&d, token)
+        running.spawn(async move {
+            dss_runtime::daemon::run(&*daemon, &d, token)
                 .await
-                .context("checkout daemon")
+                .map_err(|e| anyhow::anyhow!("{} daemon: {e}", daemon.name()))
         });
-    }
-    if components.sync() {
-        if deployment.replicas.len() > 1 {
-            let (d, token) = (deployment.clone(), stop.clone());
-            daemons.spawn(async move { dss_sync::run(&d, token).await.context("sync daemon") });
-        } else if components == Components::Sync {
-            anyhow::bail!("only one replica is configured: there is nothing to sync");
-        }
-    }
-    if components.event_relay() {
-        if cloud::has_gcs_replica(&cfg) {
-            let (source, topic) = cloud::relay_ends(&deployment).await?;
-            let (d, token) = (deployment.clone(), stop.clone());
-            daemons.spawn(async move {
-                dss_event_relay::run(&d, source, topic, token).await;
-                Ok(())
-            });
-        } else if components == Components::EventRelay {
-            anyhow::bail!("no replica is a gs:// bucket: there are no GCS events to relay");
-        }
     }
     match listener {
         Some(listener) => {
@@ -625,9 +563,7 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
             let state = dss_api::state(deployment, local.as_ref())?;
             tracing::info!(url = %cfg.public_url(), data_dir = %cfg.data_dir.display(), replicas = ?cfg.replicas.keys().collect::<Vec<_>>(), "DSS API listening");
             // The banner is for a person at a terminal: a closed stdout does not stop the API.
-            if components == Components::All
-                && let Err(e) = print_banner(&cfg, local.as_ref())
-            {
+            if everything && let Err(e) = print_banner(&cfg, local.as_ref()) {
                 tracing::warn!(error = %e, "could not print the banner");
             }
             let search = state.deployment.search.clone();
@@ -647,7 +583,7 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
         },
     }
     stop.cancel();
-    while let Some(done) = daemons.join_next().await {
+    while let Some(done) = running.join_next().await {
         done.context("daemon task")??;
     }
     tracing::info!("stopped");
@@ -656,7 +592,11 @@ async fn run(cfg: Config, components: Components) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match dispatch(Cli::parse()).await {
+    let cli = daemons::command::<Cli>()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .unwrap_or_else(|e| e.exit());
+    match dispatch(cli).await {
         // Output piped into `head` and the like: the reader had enough.
         Err(e)
             if e.downcast_ref::<std::io::Error>()
@@ -770,17 +710,12 @@ async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up { common, listen } => {
-            run(common.load(listen.as_deref())?, Components::All).await
+        Command::Up { common, listen } => run(common.load(listen.as_deref())?, Process::All).await,
+        Command::Api { common, listen } => run(common.load(listen.as_deref())?, Process::Api).await,
+        Command::Daemon(args) => {
+            let (daemon, common) = daemons::parse(&args)?;
+            run(common.load(None)?, Process::One(daemon)).await
         }
-        Command::Api { common, listen } => {
-            run(common.load(listen.as_deref())?, Components::Api).await
-        }
-        Command::Index { common } => run(common.load(None)?, Components::Index).await,
-        Command::Notify { common } => run(common.load(None)?, Components::Notify).await,
-        Command::Checkout { common } => run(common.load(None)?, Components::Checkout).await,
-        Command::Sync { common } => run(common.load(None)?, Components::Sync).await,
-        Command::EventRelay { common } => run(common.load(None)?, Components::EventRelay).await,
         Command::Reconcile {
             common,
             prefix,

@@ -26,8 +26,10 @@ pub mod sweep;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use dss_core::names::{CHECKOUT_MAIL_QUEUE, CHECKOUT_QUEUE};
 use dss_core::ports::Queue;
+use dss_runtime::daemon::{Daemon, DaemonError, Periodic, Task};
 use dss_runtime::deployment::Deployment;
 use dss_runtime::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -35,43 +37,62 @@ use tokio_util::sync::CancellationToken;
 pub use job::JobHandler;
 pub use mail::MailHandler;
 
+/// The checkout daemon: bundle checkout jobs, their e-mails, and expiry of checkout copies.
+#[derive(Debug, Default)]
+pub struct CheckoutDaemon;
+
+#[async_trait]
+impl Daemon for CheckoutDaemon {
+    fn name(&self) -> &'static str {
+        "checkout"
+    }
+
+    fn about(&self) -> &'static str {
+        "bundle checkout jobs and their e-mails; expiry of checkout copies"
+    }
+
+    async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {
+        let cfg = &deployment.config.checkout;
+        let mail_queue: Arc<dyn Queue> = deployment.queue(CHECKOUT_MAIL_QUEUE).await?;
+        let mut job_cfg = WorkerConfig::named("checkout");
+        job_cfg.concurrency = cfg.jobs;
+        job_cfg.batch_size = cfg.jobs;
+        job_cfg.visibility = Duration::from_secs(cfg.visibility_secs);
+        let jobs = deployment
+            .worker(
+                CHECKOUT_QUEUE,
+                Arc::new(JobHandler::new(deployment, mail_queue)),
+                job_cfg,
+            )
+            .await?;
+        let mut mail_cfg = WorkerConfig::named("checkout-mail");
+        let retry = Duration::from_secs(deployment.config.mail.retry_secs);
+        mail_cfg.backoff = Backoff {
+            base: retry,
+            max: Duration::from_secs(600).max(retry),
+            jitter: 0.2,
+        };
+        let mail = deployment
+            .worker(
+                CHECKOUT_MAIL_QUEUE,
+                Arc::new(MailHandler::new(deployment, deployment.mailer.clone())),
+                mail_cfg,
+            )
+            .await?;
+        Ok(vec![
+            Task::Worker(jobs),
+            Task::Worker(mail),
+            Task::Periodic(Periodic {
+                name: "checkout-sweep",
+                first: Duration::ZERO,
+                every: Duration::from_secs(cfg.sweep_every_secs),
+                pass: Box::new(sweep::Sweep(deployment.clone())),
+            }),
+        ])
+    }
+}
+
 /// Runs the checkout daemon until `shutdown`.
-pub async fn run(
-    deployment: &Deployment,
-    shutdown: CancellationToken,
-) -> Result<(), dss_core::ports::QueueError> {
-    deployment.declare_queues().await?;
-    let cfg = &deployment.config.checkout;
-    let mail_queue: Arc<dyn Queue> = deployment.queue(CHECKOUT_MAIL_QUEUE).await?;
-    let mut job_cfg = WorkerConfig::named("checkout");
-    job_cfg.concurrency = cfg.jobs;
-    job_cfg.batch_size = cfg.jobs;
-    job_cfg.visibility = Duration::from_secs(cfg.visibility_secs);
-    let jobs = deployment
-        .worker(
-            CHECKOUT_QUEUE,
-            Arc::new(JobHandler::new(deployment, mail_queue)),
-            job_cfg,
-        )
-        .await?;
-    let mut mail_cfg = WorkerConfig::named("checkout-mail");
-    mail_cfg.backoff = Backoff {
-        base: Duration::from_secs(deployment.config.mail.retry_secs),
-        max: Duration::from_secs(600).max(Duration::from_secs(deployment.config.mail.retry_secs)),
-        jitter: 0.2,
-    };
-    let mail = deployment
-        .worker(
-            CHECKOUT_MAIL_QUEUE,
-            Arc::new(MailHandler::new(deployment, deployment.mailer.clone())),
-            mail_cfg,
-        )
-        .await?;
-    tracing::info!("checkout daemon running");
-    tokio::join!(
-        jobs.run(shutdown.clone()),
-        mail.run(shutdown.clone()),
-        sweep::sweep_loop(deployment.clone(), shutdown)
-    );
-    Ok(())
+pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    dss_runtime::daemon::run(&CheckoutDaemon, deployment, shutdown).await
 }

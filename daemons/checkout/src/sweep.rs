@@ -4,13 +4,12 @@
 //! are kept, as the original kept them. (Cloud checkout buckets also carry lifecycle
 //! rules; the sweep makes the lifetime the same on every backend.)
 
-use std::time::Duration;
-
+use async_trait::async_trait;
 use dss_core::clock::unix_ms;
 use dss_core::ports::BlobError;
 use dss_runtime::checkout::expired;
+use dss_runtime::daemon::{Pass, PassResult};
 use dss_runtime::deployment::Deployment;
-use tokio_util::sync::CancellationToken;
 
 /// Prefixes holding what expires: copies, pointers to copy jobs, e-mail markers.
 const SWEPT_PREFIXES: [&str; 4] = ["blobs/", "bundles/", "checkout/pending/", "checkout/mail/"];
@@ -44,18 +43,13 @@ pub async fn sweep_once(deployment: &Deployment) -> Result<u64, BlobError> {
     Ok(deleted)
 }
 
-/// Sweeps every `checkout.sweep_every_secs` until `shutdown`.
-pub async fn sweep_loop(deployment: Deployment, shutdown: CancellationToken) {
-    let every = Duration::from_secs(deployment.config.checkout.sweep_every_secs);
-    loop {
-        match sweep_once(&deployment).await {
-            Ok(n) if n > 0 => tracing::info!(deleted = n, "expired checkout copies deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "sweeping expired checkout copies failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
-        }
+/// The sweep as a periodic task of the daemon.
+pub(crate) struct Sweep(pub(crate) Deployment);
+
+#[async_trait]
+impl Pass for Sweep {
+    async fn run(&self) -> PassResult {
+        let n = sweep_once(&self.0).await?;
+        Ok((n > 0).then(|| format!("deleted {n} expired checkout copies")))
     }
 }

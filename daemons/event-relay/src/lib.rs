@@ -9,10 +9,11 @@ mod gcs_event;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dss_config::{ReplicaLocation, replica_location};
 use dss_core::ports::{Message, Queue, Topic};
+use dss_runtime::daemon::{Daemon, DaemonError, Task};
 use dss_runtime::deployment::Deployment;
 use dss_runtime::worker::{Handler, HandlerError, Outcome, Worker, WorkerConfig};
-use tokio_util::sync::CancellationToken;
 
 pub use gcs_event::parse;
 
@@ -56,20 +57,58 @@ impl Handler for Relay {
     }
 }
 
-/// Runs the relay from `source` (the notifications, as `{"attributes", "data"}` bodies) to
-/// `topic` until `shutdown`.
-pub async fn run(
-    deployment: &Deployment,
-    source: Arc<dyn Queue>,
-    topic: Arc<dyn Topic>,
-    shutdown: CancellationToken,
-) {
-    let mut cfg = WorkerConfig::named("event-relay");
-    cfg.concurrency = 16;
-    cfg.batch_size = 10;
-    let worker = Worker::new(source, Arc::new(Relay::new(deployment, topic)), cfg)
-        .with_clock(deployment.clock.clone());
-    deployment.metrics.track("event-relay", worker.metrics());
-    tracing::info!("event relay running");
-    worker.run(shutdown).await;
+/// Where the relay reads and writes: the Pub/Sub subscription to the GCS notifications and the
+/// deployment's bucket events topic. Opened by the cloud wiring, which `dss` supplies.
+#[async_trait]
+pub trait RelayEnds: Send + Sync {
+    /// The notifications (as `{"attributes", "data"}` bodies) and the topic.
+    async fn open(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<(Arc<dyn Queue>, Arc<dyn Topic>), DaemonError>;
+}
+
+/// The event relay daemon: GCS notifications of the `gs://` main buckets → bucket events.
+pub struct RelayDaemon {
+    ends: Box<dyn RelayEnds>,
+}
+
+impl RelayDaemon {
+    /// The relay between the ends `ends` opens.
+    pub fn new(ends: impl RelayEnds + 'static) -> Self {
+        Self {
+            ends: Box::new(ends),
+        }
+    }
+}
+
+#[async_trait]
+impl Daemon for RelayDaemon {
+    fn name(&self) -> &'static str {
+        "event-relay"
+    }
+
+    fn about(&self) -> &'static str {
+        "GCS notifications from Pub/Sub → the bucket events topic"
+    }
+
+    fn idle_reason(&self, deployment: &Deployment) -> Option<String> {
+        let gcs = deployment
+            .config
+            .replicas
+            .values()
+            .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))));
+        (!gcs).then(|| "no replica is a gs:// bucket: there are no GCS events to relay".to_string())
+    }
+
+    async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {
+        let (source, topic) = self.ends.open(deployment).await?;
+        let mut cfg = WorkerConfig::named("event-relay");
+        cfg.concurrency = 16;
+        cfg.batch_size = 10;
+        let worker = Worker::new(source, Arc::new(Relay::new(deployment, topic)), cfg)
+            .with_clock(deployment.clock.clone());
+        deployment.metrics.track("event-relay", worker.metrics());
+        Ok(vec![Task::Worker(worker)])
+    }
 }

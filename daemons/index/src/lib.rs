@@ -24,8 +24,9 @@ use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
 use dss_core::names::INDEX_QUEUE;
 use dss_core::ports::{
     BlobStore, BucketEvent, BucketEventName, EventJournal, EventKind, Message, NewEvent,
-    QueueError, SearchError, SearchIndex,
+    SearchError, SearchIndex,
 };
+use dss_runtime::daemon::{Daemon, DaemonError, Task};
 use dss_runtime::deployment::Deployment;
 use dss_runtime::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde_json::Value;
@@ -292,16 +293,32 @@ impl Indexer {
     }
 }
 
-/// Runs the index daemon on the deployment's `index` queue until `shutdown`.
-pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), QueueError> {
-    deployment.declare_queues().await?;
-    let mut cfg = WorkerConfig::named("index");
-    cfg.concurrency = deployment.config.index.concurrency;
-    cfg.visibility = std::time::Duration::from_secs(deployment.config.index.visibility_secs);
-    let worker = deployment
-        .worker(INDEX_QUEUE, Arc::new(Indexer::new(deployment)), cfg)
-        .await?;
-    tracing::info!("index daemon running");
-    worker.run(shutdown).await;
-    Ok(())
+/// The index daemon: the `index` queue's bundle events → search documents and journal events.
+#[derive(Debug, Default)]
+pub struct IndexDaemon;
+
+#[async_trait]
+impl Daemon for IndexDaemon {
+    fn name(&self) -> &'static str {
+        "index"
+    }
+
+    fn about(&self) -> &'static str {
+        "bundle events → search documents and the events journal"
+    }
+
+    async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {
+        let mut cfg = WorkerConfig::named("index");
+        cfg.concurrency = deployment.config.index.concurrency;
+        cfg.visibility = std::time::Duration::from_secs(deployment.config.index.visibility_secs);
+        let worker = deployment
+            .worker(INDEX_QUEUE, Arc::new(Indexer::new(deployment)), cfg)
+            .await?;
+        Ok(vec![Task::Worker(worker)])
+    }
+}
+
+/// Runs the index daemon until `shutdown`.
+pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    dss_runtime::daemon::run(&IndexDaemon, deployment, shutdown).await
 }

@@ -9,7 +9,7 @@
 //!   every attempt, retries on the configured schedule with delayed messages, and dead-letters a
 //!   delivery whose schedule ran out (an operator can resend it).
 //!
-//! A third task forgets the log and finished deliveries after `notify.log_retention_secs`.
+//! A periodic task forgets the log and finished deliveries after `notify.log_retention_secs`.
 
 pub mod client;
 pub mod deliver;
@@ -26,9 +26,11 @@ pub mod signature;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use dss_core::clock::millis;
 use dss_core::names::{DELIVERY_QUEUE, NOTIFY_QUEUE};
 use dss_core::ports::{DeliveryState, Queue};
+use dss_runtime::daemon::{Daemon, DaemonError, Pass, PassResult, Periodic, Task};
 use dss_runtime::deployment::Deployment;
 use dss_runtime::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
@@ -40,9 +42,6 @@ pub use events::EventHandler;
 /// Errors starting the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    /// A queue could not be declared.
-    #[error(transparent)]
-    Queue(#[from] dss_core::ports::QueueError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -105,55 +104,72 @@ pub enum ResendError {
     Queue(#[from] dss_core::ports::QueueError),
 }
 
-/// Runs the notify daemon until `shutdown`.
-pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), NotifyError> {
-    deployment.declare_queues().await?;
-    let cfg = &deployment.config.notify;
-    let deliveries: Arc<dyn Queue> = deployment.queue(DELIVERY_QUEUE).await?;
-    let visibility = Duration::from_secs(cfg.visibility_secs);
-    let mut match_cfg = WorkerConfig::named("notify-match");
-    match_cfg.visibility = visibility;
-    let events = deployment
-        .worker(
-            NOTIFY_QUEUE,
-            Arc::new(EventHandler::new(deployment, deliveries.clone())),
-            match_cfg,
-        )
-        .await?;
-    let mut delivery_cfg = WorkerConfig::named("notify-deliver");
-    delivery_cfg.concurrency = cfg.concurrency;
-    delivery_cfg.batch_size = cfg.concurrency.min(100);
-    delivery_cfg.visibility =
-        (Duration::from_millis(cfg.timeout_ms + cfg.connect_timeout_ms) * 2).max(visibility);
-    let delivery = deployment
-        .worker(
-            DELIVERY_QUEUE,
-            Arc::new(deliverer(deployment, deliveries)?),
-            delivery_cfg,
-        )
-        .await?;
-    let prune = prune_loop(deployment.clone(), shutdown.clone());
-    tracing::info!("notify daemon running");
-    tokio::join!(
-        events.run(shutdown.clone()),
-        delivery.run(shutdown.clone()),
-        prune
-    );
-    Ok(())
+/// The notify daemon: bundle events → webhook deliveries in the outbox → signed callbacks.
+#[derive(Debug, Default)]
+pub struct NotifyDaemon;
+
+#[async_trait]
+impl Daemon for NotifyDaemon {
+    fn name(&self) -> &'static str {
+        "notify"
+    }
+
+    fn about(&self) -> &'static str {
+        "webhook matching and deliveries"
+    }
+
+    async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {
+        let cfg = &deployment.config.notify;
+        let deliveries: Arc<dyn Queue> = deployment.queue(DELIVERY_QUEUE).await?;
+        let visibility = Duration::from_secs(cfg.visibility_secs);
+        let mut match_cfg = WorkerConfig::named("notify-match");
+        match_cfg.visibility = visibility;
+        let events = deployment
+            .worker(
+                NOTIFY_QUEUE,
+                Arc::new(EventHandler::new(deployment, deliveries.clone())),
+                match_cfg,
+            )
+            .await?;
+        let mut delivery_cfg = WorkerConfig::named("notify-deliver");
+        delivery_cfg.concurrency = cfg.concurrency;
+        delivery_cfg.batch_size = cfg.concurrency.min(100);
+        delivery_cfg.visibility =
+            (Duration::from_millis(cfg.timeout_ms + cfg.connect_timeout_ms) * 2).max(visibility);
+        let delivery = deployment
+            .worker(
+                DELIVERY_QUEUE,
+                Arc::new(deliverer(deployment, deliveries)?),
+                delivery_cfg,
+            )
+            .await?;
+        Ok(vec![
+            Task::Worker(events),
+            Task::Worker(delivery),
+            Task::Periodic(Periodic {
+                name: "notify-prune",
+                first: Duration::ZERO,
+                every: PRUNE_EVERY,
+                pass: Box::new(Prune(deployment.clone())),
+            }),
+        ])
+    }
 }
 
-async fn prune_loop(deployment: Deployment, shutdown: CancellationToken) {
-    let keep = Duration::from_secs(deployment.config.notify.log_retention_secs);
-    loop {
-        let before = deployment.clock.now_ms() - millis(keep);
-        match deployment.deliveries.prune(before).await {
-            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned the delivery log"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning the delivery log failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = shutdown.cancelled() => return,
-        }
+/// Runs the notify daemon until `shutdown`.
+pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    dss_runtime::daemon::run(&NotifyDaemon, deployment, shutdown).await
+}
+
+/// Forgets the delivery log and finished deliveries older than `notify.log_retention_secs`.
+struct Prune(Deployment);
+
+#[async_trait]
+impl Pass for Prune {
+    async fn run(&self) -> PassResult {
+        let keep = Duration::from_secs(self.0.config.notify.log_retention_secs);
+        let before = self.0.clock.now_ms() - millis(keep);
+        let n = self.0.deliveries.prune(before).await?;
+        Ok((n > 0).then(|| format!("pruned {n} rows of the delivery log")))
     }
 }

@@ -24,8 +24,10 @@ pub mod syncer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use dss_core::names::SYNC_QUEUE;
 use dss_core::ports::{Queue, QueueError};
+use dss_runtime::daemon::{Daemon, DaemonError, Pass, PassResult, Periodic, Task};
 use dss_runtime::deployment::Deployment;
 use dss_runtime::worker::{Backoff, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -55,69 +57,86 @@ pub async fn reconciler(
     ))
 }
 
-/// Runs the sync daemon on the deployment's `sync` queue until `shutdown` (with the scheduled
-/// reconciler when `sync.reconcile_every_secs` is set).
-pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), QueueError> {
-    run_with(deployment, Arc::default(), shutdown).await
+/// The sync daemon: bucket events and copy requests → verified copies in every other replica,
+/// and (with `sync.reconcile_every_secs`) the scheduled reconciler.
+#[derive(Debug, Default)]
+pub struct SyncDaemon {
+    metrics: Arc<SyncMetrics>,
 }
 
-/// [`run`], counting into `metrics`.
+impl SyncDaemon {
+    /// The daemon, counting into `metrics`.
+    pub fn with_metrics(metrics: Arc<SyncMetrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+#[async_trait]
+impl Daemon for SyncDaemon {
+    fn name(&self) -> &'static str {
+        "sync"
+    }
+
+    fn about(&self) -> &'static str {
+        "replication between replicas, and its scheduled reconciler"
+    }
+
+    fn idle_reason(&self, deployment: &Deployment) -> Option<String> {
+        (deployment.replicas.len() < 2)
+            .then(|| "only one replica is configured: there is nothing to sync".to_string())
+    }
+
+    async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {
+        let queue = deployment.queue(SYNC_QUEUE).await?;
+        let cfg = &deployment.config.sync;
+        let handler = Arc::new(Syncer::new(deployment, self.metrics.clone()));
+        let mut worker = WorkerConfig::named("sync");
+        worker.concurrency = cfg.concurrency;
+        worker.batch_size = cfg.concurrency.clamp(1, 100);
+        worker.visibility = Duration::from_secs(cfg.visibility_secs);
+        worker.backoff = Backoff {
+            max: Duration::from_secs(cfg.retry_max_secs),
+            ..Backoff::default()
+        };
+        let worker = deployment.worker(SYNC_QUEUE, handler, worker).await?;
+        deployment
+            .metrics
+            .register(Box::new(metrics::Exported(self.metrics.clone())));
+        let mut tasks = vec![Task::Worker(worker)];
+        let every = Duration::from_secs(cfg.reconcile_every_secs);
+        if !every.is_zero() {
+            let reconciler =
+                Reconciler::new(deployment, queue, self.metrics.clone(), cfg.reconcile_page);
+            tasks.push(Task::Periodic(Periodic {
+                name: "sync-reconcile",
+                first: every,
+                every,
+                pass: Box::new(Scheduled(reconciler)),
+            }));
+        }
+        tracing::info!(replicas = ?deployment.replicas.keys().collect::<Vec<_>>(), "sync daemon running");
+        Ok(tasks)
+    }
+}
+
+/// Runs the sync daemon until `shutdown`, counting into `metrics`.
 pub async fn run_with(
     deployment: &Deployment,
     metrics: Arc<SyncMetrics>,
     shutdown: CancellationToken,
-) -> Result<(), QueueError> {
-    deployment.declare_queues().await?;
-    let queue = deployment.queue(SYNC_QUEUE).await?;
-    let cfg = &deployment.config.sync;
-    let every = Duration::from_secs(cfg.reconcile_every_secs);
-    let schedule = (!every.is_zero()).then(|| {
-        let reconciler = Reconciler::new(
-            deployment,
-            queue.clone(),
-            metrics.clone(),
-            cfg.reconcile_page,
-        );
-        tokio::spawn(scheduled(reconciler, every, shutdown.clone()))
-    });
-    let metrics_for_export = metrics.clone();
-    let handler = Arc::new(Syncer::new(deployment, metrics));
-    let mut worker = WorkerConfig::named("sync");
-    worker.concurrency = cfg.concurrency;
-    worker.batch_size = cfg.concurrency.clamp(1, 100);
-    worker.visibility = Duration::from_secs(cfg.visibility_secs);
-    worker.backoff = Backoff {
-        max: Duration::from_secs(cfg.retry_max_secs),
-        ..Backoff::default()
-    };
-    tracing::info!(replicas = ?deployment.replicas.keys().collect::<Vec<_>>(), "sync daemon running");
-    let worker = deployment.worker(SYNC_QUEUE, handler, worker).await?;
-    deployment
-        .metrics
-        .register(Box::new(metrics::Exported(metrics_for_export)));
-    worker.run(shutdown).await;
-    if let Some(task) = schedule
-        && let Err(e) = task.await
-    {
-        tracing::warn!(error = %e, "the reconciler task failed");
-    }
-    Ok(())
+) -> Result<(), DaemonError> {
+    dss_runtime::daemon::run(&SyncDaemon::with_metrics(metrics), deployment, shutdown).await
 }
 
-/// Runs a full reconciler pass every `every` until `shutdown`.
-async fn scheduled(reconciler: Reconciler, every: Duration, shutdown: CancellationToken) {
-    let prefixes: Vec<String> = PREFIXES.iter().map(|p| p.to_string()).collect();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let pass = tokio::select! {
-            r = reconciler.run(&prefixes) => r,
-            _ = shutdown.cancelled() => return,
-        };
-        if let Err(e) = pass {
-            tracing::warn!(error = %e, "reconciler pass failed; the next one is due in {every:?}");
-        }
+/// A full reconciler pass over every replicated prefix.
+struct Scheduled(Reconciler);
+
+#[async_trait]
+impl Pass for Scheduled {
+    async fn run(&self) -> PassResult {
+        let prefixes: Vec<String> = PREFIXES.iter().map(|p| p.to_string()).collect();
+        let reports = self.0.run(&prefixes).await?;
+        let enqueued: u64 = reports.iter().map(|r| r.enqueued).sum();
+        Ok((enqueued > 0).then(|| format!("the reconciler queued {enqueued} copies")))
     }
 }

@@ -1,10 +1,12 @@
-//! DSS core: the domain model, storage layout, ports with their embedded adapters, configuration,
-//! telemetry and the worker runtime every daemon runs on. No cloud SDK lives here.
+//! DSS runtime: the worker runtime and the daemon shape every daemon runs on (queue workers and
+//! periodic tasks), metrics, telemetry, bucket events, checkout logic, and the [`deployment`]
+//! that wires a configuration into adapters. No cloud SDK lives here.
 
 pub mod bucket_events;
 pub mod bundle_reader;
 pub mod checkout;
 pub mod checkpoint;
+pub mod daemon;
 pub mod deployment;
 pub mod metrics;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! Ingest from cloud staging: `PUT /files` with an `s3://` (or `gs://`) source copies the bytes
+//! The ingest daemon, and what the API shares with it. Ingest from cloud staging: `PUT /files`
+//! with an `s3://` (or `gs://`) source copies the bytes
 //! into the replica's `blobs/…`, verified against all four checksums the source declares, then
 //! writes the file's metadata. Sources larger than [`SYNC_MAX`] are copied by a durable job on
 //! the `ingest` queue (the request answers 202): the metadata appears when the copy is verified,
@@ -12,15 +13,14 @@ use async_trait::async_trait;
 use dss_core::checksum::Checksums;
 use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use dss_core::names::INGEST_QUEUE;
-use dss_core::ports::{BlobError, BlobStore, Message, PutOptions, QueueError, Staging, Verify};
+use dss_core::ports::{
+    BlobError, BlobStore, Message, PutMode, PutOptions, QueueError, Staging, Verify,
+};
 use dss_core::transfer::transfer;
+use dss_runtime::daemon::{Daemon, DaemonError, Task};
 use dss_runtime::deployment::{Deployment, Replica};
 use dss_runtime::worker::{Handler, HandlerError, Outcome, WorkerConfig};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
-
-use crate::error::ApiError;
-use crate::storage;
 
 /// Largest source copied while the request waits (the original's limit: 64 MiB).
 pub const SYNC_MAX: u64 = 64 * 1024 * 1024;
@@ -150,8 +150,15 @@ pub async fn failure(
     replica: &Replica,
     uuid: &ObjectUuid,
     version: &DssVersion,
-) -> Result<Option<Failure>, ApiError> {
-    storage::read_json(&*replica.checkout, &failure_key(uuid, version)).await
+) -> Result<Option<Failure>, BlobError> {
+    let key = failure_key(uuid, version);
+    match replica.checkout.get_bytes(&key).await {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| BlobError::Backend(format!("corrupt failure record {key}: {e}"))),
+        Err(BlobError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Forgets an earlier failure (a new PUT of the same version starts over).
@@ -211,8 +218,27 @@ impl Ingester {
     }
 }
 
-fn api_error(e: ApiError) -> HandlerError {
-    HandlerError::Transient(format!("{}: {}", e.code, e.title))
+/// Writes the metadata of a file create-only: `Ok(true)` when written now or already there with
+/// the same meaning, `Ok(false)` when another document holds the key.
+async fn create_metadata(
+    store: &dyn BlobStore,
+    key: &str,
+    meta: &FileMetadata,
+) -> Result<bool, BlobError> {
+    let opts = PutOptions {
+        content_type: Some("application/json".into()),
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_bytes(key, meta.to_json_text().into(), opts).await {
+        Ok(_) => Ok(true),
+        Err(BlobError::AlreadyExists(_)) => {
+            let existing: Option<FileMetadata> =
+                serde_json::from_slice(&store.get_bytes(key).await?).ok();
+            Ok(existing.is_some_and(|e| e.same_meaning(meta)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[async_trait]
@@ -258,46 +284,47 @@ impl Handler for Ingester {
             }
         }
         let key = ObjectKey::file(&job.uuid, &meta.version);
-        let conflict =
-            || ApiError::new(axum::http::StatusCode::CONFLICT, "file_already_exists", "");
-        match storage::create_or_match(
-            store,
-            &key,
-            meta.to_json_text(),
-            None,
-            |e: &FileMetadata| e.same_meaning(meta),
-            conflict,
-        )
-        .await
+        if !create_metadata(store, &key, meta)
+            .await
+            .map_err(HandlerError::transient)?
         {
-            Ok(_) => {}
-            Err(e) if e.code == "file_already_exists" => {
-                let title = format!(
-                    "file with UUID {} and version {} already exists",
-                    job.uuid, meta.version
-                );
-                return self
-                    .record(replica, &job, "file_already_exists", title)
-                    .await;
-            }
-            Err(e) => return Err(api_error(e)),
+            let title = format!(
+                "file with UUID {} and version {} already exists",
+                job.uuid, meta.version
+            );
+            return self
+                .record(replica, &job, "file_already_exists", title)
+                .await;
         }
         tracing::info!(task_id = %job.task_id, source = %job.source.url(), size = meta.size, "ingested");
         Ok(Outcome::Done)
     }
 }
 
-/// Runs the ingest jobs of the deployment until `shutdown`.
-pub async fn run(deployment: &Deployment, shutdown: CancellationToken) -> Result<(), QueueError> {
-    let mut cfg = WorkerConfig::named("ingest");
-    cfg.concurrency = 4;
-    cfg.batch_size = 4;
-    cfg.visibility = Duration::from_secs(120);
-    let worker = deployment
-        .worker(INGEST_QUEUE, Arc::new(Ingester::new(deployment)), cfg)
-        .await?;
-    worker.run(shutdown).await;
-    Ok(())
+/// The ingest daemon: copies of large files from cloud staging (`PUT /files` answered 202).
+#[derive(Debug, Default)]
+pub struct IngestDaemon;
+
+#[async_trait]
+impl Daemon for IngestDaemon {
+    fn name(&self) -> &'static str {
+        "ingest"
+    }
+
+    fn about(&self) -> &'static str {
+        "copies of large files from cloud staging, verified, then their metadata"
+    }
+
+    async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {
+        let mut cfg = WorkerConfig::named("ingest");
+        cfg.concurrency = 4;
+        cfg.batch_size = 4;
+        cfg.visibility = Duration::from_secs(120);
+        let worker = deployment
+            .worker(INGEST_QUEUE, Arc::new(Ingester::new(deployment)), cfg)
+            .await?;
+        Ok(vec![Task::Worker(worker)])
+    }
 }
 
 #[cfg(test)]
