@@ -29,6 +29,7 @@ pub mod shed;
 pub mod state;
 pub mod storage;
 pub mod subscriptions;
+pub mod token_gate;
 pub mod validate;
 
 use std::future::Future;
@@ -157,7 +158,7 @@ pub fn router(state: Shared) -> Router {
         .method_not_allowed_fallback(misc::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            private::require_token,
+            token_gate::require_token,
         ))
         .layer(middleware::from_fn(connection::close_when_body_unread))
         .layer(middleware::from_fn(move |req, next| {

@@ -1,15 +1,11 @@
 //! Private deployments: `auth.require` names the operations open to anyone in the original
 //! that need a token here (controlled-access data), or `all`. The API refuses them without a
-//! valid token, and the API document marks them, so the official CLIs send their token.
+//! valid token (`token_gate.rs`), and the API document marks them, so the official CLIs
+//! send their token.
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-use crate::state::Shared;
 
 /// The GA4GH DRS routes (at the root and under `/v1`) as one operation.
 pub const DRS: &str = "drs";
@@ -73,28 +69,14 @@ pub fn apply(require: &[String], doc: &mut Value) -> Result<Required, String> {
 }
 
 impl Required {
-    fn needs_token(&self, method: &str, route: &str) -> bool {
+    /// Whether `method` on `route` (as the router matched it) needs a token.
+    pub fn needs_token(&self, method: &str, route: &str) -> bool {
         // HEAD is answered by the GET route.
         let method = if method == "HEAD" { "GET" } else { method };
         self.routes
             .contains(&(method.to_string(), route.to_string()))
             || (method == "GET" && self.routes.contains(&("HEAD".into(), route.into())))
     }
-}
-
-/// Refuses a request without a valid token when its operation needs one.
-pub async fn require_token(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    if let Some(route) = route
-        && state.required.needs_token(req.method().as_str(), &route)
-        && let Err(e) = state.auth.authenticate(req.headers()).await
-    {
-        return e.into_response();
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

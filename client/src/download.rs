@@ -8,20 +8,21 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use dss_core::model::documents::valid_file_name;
 use dss_core::model::{DssVersion, ObjectUuid};
 use futures::StreamExt;
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::api::{DssClient, shown};
+use crate::entry::Entry;
 use crate::error::ClientError;
 use crate::files;
+use crate::open::open_bytes;
 use crate::progress::Progress;
 use crate::ranged;
 pub use crate::ranged::Ranges;
@@ -29,12 +30,6 @@ use crate::verify::Verifier;
 
 /// The name of the manifest file in a downloaded bundle's directory.
 const MANIFEST: &str = "bundle.json";
-
-/// Bytes gathered before each write to a part file.
-pub(crate) const WRITE_BUFFER: usize = 1 << 20;
-
-/// Longest wait between polls of a file the deployment is still preparing.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How to download.
 pub struct DownloadOptions {
@@ -87,58 +82,6 @@ pub struct DownloadedFile {
     pub path: PathBuf,
     /// True when a verified copy was already there (nothing fetched).
     pub already_present: bool,
-}
-
-/// A manifest entry: what a file must be.
-pub(crate) struct Entry {
-    pub(crate) name: String,
-    uuid: String,
-    version: String,
-    pub(crate) size: u64,
-    sha256: String,
-    crc32c: String,
-}
-
-impl Entry {
-    fn from_json(v: &Value) -> Result<Self, ClientError> {
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-                .ok_or_else(|| ClientError::Invalid(format!("a manifest entry has no '{k}': {v}")))
-        };
-        let name = v
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ClientError::Invalid(format!("a manifest entry has no 'name': {v}")))?
-            .to_string();
-        let size = v
-            .get("size")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| ClientError::Invalid(format!("{name}: the manifest gives no size")))?;
-        // The server's answer names what is requested next: only well-formed ids go into URLs.
-        let uuid = s("uuid")?;
-        ObjectUuid::parse(&uuid)
-            .map_err(|e| ClientError::Invalid(format!("{name}: file uuid '{uuid}': {e}")))?;
-        let version = v
-            .get("version")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if !version.is_empty() {
-            DssVersion::parse(&version).map_err(|e| {
-                ClientError::Invalid(format!("{name}: file version '{version}': {e}"))
-            })?;
-        }
-        Ok(Self {
-            uuid,
-            version,
-            size,
-            sha256: s("sha256")?,
-            crc32c: s("crc32c")?,
-            name,
-        })
-    }
 }
 
 /// Where `name` goes below `dir`: refused unless every part of it is a plain name.
@@ -435,7 +378,7 @@ async fn attempt(
             .await
             .map_err(|err| ClientError::io(part, err))?;
         // Large writes: each write of a tokio file is a trip to a blocking thread.
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut file = tokio::io::BufWriter::with_capacity(files::WRITE_BUFFER, file);
         if offset < e.size {
             let mut res = open_bytes(client, url, (offset > 0).then_some((offset, None))).await?;
             if res.status() != StatusCode::PARTIAL_CONTENT && offset > 0 {
@@ -472,73 +415,6 @@ async fn attempt(
         Err(err) => {
             progress.rewound(counted);
             Err(err)
-        }
-    }
-}
-
-/// The answer carrying a file's bytes (those of `range`, first and last offset, when given):
-/// follows the deployment's redirect to them, and waits while it answers 301 (a copy being
-/// prepared).
-pub(crate) async fn open_bytes(
-    client: &DssClient,
-    url: &Url,
-    range: Option<(u64, Option<u64>)>,
-) -> Result<Response, ClientError> {
-    let range = |rb: reqwest::RequestBuilder| match range {
-        Some((first, last)) => rb.header(
-            reqwest::header::RANGE,
-            format!(
-                "bytes={first}-{}",
-                last.map_or(String::new(), |l| l.to_string())
-            ),
-        ),
-        None => rb,
-    };
-    loop {
-        let res = client
-            .send(range(client.request(Method::GET, url.clone())))
-            .await?;
-        match res.status() {
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT => return Ok(res),
-            StatusCode::MOVED_PERMANENTLY => {
-                let wait = res
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map_or(Duration::from_secs(5), Duration::from_secs)
-                    .clamp(Duration::from_millis(200), MAX_RETRY_AFTER);
-                tracing::info!(url = %shown(url), ?wait, "the deployment is preparing the file");
-                tokio::time::sleep(wait).await;
-            }
-            s if s.is_redirection() => {
-                let location = res
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| {
-                        ClientError::Invalid(format!("{s} from {} without a Location", shown(url)))
-                    })?;
-                let to = url
-                    .join(location)
-                    .map_err(|err| ClientError::Invalid(format!("Location '{location}': {err}")))?;
-                let res = client
-                    .send(range(client.request(Method::GET, to.clone())))
-                    .await?;
-                return match res.status() {
-                    StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(res),
-                    s => Err(ClientError::Invalid(format!(
-                        "{} answered {s} instead of the file's bytes",
-                        shown(&to)
-                    ))),
-                };
-            }
-            s => {
-                return Err(ClientError::Invalid(format!(
-                    "{} answered {s} instead of the file's bytes",
-                    shown(url)
-                )));
-            }
         }
     }
 }

@@ -11,6 +11,9 @@ use dss_core::upload::read_file;
 
 use crate::error::ClientError;
 
+/// Bytes gathered before each write to a part file.
+pub(crate) const WRITE_BUFFER: usize = 1 << 20;
+
 /// Something fed with a file's bytes in order.
 pub trait Feed {
     /// The next chunk.

@@ -4,8 +4,10 @@
 
 mod api;
 pub mod download;
+mod entry;
 mod error;
 mod files;
+mod open;
 mod paging;
 pub mod progress;
 mod ranged;

@@ -17,9 +17,10 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use url::Url;
 
 use crate::api::{DssClient, shown};
-use crate::download::{Entry, open_bytes};
+use crate::entry::Entry;
 use crate::error::ClientError;
 use crate::files;
+use crate::open::open_bytes;
 use crate::progress::Progress;
 use crate::verify::Verifier;
 
@@ -254,7 +255,7 @@ async fn fetch_range(
         file.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(|err| ClientError::io(part, err))?;
-        let mut file = tokio::io::BufWriter::with_capacity(crate::download::WRITE_BUFFER, file);
+        let mut file = tokio::io::BufWriter::with_capacity(crate::files::WRITE_BUFFER, file);
         while let Some(chunk) = res.chunk().await.map_err(|source| ClientError::Http {
             what: format!("GET {}", shown(url)),
             source,

@@ -948,7 +948,7 @@ impl BlobStore for LocalBlobStore {
         self.data_path(key).ok()
     }
 
-    /// From another local bucket (see [`super::local_copy`]).
+    /// From another local bucket (see `local_copy.rs`).
     async fn copy_from(
         &self,
         src: &dyn BlobStore,
@@ -960,7 +960,7 @@ impl BlobStore for LocalBlobStore {
         self.copy_local(src, src_key, key, opts, progress).await
     }
 
-    /// From another local bucket (see [`super::local_copy`]).
+    /// From another local bucket (see `local_copy.rs`).
     async fn copy_batch(
         &self,
         src: &dyn BlobStore,

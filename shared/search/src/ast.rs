@@ -1,5 +1,5 @@
 //! The parsed form of a query: a [`Query`] tree and its values, shared by the DSL parser
-//! ([`crate::query`]), the `query_string` parser and the evaluator.
+//! (`query.rs`), the `query_string` parser and the evaluator.
 
 use serde_json::Value;
 
