@@ -303,10 +303,8 @@ async fn load_manifest(
         }
     }
     let key = ObjectKey::bundle(&uuid, &version);
-    match bundle_reader::read_json(store, &key).await {
-        Ok(v) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| LoadError::Corrupt(format!("{key} is not a bundle manifest: {e}"))),
+    match bundle_reader::read_manifest(store, &key).await {
+        Ok(m) => Ok(Some(m)),
         Err(LoadError::Missing(_)) => Ok(None),
         Err(e) => Err(e),
     }

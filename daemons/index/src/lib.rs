@@ -86,7 +86,7 @@ impl Indexer {
         version: &DssVersion,
     ) -> Result<Outcome, HandlerError> {
         let key = ObjectKey::bundle(uuid, version);
-        let manifest = match bundle::read_json(store, &key).await {
+        let typed = match bundle::read_manifest(store, &key).await {
             Ok(m) => m,
             Err(e) => return skip_or_fail(e),
         };
@@ -113,10 +113,13 @@ impl Indexer {
                 Err(e) => return skip_or_fail(e),
             }
         }
-        let files = match bundle::json_files(store, &key, &manifest, &self.limits).await {
+        let files = match bundle::json_files(store, &key, &typed, &self.limits).await {
             Ok(f) => f,
             Err(e) => return skip_or_fail(e),
         };
+        // The documents embed the manifest as stored.
+        let manifest = serde_json::to_value(&typed)
+            .map_err(|e| HandlerError::Permanent(format!("{key}: {e}")))?;
         let id = format!("{uuid}.{version}");
         let doc = search_document(uuid.as_str(), &manifest, &files);
         let modified = self

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use dss_config::IndexConfig;
+use dss_core::model::BundleManifest;
 use dss_core::model::keys::Kind;
 use dss_core::model::metadata::MetadataFile;
 use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
@@ -60,15 +61,18 @@ pub async fn read_json(store: &Arc<dyn BlobStore>, key: &str) -> Result<Value, L
         .map_err(|e| LoadError::Corrupt(format!("{key} is not JSON: {e}")))
 }
 
-fn blob_key(entry: &Value) -> Option<String> {
-    let field = |k: &str| entry.get(k).and_then(Value::as_str);
-    Some(format!(
-        "blobs/{}.{}.{}.{}",
-        field("sha256")?,
-        field("sha1")?,
-        field("s3-etag")?,
-        field("crc32c")?
-    ))
+/// Reads the bundle manifest stored under `key`, typed.
+pub async fn read_manifest(
+    store: &Arc<dyn BlobStore>,
+    key: &str,
+) -> Result<BundleManifest, LoadError> {
+    let bytes = match store.get_bytes(key).await {
+        Ok(b) => b,
+        Err(BlobError::NotFound(_)) => return Err(LoadError::Missing(key.to_string())),
+        Err(e) => return Err(LoadError::Retry(format!("reading {key}: {e}"))),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| LoadError::Corrupt(format!("{key} is not a bundle manifest: {e}")))
 }
 
 /// Files left out of a bundle's documents, reported in one log line per bundle.
@@ -100,48 +104,30 @@ impl LeftOut {
 pub async fn json_files(
     store: &Arc<dyn BlobStore>,
     bundle: &str,
-    manifest: &Value,
+    manifest: &BundleManifest,
     limits: &Limits,
 ) -> Result<Vec<MetadataFile>, LoadError> {
-    let entries = manifest
-        .get("files")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let mut budget = limits.max_total_bytes;
     let mut left_out = LeftOut::default();
     let mut wanted = Vec::new();
-    for e in entries {
-        let name = e
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let ctype = e
-            .get("content-type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let indexed = e.get("indexed").and_then(Value::as_bool).unwrap_or(false);
-        if !ctype.starts_with("application/json") {
-            if indexed {
+    for e in &manifest.files {
+        let name = e.name.clone();
+        if !e.content_type.starts_with("application/json") {
+            if e.indexed {
                 left_out.add(
                     &name,
-                    &format!("marked indexed but content type is {ctype}"),
+                    &format!("marked indexed but content type is {}", e.content_type),
                 );
             }
             continue;
         }
-        let size = e.get("size").and_then(Value::as_u64).unwrap_or(0);
+        let size = e.size;
         if size > limits.max_file_bytes || size > budget || wanted.len() >= limits.max_files {
             left_out.add(&name, "over the bundle's size or file-count limit");
             continue;
         }
-        let Some(key) = blob_key(e) else {
-            left_out.add(&name, "manifest entry without checksums");
-            continue;
-        };
         budget -= size;
-        wanted.push((name, indexed, key));
+        wanted.push((name, e.indexed, ObjectKey::blob(&e.checksums())));
     }
     let reads = futures::stream::iter(wanted.into_iter().map(|(name, indexed, key)| {
         let store = store.clone();
