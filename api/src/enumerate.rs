@@ -9,7 +9,8 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use dss_core::model::keys::Kind;
 use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
-use dss_core::ports::BlobStore;
+use dss_core::ports::{BlobStore, listing};
+use futures::TryStreamExt;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
@@ -53,34 +54,32 @@ async fn live_bundles(
 ) -> ApiResult<(Vec<(ObjectUuid, DssVersion)>, bool)> {
     let mut out = Vec::with_capacity(want);
     let mut group = Group::default();
-    let mut cursor = after.map(str::to_string);
-    loop {
-        let page = store.list(prefix, cursor.as_deref(), LIST_PAGE).await?;
-        for o in &page.objects {
-            let (uuid, kind) = match ObjectKey::parse(&o.key) {
-                Some(ObjectKey::Versioned(Kind::Bundle, u, v)) => (u, Some((v, false))),
-                Some(ObjectKey::VersionTombstone(Kind::Bundle, u, v)) => (u, Some((v, true))),
-                Some(ObjectKey::Tombstone(Kind::Bundle, u)) => (u, None),
-                // Keys outside the layout are skipped rather than failing enumeration.
-                _ => continue,
-            };
-            if group.uuid.as_ref() != Some(&uuid) {
-                out.extend(std::mem::take(&mut group).live());
-                if out.len() >= want {
-                    out.truncate(want);
-                    return Ok((out, true));
-                }
-                group.uuid = Some(uuid);
+    let mut listed = std::pin::pin!(listing::objects(
+        store,
+        prefix,
+        after.map(str::to_string),
+        LIST_PAGE
+    ));
+    while let Some(o) = listed.try_next().await? {
+        let (uuid, kind) = match ObjectKey::parse(&o.key) {
+            Some(ObjectKey::Versioned(Kind::Bundle, u, v)) => (u, Some((v, false))),
+            Some(ObjectKey::VersionTombstone(Kind::Bundle, u, v)) => (u, Some((v, true))),
+            Some(ObjectKey::Tombstone(Kind::Bundle, u)) => (u, None),
+            // Keys outside the layout are skipped rather than failing enumeration.
+            _ => continue,
+        };
+        if group.uuid.as_ref() != Some(&uuid) {
+            out.extend(std::mem::take(&mut group).live());
+            if out.len() >= want {
+                out.truncate(want);
+                return Ok((out, true));
             }
-            match kind {
-                Some((v, false)) => group.versions.push(v),
-                Some((v, true)) => group.dead.push(v),
-                None => group.all_dead = true,
-            }
+            group.uuid = Some(uuid);
         }
-        match page.next_start_after {
-            Some(n) => cursor = Some(n),
-            None => break,
+        match kind {
+            Some((v, false)) => group.versions.push(v),
+            Some((v, true)) => group.dead.push(v),
+            None => group.all_dead = true,
         }
     }
     out.extend(group.live());

@@ -135,19 +135,13 @@ impl Rng {
 /// Keys under `prefix` in `replica` of the deployment on `data`.
 async fn keys(d: &dss_runtime::deployment::Deployment, replica: &str, prefix: &str) -> Vec<String> {
     let store = &d.replicas[replica].store;
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .list(prefix, after.as_deref(), 1000)
-            .await
-            .expect("list");
-        out.extend(page.objects.into_iter().map(|o| o.key));
-        match page.next_start_after {
-            Some(a) => after = Some(a),
-            None => return out,
-        }
-    }
+    store
+        .list_all(prefix)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

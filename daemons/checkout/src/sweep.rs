@@ -6,10 +6,11 @@
 
 use async_trait::async_trait;
 use dss_core::clock::unix_ms;
-use dss_core::ports::BlobError;
+use dss_core::ports::{BlobError, listing};
 use dss_runtime::checkout::expired;
 use dss_runtime::daemon::{Pass, PassResult};
 use dss_runtime::deployment::Deployment;
+use futures::TryStreamExt;
 
 /// Prefixes holding what expires: copies, pointers to copy jobs, e-mail markers.
 const SWEPT_PREFIXES: [&str; 4] = ["blobs/", "bundles/", "checkout/pending/", "checkout/mail/"];
@@ -22,20 +23,13 @@ pub async fn sweep_once(deployment: &Deployment) -> Result<u64, BlobError> {
     for replica in deployment.replicas.values() {
         let bucket = &*replica.checkout;
         for prefix in SWEPT_PREFIXES {
-            let mut after: Option<String> = None;
-            loop {
-                let page = bucket.list(prefix, after.as_deref(), 1000).await?;
-                for o in &page.objects {
-                    if expired(cfg, unix_ms(o.created), now)
-                        && !cfg.cacheable(&o.content_type, o.size)
-                        && bucket.delete(&o.key).await?
-                    {
-                        deleted += 1;
-                    }
-                }
-                match page.next_start_after {
-                    Some(n) => after = Some(n),
-                    None => break,
+            let mut listed = std::pin::pin!(listing::objects(bucket, prefix, None, 1000));
+            while let Some(o) = listed.try_next().await? {
+                if expired(cfg, unix_ms(o.created), now)
+                    && !cfg.cacheable(&o.content_type, o.size)
+                    && bucket.delete(&o.key).await?
+                {
+                    deleted += 1;
                 }
             }
         }

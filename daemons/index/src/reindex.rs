@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use dss_core::model::ObjectKey;
 use dss_core::model::keys::Kind;
-use dss_core::ports::{BlobError, BlobStore, BucketEvent, ObjectMeta, SearchError, SearchRequest};
+use dss_core::ports::{
+    BlobError, BlobStore, BucketEvent, ObjectMeta, SearchError, SearchRequest, listing,
+};
 use dss_runtime::checkpoint::{Checkpoint, CheckpointError};
 use dss_runtime::worker::{HandlerError, Outcome};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::json;
 
@@ -161,15 +163,17 @@ impl Reindex {
             },
             ..Default::default()
         };
-        let mut after = report.resumed_after.clone();
-        if let Some(a) = &after {
+        if let Some(a) = &report.resumed_after {
             tracing::info!(replica = %self.replica, after = %a, "resuming reindex from its checkpoint");
         }
-        loop {
-            let page = self
-                .store
-                .list(&self.prefix, after.as_deref(), self.page)
-                .await?;
+        let mut pages = std::pin::pin!(listing::pages(
+            &*self.store,
+            &self.prefix,
+            report.resumed_after.clone(),
+            self.page
+        ));
+        while let Some(page) = pages.try_next().await? {
+            let next = page.next_start_after.clone();
             let mut done = futures::stream::iter(page.objects)
                 .map(|o| async move {
                     let outcome = self.object(&o).await;
@@ -190,14 +194,8 @@ impl Reindex {
                 }
                 progress(Phase::Objects, &report);
             }
-            match page.next_start_after {
-                Some(next) => {
-                    if let Some(c) = &self.checkpoint {
-                        c.write(&self.prefix, &next)?;
-                    }
-                    after = Some(next);
-                }
-                None => break,
+            if let (Some(c), Some(next)) = (&self.checkpoint, &next) {
+                c.write(&self.prefix, next)?;
             }
         }
         self.documents(&mut report, progress).await?;

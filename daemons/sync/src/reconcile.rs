@@ -3,11 +3,15 @@
 //! bucket events were lost are repaired within one pass.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use dss_core::model::ObjectKey;
-use dss_core::ports::{BlobError, BlobStore, ObjectMeta, OutgoingMessage, Queue, QueueError};
+use dss_core::ports::{
+    BlobError, BlobStore, ListPage, ObjectMeta, OutgoingMessage, Queue, QueueError, listing,
+};
 use dss_runtime::deployment::Deployment;
+use futures::{Stream, TryStreamExt};
 use serde::Serialize;
 
 use crate::copy::{Found, compare};
@@ -102,28 +106,34 @@ const PROGRESS_EVERY: u64 = 256;
 /// One replica's listing, a page at a time.
 struct Lister<'a> {
     replica: &'a str,
-    store: &'a dyn BlobStore,
-    prefix: &'a str,
-    after: Option<String>,
+    pages: Pin<Box<dyn Stream<Item = Result<ListPage, BlobError>> + Send + 'a>>,
     buffer: VecDeque<ObjectMeta>,
-    done: bool,
 }
 
-impl Lister<'_> {
-    /// The next key, reading a page when the buffer is empty.
-    async fn peek(&mut self, page: usize) -> Result<Option<&str>, ReconcileError> {
-        if self.buffer.is_empty() && !self.done {
-            let listed = self
-                .store
-                .list(self.prefix, self.after.as_deref(), page)
+impl<'a> Lister<'a> {
+    fn new(replica: &'a str, store: &'a dyn BlobStore, prefix: &'a str, page: usize) -> Self {
+        Self {
+            replica,
+            pages: Box::pin(listing::pages(store, prefix, None, page)),
+            buffer: VecDeque::new(),
+        }
+    }
+
+    /// The next key, reading pages while the buffer is empty.
+    async fn peek(&mut self) -> Result<Option<&str>, ReconcileError> {
+        while self.buffer.is_empty() {
+            let page = self
+                .pages
+                .try_next()
                 .await
                 .map_err(|source| ReconcileError::List {
                     replica: self.replica.to_string(),
                     source,
                 })?;
-            self.done = listed.next_start_after.is_none();
-            self.after = listed.next_start_after;
-            self.buffer.extend(listed.objects);
+            match page {
+                Some(p) => self.buffer.extend(p.objects),
+                None => break,
+            }
         }
         Ok(self.buffer.front().map(|m| m.key.as_str()))
     }
@@ -179,14 +189,7 @@ impl Reconciler {
             .deployment
             .replicas
             .values()
-            .map(|r| Lister {
-                replica: &r.name,
-                store: &*r.store,
-                prefix,
-                after: None,
-                buffer: VecDeque::new(),
-                done: false,
-            })
+            .map(|r| Lister::new(&r.name, &*r.store, prefix, self.page))
             .collect();
         let mut report = PrefixReport {
             prefix: prefix.to_string(),
@@ -196,7 +199,7 @@ impl Reconciler {
         loop {
             let mut next: Option<String> = None;
             for l in &mut listers {
-                if let Some(k) = l.peek(self.page).await?
+                if let Some(k) = l.peek().await?
                     && next.as_deref().is_none_or(|n| k < n)
                 {
                     next = Some(k.to_string());

@@ -8,8 +8,9 @@ use dss_core::model::BundleManifest;
 use dss_core::model::keys::Kind;
 use dss_core::model::metadata::MetadataFile;
 use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
+use dss_core::ports::listing;
 use dss_core::ports::{BlobError, BlobStore};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 /// Bounds on what one bundle may contribute to its documents.
@@ -176,25 +177,19 @@ pub async fn versions(
     let prefix = format!("{}{uuid}.", Kind::Bundle.prefix());
     let mut out: Vec<BundleVersion> = Vec::new();
     let mut dead = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .list(&prefix, after.as_deref(), 1000)
-            .await
-            .map_err(|e| LoadError::Retry(format!("listing {prefix}: {e}")))?;
-        for o in &page.objects {
-            match ObjectKey::parse(&o.key) {
-                Some(ObjectKey::Versioned(Kind::Bundle, _, version)) => out.push(BundleVersion {
-                    version,
-                    tombstoned: false,
-                }),
-                Some(ObjectKey::VersionTombstone(Kind::Bundle, _, v)) => dead.push(v),
-                _ => {}
-            }
-        }
-        match page.next_start_after {
-            Some(n) => after = Some(n),
-            None => break,
+    let mut listed = std::pin::pin!(listing::objects(&**store, &prefix, None, 1000));
+    while let Some(o) = listed
+        .try_next()
+        .await
+        .map_err(|e| LoadError::Retry(format!("listing {prefix}: {e}")))?
+    {
+        match ObjectKey::parse(&o.key) {
+            Some(ObjectKey::Versioned(Kind::Bundle, _, version)) => out.push(BundleVersion {
+                version,
+                tombstoned: false,
+            }),
+            Some(ObjectKey::VersionTombstone(Kind::Bundle, _, v)) => dead.push(v),
+            _ => {}
         }
     }
     for v in &mut out {

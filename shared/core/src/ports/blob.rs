@@ -304,16 +304,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Convenience: every object under `prefix`, in key order (for prefixes known to be small,
     /// such as one bundle's keys).
     async fn list_all(&self, prefix: &str) -> Result<Vec<ObjectMeta>, BlobError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.list(prefix, after.as_deref(), 1000).await?;
-            out.extend(page.objects);
-            match page.next_start_after {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
+        use futures::TryStreamExt;
+        super::listing::objects(self, prefix, None, 1000)
+            .try_collect()
+            .await
     }
 
     /// Convenience: puts an in-memory buffer.

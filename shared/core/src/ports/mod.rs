@@ -5,6 +5,7 @@ pub mod buckets;
 pub mod collections;
 pub mod deliveries;
 pub mod journal;
+pub mod listing;
 pub mod mail;
 pub mod queue;
 pub mod search;
