@@ -15,7 +15,9 @@ pub fn registry() -> Vec<Box<dyn Daemon>> {
         Box::new(dss_notify::NotifyDaemon),
         Box::new(dss_checkout::CheckoutDaemon),
         Box::new(dss_sync::SyncDaemon::default()),
-        Box::new(dss_event_relay::RelayDaemon::new(crate::cloud::RelayEnds)),
+        Box::new(dss_event_relay::RelayDaemon::new(
+            crate::wiring::gcp::RelayEnds,
+        )),
     ]
 }
 

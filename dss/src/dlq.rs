@@ -36,7 +36,7 @@ async fn pair(
 
 /// `dss ops dlq list`: letters per dead-letter queue.
 pub async fn list(cfg: &Config, as_json: bool) -> Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let mut out = std::io::stdout().lock();
     for name in DAEMON_QUEUES {
         let dlq = dep.queue(&format!("{name}-dlq")).await?;
@@ -67,7 +67,7 @@ pub async fn list(cfg: &Config, as_json: bool) -> Result<()> {
 /// `dss ops dlq show QUEUE`: up to `limit` letters, one line each (id, receives, when sent, the
 /// reason where the backend keeps it, the body); they stay in the dead-letter queue.
 pub async fn show(cfg: &Config, queue: &str, limit: usize, json: bool) -> Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let (_, dlq) = pair(&dep, queue).await?;
     let embedded = cfg.queues.backend == QueueBackendKind::Embedded;
     let mut shown = Vec::new();
@@ -107,7 +107,7 @@ pub async fn show(cfg: &Config, queue: &str, limit: usize, json: bool) -> Result
 /// moved a second time.
 pub async fn redrive(cfg: &Config, queue: &str, limit: Option<usize>, json: bool) -> Result<()> {
     dss_runtime::telemetry::init(&cfg.log);
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let (main, dlq) = pair(&dep, queue).await?;
     let limit = limit.unwrap_or(usize::MAX);
     // First take every letter (hidden for as long as Pub/Sub allows), then move them.
@@ -147,7 +147,7 @@ pub async fn redrive(cfg: &Config, queue: &str, limit: Option<usize>, json: bool
 
 /// `dss ops dlq purge QUEUE`: deletes every letter of the queue's dead-letter queue.
 pub async fn purge(cfg: &Config, queue: &str, json: bool) -> Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let (_, dlq) = pair(&dep, queue).await?;
     let mut purged = 0usize;
     loop {

@@ -8,9 +8,9 @@ use anyhow::Result;
 use dss_config::Config;
 use dss_core::model::keys::Kind;
 use dss_core::model::{BundleManifest, FileMetadata, ObjectKey};
-use dss_core::ports::BlobStore;
+use dss_core::ports::{BlobStore, listing};
 use dss_core::transfer::holds;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::json;
 
@@ -56,18 +56,15 @@ impl Report {
 
 /// Every live versioned document of `kind` under `prefix` (tombstones are not checked).
 async fn documents(store: &dyn BlobStore, prefix: &str, kind: Kind) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.list(prefix, after.as_deref(), PAGE).await?;
-        keys.extend(page.objects.into_iter().map(|o| o.key).filter(
-            |k| matches!(ObjectKey::parse(k), Some(ObjectKey::Versioned(k2, _, _)) if k2 == kind),
-        ));
-        match page.next_start_after {
-            Some(a) => after = Some(a),
-            None => return Ok(keys),
-        }
-    }
+    Ok(listing::objects(store, prefix, None, PAGE)
+        .map_ok(|o| o.key)
+        .try_filter(|k| {
+            let wanted =
+                matches!(ObjectKey::parse(k), Some(ObjectKey::Versioned(k2, _, _)) if k2 == kind);
+            std::future::ready(wanted)
+        })
+        .try_collect()
+        .await?)
 }
 
 /// A file's problem, if any: its metadata unreadable, or its blob missing or different.
@@ -122,7 +119,7 @@ async fn check_bundle(store: &dyn BlobStore, key: &str) -> Vec<(&'static str, St
 /// `dss ops verify integrity [--replica R]`.
 pub async fn run(cfg: &Config, replica: Option<&str>, json: bool) -> Result<()> {
     crate::progress::init_logging(&cfg.log);
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     if let Some(r) = replica
         && !dep.replicas.contains_key(r)
     {

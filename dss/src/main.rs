@@ -12,15 +12,16 @@ use dss_runtime::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
 mod client;
-mod cloud;
 mod daemons;
 mod dlq;
+mod infra;
 mod integrity;
 mod ops;
 mod output;
 mod progress;
 mod reindex;
 mod replay;
+mod wiring;
 
 #[derive(Parser)]
 #[command(name = "dss", version, about = "The Data Storage System")]
@@ -526,7 +527,7 @@ async fn run(cfg: Config, process: Process) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", cfg.api.listen))?,
         ),
     };
-    let deployment = cloud::open(&cfg).await?;
+    let deployment = wiring::open(&cfg).await?;
     deployment
         .declare_queues()
         .await
@@ -727,7 +728,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cfg = common.load(None)?;
             dss_runtime::telemetry::init(&cfg.log);
-            cloud::infra_local(&cloud::open(&cfg).await?).await
+            infra::local(&wiring::open(&cfg).await?).await
         }
         Command::Queues(args) => args.run().await,
         Command::Upload(args) => args.run().await,

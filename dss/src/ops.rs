@@ -30,7 +30,7 @@ pub async fn reconcile(
         true => dss_sync::PREFIXES.iter().map(|p| p.to_string()).collect(),
         false => prefixes,
     };
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     if dep.replicas.len() < 2 {
         bail!("only one replica is configured: there is nothing to reconcile");
     }
@@ -81,7 +81,7 @@ pub async fn deliveries(
     limit: usize,
     json: bool,
 ) -> anyhow::Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let mut out = std::io::stdout().lock();
     match state {
         None => {
@@ -112,7 +112,7 @@ pub async fn resend(
     subscription: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     if let Some(s) = subscription {
         ids.extend(
             dep.deliveries
@@ -145,7 +145,7 @@ pub async fn resend(
 
 /// `dss queues`: the gauges of every daemon queue and its dead-letter queue.
 pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let mut out = std::io::stdout().lock();
     if !as_json {
         writeln!(
@@ -195,7 +195,7 @@ pub async fn checkout_status(
     replica: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     for (name, r) in dep
         .replicas
         .iter()

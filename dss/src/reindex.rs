@@ -30,7 +30,7 @@ pub struct Options {
 /// Runs one pass per replica; fails when any object could not be indexed.
 pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
     crate::progress::init_logging(&cfg.log);
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let replicas = match opts.replicas.is_empty() {
         true => dep.replicas.keys().cloned().collect(),
         false => opts.replicas.clone(),

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use dss_config::Config;
 use dss_core::names::{BUCKET_EVENTS_TOPIC, INDEX_QUEUE, NOTIFY_QUEUE, SYNC_QUEUE};
-use dss_core::ports::{BucketEvent, ObjectMeta, OutgoingMessage, Queue, Topic};
+use dss_core::ports::{BucketEvent, ObjectMeta, OutgoingMessage, Queue, Topic, listing};
 use dss_runtime::checkpoint::Checkpoint;
+use futures::TryStreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -94,7 +95,7 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
             dss_sync::PREFIXES.join(", ")
         );
     }
-    let dep = crate::cloud::open(cfg).await?;
+    let dep = crate::wiring::open(cfg).await?;
     let target = match opts.to.as_str() {
         INDEX_QUEUE | NOTIFY_QUEUE => Target::Queue(dep.queue(&opts.to).await?),
         SYNC_QUEUE if dep.replicas.len() > 1 => Target::Queue(dep.queue(SYNC_QUEUE).await?),
@@ -146,9 +147,13 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
                 dry_run: opts.dry_run,
             };
             let progress = Progress::new(&format!("replay {replica} {prefix} → {}", opts.to));
-            let mut after = report.resumed_after.clone();
-            loop {
-                let page = r.store.list(prefix, after.as_deref(), PAGE).await?;
+            let mut pages = std::pin::pin!(listing::pages(
+                &*r.store,
+                prefix,
+                report.resumed_after.clone(),
+                PAGE
+            ));
+            while let Some(page) = pages.try_next().await? {
                 report.listed += page.objects.len() as u64;
                 let events: Vec<BucketEvent> = page
                     .objects
@@ -165,14 +170,8 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
                 progress.set(report.replayed, || {
                     format!("events ({} objects listed)", report.listed)
                 });
-                match page.next_start_after {
-                    Some(next) => {
-                        if let Some(c) = &checkpoint {
-                            c.write(&scope, &next)?;
-                        }
-                        after = Some(next);
-                    }
-                    None => break,
+                if let (Some(c), Some(next)) = (&checkpoint, &page.next_start_after) {
+                    c.write(&scope, next)?;
                 }
             }
             progress.finish();

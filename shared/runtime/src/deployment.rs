@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use dss_config::Durability;
-use dss_config::{Config, DownloadMode, QueueBackendKind, ReplicaLocation, replica_location};
+use dss_config::{Config, DownloadMode, ReplicaLocation, replica_location};
 use dss_core::clock::SharedClock;
 use dss_core::names::*;
 use dss_core::ports::{
@@ -40,14 +38,6 @@ pub enum DeploymentError {
         /// What failed.
         message: String,
     },
-    /// The queue backend could not be opened.
-    #[error("opening the {backend:?} queue backend: {message}")]
-    Queues {
-        /// Which backend.
-        backend: QueueBackendKind,
-        /// What failed.
-        message: String,
-    },
     /// Key material could not be read or created.
     #[error("key file {path}: {source}")]
     Key {
@@ -71,36 +61,6 @@ pub struct Replica {
     pub buckets: Arc<dyn Buckets>,
     /// How downloads are served.
     pub download: DownloadMode,
-}
-
-/// A replica's buckets in a cloud, as a [`CloudOpener`] opens them.
-#[derive(Debug, Clone)]
-pub struct CloudReplica {
-    /// The main bucket.
-    pub store: Arc<dyn BlobStore>,
-    /// The checkout bucket.
-    pub checkout: Arc<dyn BlobStore>,
-    /// The buckets of the same account.
-    pub buckets: Arc<dyn Buckets>,
-}
-
-/// Opens what this crate has no SDK for: replicas on cloud buckets and cloud queue backends.
-/// The `dss` command supplies one built on the cloud adapter crates.
-#[async_trait]
-pub trait CloudOpener: Send + Sync {
-    /// The replica `name` (configured as `config.replicas[name]`) at `location`.
-    async fn replica(
-        &self,
-        name: &str,
-        location: &ReplicaLocation,
-        config: &Config,
-    ) -> Result<CloudReplica, String>;
-
-    /// The queue backend `config.queues.backend` (never the embedded one).
-    async fn queues(&self, config: &Config) -> Result<Arc<dyn QueueBackend>, String>;
-
-    /// The cloud staging sources the configuration can reach, by URL scheme (`s3`, `gs`).
-    async fn staging(&self, config: &Config) -> Vec<(String, Arc<dyn Staging>)>;
 }
 
 /// Live adapters of a deployment.
@@ -202,56 +162,16 @@ pub fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, Deployme
 
 impl Deployment {
     /// Opens every adapter the configuration names; every replica must be local (`file://`)
-    /// and the queues embedded (see [`Deployment::open_with`] for clouds). Must run within a
-    /// Tokio runtime (the journal starts its writer task).
+    /// and the queues embedded (`dss` wires clouds: see [`Deployment::open_local_parts`]).
+    /// Must run within a Tokio runtime (the journal starts its writer task).
     pub fn open(config: Config, clock: SharedClock) -> Result<Self, DeploymentError> {
         Self::open_local(config, clock, false)
     }
 
-    /// Opens every adapter the configuration names, cloud replicas and queues through `cloud`.
-    pub async fn open_with(
-        config: Config,
-        clock: SharedClock,
-        cloud: &dyn CloudOpener,
-    ) -> Result<Self, DeploymentError> {
-        let mut d = Self::open_local(config, clock, true)?;
-        for (name, r) in &d.config.replicas {
-            let location =
-                replica_location(&r.url).map_err(|message| DeploymentError::Replica {
-                    replica: name.clone(),
-                    message,
-                })?;
-            if matches!(location, ReplicaLocation::Local(_)) {
-                continue;
-            }
-            let c = cloud
-                .replica(name, &location, &d.config)
-                .await
-                .map_err(|message| DeploymentError::Replica {
-                    replica: name.clone(),
-                    message,
-                })?;
-            let replica = Replica {
-                name: name.clone(),
-                store: c.store,
-                checkout: c.checkout,
-                buckets: c.buckets,
-                download: r.download,
-            };
-            d.replicas.insert(name.clone(), replica);
-        }
-        d.staging = cloud.staging(&d.config).await.into_iter().collect();
-        if d.config.queues.backend != QueueBackendKind::Embedded {
-            d.queues =
-                cloud
-                    .queues(&d.config)
-                    .await
-                    .map_err(|message| DeploymentError::Queues {
-                        backend: d.config.queues.backend,
-                        message,
-                    })?;
-        }
-        Ok(d)
+    /// Opens the embedded parts and the local replicas, leaving out cloud replicas (and the
+    /// cloud queue backend and staging sources): the wiring of their backend adds them.
+    pub fn open_local_parts(config: Config, clock: SharedClock) -> Result<Self, DeploymentError> {
+        Self::open_local(config, clock, true)
     }
 
     /// Opens the embedded parts and the local replicas; cloud replicas are an error unless

@@ -1,0 +1,49 @@
+//! External services that replace embedded defaults: a search cluster (`search.url`) for the
+//! search documents, an SMTP server (`mail.smtp_host`) for e-mail.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use dss_runtime::deployment::Deployment;
+
+/// Puts the configured search cluster and SMTP server in place.
+pub fn wire(d: &mut Deployment) -> anyhow::Result<()> {
+    let config = d.config.clone();
+    if let Some(url) = &config.search.url {
+        d.search = Arc::new(
+            dss_elasticsearch::ElasticsearchIndex::new(url, &config.search.index_prefix)
+                .context("search.url")?,
+        );
+        tracing::info!(url = %without_credentials(url), "search documents live in Elasticsearch/OpenSearch");
+    }
+    if config.mail.smtp_host.is_some() {
+        let mailer = dss_smtp::SmtpMailer::new(&config.mail).context("mail.smtp_host")?;
+        tracing::info!(?mailer, "e-mail goes out over SMTP");
+        d.mailer = Arc::new(mailer);
+    }
+    Ok(())
+}
+
+/// `url` without the user name and password it may carry (for logs).
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_urls_carry_no_credentials() {
+        assert_eq!(
+            super::without_credentials("https://elastic:s3cret@search.example:9200/"),
+            "https://search.example:9200/"
+        );
+        assert_eq!(super::without_credentials("::"), "(not a URL)");
+    }
+}
