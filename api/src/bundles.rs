@@ -301,14 +301,15 @@ pub async fn put(
         .into_iter()
         .map(FileRefBody::checked)
         .collect::<ApiResult<Vec<_>>>()?;
-    let q = state.params.check("putBundle", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.request_of(caller, "putBundle", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let version = q.version_required("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
     state.writable()?;
     let store = &*replica.store;
     check_duplicates(refs.iter().map(|r| r.name.as_str()))?;
-    let creator = version_creator(&state, &caller, owner(store, &uuid, None).await?)?;
+    let creator = version_creator(&state, cx.caller()?, owner(store, &uuid, None).await?)?;
     let files = resolve_files(&state, store, &refs).await?;
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT.into(),
@@ -334,8 +335,9 @@ pub async fn get(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = state.params.check("getBundle", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.open_request("getBundle", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let directurls = q.flag("directurls");
     let presigned = q.flag("presignedurls");
     let per_page = q.int("per_page")? as usize;
@@ -366,7 +368,7 @@ pub async fn get(
     if (directurls || presigned) && replica.download == DownloadMode::Checkout {
         let path = format!("/v1/bundles/{raw_uuid}");
         if let Some(wait) =
-            copies::bundle_ready(&state, replica, uuid.as_str(), &manifest, &path, &q).await?
+            copies::bundle_ready(&state, replica, uuid.as_str(), &manifest, &path, q).await?
         {
             return Ok(wait);
         }
@@ -421,8 +423,9 @@ pub async fn patch(
     let m = state.json_body(&headers, body).await?;
     let add = file_refs(&m, "add_files", Some(1000))?;
     let remove = file_refs(&m, "remove_files", Some(1000))?;
-    let q = state.params.check("patchBundle", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.request_of(caller, "patchBundle", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let base = q.version_required("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
     state.writable()?;
@@ -430,7 +433,11 @@ pub async fn patch(
     let resolved = storage::resolve_bundle(store, &uuid, Some(&base))
         .await?
         .ok_or_else(|| ApiError::not_found(NO_BUNDLE))?;
-    let creator = version_creator(&state, &caller, owner(store, &uuid, Some(&base)).await?)?;
+    let creator = version_creator(
+        &state,
+        cx.caller()?,
+        owner(store, &uuid, Some(&base)).await?,
+    )?;
     let mut manifest = BundleManifest::clone(
         &*state
             .manifests
@@ -470,13 +477,14 @@ pub async fn delete(
     let reason = m["reason"].as_str().ok_or_else(|| {
         ApiError::illegal_arguments(format!("{} is not of type 'string'", m["reason"]))
     })?;
-    let q = state.params.check("deleteBundle", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.request_of(caller, "deleteBundle", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let version = q.version_optional("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
     state.writable()?;
-    state.auth.require_admin(&caller)?;
-    let email = state.auth.email(&caller)?;
+    state.auth.require_admin(cx.caller()?)?;
+    let email = cx.owner()?;
     let store = &*replica.store;
     let keys = storage::keys_of(store, Kind::Bundle, &uuid).await?;
     let exists = keys.iter().any(|(k, _)| match (k, &version) {

@@ -36,8 +36,9 @@ pub async fn start(
         }
     };
     let (destination, email) = (text("destination")?, text("email")?);
-    let q = state.params.check("postBundlesCheckout", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.open_request("postBundlesCheckout", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let uuid = parse_uuid(&raw_uuid)?;
     let version = q.version_optional("version")?;
     if let Some(e) = email.as_deref().filter(|e| !valid_address(e)) {
@@ -113,8 +114,8 @@ pub async fn status(
     Path(raw_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = state.params.check("getBundlesCheckout", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.open_request("getBundlesCheckout", raw.as_deref())?;
+    let replica = cx.replica()?;
     let id = parse_uuid(&raw_id)?;
     let status = read_status(&*replica.checkout, id.as_str())
         .await?

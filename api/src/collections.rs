@@ -215,10 +215,12 @@ pub async fn list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("getCollections", raw.as_deref())?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?;
+    let cx = state
+        .request("getCollections", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    cx.member()?;
+    let owner = cx.owner()?;
     let per_page = usize::try_from(q.int("per_page")?).unwrap_or(500);
     let start = usize::try_from(q.int("start_at")?).unwrap_or(0);
     let (items, total) = state
@@ -263,11 +265,13 @@ pub async fn put(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("putCollection", raw.as_deref())?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?.to_string();
-    let r = state.replica(&q)?;
+    let cx = state
+        .request("putCollection", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    cx.member()?;
+    let owner = cx.owner()?.to_string();
+    let r = cx.replica()?;
     let uuid = parse_uuid(&q.required("uuid")?.to_lowercase())?;
     let version = q.version_required("version")?;
     state.writable()?;
@@ -319,12 +323,14 @@ pub async fn get(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("getCollection", raw.as_deref())?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?;
+    let cx = state
+        .request("getCollection", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    cx.member()?;
+    let owner = cx.owner()?;
     let uuid = parse_uuid(&raw_uuid)?;
-    let r = state.replica(&q)?;
+    let r = cx.replica()?;
     let version = match q.get("version") {
         Some(v) => Some(DssVersion::parse(v).map_err(|_| not_found(&uuid))?),
         None => None,
@@ -341,12 +347,14 @@ pub async fn patch(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("patchCollection", raw.as_deref())?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?;
+    let cx = state
+        .request("patchCollection", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    cx.member()?;
+    let owner = cx.owner()?;
     let uuid = parse_uuid(&raw_uuid)?;
-    let r = state.replica(&q)?;
+    let r = cx.replica()?;
     let version = q.version_required("version")?;
     state.writable()?;
     let changes = object_body(&state, body).await?;
@@ -411,11 +419,12 @@ pub async fn delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("deleteCollection", raw.as_deref())?;
-    let owner = state.auth.email(&caller)?;
+    let cx = state
+        .request("deleteCollection", &headers, raw.as_deref())
+        .await?;
+    let owner = cx.owner()?;
     let uuid = parse_uuid(&raw_uuid)?;
-    let r = state.replica(&q)?;
+    let r = cx.replica()?;
     owned(r, &uuid, owner).await?;
     state.writable()?;
     let tomb = json!({"email": owner});

@@ -93,8 +93,9 @@ pub async fn enumerate(
     State(state): State<Shared>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = state.params.check("enumerateBundles", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.open_request("enumerateBundles", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let prefix = q
         .get("prefix")
         .map(str::to_ascii_lowercase)

@@ -70,13 +70,14 @@ fn stream(state: &Shared, replica: &str, events: &[EventInfo]) -> Value {
 
 /// `GET /v1/events?replica=[&from_date][&to_date][&per_page][&token]`.
 pub async fn list(State(state): State<Shared>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = state.params.check("listEvents", raw.as_deref())?;
-    let replica = state.replica(&q)?.name.clone();
-    let from = match date(&q, "token")? {
+    let cx = state.open_request("listEvents", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?.name.clone();
+    let from = match date(q, "token")? {
         Some(t) => Some(t),
-        None => date(&q, "from_date")?,
+        None => date(q, "from_date")?,
     };
-    let to = date(&q, "to_date")?;
+    let to = date(q, "to_date")?;
     if let (Some(f), Some(t)) = (&from, &to)
         && f > t
     {
@@ -130,9 +131,10 @@ pub async fn get(
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = state.params.check("getEvent", raw.as_deref())?;
+    let cx = state.open_request("getEvent", raw.as_deref())?;
+    let q = &cx.query;
     let uuid = parse_uuid(&uuid)?;
-    let replica = state.replica(&q)?.name.clone();
+    let replica = cx.replica()?.name.clone();
     let version = q.required("version")?.to_string();
     let not_found = || ApiError::not_found("Cannot find event!");
     let Some(doc) = find(

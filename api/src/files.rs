@@ -259,13 +259,14 @@ pub async fn put(
     let obj = state.json_body(&headers, body).await?;
     require_fields(&obj, &["source_url", "creator_uid"])?;
     let req: PutFileBody = typed(obj)?;
-    let q = state.params.check("putFile", raw.as_deref())?;
+    let cx = state.request_of(caller, "putFile", raw.as_deref())?;
+    let q = &cx.query;
     let version = q.version_required("version")?;
     let uuid = parse_uuid(&raw_uuid)?;
     state.writable()?;
-    state.auth.require_group(&caller)?;
+    cx.member()?;
     let source = staging_source(&state, &req.source_url)?;
-    let replica = put_replica(&state, &q, &source)?;
+    let replica = put_replica(&state, q, &source)?;
     match source {
         SourceAt::Local(path) => put_local(&state, replica, &uuid, version, &req, &path).await,
         SourceAt::Cloud(source, staging) => {
@@ -414,13 +415,15 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("uploadFile", raw.as_deref())?;
+    let cx = state
+        .request("uploadFile", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
     let version = q.version_required("version")?;
-    let replica = state.replica(&q)?;
+    let replica = cx.replica()?;
     let uuid = parse_uuid(&raw_uuid)?;
     state.writable()?;
-    state.auth.require_group(&caller)?;
+    cx.member()?;
     let store = &*replica.store;
     let creator_uid: i64 = match header_str(&headers, "x-dss-creator-uid").or(q.get("creator_uid"))
     {
@@ -628,8 +631,9 @@ pub async fn head(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = state.params.check("headFile", raw.as_deref())?;
-    let (meta, _) = lookup(&state, &raw_uuid, &q).await?;
+    let cx = state.open_request("headFile", raw.as_deref())?;
+    let q = &cx.query;
+    let (meta, _) = lookup(&state, &raw_uuid, q).await?;
     let mut r = StatusCode::OK.into_response();
     r.headers_mut().extend(dss_headers(&meta));
     Ok(r)
@@ -641,14 +645,15 @@ pub async fn get(
     Path(raw_uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let q = state.params.check("getFile", raw.as_deref())?;
+    let cx = state.open_request("getFile", raw.as_deref())?;
+    let q = &cx.query;
     parse_uuid(&raw_uuid)?;
     let direct = q.flag("directurl");
-    let (meta, replica) = lookup(&state, &raw_uuid, &q).await?;
+    let (meta, replica) = lookup(&state, &raw_uuid, q).await?;
     let mut store = &replica.store;
     if replica.download == DownloadMode::Checkout {
         let path = format!("/v1/files/{raw_uuid}");
-        if let Some(wait) = copies::file_ready(&state, replica, &meta, &path, &q).await? {
+        if let Some(wait) = copies::file_ready(&state, replica, &meta, &path, q).await? {
             return Ok(wait);
         }
         store = &replica.checkout;

@@ -10,6 +10,7 @@ pub mod bundles;
 pub mod checkout;
 pub mod collections;
 pub mod connection;
+pub mod context;
 pub mod copies;
 pub mod drs;
 pub mod enumerate;

@@ -44,8 +44,9 @@ pub async fn search(
 ) -> ApiResult<Response> {
     let body = state.json_body(&headers, body).await?;
     require_fields(&body, &["es_query"])?;
-    let q = state.params.check("postSearch", raw.as_deref())?;
-    let replica = state.replica(&q)?;
+    let cx = state.open_request("postSearch", raw.as_deref())?;
+    let q = &cx.query;
+    let replica = cx.replica()?;
     let es_query = body.get("es_query").cloned().unwrap_or(Value::Null);
     if !es_query.is_object() {
         return Err(ApiError::illegal_arguments(format!(

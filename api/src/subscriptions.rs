@@ -246,11 +246,11 @@ pub async fn put(
     let caller = state.auth.authenticate(&headers).await?;
     let mut m = state.json_body(&headers, body).await?;
     let kind = validate(&m, &state.deployment.config.limits)?;
-    let q = state.params.check("putSubscription", raw.as_deref())?;
-    let replica = state.replica(&q)?.name.clone();
+    let cx = state.request_of(caller, "putSubscription", raw.as_deref())?;
+    let replica = cx.replica()?.name.clone();
     state.writable()?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?.to_string();
+    cx.member()?;
+    let owner = cx.owner()?.to_string();
     let notify = &state.deployment.config.notify;
     let callback = m["callback_url"].as_str().unwrap_or_default().to_string();
     dss_core::callback::check(&callback, &notify.allowed_nets())
@@ -296,12 +296,14 @@ pub async fn list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("listSubscriptions", raw.as_deref())?;
-    let replica = state.replica(&q)?.name.clone();
-    let kind = kind_of(&q)?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?;
+    let cx = state
+        .request("listSubscriptions", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    let replica = cx.replica()?.name.clone();
+    let kind = kind_of(q)?;
+    cx.member()?;
+    let owner = cx.owner()?;
     let subs = state
         .deployment
         .subscriptions
@@ -342,11 +344,13 @@ pub async fn get(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("getSubscription", raw.as_deref())?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?;
-    let s = owned(&state, &q, &raw_uuid, owner).await?;
+    let cx = state
+        .request("getSubscription", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    cx.member()?;
+    let owner = cx.owner()?;
+    let s = owned(&state, q, &raw_uuid, owner).await?;
     let mut doc = public(&s);
     doc["status"] = status(&state, &s).await?;
     Ok(axum::Json(doc).into_response())
@@ -359,10 +363,12 @@ pub async fn delete(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = state.auth.authenticate(&headers).await?;
-    let q = state.params.check("deleteSubscription", raw.as_deref())?;
-    let owner = state.auth.email(&caller)?;
-    let s = owned(&state, &q, &raw_uuid, owner).await?;
+    let cx = state
+        .request("deleteSubscription", &headers, raw.as_deref())
+        .await?;
+    let q = &cx.query;
+    let owner = cx.owner()?;
+    let s = owned(&state, q, &raw_uuid, owner).await?;
     state.writable()?;
     if !state
         .deployment
@@ -425,12 +431,11 @@ pub async fn deliveries(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let caller = state.auth.authenticate(&headers).await?;
-    let q = state
-        .params
-        .check("getSubscriptionDeliveries", raw.as_deref())?;
-    state.auth.require_group(&caller)?;
-    let owner = state.auth.email(&caller)?;
-    let s = owned(&state, &q, &raw_uuid, owner).await?;
+    let cx = state.request_of(caller, "getSubscriptionDeliveries", raw.as_deref())?;
+    let q = &cx.query;
+    cx.member()?;
+    let owner = cx.owner()?;
+    let s = owned(&state, q, &raw_uuid, owner).await?;
     let limit = usize::try_from(q.int("limit")?).unwrap_or(100);
     let log = &state.deployment.deliveries;
     let body = match q.get("state") {
