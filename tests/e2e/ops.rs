@@ -568,13 +568,15 @@ async fn replayed_events_reach_a_late_subscription_once() {
     let bundle = dss.bundle(v, &[(meta, "sample.json".into())]).await;
     // The notify daemon has handled the bundle's event before the subscription exists.
     let notify = d.queue("notify").await.expect("notify queue");
-    for _ in 0..3000 {
+    // Up to 3 minutes: under a full parallel test run a retried event may wait out backoffs.
+    for _ in 0..9000 {
         if notify.stats().await.expect("stats").depth() == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(notify.stats().await.expect("stats").depth(), 0);
+    let stats = notify.stats().await.expect("stats");
+    assert_eq!(stats.depth(), 0, "{stats:?}");
     let r = dss
         .http
         .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
