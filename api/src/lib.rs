@@ -17,6 +17,7 @@ pub mod enumerate;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod health;
 pub mod jwks_refresh;
 pub mod misc;
 pub mod openapi;
@@ -152,7 +153,8 @@ pub fn router(state: Shared) -> Router {
         .merge(drs_routes("/v1/ga4gh/drs/v1"))
         .route("/v1/swagger.json", get(openapi::swagger))
         .route("/version", get(misc::version))
-        .route("/internal/health", get(misc::health))
+        .route("/internal/health", get(health::health))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(misc::metrics))
         .route(BLOB_ROUTE, get(blob_route::download))
         .fallback(misc::not_found)
@@ -168,6 +170,9 @@ pub fn router(state: Shared) -> Router {
         .layer(middleware::from_fn_with_state(in_flight, shed::shed))
         .layer(middleware::from_fn(common_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        // Liveness outside the layers: never shed, timed or counted, so a busy instance is not
+        // restarted for being busy.
+        .route("/healthz", get(health::healthz))
         .with_state(state)
 }
 
@@ -272,25 +277,35 @@ pub async fn serve(
     server::serve(listener, router(state), limits, shutdown).await
 }
 
-/// Serves only `GET /metrics` of `metrics` on `listener` until `shutdown` resolves (for
-/// processes that run daemons without the API).
+/// Serves `GET /metrics`, `/healthz` and `/readyz` of `deployment` on `listener` until
+/// `shutdown` resolves (for processes that run daemons without the API).
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
-    metrics: Arc<dss_runtime::metrics::Metrics>,
+    deployment: dss_runtime::deployment::Deployment,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, dss_runtime::metrics::CONTENT_TYPE)],
-                    metrics.render(),
-                )
-            }
-        }),
-    );
+    let metrics = deployment.metrics.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, dss_runtime::metrics::CONTENT_TYPE)],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(health::healthz))
+        .route(
+            "/readyz",
+            get(move || {
+                let deployment = deployment.clone();
+                async move { health::readyz_of(&deployment).await }
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -577,8 +577,7 @@ async fn run(cfg: Config, process: Process) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("binding metrics.listen {addr}"))?;
                 tracing::info!(%addr, "metrics served at /metrics");
-                dss_api::serve_metrics(listener, deployment.metrics.clone(), shutdown_signal())
-                    .await?;
+                dss_api::serve_metrics(listener, deployment.clone(), shutdown_signal()).await?;
             }
             None => shutdown_signal().await,
         },

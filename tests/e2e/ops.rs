@@ -554,6 +554,69 @@ async fn health_names_the_dependency_that_fails() {
     );
 }
 
+/// Liveness calls no dependency; readiness names the one that fails.
+#[tokio::test]
+async fn liveness_and_readiness_are_separate() {
+    let dss = Dss::up_with(&[("DSS_SEARCH__URL", "http://127.0.0.1:1".to_string())]).await;
+    let r = dss
+        .http
+        .get(format!("{}/healthz", dss.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["status"], "alive");
+    let r = dss
+        .http
+        .get(format!("{}/readyz", dss.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["ready"], false);
+    assert_eq!(v["checks"]["search"], "failing", "{v}");
+    assert_eq!(v["checks"]["replica:aws"], "ok", "{v}");
+}
+
+/// A daemon alone answers `/healthz` and `/readyz` beside its metrics.
+#[tokio::test]
+async fn a_daemon_alone_answers_health_probes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["index", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dss index");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut alive = None;
+    for _ in 0..1500 {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            alive = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let ready = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("readyz");
+    let status = ready.status();
+    let v: Value = ready.json().await.expect("json");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(alive.map(|s| s.as_u16()), Some(200));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["checks"]["queues"], "ok", "{v}");
+}
+
 /// A subscription made after a bundle never sees it, unless its events are replayed; a replay
 /// repeats no delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
