@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 mod client;
 mod daemons;
 mod dlq;
+mod effective_config;
 mod infra;
 mod integrity;
 mod ops;
@@ -199,6 +200,12 @@ impl DeliveriesArgs {
 
 #[derive(Subcommand)]
 enum OpsCommand {
+    /// The effective configuration (files in order, `DSS_*` variables, defaults) as JSON, with
+    /// secrets left out.
+    Config {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Compare what the replicas hold.
     Verify {
         #[command(subcommand)]
@@ -610,6 +617,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
     match command {
+        OpsCommand::Config { common } => effective_config::print(&common.load(None)?),
         OpsCommand::Verify {
             what:
                 VerifyCommand::Replicas {

@@ -121,6 +121,54 @@ fn configuration_files_layer_in_order() {
     assert!(cwd.path().join("base-data/dss.db").exists());
 }
 
+#[test]
+fn operators_see_the_effective_configuration_without_secrets() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("base.toml"),
+        "[api]\nread_only = true\n[mail]\nsmtp_username = \"dss\"\nsmtp_password = \"in-a-file\"",
+    )
+    .unwrap();
+    std::fs::write(cwd.path().join("local.toml"), "data_dir = \"local-data\"").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args([
+            "ops",
+            "config",
+            "--config",
+            "base.toml",
+            "--config",
+            "local.toml",
+        ])
+        .current_dir(cwd.path())
+        .env_remove("DSS_CONFIG")
+        .env("DSS_AWS__SECRET_ACCESS_KEY", "from-the-environment")
+        .env("DSS_AWS__ACCESS_KEY_ID", "AKIAEXAMPLE")
+        .env("DSS_SEARCH__URL", "https://elastic:pw@search.example:9200")
+        .output()
+        .expect("run dss ops config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for secret in ["in-a-file", "from-the-environment", "elastic:pw"] {
+        assert!(!text.contains(secret), "{secret} is shown: {text}");
+    }
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(v["api"]["read_only"], true, "from the base file");
+    assert_eq!(
+        v["data_dir"],
+        cwd.path().join("local-data").display().to_string(),
+        "from the later file, made absolute"
+    );
+    assert_eq!(v["mail"]["smtp_password"], "(redacted)");
+    assert_eq!(v["aws"]["secret_access_key"], "(redacted)");
+    assert_eq!(v["aws"]["access_key_id"], "AKIAEXAMPLE");
+    assert_eq!(v["search"]["url"], "https://search.example:9200/");
+    assert_eq!(v["api"]["listen"], "127.0.0.1:5000", "defaults filled in");
+}
+
 #[tokio::test]
 async fn operators_reconcile_the_replicas() {
     let dss = Dss::up().await;

@@ -1,12 +1,12 @@
 //! `[api]`: the HTTP API.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::{http_url, invalid, positive, socket_address};
 
 /// HTTP API settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Address to listen on.

@@ -1,12 +1,12 @@
 //! `[checkout]`: bundle checkouts, their copies' lifetimes and the destinations callers may name.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::{invalid, positive};
 
 /// Bundle checkout settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckoutConfig {
     /// Checkout jobs run at once.
@@ -70,7 +70,7 @@ impl Default for CheckoutConfig {
 
 /// Files whose checkout copies are kept (not expired), as the original's
 /// `CHECKOUT_CACHE_CRITERIA`: content type starting with `type`, size at most `max_size`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheRule {
     /// Content-type prefix.

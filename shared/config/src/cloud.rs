@@ -1,12 +1,12 @@
 //! `[queues]`, `[aws]` and `[gcp]`: where the queues and topics live, and how to reach the clouds.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::{http_url, invalid};
 
 /// Which service carries the queues and the bucket events topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueBackendKind {
     /// The embedded database (every component on one machine).
@@ -19,7 +19,7 @@ pub enum QueueBackendKind {
 }
 
 /// Queue settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueuesConfig {
     /// `embedded` (default), `aws` or `pubsub`.
@@ -30,7 +30,7 @@ pub struct QueuesConfig {
 }
 
 /// AWS connection settings (the SDK's default chains where a value is absent).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsConfig {
     /// Endpoint URL of a compatible server (moto, MinIO, …); default: AWS itself.
@@ -46,7 +46,7 @@ pub struct AwsConfig {
 }
 
 /// Google Cloud connection settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcpConfig {
     /// Cloud Storage endpoint of a compatible server (fake-gcs-server); default Google's.

@@ -1,12 +1,12 @@
 //! `[index]`: what one bundle may put into its search documents, and the index daemon's parallelism.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::positive;
 
 /// Index daemon settings: what one bundle may put into its documents, and parallelism.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndexConfig {
     /// JSON files larger than this (bytes) are left out of a bundle's documents.

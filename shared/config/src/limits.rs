@@ -1,6 +1,6 @@
 //! `[limits]`: what one request or subscription may ask of the service (docs/limits.md).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::invalid;
@@ -9,7 +9,7 @@ use dss_search::jmespath_limits::JmespathLimits;
 
 /// Limits on user expressions: Elasticsearch queries (searches and subscriptions) and JMESPath
 /// expressions (subscription filters and attachments).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Levels of `bool` / `nested` clauses inside each other.

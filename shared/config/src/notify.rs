@@ -1,12 +1,12 @@
 //! `[notify]`: webhook subscriptions, deliveries and their retry schedule.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::{invalid, positive};
 
 /// Webhook settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
     /// Internal networks callbacks may reach anyway (`127.0.0.1`, `10.0.0.0/8`); none by default.

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::invalid;
 
 /// One replica.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaConfig {
     /// Backend URL of the main bucket: `file:///path` (embedded); cloud schemes come with their adapters.
@@ -33,7 +33,7 @@ impl ReplicaConfig {
 }
 
 /// How downloads of a replica are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DownloadMode {
     /// URLs point at the replica's own objects: answered at once.

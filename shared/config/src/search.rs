@@ -1,12 +1,12 @@
 //! `[search]`: where search documents live (the embedded engine, or a search cluster).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::{http_url, invalid};
 
 /// Search backend: the embedded engine, or an Elasticsearch / OpenSearch cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchConfig {
     /// Base URL of an Elasticsearch 7/8 or OpenSearch 1–3 cluster; unset means the embedded engine.

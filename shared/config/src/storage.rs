@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How durable a commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -16,7 +16,7 @@ pub enum Durability {
 }
 
 /// Embedded database settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddedConfig {
     /// `process` (survives kill -9) or `power` (survives power loss; slower).
@@ -24,7 +24,7 @@ pub struct EmbeddedConfig {
 }
 
 /// Staging area settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StagingConfig {
     /// Directory under which `file://` source URLs must lie (default `{data_dir}/staging`).

@@ -1,12 +1,12 @@
 //! `[sync]`: replication between replicas and the reconciler.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::positive;
 
 /// Replication settings (the sync daemon and its reconciler).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
     /// Objects copied at once (copies of small objects wait mostly on the disk, so many at

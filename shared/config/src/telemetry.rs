@@ -1,12 +1,12 @@
 //! `[log]` and `[metrics]`: log output and where processes without the API serve `/metrics`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::error::{invalid, socket_address};
 
 /// Where a process without the API serves `/metrics` (the API serves it on its own address).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Address of the `/metrics` listener of `dss index`, `dss sync`, … (e.g.
@@ -15,7 +15,7 @@ pub struct MetricsConfig {
 }
 
 /// Log output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.

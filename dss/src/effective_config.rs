@@ -1,0 +1,65 @@
+//! `dss ops config`: the effective configuration — the files in order, the `DSS_*` variables and
+//! the command line applied, defaults filled in — as JSON, with secrets left out (values of keys
+//! naming a password or secret, and credentials inside URLs).
+
+use dss_config::Config;
+use serde_json::Value;
+
+/// What replaces a secret.
+const REDACTED: &str = "(redacted)";
+
+/// Prints `cfg` as JSON, secrets redacted.
+pub fn print(cfg: &Config) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(cfg)?;
+    redact(&mut v, "");
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// Redacts secrets in `v`, found under key `key`.
+fn redact(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(map) => map.iter_mut().for_each(|(k, v)| redact(v, k)),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
+        Value::String(s) => {
+            let k = key.to_ascii_lowercase();
+            if k.contains("password") || k.contains("secret") {
+                *s = REDACTED.into();
+            } else if let Ok(mut u) = url::Url::parse(s)
+                && (u.password().is_some() || !u.username().is_empty())
+            {
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                *s = u.to_string();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn secrets_and_url_credentials_are_left_out() {
+        let mut v = json!({
+            "aws": {"access_key_id": "AKIA", "secret_access_key": "s3cret"},
+            "mail": {"smtp_password": "pw", "smtp_username": "u", "smtp_password_file": null},
+            "search": {"url": "https://elastic:pw@es.example:9200/"},
+            "replicas": {"aws": {"url": "file:///data/buckets/aws"}},
+            "auth": {"issuers": [{"jwks_url": "https://u:p@idp.example/jwks"}]},
+        });
+        super::redact(&mut v, "");
+        assert_eq!(v["aws"]["secret_access_key"], "(redacted)");
+        assert_eq!(v["aws"]["access_key_id"], "AKIA");
+        assert_eq!(v["mail"]["smtp_password"], "(redacted)");
+        assert_eq!(v["mail"]["smtp_password_file"], json!(null));
+        assert_eq!(v["search"]["url"], "https://es.example:9200/");
+        assert_eq!(v["replicas"]["aws"]["url"], "file:///data/buckets/aws");
+        assert_eq!(
+            v["auth"]["issuers"][0]["jwks_url"],
+            "https://idp.example/jwks"
+        );
+    }
+}
