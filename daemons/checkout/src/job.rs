@@ -304,7 +304,7 @@ async fn load_manifest(
     }
     let key = ObjectKey::bundle(&uuid, &version);
     match bundle_reader::read_manifest(store, &key).await {
-        Ok(m) => Ok(Some(m)),
+        Ok(m) => Ok(Some(m.typed)),
         Err(LoadError::Missing(_)) => Ok(None),
         Err(e) => Err(e),
     }

@@ -86,7 +86,10 @@ impl Indexer {
         version: &DssVersion,
     ) -> Result<Outcome, HandlerError> {
         let key = ObjectKey::bundle(uuid, version);
-        let typed = match bundle::read_manifest(store, &key).await {
+        let bundle::Manifest {
+            stored: manifest,
+            typed,
+        } = match bundle::read_manifest(store, &key).await {
             Ok(m) => m,
             Err(e) => return skip_or_fail(e),
         };
@@ -117,9 +120,6 @@ impl Indexer {
             Ok(f) => f,
             Err(e) => return skip_or_fail(e),
         };
-        // The documents embed the manifest as stored.
-        let manifest = serde_json::to_value(&typed)
-            .map_err(|e| HandlerError::Permanent(format!("{key}: {e}")))?;
         let id = format!("{uuid}.{version}");
         let doc = search_document(uuid.as_str(), &manifest, &files);
         let modified = self

@@ -69,9 +69,11 @@ async fn created(
     version: &DssVersion,
     limits: &Limits,
 ) -> Result<Vec<Target>, LoadError> {
-    let typed = reader::read_manifest(store, key).await?;
+    let reader::Manifest {
+        stored: manifest,
+        typed,
+    } = reader::read_manifest(store, key).await?;
     let files = reader::json_files(store, key, &typed, limits).await?;
-    let manifest = manifest_value(key, &typed)?;
     // A bundle replicated after its tombstone is dead for search (and its subscribers), as the
     // index daemon indexes it.
     let mut search_doc = None;
@@ -176,12 +178,4 @@ fn removed(event: &BucketEvent, key: &ObjectKey) -> Option<Target> {
         event_key: format!("DELETE {} {when}", event.key),
         search_doc: None,
     })
-}
-
-/// The manifest as the documents embed it.
-fn manifest_value(
-    key: &str,
-    m: &dss_core::model::BundleManifest,
-) -> Result<serde_json::Value, LoadError> {
-    serde_json::to_value(m).map_err(|e| LoadError::Corrupt(format!("{key}: {e}")))
 }

@@ -11,6 +11,7 @@ use dss_core::model::{DssVersion, ObjectKey, ObjectUuid};
 use dss_core::ports::listing;
 use dss_core::ports::{BlobError, BlobStore};
 use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Bounds on what one bundle may contribute to its documents.
@@ -62,18 +63,20 @@ pub async fn read_json(store: &Arc<dyn BlobStore>, key: &str) -> Result<Value, L
         .map_err(|e| LoadError::Corrupt(format!("{key} is not JSON: {e}")))
 }
 
-/// Reads the bundle manifest stored under `key`, typed.
-pub async fn read_manifest(
-    store: &Arc<dyn BlobStore>,
-    key: &str,
-) -> Result<BundleManifest, LoadError> {
-    let bytes = match store.get_bytes(key).await {
-        Ok(b) => b,
-        Err(BlobError::NotFound(_)) => return Err(LoadError::Missing(key.to_string())),
-        Err(e) => return Err(LoadError::Retry(format!("reading {key}: {e}"))),
-    };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| LoadError::Corrupt(format!("{key} is not a bundle manifest: {e}")))
+/// A bundle manifest as stored (what documents embed) and typed (what readers walk).
+pub struct Manifest {
+    /// The stored JSON.
+    pub stored: Value,
+    /// The same, typed.
+    pub typed: BundleManifest,
+}
+
+/// Reads the bundle manifest stored under `key`: parsed once, typed from the parsed value.
+pub async fn read_manifest(store: &Arc<dyn BlobStore>, key: &str) -> Result<Manifest, LoadError> {
+    let stored = read_json(store, key).await?;
+    let typed = BundleManifest::deserialize(&stored)
+        .map_err(|e| LoadError::Corrupt(format!("{key} is not a bundle manifest: {e}")))?;
+    Ok(Manifest { stored, typed })
 }
 
 /// Files left out of a bundle's documents, reported in one log line per bundle.
