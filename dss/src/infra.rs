@@ -28,7 +28,7 @@ pub async fn local(deployment: &Deployment) -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    let gcs_events = match gcp::has_gcs_replica(config) {
+    let gcs_events = match config.has_gcs_replica() {
         true => {
             let ps = gcp::pubsub(config).map_err(anyhow::Error::msg)?;
             let topic = config.gcs_events_topic();

@@ -9,7 +9,6 @@ mod gcs_event;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dss_config::{ReplicaLocation, replica_location};
 use dss_core::ports::{Message, Queue, Topic};
 use dss_runtime::daemon::{Daemon, DaemonError, Task};
 use dss_runtime::deployment::Deployment;
@@ -93,12 +92,8 @@ impl Daemon for RelayDaemon {
     }
 
     fn idle_reason(&self, deployment: &Deployment) -> Option<String> {
-        let gcs = deployment
-            .config
-            .replicas
-            .values()
-            .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))));
-        (!gcs).then(|| "no replica is a gs:// bucket: there are no GCS events to relay".to_string())
+        (!deployment.config.has_gcs_replica())
+            .then(|| "no replica is a gs:// bucket: there are no GCS events to relay".to_string())
     }
 
     async fn tasks(&self, deployment: &Deployment) -> Result<Vec<Task>, DaemonError> {

@@ -39,14 +39,6 @@ pub fn pubsub(config: &Config) -> Result<PubSub, String> {
     PubSub::connect(&options(config)).map_err(|e| e.to_string())
 }
 
-/// Whether a replica is a `gs://` bucket (whose events the event relay brings in).
-pub fn has_gcs_replica(config: &Config) -> bool {
-    config
-        .replicas
-        .values()
-        .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))))
-}
-
 /// Adds the `gs://` replicas, the Pub/Sub queue backend (`queues.backend = "pubsub"`) and the
 /// `gs://` staging sources (whenever the deployment talks to Google Cloud).
 pub fn wire(d: &mut Deployment) -> anyhow::Result<()> {

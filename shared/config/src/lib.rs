@@ -273,10 +273,14 @@ impl Config {
     pub fn uses_gcp(&self) -> bool {
         self.gcp.project.is_some()
             || self.queues.backend == QueueBackendKind::Pubsub
-            || self
-                .replicas
-                .values()
-                .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))))
+            || self.has_gcs_replica()
+    }
+
+    /// Whether a replica is a `gs://` bucket (whose events the event relay brings in).
+    pub fn has_gcs_replica(&self) -> bool {
+        self.replicas
+            .values()
+            .any(|r| matches!(replica_location(&r.url), Ok(ReplicaLocation::Gcs(_))))
     }
 
     /// The staging directory for `file://` sources.
