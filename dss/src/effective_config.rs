@@ -16,6 +16,18 @@ pub fn print(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `text` without the user name and password it carries, if it is a URL that carries them (for
+/// logs and printed configuration).
+pub fn without_credentials(text: &str) -> Option<String> {
+    let mut u = url::Url::parse(text).ok()?;
+    if u.password().is_none() && u.username().is_empty() {
+        return None;
+    }
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    Some(u.to_string())
+}
+
 /// Redacts secrets in `v`, found under key `key`.
 fn redact(v: &mut Value, key: &str) {
     match v {
@@ -25,12 +37,8 @@ fn redact(v: &mut Value, key: &str) {
             let k = key.to_ascii_lowercase();
             if k.contains("password") || k.contains("secret") {
                 *s = REDACTED.into();
-            } else if let Ok(mut u) = url::Url::parse(s)
-                && (u.password().is_some() || !u.username().is_empty())
-            {
-                let _ = u.set_username("");
-                let _ = u.set_password(None);
-                *s = u.to_string();
+            } else if let Some(shown) = without_credentials(s) {
+                *s = shown;
             }
         }
         _ => {}
@@ -61,5 +69,18 @@ mod tests {
             v["auth"]["issuers"][0]["jwks_url"],
             "https://idp.example/jwks"
         );
+    }
+
+    #[test]
+    fn logged_urls_carry_no_credentials() {
+        assert_eq!(
+            super::without_credentials("https://elastic:s3cret@search.example:9200/").as_deref(),
+            Some("https://search.example:9200/")
+        );
+        assert_eq!(
+            super::without_credentials("https://search.example:9200/"),
+            None
+        );
+        assert_eq!(super::without_credentials("::"), None);
     }
 }

@@ -14,7 +14,7 @@ pub fn wire(d: &mut Deployment) -> anyhow::Result<()> {
             dss_elasticsearch::ElasticsearchIndex::new(url, &config.search.index_prefix)
                 .context("search.url")?,
         );
-        tracing::info!(url = %without_credentials(url), "search documents live in Elasticsearch/OpenSearch");
+        tracing::info!(url = %crate::effective_config::without_credentials(url).unwrap_or_else(|| url.clone()), "search documents live in Elasticsearch/OpenSearch");
     }
     if config.mail.smtp_host.is_some() {
         let mailer = dss_smtp::SmtpMailer::new(&config.mail).context("mail.smtp_host")?;
@@ -22,28 +22,4 @@ pub fn wire(d: &mut Deployment) -> anyhow::Result<()> {
         d.mailer = Arc::new(mailer);
     }
     Ok(())
-}
-
-/// `url` without the user name and password it may carry (for logs).
-fn without_credentials(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => "(not a URL)".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn logged_urls_carry_no_credentials() {
-        assert_eq!(
-            super::without_credentials("https://elastic:s3cret@search.example:9200/"),
-            "https://search.example:9200/"
-        );
-        assert_eq!(super::without_credentials("::"), "(not a URL)");
-    }
 }
