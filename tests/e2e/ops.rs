@@ -547,18 +547,7 @@ async fn metrics_are_served_in_the_prometheus_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_alone_serves_its_metrics_where_configured() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
-        .args(["sync", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn dss sync");
+    let (mut child, port) = alone("sync", dir.path());
     let url = format!("http://127.0.0.1:{port}/metrics");
     let mut text = String::new();
     for _ in 0..1500 {
@@ -602,6 +591,23 @@ async fn health_names_the_dependency_that_fails() {
     );
 }
 
+/// `dss <daemon>` alone on a data directory in `dir`, serving `metrics.listen` on the port returned.
+fn alone(daemon: &str, dir: &std::path::Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args([daemon, "--data-dir"])
+        .arg(dir.join("data"))
+        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn dss {daemon}: {e}"));
+    (child, port)
+}
+
 /// Liveness calls no dependency; readiness names the one that fails.
 #[tokio::test]
 async fn liveness_and_readiness_are_separate() {
@@ -632,18 +638,7 @@ async fn liveness_and_readiness_are_separate() {
 #[tokio::test]
 async fn a_daemon_alone_answers_health_probes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
-        .args(["index", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn dss index");
+    let (mut child, port) = alone("index", dir.path());
     let base = format!("http://127.0.0.1:{port}");
     let mut alive = None;
     for _ in 0..1500 {
