@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use dss_core::model::keys::Kind;
 use dss_core::model::{BundleManifest, DssVersion, FileMetadata, ObjectKey, ObjectUuid};
-use dss_core::ports::{BlobError, BlobStore, PutMode, PutOptions};
+use dss_core::ports::{BlobError, BlobStore};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
@@ -36,17 +36,7 @@ pub async fn create_by(
     text: String,
     creator: Option<String>,
 ) -> ApiResult<bool> {
-    let opts = PutOptions {
-        content_type: Some("application/json".into()),
-        mode: PutMode::Create,
-        creator,
-        ..Default::default()
-    };
-    match store.put_bytes(key, text.into(), opts).await {
-        Ok(_) => Ok(true),
-        Err(BlobError::AlreadyExists(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(dss_core::ports::blob::create_json(store, key, text, creator).await?)
 }
 
 /// Writes a document create-only (recording `creator` with it). If the key is taken, answers

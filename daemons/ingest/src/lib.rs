@@ -13,9 +13,8 @@ use async_trait::async_trait;
 use dss_core::checksum::Checksums;
 use dss_core::model::{DssVersion, FileMetadata, ObjectKey, ObjectUuid};
 use dss_core::names::INGEST_QUEUE;
-use dss_core::ports::{
-    BlobError, BlobStore, Message, PutMode, PutOptions, QueueError, Staging, Verify,
-};
+use dss_core::ports::blob::create_json;
+use dss_core::ports::{BlobError, BlobStore, Message, PutOptions, QueueError, Staging, Verify};
 use dss_core::transfer::transfer;
 use dss_runtime::daemon::{Daemon, DaemonError, Task};
 use dss_runtime::deployment::{Deployment, Replica};
@@ -225,20 +224,11 @@ async fn create_metadata(
     key: &str,
     meta: &FileMetadata,
 ) -> Result<bool, BlobError> {
-    let opts = PutOptions {
-        content_type: Some("application/json".into()),
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    match store.put_bytes(key, meta.to_json_text().into(), opts).await {
-        Ok(_) => Ok(true),
-        Err(BlobError::AlreadyExists(_)) => {
-            let existing: Option<FileMetadata> =
-                serde_json::from_slice(&store.get_bytes(key).await?).ok();
-            Ok(existing.is_some_and(|e| e.same_meaning(meta)))
-        }
-        Err(e) => Err(e),
+    if create_json(store, key, meta.to_json_text(), None).await? {
+        return Ok(true);
     }
+    let existing: Option<FileMetadata> = serde_json::from_slice(&store.get_bytes(key).await?).ok();
+    Ok(existing.is_some_and(|e| e.same_meaning(meta)))
 }
 
 #[async_trait]

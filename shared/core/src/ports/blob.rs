@@ -342,6 +342,27 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Writes a JSON document only if `key` is free, recording `creator` with it: `true` when it
+/// was written now, `false` when something is already there.
+pub async fn create_json(
+    store: &dyn BlobStore,
+    key: &str,
+    text: String,
+    creator: Option<String>,
+) -> Result<bool, BlobError> {
+    let opts = PutOptions {
+        content_type: Some("application/json".into()),
+        mode: PutMode::Create,
+        creator,
+        ..Default::default()
+    };
+    match store.put_bytes(key, text.into(), opts).await {
+        Ok(_) => Ok(true),
+        Err(BlobError::AlreadyExists(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
