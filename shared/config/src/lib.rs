@@ -354,6 +354,20 @@ mod tests {
     }
 
     #[test]
+    fn every_top_level_key_can_be_set_from_the_environment() {
+        let c = Config::from_toml("data_dir = \"/tmp/x\"").unwrap();
+        let keys: Vec<String> = match serde_json::to_value(&c).unwrap() {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            other => panic!("{other}"),
+        };
+        let mut known: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
+        known.sort_unstable();
+        let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, known);
+    }
+
+    #[test]
     fn only_configuration_variables_are_read_from_the_environment() {
         let vars = [
             ("DSS_CONFIG", "x"),
