@@ -51,10 +51,10 @@ use tracing::Instrument;
 
 pub use state::{AppState, Shared};
 
-/// Builds the shared state from an opened deployment; `local` is trusted only when
-/// `auth.local_issuer` is enabled.
+/// Builds the shared state from an opened deployment; `local` is trusted only when the local
+/// issuer is enabled (`auth.local_issuer`, by default when no other issuer is configured).
 pub fn state(deployment: Deployment, local: Option<&auth::LocalIssuer>) -> anyhow::Result<Shared> {
-    let local = local.filter(|_| deployment.config.auth.local_issuer);
+    let local = local.filter(|_| deployment.config.auth.local_issuer_enabled());
     let auth = auth::Auth::new(&deployment.config.auth, local)?;
     let staging = deployment.config.staging_dir();
     std::fs::create_dir_all(&staging)?;

@@ -419,11 +419,12 @@ enum InfraCommand {
 }
 
 fn local_issuer(cfg: &Config) -> anyhow::Result<Option<LocalIssuer>> {
-    if !cfg.auth.local_issuer {
+    if !cfg.auth.local_issuer_enabled() {
         return Ok(None);
     }
     Ok(Some(
-        LocalIssuer::load_or_create(&cfg.data_dir.join("keys")).context("local signing key")?,
+        LocalIssuer::load_or_create(&cfg.keys.dir_in(&cfg.data_dir))
+            .context("local signing key (keys.dir)")?,
     ))
 }
 
@@ -757,7 +758,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cfg = common.load(None)?;
             let local = local_issuer(&cfg)?.context(
-                "auth.local_issuer is disabled; tokens come from your identity provider",
+                "the local issuer is off (auth.local_issuer, or other issuers configured); tokens come from your identity provider",
             )?;
             let token = local.mint(&email, &group, admin, ttl, &cfg.auth)?;
             use std::io::Write;

@@ -2,8 +2,11 @@
 # shell exits. Source this file, then call start_<name>.
 
 _dss_pids=()
+_dss_dirs=()
 _dss_stop_services() {
   for pid in "${_dss_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${_dss_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for dir in "${_dss_dirs[@]}"; do rm -rf "$dir"; done
 }
 trap _dss_stop_services EXIT
 
@@ -85,4 +88,27 @@ start_pubsub() {
   PUBSUB_URL="http://127.0.0.1:$port"
   # Up to 30 s: the JVM starts slowly on a busy machine.
   DSS_WAIT_TENTHS=300 _dss_wait_for pubsub-emulator python3 -c "import urllib.request; urllib.request.urlopen('$PUBSUB_URL/v1/projects/dss-test/topics')"
+}
+
+# A throw-away PostgreSQL cluster (the machine's PostgreSQL 15), trusting local connections of
+# the `dss` role; sets PG_URL (a URL of its `postgres` database, where tests create their own).
+# The server refuses to run as root: as root it runs as the `postgres` system user.
+start_postgres() {
+  local bin dir port as=()
+  bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+  dir="$(mktemp -d)"
+  _dss_dirs+=("$dir")
+  chmod 755 "$dir"
+  mkdir "$dir/data" "$dir/run"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$dir/data" "$dir/run"
+    as=(runuser -u postgres --)
+  fi
+  port="$(_dss_free_port)"
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U dss --no-sync >/dev/null
+  "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir/run" -c listen_addresses=127.0.0.1 \
+    -c fsync=off -c max_connections=400 >"$dir/run/log" 2>&1 &
+  _dss_pids+=("$!")
+  PG_URL="postgres://dss@127.0.0.1:$port/postgres"
+  _dss_wait_for postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"
 }

@@ -5,7 +5,8 @@
 # requests-http-signature, the Elasticsearch adapter's conformance suite (against osmem-server
 # here, or the server DSS_TEST_ES_URL names), the e-mail tests against aiosmtpd, and the AWS
 # adapters' conformance suites (S3, SQS, SNS) against moto and the Google ones against
-# fake-gcs-server (GCS) and the Pub/Sub emulator.
+# fake-gcs-server (GCS) and the Pub/Sub emulator, and the PostgreSQL metadata adapters against a
+# throw-away PostgreSQL cluster.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/local/install-test-tools.sh
@@ -24,4 +25,6 @@ start_pubsub
 export DSS_TEST_PUBSUB_URL="$PUBSUB_URL"
 start_fake_gcs
 export DSS_TEST_GCS_URL="$FAKE_GCS_URL"
+start_postgres
+export DSS_TEST_PG_URL="$PG_URL"
 cargo test --workspace --locked -- --include-ignored

@@ -15,7 +15,7 @@ use crate::harness::Dss;
 const V: &str = "2026-03-01T101010.000000Z";
 
 /// A webhook receiver on 127.0.0.1: when each bundle's notification arrived.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
+pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
     let got: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let seen = got.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -2,10 +2,12 @@
 //! and local replicas come first (`dss-runtime`); then each backend's wiring adds what the
 //! configuration asks of it — `s3://` replicas, SQS/SNS and `s3://` staging ([`aws`]),
 //! `gs://` replicas, Pub/Sub and `gs://` staging ([`gcp`]) — and the external services
-//! replace embedded defaults ([`services`]: a search cluster, an SMTP server).
+//! replace embedded defaults ([`services`]: a search cluster, an SMTP server; [`postgres`]: the
+//! shared metadata database).
 
 pub mod aws;
 pub mod gcp;
+pub mod postgres;
 pub mod services;
 
 use anyhow::Context;
@@ -19,6 +21,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Deployment> {
     aws::wire(&mut deployment).await?;
     gcp::wire(&mut deployment)?;
     services::wire(&mut deployment)?;
+    postgres::wire(&mut deployment).await?;
     Ok(deployment)
 }
 

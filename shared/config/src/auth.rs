@@ -27,8 +27,9 @@ pub struct IssuerConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Generate a local signing key on first start and trust it (the embedded default).
-    pub local_issuer: bool,
+    /// Generate a local signing key on first start and trust it; unset means on unless other
+    /// issuers are configured.
+    pub local_issuer: Option<bool>,
     /// Other trusted issuers.
     pub issuers: Vec<IssuerConfig>,
     /// Claim holding the caller's e-mail (falls back to `email`).
@@ -47,7 +48,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            local_issuer: true,
+            local_issuer: None,
             issuers: Vec::new(),
             email_claim: "email".into(),
             group_claim: "group".into(),
@@ -59,6 +60,12 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// Whether the local issuer's tokens are trusted: when asked for, or by default when no
+    /// other issuer is configured.
+    pub fn local_issuer_enabled(&self) -> bool {
+        self.local_issuer.unwrap_or(self.issuers.is_empty())
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (i, iss) in self.issuers.iter().enumerate() {
             let sources = [
@@ -79,7 +86,7 @@ impl AuthConfig {
                 ));
             }
         }
-        if !self.local_issuer && self.issuers.is_empty() {
+        if !self.local_issuer_enabled() && self.issuers.is_empty() {
             return Err(invalid(
                 "auth.issuers",
                 "no issuer is trusted: enable auth.local_issuer or add an issuer",

@@ -14,8 +14,10 @@ mod checkout;
 mod cloud;
 mod error;
 mod index;
+mod keys;
 mod limits;
 mod mail;
+mod metadata;
 mod notify;
 mod replicas;
 mod search;
@@ -28,8 +30,10 @@ pub use auth::{AuthConfig, IssuerConfig};
 pub use checkout::{CacheRule, CheckoutConfig};
 pub use cloud::{AwsConfig, GcpConfig, QueueBackendKind, QueuesConfig};
 pub use index::IndexConfig;
+pub use keys::KeysConfig;
 pub use limits::LimitsConfig;
 pub use mail::MailConfig;
+pub use metadata::MetadataConfig;
 pub use notify::NotifyConfig;
 pub use replicas::{DownloadMode, ReplicaConfig, ReplicaLocation, replica_location};
 pub use search::SearchConfig;
@@ -77,6 +81,12 @@ pub struct Config {
     /// Embedded queue/database.
     #[serde(default)]
     pub embedded: EmbeddedConfig,
+    /// Where subscriptions, the webhook outbox, collection owners and the events journal live.
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+    /// Where the key material lives.
+    #[serde(default)]
+    pub keys: KeysConfig,
     /// The index daemon.
     #[serde(default)]
     pub index: IndexConfig,
@@ -187,6 +197,7 @@ impl Config {
         self.log.validate()?;
         self.limits.validate()?;
         self.auth.validate()?;
+        self.metadata.validate()?;
         self.index.validate()?;
         self.search.validate()?;
         self.notify.validate()?;
@@ -227,10 +238,33 @@ impl Config {
                 "queues.backend = \"pubsub\" needs a project",
             ));
         }
+        if self.metadata.is_shared() {
+            self.shared_deployment()?;
+        }
         if self.checkout.blob_ttl_secs <= self.api.download_url_ttl_secs {
             return Err(invalid(
                 "checkout.blob_ttl_secs",
                 "must be longer than api.download_url_ttl_secs (copies must outlive their URLs)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a deployment whose hosts share a metadata database needs besides: state every host
+    /// can reach, not one host's data directory.
+    fn shared_deployment(&self) -> Result<(), ConfigError> {
+        if self.search.url.is_none() {
+            return Err(invalid(
+                "search.url",
+                "metadata.url makes a deployment of many hosts, whose API hosts must all search every bundle: \
+                 set search.url to a search cluster (the embedded search engine lives on one host)",
+            ));
+        }
+        if self.keys.dir.is_none() {
+            return Err(invalid(
+                "keys.dir",
+                "metadata.url makes a deployment of many hosts, which must sign and check with the same keys: \
+                 set keys.dir to a directory every host shares (e.g. a mounted secret)",
             ));
         }
         Ok(())
@@ -294,8 +328,9 @@ impl Config {
 
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "api", "replicas", "staging", "auth", "embedded", "index", "search", "notify",
-    "checkout", "mail", "sync", "queues", "aws", "gcp", "log", "metrics", "limits",
+    "data_dir", "api", "replicas", "staging", "auth", "embedded", "metadata", "keys", "index",
+    "search", "notify", "checkout", "mail", "sync", "queues", "aws", "gcp", "log", "metrics",
+    "limits",
 ];
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)
@@ -472,10 +507,45 @@ mod tests {
                 "[gcp]\npubsub_endpoint = \"127.0.0.1:8085\"",
                 "gcp.pubsub_endpoint",
             ),
+            ("[metadata]\nurl = \"mysql://db/dss\"", "metadata.url"),
+            ("[metadata]\nca_file = \"/ca.pem\"", "metadata.ca_file"),
+            ("[metadata]\nurl = \"postgres://db/dss\"", "search.url"),
+            (
+                "[metadata]\nurl = \"postgres://db/dss\"\n[search]\nurl = \"http://es:9200\"",
+                "keys.dir",
+            ),
+            (
+                "[metadata]\nurl = \"postgres://db/dss\"\npool_size = 0",
+                "metadata.pool_size",
+            ),
         ];
         for (toml, key) in errors {
             let e = Config::from_toml(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml}: {e}");
         }
+    }
+
+    #[test]
+    fn a_shared_metadata_database_with_a_search_cluster_and_shared_keys_is_valid() {
+        let c = Config::from_toml(
+            "[metadata]\nurl = \"postgres://dss@db:5432/dss\"\n[search]\nurl = \"http://es:9200\"\n[keys]\ndir = \"/run/secrets/dss\"",
+        )
+        .unwrap();
+        assert!(c.metadata.is_shared());
+        assert_eq!(
+            c.keys.url_signing(&c.data_dir),
+            PathBuf::from("/run/secrets/dss/url-signing.key")
+        );
+    }
+
+    #[test]
+    fn the_local_issuer_is_off_by_default_only_when_other_issuers_are_trusted() {
+        let plain = Config::from_toml("").unwrap();
+        assert!(plain.auth.local_issuer_enabled());
+        let idp = "[[auth.issuers]]\nissuer = \"https://idp/\"\naudiences = [\"dss\"]\njwks_url = \"https://idp/jwks\"\n";
+        let external = Config::from_toml(idp).unwrap();
+        assert!(!external.auth.local_issuer_enabled());
+        let both = Config::from_toml(&format!("[auth]\nlocal_issuer = true\n{idp}")).unwrap();
+        assert!(both.auth.local_issuer_enabled());
     }
 }

@@ -165,3 +165,54 @@ pub async fn run(store: &dyn DeliveryStore, ns: &str) {
     assert!(store.get(&d2).await.expect("get").is_some(), "pending kept");
     assert!(store.attempts(&s1, 10).await.expect("attempts").is_empty());
 }
+
+/// Two stores over the same backend (two processes) racing for every delivery: each attempt is
+/// claimed by exactly one, and settled by exactly one; a redelivered event written through
+/// either store maps to the one delivery.
+pub async fn claims_are_exclusive_across_stores(
+    a: &dyn DeliveryStore,
+    b: &dyn DeliveryStore,
+    ns: &str,
+) {
+    let sub = format!("{ns}-race");
+    let n = 50;
+    let news: Vec<NewDelivery> = (0..n)
+        .map(|i| new(&format!("{ns}-r{i}"), &sub, &format!("CREATE k{i}")))
+        .collect();
+    let dupes: Vec<NewDelivery> = (0..n)
+        .map(|i| new(&format!("{ns}-dup{i}"), &sub, &format!("CREATE k{i}")))
+        .collect();
+    let (x, y) = tokio::join!(a.add(&news, 1), b.add(&dupes, 1));
+    let (x, y) = (x.expect("add"), y.expect("add"));
+    for (x, y) in x.iter().zip(&y) {
+        assert_eq!(x.new.id, y.new.id, "one delivery per (subscription, event)");
+    }
+    let races = x.iter().map(|d| async move {
+        let id = d.new.id.as_str();
+        let (ca, cb) = tokio::join!(a.claim(id, 0, 10, 60_000), b.claim(id, 0, 10, 60_000));
+        let claimed = [ca.expect("claim"), cb.expect("claim")]
+            .iter()
+            .filter(|c| **c == Claim::Claimed)
+            .count();
+        let at = attempt(id, &d.new.subscription, 1, DeliveryState::Delivered);
+        let (sa, sb) = tokio::join!(
+            a.settle(id, 0, Some(&at), DeliveryState::Delivered, 20),
+            b.settle(id, 0, Some(&at), DeliveryState::Delivered, 20)
+        );
+        let settled = [sa.expect("settle"), sb.expect("settle")]
+            .iter()
+            .filter(|s| **s)
+            .count();
+        (claimed, settled)
+    });
+    for (claimed, settled) in futures::future::join_all(races).await {
+        assert_eq!(claimed, 1, "exactly one claimer per attempt");
+        assert_eq!(settled, 1, "exactly one settler per attempt");
+    }
+    let delivered = a
+        .list(&sub, Some(DeliveryState::Delivered), 1000)
+        .await
+        .expect("list");
+    assert_eq!(delivered.len(), n);
+    assert!(delivered.iter().all(|d| d.attempts == 1));
+}

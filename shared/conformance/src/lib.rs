@@ -5,7 +5,9 @@
 pub mod blob;
 pub mod collections;
 pub mod deliveries;
+pub mod journal;
 pub mod mail;
 pub mod queue;
 pub mod search;
 pub mod staging;
+pub mod subscriptions;

@@ -398,3 +398,48 @@ async fn file_mailer_conforms() {
     let mailer = dss_embedded::FileMailer::new(&mail, "dss@localhost", system());
     dss_conformance::mail::run(&mailer, &MailDir(mail), "dss@localhost").await;
 }
+
+/// Two handles on one database file: what two processes on one machine share.
+fn two_handles(dir: &std::path::Path) -> (Db, Db) {
+    let path = dir.join("shared.db");
+    (
+        Db::open(&path, Durability::Process).expect("open"),
+        Db::open(&path, Durability::Process).expect("open again"),
+    )
+}
+
+#[tokio::test]
+async fn embedded_subscriptions_conform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = two_handles(dir.path());
+    let (a, b) = (
+        dss_embedded::EmbeddedSubscriptions::new(&a),
+        dss_embedded::EmbeddedSubscriptions::new(&b),
+    );
+    dss_conformance::subscriptions::run(&a, "c").await;
+    dss_conformance::subscriptions::limit_holds_across_stores(&a, &b, "c").await;
+}
+
+#[tokio::test]
+async fn embedded_journal_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = two_handles(dir.path());
+    let (a, b) = (
+        dss_embedded::EmbeddedJournal::new(&a, system()),
+        dss_embedded::EmbeddedJournal::new(&b, system()),
+    );
+    dss_conformance::journal::run(&a, "c").await;
+    dss_conformance::journal::writers_never_make_a_reader_skip(&a, &b, "c").await;
+}
+
+#[tokio::test]
+async fn embedded_deliveries_are_claimed_once_across_handles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = two_handles(dir.path());
+    dss_conformance::deliveries::claims_are_exclusive_across_stores(
+        &dss_embedded::EmbeddedDeliveries::new(&a),
+        &dss_embedded::EmbeddedDeliveries::new(&b),
+        "c",
+    )
+    .await;
+}

@@ -182,7 +182,7 @@ impl Deployment {
         skip_cloud: bool,
     ) -> Result<Self, DeploymentError> {
         let db = Db::open(&config.data_dir.join("dss.db"), config.embedded.durability)?;
-        let secret = load_or_create_secret(&config.data_dir.join("keys").join("url-signing.key"))?;
+        let secret = load_or_create_secret(&config.keys.url_signing(&config.data_dir))?;
         let signer = UrlSigner::new(&config.public_url(), secret);
         let mut replicas = BTreeMap::new();
         let mut main_dirs = Vec::new();

@@ -1,0 +1,209 @@
+//! A deployment of many hosts: processes with data directories of their own that share only
+//! the buckets and queues (moto), the search cluster (osmem-server) and the metadata database
+//! (PostgreSQL). What is written through one API host is read through another.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::aws::{aws_env, infra_local};
+use crate::harness::Dss;
+
+const V: &str = "2026-12-05T101112.131415Z";
+
+/// A new, empty database on the PostgreSQL server the test script started; its URL.
+pub(crate) async fn new_database() -> String {
+    let admin = std::env::var("DSS_TEST_PG_URL")
+        .expect("DSS_TEST_PG_URL names a PostgreSQL server (infra/local/test.sh starts one)");
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to DSS_TEST_PG_URL");
+    tokio::spawn(conn);
+    let name = format!("dss_e2e_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&admin).expect("a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// The configuration of a deployment of many hosts on moto, osmem-server and PostgreSQL, its
+/// keys in `keys` (what every host mounts).
+pub(crate) async fn fleet_env(keys: &std::path::Path) -> Vec<(&'static str, String)> {
+    let (mut env, _) = aws_env();
+    let es = std::env::var("DSS_TEST_ES_URL")
+        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
+    env.extend([
+        ("DSS_METADATA__URL", new_database().await),
+        ("DSS_SEARCH__URL", es),
+        (
+            "DSS_SEARCH__INDEX_PREFIX",
+            format!(
+                "dss-fleet-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+        ),
+        ("DSS_KEYS__DIR", keys.display().to_string()),
+        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
+    ]);
+    env
+}
+
+/// `GET path` through `dss` until `done` holds of the JSON answer (up to 60 s); the answer.
+async fn until(dss: &Dss, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let r = dss
+            .http
+            .get(format!("{}{path}", dss.base))
+            .bearer_auth(&dss.token)
+            .send()
+            .await
+            .expect("get");
+        last = r.json().await.unwrap_or(Value::Null);
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("GET {path} never got there; last answer: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto, osmem-server and PostgreSQL; run by infra/local/test.sh"]
+async fn what_is_written_through_one_host_is_read_through_another() {
+    let keys = tempfile::tempdir().expect("keys");
+    let env = fleet_env(keys.path()).await;
+    let (one, two) = (
+        tempfile::tempdir().expect("host 1"),
+        tempfile::tempdir().expect("host 2"),
+    );
+    infra_local(&env, &one.path().join("data"));
+    let api1 = Dss::up_in_with(one, &env).await;
+    let api2 = Dss::up_in_with(two, &env).await;
+
+    // A subscription made through host 1 is listed, and served, by host 2.
+    let (hook, received) = crate::hostile::receiver().await;
+    let r = api1
+        .http
+        .put(format!("{}/v1/subscriptions?replica=aws", api1.base))
+        .bearer_auth(&api1.token)
+        .json(&json!({"callback_url": hook, "jmespath_query": "event_type=='CREATE'"}))
+        .send()
+        .await
+        .expect("subscribe");
+    let status = r.status();
+    let sub: Value = r.json().await.expect("json");
+    assert_eq!(status, 201, "{sub}");
+    let sub = sub["uuid"].as_str().expect("uuid").to_string();
+    let listed = until(
+        &api2,
+        "/v1/subscriptions?replica=aws&subscription_type=jmespath",
+        |v| v["subscriptions"].as_array().is_some_and(|s| !s.is_empty()),
+    )
+    .await;
+    assert_eq!(listed["subscriptions"][0]["uuid"], sub.as_str());
+    let r = api2
+        .http
+        .get(format!(
+            "{}/v1/subscriptions/{sub}?replica=aws&subscription_type=jmespath",
+            api2.base
+        ))
+        .bearer_auth(&api2.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        200,
+        "a token minted by host 1's key works on host 2"
+    );
+
+    // A bundle written through host 1: read, searched and replayed through host 2, and its
+    // webhook delivered once by whichever notify process took the event.
+    let file = api1
+        .upload(V, br#"{"organ": "spleen"}"#.to_vec(), "application/json")
+        .await;
+    let bundle = api1.bundle(V, &[(file.clone(), "organ.json".into())]).await;
+    let got = until(&api2, &format!("/v1/bundles/{bundle}?replica=aws"), |v| {
+        v["bundle"]["uuid"] == bundle.as_str()
+    })
+    .await;
+    assert_eq!(got["bundle"]["files"][0]["uuid"], file.as_str());
+    api2.wait_searchable(
+        &json!({"query": {"match": {"files.organ_json.organ": "spleen"}}}),
+        1,
+    )
+    .await;
+    let events = until(&api2, "/v1/events?replica=aws", |v| {
+        v["event_streams"].as_array().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    let stream = events["event_streams"][0]["stream_url"]
+        .as_str()
+        .expect("stream_url");
+    let body = api2
+        .http
+        .get(stream)
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("text");
+    assert!(body.contains(&bundle), "the journal's stream: {body}");
+    let event = until(
+        &api2,
+        &format!("/v1/events/{bundle}?replica=aws&version={V}"),
+        |v| v["event_type"] == "CREATE",
+    )
+    .await;
+    assert_eq!(event["bundle_info"]["uuid"], bundle.as_str(), "{event}");
+    for _ in 0..600 {
+        if !received.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let a second delivery, were there one, arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got: Vec<String> = received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(b, _)| b.clone())
+        .collect();
+    assert_eq!(got, [bundle.as_str()], "one webhook for the one bundle");
+    let attempts = until(
+        &api2,
+        &format!("/v1/subscriptions/{sub}/deliveries?replica=aws&subscription_type=jmespath"),
+        |v| v.to_string().contains("delivered"),
+    )
+    .await;
+    let log = attempts["attempts"].as_array().expect("attempts");
+    assert_eq!(log.len(), 1, "one attempt, seen from host 2: {attempts}");
+    assert_eq!(log[0]["status"], 200);
+
+    // A collection made through host 1 is listed by host 2.
+    let r = api1
+        .http
+        .put(format!(
+            "{}/v1/collections?replica=aws&uuid={}&version={V}",
+            api1.base,
+            uuid::Uuid::new_v4()
+        ))
+        .bearer_auth(&api1.token)
+        .json(&json!({"name": "fleet", "description": "d", "details": {},
+                      "contents": [{"type": "bundle", "uuid": bundle, "version": V}]}))
+        .send()
+        .await
+        .expect("collection");
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let mine = until(&api2, "/v1/collections?replica=aws", |v| {
+        v["collections"].as_array().is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    assert_eq!(mine["collections"].as_array().map(Vec::len), Some(1));
+}
