@@ -163,7 +163,7 @@ async fn journal_stream(
         .journal
         .read(replica, first, last)
         .await
-        .map_err(|e| ApiError::internal("events journal", e))?;
+        .map_err(|e| ApiError::metadata("events journal", e))?;
     let size = bytes.len() as u64;
     let range = match parse_range(headers, size) {
         Ok(r) => r,

@@ -24,7 +24,7 @@ const MAX_LINKED_BYTES: u64 = 1024 * 1024;
 const MAX_PATCH_ITEMS: usize = 1000;
 
 fn index_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal("collection index", e)
+    ApiError::metadata("collection index", e)
 }
 
 fn invalid_link(item: &Value, why: impl std::fmt::Display) -> ApiError {

@@ -54,6 +54,18 @@ impl ApiError {
         )
     }
 
+    /// 503 `service_unavailable`: the store of `what` (subscriptions, collections, the events
+    /// journal — the metadata database on many hosts) failed; logged. Nothing was changed
+    /// unless the store committed, so the client may retry.
+    pub fn metadata(what: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "{what} failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            format!("the {what} is unavailable; retry later ({e})"),
+        )
+    }
+
     /// Maps a storage failure that the handler did not expect.
     pub fn storage(e: BlobError) -> Self {
         match e {

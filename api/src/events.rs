@@ -98,7 +98,7 @@ pub async fn list(State(state): State<Shared>, RawQuery(raw): RawQuery) -> ApiRe
             ((per_page + 1) * STREAM_EVENTS) as usize,
         )
         .await
-        .map_err(|e| ApiError::internal("events journal", e))?;
+        .map_err(|e| ApiError::metadata("events journal", e))?;
     let mut streams: Vec<&[EventInfo]> = Vec::new();
     let mut rest = &events[..];
     while let Some(first) = rest.first() {
@@ -171,5 +171,5 @@ async fn find(
         .journal
         .find(replica, id, kind)
         .await
-        .map_err(|e| ApiError::internal("events journal", e))
+        .map_err(|e| ApiError::metadata("events journal", e))
 }

@@ -39,7 +39,7 @@ fn bad(code: &'static str, title: impl Into<String>) -> ApiError {
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal("subscription store", e)
+    ApiError::metadata("subscription store", e)
 }
 
 fn kind_of(q: &Query) -> ApiResult<SubscriptionKind> {

@@ -1,33 +1,18 @@
 //! A deployment of many hosts: processes with data directories of their own that share only
 //! the buckets and queues (moto), the search cluster (osmem-server) and the metadata database
-//! (PostgreSQL). What is written through one API host is read through another.
+//! (PostgreSQL). What is written through one API host is read through another; an outage of
+//! the database loses nothing.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::aws::{aws_env, infra_local};
 use crate::harness::Dss;
+use crate::postgres::{PgServer, new_database_on};
 
 const V: &str = "2026-12-05T101112.131415Z";
-
-/// A new, empty database on the PostgreSQL server the test script started; its URL.
-pub(crate) async fn new_database() -> String {
-    let admin = std::env::var("DSS_TEST_PG_URL")
-        .expect("DSS_TEST_PG_URL names a PostgreSQL server (infra/local/test.sh starts one)");
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to DSS_TEST_PG_URL");
-    tokio::spawn(conn);
-    let name = format!("dss_e2e_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let mut url = url::Url::parse(&admin).expect("a URL");
-    url.set_path(&name);
-    url.to_string()
-}
 
 /// The configuration of a deployment of many hosts on moto, osmem-server and PostgreSQL, its
 /// keys in `keys` (what every host mounts).
@@ -36,7 +21,7 @@ pub(crate) async fn fleet_env(keys: &std::path::Path) -> Vec<(&'static str, Stri
     let es = std::env::var("DSS_TEST_ES_URL")
         .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
     env.extend([
-        ("DSS_METADATA__URL", new_database().await),
+        ("DSS_METADATA__URL", crate::postgres::new_database().await),
         ("DSS_SEARCH__URL", es),
         (
             "DSS_SEARCH__INDEX_PREFIX",
@@ -206,4 +191,133 @@ async fn what_is_written_through_one_host_is_read_through_another() {
     })
     .await;
     assert_eq!(mine["collections"].as_array().map(Vec::len), Some(1));
+}
+
+/// Waits until `received` holds `n` webhooks (up to `secs` seconds); their bundles.
+async fn webhooks(
+    received: &Arc<Mutex<Vec<(String, Instant)>>>,
+    n: usize,
+    secs: u64,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got: Vec<String> = received
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(b, _)| b.clone())
+            .collect();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs osmem-server and PostgreSQL; run by infra/local/test.sh"]
+async fn an_outage_of_the_metadata_database_loses_nothing() {
+    let mut pg = PgServer::start();
+    let keys = tempfile::tempdir().expect("keys");
+    let es = std::env::var("DSS_TEST_ES_URL")
+        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
+    let env = vec![
+        ("DSS_METADATA__URL", new_database_on(&pg.url()).await),
+        ("DSS_METADATA__CONNECT_TIMEOUT_MS", "1000".to_string()),
+        ("DSS_SEARCH__URL", es),
+        (
+            "DSS_SEARCH__INDEX_PREFIX",
+            format!(
+                "dss-outage-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+        ),
+        ("DSS_KEYS__DIR", keys.path().display().to_string()),
+        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
+    ];
+    let dss = Dss::up_with(&env).await;
+    let (hook, received) = crate::hostile::receiver().await;
+    let subscribe = || {
+        dss.http
+            .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
+            .bearer_auth(&dss.token)
+            .json(&json!({"callback_url": hook}))
+            .send()
+    };
+    assert_eq!(subscribe().await.expect("subscribe").status(), 201);
+
+    // The database goes away: writes that need it answer 503, and say why.
+    pg.stop();
+    let r = subscribe().await.expect("subscribe");
+    assert_eq!(r.status(), 503);
+    let why: Value = r.json().await.expect("json");
+    assert_eq!(why["code"], "service_unavailable", "{why}");
+    assert!(
+        why["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("subscription store")),
+        "{why}"
+    );
+    let r = dss
+        .http
+        .get(format!("{}/v1/events?replica=aws", dss.base))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(r.status(), 503);
+
+    // A bundle written meanwhile (its bytes need no database) is indexed, journaled and
+    // notified once the database is back; nothing is dead-lettered for the outage.
+    let file = dss
+        .upload(V, br#"{"organ": "liver"}"#.to_vec(), "application/json")
+        .await;
+    let bundle = dss.bundle(V, &[(file, "organ.json".into())]).await;
+    let deferred = async || -> f64 {
+        dss.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("dss_worker_deferred_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deferred().await == 0.0 {
+        assert!(Instant::now() < deadline, "the daemons met the outage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(received.lock().expect("lock").is_empty());
+    pg.resume();
+    assert_eq!(
+        webhooks(&received, 1, 120).await,
+        [bundle.as_str()],
+        "the webhook arrives after the outage"
+    );
+    let event = until(
+        &dss,
+        &format!("/v1/events/{bundle}?replica=aws&version={V}"),
+        |v| v["event_type"] == "CREATE",
+    )
+    .await;
+    assert_eq!(event["bundle_info"]["uuid"], bundle.as_str());
+    let queues = crate::ops::dss_json_with(&dss, &env, &["queues"]);
+    for q in &queues {
+        if q["queue"].as_str().is_some_and(|n| n.ends_with("-dlq")) {
+            assert_eq!(q["visible"], 0, "nothing dead-lettered: {q}");
+        }
+    }
+
+    // A process starting while the database is down says which key to look at.
+    pg.stop();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["api", "--data-dir"])
+        .arg(dss.dir.path().join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("dss api");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("metadata.url: cannot reach the metadata database"),
+        "{err}"
+    );
 }

@@ -14,6 +14,7 @@ pub(crate) mod hostile;
 mod lifecycle;
 mod notify;
 mod ops;
+mod postgres;
 mod runbooks;
 mod search;
 mod sync;
