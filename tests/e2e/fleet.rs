@@ -321,3 +321,96 @@ async fn an_outage_of_the_metadata_database_loses_nothing() {
         "{err}"
     );
 }
+
+/// A process killed (SIGKILL) when dropped.
+struct Host(std::process::Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dss checkout` alone on its own data directory, with `env`, its metrics on a port of its own.
+fn checkout_host(env: &[(&str, String)], dir: &std::path::Path) -> (Host, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["checkout", "--data-dir"])
+        .arg(dir.join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dss checkout");
+    (Host(child), format!("http://127.0.0.1:{port}/metrics"))
+}
+
+/// The checkout sweeps a process has run, from its metrics (0 until it answers).
+async fn sweeps(metrics: &str) -> u64 {
+    let text = match reqwest::get(metrics).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    text.lines()
+        .find(|l| l.starts_with("dss_periodic_passes_total{outcome=\"checkout-sweep:ok\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs osmem-server and PostgreSQL; run by infra/local/test.sh"]
+async fn periodic_work_runs_once_per_deployment_and_moves_when_its_host_dies() {
+    let keys = tempfile::tempdir().expect("keys");
+    let es = std::env::var("DSS_TEST_ES_URL")
+        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
+    let env = vec![
+        ("DSS_METADATA__URL", crate::postgres::new_database().await),
+        ("DSS_METADATA__LEASE_SECS", "3".to_string()),
+        ("DSS_CHECKOUT__SWEEP_EVERY_SECS", "1".to_string()),
+        ("DSS_SEARCH__URL", es),
+        ("DSS_KEYS__DIR", keys.path().display().to_string()),
+    ];
+    let (one, two) = (
+        tempfile::tempdir().expect("host 1"),
+        tempfile::tempdir().expect("host 2"),
+    );
+    let (first, metrics1) = checkout_host(&env, one.path());
+    let (second, metrics2) = checkout_host(&env, two.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sweeps(&metrics1).await + sweeps(&metrics2).await < 8 {
+        assert!(Instant::now() < deadline, "the sweep never ran");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s1, s2) = (sweeps(&metrics1).await, sweeps(&metrics2).await);
+    assert!(
+        s1 == 0 || s2 == 0,
+        "one host sweeps at a time: {s1} and {s2}"
+    );
+    let (holder, other, other_metrics, before) = match s1 > 0 {
+        true => (first, second, metrics2, s2),
+        false => (second, first, metrics1, s1),
+    };
+
+    // The sweeping host dies: the other takes the sweep over within the lease and a third.
+    drop(holder);
+    let died = Instant::now();
+    while sweeps(&other_metrics).await == before {
+        assert!(
+            died.elapsed() < Duration::from_secs(30),
+            "nobody took the sweep over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = died.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 1 + 2),
+        "taken over in {took:?}"
+    );
+    eprintln!("the sweep moved to the other host {took:?} after its holder died");
+    drop(other);
+}

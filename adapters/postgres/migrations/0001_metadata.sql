@@ -93,3 +93,10 @@ CREATE TABLE journal (
     UNIQUE (replica, event_id, kind)
 );
 CREATE INDEX journal_by_time ON journal (replica, ts);
+
+-- Leases of work that runs once per deployment, timed by the database's clock.
+CREATE TABLE leases (
+    name   text COLLATE "C" PRIMARY KEY,
+    holder text COLLATE "C" NOT NULL,
+    until  timestamptz NOT NULL
+);

@@ -11,7 +11,7 @@ use dss_core::clock::SharedClock;
 use tokio_postgres::config::SslMode;
 
 use crate::error::{PgError, describe};
-use crate::{PgCollections, PgDeliveries, PgJournal, PgSubscriptions};
+use crate::{PgCollections, PgDeliveries, PgJournal, PgLeases, PgSubscriptions};
 
 /// A pool of connections to the metadata database, migrated to this binary's schema; the
 /// adapters it hands out share it.
@@ -175,6 +175,11 @@ impl PgMetadata {
     /// The collection owner index.
     pub fn collections(&self) -> PgCollections {
         PgCollections::new(self.pool.clone())
+    }
+
+    /// The leases of work that runs once per deployment.
+    pub fn leases(&self) -> PgLeases {
+        PgLeases::new(self.pool.clone())
     }
 
     /// The events journal, stamping events with `clock`.

@@ -83,7 +83,8 @@ backend_errors!(
     dss_core::ports::SubscriptionError,
     dss_core::ports::DeliveryError,
     dss_core::ports::CollectionIndexError,
-    dss_core::ports::JournalError
+    dss_core::ports::JournalError,
+    dss_core::ports::LeaseError
 );
 
 /// Column `i` of `row`, as `T`; a mismatch (a schema altered by hand) is an error, not a panic.

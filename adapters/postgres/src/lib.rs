@@ -1,5 +1,5 @@
 //! Metadata adapters on a shared PostgreSQL database, so that every host of a deployment sees
-//! the same subscriptions, webhook outbox, collection owners and events journal.
+//! the same subscriptions, webhook outbox, collection owners, events journal and leases.
 //!
 //! [`PgMetadata::connect`] opens a connection pool (TLS with rustls when the server offers or
 //! the URL requires it), applies the schema migrations this binary knows under an advisory lock
@@ -10,6 +10,7 @@ mod connect;
 mod deliveries;
 mod error;
 mod journal;
+mod leases;
 mod migrate;
 mod subscriptions;
 
@@ -18,4 +19,5 @@ pub use connect::PgMetadata;
 pub use deliveries::PgDeliveries;
 pub use error::PgError;
 pub use journal::PgJournal;
+pub use leases::PgLeases;
 pub use subscriptions::PgSubscriptions;

@@ -74,3 +74,13 @@ async fn journal_conforms() {
     drop((a, b));
     db.drop_db().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (DSS_TEST_PG_URL); run by infra/local/test.sh"]
+async fn leases_conform() {
+    let db = TestDb::create().await;
+    let (a, b) = (db.open().await, db.open().await);
+    bounded(dss_conformance::leases::run(&a.leases(), &b.leases(), "c")).await;
+    drop((a, b));
+    db.drop_db().await;
+}

@@ -1,5 +1,6 @@
 //! A shared PostgreSQL database (`metadata.url`) in place of the embedded one for the records
-//! every host must see: subscriptions, the webhook outbox, collection owners, the events journal.
+//! every host must see: subscriptions, the webhook outbox, collection owners, the events journal
+//! and the leases of once-per-deployment work.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub async fn wire(d: &mut Deployment) -> anyhow::Result<()> {
     d.deliveries = Arc::new(db.deliveries());
     d.collections = Arc::new(db.collections());
     d.journal = Arc::new(db.journal(d.clock.clone()));
+    d.leases = Arc::new(db.leases());
     tracing::info!(?db, "metadata lives in the shared PostgreSQL database");
     Ok(())
 }

@@ -26,6 +26,9 @@ pub struct MetadataConfig {
     pub connect_timeout_ms: u64,
     /// How long one statement may run before the server cancels it.
     pub statement_timeout_ms: u64,
+    /// How long a lease of once-per-deployment work (a periodic pass) lasts unless renewed: a
+    /// dead holder's work is taken over within this time and a third of it.
+    pub lease_secs: u64,
 }
 
 impl Default for MetadataConfig {
@@ -36,6 +39,7 @@ impl Default for MetadataConfig {
             pool_size: 16,
             connect_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
+            lease_secs: 30,
         }
     }
 }
@@ -46,6 +50,7 @@ impl MetadataConfig {
             ("metadata.pool_size", self.pool_size),
             ("metadata.connect_timeout_ms", self.connect_timeout_ms),
             ("metadata.statement_timeout_ms", self.statement_timeout_ms),
+            ("metadata.lease_secs", self.lease_secs),
         ])?;
         if let Some(u) = &self.url
             && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))

@@ -6,6 +6,7 @@ pub mod blob;
 pub mod collections;
 pub mod deliveries;
 pub mod journal;
+pub mod leases;
 pub mod mail;
 pub mod queue;
 pub mod search;

@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     attempt INTEGER NOT NULL, status INTEGER, latency_ms INTEGER NOT NULL, error TEXT,
     outcome TEXT NOT NULL,
     PRIMARY KEY (subscription, at_ms, delivery, attempt)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// Brings a database made by an earlier release up to [`SCHEMA`]: columns added since.

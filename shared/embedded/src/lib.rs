@@ -1,6 +1,6 @@
 //! Embedded adapters: local-disk buckets, a durable SQLite queue and topic, a search index,
-//! the events journal, webhook subscriptions and their delivery outbox. They are the default, so a whole deployment runs on one machine with no
-//! cloud.
+//! the events journal, webhook subscriptions and their delivery outbox, leases. They are the
+//! default, so a whole deployment runs on one machine with no cloud.
 
 pub mod collections;
 pub mod db;
@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod file_mailer;
 mod group_commit;
 pub mod journal;
+pub mod leases;
 pub mod local_blob;
 pub mod local_buckets;
 mod local_copy;
@@ -23,6 +24,7 @@ pub use db::{Db, DbError};
 pub use deliveries::EmbeddedDeliveries;
 pub use file_mailer::FileMailer;
 pub use journal::EmbeddedJournal;
+pub use leases::EmbeddedLeases;
 pub use local_blob::LocalBlobStore;
 pub use local_buckets::LocalBuckets;
 pub use queue::{EmbeddedQueue, EmbeddedTopic, QueueConfig};

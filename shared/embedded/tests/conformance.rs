@@ -443,3 +443,15 @@ async fn embedded_deliveries_are_claimed_once_across_handles() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn embedded_leases_conform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = two_handles(dir.path());
+    dss_conformance::leases::run(
+        &dss_embedded::EmbeddedLeases::new(&a, system()),
+        &dss_embedded::EmbeddedLeases::new(&b, system()),
+        "c",
+    )
+    .await;
+}

@@ -11,13 +11,13 @@ use dss_config::{Config, DownloadMode, ReplicaLocation, replica_location};
 use dss_core::clock::SharedClock;
 use dss_core::names::*;
 use dss_core::ports::{
-    BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Mailer, Queue, QueueBackend,
-    QueueError, QueueSpec, SearchIndex, Staging, SubscriptionStore,
+    BlobStore, Buckets, CollectionIndex, DeliveryStore, EventJournal, Leases, Mailer, Queue,
+    QueueBackend, QueueError, QueueSpec, SearchIndex, Staging, SubscriptionStore,
 };
 use dss_core::signing::UrlSigner;
 use dss_embedded::{
-    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedQueues, EmbeddedSearch,
-    EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
+    Db, EmbeddedCollections, EmbeddedDeliveries, EmbeddedJournal, EmbeddedLeases, EmbeddedQueues,
+    EmbeddedSearch, EmbeddedSubscriptions, FileMailer, LocalBlobStore, LocalBuckets, QueueConfig,
 };
 
 /// Queues subscribed to the bucket events topic, one per consuming daemon (and [`SYNC_QUEUE`]
@@ -82,6 +82,10 @@ pub struct Deployment {
     pub deliveries: Arc<dyn DeliveryStore>,
     /// Which collections each owner created.
     pub collections: Arc<dyn CollectionIndex>,
+    /// Leases of work that runs once per deployment.
+    pub leases: Arc<dyn Leases>,
+    /// This process among the deployment's (`{host}/{pid}/{random}`): the holder of its leases.
+    pub instance: String,
     /// Outgoing e-mail (the file mailer unless an SMTP adapter is put in place).
     pub mailer: Arc<dyn Mailer>,
     /// Signs download URLs served by the API.
@@ -141,6 +145,21 @@ pub fn read_or_create_key(
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
         Err(e) => Err(e),
     }
+}
+
+/// A name of this process unique in the deployment: its host, its pid and a random part (a pid
+/// is reused after a restart).
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}/{}/{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// Reads a 32-byte secret from `path`, creating a random one on first use.
@@ -260,6 +279,8 @@ impl Deployment {
             subscriptions: Arc::new(EmbeddedSubscriptions::new(&db)),
             deliveries: Arc::new(EmbeddedDeliveries::new(&db)),
             collections: Arc::new(EmbeddedCollections::new(&db)),
+            leases: Arc::new(EmbeddedLeases::new(&db, clock.clone())),
+            instance: instance_name(),
             queues: Arc::new(EmbeddedQueues::new(&db, clock.clone())),
             staging: BTreeMap::new(),
             metrics: Arc::default(),

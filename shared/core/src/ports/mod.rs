@@ -5,6 +5,7 @@ pub mod buckets;
 pub mod collections;
 pub mod deliveries;
 pub mod journal;
+pub mod leases;
 pub mod listing;
 pub mod mail;
 pub mod queue;
@@ -22,6 +23,7 @@ pub use deliveries::{
     Attempt, Claim, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
 };
 pub use journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
+pub use leases::{LeaseError, Leases};
 pub use mail::{Mail, MailError, Mailer};
 pub use queue::{
     BucketEvent, BucketEventName, Message, OutgoingMessage, Queue, QueueBackend, QueueError,
