@@ -170,6 +170,21 @@ async fn what_is_written_through_one_host_is_read_through_another() {
     let log = attempts["attempts"].as_array().expect("attempts");
     assert_eq!(log.len(), 1, "one attempt, seen from host 2: {attempts}");
     assert_eq!(log[0]["status"], 200);
+    // An operator's machine with an empty data directory sees it too.
+    let operator = tempfile::tempdir().expect("operator");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
+        .args(["deliveries", &sub, "--json", "--data-dir"])
+        .arg(operator.path().join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("dss deliveries");
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], 200, "{lines:?}");
 
     // A collection made through host 1 is listed by host 2.
     let r = api1

@@ -2,7 +2,7 @@
 # `dss infra local` creates on the local emulators): for every replica a main bucket whose object
 # events notify the bucket events topic, and its checkout bucket; the topic; for every daemon queue
 # an SQS queue with its dead-letter queue and redrive policy; raw-delivery subscriptions of the
-# queues that read bucket events.
+# queues that read bucket events. The metadata database is in database.tf.
 
 locals {
   resources = jsondecode(file("${path.module}/../../resources.json"))

@@ -12,3 +12,13 @@ output "component_roles" {
   description = "Component => IAM role ARN to run it as."
   value       = { for k, r in aws_iam_role.component : k => r.arn }
 }
+
+output "metadata_url" {
+  description = "The metadata.url of the deployment's configuration (the password comes from PGPASSWORD, read from metadata_password_secret)."
+  value       = "postgres://dss@${aws_db_instance.metadata.address}:${aws_db_instance.metadata.port}/dss?sslmode=require"
+}
+
+output "metadata_password_secret" {
+  description = "Secrets Manager secret holding the metadata database's password (JSON, key \"password\")."
+  value       = aws_db_instance.metadata.master_user_secret[0].secret_arn
+}

@@ -19,3 +19,36 @@ variable "max_receive_counts" {
   type        = map(number)
   default     = {}
 }
+
+variable "vpc_id" {
+  description = "The VPC of the metadata database."
+  type        = string
+}
+
+variable "database_subnet_ids" {
+  description = "Private subnets (two zones at least) of the metadata database."
+  type        = list(string)
+}
+
+variable "database_client_cidrs" {
+  description = "Address ranges of the hosts that run DSS components (the only clients of the metadata database)."
+  type        = list(string)
+}
+
+variable "database_instance_class" {
+  description = "RDS instance class of the metadata database."
+  type        = string
+  default     = "db.t4g.medium"
+}
+
+variable "database_storage_gb" {
+  description = "Initial storage of the metadata database (grows to four times this)."
+  type        = number
+  default     = 50
+}
+
+variable "database_multi_az" {
+  description = "A standby in a second zone (failover in a minute or two)."
+  type        = bool
+  default     = true
+}

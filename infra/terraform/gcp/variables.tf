@@ -30,3 +30,26 @@ variable "max_receive_counts" {
   type        = map(number)
   default     = {}
 }
+
+variable "network" {
+  description = "Self link of the VPC network whose hosts run DSS components (the metadata database gets a private address there; the network needs private services access)."
+  type        = string
+}
+
+variable "database_region" {
+  description = "Region of the metadata database (near the components)."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "database_tier" {
+  description = "Cloud SQL machine tier of the metadata database."
+  type        = string
+  default     = "db-custom-2-7680"
+}
+
+variable "database_high_availability" {
+  description = "A standby in a second zone (REGIONAL availability)."
+  type        = bool
+  default     = true
+}
