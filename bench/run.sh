@@ -9,7 +9,9 @@
 # on moto and fake-gcs-server, which this script installs and starts); `--clients-only` only the
 # `dss upload|download|search` rows (against the official hca CLI, which this script installs);
 # `--hostile-only` only the API's memory under 32 concurrent maximum-size unauthenticated bodies;
-# `--core-only` only the core rows (direct upload, PUT bundle, enumeration, GET bundle, queue).
+# `--core-only` only the core rows (direct upload, PUT bundle, enumeration, GET bundle, queue);
+# `--metadata-only` only the shared metadata database rows (PostgreSQL, which this script starts
+# with its default durability, against the embedded database; search in osmem-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in wrk rclone; do
@@ -42,5 +44,12 @@ if [ "$clouds" = 1 ]; then
   export DSS_BENCH_GCS_URL="$FAKE_GCS_URL"
 fi
 cargo build --release --locked -p dss -p dss-bench
+if [[ " $* " == *" --metadata-only "* ]]; then
+  source infra/local/services.sh
+  DSS_PG_FSYNC=on start_postgres
+  export DSS_BENCH_PG_URL="$PG_URL"
+  start_osmem
+  export DSS_BENCH_ES_URL="$OSMEM_URL"
+fi
 # Not exec: the emulators are stopped when this shell exits.
 target/release/dss-bench --dss target/release/dss "$@"

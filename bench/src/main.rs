@@ -26,6 +26,7 @@ mod clients;
 mod clouds;
 mod downloads;
 mod hostile;
+mod metadata;
 mod notify;
 mod osmem;
 mod search;
@@ -458,6 +459,10 @@ async fn main() -> Result<()> {
     }
     if args.iter().any(|a| a == "--hostile-only") {
         print_table(hostile::run(&dss, work.path()).await?);
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--metadata-only") {
+        print_table(metadata::run(&dss, work.path(), &http).await?);
         return Ok(());
     }
     if args.iter().any(|a| a == "--notify-only") {

@@ -55,6 +55,7 @@ mod tests {
             "aws": {"access_key_id": "AKIA", "secret_access_key": "s3cret"},
             "mail": {"smtp_password": "pw", "smtp_username": "u", "smtp_password_file": null},
             "search": {"url": "https://elastic:pw@es.example:9200/"},
+            "metadata": {"url": "postgres://dss:hunter2@db.internal:5432/dss?sslmode=require"},
             "replicas": {"aws": {"url": "file:///data/buckets/aws"}},
             "auth": {"issuers": [{"jwks_url": "https://u:p@idp.example/jwks"}]},
         });
@@ -64,6 +65,10 @@ mod tests {
         assert_eq!(v["mail"]["smtp_password"], "(redacted)");
         assert_eq!(v["mail"]["smtp_password_file"], json!(null));
         assert_eq!(v["search"]["url"], "https://es.example:9200/");
+        assert_eq!(
+            v["metadata"]["url"],
+            "postgres://db.internal:5432/dss?sslmode=require"
+        );
         assert_eq!(v["replicas"]["aws"]["url"], "file:///data/buckets/aws");
         assert_eq!(
             v["auth"]["issuers"][0]["jwks_url"],

@@ -92,7 +92,8 @@ start_pubsub() {
 
 # A throw-away PostgreSQL cluster (the machine's PostgreSQL 15), trusting local connections of
 # the `dss` role; sets PG_URL (a URL of its `postgres` database, where tests create their own).
-# The server refuses to run as root: as root it runs as the `postgres` system user.
+# The server refuses to run as root: as root it runs as the `postgres` system user. Tests run it
+# without fsync; DSS_PG_FSYNC=on keeps PostgreSQL's default durability (for benchmarks).
 start_postgres() {
   local bin dir port as=()
   bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
@@ -107,7 +108,7 @@ start_postgres() {
   port="$(_dss_free_port)"
   "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U dss --no-sync >/dev/null
   "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir/run" -c listen_addresses=127.0.0.1 \
-    -c fsync=off -c max_connections=400 >"$dir/run/log" 2>&1 &
+    -c fsync="${DSS_PG_FSYNC:-off}" -c max_connections=400 >"$dir/run/log" 2>&1 &
   _dss_pids+=("$!")
   PG_URL="postgres://dss@127.0.0.1:$port/postgres"
   _dss_wait_for postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"

@@ -86,59 +86,78 @@ fn int(n: u32) -> i32 {
 }
 
 impl PgDeliveries {
+    /// Writes the batch in one statement (arrays unnested), then reads the stored rows in one:
+    /// two round trips however many subscriptions an event matched.
     async fn add_in(
         &self,
         deliveries: &[NewDelivery],
         now_ms: i64,
     ) -> Result<Vec<Delivery>, Failure> {
-        let mut c = self.pool.get().await?;
-        let tx = c.transaction().await?;
-        let insert = tx
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&NewDelivery) -> Option<String>| -> Vec<Option<String>> {
+            deliveries.iter().map(f).collect()
+        };
+        let ids = column(|d| Some(d.id.clone()));
+        let subs = column(|d| Some(d.subscription.clone()));
+        let replicas = column(|d| Some(d.replica.clone()));
+        let kinds = column(|d| Some(d.kind.as_str().to_string()));
+        let owners = column(|d| Some(d.owner.clone()));
+        let keys = column(|d| Some(d.event_key.clone()));
+        let types = column(|d| Some(d.event_type.clone()));
+        let bundles = column(|d| Some(d.bundle_uuid.clone()));
+        let versions = column(|d| d.bundle_version.clone());
+        let payloads = column(|d| Some(d.payload.to_string()));
+        let c = self.pool.get().await?;
+        let insert = c
             .prepare_cached(
                 "INSERT INTO webhook_deliveries (id, subscription, replica, kind, owner, event_key,
                  event_type, bundle_uuid, bundle_version, payload, state, attempts, round_start,
                  round_started_ms, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', 0, 0, $11, $11, $11)
+                 SELECT id, subscription, replica, kind, owner, event_key, event_type, bundle_uuid,
+                 bundle_version, payload, 'pending', 0, 0, $11, $11, $11
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::text[], $9::text[], $10::text[])
+                      AS n(id, subscription, replica, kind, owner, event_key, event_type,
+                           bundle_uuid, bundle_version, payload)
                  ON CONFLICT DO NOTHING",
             )
             .await?;
-        let existing = tx
+        c.execute(
+            &insert,
+            &[
+                &ids, &subs, &replicas, &kinds, &owners, &keys, &types, &bundles, &versions,
+                &payloads, &now_ms,
+            ],
+        )
+        .await?;
+        let stored = c
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM webhook_deliveries WHERE subscription = $1 AND event_key = $2"
+                "SELECT {COLUMNS} FROM webhook_deliveries
+                 WHERE (subscription, event_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
             ))
             .await?;
-        let mut out = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            tx.execute(
-                &insert,
-                &[
-                    &d.id,
-                    &d.subscription,
-                    &d.replica,
-                    &d.kind.as_str(),
-                    &d.owner,
-                    &d.event_key,
-                    &d.event_type,
-                    &d.bundle_uuid,
-                    &d.bundle_version,
-                    &d.payload.to_string(),
-                    &now_ms,
-                ],
-            )
-            .await?;
-            let row = tx
-                .query_opt(&existing, &[&d.subscription, &d.event_key])
-                .await?
-                .ok_or_else(|| {
-                    Failure(format!(
-                        "delivery id {} is taken by another (subscription, event)",
-                        d.id
-                    ))
-                })?;
-            out.push(delivery(&row)?);
+        let rows = c.query(&stored, &[&subs, &keys]).await?;
+        let mut by_key = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let d = delivery(r)?;
+            by_key.insert((d.new.subscription.clone(), d.new.event_key.clone()), d);
         }
-        tx.commit().await?;
-        Ok(out)
+        deliveries
+            .iter()
+            .map(|d| {
+                by_key
+                    .get(&(d.subscription.clone(), d.event_key.clone()))
+                    .cloned()
+                    .ok_or_else(|| {
+                        Failure(format!(
+                            "delivery id {} is taken by another (subscription, event)",
+                            d.id
+                        ))
+                    })
+            })
+            .collect()
     }
 
     async fn one(
@@ -190,6 +209,8 @@ impl PgDeliveries {
         })
     }
 
+    /// One statement (so one round trip, committed on its own): the conditional move, and the
+    /// attempt logged only if it moved.
     async fn settle_in(
         &self,
         id: &str,
@@ -198,65 +219,54 @@ impl PgDeliveries {
         state: DeliveryState,
         now_ms: i64,
     ) -> Result<bool, Failure> {
-        let mut c = self.pool.get().await?;
-        let tx = c.transaction().await?;
+        let c = self.pool.get().await?;
         let made = i32::from(attempt.is_some());
-        let (status, error) = attempt
-            .map(|a| (a.status.map(i32::from), a.error.as_deref().map(free_text)))
-            .unwrap_or_default();
-        let update = tx
+        let error = attempt.and_then(|a| a.error.as_deref().map(free_text));
+        let st = c
             .prepare_cached(
-                "UPDATE webhook_deliveries SET state = $3, attempts = attempts + $4, updated_ms = $5,
-                 claimed_until_ms = NULL,
-                 last_status = CASE WHEN $4 = 1 THEN $6 ELSE last_status END,
-                 last_error = CASE WHEN $4 = 1 THEN $7 ELSE last_error END
-                 WHERE id = $1 AND attempts = $2 AND state = 'pending'",
+                "WITH moved AS (
+                     UPDATE webhook_deliveries SET state = $3, attempts = attempts + $4,
+                     updated_ms = $5, claimed_until_ms = NULL,
+                     last_status = CASE WHEN $4 = 1 THEN $6 ELSE last_status END,
+                     last_error = CASE WHEN $4 = 1 THEN $7 ELSE last_error END
+                     WHERE id = $1 AND attempts = $2 AND state = 'pending'
+                     RETURNING id
+                 ), logged AS (
+                     INSERT INTO webhook_attempts (subscription, delivery, attempt, at_ms, status,
+                     latency_ms, error, outcome)
+                     SELECT $8::text, $9::text, $10::integer, $11::bigint, $6, $12::bigint, $7, $13::text
+                     FROM moved WHERE $4 = 1
+                     ON CONFLICT (delivery, attempt) DO UPDATE SET
+                     subscription = excluded.subscription, at_ms = excluded.at_ms,
+                     status = excluded.status, latency_ms = excluded.latency_ms,
+                     error = excluded.error, outcome = excluded.outcome
+                 )
+                 SELECT count(*) FROM moved",
             )
             .await?;
-        let n = tx
-            .execute(
-                &update,
+        let moved: i64 = col(
+            &c.query_one(
+                &st,
                 &[
                     &id,
                     &int(attempts_before),
                     &state.as_str(),
                     &made,
                     &now_ms,
-                    &status,
+                    &attempt.and_then(|a| a.status.map(i32::from)),
                     &error,
+                    &attempt.map(|a| a.subscription.as_str()),
+                    &attempt.map(|a| a.delivery.as_str()),
+                    &attempt.map(|a| int(a.attempt)),
+                    &attempt.map(|a| a.at_ms),
+                    &attempt.map(|a| i64::try_from(a.latency_ms).unwrap_or(i64::MAX)),
+                    &attempt.map(|a| a.outcome.as_str()),
                 ],
             )
-            .await?;
-        if n == 0 {
-            return Ok(false);
-        }
-        if let Some(a) = attempt {
-            let log = tx
-                .prepare_cached(
-                    "INSERT INTO webhook_attempts (subscription, delivery, attempt, at_ms, status,
-                     latency_ms, error, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (delivery, attempt) DO UPDATE SET subscription = excluded.subscription,
-                     at_ms = excluded.at_ms, status = excluded.status, latency_ms = excluded.latency_ms,
-                     error = excluded.error, outcome = excluded.outcome",
-                )
-                .await?;
-            tx.execute(
-                &log,
-                &[
-                    &a.subscription,
-                    &a.delivery,
-                    &int(a.attempt),
-                    &a.at_ms,
-                    &a.status.map(i32::from),
-                    &i64::try_from(a.latency_ms).unwrap_or(i64::MAX),
-                    &a.error.as_deref().map(free_text),
-                    &a.outcome.as_str(),
-                ],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            .await?,
+            0,
+        )?;
+        Ok(moved == 1)
     }
 
     async fn attempts_in(&self, subscription: &str, limit: usize) -> Result<Vec<Attempt>, Failure> {

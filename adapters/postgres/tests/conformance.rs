@@ -84,3 +84,40 @@ async fn leases_conform() {
     drop((a, b));
     db.drop_db().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (DSS_TEST_PG_URL); run by infra/local/test.sh"]
+async fn a_request_the_database_refuses_fails_alone_in_its_group_commit() {
+    use dss_core::ports::{EventJournal, EventKind, NewEvent};
+    let db = TestDb::create().await;
+    let m = db.open().await;
+    let journal = m.journal(system());
+    let ev = |id: String| {
+        vec![NewEvent {
+            event_id: id,
+            kind: EventKind::Create,
+            body: "{}".into(),
+        }]
+    };
+    // PostgreSQL's text holds no NUL: that request is refused, the others in its batch are not.
+    let calls = (0..20).map(|i| {
+        let id = match i {
+            7 => "bad\0id".to_string(),
+            _ => format!("good{i}"),
+        };
+        let (journal, events) = (&journal, ev(id));
+        async move { journal.record("aws", events).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            7 => assert!(r.is_err(), "the bad one fails"),
+            _ => assert_eq!(r.as_ref().ok(), Some(&1), "{i}: {r:?}"),
+        }
+    }
+    let all = journal.list("aws", None, None, 100).await.expect("list");
+    assert_eq!(all.len(), 19);
+    assert!(all.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+    drop((journal, m));
+    db.drop_db().await;
+}
