@@ -1,8 +1,8 @@
 //! Semantics that must hold across processes, with real processes: this test binary starts
 //! itself twice as helpers (the `helper` test, which does nothing unless `DSS_PG_HELPER` names a
 //! role) on one database, while the test watches: journal writers whose transactions overlap
-//! never make a reader paging by time skip an event, and two claimers of the same deliveries
-//! never both claim one.
+//! never make a reader paging by time skip an event, two claimers of the same deliveries never
+//! both claim one, and an owner's subscription limit holds against two creating processes.
 
 mod common;
 
@@ -14,7 +14,7 @@ use dss_config::MetadataConfig;
 use dss_core::clock::system;
 use dss_core::ports::{
     Claim, DeliveryState, DeliveryStore, EventJournal, EventKind, NewDelivery, NewEvent,
-    SubscriptionKind,
+    Subscription, SubscriptionKind, SubscriptionStore,
 };
 use dss_postgres::PgMetadata;
 
@@ -110,6 +110,23 @@ async fn helper() {
             }
             println!("result:{claimed}");
         }
+        Some(("subscribe", tag)) => {
+            let store = m.subscriptions();
+            let mut created = 0;
+            for i in 0..10 {
+                let s = Subscription {
+                    uuid: format!("{tag}{i}"),
+                    replica: "aws".into(),
+                    owner: "racer@example.org".into(),
+                    kind: SubscriptionKind::Jmespath,
+                    document: serde_json::json!({}),
+                };
+                if store.create(&s, 4).await.expect("create") {
+                    created += 1;
+                }
+            }
+            println!("result:{created}");
+        }
         _ => panic!("unknown helper role {role}"),
     }
 }
@@ -172,5 +189,21 @@ async fn two_claimer_processes_never_both_claim_a_delivery() {
     eprintln!("claims: {ca} by one process, {cb} by the other");
     assert_eq!(ca + cb, DELIVERIES, "each delivery claimed exactly once");
     drop(m);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (DSS_TEST_PG_URL); run by infra/local/test.sh"]
+async fn the_subscription_limit_holds_against_two_processes() {
+    let db = TestDb::create().await;
+    let (a, b) = (
+        spawn_helper("subscribe:a", &db.url),
+        spawn_helper("subscribe:b", &db.url),
+    );
+    let (ca, cb): (usize, usize) = (
+        result_of(a).parse().expect("count"),
+        result_of(b).parse().expect("count"),
+    );
+    assert_eq!(ca + cb, 5, "limit 4 lets one over it, once: {ca} + {cb}");
     db.drop_db().await;
 }
