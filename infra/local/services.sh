@@ -1,6 +1,8 @@
-# Local wire-protocol servers for tests, bound to 127.0.0.1 and stopped (by PID) when the calling
-# shell exits. Source this file, then call start_<name>.
+# Local wire-protocol servers for tests, bound to 127.0.0.1 (or the address DSS_SERVICE_HOST
+# names, e.g. one that network namespaces reach) and stopped (by PID) when the calling shell
+# exits. Source this file, then call start_<name>.
 
+_dss_host="${DSS_SERVICE_HOST:-127.0.0.1}"
 _dss_pids=()
 _dss_dirs=()
 _dss_stop_services() {
@@ -12,7 +14,7 @@ trap _dss_stop_services EXIT
 
 # A free TCP port on 127.0.0.1.
 _dss_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  python3 -c 'import socket; s = socket.socket(); s.bind(("'"$_dss_host"'", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 # _dss_wait_for NAME CHECK...: runs CHECK until it succeeds (DSS_WAIT_TENTHS tenths of a
@@ -34,9 +36,9 @@ start_osmem() {
   local bin port
   bin="$(ls .tools/osmem-venv/lib/python3*/site-packages/osmem_server/bin/osmem-server | head -n1)"
   port="$(_dss_free_port)"
-  "$bin" -addr "127.0.0.1:$port" -no-stdin-watch -no-ja >/dev/null 2>&1 &
+  "$bin" -addr "$_dss_host:$port" -no-stdin-watch -no-ja >/dev/null 2>&1 &
   _dss_pids+=("$!")
-  OSMEM_URL="http://127.0.0.1:$port"
+  OSMEM_URL="http://$_dss_host:$port"
   _dss_wait_for osmem-server python3 -c "import urllib.request; urllib.request.urlopen('$OSMEM_URL')"
 }
 
@@ -45,18 +47,18 @@ start_smtp() {
   SMTP_PORT="$(_dss_free_port)"
   SMTP_MAILDIR="$(mktemp -d)/maildir"
   mkdir -p "$SMTP_MAILDIR"/{cur,new,tmp}
-  .tools/smtp-venv/bin/python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR" >/dev/null 2>&1 &
+  .tools/smtp-venv/bin/python -m aiosmtpd -n -l "$_dss_host:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR" >/dev/null 2>&1 &
   _dss_pids+=("$!")
-  _dss_wait_for aiosmtpd python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1).close()"
+  _dss_wait_for aiosmtpd python3 -c "import socket; socket.create_connection(('$_dss_host', $SMTP_PORT), 1).close()"
 }
 
 # moto in server mode (S3, SQS, SNS in one process); sets MOTO_URL.
 start_moto() {
   local port
   port="$(_dss_free_port)"
-  .tools/moto-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  .tools/moto-venv/bin/moto_server -H $_dss_host -p "$port" >/dev/null 2>&1 &
   _dss_pids+=("$!")
-  MOTO_URL="http://127.0.0.1:$port"
+  MOTO_URL="http://$_dss_host:$port"
   _dss_wait_for moto python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL/moto-api/')"
 }
 
@@ -71,10 +73,10 @@ start_fake_gcs() {
     python3 -c "import urllib.request as u; u.urlopen(u.Request('$PUBSUB_URL/v1/projects/dss-test/topics/gcs-events', method='PUT', data=b'{}', headers={'content-type': 'application/json'}))"
     events=(-event.pubsub-project-id dss-test -event.pubsub-topic gcs-events -event.list finalize,delete)
   fi
-  PUBSUB_EMULATOR_HOST="${pubsub#http://}" "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
-    -public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" -log-level error "${events[@]}" >/dev/null 2>&1 &
+  PUBSUB_EMULATOR_HOST="${pubsub#http://}" "$bin" -scheme http -host $_dss_host -port "$port" -backend memory \
+    -public-host "$_dss_host:$port" -external-url "http://$_dss_host:$port" -log-level error "${events[@]}" >/dev/null 2>&1 &
   _dss_pids+=("$!")
-  FAKE_GCS_URL="http://127.0.0.1:$port"
+  FAKE_GCS_URL="http://$_dss_host:$port"
   _dss_wait_for fake-gcs-server python3 -c "import urllib.request; urllib.request.urlopen('$FAKE_GCS_URL/storage/v1/b')"
 }
 
@@ -83,9 +85,9 @@ start_pubsub() {
   local jar port
   jar="$(ls /usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar | head -n1)"
   port="$(_dss_free_port)"
-  java -jar "$jar" --host=127.0.0.1 --port="$port" >/dev/null 2>&1 &
+  java -jar "$jar" --host=$_dss_host --port="$port" >/dev/null 2>&1 &
   _dss_pids+=("$!")
-  PUBSUB_URL="http://127.0.0.1:$port"
+  PUBSUB_URL="http://$_dss_host:$port"
   # Up to 30 s: the JVM starts slowly on a busy machine.
   DSS_WAIT_TENTHS=300 _dss_wait_for pubsub-emulator python3 -c "import urllib.request; urllib.request.urlopen('$PUBSUB_URL/v1/projects/dss-test/topics')"
 }
@@ -107,9 +109,13 @@ start_postgres() {
   fi
   port="$(_dss_free_port)"
   "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U dss --no-sync >/dev/null
-  "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir/run" -c listen_addresses=127.0.0.1 \
+  if [ "$_dss_host" != 127.0.0.1 ]; then
+    # Clients come from other network namespaces; the server listens on $_dss_host only.
+    echo "host all all all trust" >>"$dir/data/pg_hba.conf"
+  fi
+  "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir/run" -c listen_addresses=$_dss_host \
     -c fsync="${DSS_PG_FSYNC:-off}" -c max_connections=400 >"$dir/run/log" 2>&1 &
   _dss_pids+=("$!")
-  PG_URL="postgres://dss@127.0.0.1:$port/postgres"
-  _dss_wait_for postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"
+  PG_URL="postgres://dss@$_dss_host:$port/postgres"
+  _dss_wait_for postgres "$bin/pg_isready" -q -h $_dss_host -p "$port"
 }

@@ -26,6 +26,11 @@ pub(crate) fn moto() -> String {
 
 /// The configuration of a deployment on moto: unique bucket, queue and topic names.
 pub(crate) fn aws_env() -> (Vec<(&'static str, String)>, String) {
+    aws_env_at(moto())
+}
+
+/// The configuration of a deployment on the moto server at `moto`.
+pub(crate) fn aws_env_at(moto: String) -> (Vec<(&'static str, String)>, String) {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let bucket = |r: &str| format!("dss-e2e-{tag}-{r}");
     let env = vec![
@@ -33,7 +38,7 @@ pub(crate) fn aws_env() -> (Vec<(&'static str, String)>, String) {
         ("DSS_QUEUES__PREFIX", format!("e2e-{tag}-")),
         ("DSS_REPLICAS__AWS__URL", format!("s3://{}", bucket("aws"))),
         ("DSS_REPLICAS__GCP__URL", format!("s3://{}", bucket("gcp"))),
-        ("DSS_AWS__ENDPOINT", moto()),
+        ("DSS_AWS__ENDPOINT", moto),
         ("DSS_AWS__REGION", "us-east-1".to_string()),
         ("DSS_AWS__PATH_STYLE", "true".to_string()),
         ("DSS_AWS__ACCESS_KEY_ID", "testing".to_string()),

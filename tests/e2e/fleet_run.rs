@@ -1,9 +1,9 @@
-//! The fleet: every component as its own process with an empty data directory of its own (its
-//! own host, as far as state goes), sharing nothing but moto (S3, SQS, SNS), PostgreSQL,
-//! osmem-server and the SMTP sink — two `dss api`, `dss index`, two `dss notify`, `dss sync` and
-//! `dss checkout`. Written through API 1, read through API 2; a notify process is killed with
-//! SIGKILL mid-run and every event's webhook still arrives; a checkout whose daemon is killed
-//! and restarted finishes, with its e-mail.
+//! The fleet: every component on a host of its own — its own network namespace and its own
+//! empty data directory — sharing nothing but moto (S3, SQS, SNS), PostgreSQL, osmem-server and
+//! the SMTP sink, which listen on the machine's side of the hosts' links: two `dss api`,
+//! `dss index`, two `dss notify`, `dss sync` and `dss checkout`. Written through API 1, read
+//! through API 2; a notify host is killed with SIGKILL mid-run and every event's webhook still
+//! arrives; a checkout whose daemon is killed and restarted finishes, with its e-mail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,13 +14,17 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::aws::infra_local;
+use crate::aws::{aws_env_at, infra_local};
+use crate::netns::{Hosts, Services};
 
 const V: &str = "2026-12-05T121314.151617Z";
 const BUNDLES: usize = 40;
 
-/// One component on a "host": a process with its own data directory and log; killed on drop.
-struct Host {
+/// One component on host `i`: a process in the host's namespace with its own data directory
+/// and log; killed on drop.
+struct Host<'a> {
+    hosts: &'a Hosts,
+    i: usize,
     args: Vec<String>,
     data: PathBuf,
     log: PathBuf,
@@ -28,13 +32,22 @@ struct Host {
     child: Child,
 }
 
-impl Host {
-    fn start(args: &[&str], root: &Path, name: &str, env: &[(&'static str, String)]) -> Host {
+impl<'a> Host<'a> {
+    fn start(
+        hosts: &'a Hosts,
+        i: usize,
+        args: &[&str],
+        root: &Path,
+        name: &str,
+        env: &[(&'static str, String)],
+    ) -> Host<'a> {
         let data = root.join(name);
         let log = root.join(format!("{name}.log"));
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let child = Self::spawn(&args, &data, &log, env);
+        let child = Self::spawn(hosts, i, &args, &data, &log, env);
         Host {
+            hosts,
+            i,
             args,
             data,
             log,
@@ -43,13 +56,21 @@ impl Host {
         }
     }
 
-    fn spawn(args: &[String], data: &Path, log: &Path, env: &[(&str, String)]) -> Child {
+    fn spawn(
+        hosts: &Hosts,
+        i: usize,
+        args: &[String],
+        data: &Path,
+        log: &Path,
+        env: &[(&str, String)],
+    ) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log");
-        Command::new(env!("CARGO_BIN_EXE_dss"))
+        hosts
+            .command(i, Path::new(env!("CARGO_BIN_EXE_dss")))
             .args(args)
             .arg("--data-dir")
             .arg(data)
@@ -68,11 +89,13 @@ impl Host {
 
     fn restart(&mut self) {
         self.kill();
-        self.child = Self::spawn(&self.args, &self.data, &self.log, &self.env);
+        self.child = Self::spawn(
+            self.hosts, self.i, &self.args, &self.data, &self.log, &self.env,
+        );
     }
 }
 
-impl Drop for Host {
+impl Drop for Host<'_> {
     fn drop(&mut self) {
         self.kill();
     }
@@ -85,11 +108,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A webhook receiver: (bundle, transaction id) of every request, in order.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+/// A webhook receiver on `address`: (bundle, transaction id) of every request, in order.
+async fn receiver(address: &str) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
     let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let seen = got.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(format!("{address}:0"))
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -114,8 +137,8 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
 }
 
 /// An API host's base URL, once it answers.
-async fn api_up(http: &reqwest::Client, port: u16, host: &Host) -> String {
-    let base = format!("http://127.0.0.1:{port}");
+async fn api_up(http: &reqwest::Client, address: &str, port: u16, host: &Host<'_>) -> String {
+    let base = format!("http://{address}:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while http.get(format!("{base}/healthz")).send().await.is_err() {
         assert!(
@@ -164,17 +187,30 @@ fn mails_to(maildir: &str, to: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs moto, osmem-server, PostgreSQL and an SMTP sink; run by infra/local/test.sh"]
+#[ignore = "needs root (network namespaces) and the test tools; run by infra/local/test.sh"]
 async fn the_fleet_serves_through_any_host_while_hosts_die() {
+    let hosts = Hosts::create(7);
+    let services = Services::start(&hosts.services_address());
     let root = tempfile::tempdir().expect("tempdir");
     let keys = root.path().join("keys");
-    let mut env = crate::fleet::fleet_env(&keys).await;
+    let (mut env, _) = aws_env_at(services.moto.clone());
     env.extend([
-        ("DSS_MAIL__SMTP_HOST", "127.0.0.1".to_string()),
         (
-            "DSS_MAIL__SMTP_PORT",
-            std::env::var("DSS_TEST_SMTP_PORT").expect("DSS_TEST_SMTP_PORT"),
+            "DSS_METADATA__URL",
+            crate::postgres::new_database_on(&services.postgres).await,
         ),
+        ("DSS_SEARCH__URL", services.search.clone()),
+        (
+            "DSS_SEARCH__INDEX_PREFIX",
+            format!(
+                "dss-fleet-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+        ),
+        ("DSS_KEYS__DIR", keys.display().to_string()),
+        ("DSS_NOTIFY__CALLBACK_ALLOW", hosts.services_address()),
+        ("DSS_MAIL__SMTP_HOST", hosts.services_address()),
+        ("DSS_MAIL__SMTP_PORT", services.smtp_port.clone()),
         ("DSS_MAIL__SMTP_SECURITY", "none".to_string()),
         ("DSS_MAIL__SENDER", "dss-fleet@example.org".to_string()),
         // What a killed process held comes back after its visibility timeout: seconds here.
@@ -183,31 +219,36 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
         ("DSS_CHECKOUT__VISIBILITY_SECS", "3".to_string()),
         ("DSS_SYNC__RECONCILE_EVERY_SECS", "0".to_string()),
     ]);
-    let maildir = std::env::var("DSS_TEST_MAILDIR").expect("DSS_TEST_MAILDIR");
+    let maildir = services.maildir.clone();
     infra_local(&env, &root.path().join("infra"));
 
     let (p1, p2) = (free_port(), free_port());
+    let (a1, a2) = (hosts.address(1), hosts.address(2));
     let api1 = Host::start(
-        &["api", "--listen", &format!("127.0.0.1:{p1}")],
+        &hosts,
+        1,
+        &["api", "--listen", &format!("{a1}:{p1}")],
         root.path(),
         "api1",
         &env,
     );
     let api2 = Host::start(
-        &["api", "--listen", &format!("127.0.0.1:{p2}")],
+        &hosts,
+        2,
+        &["api", "--listen", &format!("{a2}:{p2}")],
         root.path(),
         "api2",
         &env,
     );
-    let _index = Host::start(&["index"], root.path(), "index", &env);
-    let mut notify1 = Host::start(&["notify"], root.path(), "notify1", &env);
-    let _notify2 = Host::start(&["notify"], root.path(), "notify2", &env);
-    let _sync = Host::start(&["sync"], root.path(), "sync", &env);
-    let mut checkout = Host::start(&["checkout"], root.path(), "checkout", &env);
+    let _index = Host::start(&hosts, 3, &["index"], root.path(), "index", &env);
+    let mut notify1 = Host::start(&hosts, 4, &["notify"], root.path(), "notify1", &env);
+    let _notify2 = Host::start(&hosts, 5, &["notify"], root.path(), "notify2", &env);
+    let _sync = Host::start(&hosts, 6, &["sync"], root.path(), "sync", &env);
+    let mut checkout = Host::start(&hosts, 7, &["checkout"], root.path(), "checkout", &env);
     let http = reqwest::Client::new();
     let (base1, base2) = (
-        api_up(&http, p1, &api1).await,
-        api_up(&http, p2, &api2).await,
+        api_up(&http, &a1, p1, &api1).await,
+        api_up(&http, &a2, p2, &api2).await,
     );
     let minted = Command::new(env!("CARGO_BIN_EXE_dss"))
         .args(["token", "--admin", "--data-dir"])
@@ -219,7 +260,7 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     let token = String::from_utf8_lossy(&minted.stdout).trim().to_string();
 
     // Subscribed through API 2.
-    let (hook, received) = receiver().await;
+    let (hook, received) = receiver(&hosts.services_address()).await;
     let r = http
         .put(format!("{base2}/v1/subscriptions?replica=aws"))
         .bearer_auth(&token)

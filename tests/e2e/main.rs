@@ -13,6 +13,7 @@ mod fuzz;
 mod harness;
 pub(crate) mod hostile;
 mod lifecycle;
+mod netns;
 mod notify;
 mod ops;
 mod postgres;
