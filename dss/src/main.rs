@@ -11,6 +11,7 @@ use dss_runtime::daemon::Daemon;
 use dss_runtime::deployment::Deployment;
 use tokio_util::sync::CancellationToken;
 
+mod checkpoints;
 mod client;
 mod daemons;
 mod dlq;

@@ -1,5 +1,5 @@
 //! `dss ops reindex`: rebuild replicas' search documents and journals from their buckets,
-//! online, resumable from a checkpoint under the data directory.
+//! online, resumable (from any host) from a checkpoint in the replica's checkout bucket.
 
 use std::io::Write;
 
@@ -7,7 +7,6 @@ use anyhow::bail;
 use dss_config::Config;
 use dss_index::Indexer;
 use dss_index::reindex::{Phase, Reindex, ReindexReport};
-use dss_runtime::checkpoint::Checkpoint;
 
 use crate::progress::Progress;
 
@@ -37,13 +36,9 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
     };
     let mut failures = 0;
     for replica in &replicas {
-        let file = cfg
-            .data_dir
-            .join("ops")
-            .join(format!("reindex-{replica}.json"));
-        let checkpoint = Checkpoint::new(file);
+        let checkpoint = crate::checkpoints::of(&dep, replica, &format!("reindex-{replica}.json"))?;
         if opts.restart {
-            checkpoint.clear()?;
+            checkpoint.clear().await?;
         }
         let pass = Reindex::new(Indexer::new(&dep), replica, &opts.prefix)?
             .checkpoint(checkpoint)

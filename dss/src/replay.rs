@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use dss_config::Config;
 use dss_core::names::{BUCKET_EVENTS_TOPIC, INDEX_QUEUE, NOTIFY_QUEUE, SYNC_QUEUE};
 use dss_core::ports::{BucketEvent, ObjectMeta, OutgoingMessage, Queue, Topic, listing};
-use dss_runtime::checkpoint::Checkpoint;
 use futures::TryStreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -128,18 +127,20 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
                 prefix.replace('/', "_")
             );
             // A dry run neither uses nor moves a real run's position.
-            let checkpoint =
-                (!opts.dry_run).then(|| Checkpoint::new(cfg.data_dir.join("ops").join(file)));
+            let checkpoint = match opts.dry_run {
+                true => None,
+                false => Some(crate::checkpoints::of(&dep, replica, &file)?),
+            };
             let scope = format!("{prefix} {:?} {:?}", opts.since, opts.until);
             if let Some(c) = checkpoint.as_ref().filter(|_| opts.restart) {
-                c.clear()?;
+                c.clear().await?;
             }
             let mut report = Report {
                 replica,
                 prefix,
                 to: &opts.to,
                 resumed_after: match &checkpoint {
-                    Some(c) => c.read(&scope)?,
+                    Some(c) => c.read(&scope).await?,
                     None => None,
                 },
                 listed: 0,
@@ -171,12 +172,12 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<()> {
                     format!("events ({} objects listed)", report.listed)
                 });
                 if let (Some(c), Some(next)) = (&checkpoint, &page.next_start_after) {
-                    c.write(&scope, next)?;
+                    c.write(&scope, next).await?;
                 }
             }
             progress.finish();
             if let Some(c) = &checkpoint {
-                c.clear()?;
+                c.clear().await?;
             }
             print(&report, opts.json)?;
         }

@@ -158,7 +158,7 @@ impl Reindex {
             replica: self.replica.clone(),
             prefix: self.prefix.clone(),
             resumed_after: match &self.checkpoint {
-                Some(c) => c.read(&self.prefix)?,
+                Some(c) => c.read(&self.prefix).await?,
                 None => None,
             },
             ..Default::default()
@@ -195,12 +195,12 @@ impl Reindex {
                 progress(Phase::Objects, &report);
             }
             if let (Some(c), Some(next)) = (&self.checkpoint, &next) {
-                c.write(&self.prefix, next)?;
+                c.write(&self.prefix, next).await?;
             }
         }
         self.documents(&mut report, progress).await?;
         if let Some(c) = &self.checkpoint {
-            c.clear()?;
+            c.clear().await?;
         }
         Ok(report)
     }

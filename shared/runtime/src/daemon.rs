@@ -69,7 +69,7 @@ impl PeriodicLease {
 
     /// Takes or renews the lease `name`; an error of the store counts as not holding it (the
     /// work waits rather than risk running twice).
-    async fn hold(&self, name: &str) -> bool {
+    pub(crate) async fn hold(&self, name: &str) -> bool {
         match self.leases.acquire(name, &self.holder, self.ttl).await {
             Ok(held) => held,
             Err(e) => {
