@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -161,28 +161,12 @@ async fn journal_rate(d: &Deployment) -> Result<(f64, Duration)> {
     Ok((rate, t.elapsed()))
 }
 
-/// A receiver counting requests.
-async fn counter() -> Result<(String, Arc<AtomicUsize>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = count.clone();
-    let app = axum::Router::new().fallback(move || {
-        let counted = counted.clone();
-        async move {
-            counted.fetch_add(1, Ordering::Relaxed);
-            axum::http::StatusCode::OK
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((format!("http://{addr}/hook"), count))
-}
-
 /// Deliveries per second: `bundles` events × `subs` subscriptions of one receiver, by
 /// `daemons` notify daemons sharing the queues (one data directory) and the metadata.
 async fn delivery_rate(work: &Path, backend: Backend, daemons: usize) -> Result<f64> {
     let (subs, bundles) = (200, 10);
-    let (url, count) = counter().await?;
+    let rx = crate::notify::receiver().await?;
+    let (url, count) = (rx.url.clone(), rx.count.clone());
     let data = work.join(format!("notify-{}", uuid::Uuid::new_v4().simple()));
     let cfg = Config::from_toml(&format!(
         "data_dir = \"{}\"\n[notify]\ncallback_allow = [\"127.0.0.1\"]\n",
@@ -250,61 +234,7 @@ async fn put_to_webhook_p99(
     files: &[Value],
     n: usize,
 ) -> Result<Duration> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
-    let app = axum::Router::new().fallback(move |body: Bytes| {
-        let tx = tx.clone();
-        async move {
-            let now = Instant::now();
-            if let Ok(v) = serde_json::from_slice::<Value>(&body)
-                && let Some(b) = v["match"]["bundle_uuid"].as_str()
-            {
-                let _ = tx.send((b.to_string(), now));
-            }
-            axum::http::StatusCode::OK
-        }
-    });
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
-    let r = http
-        .put(format!("{}/v1/subscriptions?replica=aws", server.base))
-        .bearer_auth(&server.token)
-        .json(&json!({"callback_url": format!("http://{addr}/hook"), "hmac_secret_key": "s3cret",
-            "jmespath_query": "files.project_json[0].project_core.project_short_name == 'Project0'"}))
-        .send()
-        .await?;
-    if r.status() != 201 {
-        bail!("subscription PUT answered {}", r.status());
-    }
-    let version = "2019-05-01T000000.000000Z";
-    let mut lat = Vec::new();
-    for _ in 0..n {
-        let b = uuid::Uuid::new_v4().to_string();
-        let t = Instant::now();
-        let r = http
-            .put(format!(
-                "{}/v1/bundles/{b}?version={version}&replica=aws",
-                server.base
-            ))
-            .bearer_auth(&server.token)
-            .json(&json!({"creator_uid": 1, "files": files}))
-            .send()
-            .await?;
-        if r.status() != 201 {
-            bail!("bundle PUT answered {}", r.status());
-        }
-        loop {
-            let (got, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-                .await
-                .context("webhook never arrived")?
-                .context("receiver stopped")?;
-            if got == b {
-                lat.push(at - t);
-                break;
-            }
-        }
-    }
-    serving.abort();
+    let mut lat = crate::notify::put_latencies(http, server, files, n).await?;
     lat.sort();
     Ok(lat[((lat.len() as f64 - 1.0) * 0.99).round() as usize])
 }
