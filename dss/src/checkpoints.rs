@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use dss_runtime::checkpoint::Checkpoint;
-use dss_runtime::daemon::PeriodicLease;
+use dss_runtime::daemon::LeaseHolder;
 use dss_runtime::deployment::Deployment;
 
 /// The checkpoint `name` of a run over `replica`.
@@ -14,6 +14,6 @@ pub fn of(dep: &Deployment, replica: &str, name: &str) -> anyhow::Result<Checkpo
         .with_context(|| format!("--replica {replica}: no such replica"))?;
     Ok(
         Checkpoint::in_bucket(r.checkout.clone(), format!("ops/checkpoints/{name}"))
-            .exclusive(PeriodicLease::of(dep)),
+            .exclusive(LeaseHolder::of(dep)),
     )
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use dss_core::ports::{BlobError, BlobStore, PutOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::PeriodicLease;
+use crate::daemon::LeaseHolder;
 
 /// The checkpoint could not be read or written, or another run holds it.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ enum Place {
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     place: Place,
-    lease: Option<PeriodicLease>,
+    lease: Option<LeaseHolder>,
 }
 
 impl Checkpoint {
@@ -66,7 +66,7 @@ impl Checkpoint {
 
     /// Only the run holding `lease`'s lease on this checkpoint may read or move it; reads and
     /// writes take or renew it, clearing gives it up.
-    pub fn exclusive(mut self, lease: PeriodicLease) -> Self {
+    pub fn exclusive(mut self, lease: LeaseHolder) -> Self {
         self.lease = Some(lease);
         self
     }
@@ -225,7 +225,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let lease = |holder: &str| PeriodicLease {
+        let lease = |holder: &str| LeaseHolder {
             leases: Arc::new(EmbeddedLeases::new(&db, system())),
             holder: holder.into(),
             ttl: std::time::Duration::from_secs(30),

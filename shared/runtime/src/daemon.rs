@@ -46,9 +46,10 @@ pub struct Periodic {
     pub pass: Box<dyn Pass>,
 }
 
-/// The lease periodic tasks run under: only its holder runs passes.
+/// This process as a holder of leases in the deployment's lease store: periodic tasks run
+/// while it holds theirs, and operator runs move a checkpoint while it holds that one.
 #[derive(Debug, Clone)]
-pub struct PeriodicLease {
+pub struct LeaseHolder {
     /// Where leases live (shared by every process of the deployment).
     pub leases: Arc<dyn Leases>,
     /// This process.
@@ -57,8 +58,8 @@ pub struct PeriodicLease {
     pub ttl: Duration,
 }
 
-impl PeriodicLease {
-    /// The leases of `deployment`'s periodic tasks, held by this process.
+impl LeaseHolder {
+    /// This process of `deployment`, with the configured lease lifetime.
     pub fn of(deployment: &Deployment) -> Self {
         Self {
             leases: deployment.leases.clone(),
@@ -138,7 +139,7 @@ pub async fn run(
         "Passes of the daemons' periodic tasks, by task and outcome (`{task}:ok`, `{task}:failed`).",
         &[],
     );
-    let lease = PeriodicLease::of(deployment);
+    let lease = LeaseHolder::of(deployment);
     let runs = tasks.into_iter().map(|task| {
         let shutdown = shutdown.clone();
         let passes = passes.clone();
@@ -160,7 +161,7 @@ pub async fn run(
 async fn periodic(
     p: Periodic,
     passes: &crate::metrics::Outcomes,
-    lease: &PeriodicLease,
+    lease: &LeaseHolder,
     shutdown: CancellationToken,
 ) {
     let name = format!("periodic/{}", p.name);
@@ -274,8 +275,8 @@ mod tests {
         }
     }
 
-    fn lease(leases: &Arc<MemoryLeases>, holder: &str) -> PeriodicLease {
-        PeriodicLease {
+    fn lease(leases: &Arc<MemoryLeases>, holder: &str) -> LeaseHolder {
+        LeaseHolder {
             leases: leases.clone(),
             holder: holder.into(),
             ttl: Duration::from_secs(30),
