@@ -96,19 +96,22 @@ impl PgDeliveries {
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
-        let column = |f: fn(&NewDelivery) -> Option<String>| -> Vec<Option<String>> {
-            deliveries.iter().map(f).collect()
-        };
-        let ids = column(|d| Some(d.id.clone()));
-        let subs = column(|d| Some(d.subscription.clone()));
-        let replicas = column(|d| Some(d.replica.clone()));
-        let kinds = column(|d| Some(d.kind.as_str().to_string()));
-        let owners = column(|d| Some(d.owner.clone()));
-        let keys = column(|d| Some(d.event_key.clone()));
-        let types = column(|d| Some(d.event_type.clone()));
-        let bundles = column(|d| Some(d.bundle_uuid.clone()));
-        let versions = column(|d| d.bundle_version.clone());
-        let payloads = column(|d| Some(d.payload.to_string()));
+        // One array per column, borrowed from the batch.
+        let column =
+            |f: fn(&NewDelivery) -> &str| -> Vec<&str> { deliveries.iter().map(f).collect() };
+        let ids = column(|d| &d.id);
+        let subs = column(|d| &d.subscription);
+        let replicas = column(|d| &d.replica);
+        let kinds = column(|d| d.kind.as_str());
+        let owners = column(|d| &d.owner);
+        let keys = column(|d| &d.event_key);
+        let types = column(|d| &d.event_type);
+        let bundles = column(|d| &d.bundle_uuid);
+        let versions: Vec<Option<&str>> = deliveries
+            .iter()
+            .map(|d| d.bundle_version.as_deref())
+            .collect();
+        let payloads: Vec<String> = deliveries.iter().map(|d| d.payload.to_string()).collect();
         let c = self.pool.get().await?;
         let insert = c
             .prepare_cached(
