@@ -3,7 +3,6 @@
 //! (PostgreSQL). What is written through one API host is read through another; an outage of
 //! the database loses nothing.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,46 +13,41 @@ use crate::postgres::{PgServer, new_database_on};
 
 const V: &str = "2026-12-05T101112.131415Z";
 
-/// The configuration of a deployment of many hosts on moto, osmem-server and PostgreSQL, its
-/// keys in `keys` (what every host mounts).
-pub(crate) async fn fleet_env(keys: &std::path::Path) -> Vec<(&'static str, String)> {
-    let (mut env, _) = aws_env();
-    let es = std::env::var("DSS_TEST_ES_URL")
-        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
-    env.extend([
-        ("DSS_METADATA__URL", crate::postgres::new_database().await),
-        ("DSS_SEARCH__URL", es),
-        (
-            "DSS_SEARCH__INDEX_PREFIX",
-            format!(
-                "dss-fleet-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            ),
-        ),
-        ("DSS_KEYS__DIR", keys.display().to_string()),
-        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
-    ]);
-    env
+/// The search server the test script started.
+fn test_search_url() -> String {
+    std::env::var("DSS_TEST_ES_URL")
+        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against")
 }
 
-/// `GET path` through `dss` until `done` holds of the JSON answer (up to 60 s); the answer.
-async fn until(dss: &Dss, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        let r = dss
-            .http
-            .get(format!("{}{path}", dss.base))
-            .bearer_auth(&dss.token)
-            .send()
-            .await
-            .expect("get");
-        last = r.json().await.unwrap_or(Value::Null);
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("GET {path} never got there; last answer: {last}");
+/// What a deployment of many hosts adds to its configuration: the metadata database at
+/// `metadata`, the search cluster at `search` (under an index prefix of its own), the key
+/// directory every host mounts, and webhooks allowed to `callbacks`.
+pub(crate) fn shared_env(
+    metadata: String,
+    search: String,
+    keys: &std::path::Path,
+    callbacks: &str,
+) -> Vec<(&'static str, String)> {
+    let prefix = format!(
+        "dss-fleet-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    vec![
+        ("DSS_METADATA__URL", metadata),
+        ("DSS_SEARCH__URL", search),
+        ("DSS_SEARCH__INDEX_PREFIX", prefix),
+        ("DSS_KEYS__DIR", keys.display().to_string()),
+        ("DSS_NOTIFY__CALLBACK_ALLOW", callbacks.to_string()),
+    ]
+}
+
+/// The configuration of a deployment of many hosts on moto, osmem-server and PostgreSQL (the
+/// servers the test script started), its keys in `keys`.
+async fn fleet_env(keys: &std::path::Path) -> Vec<(&'static str, String)> {
+    let (mut env, _) = aws_env();
+    let metadata = crate::postgres::new_database().await;
+    env.extend(shared_env(metadata, test_search_url(), keys, "127.0.0.1"));
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +64,7 @@ async fn what_is_written_through_one_host_is_read_through_another() {
     let api2 = Dss::up_in_with(two, &env).await;
 
     // A subscription made through host 1 is listed, and served, by host 2.
-    let (hook, received) = crate::hostile::receiver().await;
+    let (hook, received) = crate::webhooks::receiver().await;
     let r = api1
         .http
         .put(format!("{}/v1/subscriptions?replica=aws", api1.base))
@@ -83,12 +77,12 @@ async fn what_is_written_through_one_host_is_read_through_another() {
     let sub: Value = r.json().await.expect("json");
     assert_eq!(status, 201, "{sub}");
     let sub = sub["uuid"].as_str().expect("uuid").to_string();
-    let listed = until(
-        &api2,
-        "/v1/subscriptions?replica=aws&subscription_type=jmespath",
-        |v| v["subscriptions"].as_array().is_some_and(|s| !s.is_empty()),
-    )
-    .await;
+    let listed = api2
+        .until(
+            "/v1/subscriptions?replica=aws&subscription_type=jmespath",
+            |v| v["subscriptions"].as_array().is_some_and(|s| !s.is_empty()),
+        )
+        .await;
     assert_eq!(listed["subscriptions"][0]["uuid"], sub.as_str());
     let r = api2
         .http
@@ -112,20 +106,22 @@ async fn what_is_written_through_one_host_is_read_through_another() {
         .upload(V, br#"{"organ": "spleen"}"#.to_vec(), "application/json")
         .await;
     let bundle = api1.bundle(V, &[(file.clone(), "organ.json".into())]).await;
-    let got = until(&api2, &format!("/v1/bundles/{bundle}?replica=aws"), |v| {
-        v["bundle"]["uuid"] == bundle.as_str()
-    })
-    .await;
+    let got = api2
+        .until(&format!("/v1/bundles/{bundle}?replica=aws"), |v| {
+            v["bundle"]["uuid"] == bundle.as_str()
+        })
+        .await;
     assert_eq!(got["bundle"]["files"][0]["uuid"], file.as_str());
     api2.wait_searchable(
         &json!({"query": {"match": {"files.organ_json.organ": "spleen"}}}),
         1,
     )
     .await;
-    let events = until(&api2, "/v1/events?replica=aws", |v| {
-        v["event_streams"].as_array().is_some_and(|s| !s.is_empty())
-    })
-    .await;
+    let events = api2
+        .until("/v1/events?replica=aws", |v| {
+            v["event_streams"].as_array().is_some_and(|s| !s.is_empty())
+        })
+        .await;
     let stream = events["event_streams"][0]["stream_url"]
         .as_str()
         .expect("stream_url");
@@ -139,12 +135,12 @@ async fn what_is_written_through_one_host_is_read_through_another() {
         .await
         .expect("text");
     assert!(body.contains(&bundle), "the journal's stream: {body}");
-    let event = until(
-        &api2,
-        &format!("/v1/events/{bundle}?replica=aws&version={V}"),
-        |v| v["event_type"] == "CREATE",
-    )
-    .await;
+    let event = api2
+        .until(
+            &format!("/v1/events/{bundle}?replica=aws&version={V}"),
+            |v| v["event_type"] == "CREATE",
+        )
+        .await;
     assert_eq!(event["bundle_info"]["uuid"], bundle.as_str(), "{event}");
     for _ in 0..600 {
         if !received.lock().expect("lock").is_empty() {
@@ -158,15 +154,15 @@ async fn what_is_written_through_one_host_is_read_through_another() {
         .lock()
         .expect("lock")
         .iter()
-        .map(|(b, _)| b.clone())
+        .map(|(b, _, _)| b.clone())
         .collect();
     assert_eq!(got, [bundle.as_str()], "one webhook for the one bundle");
-    let attempts = until(
-        &api2,
-        &format!("/v1/subscriptions/{sub}/deliveries?replica=aws&subscription_type=jmespath"),
-        |v| v.to_string().contains("delivered"),
-    )
-    .await;
+    let attempts = api2
+        .until(
+            &format!("/v1/subscriptions/{sub}/deliveries?replica=aws&subscription_type=jmespath"),
+            |v| v.to_string().contains("delivered"),
+        )
+        .await;
     let log = attempts["attempts"].as_array().expect("attempts");
     assert_eq!(log.len(), 1, "one attempt, seen from host 2: {attempts}");
     assert_eq!(log[0]["status"], 200);
@@ -201,26 +197,23 @@ async fn what_is_written_through_one_host_is_read_through_another() {
         .await
         .expect("collection");
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    let mine = until(&api2, "/v1/collections?replica=aws", |v| {
-        v["collections"].as_array().is_some_and(|c| !c.is_empty())
-    })
-    .await;
+    let mine = api2
+        .until("/v1/collections?replica=aws", |v| {
+            v["collections"].as_array().is_some_and(|c| !c.is_empty())
+        })
+        .await;
     assert_eq!(mine["collections"].as_array().map(Vec::len), Some(1));
 }
 
 /// Waits until `received` holds `n` webhooks (up to `secs` seconds); their bundles.
-async fn webhooks(
-    received: &Arc<Mutex<Vec<(String, Instant)>>>,
-    n: usize,
-    secs: u64,
-) -> Vec<String> {
+async fn webhooks(received: &crate::webhooks::Received, n: usize, secs: u64) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let got: Vec<String> = received
             .lock()
             .expect("lock")
             .iter()
-            .map(|(b, _)| b.clone())
+            .map(|(b, _, _)| b.clone())
             .collect();
         if got.len() >= n || Instant::now() > deadline {
             return got;
@@ -234,24 +227,15 @@ async fn webhooks(
 async fn an_outage_of_the_metadata_database_loses_nothing() {
     let mut pg = PgServer::start();
     let keys = tempfile::tempdir().expect("keys");
-    let es = std::env::var("DSS_TEST_ES_URL")
-        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
-    let env = vec![
-        ("DSS_METADATA__URL", new_database_on(&pg.url()).await),
-        ("DSS_METADATA__CONNECT_TIMEOUT_MS", "1000".to_string()),
-        ("DSS_SEARCH__URL", es),
-        (
-            "DSS_SEARCH__INDEX_PREFIX",
-            format!(
-                "dss-outage-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            ),
-        ),
-        ("DSS_KEYS__DIR", keys.path().display().to_string()),
-        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
-    ];
+    let mut env = shared_env(
+        new_database_on(&pg.url()).await,
+        test_search_url(),
+        keys.path(),
+        "127.0.0.1",
+    );
+    env.push(("DSS_METADATA__CONNECT_TIMEOUT_MS", "1000".to_string()));
     let dss = Dss::up_with(&env).await;
-    let (hook, received) = crate::hostile::receiver().await;
+    let (hook, received) = crate::webhooks::receiver().await;
     let subscribe = || {
         dss.http
             .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
@@ -307,12 +291,12 @@ async fn an_outage_of_the_metadata_database_loses_nothing() {
         [bundle.as_str()],
         "the webhook arrives after the outage"
     );
-    let event = until(
-        &dss,
-        &format!("/v1/events/{bundle}?replica=aws&version={V}"),
-        |v| v["event_type"] == "CREATE",
-    )
-    .await;
+    let event = dss
+        .until(
+            &format!("/v1/events/{bundle}?replica=aws&version={V}"),
+            |v| v["event_type"] == "CREATE",
+        )
+        .await;
     assert_eq!(event["bundle_info"]["uuid"], bundle.as_str());
     let queues = crate::ops::dss_json_with(&dss, &env, &["queues"]);
     for q in &queues {
@@ -349,19 +333,7 @@ impl Drop for Host {
 
 /// `dss checkout` alone on its own data directory, with `env`, its metrics on a port of its own.
 fn checkout_host(env: &[(&str, String)], dir: &std::path::Path) -> (Host, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
-        .args(["checkout", "--data-dir"])
-        .arg(dir.join("data"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn dss checkout");
+    let (child, port) = crate::ops::alone_with("checkout", dir, env);
     (Host(child), format!("http://127.0.0.1:{port}/metrics"))
 }
 
@@ -381,15 +353,16 @@ async fn sweeps(metrics: &str) -> u64 {
 #[ignore = "needs osmem-server and PostgreSQL; run by infra/local/test.sh"]
 async fn periodic_work_runs_once_per_deployment_and_moves_when_its_host_dies() {
     let keys = tempfile::tempdir().expect("keys");
-    let es = std::env::var("DSS_TEST_ES_URL")
-        .expect("DSS_TEST_ES_URL names the Elasticsearch/OpenSearch server to test against");
-    let env = vec![
-        ("DSS_METADATA__URL", crate::postgres::new_database().await),
+    let mut env = shared_env(
+        crate::postgres::new_database().await,
+        test_search_url(),
+        keys.path(),
+        "127.0.0.1",
+    );
+    env.extend([
         ("DSS_METADATA__LEASE_SECS", "3".to_string()),
         ("DSS_CHECKOUT__SWEEP_EVERY_SECS", "1".to_string()),
-        ("DSS_SEARCH__URL", es),
-        ("DSS_KEYS__DIR", keys.path().display().to_string()),
-    ];
+    ]);
     let (one, two) = (
         tempfile::tempdir().expect("host 1"),
         tempfile::tempdir().expect("host 2"),

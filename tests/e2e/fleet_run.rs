@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::aws::{aws_env_at, infra_local};
+use crate::harness::{until_json as until, wait_searchable_at};
 use crate::netns::{Hosts, Services};
 
 const V: &str = "2026-12-05T121314.151617Z";
@@ -108,34 +108,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A webhook receiver on `address`: (bundle, transaction id) of every request, in order.
-async fn receiver(address: &str) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
-    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let seen = got.clone();
-    let listener = tokio::net::TcpListener::bind(format!("{address}:0"))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let seen = seen.clone();
-        async move {
-            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let field = |p: &str| {
-                v.pointer(p)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            seen.lock()
-                .expect("lock")
-                .push((field("/match/bundle_uuid"), field("/transaction_id")));
-            axum::http::StatusCode::OK
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook"), got)
-}
-
 /// An API host's base URL, once it answers.
 async fn api_up(http: &reqwest::Client, address: &str, port: u16, host: &Host<'_>) -> String {
     let base = format!("http://{address}:{port}");
@@ -149,28 +121,6 @@ async fn api_up(http: &reqwest::Client, address: &str, port: u16, host: &Host<'_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     base
-}
-
-/// `GET url` with `token` until `done` holds of the JSON answer (up to `secs` seconds).
-async fn until(
-    http: &reqwest::Client,
-    token: &str,
-    url: &str,
-    secs: u64,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v: Value = match http.get(url).bearer_auth(token).send().await {
-            Ok(r) => r.json().await.unwrap_or(Value::Null),
-            Err(_) => Value::Null,
-        };
-        if done(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "GET {url} never got there: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The messages in the SMTP sink's Maildir addressed to `to`.
@@ -194,21 +144,15 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     let root = tempfile::tempdir().expect("tempdir");
     let keys = root.path().join("keys");
     let (mut env, _) = aws_env_at(services.moto.clone());
+    let metadata = crate::postgres::new_database_on(&services.postgres).await;
+    let address = hosts.services_address();
+    env.extend(crate::fleet::shared_env(
+        metadata,
+        services.search.clone(),
+        &keys,
+        &address,
+    ));
     env.extend([
-        (
-            "DSS_METADATA__URL",
-            crate::postgres::new_database_on(&services.postgres).await,
-        ),
-        ("DSS_SEARCH__URL", services.search.clone()),
-        (
-            "DSS_SEARCH__INDEX_PREFIX",
-            format!(
-                "dss-fleet-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            ),
-        ),
-        ("DSS_KEYS__DIR", keys.display().to_string()),
-        ("DSS_NOTIFY__CALLBACK_ALLOW", hosts.services_address()),
         ("DSS_MAIL__SMTP_HOST", hosts.services_address()),
         ("DSS_MAIL__SMTP_PORT", services.smtp_port.clone()),
         ("DSS_MAIL__SMTP_SECURITY", "none".to_string()),
@@ -260,7 +204,7 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     let token = String::from_utf8_lossy(&minted.stdout).trim().to_string();
 
     // Subscribed through API 2.
-    let (hook, received) = receiver(&hosts.services_address()).await;
+    let (hook, received) = crate::webhooks::receiver_at(&hosts.services_address()).await;
     let r = http
         .put(format!("{base2}/v1/subscriptions?replica=aws"))
         .bearer_auth(&token)
@@ -314,7 +258,7 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     let wanted: BTreeSet<&str> = bundles.iter().map(String::as_str).collect();
     loop {
         let got = received.lock().expect("lock").clone();
-        let seen: BTreeSet<&str> = got.iter().map(|(b, _)| b.as_str()).collect();
+        let seen: BTreeSet<&str> = got.iter().map(|(b, _, _)| b.as_str()).collect();
         if wanted.is_subset(&seen) {
             break;
         }
@@ -329,7 +273,7 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let got = received.lock().expect("lock").clone();
     let mut per_tx: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
-    for (b, tx) in &got {
+    for (b, tx, _) in &got {
         let e = per_tx.entry(tx.as_str()).or_insert((b.as_str(), 0));
         assert_eq!(e.0, b, "one transaction id per bundle");
         e.1 += 1;
@@ -366,28 +310,13 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
         "{}",
         r.status()
     );
-    let query = json!({"es_query": {"query": {"term": {"files.sample_json.sample.fleet": true}}}});
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v: Value = http
-            .post(format!("{base2}/v1/search?replica=aws&per_page=100"))
-            .json(&query)
-            .send()
-            .await
-            .expect("search")
-            .json()
-            .await
-            .expect("json");
-        if v["total_hits"] == BUNDLES {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "search through API 2: {}",
-            v["total_hits"]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_searchable_at(
+        &http,
+        &base2,
+        &json!({"query": {"term": {"files.sample_json.sample.fleet": true}}}),
+        BUNDLES as u64,
+    )
+    .await;
     until(
         &http,
         &token,

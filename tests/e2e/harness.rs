@@ -201,23 +201,17 @@ impl Dss {
 
     /// Waits until `es_query` finds `hits` bundles in replica `aws`.
     pub async fn wait_searchable(&self, es_query: &serde_json::Value, hits: u64) {
-        for _ in 0..3000 {
-            let v: serde_json::Value = self
-                .http
-                .post(format!("{}/v1/search?replica=aws", self.base))
-                .json(&serde_json::json!({"es_query": es_query}))
-                .send()
-                .await
-                .expect("search")
-                .json()
-                .await
-                .expect("search answer");
-            if v["total_hits"] == hits {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("{es_query} never found {hits} bundles");
+        wait_searchable_at(&self.http, &self.base, es_query, hits).await;
+    }
+
+    /// `GET path` until `done` holds of the JSON answer (up to 60 s); the answer.
+    pub async fn until(
+        &self,
+        path: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let url = format!("{}{path}", self.base);
+        until_json(&self.http, &self.token, &url, 60, done).await
     }
 
     /// Kills the process with SIGKILL and hands back its directory.
@@ -245,5 +239,53 @@ impl Drop for Dss {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Waits until `es_query` finds `hits` bundles in replica `aws` of the API at `base` (up to 60 s).
+pub async fn wait_searchable_at(
+    http: &reqwest::Client,
+    base: &str,
+    es_query: &serde_json::Value,
+    hits: u64,
+) {
+    for _ in 0..3000 {
+        let v: serde_json::Value = http
+            .post(format!("{base}/v1/search?replica=aws"))
+            .json(&serde_json::json!({"es_query": es_query}))
+            .send()
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("search answer");
+        if v["total_hits"] == hits {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{es_query} never found {hits} bundles");
+}
+
+/// `GET url` with `token` until `done` holds of the JSON answer (up to `secs` seconds; a
+/// request that fails counts as a `null` answer); the answer.
+pub async fn until_json(
+    http: &reqwest::Client,
+    token: &str,
+    url: &str,
+    secs: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = match http.get(url).bearer_auth(token).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "GET {url} never got there: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

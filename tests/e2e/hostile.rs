@@ -5,7 +5,6 @@
 //! used to be open.
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,30 +12,6 @@ use serde_json::{Value, json};
 use crate::harness::Dss;
 
 const V: &str = "2026-03-01T101010.000000Z";
-
-/// A webhook receiver on 127.0.0.1: when each bundle's notification arrived.
-pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
-    let got: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let seen = got.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let seen = seen.clone();
-        async move {
-            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let bundle = v["match"]["bundle_uuid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            seen.lock().expect("lock").push((bundle, Instant::now()));
-            axum::http::StatusCode::OK
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook"), got)
-}
 
 /// A token of `email` in `group`, minted with the deployment's key.
 fn token(dss: &Dss, email: &str, group: &str) -> String {
@@ -92,8 +67,8 @@ async fn a_hostile_user_cannot_stop_the_service_for_others() {
             .await
         }
     };
-    let (hostile_hook, hostile_got) = receiver().await;
-    let (good_hook, good_got) = receiver().await;
+    let (hostile_hook, hostile_got) = crate::webhooks::receiver().await;
+    let (good_hook, good_got) = crate::webhooks::receiver().await;
 
     // Stored filters: the query that used to make every event of the replica fail, and a
     // filter that errs on every event. Both are accepted (they are not malformed)...
@@ -226,8 +201,8 @@ async fn a_hostile_user_cannot_stop_the_service_for_others() {
         .iter()
         .map(|(b, put)| {
             got.iter()
-                .find(|(g, _)| g == b)
-                .map(|(_, at)| at.duration_since(*put))
+                .find(|(g, _, _)| g == b)
+                .map(|(_, _, at)| at.duration_since(*put))
                 .expect("delivered")
         })
         .collect();

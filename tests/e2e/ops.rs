@@ -593,6 +593,15 @@ async fn health_names_the_dependency_that_fails() {
 
 /// `dss <daemon>` alone on a data directory in `dir`, serving `metrics.listen` on the port returned.
 fn alone(daemon: &str, dir: &std::path::Path) -> (std::process::Child, u16) {
+    alone_with(daemon, dir, &[])
+}
+
+/// As [`alone`], with the configuration in `env`.
+pub(crate) fn alone_with(
+    daemon: &str,
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -600,6 +609,7 @@ fn alone(daemon: &str, dir: &std::path::Path) -> (std::process::Child, u16) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
         .args([daemon, "--data-dir"])
         .arg(dir.join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DSS_METRICS__LISTEN", format!("127.0.0.1:{port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -1,0 +1,45 @@
+//! A webhook receiver for the tests: it answers 200 and records each request's bundle,
+//! transaction id and arrival.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// What a receiver got, in order: (bundle uuid, transaction id, when it arrived).
+pub(crate) type Received = Arc<Mutex<Vec<(String, String, Instant)>>>;
+
+/// A receiver on 127.0.0.1; its URL and what it gets.
+pub(crate) async fn receiver() -> (String, Received) {
+    receiver_at("127.0.0.1").await
+}
+
+/// A receiver on `address` (e.g. one that network namespaces reach); its URL and what it gets.
+pub(crate) async fn receiver_at(address: &str) -> (String, Received) {
+    let got = Received::default();
+    let seen = got.clone();
+    let listener = tokio::net::TcpListener::bind(format!("{address}:0"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let seen = seen.clone();
+        async move {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let field = |p: &str| {
+                v.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            seen.lock().expect("lock").push((
+                field("/match/bundle_uuid"),
+                field("/transaction_id"),
+                Instant::now(),
+            ));
+            axum::http::StatusCode::OK
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), got)
+}
