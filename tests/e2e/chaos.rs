@@ -238,31 +238,8 @@ async fn killed_daemons_lose_nothing_and_repeat_nothing() {
     let bundles: Vec<String> = futures::stream::iter(0..BUNDLES)
         .map(|i| {
             let (http, base, token) = (&http, &base, &token);
-            async move {
-                let file = uuid::Uuid::new_v4().to_string();
-                let body = format!("{{\"sample\": {{\"n\": {i}}}}}");
-                let r = http
-                    .put(format!(
-                        "{base}/v1/files/{file}/content?version={V}&replica=aws"
-                    ))
-                    .bearer_auth(token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("upload");
-                assert_eq!(r.status(), 201);
-                let bundle = uuid::Uuid::new_v4().to_string();
-                let r = http
-                    .put(format!("{base}/v1/bundles/{bundle}?version={V}&replica=aws"))
-                    .bearer_auth(token)
-                    .json(&json!({"creator_uid": 1, "files": [{"uuid": file, "version": V, "name": "sample.json", "indexed": true}]}))
-                    .send()
-                    .await
-                    .expect("put bundle");
-                assert_eq!(r.status(), 201);
-                bundle
-            }
+            let body = format!("{{\"sample\": {{\"n\": {i}}}}}");
+            crate::harness::put_sample_bundle(http, base, token, V, body)
         })
         .buffer_unordered(8)
         .collect()

@@ -221,28 +221,8 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     let mut writes = futures::stream::iter(0..BUNDLES)
         .map(|i| {
             let (http, base1, token) = (&http, &base1, &token);
-            async move {
-                let file = uuid::Uuid::new_v4().to_string();
-                let r = http
-                    .put(format!("{base1}/v1/files/{file}/content?version={V}&replica=aws"))
-                    .bearer_auth(token)
-                    .header("content-type", "application/json")
-                    .body(format!("{{\"sample\": {{\"n\": {i}, \"fleet\": true}}}}"))
-                    .send()
-                    .await
-                    .expect("upload");
-                assert_eq!(r.status(), 201);
-                let bundle = uuid::Uuid::new_v4().to_string();
-                let r = http
-                    .put(format!("{base1}/v1/bundles/{bundle}?version={V}&replica=aws"))
-                    .bearer_auth(token)
-                    .json(&json!({"creator_uid": 1, "files": [{"uuid": file, "version": V, "name": "sample.json", "indexed": true}]}))
-                    .send()
-                    .await
-                    .expect("bundle");
-                assert_eq!(r.status(), 201, "{:?}", r.text().await);
-                bundle
-            }
+            let body = format!("{{\"sample\": {{\"n\": {i}, \"fleet\": true}}}}");
+            crate::harness::put_sample_bundle(http, base1, token, V, body)
         })
         .buffer_unordered(4);
     while let Some(b) = writes.next().await {

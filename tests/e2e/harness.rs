@@ -289,3 +289,36 @@ pub async fn until_json(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Uploads `body` as `sample.json` to replica `aws` of the API at `base` and makes a bundle of
+/// it (indexed) at `version`; the bundle's UUID.
+pub async fn put_sample_bundle(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    version: &str,
+    body: String,
+) -> String {
+    let file = uuid::Uuid::new_v4().to_string();
+    let r = http
+        .put(format!(
+            "{base}/v1/files/{file}/content?version={version}&replica=aws"
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201, "upload");
+    let bundle = uuid::Uuid::new_v4().to_string();
+    let r = http
+        .put(format!("{base}/v1/bundles/{bundle}?version={version}&replica=aws"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"creator_uid": 1, "files": [{"uuid": file, "version": version, "name": "sample.json", "indexed": true}]}))
+        .send()
+        .await
+        .expect("put bundle");
+    assert_eq!(r.status(), 201, "put bundle: {:?}", r.text().await);
+    bundle
+}
