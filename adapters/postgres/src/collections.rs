@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use crate::error::{Failure, col};
+use crate::pool::execute;
 use dss_core::ports::collections::{CollectionIndex, CollectionIndexError};
 
 /// The PostgreSQL [`CollectionIndex`].
@@ -44,17 +45,6 @@ impl PgCollections {
             .collect::<Result<_, Failure>>()?;
         Ok((rows, usize::try_from(total).unwrap_or(0)))
     }
-
-    async fn execute(&self, sql: &str, params: &[&str]) -> Result<(), Failure> {
-        let c = self.pool.get().await?;
-        let st = c.prepare_cached(sql).await?;
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        c.execute(&st, &params).await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -65,13 +55,10 @@ impl CollectionIndex for PgCollections {
         uuid: &str,
         version: &str,
     ) -> Result<(), CollectionIndexError> {
-        Ok(self
-            .execute(
-                "INSERT INTO collection_owners (owner, uuid, version) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                &[owner, uuid, version],
-            )
-            .await?)
+        let sql = "INSERT INTO collection_owners (owner, uuid, version) VALUES ($1, $2, $3)
+                   ON CONFLICT DO NOTHING";
+        execute(&self.pool, sql, &[&owner, &uuid, &version]).await?;
+        Ok(())
     }
 
     async fn list(
@@ -84,11 +71,8 @@ impl CollectionIndex for PgCollections {
     }
 
     async fn remove(&self, owner: &str, uuid: &str) -> Result<(), CollectionIndexError> {
-        Ok(self
-            .execute(
-                "DELETE FROM collection_owners WHERE owner = $1 AND uuid = $2",
-                &[owner, uuid],
-            )
-            .await?)
+        let sql = "DELETE FROM collection_owners WHERE owner = $1 AND uuid = $2";
+        execute(&self.pool, sql, &[&owner, &uuid]).await?;
+        Ok(())
     }
 }

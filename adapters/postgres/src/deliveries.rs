@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
 use crate::error::{Failure, col, free_text};
+use crate::pool::{Params, query, query_opt};
 use dss_core::ports::deliveries::{
     Attempt, Claim, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
 };
@@ -163,14 +164,8 @@ impl PgDeliveries {
             .collect()
     }
 
-    async fn one(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<Delivery>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c.prepare_cached(sql).await?;
-        match c.query_opt(&st, params).await? {
+    async fn one(&self, sql: &str, params: Params<'_>) -> Result<Option<Delivery>, Failure> {
+        match query_opt(&self.pool, sql, params).await? {
             Some(r) => Ok(Some(delivery(&r)?)),
             None => Ok(None),
         }
@@ -273,16 +268,12 @@ impl PgDeliveries {
     }
 
     async fn attempts_in(&self, subscription: &str, limit: usize) -> Result<Vec<Attempt>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(
-                "SELECT delivery, subscription, attempt, at_ms, status, latency_ms, error, outcome
-                 FROM webhook_attempts WHERE subscription = $1
-                 ORDER BY at_ms DESC, delivery DESC, attempt DESC LIMIT $2",
-            )
-            .await?;
+        let sql =
+            "SELECT delivery, subscription, attempt, at_ms, status, latency_ms, error, outcome
+                   FROM webhook_attempts WHERE subscription = $1
+                   ORDER BY at_ms DESC, delivery DESC, attempt DESC LIMIT $2";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        c.query(&st, &[&subscription, &limit])
+        query(&self.pool, sql, &[&subscription, &limit])
             .await?
             .iter()
             .map(attempt)
@@ -295,23 +286,18 @@ impl PgDeliveries {
         state: Option<DeliveryState>,
         limit: usize,
     ) -> Result<Vec<Delivery>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM webhook_deliveries
-                 WHERE subscription = $1 AND ($2::text IS NULL OR state = $2)
-                 ORDER BY created_ms DESC, id DESC LIMIT $3"
-            ))
-            .await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries
+             WHERE subscription = $1 AND ($2::text IS NULL OR state = $2)
+             ORDER BY created_ms DESC, id DESC LIMIT $3"
+        );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        c.query(
-            &st,
-            &[&subscription, &state.map(DeliveryState::as_str), &limit],
-        )
-        .await?
-        .iter()
-        .map(delivery)
-        .collect()
+        let state = state.map(DeliveryState::as_str);
+        query(&self.pool, &sql, &[&subscription, &state, &limit])
+            .await?
+            .iter()
+            .map(delivery)
+            .collect()
     }
 
     async fn prune_in(&self, before_ms: i64) -> Result<u64, Failure> {

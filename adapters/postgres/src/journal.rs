@@ -17,6 +17,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Failure, col};
+use crate::pool::{query, query_opt};
 use dss_core::clock::SharedClock;
 use dss_core::model::DssVersion;
 use dss_core::ports::journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
@@ -207,16 +208,11 @@ impl PgJournal {
         to: Option<&str>,
         limit: usize,
     ) -> Result<Vec<EventInfo>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(
-                "SELECT seq, event_id, kind, ts, length(body) FROM journal
-                 WHERE replica = $1 AND ts >= $2 AND ($3::text IS NULL OR ts < $3)
-                 ORDER BY ts LIMIT $4",
-            )
-            .await?;
+        let sql = "SELECT seq, event_id, kind, ts, length(body) FROM journal
+                   WHERE replica = $1 AND ts >= $2 AND ($3::text IS NULL OR ts < $3)
+                   ORDER BY ts LIMIT $4";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        c.query(&st, &[&replica, &from, &to, &limit])
+        query(&self.pool, sql, &[&replica, &from, &to, &limit])
             .await?
             .iter()
             .map(|r| {
@@ -233,18 +229,14 @@ impl PgJournal {
     }
 
     async fn read_in(&self, replica: &str, first: u64, last: u64) -> Result<Vec<u8>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(
-                "SELECT body FROM journal WHERE replica = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
-            )
-            .await?;
+        let sql =
+            "SELECT body FROM journal WHERE replica = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq";
         let (first, last) = (
             i64::try_from(first).unwrap_or(i64::MAX),
             i64::try_from(last).unwrap_or(i64::MAX),
         );
         let mut out = Vec::new();
-        for r in c.query(&st, &[&replica, &first, &last]).await? {
+        for r in query(&self.pool, sql, &[&replica, &first, &last]).await? {
             out.extend_from_slice(col::<&[u8]>(&r, 0)?);
         }
         Ok(out)
@@ -256,17 +248,9 @@ impl PgJournal {
         event_id: &str,
         kind: EventKind,
     ) -> Result<Option<String>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(
-                "SELECT body FROM journal WHERE replica = $1 AND event_id = $2 AND kind = $3",
-            )
-            .await?;
+        let sql = "SELECT body FROM journal WHERE replica = $1 AND event_id = $2 AND kind = $3";
         Ok(
-            match c
-                .query_opt(&st, &[&replica, &event_id, &kind.as_str()])
-                .await?
-            {
+            match query_opt(&self.pool, sql, &[&replica, &event_id, &kind.as_str()]).await? {
                 Some(r) => Some(String::from_utf8_lossy(col::<&[u8]>(&r, 0)?).into_owned()),
                 None => None,
             },

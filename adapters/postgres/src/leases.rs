@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use crate::error::Failure;
+use crate::pool::execute;
 use dss_core::ports::leases::{LeaseError, Leases};
 
 /// The PostgreSQL [`Leases`].
@@ -20,25 +21,17 @@ impl PgLeases {
     }
 
     async fn acquire_in(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(
-                "INSERT INTO leases (name, holder, until)
-                 VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
-                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-                 WHERE leases.until <= now() OR leases.holder = excluded.holder",
-            )
-            .await?;
         let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        Ok(c.execute(&st, &[&name, &holder, &ms]).await? == 1)
+        let sql = "INSERT INTO leases (name, holder, until)
+                   VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+                   ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                   WHERE leases.until <= now() OR leases.holder = excluded.holder";
+        Ok(execute(&self.pool, sql, &[&name, &holder, &ms]).await? == 1)
     }
 
     async fn release_in(&self, name: &str, holder: &str) -> Result<(), Failure> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .await?;
-        c.execute(&st, &[&name, &holder]).await?;
+        let sql = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+        execute(&self.pool, sql, &[&name, &holder]).await?;
         Ok(())
     }
 }

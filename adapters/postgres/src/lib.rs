@@ -12,6 +12,7 @@ mod error;
 mod journal;
 mod leases;
 mod migrate;
+mod pool;
 mod subscriptions;
 
 pub use collections::PgCollections;

@@ -8,6 +8,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
 use crate::error::{Failure, col, free_text};
+use crate::pool::{Params, query, query_opt};
 use dss_core::ports::subscriptions::{
     FailureRecord, FilterFailure, Subscription, SubscriptionError, SubscriptionKind,
     SubscriptionStore,
@@ -98,12 +99,10 @@ impl PgSubscriptions {
     async fn query(
         &self,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: Params<'_>,
         kind: Option<SubscriptionKind>,
     ) -> Result<Vec<Subscription>, Failure> {
-        let c = self.pool.get().await?;
-        let st = c.prepare_cached(sql).await?;
-        c.query(&st, params)
+        query(&self.pool, sql, params)
             .await?
             .iter()
             .map(|r| subscription(r, kind))
@@ -219,18 +218,11 @@ impl SubscriptionStore for PgSubscriptions {
     }
 
     async fn revision(&self, replica: &str) -> Result<u64, SubscriptionError> {
-        let read = async {
-            let c = self.pool.get().await?;
-            let st = c
-                .prepare_cached("SELECT revision FROM webhook_revisions WHERE replica = $1")
-                .await?;
-            let n: Option<i64> = match c.query_opt(&st, &[&replica]).await? {
-                Some(r) => Some(col(&r, 0)?),
-                None => None,
-            };
-            Ok::<_, Failure>(n.unwrap_or(0).max(0) as u64)
-        };
-        Ok(read.await?)
+        let sql = "SELECT revision FROM webhook_revisions WHERE replica = $1";
+        Ok(match query_opt(&self.pool, sql, &[&replica]).await? {
+            Some(r) => col::<i64>(&r, 0)?.max(0) as u64,
+            None => 0,
+        })
     }
 
     async fn record_failures(
@@ -250,24 +242,18 @@ impl SubscriptionStore for PgSubscriptions {
         kind: SubscriptionKind,
         uuid: &str,
     ) -> Result<Option<FailureRecord>, SubscriptionError> {
-        let read = async {
-            let c = self.pool.get().await?;
-            let st = c
-                .prepare_cached(
-                    "SELECT failures, last_error, last_ms FROM webhook_filter_failures
-                     WHERE replica = $1 AND kind = $2 AND uuid = $3",
-                )
-                .await?;
-            match c.query_opt(&st, &[&replica, &kind.as_str(), &uuid]).await? {
-                Some(r) => Ok::<_, Failure>(Some(FailureRecord {
+        let sql = "SELECT failures, last_error, last_ms FROM webhook_filter_failures
+                   WHERE replica = $1 AND kind = $2 AND uuid = $3";
+        Ok(
+            match query_opt(&self.pool, sql, &[&replica, &kind.as_str(), &uuid]).await? {
+                Some(r) => Some(FailureRecord {
                     count: col::<i64>(&r, 0)?.max(0) as u64,
                     last_error: col(&r, 1)?,
                     last_ms: col(&r, 2)?,
-                })),
-                None => Ok(None),
-            }
-        };
-        Ok(read.await?)
+                }),
+                None => None,
+            },
+        )
     }
 
     async fn delete(
