@@ -1,6 +1,6 @@
 //! `dss ops config`: the effective configuration — the files in order, the `DSS_*` variables and
 //! the command line applied, defaults filled in — as JSON, with secrets left out (values of keys
-//! naming a password or secret, and credentials inside URLs).
+//! naming a password, secret or API key, and credentials inside URLs).
 
 use dss_config::Config;
 use serde_json::Value;
@@ -35,7 +35,7 @@ fn redact(v: &mut Value, key: &str) {
         Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
         Value::String(s) => {
             let k = key.to_ascii_lowercase();
-            if k.contains("password") || k.contains("secret") {
+            if k.contains("password") || k.contains("secret") || k.contains("api_key") {
                 *s = REDACTED.into();
             } else if let Some(shown) = without_credentials(s) {
                 *s = shown;
@@ -54,7 +54,7 @@ mod tests {
         let mut v = json!({
             "aws": {"access_key_id": "AKIA", "secret_access_key": "s3cret"},
             "mail": {"smtp_password": "pw", "smtp_username": "u", "smtp_password_file": null},
-            "search": {"url": "https://elastic:pw@es.example:9200/"},
+            "search": {"url": "https://elastic:pw@es.example:9200/", "api_key": "a2V5", "password": "pw"},
             "metadata": {"url": "postgres://dss:hunter2@db.internal:5432/dss?sslmode=require"},
             "replicas": {"aws": {"url": "file:///data/buckets/aws"}},
             "auth": {"issuers": [{"jwks_url": "https://u:p@idp.example/jwks"}]},
@@ -65,6 +65,8 @@ mod tests {
         assert_eq!(v["mail"]["smtp_password"], "(redacted)");
         assert_eq!(v["mail"]["smtp_password_file"], json!(null));
         assert_eq!(v["search"]["url"], "https://es.example:9200/");
+        assert_eq!(v["search"]["api_key"], "(redacted)");
+        assert_eq!(v["search"]["password"], "(redacted)");
         assert_eq!(
             v["metadata"]["url"],
             "postgres://db.internal:5432/dss?sslmode=require"

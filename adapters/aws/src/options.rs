@@ -36,6 +36,21 @@ impl AwsOptions {
         loader.load().await
     }
 
+    /// The credentials provider and region the clients use (for signing requests to other AWS
+    /// services, such as OpenSearch Service); `None` where the chains found none.
+    pub async fn credentials_and_region(
+        &self,
+    ) -> (
+        Option<aws_credential_types::provider::SharedCredentialsProvider>,
+        Option<String>,
+    ) {
+        let sdk = self.sdk_config().await;
+        (
+            sdk.credentials_provider(),
+            sdk.region().map(|r| r.to_string()),
+        )
+    }
+
     /// An S3 client. Requests carry no checksum headers the server did not ask for: our own
     /// four checksums verify the bytes.
     pub async fn s3(&self) -> aws_sdk_s3::Client {

@@ -1,23 +1,31 @@
 //! The `SearchIndex` port on Elasticsearch (7, 8) or OpenSearch (1–3), over their REST API with
 //! plain `application/json` (OpenSearch refuses the ES-8 compatibility media type).
 //!
-//! Layout as the original: per replica, one index per bundle *shape*
-//! (`{prefix}-{replica}-docs-{sha1(shape_descriptor)}`, so schema versions with conflicting field
-//! types never share a mapping) under the alias `{prefix}-{replica}-docs-alias`, which searches
-//! read. Each index gets the original mapping: strings are lower-cased keywords with an analysed
-//! `.text` sub-field, dates are detected. A document lives in exactly one index of the alias;
-//! writes are optimistic (`if_seq_no`/`if_primary_term`, or create-only) and skipped when
-//! unchanged.
+//! Documents are laid out as the original did ([`layout`]). A document lives in exactly one
+//! index of its replica's alias; writes are optimistic (`if_seq_no`/`if_primary_term`, or
+//! create-only) and skipped when unchanged. Writes that arrive together — a reindex, a burst of
+//! events — go out as one `_bulk` request ([`bulk`]). Requests go round the cluster's nodes,
+//! authenticated and retried ([`transport`]).
+
+mod bulk;
+mod layout;
+mod sigv4;
+mod transport;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
+use dss_config::SearchConfig;
 use dss_core::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha1::{Digest, Sha1};
+
+pub use layout::index_definition;
+pub use sigv4::AwsSigning;
+
+use layout::{Copy, Names, reason, urlencode};
+use transport::{Auth, Body, Transport};
 
 /// Attempts of a write that loses an optimistic-concurrency race.
 const WRITE_ATTEMPTS: usize = 5;
@@ -25,119 +33,83 @@ const WRITE_ATTEMPTS: usize = 5;
 /// An Elasticsearch / OpenSearch cluster.
 #[derive(Debug, Clone)]
 pub struct ElasticsearchIndex {
-    http: reqwest::Client,
-    base: String,
-    prefix: String,
+    cluster: Arc<Cluster>,
+    writer: bulk::Writer,
+}
+
+/// What the port's methods and the bulk writer share.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    transport: Transport,
+    names: Names,
     /// Indices this process has created (or found) and aliased: writes skip that step then.
-    prepared: Arc<Mutex<HashSet<String>>>,
-}
-
-/// One stored copy of a document.
-struct Copy {
-    index: String,
-    seq_no: u64,
-    primary_term: u64,
-    source: Value,
-}
-
-fn unavailable(e: reqwest::Error) -> SearchError {
-    SearchError::Unavailable(e.to_string())
-}
-
-/// The reason ES gave, from its error body.
-fn reason(body: &Value) -> String {
-    let e = &body["error"];
-    match (e["type"].as_str(), e["reason"].as_str()) {
-        (Some(t), Some(r)) => {
-            let cause = e["caused_by"]["reason"]
-                .as_str()
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default();
-            format!("{t}: {r}{cause}")
-        }
-        _ => body.to_string(),
-    }
-}
-
-/// The original DSS index settings and mapping (ES 5 mapping types dropped): the body that
-/// creates a docs index.
-pub fn index_definition() -> Value {
-    json!({
-        "settings": {"analysis": {"normalizer": {"keyword_lowercase": {"type": "custom", "filter": ["lowercase"]}}}},
-        "mappings": {
-            "date_detection": true,
-            "dynamic_date_formats": ["yyyy-MM-dd HH:mm:ss", "strict_date_optional_time"],
-            "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {
-                "type": "keyword", "normalizer": "keyword_lowercase", "ignore_above": 256,
-                "fields": {"text": {"type": "text"}}}}}],
-            "properties": {"uuid": {"type": "keyword"}, "manifest": {"properties": {"version": {"type": "keyword"}}}}
-        }
-    })
+    prepared: Mutex<HashSet<String>>,
 }
 
 impl ElasticsearchIndex {
-    /// A client for the cluster at `url` (`http://host:9200`), naming its indices `{prefix}-…`.
+    /// A client for the cluster `cfg` names, signing requests with `aws` when
+    /// `search.aws_sigv4` is set. Spawns the bulk writer: call within a Tokio runtime.
+    pub fn connect(cfg: &SearchConfig, aws: Option<AwsSigning>) -> Result<Self, SearchError> {
+        if cfg.aws_sigv4 && aws.is_none() {
+            return Err(SearchError::Backend(
+                "search.aws_sigv4 is set but no AWS credentials were given".into(),
+            ));
+        }
+        let auth = Auth::from_config(cfg, aws.filter(|_| cfg.aws_sigv4))?;
+        let cluster = Arc::new(Cluster {
+            transport: Transport::new(cfg, auth)?,
+            names: Names::new(&cfg.index_prefix),
+            prepared: Mutex::default(),
+        });
+        let writer = bulk::Writer::spawn(cluster.clone(), cfg.bulk_max_docs, cfg.bulk_max_bytes);
+        Ok(Self { cluster, writer })
+    }
+
+    /// A client for the open cluster at `url` with defaults otherwise, naming its indices
+    /// `{prefix}-…`.
     pub fn new(url: &str, prefix: &str) -> Result<Self, SearchError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| SearchError::Backend(e.to_string()))?;
-        Ok(Self {
-            http,
-            base: url.trim_end_matches('/').to_string(),
-            prefix: prefix.to_string(),
-            prepared: Arc::default(),
-        })
+        Self::connect(
+            &SearchConfig {
+                url: Some(url.to_string()),
+                index_prefix: prefix.to_string(),
+                ..SearchConfig::default()
+            },
+            None,
+        )
     }
+}
 
-    fn alias(&self, replica: &str) -> String {
-        format!("{}-{replica}-docs-alias", self.prefix)
-    }
-
-    fn shape_index(&self, replica: &str, shape: &str) -> String {
-        let digest = hex::encode(Sha1::digest(shape.as_bytes()));
-        format!("{}-{replica}-docs-{digest}", self.prefix)
-    }
-
+impl Cluster {
+    /// A request whose 5xx answers (beyond the retried ones) are backend errors.
     async fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
     ) -> Result<(StatusCode, Value), SearchError> {
-        let mut r = self.http.request(method, format!("{}/{path}", self.base));
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let res = r.send().await.map_err(unavailable)?;
-        let status = res.status();
-        let text = res.text().await.map_err(unavailable)?;
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        // Overload and a cluster or proxy that cannot serve now: the backend is unavailable.
-        if matches!(status.as_u16(), 429 | 502 | 503 | 504) {
-            return Err(SearchError::Unavailable(format!(
-                "{status}: {}",
-                reason(&v)
-            )));
-        }
+        let (status, v) = self.transport.send(method, path, body).await?;
         if status.is_server_error() {
             return Err(SearchError::Backend(format!("{status}: {}", reason(&v))));
         }
         Ok((status, v))
     }
 
-    /// Every copy of `id` under the replica's alias.
-    async fn copies(&self, replica: &str, id: &str) -> Result<Vec<Copy>, SearchError> {
-        let body =
-            json!({"query": {"ids": {"values": [id]}}, "seq_no_primary_term": true, "size": 10});
+    /// Every copy of each of `ids` under the replica's alias.
+    async fn copies(
+        &self,
+        replica: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, Copy)>, SearchError> {
+        let body = json!({
+            "query": {"ids": {"values": ids}},
+            "seq_no_primary_term": true,
+            "size": ids.len() * 10,
+        });
         let (status, v) = self
             .call(
-                reqwest::Method::POST,
-                &format!("{}/_search", self.alias(replica)),
-                Some(&body),
+                Method::POST,
+                &format!("{}/_search", self.names.alias(replica)),
+                Some(&Body::json(&body)),
             )
             .await?;
         if status == StatusCode::NOT_FOUND {
@@ -151,11 +123,9 @@ impl ElasticsearchIndex {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .map(|h| Copy {
-                index: h["_index"].as_str().unwrap_or_default().to_string(),
-                seq_no: h["_seq_no"].as_u64().unwrap_or(0),
-                primary_term: h["_primary_term"].as_u64().unwrap_or(1),
-                source: h["_source"].clone(),
+            .map(|h| {
+                let id = h["_id"].as_str().unwrap_or_default().to_string();
+                (id, Copy::from_hit(h))
             })
             .collect())
     }
@@ -167,7 +137,7 @@ impl ElasticsearchIndex {
             return Ok(());
         }
         let (status, v) = self
-            .call(reqwest::Method::PUT, index, Some(&index_definition()))
+            .call(Method::PUT, index, Some(&Body::json(&index_definition())))
             .await?;
         let exists = v["error"]["type"] == "resource_already_exists_exception";
         if !status.is_success() && !exists {
@@ -176,9 +146,10 @@ impl ElasticsearchIndex {
                 reason(&v)
             )));
         }
-        let actions = json!({"actions": [{"add": {"index": index, "alias": self.alias(replica)}}]});
+        let actions =
+            json!({"actions": [{"add": {"index": index, "alias": self.names.alias(replica)}}]});
         let (status, v) = self
-            .call(reqwest::Method::POST, "_aliases", Some(&actions))
+            .call(Method::POST, "_aliases", Some(&Body::json(&actions)))
             .await?;
         if !status.is_success() {
             return Err(SearchError::Backend(format!(
@@ -208,7 +179,7 @@ impl ElasticsearchIndex {
             c.seq_no,
             c.primary_term
         );
-        let (status, v) = self.call(reqwest::Method::DELETE, &path, None).await?;
+        let (status, v) = self.call(Method::DELETE, &path, None).await?;
         if status.is_success() || status == StatusCode::NOT_FOUND || status == StatusCode::CONFLICT
         {
             Ok(())
@@ -216,32 +187,21 @@ impl ElasticsearchIndex {
             Err(SearchError::Backend(format!("{status}: {}", reason(&v))))
         }
     }
-}
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[async_trait]
-impl SearchIndex for ElasticsearchIndex {
-    async fn put(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
+    /// Stores one document with single-document requests, looking again after a lost race:
+    /// the way of a write whose bulk item met a conflict.
+    async fn put_one(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
         for _ in 0..WRITE_ATTEMPTS {
-            let copies = self.copies(replica, id).await?;
-            // Tombstone documents carry no shape: they replace the bundle's document in place.
-            let target = match doc["shape_descriptor"].as_str() {
-                Some(shape) => self.shape_index(replica, shape),
-                None => match copies.first() {
-                    Some(c) => c.index.clone(),
-                    None => self.shape_index(replica, "None"),
-                },
-            };
+            let copies: Vec<Copy> = self
+                .copies(replica, &[id])
+                .await?
+                .into_iter()
+                .filter(|(i, _)| i == id)
+                .map(|(_, c)| c)
+                .collect();
+            let target = self
+                .names
+                .target(replica, doc, copies.first().map(|c| c.index.as_str()));
             let current = copies.iter().find(|c| c.index == target);
             if copies.len() == 1 && current.is_some_and(|c| &c.source == doc) {
                 return Ok(false);
@@ -260,7 +220,9 @@ impl SearchIndex for ElasticsearchIndex {
                 ),
                 None => format!("{target}/_create/{}?refresh=wait_for", urlencode(id)),
             };
-            let (status, v) = self.call(reqwest::Method::PUT, &path, Some(doc)).await?;
+            let (status, v) = self
+                .call(Method::PUT, &path, Some(&Body::json(doc)))
+                .await?;
             if status.is_success() {
                 return Ok(true);
             }
@@ -276,20 +238,28 @@ impl SearchIndex for ElasticsearchIndex {
             "indexing {id}: kept losing write races"
         )))
     }
+}
+
+#[async_trait]
+impl SearchIndex for ElasticsearchIndex {
+    async fn put(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
+        self.writer.put(replica, id, doc).await
+    }
 
     async fn get(&self, replica: &str, id: &str) -> Result<Option<Value>, SearchError> {
         Ok(self
-            .copies(replica, id)
+            .cluster
+            .copies(replica, &[id])
             .await?
             .into_iter()
-            .next()
-            .map(|c| c.source))
+            .find(|(i, _)| i == id)
+            .map(|(_, c)| c.source))
     }
 
     async fn delete(&self, replica: &str, id: &str) -> Result<bool, SearchError> {
-        let copies = self.copies(replica, id).await?;
-        for c in &copies {
-            self.delete_copy(c, id).await?;
+        let copies = self.cluster.copies(replica, &[id]).await?;
+        for (_, c) in &copies {
+            self.cluster.delete_copy(c, id).await?;
         }
         Ok(!copies.is_empty())
     }
@@ -318,10 +288,11 @@ impl SearchIndex for ElasticsearchIndex {
             body["search_after"] = values;
         }
         let (status, v) = self
+            .cluster
             .call(
-                reqwest::Method::POST,
-                &format!("{}/_search", self.alias(replica)),
-                Some(&body),
+                Method::POST,
+                &format!("{}/_search", self.cluster.names.alias(replica)),
+                Some(&Body::json(&body)),
             )
             .await?;
         if status == StatusCode::NOT_FOUND && v["error"]["type"] == "index_not_found_exception" {

@@ -20,7 +20,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Deployment> {
         .context("opening the deployment")?;
     aws::wire(&mut deployment).await?;
     gcp::wire(&mut deployment)?;
-    services::wire(&mut deployment)?;
+    services::wire(&mut deployment).await?;
     postgres::wire(&mut deployment).await?;
     Ok(deployment)
 }

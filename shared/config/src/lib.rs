@@ -144,6 +144,7 @@ impl Config {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("auth.allowed_groups")
+                .with_list_parse_key("search.urls")
                 .with_list_parse_key("auth.admin_emails")
                 .with_list_parse_key("checkout.allowed_destinations")
                 .with_list_parse_key("auth.require")
@@ -253,7 +254,7 @@ impl Config {
     /// What a deployment whose hosts share a metadata database needs besides: state every host
     /// can reach, not one host's data directory.
     fn shared_deployment(&self) -> Result<(), ConfigError> {
-        if self.search.url.is_none() {
+        if !self.search.is_cluster() {
             return Err(invalid(
                 "search.url",
                 "metadata.url makes a deployment of many hosts, whose API hosts must all search every bundle: \
