@@ -11,7 +11,9 @@
 # `--hostile-only` only the API's memory under 32 concurrent maximum-size unauthenticated bodies;
 # `--core-only` only the core rows (direct upload, PUT bundle, enumeration, GET bundle, queue);
 # `--metadata-only` only the shared metadata database rows (PostgreSQL, which this script starts
-# with its default durability, against the embedded database; search in osmem-server).
+# with its default durability, against the embedded database; search in osmem-server);
+# `--search-client-only` only the Elasticsearch adapter's writes (_bulk against one request per
+# document, into osmem-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in wrk rclone; do
@@ -48,6 +50,11 @@ if [[ " $* " == *" --metadata-only "* ]]; then
   source infra/local/services.sh
   DSS_PG_FSYNC=on start_postgres
   export DSS_BENCH_PG_URL="$PG_URL"
+  start_osmem
+  export DSS_BENCH_ES_URL="$OSMEM_URL"
+fi
+if [[ " $* " == *" --search-client-only "* ]]; then
+  source infra/local/services.sh
   start_osmem
   export DSS_BENCH_ES_URL="$OSMEM_URL"
 fi

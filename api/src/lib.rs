@@ -32,6 +32,7 @@ pub mod state;
 pub mod storage;
 pub mod subscriptions;
 pub mod token_gate;
+pub mod ui;
 pub mod validate;
 
 use std::future::Future;
@@ -152,6 +153,9 @@ pub fn router(state: Shared) -> Router {
         // The original's path, listed in its API document.
         .merge(drs_routes("/v1/ga4gh/drs/v1"))
         .route("/v1/swagger.json", get(openapi::swagger))
+        .route("/v1/ui", get(ui::redirect))
+        .route(ui::PAGE, get(ui::index))
+        .route("/v1/ui/{file}", get(ui::asset))
         .route("/version", get(misc::version))
         .route("/internal/health", get(health::health))
         .route("/readyz", get(health::readyz))
@@ -245,10 +249,11 @@ async fn common_headers(req: Request, next: Next) -> Response {
 /// The header carrying a request's correlation id, in and out.
 const REQUEST_ID: &str = "x-request-id";
 
-/// Drops one trailing `/` before routing (`/v1/collections/` is `/v1/collections`).
+/// Drops one trailing `/` before routing (`/v1/collections/` is `/v1/collections`), except
+/// from the user interface's page, whose relative asset links need it.
 pub(crate) fn strip_trailing_slash(mut req: Request) -> Request {
     let path = req.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
+    if path.len() > 1 && path.ends_with('/') && path != ui::PAGE {
         let trimmed = &path[..path.len() - 1];
         let pq = match req.uri().query() {
             Some(q) => format!("{trimmed}?{q}"),

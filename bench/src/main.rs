@@ -25,6 +25,7 @@ mod checkout;
 mod clients;
 mod clouds;
 mod downloads;
+mod es_client;
 mod hostile;
 mod metadata;
 mod notify;
@@ -463,6 +464,10 @@ async fn main() -> Result<()> {
     }
     if args.iter().any(|a| a == "--metadata-only") {
         print_table(metadata::run(&dss, work.path(), &http).await?);
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--search-client-only") {
+        print_table(es_client::run().await?);
         return Ok(());
     }
     if args.iter().any(|a| a == "--notify-only") {

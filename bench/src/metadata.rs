@@ -240,7 +240,7 @@ async fn put_to_webhook_p99(
 }
 
 /// `min / median / max` of `v` with `unit`, `digits` after the point.
-fn mmm(mut v: Vec<f64>, digits: usize, unit: &str) -> String {
+pub(crate) fn mmm(mut v: Vec<f64>, digits: usize, unit: &str) -> String {
     v.sort_by(f64::total_cmp);
     format!(
         "{:.*} / {:.*} / {:.*}{unit}",

@@ -20,4 +20,5 @@ mod postgres;
 mod runbooks;
 mod search;
 mod sync;
+mod ui;
 mod webhooks;

@@ -22,3 +22,8 @@ output "metadata_password_secret" {
   description = "Secrets Manager secret holding the metadata database's password (JSON, key \"password\")."
   value       = aws_db_instance.metadata.master_user_secret[0].secret_arn
 }
+
+output "search_url" {
+  description = "The search.url of the deployment's configuration; set search.aws_sigv4 = true (the components' roles sign their requests)."
+  value       = "https://${aws_opensearch_domain.search.endpoint}"
+}

@@ -1,6 +1,11 @@
 variable "stage" {
   description = "Deployment stage (dev, staging, prod); prefixes every queue and topic, as queues.prefix = \"dss-{stage}-\"."
   type        = string
+  validation {
+    # The search domain is named dss-{stage}-search: at most 28 lower-case letters, digits and '-'.
+    condition     = can(regex("^[a-z0-9-]{1,17}$", var.stage))
+    error_message = "stage: at most 17 lower-case letters, digits and '-' (the search domain's name, dss-{stage}-search, has at most 28 characters)."
+  }
 }
 
 variable "region" {
@@ -21,17 +26,17 @@ variable "max_receive_counts" {
 }
 
 variable "vpc_id" {
-  description = "The VPC of the metadata database."
+  description = "The VPC of the metadata database and the search cluster."
   type        = string
 }
 
 variable "database_subnet_ids" {
-  description = "Private subnets (two zones at least) of the metadata database."
+  description = "Private subnets (two zones at least) of the metadata database and the search cluster."
   type        = list(string)
 }
 
 variable "database_client_cidrs" {
-  description = "Address ranges of the hosts that run DSS components (the only clients of the metadata database)."
+  description = "Address ranges of the hosts that run DSS components (the only clients of the metadata database and the search cluster)."
   type        = list(string)
 }
 
@@ -51,4 +56,28 @@ variable "database_multi_az" {
   description = "A standby in a second zone (failover in a minute or two)."
   type        = bool
   default     = true
+}
+
+variable "search_engine_version" {
+  description = "Engine of the search cluster (OpenSearch 1–3 and Elasticsearch 7 are supported)."
+  type        = string
+  default     = "OpenSearch_2.19"
+}
+
+variable "search_instance_type" {
+  description = "Instance type of the search cluster's data nodes."
+  type        = string
+  default     = "r6g.large.search"
+}
+
+variable "search_instance_count" {
+  description = "Data nodes of the search cluster; two or more spread over two zones (in the first two of database_subnet_ids)."
+  type        = number
+  default     = 2
+}
+
+variable "search_volume_gb" {
+  description = "Storage per data node of the search cluster (~10 KiB per bundle document, plus replicas)."
+  type        = number
+  default     = 100
 }
