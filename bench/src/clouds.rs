@@ -36,6 +36,7 @@ pub async fn run(quick: bool) -> Result<Vec<Row>> {
         pubsub_endpoint: None,
         project: Some("dss-bench".into()),
         anonymous: true,
+        ..GcpOptions::default()
     };
     let (count, size) = if quick {
         (2usize, 64usize << 20)

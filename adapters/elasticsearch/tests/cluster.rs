@@ -3,9 +3,6 @@
 //! (basic, API key, AWS SigV4), a private CA, retries of overload answers and dropped
 //! connections, failover between nodes, and `_bulk` writes with per-item errors.
 
-#[path = "support/proxy.rs"]
-mod proxy;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
@@ -16,9 +13,9 @@ use aws_sigv4::http_request::{
     PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
 };
 use dss_config::SearchConfig;
+use dss_conformance::proxy::{Answer, Fault, Gate, Options, Proxy, Seen};
 use dss_core::ports::{SearchError, SearchIndex, SearchRequest};
 use dss_elasticsearch::{AwsSigning, ElasticsearchIndex};
-use proxy::{Fault, Gate, Proxy, Seen};
 use serde_json::{Value, json};
 
 fn upstream() -> String {
@@ -71,9 +68,9 @@ fn credentials_gate(accepted: &'static [&'static str]) -> Gate {
             .and_then(|v| v.to_str().ok());
         match given {
             Some(a) if accepted.contains(&a) => Ok(()),
-            _ => Err((
+            _ => Err(Answer::json(
                 401,
-                r#"{"error":{"type":"security_exception","reason":"unable to authenticate user"},"status":401}"#.into(),
+                r#"{"error":{"type":"security_exception","reason":"unable to authenticate user"},"status":401}"#,
             )),
         }
     })
@@ -83,9 +80,13 @@ fn credentials_gate(accepted: &'static [&'static str]) -> Gate {
 #[ignore = "needs an Elasticsearch/OpenSearch API server; run by infra/local/test.sh"]
 async fn basic_and_api_key_credentials_come_from_the_configuration() {
     // base64("dss:s3cret"); an API key as the cluster hands it out.
+    let gate = credentials_gate(&["Basic ZHNzOnMzY3JldA==", "ApiKey a2V5LWlkOmtleS1zZWNyZXQ="]);
     let proxy = Proxy::start(
         &upstream(),
-        credentials_gate(&["Basic ZHNzOnMzY3JldA==", "ApiKey a2V5LWlkOmtleS1zZWNyZXQ="]),
+        Options {
+            gate: Some(gate),
+            ..Options::default()
+        },
     )
     .await;
     let basic = SearchConfig {
@@ -199,20 +200,27 @@ async fn requests_are_signed_with_aws_sigv4_for_opensearch_service() {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let ours = expected_signature(seen, "the-secret").map_err(|e| (403, e))?;
+        let ours = expected_signature(seen, "the-secret").map_err(|e| Answer::json(403, e))?;
         let token = seen.headers.get("x-amz-security-token");
         if given.ends_with(&format!("Signature={ours}")) && token.is_some_and(|t| t == "the-token")
         {
             count.fetch_add(1, Ordering::Relaxed);
             Ok(())
         } else {
-            Err((
+            Err(Answer::json(
                 403,
-                r#"{"message":"The request signature we calculated does not match the signature you provided."}"#.into(),
+                r#"{"message":"The request signature we calculated does not match the signature you provided."}"#,
             ))
         }
     });
-    let proxy = Proxy::start(&upstream(), gate).await;
+    let proxy = Proxy::start(
+        &upstream(),
+        Options {
+            gate: Some(gate),
+            ..Options::default()
+        },
+    )
+    .await;
     let cfg = SearchConfig {
         aws_sigv4: true,
         ..config(vec![proxy.url("http")])
@@ -280,7 +288,14 @@ fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
 #[ignore = "needs an Elasticsearch/OpenSearch API server; run by infra/local/test.sh"]
 async fn a_cluster_with_a_private_ca_is_trusted_through_ca_file_only() {
     let (ca_pem, tls) = private_ca();
-    let proxy = Proxy::start_with_tls(&upstream(), proxy::open(), Some(tls)).await;
+    let proxy = Proxy::start(
+        &upstream(),
+        Options {
+            tls: Some(tls),
+            ..Options::default()
+        },
+    )
+    .await;
     let dir = tempfile_dir();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca_pem).expect("write CA");
@@ -319,7 +334,7 @@ fn tempfile_dir() -> std::path::PathBuf {
 #[tokio::test]
 #[ignore = "needs an Elasticsearch/OpenSearch API server; run by infra/local/test.sh"]
 async fn overload_answers_and_dropped_connections_are_retried() {
-    let proxy = Proxy::start(&upstream(), proxy::open()).await;
+    let proxy = Proxy::open(&upstream()).await;
     let cfg = SearchConfig {
         max_attempts: 5,
         ..config(vec![proxy.url("http")])
@@ -364,7 +379,7 @@ async fn a_node_that_cannot_be_reached_is_passed_over() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         format!("http://{}", l.local_addr().expect("addr"))
     };
-    let proxy = Proxy::start(&upstream(), proxy::open()).await;
+    let proxy = Proxy::open(&upstream()).await;
     let cfg = config(vec![dead.clone(), proxy.url("http")]);
     let index = ElasticsearchIndex::connect(&cfg, None).expect("client");
     for _ in 0..5 {
@@ -387,7 +402,7 @@ async fn a_node_that_cannot_be_reached_is_passed_over() {
 #[tokio::test]
 #[ignore = "needs an Elasticsearch/OpenSearch API server; run by infra/local/test.sh"]
 async fn writes_that_arrive_together_go_out_as_one_bulk_request() {
-    let proxy = Proxy::start(&upstream(), proxy::open()).await;
+    let proxy = Proxy::open(&upstream()).await;
     let index =
         ElasticsearchIndex::connect(&config(vec![proxy.url("http")]), None).expect("client");
     let docs: Vec<(String, Value)> = (0..40).map(|n| doc(json!(n))).collect();

@@ -12,7 +12,9 @@ mod auth;
 pub mod gcs;
 mod options;
 pub mod pubsub;
+mod retry;
 
 pub use gcs::{GcsBlobStore, GcsBuckets};
 pub use options::GcpOptions;
 pub use pubsub::{PubSub, PubSubQueue, PubSubQueues, PubSubTopic};
+pub use retry::RequestPolicy;

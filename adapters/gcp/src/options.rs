@@ -13,6 +13,8 @@ pub struct GcpOptions {
     pub project: Option<String>,
     /// Send no credentials (local emulators); otherwise Application Default Credentials.
     pub anonymous: bool,
+    /// Timeouts and retries of Cloud Storage requests.
+    pub requests: crate::RequestPolicy,
 }
 
 /// Google's own storage endpoint.

@@ -16,6 +16,7 @@ fn options() -> GcpOptions {
         pubsub_endpoint: None,
         project: Some("dss-test".into()),
         anonymous: true,
+        ..GcpOptions::default()
     }
 }
 

@@ -18,6 +18,7 @@ fn pubsub() -> PubSub {
         )),
         project: Some("dss-test".into()),
         anonymous: true,
+        ..GcpOptions::default()
     })
     .expect("client")
 }

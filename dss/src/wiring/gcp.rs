@@ -2,6 +2,7 @@
 //! sources, and the event relay's ends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -20,6 +21,12 @@ pub fn options(config: &Config) -> GcpOptions {
         pubsub_endpoint: g.pubsub_endpoint.clone(),
         project: g.project.clone(),
         anonymous: g.anonymous,
+        requests: dss_gcp::RequestPolicy {
+            connect_timeout: Duration::from_millis(g.connect_timeout_ms),
+            read_timeout: Duration::from_millis(g.read_timeout_ms),
+            max_attempts: g.max_attempts,
+            retry_base: Duration::from_millis(g.retry_base_ms),
+        },
     }
 }
 

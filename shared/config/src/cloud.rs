@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
-use crate::error::{http_url, invalid};
+use crate::error::{http_url, invalid, positive};
 
 /// Which service carries the queues and the bucket events topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -46,7 +46,7 @@ pub struct AwsConfig {
 }
 
 /// Google Cloud connection settings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcpConfig {
     /// Cloud Storage endpoint of a compatible server (fake-gcs-server); default Google's.
@@ -60,6 +60,32 @@ pub struct GcpConfig {
     /// The Pub/Sub topic the `gs://` main buckets notify, which the event relay reads;
     /// default `{queues.prefix}gcs-events`.
     pub events_topic: Option<String>,
+    /// Time to connect to Cloud Storage, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time Cloud Storage may leave a request without an answer, or a body without a byte, in
+    /// milliseconds.
+    pub read_timeout_ms: u64,
+    /// Attempts of one Cloud Storage request meeting a dropped connection or 408, 429, 5xx
+    /// (resumable uploads go on from the bytes the server persisted).
+    pub max_attempts: u32,
+    /// Backoff before the second attempt, in milliseconds (doubling, full jitter, at most 32 s).
+    pub retry_base_ms: u64,
+}
+
+impl Default for GcpConfig {
+    fn default() -> Self {
+        Self {
+            storage_endpoint: None,
+            pubsub_endpoint: None,
+            project: None,
+            anonymous: false,
+            events_topic: None,
+            connect_timeout_ms: 10_000,
+            read_timeout_ms: 60_000,
+            max_attempts: 5,
+            retry_base_ms: 500,
+        }
+    }
 }
 
 impl QueuesConfig {
@@ -94,6 +120,11 @@ impl AwsConfig {
 impl GcpConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         http_url("gcp.storage_endpoint", self.storage_endpoint.as_ref())?;
-        http_url("gcp.pubsub_endpoint", self.pubsub_endpoint.as_ref())
+        http_url("gcp.pubsub_endpoint", self.pubsub_endpoint.as_ref())?;
+        positive(&[
+            ("gcp.connect_timeout_ms", self.connect_timeout_ms),
+            ("gcp.read_timeout_ms", self.read_timeout_ms),
+            ("gcp.max_attempts", u64::from(self.max_attempts)),
+        ])
     }
 }

@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod journal;
 pub mod leases;
 pub mod mail;
+pub mod proxy;
 pub mod queue;
 pub mod search;
 pub mod staging;

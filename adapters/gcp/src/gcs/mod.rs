@@ -11,6 +11,9 @@
 //! * Copies are server-side rewrites. Download URLs are V4 signed when the credentials can sign;
 //!   without credentials (emulators) they are the plain media URL.
 //! * Keys follow the same rules as every other store (see `dss_core::keypath`).
+//! * Requests have timeouts and are retried as Google's retry strategy describes
+//!   ([`crate::RequestPolicy`]); a resumable upload's failed chunk is followed by a status query,
+//!   and the upload goes on from the bytes the server persisted.
 
 mod buckets;
 mod object;
@@ -36,6 +39,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::GcpOptions;
 use crate::auth::{Auth, STORAGE_SCOPE};
+use crate::retry::{self, RequestPolicy};
 use object::{Object, Objects, Rewrite};
 use signed::COMPONENT;
 
@@ -50,6 +54,7 @@ pub struct GcsBlobStore {
     bucket: String,
     project: String,
     auth: Arc<Auth>,
+    policy: RequestPolicy,
 }
 
 fn check_key(key: &str) -> Result<(), BlobError> {
@@ -81,8 +86,9 @@ async fn unexpected(what: &str, r: Response) -> BlobError {
 impl GcsBlobStore {
     /// The bucket `bucket`, reached as `options` say.
     pub fn connect(bucket: &str, options: &GcpOptions) -> Result<Self, BlobError> {
-        let http = reqwest::Client::builder()
-            .build()
+        let http = options
+            .requests
+            .client()
             .map_err(|e| BlobError::Backend(format!("HTTP client: {e}")))?;
         Ok(Self {
             http,
@@ -92,6 +98,7 @@ impl GcsBlobStore {
             auth: Arc::new(
                 Auth::new(options.anonymous, STORAGE_SCOPE).map_err(BlobError::Backend)?,
             ),
+            policy: options.requests.clone(),
         })
     }
 
@@ -103,10 +110,50 @@ impl GcsBlobStore {
         }
     }
 
-    /// Sends a request with the credentials' headers.
+    /// Sends a request with the credentials' headers, again after a transport error, a
+    /// retryable answer (see [`retry`]) or a failure to get credentials while attempts remain.
+    /// A request whose body is a stream cannot be repeated and is sent once.
     async fn send(&self, req: RequestBuilder) -> Result<Response, BlobError> {
+        if req.try_clone().is_none() {
+            return self.send_once(req).await?.map_err(transport);
+        }
+        let mut failures = 0;
+        loop {
+            let Some(this) = req.try_clone() else {
+                return Err(BlobError::Backend(
+                    "a GCS request could not be repeated".into(),
+                ));
+            };
+            let why = match self.auth.headers().await {
+                Err(e) => e,
+                Ok(headers) => {
+                    let outcome = this.headers(headers).send().await;
+                    let again = match &outcome {
+                        Ok(r) => retry::retryable(r.status()),
+                        Err(e) => retry::transient(e),
+                    };
+                    if !again || failures + 1 >= self.policy.attempts() {
+                        return outcome.map_err(transport);
+                    }
+                    match outcome {
+                        Ok(r) => r.status().to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                }
+            };
+            failures += 1;
+            if failures >= self.policy.attempts() {
+                return Err(BlobError::Backend(why));
+            }
+            tracing::warn!(bucket = %self.bucket, error = %why, attempt = failures, "GCS request failed; retrying");
+            tokio::time::sleep(self.policy.backoff(failures - 1)).await;
+        }
+    }
+
+    /// Sends a request once with the credentials' headers: the transport's outcome.
+    async fn send_once(&self, req: RequestBuilder) -> Result<reqwest::Result<Response>, BlobError> {
         let headers = self.auth.headers().await.map_err(BlobError::Backend)?;
-        req.headers(headers).send().await.map_err(transport)
+        Ok(req.headers(headers).send().await)
     }
 
     fn object_url(&self, key: &str) -> String {

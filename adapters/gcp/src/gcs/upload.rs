@@ -5,10 +5,11 @@ use bytes::{Bytes, BytesMut};
 use dss_core::checksum::{Checksums, declaration, s3_part_size};
 use dss_core::ports::{BlobError, ByteStream, LocalFile, PutMode, PutOptions, stage_options};
 use dss_core::upload::{Hashing, content_type, ended, fill, hash, hash_file, verify};
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 
 use super::object::{self, Object, hex_of};
 use super::{GcsBlobStore, transport, unexpected};
+use crate::retry;
 
 /// Puts `body` at `key` as `opts` say; the object written. With `declare`, its metadata also
 /// declares the checksums as a staging object's (`hca-dss-*`).
@@ -146,7 +147,7 @@ async fn resumable(
                 break;
             }
             let (sent, hashed) = tokio::join!(
-                chunk(store, key, &session, pending.into(), offset, None),
+                chunk(store, key, &session, Source::Memory(pending), offset, None),
                 hash(hasher, next.clone())
             );
             offset += sent?;
@@ -156,7 +157,15 @@ async fn resumable(
         let size = hasher.hashed();
         let sums = hasher.finish();
         verify(opts, size, &sums)?;
-        chunk(store, key, &session, pending.into(), offset, Some(size)).await?;
+        chunk(
+            store,
+            key,
+            &session,
+            Source::Memory(pending),
+            offset,
+            Some(size),
+        )
+        .await?;
         Ok::<_, BlobError>(sums)
     }
     .await;
@@ -180,14 +189,17 @@ pub async fn put_file(
     let outcome = async {
         let (size, mut offset) = (file.size, 0);
         while size - offset > part {
-            let body = range(file, offset, part).await?;
-            offset += chunk(store, key, &session, body, offset, None).await?;
+            let source = Source::File { file, len: part };
+            offset += chunk(store, key, &session, source, offset, None).await?;
             (file.sent)(part);
         }
         let sums = hashing.await?.finish();
         file.unchanged(&before).await?;
-        let body = range(file, offset, size - offset).await?;
-        chunk(store, key, &session, body, offset, Some(size)).await?;
+        let source = Source::File {
+            file,
+            len: size - offset,
+        };
+        chunk(store, key, &session, source, offset, Some(size)).await?;
         (file.sent)(size - offset);
         Ok::<_, BlobError>(sums)
     }
@@ -196,7 +208,7 @@ pub async fn put_file(
 }
 
 /// `len` bytes of `file` from `offset` on, read as they are sent.
-async fn range(file: &LocalFile<'_>, offset: u64, len: u64) -> Result<Chunk, BlobError> {
+async fn range(file: &LocalFile<'_>, offset: u64, len: u64) -> Result<reqwest::Body, BlobError> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut f = tokio::fs::File::open(file.path)
         .await
@@ -205,10 +217,7 @@ async fn range(file: &LocalFile<'_>, offset: u64, len: u64) -> Result<Chunk, Blo
         .await
         .map_err(BlobError::Body)?;
     let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), FILE_READ);
-    Ok(Chunk {
-        body: reqwest::Body::wrap_stream(stream),
-        len,
-    })
+    Ok(reqwest::Body::wrap_stream(stream))
 }
 
 /// Starts a resumable upload of `key`: its session URL.
@@ -274,46 +283,153 @@ async fn finish(
 /// Read size of chunks sent from a local file.
 const FILE_READ: usize = 256 * 1024;
 
-/// A chunk of a resumable upload: its body and length.
-struct Chunk {
-    body: reqwest::Body,
-    len: u64,
+/// Where a chunk's bytes come from, so that any rest of it can be sent again.
+enum Source<'a> {
+    /// Bytes in memory.
+    Memory(Bytes),
+    /// `len` bytes of a local file from the chunk's offset on.
+    File { file: &'a LocalFile<'a>, len: u64 },
 }
 
-impl From<Bytes> for Chunk {
-    fn from(data: Bytes) -> Self {
-        Chunk {
-            len: data.len() as u64,
-            body: data.into(),
+impl Source<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Memory(b) => b.len() as u64,
+            Source::File { len, .. } => *len,
+        }
+    }
+
+    /// The chunk's bytes after its first `skip`, as a request body.
+    async fn body(&self, offset: u64, skip: u64) -> Result<reqwest::Body, BlobError> {
+        match self {
+            Source::Memory(b) => Ok(b.slice(skip as usize..).into()),
+            Source::File { file, len } => range(file, offset + skip, len - skip).await,
         }
     }
 }
 
-/// Sends `data` at `offset` of the session (the last chunk when `total` is given); its length.
+/// What the server holds of a resumable upload.
+enum Persisted {
+    /// The first this many bytes.
+    Bytes(u64),
+    /// All of it: the object exists.
+    Complete,
+    /// Unknown for now (the status query failed in a way that may pass).
+    Unknown,
+}
+
+/// The bytes a `308` answer says the server persisted (`Range: bytes=0-N`; none without it).
+fn persisted(r: &Response) -> u64 {
+    r.headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes=0-"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .map_or(0, |last| last + 1)
+}
+
+/// Asks the server how much of the upload `session` it persisted.
+async fn status(
+    store: &GcsBlobStore,
+    session: &str,
+    total: Option<u64>,
+) -> Result<Persisted, BlobError> {
+    let total = total.map_or("*".to_string(), |t| t.to_string());
+    let req = store
+        .http
+        .put(session)
+        .header("content-range", format!("bytes */{total}"))
+        .header("content-length", 0);
+    let r = match store.send_once(req).await? {
+        Ok(r) => r,
+        Err(e) if retry::transient(&e) => return Ok(Persisted::Unknown),
+        Err(e) => return Err(transport(e)),
+    };
+    match r.status() {
+        StatusCode::PERMANENT_REDIRECT => Ok(Persisted::Bytes(persisted(&r))),
+        s if s.is_success() => Ok(Persisted::Complete),
+        s if retry::retryable(s) => Ok(Persisted::Unknown),
+        _ => Err(unexpected("upload status", r).await),
+    }
+}
+
+/// Sends the chunk `source` at `offset` of the session (the last chunk when `total` is given);
+/// its length. When a send fails — a dropped connection, a retryable answer — the server is
+/// asked what it persisted and the rest is sent from there, with backoff, while attempts
+/// remain; a server that persisted only part of a chunk gets the rest at once.
 async fn chunk(
     store: &GcsBlobStore,
     key: &str,
     session: &str,
-    data: Chunk,
+    source: Source<'_>,
     offset: u64,
     total: Option<u64>,
 ) -> Result<u64, BlobError> {
-    let Chunk { body, len } = data;
-    let range = match total {
-        Some(t) => format!("bytes {offset}-{}/{t}", offset + len - 1),
-        None => format!("bytes {offset}-{}/*", offset + len - 1),
-    };
-    let req = store
-        .http
-        .put(session)
-        .header("content-range", range)
-        .header("content-length", len)
-        .body(body);
-    let r = store.send(req).await?;
-    match (r.status(), total) {
-        (StatusCode::PERMANENT_REDIRECT, None) => Ok(len),
-        (s, Some(_)) if s.is_success() => Ok(len),
-        (StatusCode::PRECONDITION_FAILED, _) => Err(BlobError::AlreadyExists(key.to_string())),
-        _ => Err(unexpected("upload chunk", r).await),
+    let len = source.len();
+    let end = offset + len;
+    let mut from = offset;
+    let mut failures = 0;
+    loop {
+        let range = match total {
+            Some(t) => format!("bytes {from}-{}/{t}", end - 1),
+            None => format!("bytes {from}-{}/*", end - 1),
+        };
+        let req = store
+            .http
+            .put(session)
+            .header("content-range", range)
+            .header("content-length", end - from)
+            .body(source.body(offset, from - offset).await?);
+        let why = match store.send_once(req).await? {
+            Ok(r) => match (r.status(), total) {
+                (StatusCode::PERMANENT_REDIRECT, None) => {
+                    let held = persisted(&r);
+                    if held >= end {
+                        return Ok(len);
+                    }
+                    if held < offset {
+                        return Err(lost(key, held, offset));
+                    }
+                    // Part of the chunk was persisted: the rest goes at once.
+                    from = held;
+                    continue;
+                }
+                (s, Some(_)) if s.is_success() => return Ok(len),
+                (StatusCode::PRECONDITION_FAILED, _) => {
+                    return Err(BlobError::AlreadyExists(key.to_string()));
+                }
+                (s, _) if retry::retryable(s) => s.to_string(),
+                _ => return Err(unexpected("upload chunk", r).await),
+            },
+            Err(e) if retry::transient(&e) => e.to_string(),
+            Err(e) => return Err(transport(e)),
+        };
+        failures += 1;
+        if failures >= store.policy.attempts() {
+            return Err(BlobError::Backend(format!(
+                "GCS upload of {key}: the chunk at {from} kept failing: {why}"
+            )));
+        }
+        tracing::warn!(key, offset = from, error = %why, attempt = failures, "GCS upload chunk failed; asking the server what it holds");
+        tokio::time::sleep(store.policy.backoff(failures - 1)).await;
+        match status(store, session, total).await? {
+            Persisted::Complete if total.is_some() => return Ok(len),
+            Persisted::Complete => {
+                return Err(BlobError::Backend(format!(
+                    "GCS upload of {key} was finalised before its last chunk"
+                )));
+            }
+            Persisted::Bytes(held) if held < offset => return Err(lost(key, held, offset)),
+            Persisted::Bytes(held) if held >= end && total.is_none() => return Ok(len),
+            Persisted::Bytes(held) => from = held.min(end),
+            Persisted::Unknown => {}
+        }
     }
+}
+
+/// The server holds fewer bytes than it confirmed before: the upload cannot go on.
+fn lost(key: &str, held: u64, confirmed: u64) -> BlobError {
+    BlobError::Backend(format!(
+        "GCS upload of {key}: the server holds {held} bytes after confirming {confirmed}"
+    ))
 }
