@@ -143,7 +143,9 @@ fn operators_see_the_effective_configuration_without_secrets() {
         .env_remove("DSS_CONFIG")
         .env("DSS_AWS__SECRET_ACCESS_KEY", "from-the-environment")
         .env("DSS_AWS__ACCESS_KEY_ID", "AKIAEXAMPLE")
-        .env("DSS_SEARCH__URL", "https://elastic:pw@search.example:9200")
+        .env("DSS_SEARCH__URL", "https://search.example:9200")
+        .env("DSS_SEARCH__USERNAME", "elastic")
+        .env("DSS_SEARCH__PASSWORD", "pw-in-the-environment")
         .output()
         .expect("run dss ops config");
     assert!(
@@ -152,7 +154,7 @@ fn operators_see_the_effective_configuration_without_secrets() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    for secret in ["in-a-file", "from-the-environment", "elastic:pw"] {
+    for secret in ["in-a-file", "from-the-environment", "pw-in-the-environment"] {
         assert!(!text.contains(secret), "{secret} is shown: {text}");
     }
     let v: Value = serde_json::from_str(&text).expect("JSON");
@@ -165,7 +167,9 @@ fn operators_see_the_effective_configuration_without_secrets() {
     assert_eq!(v["mail"]["smtp_password"], "(redacted)");
     assert_eq!(v["aws"]["secret_access_key"], "(redacted)");
     assert_eq!(v["aws"]["access_key_id"], "AKIAEXAMPLE");
-    assert_eq!(v["search"]["url"], "https://search.example:9200/");
+    assert_eq!(v["search"]["url"], "https://search.example:9200");
+    assert_eq!(v["search"]["username"], "elastic");
+    assert_eq!(v["search"]["password"], "(redacted)");
     assert_eq!(v["api"]["listen"], "127.0.0.1:5000", "defaults filled in");
 }
 
