@@ -48,7 +48,6 @@ use axum::routing::get;
 use dss_core::correlation;
 use dss_core::signing::BLOB_ROUTE;
 use dss_runtime::deployment::Deployment;
-use tracing::Instrument;
 
 pub use state::{AppState, Shared};
 
@@ -229,9 +228,17 @@ async fn common_headers(req: Request, next: Next) -> Response {
         .filter(|v| correlation::valid(v))
         .map_or_else(correlation::new_id, str::to_string);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut res = correlation::scope(id.clone(), next.run(req))
-        .instrument(span)
-        .await;
+    // A caller's W3C trace continues in this request's span and in the work it causes.
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut res = correlation::scope(
+        id.clone(),
+        dss_runtime::telemetry::in_span(span, traceparent.as_deref(), next.run(req)),
+    )
+    .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }

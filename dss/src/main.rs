@@ -527,7 +527,13 @@ async fn persist_search(search: &dyn dss_core::ports::SearchIndex, ready: &Mutex
 }
 
 async fn run(cfg: Config, process: Process) -> anyhow::Result<()> {
-    dss_runtime::telemetry::init(&cfg.log);
+    let component = match &process {
+        Process::All => "up",
+        Process::Api => "api",
+        Process::One(d) => d.name(),
+    };
+    let telemetry = dss_runtime::telemetry::init_with_traces(&cfg.log, &cfg.telemetry, component)
+        .map_err(anyhow::Error::msg)?;
     let listener = match process.api() {
         false => None,
         true => Some(
@@ -596,6 +602,8 @@ async fn run(cfg: Config, process: Process) -> anyhow::Result<()> {
         done.context("daemon task")??;
     }
     tracing::info!("stopped");
+    // The exporter's last batch leaves from a thread of its own.
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     Ok(())
 }
 

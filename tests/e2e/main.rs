@@ -20,5 +20,6 @@ mod postgres;
 mod runbooks;
 mod search;
 mod sync;
+mod traces;
 mod ui;
 mod webhooks;

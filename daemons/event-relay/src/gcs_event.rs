@@ -80,6 +80,7 @@ pub fn parse(body: &str) -> Result<Option<BucketEvent>, String> {
             .get("dss-correlation-id")
             .filter(|id| dss_core::correlation::valid(id))
             .cloned(),
+        traceparent: None,
     }))
 }
 

@@ -91,6 +91,10 @@ impl Client {
         for (name, value) in req.headers {
             builder = builder.header(name, value);
         }
+        // The receiver may continue the trace of the write that caused the notification.
+        if let Some(tp) = dss_core::correlation::traceparent() {
+            builder = builder.header("traceparent", tp);
+        }
         match builder.body(req.body).send().await {
             Ok(resp) => Ok(resp.status().as_u16()),
             Err(e) => Err(describe(&e)),

@@ -39,7 +39,7 @@ pub use replicas::{DownloadMode, ReplicaConfig, ReplicaLocation, replica_locatio
 pub use search::SearchConfig;
 pub use storage::{Durability, EmbeddedConfig, StagingConfig};
 pub use sync::SyncConfig;
-pub use telemetry::{LogConfig, MetricsConfig};
+pub use telemetry::{LogConfig, MetricsConfig, TelemetryConfig};
 
 use error::invalid;
 
@@ -120,6 +120,9 @@ pub struct Config {
     /// Metrics of processes without the API.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Trace export.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// What one request or subscription may ask of the service.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -195,6 +198,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.api.validate()?;
         self.metrics.validate()?;
+        self.telemetry.validate()?;
         self.log.validate()?;
         self.limits.validate()?;
         self.auth.validate()?;
@@ -329,8 +333,26 @@ impl Config {
 
 /// Top-level keys that `DSS_*` environment variables may set.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "api", "replicas", "staging", "auth", "embedded", "metadata", "keys", "index",
-    "search", "notify", "checkout", "mail", "sync", "queues", "aws", "gcp", "log", "metrics",
+    "data_dir",
+    "api",
+    "replicas",
+    "staging",
+    "auth",
+    "embedded",
+    "metadata",
+    "keys",
+    "index",
+    "search",
+    "notify",
+    "checkout",
+    "mail",
+    "sync",
+    "queues",
+    "aws",
+    "gcp",
+    "log",
+    "metrics",
+    "telemetry",
     "limits",
 ];
 

@@ -1,9 +1,10 @@
-//! `[log]` and `[metrics]`: log output and where processes without the API serve `/metrics`.
+//! `[log]`, `[metrics]` and `[telemetry]`: log output, where processes without the API serve
+//! `/metrics`, and where traces go.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
-use crate::error::{invalid, socket_address};
+use crate::error::{http_url, invalid, positive, socket_address};
 
 /// Where a process without the API serves `/metrics` (the API serves it on its own address).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -48,5 +49,42 @@ impl LogConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Trace export: OpenTelemetry over OTLP/HTTP (protobuf) when `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver (an OpenTelemetry Collector, Jaeger, …), e.g.
+    /// `http://collector:4318`; spans go to `{otlp_endpoint}/v1/traces`. Unset: no export
+    /// (W3C `traceparent` is still carried from requests through queues to webhooks).
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the spans (default `dss-{component}`, e.g. `dss-api`, `dss-index`).
+    pub service_name: Option<String>,
+    /// Share of new traces recorded, 0–1 (a trace a caller started keeps the caller's choice).
+    pub sample_ratio: f64,
+    /// Time for one export request, in milliseconds.
+    pub otlp_timeout_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: None,
+            sample_ratio: 1.0,
+            otlp_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        http_url("telemetry.otlp_endpoint", self.otlp_endpoint.as_ref())?;
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(invalid("telemetry.sample_ratio", "must be between 0 and 1"));
+        }
+        positive(&[("telemetry.otlp_timeout_ms", self.otlp_timeout_ms)])
     }
 }

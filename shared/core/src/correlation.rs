@@ -1,11 +1,39 @@
 //! Correlation ids: one id per API request (the caller's `X-Request-Id`, or a new one), carried
 //! through the work it causes — the bucket events of what it wrote, the jobs it queued, and the
 //! handling of those in every daemon — so one id finds a request's log lines everywhere.
+//!
+//! Beside it travels the W3C `traceparent` of the span that caused the work (see
+//! `dss_runtime::telemetry`), so the spans of every hop join one trace.
 
 use std::future::Future;
 
 tokio::task_local! {
     static CORRELATION_ID: String;
+    static TRACEPARENT: String;
+}
+
+/// Whether `tp` is a W3C `traceparent` of version `00`: `00-{trace id: 32 hex}-{parent id: 16
+/// hex}-{flags: 2 hex}`, lower-case, neither id all zeros.
+pub fn valid_traceparent(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts[..], [v, trace, parent, flags]
+        if v == "00" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0'))
+}
+
+/// The `traceparent` of the work the calling task does, if any: the parent of what it causes.
+pub fn traceparent() -> Option<String> {
+    TRACEPARENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` with `tp` as its `traceparent`.
+pub async fn trace_scope<F: Future>(tp: String, work: F) -> F::Output {
+    TRACEPARENT.scope(tp, work).await
 }
 
 /// The longest id accepted from a caller.
@@ -58,11 +86,29 @@ pub fn body<T: serde::Serialize>(message: &T) -> serde_json::Result<String> {
         message: &'a T,
         #[serde(skip_serializing_if = "Option::is_none")]
         correlation_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     }
     serde_json::to_string(&Traced {
         message,
         correlation_id: current(),
+        traceparent: traceparent(),
     })
+}
+
+/// The `traceparent` of a JSON message body, when it has a valid one.
+pub fn traceparent_of_body(body: &str) -> Option<String> {
+    if !body.contains("\"traceparent\"") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Carrier {
+        traceparent: Option<String>,
+    }
+    serde_json::from_str::<Carrier>(body)
+        .ok()?
+        .traceparent
+        .filter(|tp| valid_traceparent(tp))
 }
 
 /// The `correlation_id` of a JSON message body, when it has a valid one.
@@ -137,6 +183,29 @@ mod tests {
             r#"{"kind":"Copy","key":"k","correlation_id":"req-2"}"#
         );
         assert_eq!(of_body(&traced).as_deref(), Some("req-2"));
+    }
+
+    #[tokio::test]
+    async fn bodies_carry_the_traceparent_of_their_cause() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(valid_traceparent(tp));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ] {
+            assert!(!valid_traceparent(bad), "{bad}");
+        }
+        let body = trace_scope(tp.into(), async {
+            body(&serde_json::json!({"k": 1})).unwrap()
+        })
+        .await;
+        assert_eq!(traceparent_of_body(&body).as_deref(), Some(tp));
+        assert_eq!(traceparent_of_body(r#"{"traceparent": "junk"}"#), None);
+        assert_eq!(traceparent(), None);
     }
 
     #[tokio::test]

@@ -340,6 +340,7 @@ impl LocalBlobStore {
             event_name,
             time,
             correlation_id: dss_core::correlation::current(),
+            traceparent: dss_core::correlation::traceparent(),
         };
         Some((topic, serde_json::to_string(&event).unwrap_or_default()))
     }

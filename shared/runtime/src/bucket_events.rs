@@ -81,6 +81,7 @@ pub fn parse(body: &str) -> Result<Vec<BucketEvent>, String> {
                     event_name,
                     time: r.event_time,
                     correlation_id: None,
+                    traceparent: None,
                 })
             })
             .collect());

@@ -207,6 +207,10 @@ pub struct BucketEvent {
     /// daemons read it from the object ([`super::blob::ObjectMeta::correlation_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The W3C `traceparent` of the span whose write caused it, where the bucket carries one
+    /// (embedded buckets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl BucketEvent {
@@ -220,6 +224,7 @@ impl BucketEvent {
             event_name: BucketEventName::Created,
             time: o.created,
             correlation_id: None,
+            traceparent: None,
         }
     }
 }
@@ -238,6 +243,7 @@ mod tests {
             event_name: BucketEventName::Created,
             time: OffsetDateTime::UNIX_EPOCH,
             correlation_id: None,
+            traceparent: None,
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"ObjectCreated:Put\""), "{text}");

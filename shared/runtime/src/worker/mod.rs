@@ -21,7 +21,6 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use dss_core::clock::{Clock, SystemClock};
 use dss_core::ports::queue::{Message, OutgoingMessage, Queue};
@@ -325,9 +324,13 @@ impl Job {
         let result = {
             // A panic in the handler is a failed attempt of this message alone: the worker,
             // its other messages and the process go on.
-            let handle = AssertUnwindSafe(self.handler.handle(&message))
-                .catch_unwind()
-                .instrument(span.clone());
+            // Its span continues the trace of what caused the message.
+            let traceparent = dss_core::correlation::traceparent_of_body(&message.body);
+            let handle = crate::telemetry::in_span(
+                span.clone(),
+                traceparent.as_deref(),
+                AssertUnwindSafe(self.handler.handle(&message)).catch_unwind(),
+            );
             let handle = match correlation {
                 Some(id) => futures::future::Either::Left(dss_core::correlation::scope(id, handle)),
                 None => futures::future::Either::Right(handle),

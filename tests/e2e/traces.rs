@@ -1,0 +1,176 @@
+//! Traces over OTLP/HTTP: `dss up` exports its spans to a minimal OTLP receiver of the test's own
+//! (protobuf `ExportTraceServiceRequest`s on `/v1/traces`). A request carrying a W3C
+//! `traceparent` continues the caller's trace through the API, the bucket event, the messages of
+//! the index, sync and notify daemons, and the webhook, whose request carries the trace on.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use prost::Message;
+use serde_json::json;
+
+use crate::harness::{Dss, put_sample_bundle};
+
+/// One exported span: service, name, trace id, parent span id (hex), its `worker` attribute.
+#[derive(Debug, Clone)]
+struct Exported {
+    service: String,
+    name: String,
+    trace: String,
+    parent: String,
+    worker: String,
+}
+
+type Spans = Arc<Mutex<Vec<Exported>>>;
+
+fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(AnyValue::StringValue(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A receiver of OTLP/HTTP protobuf trace exports; its base URL and what it got.
+async fn otlp_receiver() -> (String, Spans) {
+    let spans = Spans::default();
+    let got = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let got = got.clone();
+            async move {
+                let Ok(req) = ExportTraceServiceRequest::decode(body) else {
+                    return axum::http::StatusCode::BAD_REQUEST;
+                };
+                for rs in req.resource_spans {
+                    let service = rs
+                        .resource
+                        .iter()
+                        .flat_map(|r| &r.attributes)
+                        .find(|a| a.key == "service.name")
+                        .map(|a| text(&a.value))
+                        .unwrap_or_default();
+                    for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+                        let worker = span
+                            .attributes
+                            .iter()
+                            .find(|a| a.key == "worker")
+                            .map(|a| text(&a.value))
+                            .unwrap_or_default();
+                        got.lock().unwrap().push(Exported {
+                            service: service.clone(),
+                            name: span.name,
+                            trace: hex(&span.trace_id),
+                            parent: hex(&span.parent_span_id),
+                            worker,
+                        });
+                    }
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, spans)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A webhook receiver recording each request's `traceparent`.
+async fn traced_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            let tp = headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            seen.lock().unwrap().push(tp);
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
+    let (otlp, spans) = otlp_receiver().await;
+    let dss = Dss::up_with(&[
+        ("DSS_TELEMETRY__OTLP_ENDPOINT", otlp),
+        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
+        // Batches leave every 200 ms instead of every 5 s.
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+    ])
+    .await;
+    let (hook, hooked) = traced_receiver().await;
+    let r = dss
+        .http
+        .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
+        .bearer_auth(&dss.token)
+        .json(&json!({"callback_url": hook, "jmespath_query": "event_type=='CREATE'"}))
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(r.status(), 201);
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-{caller}-01").parse().expect("header"),
+    );
+    let traced = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client");
+    let version = "2026-12-05T010203.000000Z";
+    put_sample_bundle(&traced, &dss.base, &dss.token, version, "{\"a\": 1}".into()).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = spans.lock().unwrap().clone();
+        let of_trace: Vec<&Exported> = got.iter().filter(|s| s.trace == trace).collect();
+        let api = of_trace
+            .iter()
+            .any(|s| s.name == "request" && s.parent == caller && s.service == "dss-up");
+        let worker = |w: &str| {
+            of_trace
+                .iter()
+                .any(|s| s.name == "message" && s.worker == w)
+        };
+        let webhook = hooked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|tp| tp.starts_with(&format!("00-{trace}-")) && !tp.contains(caller));
+        let daemons = ["index", "notify-match", "notify-deliver", "sync"];
+        if api && daemons.iter().all(|d| worker(d)) && webhook {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the trace never joined up: api {api}, daemons {:?}, webhook {webhook}; spans of the trace: {of_trace:#?}; webhooks: {:?}",
+            daemons.map(|d| (d, worker(d))),
+            hooked.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
