@@ -109,16 +109,36 @@ async fn traced_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, got)
 }
 
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER: &str = "00f067aa0ba902b7";
+
+/// A client whose every request carries the caller's `traceparent`.
+fn traced_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{TRACE}-{CALLER}-01").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// The exporting configuration: batches leave every 200 ms instead of every 5 s.
+fn exporting(otlp: String) -> [(&'static str, String); 2] {
+    [
+        ("DSS_TELEMETRY__OTLP_ENDPOINT", otlp),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
     let (otlp, spans) = otlp_receiver().await;
-    let dss = Dss::up_with(&[
-        ("DSS_TELEMETRY__OTLP_ENDPOINT", otlp),
-        ("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()),
-        // Batches leave every 200 ms instead of every 5 s.
-        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
-    ])
-    .await;
+    let mut env = exporting(otlp).to_vec();
+    env.push(("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()));
+    let dss = Dss::up_with(&env).await;
     let (hook, hooked) = traced_receiver().await;
     let r = dss
         .http
@@ -130,19 +150,16 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
         .expect("subscribe");
     assert_eq!(r.status(), 201);
 
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let caller = "00f067aa0ba902b7";
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        "traceparent",
-        format!("00-{trace}-{caller}-01").parse().expect("header"),
-    );
-    let traced = reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .expect("client");
+    let (trace, caller) = (TRACE, CALLER);
     let version = "2026-12-05T010203.000000Z";
-    put_sample_bundle(&traced, &dss.base, &dss.token, version, "{\"a\": 1}".into()).await;
+    put_sample_bundle(
+        &traced_client(),
+        &dss.base,
+        &dss.token,
+        version,
+        "{\"a\": 1}".into(),
+    )
+    .await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -170,6 +187,45 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
             "the trace never joined up: api {api}, daemons {:?}, webhook {webhook}; spans of the trace: {of_trace:#?}; webhooks: {:?}",
             daemons.map(|d| (d, worker(d))),
             hooked.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an AWS-protocol server (moto); run by infra/local/test.sh"]
+async fn the_trace_crosses_s3_notifications_through_the_objects_metadata() {
+    let (otlp, spans) = otlp_receiver().await;
+    let (mut env, _) = crate::aws::aws_env();
+    env.extend(exporting(otlp));
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::aws::infra_local(&env, &dir.path().join("data"));
+    let dss = Dss::up_in_with(dir, &env).await;
+    let version = "2026-12-05T020304.000000Z";
+    put_sample_bundle(
+        &traced_client(),
+        &dss.base,
+        &dss.token,
+        version,
+        "{\"b\": 2}".into(),
+    )
+    .await;
+    // S3's notification carries no traceparent; the index daemon finds the writer's on the
+    // manifest object and handles the event in a span of the caller's trace.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = spans.lock().unwrap().clone();
+        let of_trace: Vec<&Exported> = got.iter().filter(|s| s.trace == TRACE).collect();
+        let api = of_trace
+            .iter()
+            .any(|s| s.name == "request" && s.parent == CALLER);
+        let indexed = of_trace.iter().any(|s| s.name == "bucket_event");
+        if api && indexed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "api {api}, index {indexed}: {of_trace:#?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

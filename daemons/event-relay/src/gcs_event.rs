@@ -80,7 +80,11 @@ pub fn parse(body: &str) -> Result<Option<BucketEvent>, String> {
             .get("dss-correlation-id")
             .filter(|id| dss_core::correlation::valid(id))
             .cloned(),
-        traceparent: None,
+        traceparent: object
+            .metadata
+            .get("dss-traceparent")
+            .filter(|tp| dss_core::correlation::valid_traceparent(tp))
+            .cloned(),
     }))
 }
 

@@ -215,19 +215,29 @@ impl Indexer {
         };
         let (name, store) = (replica.name.as_str(), &replica.store);
         let key = ObjectKey::parse(&event.key);
-        let correlation = self.writers_correlation(store, &event, key.as_ref()).await;
+        let writer = self.writer(store, &event, key.as_ref()).await;
+        let (correlation, traceparent) = writer
+            .map(|w| (w.correlation_id, w.traceparent))
+            .unwrap_or_default();
+        let span = tracing::info_span!("bucket_event", key = %event.key);
         let work = self.dispatch(name, store, event.event_name, key);
-        dss_core::correlation::adopt(correlation.as_deref(), work).await
+        let work = dss_core::correlation::adopt(correlation.as_deref(), work);
+        match traceparent {
+            // The writer's trace goes on in a span of its own.
+            Some(tp) => dss_runtime::telemetry::in_span(span, Some(&tp), work).await,
+            None => work.await,
+        }
     }
 
-    /// The correlation id the writer of a bundle's manifest or tombstone recorded with it, when
-    /// the event carried none (S3 notifications), so its indexing and notifications log under it.
-    async fn writers_correlation(
+    /// What the writer of a bundle's manifest or tombstone recorded with it — its correlation
+    /// id and `traceparent` — when the event carried neither (S3 notifications), so its
+    /// indexing and notifications log under the id and join the writer's trace.
+    async fn writer(
         &self,
         store: &Arc<dyn BlobStore>,
         event: &BucketEvent,
         key: Option<&ObjectKey>,
-    ) -> Option<String> {
+    ) -> Option<dss_core::ports::ObjectMeta> {
         let bundle_object = matches!(
             key,
             Some(
@@ -239,11 +249,12 @@ impl Indexer {
         if event.event_name != BucketEventName::Created
             || !bundle_object
             || event.correlation_id.is_some()
+            || event.traceparent.is_some()
             || dss_core::correlation::current().is_some()
         {
             return None;
         }
-        store.head(&event.key).await.ok().flatten()?.correlation_id
+        store.head(&event.key).await.ok().flatten()
     }
 
     /// Indexes or records what happened to `key`.

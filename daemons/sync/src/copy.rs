@@ -96,6 +96,7 @@ mod tests {
             checksums: sums,
             origin: None,
             correlation_id: None,
+            traceparent: None,
             creator: None,
         }
     }

@@ -210,6 +210,7 @@ fn row_to_meta(r: Row) -> ObjectMeta {
         checksums,
         origin,
         correlation_id: None,
+        traceparent: None,
         creator,
     }
 }
@@ -527,6 +528,7 @@ impl LocalBlobStore {
             checksums: Some(sums),
             origin: opts.origin,
             correlation_id: None,
+            traceparent: None,
             creator: opts.creator,
         })
     }

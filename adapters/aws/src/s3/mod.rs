@@ -51,6 +51,8 @@ const META_S3_ETAG: &str = "dss-s3-etag";
 const META_CRC32C: &str = "dss-crc32c";
 const META_ORIGIN: &str = "dss-origin";
 const META_CORRELATION: &str = "dss-correlation-id";
+/// The `traceparent` of the span that wrote the object.
+const META_TRACEPARENT: &str = "dss-traceparent";
 /// Who wrote the object, percent-encoded (metadata values travel as ASCII headers).
 const META_CREATOR: &str = "dss-creator";
 
@@ -127,7 +129,7 @@ fn tagging_header(tags: &[(String, String)]) -> String {
 }
 
 /// The metadata recording `sums`, the origin and creator in `opts`, and the calling task's
-/// correlation id.
+/// correlation id and `traceparent`.
 fn metadata(sums: Option<&Checksums>, opts: &PutOptions) -> HashMap<String, String> {
     let mut m = HashMap::new();
     if let Some(s) = sums {
@@ -144,6 +146,9 @@ fn metadata(sums: Option<&Checksums>, opts: &PutOptions) -> HashMap<String, Stri
     }
     if let Some(id) = dss_core::correlation::current() {
         m.insert(META_CORRELATION.into(), id);
+    }
+    if let Some(tp) = dss_core::correlation::traceparent() {
+        m.insert(META_TRACEPARENT.into(), tp);
     }
     m
 }
@@ -317,6 +322,7 @@ impl S3BlobStore {
             checksums: Some(sums),
             origin: opts.origin.clone(),
             correlation_id: dss_core::correlation::current(),
+            traceparent: dss_core::correlation::traceparent(),
             creator: opts.creator.clone(),
         })
     }
@@ -431,6 +437,10 @@ impl S3BlobStore {
             checksums: recorded(user),
             origin: user.and_then(|m| m.get(META_ORIGIN).cloned()),
             correlation_id: user.and_then(|m| m.get(META_CORRELATION).cloned()),
+            traceparent: user
+                .and_then(|m| m.get(META_TRACEPARENT))
+                .filter(|tp| dss_core::correlation::valid_traceparent(tp))
+                .cloned(),
             creator: user
                 .and_then(|m| m.get(META_CREATOR))
                 .and_then(|c| percent_encoding::percent_decode_str(c).decode_utf8().ok())
@@ -487,6 +497,7 @@ impl S3BlobStore {
             checksums: Some(sums),
             origin: opts.origin.clone(),
             correlation_id: dss_core::correlation::current(),
+            traceparent: dss_core::correlation::traceparent(),
             creator: opts.creator.clone(),
         })
     }
@@ -730,6 +741,7 @@ impl BlobStore for S3BlobStore {
             checksums: Some(expected.clone()),
             origin: opts.origin.clone(),
             correlation_id: dss_core::correlation::current(),
+            traceparent: dss_core::correlation::traceparent(),
             creator: opts.creator.clone(),
         }))
     }

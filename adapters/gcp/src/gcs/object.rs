@@ -18,6 +18,8 @@ pub const META_ORIGIN: &str = "dss-origin";
 pub const META_CREATOR: &str = "dss-creator";
 /// The correlation id of the request whose work wrote the object.
 pub const META_CORRELATION: &str = "dss-correlation-id";
+/// The `traceparent` of the span whose work wrote the object.
+pub const META_TRACEPARENT: &str = "dss-traceparent";
 
 /// An object resource (the fields DSS reads).
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +76,7 @@ pub struct Rewrite {
 }
 
 /// The custom metadata recording `sums`, `origin`, `creator` and the calling task's
-/// correlation id.
+/// correlation id and `traceparent`.
 pub fn metadata(
     sums: Option<&Checksums>,
     origin: Option<&str>,
@@ -96,6 +98,9 @@ pub fn metadata(
     if let Some(id) = dss_core::correlation::current() {
         m.insert(META_CORRELATION.into(), id.into());
     }
+    if let Some(tp) = dss_core::correlation::traceparent() {
+        m.insert(META_TRACEPARENT.into(), tp.into());
+    }
     m
 }
 
@@ -113,6 +118,14 @@ impl Object {
         self.metadata
             .get(META_CORRELATION)
             .filter(|id| dss_core::correlation::valid(id))
+            .cloned()
+    }
+
+    /// The `traceparent` recorded with it, when valid.
+    pub fn traceparent(&self) -> Option<String> {
+        self.metadata
+            .get(META_TRACEPARENT)
+            .filter(|tp| dss_core::correlation::valid_traceparent(tp))
             .cloned()
     }
 
@@ -163,6 +176,7 @@ impl Object {
             checksums,
             origin: self.metadata.get(META_ORIGIN).cloned(),
             correlation_id: self.correlation_id(),
+            traceparent: self.traceparent(),
             creator: self.metadata.get(META_CREATOR).cloned(),
         })
     }

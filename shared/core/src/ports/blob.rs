@@ -87,6 +87,9 @@ pub struct ObjectMeta {
     /// with the object (S3, GCS), so that the daemons its bucket event reaches log under it.
     /// The embedded store puts the id on its events instead.
     pub correlation_id: Option<String>,
+    /// The W3C `traceparent` of the span that wrote it, where the store records one with the
+    /// object (S3, GCS), so that the handling of its bucket event joins the writer's trace.
+    pub traceparent: Option<String>,
     /// Who wrote it, when the writer recorded that ([`PutOptions::creator`]): the e-mail of a
     /// bundle's creator, which decides who may derive new versions of it. Listings may leave
     /// it out.

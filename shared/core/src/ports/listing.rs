@@ -101,6 +101,7 @@ mod tests {
                     checksums: None,
                     origin: None,
                     correlation_id: None,
+                    traceparent: None,
                     creator: None,
                 })
                 .collect();
