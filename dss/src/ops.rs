@@ -161,7 +161,7 @@ pub async fn queues(cfg: &Config, as_json: bool) -> anyhow::Result<()> {
         let q = dep.queue(&name).await?;
         if !q.reports_gauges() {
             bail!(
-                "queue {} reports no gauges (Pub/Sub keeps them in Cloud Monitoring: subscription/num_undelivered_messages, oldest_unacked_message_age)",
+                "queue {} reports no gauges: not available from the Pub/Sub emulator (on Google Cloud they come from Cloud Monitoring; set gcp.monitoring_endpoint for another server)",
                 q.name()
             );
         }

@@ -9,6 +9,8 @@ use http::HeaderMap;
 pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
 /// The scope of Pub/Sub requests.
 pub const PUBSUB_SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
+/// The scope of Cloud Monitoring reads (Pub/Sub's queue gauges).
+pub const MONITORING_SCOPE: &str = "https://www.googleapis.com/auth/monitoring.read";
 
 /// How requests are authorised.
 #[derive(Debug, Clone)]

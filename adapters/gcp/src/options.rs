@@ -9,6 +9,9 @@ pub struct GcpOptions {
     /// Endpoint of a Pub/Sub-compatible server (`http://127.0.0.1:8085` for the emulator);
     /// default `https://pubsub.googleapis.com`.
     pub pubsub_endpoint: Option<String>,
+    /// Endpoint of Cloud Monitoring, which holds Pub/Sub's queue gauges; default
+    /// `https://monitoring.googleapis.com` (none for an anonymous emulator unless set).
+    pub monitoring_endpoint: Option<String>,
     /// Project of new buckets, and of the Pub/Sub topics and subscriptions.
     pub project: Option<String>,
     /// Send no credentials (local emulators); otherwise Application Default Credentials.

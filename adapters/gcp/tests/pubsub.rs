@@ -124,3 +124,70 @@ async fn the_backend_declares_queues_that_components_then_open() {
     }
     assert!(!index.reports_gauges());
 }
+
+#[tokio::test]
+#[ignore = "needs the Pub/Sub emulator; run by infra/local/test.sh"]
+async fn queue_gauges_come_from_cloud_monitoring_where_it_reports_them() {
+    use dss_conformance::proxy::{Answer, Options, Proxy, Seen};
+    let name = unique("gauges");
+    let queue = PubSubQueue::declare(&pubsub(), &name, 5)
+        .await
+        .expect("declare");
+    // The emulator has no Cloud Monitoring: no gauges, and stats says so.
+    assert!(!queue.reports_gauges());
+    let err = queue.stats().await.expect_err("no gauges");
+    assert!(err.to_string().contains("emulator"), "{err}");
+
+    // A Cloud Monitoring of the test's own: one series per subscription of the queue.
+    let (queue_sub, events_sub) = (name.clone(), format!("{name}-events"));
+    let monitoring = Proxy::start(
+        "http://127.0.0.1:9",
+        Options {
+            gate: Some(Arc::new(move |seen: &Seen| {
+                let query = seen.target.replace("%22", "\"").replace('+', " ");
+                let series = |a: i64, b: i64| {
+                    format!(
+                        r#"{{"timeSeries": [{{"points": [{{"value": {{"int64Value": "{a}"}}}}, {{"value": {{"int64Value": "1"}}}}]}}, {{"points": [{{"value": {{"int64Value": "{b}"}}}}]}}]}}"#
+                    )
+                };
+                let right = seen.target.starts_with("/v3/projects/dss-test/timeSeries?")
+                    && query.contains(&format!("\"{queue_sub}\""))
+                    && query.contains(&format!("\"{events_sub}\""));
+                let body = if !right {
+                    return Err(Answer::json(400, r#"{"error": {"message": "unexpected"}}"#));
+                } else if query.contains("num_undelivered_messages") {
+                    series(7, 5)
+                } else if query.contains("oldest_unacked_message_age") {
+                    series(30, 90)
+                } else {
+                    return Err(Answer::json(400, r#"{"error": {"message": "no metric"}}"#));
+                };
+                Err(Answer::json(200, body))
+            })),
+            ..Options::default()
+        },
+    )
+    .await;
+    let watched = PubSub::connect(&GcpOptions {
+        pubsub_endpoint: Some(std::env::var("DSS_TEST_PUBSUB_URL").expect("emulator")),
+        monitoring_endpoint: Some(monitoring.url("http")),
+        project: Some("dss-test".into()),
+        anonymous: true,
+        ..GcpOptions::default()
+    })
+    .expect("client");
+    let queue = PubSubQueue::open(&watched, &name, 5).await.expect("open");
+    assert!(queue.reports_gauges());
+    let stats = queue.stats().await.expect("stats");
+    assert_eq!(
+        stats.depth(),
+        12,
+        "the newest sample of each subscription, summed"
+    );
+    assert_eq!(stats.oldest_age, Some(Duration::from_secs(90)));
+    // Kept for a minute: the workers' refreshes do not each cost a Monitoring read.
+    let asked = monitoring.seen().len();
+    assert_eq!(asked, 2);
+    queue.stats().await.expect("stats");
+    assert_eq!(monitoring.seen().len(), asked);
+}

@@ -19,6 +19,7 @@ pub fn options(config: &Config) -> GcpOptions {
     GcpOptions {
         endpoint: g.storage_endpoint.clone(),
         pubsub_endpoint: g.pubsub_endpoint.clone(),
+        monitoring_endpoint: g.monitoring_endpoint.clone(),
         project: g.project.clone(),
         anonymous: g.anonymous,
         requests: dss_gcp::RequestPolicy {

@@ -53,6 +53,9 @@ pub struct GcpConfig {
     pub storage_endpoint: Option<String>,
     /// Pub/Sub endpoint of a compatible server (the emulator); default Google's.
     pub pubsub_endpoint: Option<String>,
+    /// Cloud Monitoring endpoint, where Pub/Sub's queue gauges are read; default Google's
+    /// (with `anonymous`, none unless set: emulators report no gauges).
+    pub monitoring_endpoint: Option<String>,
     /// Project of new buckets and of the Pub/Sub topics and subscriptions.
     pub project: Option<String>,
     /// Send no credentials (emulators); otherwise Application Default Credentials.
@@ -77,6 +80,7 @@ impl Default for GcpConfig {
         Self {
             storage_endpoint: None,
             pubsub_endpoint: None,
+            monitoring_endpoint: None,
             project: None,
             anonymous: false,
             events_topic: None,
@@ -121,6 +125,7 @@ impl GcpConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         http_url("gcp.storage_endpoint", self.storage_endpoint.as_ref())?;
         http_url("gcp.pubsub_endpoint", self.pubsub_endpoint.as_ref())?;
+        http_url("gcp.monitoring_endpoint", self.monitoring_endpoint.as_ref())?;
         positive(&[
             ("gcp.connect_timeout_ms", self.connect_timeout_ms),
             ("gcp.read_timeout_ms", self.read_timeout_ms),

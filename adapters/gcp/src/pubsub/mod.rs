@@ -11,6 +11,7 @@
 //! `N-dlq`, the target of both subscriptions' dead-letter policies.
 
 mod backend;
+mod gauges;
 mod queue;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct PubSub {
     base: String,
     project: String,
     auth: Arc<Auth>,
+    /// Where the queue gauges come from, if anywhere.
+    gauges: Option<Arc<gauges::Gauges>>,
 }
 
 /// The outcome of a request whose "not found" is an answer.
@@ -57,9 +60,11 @@ impl PubSub {
             .clone()
             .ok_or_else(|| QueueError::Backend("Pub/Sub needs a project".into()))?;
         let http = reqwest::Client::builder().build().map_err(backend)?;
+        let gauges = gauges::Gauges::connect(options, &project)?.map(Arc::new);
         Ok(Self {
             http,
             base: options.pubsub_base(),
+            gauges,
             project,
             auth: Arc::new(
                 Auth::new(options.anonymous, PUBSUB_SCOPE).map_err(QueueError::Backend)?,

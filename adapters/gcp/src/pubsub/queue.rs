@@ -8,7 +8,8 @@
 //!   dead-letter queue by the queue itself (Pub/Sub's own policy, at least 5 attempts, is a
 //!   backstop), with the reason as the `dss-dead-reason` attribute.
 //! * Long polls are repeated immediate pulls with growing pauses (at most 1 s) until `wait`.
-//! * Pub/Sub accepts acks and deadline changes of expired deliveries, and reports no gauges.
+//! * Pub/Sub accepts acks and deadline changes of expired deliveries. Its gauges come from
+//!   Cloud Monitoring ([`super::gauges`]); emulators have none.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -378,14 +379,20 @@ impl Queue for PubSubQueue {
     }
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
-        Err(QueueError::Backend(format!(
-            "Pub/Sub reports no gauges of {} (see Cloud Monitoring)",
-            self.name
-        )))
+        match &self.ps.gauges {
+            Some(g) => {
+                g.stats(&[self.name.clone(), self.events_subscription()])
+                    .await
+            }
+            None => Err(QueueError::Backend(format!(
+                "the Pub/Sub emulator reports no gauges of {}",
+                self.name
+            ))),
+        }
     }
 
     fn reports_gauges(&self) -> bool {
-        false
+        self.ps.gauges.is_some()
     }
 
     fn max_delay(&self) -> Duration {
