@@ -161,10 +161,8 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
     )
     .await;
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = spans.lock().unwrap().clone();
-        let of_trace: Vec<&Exported> = got.iter().filter(|s| s.trace == trace).collect();
+    let daemons = ["index", "notify-match", "notify-deliver", "sync"];
+    until_trace(&spans, 30, |of_trace| {
         let api = of_trace
             .iter()
             .any(|s| s.name == "request" && s.parent == caller && s.service == "dss-up");
@@ -178,18 +176,17 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
             .unwrap()
             .iter()
             .any(|tp| tp.starts_with(&format!("00-{trace}-")) && !tp.contains(caller));
-        let daemons = ["index", "notify-match", "notify-deliver", "sync"];
-        if api && daemons.iter().all(|d| worker(d)) && webhook {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the trace never joined up: api {api}, daemons {:?}, webhook {webhook}; spans of the trace: {of_trace:#?}; webhooks: {:?}",
-            daemons.map(|d| (d, worker(d))),
-            hooked.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (api && daemons.iter().all(|d| worker(d)) && webhook)
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "api {api}, daemons {:?}, webhook {webhook} ({:?})",
+                    daemons.map(|d| (d, worker(d))),
+                    hooked.lock().unwrap()
+                )
+            })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,21 +209,32 @@ async fn the_trace_crosses_s3_notifications_through_the_objects_metadata() {
     .await;
     // S3's notification carries no traceparent; the index daemon finds the writer's on the
     // manifest object and handles the event in a span of the caller's trace.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = spans.lock().unwrap().clone();
-        let of_trace: Vec<&Exported> = got.iter().filter(|s| s.trace == TRACE).collect();
+    until_trace(&spans, 60, |of_trace| {
         let api = of_trace
             .iter()
             .any(|s| s.name == "request" && s.parent == CALLER);
         let indexed = of_trace.iter().any(|s| s.name == "bucket_event");
-        if api && indexed {
-            break;
+        (api && indexed)
+            .then_some(())
+            .ok_or_else(|| format!("api {api}, index {indexed}"))
+    })
+    .await;
+}
+
+/// Waits up to `secs` until the spans of the caller's trace satisfy `ready` (else its reason
+/// and the spans are the failure).
+async fn until_trace(spans: &Spans, secs: u64, ready: impl Fn(&[&Exported]) -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = spans.lock().unwrap().clone();
+        let of_trace: Vec<&Exported> = got.iter().filter(|s| s.trace == TRACE).collect();
+        match ready(&of_trace) {
+            Ok(()) => return,
+            Err(why) => assert!(
+                Instant::now() < deadline,
+                "the trace never joined up: {why}; its spans: {of_trace:#?}"
+            ),
         }
-        assert!(
-            Instant::now() < deadline,
-            "api {api}, index {indexed}: {of_trace:#?}"
-        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -58,6 +58,18 @@ async fn total(index: &ElasticsearchIndex) -> u64 {
     index.search("aws", &req).await.expect("search").total
 }
 
+/// A proxy to the server letting through what `gate` lets through.
+async fn gated(gate: Gate) -> Proxy {
+    Proxy::start(
+        &upstream(),
+        Options {
+            gate: Some(gate),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 /// A gate letting through requests whose `Authorization` is one of `accepted`, answering the
 /// others as Elasticsearch's security layer does.
 fn credentials_gate(accepted: &'static [&'static str]) -> Gate {
@@ -81,14 +93,7 @@ fn credentials_gate(accepted: &'static [&'static str]) -> Gate {
 async fn basic_and_api_key_credentials_come_from_the_configuration() {
     // base64("dss:s3cret"); an API key as the cluster hands it out.
     let gate = credentials_gate(&["Basic ZHNzOnMzY3JldA==", "ApiKey a2V5LWlkOmtleS1zZWNyZXQ="]);
-    let proxy = Proxy::start(
-        &upstream(),
-        Options {
-            gate: Some(gate),
-            ..Options::default()
-        },
-    )
-    .await;
+    let proxy = gated(gate).await;
     let basic = SearchConfig {
         username: Some("dss".into()),
         password: Some("s3cret".into()),
@@ -213,14 +218,7 @@ async fn requests_are_signed_with_aws_sigv4_for_opensearch_service() {
             ))
         }
     });
-    let proxy = Proxy::start(
-        &upstream(),
-        Options {
-            gate: Some(gate),
-            ..Options::default()
-        },
-    )
-    .await;
+    let proxy = gated(gate).await;
     let cfg = SearchConfig {
         aws_sigv4: true,
         ..config(vec![proxy.url("http")])

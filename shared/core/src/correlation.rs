@@ -96,34 +96,23 @@ pub fn body<T: serde::Serialize>(message: &T) -> serde_json::Result<String> {
     })
 }
 
-/// The `traceparent` of a JSON message body, when it has a valid one.
-pub fn traceparent_of_body(body: &str) -> Option<String> {
-    if !body.contains("\"traceparent\"") {
+/// The string member `name` of a JSON message body (a cheap look first: most bodies have none).
+fn member(body: &str, name: &str) -> Option<String> {
+    if !body.contains(&format!("\"{name}\"")) {
         return None;
     }
-    #[derive(serde::Deserialize)]
-    struct Carrier {
-        traceparent: Option<String>,
-    }
-    serde_json::from_str::<Carrier>(body)
-        .ok()?
-        .traceparent
-        .filter(|tp| valid_traceparent(tp))
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get(name)?.as_str().map(str::to_string)
+}
+
+/// The `traceparent` of a JSON message body, when it has a valid one.
+pub fn traceparent_of_body(body: &str) -> Option<String> {
+    member(body, "traceparent").filter(|tp| valid_traceparent(tp))
 }
 
 /// The `correlation_id` of a JSON message body, when it has a valid one.
 pub fn of_body(body: &str) -> Option<String> {
-    if !body.contains("\"correlation_id\"") {
-        return None;
-    }
-    #[derive(serde::Deserialize)]
-    struct Carrier {
-        correlation_id: Option<String>,
-    }
-    serde_json::from_str::<Carrier>(body)
-        .ok()?
-        .correlation_id
-        .filter(|id| valid(id))
+    member(body, "correlation_id").filter(|id| valid(id))
 }
 
 #[cfg(test)]
