@@ -1,6 +1,6 @@
 //! Adapters for Google Cloud and servers speaking its protocols: `BlobStore` on GCS
 //! ([`GcsBlobStore`]) over the JSON API; `Queue`, `Topic` and a deployment's queue backend on
-//! Pub/Sub ([`PubSubQueue`], [`PubSubTopic`], [`PubSubQueues`]) over its REST API.
+//! Pub/Sub ([`PubSubQueue`], [`PubSubTopic`], [`PubSubQueues`]) over gRPC with `gcloud-pubsub`.
 //!
 //! Why not a storage SDK: `object_store` uploads through the XML API and the official
 //! `google-cloud-storage` runs its control plane (listing, deleting, rewriting) over the v2 gRPC

@@ -191,3 +191,46 @@ async fn queue_gauges_come_from_cloud_monitoring_where_it_reports_them() {
     queue.stats().await.expect("stats");
     assert_eq!(monitoring.seen().len(), asked);
 }
+
+#[tokio::test]
+#[ignore = "needs the Pub/Sub emulator; run by infra/local/test.sh"]
+async fn a_pull_outlives_a_receive_that_stopped_waiting_and_extra_messages_wait_their_turn() {
+    use dss_core::ports::OutgoingMessage;
+    let name = unique("long-poll");
+    let queue = PubSubQueue::declare(&pubsub(), &name, 5)
+        .await
+        .expect("declare");
+    let visibility = Duration::from_secs(30);
+    // Nothing there: the receive gives up after its wait, its pull goes on.
+    let t = std::time::Instant::now();
+    let none = queue
+        .receive(10, visibility, Duration::from_millis(300))
+        .await
+        .expect("receive");
+    assert!(none.is_empty());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Sent now, it reaches the pull already under way.
+    let messages: Vec<OutgoingMessage> = (0..5)
+        .map(|i| OutgoingMessage {
+            body: format!("m{i}"),
+            delay: Duration::ZERO,
+        })
+        .collect();
+    queue.send_batch(&messages).await.expect("send");
+    let mut bodies = Vec::new();
+    let t = std::time::Instant::now();
+    while bodies.len() < 5 && t.elapsed() < Duration::from_secs(20) {
+        let got = queue
+            .receive(2, visibility, Duration::from_secs(2))
+            .await
+            .expect("receive");
+        assert!(got.len() <= 2, "at most the receive's max: {}", got.len());
+        queue
+            .ack_batch(&got.iter().map(|m| m.receipt.clone()).collect::<Vec<_>>())
+            .await
+            .expect("ack");
+        bodies.extend(got.into_iter().map(|m| m.body));
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
+}

@@ -1,9 +1,11 @@
-//! `Queue` and `Topic` on Google Cloud Pub/Sub, over its REST API (v1).
+//! `Queue` and `Topic` on Google Cloud Pub/Sub, over its gRPC API with the `gcloud-pubsub`
+//! client's RPCs (retried on `UNAVAILABLE` and the like with backoff, connections pooled,
+//! credentials from `google-cloud-auth` as everywhere else in this crate).
 //!
-//! Why not the `google-cloud-pubsub` crate: its subscriber is a streaming pull that manages
-//! leases itself; it exposes neither a pull of a bounded batch nor deadline changes of single
-//! messages (`modifyAckDeadline` is private), which the `Queue` port needs (visibility timeouts,
-//! delayed retries). The REST API has both, and credentials come from `google-cloud-auth`.
+//! Why `gcloud-pubsub` and not Google's `google-cloud-pubsub`: the `Queue` port needs deadline
+//! changes of single messages (visibility timeouts, delays), and in `google-cloud-pubsub` 1.7
+//! `ModifyAckDeadline` is private: its subscriber only acks or nacks, leasing messages itself.
+//! `gcloud-pubsub` exposes every RPC of the API; see docs/architecture.md.
 //!
 //! A queue `N` is the subscription `N` of the topic `N` (what is sent to the queue is published
 //! there), plus — for queues that read bucket events — the subscription `N-events` of the bucket
@@ -12,63 +14,57 @@
 
 mod backend;
 mod gauges;
+mod grpc;
 mod queue;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine;
 use dss_core::ports::QueueError;
-use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use gcloud_googleapis::pubsub::v1::{
+    DeadLetterPolicy, GetSubscriptionRequest, PubsubMessage, Subscription,
+    UpdateSubscriptionRequest,
+};
+use tonic::Code;
 
 use crate::GcpOptions;
-use crate::auth::{Auth, PUBSUB_SCOPE};
 
 pub use backend::PubSubQueues;
 pub use queue::{PubSubQueue, PubSubTopic};
 
-/// Publishes per request at most (the API's limit is 1,000 messages or 10 MB).
-const PUBLISH_BATCH: usize = 500;
+/// Messages per publish request at most (the API's limit is 1,000).
+const PUBLISH_BATCH: usize = 1000;
+/// Bytes of message data per publish request at most (the API's limit is 10 MB, attributes and
+/// framing included).
+const PUBLISH_BYTES: usize = 9 << 20;
 
-/// A Pub/Sub REST client for one project.
+/// A Pub/Sub client for one project.
 #[derive(Debug, Clone)]
 pub struct PubSub {
-    http: reqwest::Client,
-    base: String,
+    rpc: Arc<grpc::Rpc>,
     project: String,
-    auth: Arc<Auth>,
     /// Where the queue gauges come from, if anywhere.
     gauges: Option<Arc<gauges::Gauges>>,
 }
 
-/// The outcome of a request whose "not found" is an answer.
-enum Found<T> {
-    Yes(T),
-    No,
-}
-
-fn backend(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Backend(e.to_string())
+/// The error of a failed RPC.
+fn failed(what: &str, s: tonic::Status) -> QueueError {
+    QueueError::Backend(format!("Pub/Sub {what}: {:?} {}", s.code(), s.message()))
 }
 
 impl PubSub {
-    /// The Pub/Sub of `options.project`, reached as `options` say.
+    /// The Pub/Sub of `options.project`, reached as `options` say (connections open on first
+    /// use).
     pub fn connect(options: &GcpOptions) -> Result<Self, QueueError> {
         let project = options
             .project
             .clone()
             .ok_or_else(|| QueueError::Backend("Pub/Sub needs a project".into()))?;
-        let http = reqwest::Client::builder().build().map_err(backend)?;
         let gauges = gauges::Gauges::connect(options, &project)?.map(Arc::new);
         Ok(Self {
-            http,
-            base: options.pubsub_base(),
-            gauges,
+            rpc: Arc::new(grpc::Rpc::new(options, &project)?),
             project,
-            auth: Arc::new(
-                Auth::new(options.anonymous, PUBSUB_SCOPE).map_err(QueueError::Backend)?,
-            ),
+            gauges,
         })
     }
 
@@ -82,71 +78,19 @@ impl PubSub {
         format!("projects/{}/subscriptions/{name}", self.project)
     }
 
-    /// Sends `method` to `{base}/v1/{path}` with `body`; the answer, or `No` on 404.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Found<T>, QueueError> {
-        let headers = self.auth.headers().await.map_err(QueueError::Backend)?;
-        let mut req = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.base))
-            .headers(headers);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let r = req
-            .send()
-            .await
-            .map_err(|e| backend(format!("Pub/Sub request failed: {e}")))?;
-        match r.status() {
-            s if s.is_success() => {
-                let text = r.text().await.map_err(backend)?;
-                let text = if text.trim().is_empty() {
-                    "{}"
-                } else {
-                    text.as_str()
-                };
-                serde_json::from_str(text)
-                    .map(Found::Yes)
-                    .map_err(|e| backend(format!("Pub/Sub answer {path}: {e}")))
-            }
-            StatusCode::NOT_FOUND => Ok(Found::No),
-            s => {
-                let body = r.text().await.unwrap_or_default();
-                Err(backend(format!(
-                    "Pub/Sub {path}: {s} {}",
-                    body.chars().take(400).collect::<String>()
-                )))
-            }
-        }
-    }
-
-    /// Like [`PubSub::call`], a 404 being an error naming `path`.
-    async fn must<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<T, QueueError> {
-        match self.call(method, path, body).await? {
-            Found::Yes(v) => Ok(v),
-            Found::No => Err(QueueError::NotFound(path.to_string())),
-        }
-    }
-
     /// Creates the topic `name` unless it exists.
     pub async fn ensure_topic(&self, name: &str) -> Result<(), QueueError> {
-        let path = self.topic_path(name);
-        if let Found::Yes(_) = self
-            .call::<Value>(reqwest::Method::GET, &path, None)
-            .await?
-        {
-            return Ok(());
+        let topic = self.rpc.client().await?.topic(name);
+        match topic.exists(None).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(s) => return Err(failed(&self.topic_path(name), s)),
         }
-        self.create(&path, &json!({})).await
+        match topic.create(None, None).await {
+            Ok(()) => Ok(()),
+            Err(s) if s.code() == Code::AlreadyExists => Ok(()),
+            Err(s) => Err(failed(&format!("creating {}", self.topic_path(name)), s)),
+        }
     }
 
     /// Creates the subscription `name` of topic `topic`, dead-lettering into topic `dead` after
@@ -158,87 +102,139 @@ impl PubSub {
         topic: &str,
         dead: Option<(&str, u32)>,
     ) -> Result<(), QueueError> {
+        let subscriber = self.rpc.subscriber().await?;
         let path = self.subscription_path(name);
-        let mut body = json!({
-            "topic": self.topic_path(topic),
-            "ackDeadlineSeconds": 60,
-            "messageRetentionDuration": "604800s",
-        });
-        if let Some((dead_topic, attempts)) = dead {
-            body["deadLetterPolicy"] = json!({
-                "deadLetterTopic": self.topic_path(dead_topic),
-                "maxDeliveryAttempts": attempts.clamp(5, 100),
-            });
-        }
-        match self
-            .call::<Value>(reqwest::Method::GET, &path, None)
-            .await?
-        {
-            Found::No => self.create(&path, &body).await,
-            Found::Yes(_) if dead.is_some() => {
-                let patch = json!({"subscription": body, "updateMask": "deadLetterPolicy"});
-                self.must::<Value>(reqwest::Method::PATCH, &path, Some(&patch))
+        let wanted = Subscription {
+            name: path.clone(),
+            topic: self.topic_path(topic),
+            ack_deadline_seconds: queue::SUBSCRIPTION_DEADLINE_SECS,
+            message_retention_duration: Some(prost_types::Duration {
+                seconds: 604_800,
+                nanos: 0,
+            }),
+            dead_letter_policy: dead.map(|(dead_topic, attempts)| DeadLetterPolicy {
+                dead_letter_topic: self.topic_path(dead_topic),
+                max_delivery_attempts: attempts.clamp(5, 100) as i32,
+            }),
+            ..Subscription::default()
+        };
+        let get = GetSubscriptionRequest {
+            subscription: path.clone(),
+        };
+        match subscriber.get_subscription(get, None).await {
+            Err(s) if s.code() == Code::NotFound => {
+                match subscriber.create_subscription(wanted, None).await {
+                    Ok(_) => Ok(()),
+                    Err(s) if s.code() == Code::AlreadyExists => Ok(()),
+                    Err(s) => Err(failed(&format!("creating {path}"), s)),
+                }
+            }
+            Err(s) => Err(failed(&path, s)),
+            Ok(_) if dead.is_some() => {
+                let update = UpdateSubscriptionRequest {
+                    subscription: Some(wanted),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["dead_letter_policy".into()],
+                    }),
+                };
+                subscriber
+                    .update_subscription(update, None)
                     .await
                     .map(|_| ())
+                    .map_err(|s| failed(&format!("updating {path}"), s))
             }
-            Found::Yes(_) => Ok(()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Whether the subscription `name` exists.
+    pub async fn subscription_exists(&self, name: &str) -> Result<bool, QueueError> {
+        let subscriber = self.rpc.subscriber().await?;
+        let path = self.subscription_path(name);
+        let get = GetSubscriptionRequest {
+            subscription: path.clone(),
+        };
+        match subscriber.get_subscription(get, None).await {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Err(s) => Err(failed(&path, s)),
         }
     }
 
     /// Deletes the subscription `name` if it exists.
     pub async fn delete_subscription(&self, name: &str) -> Result<(), QueueError> {
+        let subscriber = self.rpc.subscriber().await?;
         let path = self.subscription_path(name);
-        self.call::<Value>(reqwest::Method::DELETE, &path, None)
-            .await
-            .map(|_| ())
-    }
-
-    /// PUT of a new resource; one created meanwhile is fine.
-    async fn create(&self, path: &str, body: &Value) -> Result<(), QueueError> {
-        let headers = self.auth.headers().await.map_err(QueueError::Backend)?;
-        let r = self
-            .http
-            .put(format!("{}/v1/{path}", self.base))
-            .headers(headers)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| backend(format!("Pub/Sub request failed: {e}")))?;
-        match r.status() {
-            s if s.is_success() || s == StatusCode::CONFLICT => Ok(()),
-            s => {
-                let body = r.text().await.unwrap_or_default();
-                Err(backend(format!("creating {path}: {s} {body}")))
-            }
+        let delete = gcloud_googleapis::pubsub::v1::DeleteSubscriptionRequest {
+            subscription: path.clone(),
+        };
+        match subscriber.delete_subscription(delete, None).await {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::NotFound => Ok(()),
+            Err(s) => Err(failed(&format!("deleting {path}"), s)),
         }
     }
 
-    /// Publishes `(body, attributes)` messages to topic `name`.
+    /// Publishes `(body, attributes)` messages to topic `name`, in requests within the API's
+    /// limits of count and size.
     pub async fn publish(
         &self,
         topic: &str,
-        messages: &[(String, serde_json::Map<String, Value>)],
+        messages: &[(String, HashMap<String, String>)],
     ) -> Result<(), QueueError> {
-        let path = format!("{}:publish", self.topic_path(topic));
-        for chunk in messages.chunks(PUBLISH_BATCH) {
-            let msgs: Vec<Value> = chunk
+        let publisher = self.rpc.publisher(topic).await?;
+        let path = self.topic_path(topic);
+        for batch in batches(messages) {
+            let messages = batch
                 .iter()
-                .map(|(body, attrs)| {
-                    let mut m =
-                        json!({"data": base64::engine::general_purpose::STANDARD.encode(body)});
-                    if !attrs.is_empty() {
-                        m["attributes"] = Value::Object(attrs.clone());
-                    }
-                    m
+                .map(|(body, attributes)| PubsubMessage {
+                    data: body.as_bytes().to_vec(),
+                    attributes: attributes.clone(),
+                    ..PubsubMessage::default()
                 })
                 .collect();
-            self.must::<Value>(
-                reqwest::Method::POST,
-                &path,
-                Some(&json!({"messages": msgs})),
-            )
-            .await?;
+            publisher
+                .publish_immediately(messages, None)
+                .await
+                .map_err(|s| match s.code() {
+                    Code::NotFound => QueueError::NotFound(path.clone()),
+                    _ => failed(&format!("publishing to {path}"), s),
+                })?;
         }
         Ok(())
+    }
+}
+
+/// `messages` cut into runs of at most [`PUBLISH_BATCH`] messages and [`PUBLISH_BYTES`] bytes
+/// (a larger message goes alone; the API refuses it).
+fn batches<T: AsRef<str>, A>(messages: &[(T, A)]) -> Vec<&[(T, A)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (body, _)) in messages.iter().enumerate() {
+        let size = body.as_ref().len() + 64;
+        if i > start && (i - start >= PUBLISH_BATCH || bytes + size > PUBLISH_BYTES) {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn publish_batches_keep_to_the_count_and_size_limits() {
+        let small: Vec<(String, ())> = (0..2500).map(|_| ("x".to_string(), ())).collect();
+        let sizes: Vec<usize> = super::batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let big: Vec<(String, ())> = (0..5).map(|_| ("y".repeat(4 << 20), ())).collect();
+        let sizes: Vec<usize> = super::batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let none: Vec<(String, ())> = Vec::new();
+        assert!(super::batches(&none).is_empty());
     }
 }

@@ -1,5 +1,10 @@
 //! [`PubSubQueue`] and [`PubSubTopic`].
 //!
+//! * Receiving: each subscription of the queue has at most one long-polling `Pull` under way (no
+//!   polling by sleeps). A receive waits up to its `wait` for one to answer; a pull that has not
+//!   answered by then goes on, and what it brings is handed out by the next receive, so no pull
+//!   is cut short while the server may be handing it messages. Messages beyond the receive's
+//!   `max` are kept for the next one.
 //! * Delays: a message sent with a delay carries its due time (`dss-not-before`); one pulled
 //!   early has its deadline set to the time left (at most 10 minutes, [`Queue::max_delay`]) and is
 //!   not handed out. That hop counts as a delivery for Pub/Sub; the receive count reported leaves
@@ -7,22 +12,25 @@
 //! * Dead letters: a message received more often than the queue allows is moved to the
 //!   dead-letter queue by the queue itself (Pub/Sub's own policy, at least 5 attempts, is a
 //!   backstop), with the reason as the `dss-dead-reason` attribute.
-//! * Long polls are repeated immediate pulls with growing pauses (at most 1 s) until `wait`.
 //! * Pub/Sub accepts acks and deadline changes of expired deliveries. Its gauges come from
 //!   Cloud Monitoring ([`super::gauges`]); emulators have none.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
 use dss_core::ports::{Message, OutgoingMessage, Queue, QueueError, QueueStats, Topic};
-use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use gcloud_googleapis::pubsub::v1::{
+    AcknowledgeRequest, ModifyAckDeadlineRequest, PullRequest, ReceivedMessage,
+};
+use serde_json::json;
 use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tonic::Code;
 
-use super::{Found, PubSub};
+use super::{PubSub, failed};
 
 /// Attribute of a delayed message: when it is due (ms since the epoch).
 const NOT_BEFORE: &str = "dss-not-before";
@@ -32,6 +40,21 @@ const DEAD_REASON: &str = "dss-dead-reason";
 const MAX_DEADLINE: Duration = Duration::from_secs(600);
 /// How long a missing events subscription is not asked for again.
 const ABSENT_FOR: Duration = Duration::from_secs(30);
+/// The ack deadline of the queues' subscriptions: how long a pulled message waits for its
+/// receive before Pub/Sub hands it out again.
+pub(crate) const SUBSCRIPTION_DEADLINE_SECS: i32 = 60;
+/// Messages pulled longer ago than this are left to be redelivered, not handed out.
+const STALE_AFTER: Duration = Duration::from_secs(45);
+
+/// What a pull brought: when it answered, and its messages (`None`: no such subscription).
+type Pulled = (Instant, Result<Option<Vec<ReceivedMessage>>, QueueError>);
+
+/// A pull under way on one subscription.
+#[derive(Debug)]
+struct Pending {
+    subscription: String,
+    task: JoinHandle<Pulled>,
+}
 
 /// One queue: subscription `N` of topic `N`, and `N-events` of the bucket events topic.
 #[derive(Debug)]
@@ -42,34 +65,20 @@ pub struct PubSubQueue {
     events_absent_until: Mutex<Option<Instant>>,
     /// Hand out `{"attributes": {…}, "data": "…"}` instead of the data alone.
     with_attributes: bool,
+    /// Pulls under way, carried from one receive to the next.
+    pulls: tokio::sync::Mutex<Vec<Pending>>,
+    /// Messages received beyond a receive's `max`, for the next one.
+    kept: Mutex<Vec<Message>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Pulled {
-    #[serde(default)]
-    received_messages: Vec<Received>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Received {
-    ack_id: String,
-    message: PubsubMessage,
-    #[serde(default)]
-    delivery_attempt: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PubsubMessage {
-    #[serde(default)]
-    data: String,
-    #[serde(default)]
-    attributes: std::collections::HashMap<String, String>,
-    message_id: String,
-    #[serde(default)]
-    publish_time: Option<String>,
+impl Drop for PubSubQueue {
+    fn drop(&mut self) {
+        if let Ok(pulls) = self.pulls.try_lock() {
+            for p in pulls.iter() {
+                p.task.abort();
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -77,8 +86,8 @@ fn now_ms() -> i64 {
 }
 
 /// Whole seconds, rounded up, within the ack deadline's range.
-fn deadline_secs(d: Duration) -> u64 {
-    d.min(MAX_DEADLINE).as_millis().div_ceil(1000) as u64
+fn deadline_secs(d: Duration) -> i32 {
+    d.min(MAX_DEADLINE).as_millis().div_ceil(1000) as i32
 }
 
 impl PubSubQueue {
@@ -96,12 +105,9 @@ impl PubSubQueue {
 
     /// The existing queue `name`; [`QueueError::NotFound`] if it was never declared.
     pub async fn open(ps: &PubSub, name: &str, max_receive: u32) -> Result<Self, QueueError> {
-        match ps
-            .call::<Value>(Method::GET, &ps.subscription_path(name), None)
-            .await?
-        {
-            Found::Yes(_) => Ok(Self::handle(ps, name, max_receive)),
-            Found::No => Err(QueueError::NotFound(name.to_string())),
+        match ps.subscription_exists(name).await? {
+            true => Ok(Self::handle(ps, name, max_receive)),
+            false => Err(QueueError::NotFound(name.to_string())),
         }
     }
 
@@ -112,6 +118,8 @@ impl PubSubQueue {
             max_receive,
             events_absent_until: Mutex::new(None),
             with_attributes: false,
+            pulls: tokio::sync::Mutex::new(Vec::new()),
+            kept: Mutex::new(Vec::new()),
         }
     }
 
@@ -142,10 +150,7 @@ impl PubSubQueue {
                 Some((&dlq, self.max_receive.saturating_add(2))),
             )
             .await?;
-        *self
-            .events_absent_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        *lock(&self.events_absent_until) = None;
         Ok(())
     }
 
@@ -158,11 +163,7 @@ impl PubSubQueue {
 
     /// The subscriptions to pull from now.
     fn subscriptions(&self) -> Vec<String> {
-        let absent = self
-            .events_absent_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| Instant::now() < t);
+        let absent = lock(&self.events_absent_until).is_some_and(|t| Instant::now() < t);
         match absent {
             true => vec![self.name.clone()],
             false => vec![self.name.clone(), self.events_subscription()],
@@ -178,15 +179,19 @@ impl PubSubQueue {
         if ack_ids.is_empty() {
             return Ok(());
         }
-        let path = format!(
-            "{}:modifyAckDeadline",
-            self.ps.subscription_path(subscription)
-        );
-        let body = json!({"ackIds": ack_ids, "ackDeadlineSeconds": deadline_secs(d)});
+        let request = ModifyAckDeadlineRequest {
+            subscription: self.ps.subscription_path(subscription),
+            ack_ids,
+            ack_deadline_seconds: deadline_secs(d),
+        };
         self.ps
-            .must::<Value>(Method::POST, &path, Some(&body))
+            .rpc
+            .subscriber()
+            .await?
+            .modify_ack_deadline(request, None)
             .await
             .map(|_| ())
+            .map_err(|s| failed(&format!("deadline change on {subscription}"), s))
     }
 
     async fn acknowledge(
@@ -197,106 +202,154 @@ impl PubSubQueue {
         if ack_ids.is_empty() {
             return Ok(());
         }
-        let path = format!("{}:acknowledge", self.ps.subscription_path(subscription));
+        let request = AcknowledgeRequest {
+            subscription: self.ps.subscription_path(subscription),
+            ack_ids,
+        };
         self.ps
-            .must::<Value>(Method::POST, &path, Some(&json!({"ackIds": ack_ids})))
+            .rpc
+            .subscriber()
+            .await?
+            .acknowledge(request, None)
             .await
             .map(|_| ())
+            .map_err(|s| failed(&format!("ack on {subscription}"), s))
     }
 
-    /// One immediate pull of up to `max` messages from every subscription.
-    async fn pull_once(
+    /// Starts a long-polling pull of up to `max` messages from `subscription`.
+    fn pull(&self, subscription: &str, max: usize) -> Pending {
+        let ps = self.ps.clone();
+        let path = ps.subscription_path(subscription);
+        let task = tokio::spawn(async move {
+            #[allow(deprecated)]
+            let request = PullRequest {
+                subscription: path.clone(),
+                return_immediately: false,
+                max_messages: max.min(1000) as i32,
+            };
+            let answer = match ps.rpc.subscriber().await {
+                Ok(s) => match s.pull(request, None).await {
+                    Ok(r) => Ok(Some(r.into_inner().received_messages)),
+                    Err(s) if s.code() == Code::NotFound => Ok(None),
+                    // The server's wait ended without messages.
+                    Err(s) if s.code() == Code::DeadlineExceeded => Ok(Some(Vec::new())),
+                    Err(s) => Err(failed(&format!("pull from {path}"), s)),
+                },
+                Err(e) => Err(e),
+            };
+            (Instant::now(), answer)
+        });
+        Pending {
+            subscription: subscription.to_string(),
+            task,
+        }
+    }
+
+    /// The messages of a finished pull of `subscription`, ready to hand out: early ones wait
+    /// out their delay, ones received too often are dead-lettered, the rest get `visibility`.
+    async fn take(
         &self,
-        max: usize,
+        subscription: &str,
+        (answered, pulled): Pulled,
         visibility: Duration,
     ) -> Result<Vec<Message>, QueueError> {
-        let mut out = Vec::new();
-        for sub in self.subscriptions() {
-            if out.len() >= max {
-                break;
+        let received = match pulled? {
+            Some(r) => r,
+            None if subscription != self.name => {
+                *lock(&self.events_absent_until) = Some(Instant::now() + ABSENT_FOR);
+                return Ok(Vec::new());
             }
-            let path = format!("{}:pull", self.ps.subscription_path(&sub));
-            let body = json!({"maxMessages": max - out.len(), "returnImmediately": true});
-            let pulled: Pulled = match self.ps.call(Method::POST, &path, Some(&body)).await? {
-                Found::Yes(p) => p,
-                Found::No if sub != self.name => {
-                    *self
-                        .events_absent_until
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + ABSENT_FOR);
-                    continue;
-                }
-                Found::No => return Err(QueueError::NotFound(self.name.clone())),
+            None => return Err(QueueError::NotFound(self.name.clone())),
+        };
+        if answered.elapsed() > STALE_AFTER {
+            // Their deadlines are running out: Pub/Sub hands them out again.
+            tracing::info!(queue = %self.name, messages = received.len(), "messages pulled long ago are left to be redelivered");
+            return Ok(Vec::new());
+        }
+        let (mut keep, mut early, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+        for r in received {
+            let Some(message) = r.message else {
+                continue;
             };
-            let (mut keep, mut early, mut dead) = (Vec::new(), Vec::new(), Vec::new());
-            for r in pulled.received_messages {
-                let due = r
-                    .message
-                    .attributes
-                    .get(NOT_BEFORE)
-                    .and_then(|v| v.parse::<i64>().ok());
-                let now = now_ms();
-                if let Some(due) = due.filter(|d| *d > now) {
-                    early.push((r.ack_id, Duration::from_millis((due - now) as u64)));
-                    continue;
-                }
-                let attempt = r.delivery_attempt.unwrap_or(1).max(1);
-                // A delayed message was probably pulled early once: that hop is not a receive.
-                let count = match due.is_some() && attempt > 1 {
-                    true => attempt - 1,
-                    false => attempt,
-                };
-                let body = base64::engine::general_purpose::STANDARD
-                    .decode(&r.message.data)
+            let due = message
+                .attributes
+                .get(NOT_BEFORE)
+                .and_then(|v| v.parse::<i64>().ok());
+            let now = now_ms();
+            if let Some(due) = due.filter(|d| *d > now) {
+                early.push((r.ack_id, Duration::from_millis((due - now) as u64)));
+                continue;
+            }
+            let attempt = u32::try_from(r.delivery_attempt).unwrap_or(1).max(1);
+            // A delayed message was probably pulled early once: that hop is not a receive.
+            let count = match due.is_some() && attempt > 1 {
+                true => attempt - 1,
+                false => attempt,
+            };
+            let body = String::from_utf8(message.data).map_err(|_| {
+                QueueError::Backend(format!("message {} is not UTF-8 text", message.message_id))
+            })?;
+            let body = match self.with_attributes {
+                true => json!({"attributes": message.attributes, "data": body}).to_string(),
+                false => body,
+            };
+            let sent_at = message
+                .publish_time
+                .and_then(|t| {
+                    OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos),
+                    )
                     .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        QueueError::Backend(format!(
-                            "message {} is not UTF-8 text",
-                            r.message.message_id
-                        ))
-                    })?;
-                let body = match self.with_attributes {
-                    true => json!({"attributes": r.message.attributes, "data": body}).to_string(),
-                    false => body,
-                };
-                let sent_at = r
-                    .message
-                    .publish_time
-                    .as_deref()
-                    .and_then(|t| {
-                        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-                    .unwrap_or_else(OffsetDateTime::now_utc);
-                let m = Message {
-                    id: r.message.message_id,
-                    receipt: format!("{sub}|{}", r.ack_id),
-                    body,
-                    receive_count: count,
-                    sent_at,
-                };
-                match count > self.max_receive {
-                    true => dead.push(m),
-                    false => keep.push(m),
-                }
+                })
+                .unwrap_or_else(OffsetDateTime::now_utc);
+            let m = Message {
+                id: message.message_id,
+                receipt: format!("{subscription}|{}", r.ack_id),
+                body,
+                receive_count: count,
+                sent_at,
+            };
+            match count > self.max_receive {
+                true => dead.push(m),
+                false => keep.push(m),
             }
-            for (ack, wait) in early {
-                self.modify(&sub, vec![ack], wait).await?;
-            }
-            for m in dead {
-                let reason = format!("received {} times", m.receive_count);
-                self.dead_letter(&m, &reason).await?;
-            }
-            let ids: Vec<String> = keep
-                .iter()
-                .filter_map(|m| m.receipt.split_once('|').map(|(_, a)| a.to_string()))
-                .collect();
-            self.modify(&sub, ids, visibility).await?;
-            out.extend(keep);
+        }
+        for (ack, wait) in early {
+            self.modify(subscription, vec![ack], wait).await?;
+        }
+        for m in dead {
+            let reason = format!("received {} times", m.receive_count);
+            self.dead_letter(&m, &reason).await?;
+        }
+        let ids: Vec<String> = keep
+            .iter()
+            .filter_map(|m| m.receipt.split_once('|').map(|(_, a)| a.to_string()))
+            .collect();
+        self.modify(subscription, ids, visibility).await?;
+        Ok(keep)
+    }
+
+    /// Up to `max` messages kept from an earlier receive, their visibility renewed.
+    async fn kept(&self, max: usize, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        let out: Vec<Message> = {
+            let mut kept = lock(&self.kept);
+            let n = kept.len().min(max);
+            kept.drain(..n).collect()
+        };
+        let mut by_sub: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in &out {
+            let (sub, ack) = parse_receipt(&m.receipt)?;
+            by_sub.entry(sub).or_default().push(ack.to_string());
+        }
+        for (sub, ids) in by_sub {
+            self.modify(sub, ids, visibility).await?;
         }
         Ok(out)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `(subscription, ack id)` of a receipt.
@@ -304,6 +357,10 @@ fn parse_receipt(receipt: &str) -> Result<(&str, &str), QueueError> {
     receipt
         .split_once('|')
         .ok_or_else(|| QueueError::StaleReceipt(receipt.to_string()))
+}
+
+fn lost(e: tokio::task::JoinError) -> QueueError {
+    QueueError::Backend(format!("a Pub/Sub pull stopped: {e}"))
 }
 
 #[async_trait]
@@ -314,13 +371,13 @@ impl Queue for PubSubQueue {
 
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
         let now = now_ms();
-        let msgs: Vec<(String, Map<String, Value>)> = messages
+        let msgs: Vec<(String, HashMap<String, String>)> = messages
             .iter()
             .map(|m| {
-                let mut attrs = Map::new();
+                let mut attrs = HashMap::new();
                 if !m.delay.is_zero() {
                     let due = now + m.delay.min(MAX_DEADLINE).as_millis() as i64;
-                    attrs.insert(NOT_BEFORE.into(), due.to_string().into());
+                    attrs.insert(NOT_BEFORE.into(), due.to_string());
                 }
                 (m.body.clone(), attrs)
             })
@@ -334,16 +391,43 @@ impl Queue for PubSubQueue {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>, QueueError> {
+        let max = max.max(1);
+        let mut pulls = self.pulls.lock().await;
+        let out = self.kept(max, visibility).await?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
         let deadline = Instant::now() + wait;
-        let mut pause = Duration::from_millis(50);
         loop {
-            let got = self.pull_once(max.max(1), visibility).await?;
-            let now = Instant::now();
-            if !got.is_empty() || now >= deadline {
-                return Ok(got);
+            for sub in self.subscriptions() {
+                if !pulls.iter().any(|p| p.subscription == sub) {
+                    pulls.push(self.pull(&sub, max));
+                }
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
+            let first = futures::future::select_all(pulls.iter_mut().map(|p| &mut p.task));
+            let Ok((answer, index, _)) = tokio::time::timeout_at(deadline, first).await else {
+                // The pulls go on; what they bring is handed out next time.
+                return Ok(Vec::new());
+            };
+            let sub = pulls.remove(index).subscription;
+            let mut out = self.take(&sub, answer.map_err(lost)?, visibility).await?;
+            // Pulls that answered meanwhile too.
+            let mut i = 0;
+            while i < pulls.len() {
+                if pulls[i].task.is_finished() {
+                    let done = pulls.remove(i);
+                    let answer = done.task.await.map_err(lost)?;
+                    out.extend(self.take(&done.subscription, answer, visibility).await?);
+                } else {
+                    i += 1;
+                }
+            }
+            if out.len() > max {
+                lock(&self.kept).extend(out.split_off(max));
+            }
+            if !out.is_empty() || Instant::now() >= deadline {
+                return Ok(out);
+            }
         }
     }
 
@@ -367,8 +451,7 @@ impl Queue for PubSubQueue {
     }
 
     async fn dead_letter(&self, message: &Message, reason: &str) -> Result<(), QueueError> {
-        let mut attrs = Map::new();
-        attrs.insert(DEAD_REASON.into(), reason.to_string().into());
+        let attrs = HashMap::from([(DEAD_REASON.to_string(), reason.to_string())]);
         self.ps
             .publish(
                 &format!("{}-dlq", self.name),
@@ -426,7 +509,7 @@ impl Topic for PubSubTopic {
 
     async fn publish(&self, body: &str) -> Result<(), QueueError> {
         self.ps
-            .publish(&self.name, &[(body.to_string(), Map::new())])
+            .publish(&self.name, &[(body.to_string(), HashMap::new())])
             .await
     }
 }
