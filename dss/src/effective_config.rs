@@ -1,18 +1,44 @@
 //! `dss ops config`: the effective configuration — the files in order, the `DSS_*` variables and
-//! the command line applied, defaults filled in — as JSON, with secrets left out (values of keys
-//! naming a password, secret or API key, and credentials inside URLs).
+//! the command line applied, defaults filled in — each value with its source, with secrets left
+//! out (values of keys naming a password, secret or API key, and credentials inside URLs).
+
+use std::collections::BTreeMap;
 
 use dss_config::Config;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// What replaces a secret.
 const REDACTED: &str = "(redacted)";
 
-/// Prints `cfg` as JSON, secrets redacted.
-pub fn print(cfg: &Config) -> anyhow::Result<()> {
+/// Prints `cfg`, secrets redacted, each value with its source in `sources` (see
+/// [`dss_config::sources`]): `key = value  # source` lines, or JSON.
+pub fn print(
+    cfg: &Config,
+    sources: &BTreeMap<String, String>,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let mut v = serde_json::to_value(cfg)?;
     redact(&mut v, "");
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    let mut keys = Vec::new();
+    dss_config::leaves(&v, "", &mut keys);
+    let named: BTreeMap<&str, &str> = keys
+        .iter()
+        .map(|k| (k.as_str(), dss_config::source_of(sources, k)))
+        .collect();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"config": v, "sources": named}))?
+        );
+        return Ok(());
+    }
+    for (key, source) in named {
+        let value = key
+            .split('.')
+            .try_fold(&v, |v, part| v.get(part))
+            .unwrap_or(&Value::Null);
+        println!("{key} = {value}  # {source}");
+    }
     Ok(())
 }
 

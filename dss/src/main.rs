@@ -46,6 +46,21 @@ struct Common {
 
 impl Common {
     fn load(&self, listen: Option<&str>) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.files(), &self.overrides(listen))?)
+    }
+
+    /// The configuration files, in order.
+    fn files(&self) -> Vec<PathBuf> {
+        match (self.config.is_empty(), std::env::var_os("DSS_CONFIG")) {
+            (true, Some(list)) => std::env::split_paths(&list)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+            _ => self.config.clone(),
+        }
+    }
+
+    /// The keys the command line sets.
+    fn overrides(&self, listen: Option<&str>) -> Vec<(&'static str, String)> {
         let mut overrides = Vec::new();
         if let Some(d) = &self.data_dir {
             overrides.push(("data_dir", d.display().to_string()));
@@ -53,13 +68,7 @@ impl Common {
         if let Some(l) = listen {
             overrides.push(("api.listen", l.to_string()));
         }
-        let files = match (self.config.is_empty(), std::env::var_os("DSS_CONFIG")) {
-            (true, Some(list)) => std::env::split_paths(&list)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect(),
-            _ => self.config.clone(),
-        };
-        Ok(Config::load(&files, &overrides)?)
+        overrides
     }
 }
 
@@ -201,11 +210,17 @@ impl DeliveriesArgs {
 
 #[derive(Subcommand)]
 enum OpsCommand {
-    /// The effective configuration (files in order, `DSS_*` variables, defaults) as JSON, with
-    /// secrets left out.
+    /// The effective configuration (files in order, `DSS_*` variables, the command line,
+    /// defaults): each value with its source, secrets left out.
     Config {
         #[command(flatten)]
         common: Common,
+        /// Only check that the configuration is valid (exit status 0), printing nothing else.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON (`{"config": …, "sources": {key: source}}`) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Compare what the replicas hold.
     Verify {
@@ -627,7 +642,20 @@ async fn main() -> anyhow::Result<()> {
 
 async fn ops_command(command: OpsCommand) -> anyhow::Result<()> {
     match command {
-        OpsCommand::Config { common } => effective_config::print(&common.load(None)?),
+        OpsCommand::Config {
+            common,
+            check,
+            json,
+        } => {
+            let cfg = common.load(None)?;
+            if check {
+                println!("the configuration is valid");
+                return Ok(());
+            }
+            let sources =
+                dss_config::sources(&common.files(), std::env::vars(), &common.overrides(None))?;
+            effective_config::print(&cfg, &sources, json)
+        }
         OpsCommand::Verify {
             what:
                 VerifyCommand::Replicas {

@@ -121,15 +121,9 @@ fn configuration_files_layer_in_order() {
     assert!(cwd.path().join("base-data/dss.db").exists());
 }
 
-#[test]
-fn operators_see_the_effective_configuration_without_secrets() {
-    let cwd = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cwd.path().join("base.toml"),
-        "[api]\nread_only = true\n[mail]\nsmtp_username = \"dss\"\nsmtp_password = \"in-a-file\"",
-    )
-    .unwrap();
-    std::fs::write(cwd.path().join("local.toml"), "data_dir = \"local-data\"").unwrap();
+/// `dss ops config` with `args`, in `cwd`, with the test's `DSS_*` variables: stdout, or the
+/// failure.
+fn ops_config(cwd: &std::path::Path, args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dss"))
         .args([
             "ops",
@@ -139,7 +133,8 @@ fn operators_see_the_effective_configuration_without_secrets() {
             "--config",
             "local.toml",
         ])
-        .current_dir(cwd.path())
+        .args(args)
+        .current_dir(cwd)
         .env_remove("DSS_CONFIG")
         .env("DSS_AWS__SECRET_ACCESS_KEY", "from-the-environment")
         .env("DSS_AWS__ACCESS_KEY_ID", "AKIAEXAMPLE")
@@ -148,29 +143,68 @@ fn operators_see_the_effective_configuration_without_secrets() {
         .env("DSS_SEARCH__PASSWORD", "pw-in-the-environment")
         .output()
         .expect("run dss ops config");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+#[test]
+fn operators_see_the_effective_configuration_without_secrets() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("base.toml"),
+        "[api]\nread_only = true\n[mail]\nsmtp_username = \"dss\"\nsmtp_password = \"in-a-file\"",
+    )
+    .unwrap();
+    std::fs::write(cwd.path().join("local.toml"), "data_dir = \"local-data\"").unwrap();
+    let text = ops_config(cwd.path(), &["--json"]).expect("dss ops config --json");
     for secret in ["in-a-file", "from-the-environment", "pw-in-the-environment"] {
         assert!(!text.contains(secret), "{secret} is shown: {text}");
     }
-    let v: Value = serde_json::from_str(&text).expect("JSON");
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let (v, sources) = (&doc["config"], &doc["sources"]);
     assert_eq!(v["api"]["read_only"], true, "from the base file");
+    assert_eq!(sources["api.read_only"], "file base.toml");
     assert_eq!(
         v["data_dir"],
         cwd.path().join("local-data").display().to_string(),
         "from the later file, made absolute"
     );
+    assert_eq!(sources["data_dir"], "file local.toml");
     assert_eq!(v["mail"]["smtp_password"], "(redacted)");
     assert_eq!(v["aws"]["secret_access_key"], "(redacted)");
     assert_eq!(v["aws"]["access_key_id"], "AKIAEXAMPLE");
+    assert_eq!(
+        sources["aws.access_key_id"],
+        "environment DSS_AWS__ACCESS_KEY_ID"
+    );
     assert_eq!(v["search"]["url"], "https://search.example:9200");
     assert_eq!(v["search"]["username"], "elastic");
     assert_eq!(v["search"]["password"], "(redacted)");
     assert_eq!(v["api"]["listen"], "127.0.0.1:5000", "defaults filled in");
+    assert_eq!(sources["api.listen"], "default");
+
+    // The text form: one line per value, with its source.
+    let text = ops_config(cwd.path(), &[]).expect("dss ops config");
+    assert!(
+        text.contains("api.read_only = true  # file base.toml"),
+        "{text}"
+    );
+    assert!(
+        text.contains("search.password = \"(redacted)\"  # environment DSS_SEARCH__PASSWORD"),
+        "{text}"
+    );
+    assert!(!text.contains("pw-in-the-environment"));
+
+    // --check validates without printing the configuration; a bad value names its key.
+    assert_eq!(
+        ops_config(cwd.path(), &["--check"]).expect("valid"),
+        "the configuration is valid\n"
+    );
+    std::fs::write(cwd.path().join("local.toml"), "[sync]\nconcurrency = 0").unwrap();
+    let err = ops_config(cwd.path(), &["--check"]).expect_err("invalid");
+    assert!(err.contains("sync.concurrency"), "{err}");
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod metadata;
 mod notify;
 mod replicas;
 mod search;
+mod sources;
 mod storage;
 mod sync;
 mod telemetry;
@@ -37,6 +38,7 @@ pub use metadata::MetadataConfig;
 pub use notify::NotifyConfig;
 pub use replicas::{DownloadMode, ReplicaConfig, ReplicaLocation, replica_location};
 pub use search::SearchConfig;
+pub use sources::{leaves, source_of, sources};
 pub use storage::{Durability, EmbeddedConfig, StagingConfig};
 pub use sync::SyncConfig;
 pub use telemetry::{LogConfig, MetricsConfig, TelemetryConfig};
@@ -358,7 +360,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 
 /// The `DSS_*` variables that address configuration keys. Others (`DSS_CONFIG`, test settings)
 /// are left alone; a misspelt key inside a known section is still an error.
-fn config_env(vars: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
+pub(crate) fn config_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> config::Map<String, String> {
     vars.filter(|(k, _)| {
         k.strip_prefix("DSS_")
             .map(|rest| rest.split("__").next().unwrap_or("").to_ascii_lowercase())
