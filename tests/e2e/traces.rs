@@ -1,7 +1,8 @@
 //! Traces over OTLP/HTTP: `dss up` exports its spans to a minimal OTLP receiver of the test's own
 //! (protobuf `ExportTraceServiceRequest`s on `/v1/traces`). A request carrying a W3C
 //! `traceparent` continues the caller's trace through the API, the bucket event, the messages of
-//! the index, sync and notify daemons, and the webhook, whose request carries the trace on.
+//! the index, sync, notify and checkout daemons, and the webhook, whose request carries the
+//! trace on.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -152,7 +153,7 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
 
     let (trace, caller) = (TRACE, CALLER);
     let version = "2026-12-05T010203.000000Z";
-    put_sample_bundle(
+    let bundle = put_sample_bundle(
         &traced_client(),
         &dss.base,
         &dss.token,
@@ -160,8 +161,26 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
         "{\"a\": 1}".into(),
     )
     .await;
+    // A checkout asked for in the same trace: its job (and its e-mail) join it.
+    let r = traced_client()
+        .post(format!(
+            "{}/v1/bundles/{bundle}/checkout?replica=aws",
+            dss.base
+        ))
+        .bearer_auth(&dss.token)
+        .json(&json!({"email": "someone@example.org"}))
+        .send()
+        .await
+        .expect("checkout");
+    assert_eq!(r.status(), 200);
 
-    let daemons = ["index", "notify-match", "notify-deliver", "sync"];
+    let daemons = [
+        "index",
+        "notify-match",
+        "notify-deliver",
+        "sync",
+        "checkout",
+    ];
     until_trace(&spans, 30, |of_trace| {
         let api = of_trace
             .iter()
