@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use dss_config::SearchConfig;
+use dss_core::backoff::Backoff;
 use dss_core::ports::SearchError;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -109,7 +110,8 @@ pub struct Transport {
     next: AtomicUsize,
     auth: Auth,
     attempts: u32,
-    retry_base: Duration,
+    /// Full jitter, at most [`MAX_BACKOFF`].
+    backoff: Backoff,
 }
 
 /// Why one attempt failed in a way another attempt may not.
@@ -156,7 +158,11 @@ impl Transport {
             next: AtomicUsize::new(0),
             auth,
             attempts: cfg.max_attempts.max(1),
-            retry_base: Duration::from_millis(cfg.retry_base_ms),
+            backoff: Backoff {
+                base: Duration::from_millis(cfg.retry_base_ms),
+                max: MAX_BACKOFF,
+                jitter: 1.0,
+            },
         })
     }
 
@@ -172,19 +178,23 @@ impl Transport {
         let mut last = String::new();
         for attempt in 0..self.attempts {
             let node = self.pick();
-            let wait = match self.attempt(node, method.clone(), path, body).await {
-                Ok(answer) => return Ok(answer),
-                Err(Failure::Unreachable(why)) => {
-                    *lock(&node.down_until) = Some(Instant::now() + DOWN_FOR);
-                    last = format!("{}: {why}", node.base);
-                    // Another node may answer at once; with one node, back off.
-                    (self.nodes.len() == 1).then(|| self.backoff(attempt))
-                }
-                Err(Failure::Busy(why, after)) => {
-                    last = format!("{}: {why}", node.base);
-                    Some(after.map_or_else(|| self.backoff(attempt), |a| a.min(MAX_BACKOFF)))
-                }
-            };
+            let wait =
+                match self.attempt(node, method.clone(), path, body).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(Failure::Unreachable(why)) => {
+                        *lock(&node.down_until) = Some(Instant::now() + DOWN_FOR);
+                        last = format!("{}: {why}", node.base);
+                        // Another node may answer at once; with one node, back off.
+                        (self.nodes.len() == 1).then(|| self.backoff.delay(attempt + 1))
+                    }
+                    Err(Failure::Busy(why, after)) => {
+                        last = format!("{}: {why}", node.base);
+                        Some(after.map_or_else(
+                            || self.backoff.delay(attempt + 1),
+                            |a| a.min(MAX_BACKOFF),
+                        ))
+                    }
+                };
             if attempt + 1 < self.attempts {
                 tracing::warn!(method = %method, path, error = %last, attempt = attempt + 1, "search cluster request failed; retrying");
                 if let Some(w) = wait {
@@ -260,15 +270,6 @@ impl Transport {
                     .min_by_key(|node| lock(&node.down_until).unwrap_or(now))
                     .unwrap_or(&self.nodes[0])
             })
-    }
-
-    /// Full jitter: a random wait up to `retry_base · 2^attempt`, at most [`MAX_BACKOFF`].
-    fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .retry_base
-            .saturating_mul(1 << attempt.min(16))
-            .min(MAX_BACKOFF);
-        ceiling.mul_f64(rand::random::<f64>())
     }
 }
 

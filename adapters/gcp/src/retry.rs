@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use dss_core::backoff::Backoff;
 use reqwest::StatusCode;
 
 /// The longest wait between two attempts.
@@ -48,11 +49,12 @@ impl RequestPolicy {
 
     /// Full jitter: a random wait up to `retry_base · 2^failures`, at most 32 s.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let ceiling = self
-            .retry_base
-            .saturating_mul(1 << failures.min(16))
-            .min(MAX_BACKOFF);
-        ceiling.mul_f64(rand::random::<f64>())
+        Backoff {
+            base: self.retry_base,
+            max: MAX_BACKOFF,
+            jitter: 1.0,
+        }
+        .delay(failures + 1)
     }
 
     /// Attempts, at least one.

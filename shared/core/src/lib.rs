@@ -3,6 +3,7 @@
 //! network policy, key paths, correlation ids, transfer helpers). No database and no cloud SDK:
 //! the client builds on this crate alone.
 
+pub mod backoff;
 pub mod callback;
 pub mod checksum;
 pub mod clock;

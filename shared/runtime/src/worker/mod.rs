@@ -8,7 +8,6 @@
 //! Long handlers keep their message hidden by extending its visibility. Shutdown stops receiving,
 //! lets in-flight handlers finish within a grace period, and returns.
 
-mod backoff;
 mod defer;
 mod metrics;
 
@@ -25,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use dss_core::clock::{Clock, SystemClock};
 use dss_core::ports::queue::{Message, OutgoingMessage, Queue};
 
-pub use backoff::Backoff;
+pub use dss_core::backoff::Backoff;
 pub use metrics::{MetricsSnapshot, WorkerMetrics};
 
 /// What a handler did with a message.

@@ -1,4 +1,5 @@
-//! Exponential backoff with jitter.
+//! Exponential backoff with jitter: the worker runtime's retries, and the cloud adapters' retries
+//! of requests (with full jitter).
 
 use std::time::Duration;
 
