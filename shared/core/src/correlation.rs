@@ -96,23 +96,47 @@ pub fn body<T: serde::Serialize>(message: &T) -> serde_json::Result<String> {
     })
 }
 
-/// The string member `name` of a JSON message body (a cheap look first: most bodies have none).
-fn member(body: &str, name: &str) -> Option<String> {
-    if !body.contains(&format!("\"{name}\"")) {
-        return None;
+/// What a JSON message body carries of the work that caused it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Carried {
+    /// Its valid `correlation_id`.
+    pub correlation_id: Option<String>,
+    /// Its valid `traceparent`.
+    pub traceparent: Option<String>,
+}
+
+/// The correlation id and `traceparent` of a JSON message body, read in one pass (a cheap look
+/// first: most bodies have neither). Members that are not valid strings are left out.
+pub fn carried(body: &str) -> Carried {
+    if !body.contains("\"correlation_id\"") && !body.contains("\"traceparent\"") {
+        return Carried::default();
     }
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v.get(name)?.as_str().map(str::to_string)
+    #[derive(serde::Deserialize)]
+    struct Carrier {
+        correlation_id: Option<serde_json::Value>,
+        traceparent: Option<serde_json::Value>,
+    }
+    let Ok(c) = serde_json::from_str::<Carrier>(body) else {
+        return Carried::default();
+    };
+    let text = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    };
+    Carried {
+        correlation_id: text(c.correlation_id).filter(|id| valid(id)),
+        traceparent: text(c.traceparent).filter(|tp| valid_traceparent(tp)),
+    }
 }
 
 /// The `traceparent` of a JSON message body, when it has a valid one.
 pub fn traceparent_of_body(body: &str) -> Option<String> {
-    member(body, "traceparent").filter(|tp| valid_traceparent(tp))
+    carried(body).traceparent
 }
 
 /// The `correlation_id` of a JSON message body, when it has a valid one.
 pub fn of_body(body: &str) -> Option<String> {
-    member(body, "correlation_id").filter(|id| valid(id))
+    carried(body).correlation_id
 }
 
 #[cfg(test)]

@@ -316,15 +316,17 @@ impl Job {
         let span = tracing::info_span!("message", worker = %self.cfg.name, id = %message.id, attempt = message.receive_count, correlation_id = tracing::field::Empty);
         // The request (or message) that caused this one: logged, and passed on to what the
         // handler writes and sends.
-        let correlation = dss_core::correlation::of_body(&message.body);
+        let dss_core::correlation::Carried {
+            correlation_id: correlation,
+            traceparent,
+        } = dss_core::correlation::carried(&message.body);
         if let Some(id) = &correlation {
             span.record("correlation_id", tracing::field::display(id));
         }
         let result = {
             // A panic in the handler is a failed attempt of this message alone: the worker,
-            // its other messages and the process go on.
-            // Its span continues the trace of what caused the message.
-            let traceparent = dss_core::correlation::traceparent_of_body(&message.body);
+            // its other messages and the process go on. Its span continues the trace of what
+            // caused the message.
             let handle = crate::telemetry::in_span(
                 span.clone(),
                 traceparent.as_deref(),
