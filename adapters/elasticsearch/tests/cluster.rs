@@ -256,47 +256,21 @@ async fn requests_are_signed_with_aws_sigv4_for_opensearch_service() {
     );
 }
 
-/// A CA and a server certificate for 127.0.0.1 it signed: the CA's PEM and the server's TLS
-/// configuration.
-fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("cert");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
-        )
-        .expect("server config");
-    (ca.pem(), Arc::new(server))
-}
-
 #[tokio::test]
 #[ignore = "needs an Elasticsearch/OpenSearch API server; run by infra/local/test.sh"]
 async fn a_cluster_with_a_private_ca_is_trusted_through_ca_file_only() {
-    let (ca_pem, tls) = private_ca();
+    let ca = dss_conformance::tls::TestCa::new();
     let proxy = Proxy::start(
         &upstream(),
         Options {
-            tls: Some(tls),
+            tls: Some(ca.server_config()),
             ..Options::default()
         },
     )
     .await;
     let dir = tempfile_dir();
     let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).expect("write CA");
+    std::fs::write(&ca_file, &ca.ca_pem).expect("write CA");
     let trusted = SearchConfig {
         ca_file: Some(ca_file),
         ..config(vec![proxy.url("https")])

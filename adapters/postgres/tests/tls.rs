@@ -19,75 +19,6 @@ fn run(program: &str, args: &[&str], dir: &Path) {
     assert!(out.status.success(), "{program} {args:?}: {out:?}");
 }
 
-/// A CA, and a certificate for 127.0.0.1 it signed.
-fn certificates(dir: &Path) {
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=dss test CA",
-        ],
-        dir,
-    );
-    run(
-        "openssl",
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        dir,
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n",
-    )
-    .expect("ext");
-    run(
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-        dir,
-    );
-}
-
 /// A TLS-only server, run as the `postgres` system user (the server refuses root).
 struct TlsServer {
     child: Child,
@@ -112,7 +43,7 @@ fn bin() -> PathBuf {
 
 fn start() -> (TlsServer, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    certificates(dir.path());
+    dss_conformance::tls::TestCa::new().write(dir.path());
     run("chmod", &["755", "."], dir.path());
     run("chown", &["-R", "postgres", "."], dir.path());
     run("chmod", &["600", "server.key"], dir.path());
@@ -186,7 +117,7 @@ fn start() -> (TlsServer, PathBuf) {
 }
 
 #[tokio::test]
-#[ignore = "needs root, openssl and PostgreSQL; run by infra/local/test.sh"]
+#[ignore = "needs root and PostgreSQL; run by infra/local/test.sh"]
 async fn the_server_is_verified_with_the_configured_ca_and_plain_connections_fail() {
     let (server, ca) = start();
     let url = |mode: &str| {

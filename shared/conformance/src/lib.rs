@@ -13,3 +13,4 @@ pub mod queue;
 pub mod search;
 pub mod staging;
 pub mod subscriptions;
+pub mod tls;
