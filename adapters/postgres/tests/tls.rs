@@ -28,6 +28,15 @@ struct TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
+        // `runuser` does not pass its SIGKILL on: stop the postmaster itself (its pid is the
+        // first line of postmaster.pid), then reap `runuser`.
+        let pid_file = self._dir.path().join("data/postmaster.pid");
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+        {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
