@@ -18,7 +18,7 @@ use dss_config::Config;
 use dss_core::clock::system;
 use dss_core::ports::{EventKind, NewEvent, PutOptions, Subscription, SubscriptionKind};
 use dss_runtime::deployment::Deployment;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -106,7 +106,7 @@ fn subscription(i: usize, callback: &str) -> Subscription {
 async fn creation_rate(d: &Deployment) -> Result<f64> {
     let n = 1_000;
     let t = Instant::now();
-    let results: Vec<_> = futures::stream::iter(0..n)
+    futures::stream::iter(0..n)
         .map(|i| {
             let d = d.clone();
             async move {
@@ -116,11 +116,8 @@ async fn creation_rate(d: &Deployment) -> Result<f64> {
             }
         })
         .buffer_unordered(16)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
+        .try_collect::<Vec<_>>()
+        .await?;
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
@@ -130,7 +127,7 @@ async fn journal_rate(d: &Deployment) -> Result<(f64, Duration)> {
     let n = 1_000;
     let body = json!({"event_type": "CREATE", "bundle_info": {"uuid": "x", "version": "y"}, "files": [1, 2, 3]}).to_string();
     let t = Instant::now();
-    let results: Vec<_> = futures::stream::iter(0..n)
+    futures::stream::iter(0..n)
         .map(|i| {
             let (d, body) = (d.clone(), body.clone());
             async move {
@@ -147,11 +144,8 @@ async fn journal_rate(d: &Deployment) -> Result<(f64, Duration)> {
             }
         })
         .buffer_unordered(16)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
+        .try_collect::<Vec<_>>()
+        .await?;
     let rate = n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     let listed = d.journal.list("aws", None, None, 10_000).await?;

@@ -10,17 +10,20 @@ use dss_conformance::queue::QueueFactory;
 use dss_core::ports::{Queue, QueueBackend, QueueError, QueueSpec, Topic};
 use dss_gcp::{GcpOptions, PubSub, PubSubQueue, PubSubQueues, PubSubTopic};
 
-fn pubsub() -> PubSub {
-    PubSub::connect(&GcpOptions {
-        endpoint: None,
+/// The emulator's connection settings.
+fn options() -> GcpOptions {
+    GcpOptions {
         pubsub_endpoint: Some(std::env::var("DSS_TEST_PUBSUB_URL").expect(
             "DSS_TEST_PUBSUB_URL names a Pub/Sub server (infra/local/test.sh starts the emulator)",
         )),
         project: Some("dss-test".into()),
         anonymous: true,
         ..GcpOptions::default()
-    })
-    .expect("client")
+    }
+}
+
+fn pubsub() -> PubSub {
+    PubSub::connect(&options()).expect("client")
 }
 
 fn unique(name: &str) -> String {
@@ -169,11 +172,8 @@ async fn queue_gauges_come_from_cloud_monitoring_where_it_reports_them() {
     )
     .await;
     let watched = PubSub::connect(&GcpOptions {
-        pubsub_endpoint: Some(std::env::var("DSS_TEST_PUBSUB_URL").expect("emulator")),
         monitoring_endpoint: Some(monitoring.url("http")),
-        project: Some("dss-test".into()),
-        anonymous: true,
-        ..GcpOptions::default()
+        ..options()
     })
     .expect("client");
     let queue = PubSubQueue::open(&watched, &name, 5).await.expect("open");
