@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Cluster;
-use crate::layout::{Copy, reason};
+use crate::layout::{Copy, Plan, reason};
 use crate::transport::Body;
 
 /// One `put` waiting for its answer.
@@ -108,7 +108,7 @@ fn take_batch(waiting: &mut VecDeque<Put>, max_docs: usize, max_bytes: usize) ->
 }
 
 /// What the bulk request does for one put.
-struct Plan {
+struct Item {
     put: Put,
     /// Line numbers (of actions) of the stale copies' deletes.
     deletes: Vec<usize>,
@@ -147,22 +147,21 @@ async fn write(cluster: &Cluster, batch: Vec<Put>) {
         let stored = copies
             .remove(&(put.replica.clone(), put.id.clone()))
             .unwrap_or_default();
-        let target = cluster.names.target(
-            &put.replica,
-            &put.doc,
-            stored.first().map(|c| c.index.as_str()),
-        );
-        let current = stored.iter().find(|c| c.index == target);
-        if stored.len() == 1 && current.is_some_and(|c| c.source == put.doc) {
+        let Plan::Write {
+            target,
+            current,
+            stale,
+        } = cluster.names.plan(&put.replica, &put.doc, &stored)
+        else {
             let _ = put.reply.send(Ok(false));
             continue;
-        }
+        };
         if let Err(e) = cluster.prepare(&put.replica, &target).await {
             let _ = put.reply.send(Err(e));
             continue;
         }
         let mut deletes = Vec::new();
-        for stale in stored.iter().filter(|c| c.index != target) {
+        for stale in stale {
             tracing::info!(id = %put.id, index = %stale.index, "removing a stale copy of the document");
             line(
                 &mut lines,
@@ -180,7 +179,7 @@ async fn write(cluster: &Cluster, batch: Vec<Put>) {
         line(&mut lines, &action);
         lines.extend_from_slice(put.text.as_bytes());
         lines.push(b'\n');
-        plans.push(Plan {
+        plans.push(Item {
             put,
             deletes,
             write: actions,
@@ -237,7 +236,7 @@ enum Outcome {
     Failed(String),
 }
 
-fn item_outcome(items: &[Value], plan: &Plan) -> Outcome {
+fn item_outcome(items: &[Value], plan: &Item) -> Outcome {
     let status = |i: usize| -> (u64, &Value) {
         let item = items[i]
             .as_object()
@@ -261,7 +260,7 @@ fn item_outcome(items: &[Value], plan: &Plan) -> Outcome {
     }
 }
 
-fn answer_all(plans: Vec<Plan>, error: impl Fn(&Plan) -> SearchError) {
+fn answer_all(plans: Vec<Item>, error: impl Fn(&Item) -> SearchError) {
     for plan in plans {
         let e = error(&plan);
         let _ = plan.put.reply.send(Err(e));

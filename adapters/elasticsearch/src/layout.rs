@@ -59,6 +59,39 @@ impl Names {
     }
 }
 
+/// What storing a document over its stored copies takes.
+pub enum Plan<'a> {
+    /// Nothing: the one stored copy is the document, in the index it belongs in.
+    Unchanged,
+    /// A write into `target` (conditional on `current`, the copy already there, or create-only),
+    /// and the removal of the copies in other indices.
+    Write {
+        /// The index the document belongs in.
+        target: String,
+        /// Its copy there, if any.
+        current: Option<&'a Copy>,
+        /// Copies in other indices.
+        stale: Vec<&'a Copy>,
+    },
+}
+
+impl Names {
+    /// The plan for storing `doc` in `replica` over its `stored` copies.
+    pub fn plan<'a>(&self, replica: &str, doc: &Value, stored: &'a [Copy]) -> Plan<'a> {
+        let target = self.target(replica, doc, stored.first().map(|c| c.index.as_str()));
+        let current = stored.iter().find(|c| c.index == target);
+        if stored.len() == 1 && current.is_some_and(|c| &c.source == doc) {
+            return Plan::Unchanged;
+        }
+        let stale = stored.iter().filter(|c| c.index != target).collect();
+        Plan::Write {
+            target,
+            current,
+            stale,
+        }
+    }
+}
+
 /// One stored copy of a document.
 #[derive(Debug, Clone)]
 pub struct Copy {

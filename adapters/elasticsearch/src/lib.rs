@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 pub use layout::index_definition;
 pub use sigv4::AwsSigning;
 
-use layout::{Copy, Names, reason, urlencode};
+use layout::{Copy, Names, Plan, reason, urlencode};
 use transport::{Auth, Body, Transport};
 
 /// Attempts of a write that loses an optimistic-concurrency race.
@@ -199,14 +199,15 @@ impl Cluster {
                 .filter(|(i, _)| i == id)
                 .map(|(_, c)| c)
                 .collect();
-            let target = self
-                .names
-                .target(replica, doc, copies.first().map(|c| c.index.as_str()));
-            let current = copies.iter().find(|c| c.index == target);
-            if copies.len() == 1 && current.is_some_and(|c| &c.source == doc) {
+            let Plan::Write {
+                target,
+                current,
+                stale,
+            } = self.names.plan(replica, doc, &copies)
+            else {
                 return Ok(false);
-            }
-            for stale in copies.iter().filter(|c| c.index != target) {
+            };
+            for stale in stale {
                 tracing::info!(id, index = %stale.index, "removing a stale copy of the document");
                 self.delete_copy(stale, id).await?;
             }
