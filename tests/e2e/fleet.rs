@@ -154,7 +154,7 @@ async fn what_is_written_through_one_host_is_read_through_another() {
         .lock()
         .expect("lock")
         .iter()
-        .map(|(b, _, _)| b.clone())
+        .map(|w| w.bundle.clone())
         .collect();
     assert_eq!(got, [bundle.as_str()], "one webhook for the one bundle");
     let attempts = api2
@@ -213,7 +213,7 @@ async fn webhooks(received: &crate::webhooks::Received, n: usize, secs: u64) -> 
             .lock()
             .expect("lock")
             .iter()
-            .map(|(b, _, _)| b.clone())
+            .map(|w| w.bundle.clone())
             .collect();
         if got.len() >= n || Instant::now() > deadline {
             return got;

@@ -238,7 +238,7 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     let wanted: BTreeSet<&str> = bundles.iter().map(String::as_str).collect();
     loop {
         let got = received.lock().expect("lock").clone();
-        let seen: BTreeSet<&str> = got.iter().map(|(b, _, _)| b.as_str()).collect();
+        let seen: BTreeSet<&str> = got.iter().map(|w| w.bundle.as_str()).collect();
         if wanted.is_subset(&seen) {
             break;
         }
@@ -253,9 +253,11 @@ async fn the_fleet_serves_through_any_host_while_hosts_die() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let got = received.lock().expect("lock").clone();
     let mut per_tx: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
-    for (b, tx, _) in &got {
-        let e = per_tx.entry(tx.as_str()).or_insert((b.as_str(), 0));
-        assert_eq!(e.0, b, "one transaction id per bundle");
+    for w in &got {
+        let e = per_tx
+            .entry(w.transaction.as_str())
+            .or_insert((w.bundle.as_str(), 0));
+        assert_eq!(e.0, w.bundle, "one transaction id per bundle");
         e.1 += 1;
     }
     assert_eq!(per_tx.len(), BUNDLES, "one delivery per bundle");

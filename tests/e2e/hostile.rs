@@ -201,8 +201,8 @@ async fn a_hostile_user_cannot_stop_the_service_for_others() {
         .iter()
         .map(|(b, put)| {
             got.iter()
-                .find(|(g, _, _)| g == b)
-                .map(|(_, _, at)| at.duration_since(*put))
+                .find(|w| &w.bundle == b)
+                .map(|w| w.at.duration_since(*put))
                 .expect("delivered")
         })
         .collect();

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
@@ -86,30 +85,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A webhook receiver recording each request's `traceparent`.
-async fn traced_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = got.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-        let seen = seen.clone();
-        async move {
-            let tp = headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            seen.lock().unwrap().push(tp);
-            axum::http::StatusCode::OK
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, got)
-}
-
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
 
@@ -140,7 +115,7 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
     let mut env = exporting(otlp).to_vec();
     env.push(("DSS_NOTIFY__CALLBACK_ALLOW", "127.0.0.1".into()));
     let dss = Dss::up_with(&env).await;
-    let (hook, hooked) = traced_receiver().await;
+    let (hook, hooked) = crate::webhooks::receiver().await;
     let r = dss
         .http
         .put(format!("{}/v1/subscriptions?replica=aws", dss.base))
@@ -194,6 +169,7 @@ async fn one_trace_spans_the_api_the_daemons_and_the_webhook() {
             .lock()
             .unwrap()
             .iter()
+            .filter_map(|w| w.traceparent.as_deref())
             .any(|tp| tp.starts_with(&format!("00-{trace}-")) && !tp.contains(caller));
         (api && daemons.iter().all(|d| worker(d)) && webhook)
             .then_some(())
