@@ -48,7 +48,13 @@ CREATE TABLE IF NOT EXISTS search_docs (
     replica TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT,
     PRIMARY KEY (replica, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS search_docs_seq ON search_docs (replica, seq);
-CREATE TABLE IF NOT EXISTS search_snapshots (replica TEXT PRIMARY KEY, token TEXT NOT NULL);
+-- The segments of a replica's search index on disk: which segment directories hold the
+-- documents up to change sequence `covered`, and which of their documents are live.
+CREATE TABLE IF NOT EXISTS search_segments (
+    replica TEXT PRIMARY KEY, generation INTEGER NOT NULL, covered INTEGER NOT NULL,
+    segments TEXT NOT NULL, live BLOB NOT NULL);
+-- Replaced by search_segments.
+DROP TABLE IF EXISTS search_snapshots;
 CREATE TABLE IF NOT EXISTS journal (
     replica TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, event_id TEXT NOT NULL,
     ts TEXT NOT NULL, body BLOB NOT NULL,
@@ -220,6 +226,16 @@ impl Db {
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with the single writer connection on the calling thread, which must be one that
+    /// may block (a blocking-pool task or a thread of its own).
+    pub fn write_inline<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
     }
 
     /// Runs `f` with a pooled reader connection on a blocking thread.

@@ -1,23 +1,42 @@
-//! The embedded search index: documents live in the embedded database (durable, shared by every
-//! process on the machine); each process keeps an in-memory inverted index per replica that
-//! follows the table's change sequence, so a search sees every write committed before it.
+//! The embedded search index. Documents live in the embedded database (durable, shared by every
+//! process on the machine), each numbered by its change sequence. The index over them is in
+//! parts that share those numbers: segments on disk, memory-mapped by every process that
+//! searches, cover the documents up to a point recorded in the database (`search_segments`);
+//! each process indexes the changes after that point in memory and catches up with the table
+//! before every search, so a search sees every write committed before it.
 //!
-//! A process starts its index from the replica's snapshot file (written after loading and at
-//! shutdown) and applies only the changes after it; without one it analyses every document.
+//! One process at a time (the holder of the replica's lock file) writes: when its in-memory part
+//! reaches [`FLUSH_DOCS`] documents (and at shutdown) it becomes a segment, and runs of
+//! [`MERGE_FACTOR`] segments of a size are merged into one in the background. Segments are
+//! written whole and then recorded in one transaction, so a crash at any point leaves the last
+//! recorded set, and the changes after it are indexed again from the table. Other processes
+//! follow: when the recorded set changes they map the new segments and index only what comes
+//! after them.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
+use roaring::RoaringBitmap;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::db::{Db, DbError};
 use dss_core::clock::SharedClock;
 use dss_core::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
-use dss_search::{Budget, EvalContext, MemIndex, QueryLimits, SortKey, parse_body};
+use dss_search::segment::{merge, write_from_memory};
+use dss_search::{
+    Budget, EvalContext, MemIndex, QueryLimits, Segment, SortKey, Source, TopK, evaluate,
+    parse_body,
+};
+
+/// Documents the in-memory part holds before the writer turns it into a segment.
+pub const FLUSH_DOCS: u64 = 10_000;
+/// Segments of one size merged at a time.
+pub const MERGE_FACTOR: usize = 4;
 
 impl From<DbError> for SearchError {
     fn from(e: DbError) -> Self {
@@ -25,16 +44,35 @@ impl From<DbError> for SearchError {
     }
 }
 
+fn backend(e: impl std::fmt::Display) -> SearchError {
+    SearchError::Backend(e.to_string())
+}
+
+/// This process is the replica's writer while it holds the lock file.
+#[derive(Debug)]
+struct Writer {
+    _lock: File,
+    merging: Arc<AtomicBool>,
+}
+
 #[derive(Debug, Default)]
 struct ReplicaIndex {
-    mem: MemIndex,
+    /// The recorded segments were read.
+    loaded: bool,
+    /// The recorded set in use (0: none).
+    generation: i64,
+    /// Change sequences up to this one are in `segments` (or dead).
+    covered: i64,
+    segments: Vec<Arc<Segment>>,
+    /// Documents after `covered`, numbered by their change sequence.
+    tail: MemIndex,
+    /// Every live document, in any part.
+    live: RoaringBitmap,
     /// Highest change sequence applied.
     seq: i64,
-    /// The snapshot was considered (it is read once, at the first catch-up).
-    snapshot_tried: bool,
-    /// The change sequence the snapshot file on disk includes (0: none known), so an unchanged
-    /// index is not written again.
-    snapshot_seq: AtomicI64,
+    /// In-memory documents before the next segment is written, after a failed attempt.
+    flush_at: u64,
+    writer: Option<Writer>,
 }
 
 /// The embedded [`SearchIndex`].
@@ -43,66 +81,77 @@ pub struct EmbeddedSearch {
     db: Db,
     clock: SharedClock,
     replicas: Arc<Mutex<HashMap<String, Arc<RwLock<ReplicaIndex>>>>>,
-    snapshots: Option<PathBuf>,
-    /// One snapshot write at a time (they share a temp file name and the recorded token).
-    persisting: Arc<tokio::sync::Mutex<()>>,
+    /// Where segments go; without it the index is kept in memory only.
+    dir: Option<PathBuf>,
+    flush_docs: u64,
     /// What one query may ask.
     limits: QueryLimits,
 }
 
-fn snapshot_path(dir: &Path, replica: &str) -> PathBuf {
-    dir.join(format!("{replica}.idx"))
+/// What `search_segments` records for a replica.
+struct Manifest {
+    generation: i64,
+    covered: i64,
+    segments: Vec<String>,
+    live: RoaringBitmap,
 }
 
-/// Header of a snapshot file: a random token that the database records when the file is
-/// written, so a snapshot is used only with the database it was taken from (not after the
-/// database was replaced or restored from an older backup).
-const SNAPSHOT_MAGIC: &[u8; 8] = b"DSSSNAP1";
-
-/// Reads a replica's snapshot if the database vouches for it.
-fn read_snapshot(db: &Db, dir: &Path, replica: &str, latest: i64) -> Option<(MemIndex, i64)> {
-    use std::io::Read;
-    let path = snapshot_path(dir, replica);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot open the search snapshot");
-            return None;
-        }
-    };
-    let mut r = std::io::BufReader::new(file);
-    let mut head = [0u8; 8 + 36];
-    if r.read_exact(&mut head).is_err() || &head[..8] != SNAPSHOT_MAGIC {
-        tracing::warn!(path = %path.display(), "search snapshot unreadable; rebuilding");
-        return None;
-    }
-    let token = String::from_utf8_lossy(&head[8..]).into_owned();
-    let recorded: Option<String> = db
-        .read_inline(|c| {
-            Ok(
-                c.prepare_cached("SELECT token FROM search_snapshots WHERE replica = ?1")?
-                    .query_row(params![replica], |r| r.get(0))
-                    .optional()?,
-            )
+fn read_manifest(c: &Connection, replica: &str) -> Result<Option<Manifest>, DbError> {
+    let row: Option<(i64, i64, String, Vec<u8>)> = c
+        .prepare_cached(
+            "SELECT generation, covered, segments, live FROM search_segments WHERE replica = ?1",
+        )?
+        .query_row(params![replica], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
-        .ok()
-        .flatten();
-    if recorded.as_deref() != Some(token.as_str()) {
-        tracing::warn!(path = %path.display(), "search snapshot is not from this database; rebuilding");
-        return None;
-    }
-    match MemIndex::read_snapshot(&mut r) {
-        Ok((mem, seq)) if seq <= latest => Some((mem, seq)),
-        Ok((_, seq)) => {
-            tracing::warn!(path = %path.display(), seq, latest, "search snapshot is ahead of the database; ignored");
-            None
+        .optional()?;
+    let Some((generation, covered, segments, live)) = row else {
+        return Ok(None);
+    };
+    let segments: Vec<String> = serde_json::from_str(&segments)
+        .map_err(|e| DbError::Task(format!("search_segments of {replica}: {e}")))?;
+    let live = RoaringBitmap::deserialize_from(&live[..])
+        .map_err(|e| DbError::Task(format!("search_segments of {replica}: {e}")))?;
+    Ok(Some(Manifest {
+        generation,
+        covered,
+        segments,
+        live,
+    }))
+}
+
+/// Records a new set of segments if the recorded one is still `expected`; `false` if not.
+fn commit_manifest(
+    db: &Db,
+    replica: &str,
+    expected: i64,
+    m: &Manifest,
+) -> Result<bool, SearchError> {
+    let segments = serde_json::to_string(&m.segments).map_err(backend)?;
+    let mut live = Vec::with_capacity(m.live.serialized_size());
+    m.live.serialize_into(&mut live).map_err(backend)?;
+    let replica = replica.to_string();
+    let generation = m.generation;
+    let covered = m.covered;
+    Ok(db.write_inline(move |c| {
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<i64> = tx
+            .prepare_cached("SELECT generation FROM search_segments WHERE replica = ?1")?
+            .query_row(params![replica], |r| r.get(0))
+            .optional()?;
+        if current.unwrap_or(0) != expected {
+            return Ok(false);
         }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "search snapshot unreadable; rebuilding");
-            None
-        }
-    }
+        tx.prepare_cached(
+            "INSERT INTO search_segments (replica, generation, covered, segments, live)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (replica) DO UPDATE SET generation = excluded.generation,
+               covered = excluded.covered, segments = excluded.segments, live = excluded.live",
+        )?
+        .execute(params![replica, generation, covered, segments, live])?;
+        tx.commit()?;
+        Ok(true)
+    })?)
 }
 
 fn load_doc(conn: &Connection, replica: &str, id: &str) -> Result<Option<Value>, DbError> {
@@ -113,15 +162,236 @@ fn load_doc(conn: &Connection, replica: &str, id: &str) -> Result<Option<Value>,
     Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+fn load_by_seq(conn: &Connection, replica: &str, seq: u32) -> Result<Option<Value>, DbError> {
+    let text: Option<Option<String>> = conn
+        .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND seq = ?2")?
+        .query_row(params![replica, seq], |r| r.get(0))
+        .optional()?;
+    Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// The directory of a replica's segments.
+fn replica_dir(dir: &Path, replica: &str) -> PathBuf {
+    dir.join(replica)
+}
+
+/// The tier of a segment of `documents`: segments of one tier are merged together.
+fn tier(documents: u64, flush: u64) -> u32 {
+    (documents.max(1) / flush.max(1))
+        .max(1)
+        .ilog(MERGE_FACTOR as u64)
+}
+
+impl ReplicaIndex {
+    /// Uses the recorded segments: the in-memory part restarts after them.
+    fn load(&mut self, db: &Db, replica: &str, dir: Option<&Path>) -> Result<(), SearchError> {
+        self.loaded = true;
+        let Some(dir) = dir else { return Ok(()) };
+        // A segment can disappear between reading the record and opening it (merged away by
+        // the writer): the record is read again.
+        for attempt in 0..3 {
+            let Some(m) = db.read_inline(|c| read_manifest(c, replica))? else {
+                return Ok(());
+            };
+            let mut opened = Vec::with_capacity(m.segments.len());
+            let mut failed = None;
+            for name in &m.segments {
+                if let Some(s) = self
+                    .segments
+                    .iter()
+                    .find(|s| s.dir().file_name().is_some_and(|f| f == name.as_str()))
+                {
+                    opened.push(s.clone());
+                    continue;
+                }
+                match Segment::open(&replica_dir(dir, replica).join(name)) {
+                    Ok(s) => opened.push(Arc::new(s)),
+                    Err(e) => {
+                        failed = Some(format!("{name}: {e}"));
+                        break;
+                    }
+                }
+            }
+            self.generation = m.generation;
+            if let Some(why) = failed {
+                if attempt < 2 {
+                    continue;
+                }
+                // Not usable: everything is indexed again from the table (and the writer
+                // records new segments in place of these).
+                tracing::warn!(replica, error = %why, "search segments unreadable; indexing again from the database");
+                self.segments.clear();
+                self.covered = 0;
+                self.live = RoaringBitmap::new();
+            } else {
+                self.segments = opened;
+                self.covered = m.covered;
+                self.live = m.live;
+            }
+            self.tail = MemIndex::new();
+            self.seq = self.covered;
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Applies one changed row: older versions of the document stop being live.
+    fn apply(&mut self, id: &str, seq: i64, doc: Option<Value>) -> Result<(), SearchError> {
+        for s in &self.segments {
+            if let Some(o) = s.ord_of(id) {
+                self.live.remove(o);
+            }
+        }
+        if let Some(o) = self.tail.ord_of(id) {
+            self.live.remove(o);
+            self.tail.remove(id);
+        }
+        if let Some(doc) = doc {
+            let ord = u32::try_from(seq).map_err(|_| {
+                backend("the search index's change sequence passed 2^32; rebuild the index")
+            })?;
+            self.tail.insert_at(id, &doc, ord);
+            self.live.insert(ord);
+        }
+        self.seq = seq;
+        Ok(())
+    }
+
+    /// Takes the writer's lock if no other process holds it; `false` if one does.
+    fn become_writer(&mut self, dir: &Path, replica: &str) -> Result<bool, SearchError> {
+        if self.writer.is_some() {
+            return Ok(true);
+        }
+        let rdir = replica_dir(dir, replica);
+        dss_core::private_files::create_dir(dir).map_err(backend)?;
+        dss_core::private_files::create_dir(&rdir).map_err(backend)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{replica}.lock")))
+            .map_err(backend)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => return Err(backend(e)),
+        }
+        self.writer = Some(Writer {
+            _lock: lock,
+            merging: Arc::default(),
+        });
+        // What an earlier writer left behind (unfinished or replaced segments) goes, and so does
+        // the in-memory index's snapshot file of earlier versions.
+        self.remove_unrecorded(&rdir);
+        let _ = std::fs::remove_file(dir.join(format!("{replica}.idx")));
+        Ok(true)
+    }
+
+    /// Removes segment directories the record does not name (only the writer calls this).
+    fn remove_unrecorded(&self, rdir: &Path) {
+        let Ok(entries) = std::fs::read_dir(rdir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !self.segments.iter().any(|s| s.dir() == path)
+                && let Err(err) = std::fs::remove_dir_all(&path)
+            {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove an old search segment");
+            }
+        }
+    }
+
+    /// Turns the in-memory part into a segment and records it (the writer only); `false` when
+    /// another process is the writer.
+    fn flush(&mut self, db: &Db, replica: &str, dir: &Path) -> Result<bool, SearchError> {
+        if self.seq == self.covered || !self.become_writer(dir, replica)? {
+            return Ok(self.seq == self.covered);
+        }
+        let (first, last) = (self.covered + 1, self.seq);
+        let mut keep = self.live.clone();
+        keep.remove_range(..first as u32);
+        let mut segments = self.segments.clone();
+        if !keep.is_empty() {
+            let name = format!("{first:010}-{last:010}-{}", uuid::Uuid::new_v4().simple());
+            let path = replica_dir(dir, replica).join(&name);
+            let seg = write_from_memory(&self.tail, &keep, &path, first as u32, last as u32)
+                .map_err(|e| backend(format!("writing search segment {name}: {e}")))?;
+            segments.push(Arc::new(seg));
+        }
+        self.record(db, replica, segments, last)?;
+        self.tail = MemIndex::new();
+        self.flush_at = 0;
+        Ok(true)
+    }
+
+    /// Records `segments` as covering up to `covered` and starts using them.
+    fn record(
+        &mut self,
+        db: &Db,
+        replica: &str,
+        segments: Vec<Arc<Segment>>,
+        covered: i64,
+    ) -> Result<(), SearchError> {
+        let mut live = self.live.clone();
+        if covered < i64::from(u32::MAX) {
+            live.remove_range(covered as u32 + 1..);
+        }
+        let m = Manifest {
+            generation: self.generation + 1,
+            covered,
+            segments: segments
+                .iter()
+                .filter_map(|s| Some(s.dir().file_name()?.to_str()?.to_string()))
+                .collect(),
+            live,
+        };
+        if !commit_manifest(db, replica, self.generation, &m)? {
+            return Err(backend(
+                "the search segments were recorded by another writer; indexing continues from \
+                 the database",
+            ));
+        }
+        let replaced: Vec<Arc<Segment>> = self
+            .segments
+            .iter()
+            .filter(|s| !segments.iter().any(|n| Arc::ptr_eq(n, s)))
+            .cloned()
+            .collect();
+        self.generation = m.generation;
+        self.covered = covered;
+        self.segments = segments;
+        for s in replaced {
+            if let Err(e) = std::fs::remove_dir_all(s.dir()) {
+                tracing::warn!(path = %s.dir().display(), error = %e, "cannot remove a merged search segment");
+            }
+        }
+        Ok(())
+    }
+
+    /// The last run of [`MERGE_FACTOR`] segments of one tier, if any.
+    fn merge_candidates(&self, flush: u64) -> Option<Vec<Arc<Segment>>> {
+        let n = self.segments.len();
+        if n < MERGE_FACTOR {
+            return None;
+        }
+        let run = &self.segments[n - MERGE_FACTOR..];
+        let t = tier(run[0].meta().documents, flush);
+        run.iter()
+            .all(|s| tier(s.meta().documents, flush) == t)
+            .then(|| run.to_vec())
+    }
+}
+
 impl EmbeddedSearch {
-    /// The index over `db`.
+    /// The index over `db`, in memory only until [`EmbeddedSearch::with_segments`].
     pub fn new(db: &Db, clock: SharedClock) -> Self {
         Self {
             db: db.clone(),
             clock,
             replicas: Arc::default(),
-            snapshots: None,
-            persisting: Arc::default(),
+            dir: None,
+            flush_docs: FLUSH_DOCS,
             limits: QueryLimits::default(),
         }
     }
@@ -132,9 +402,15 @@ impl EmbeddedSearch {
         self
     }
 
-    /// Keeps snapshots of the in-memory indexes in `dir`.
-    pub fn with_snapshots(mut self, dir: PathBuf) -> Self {
-        self.snapshots = Some(dir);
+    /// Keeps the index in segments under `dir`.
+    pub fn with_segments(mut self, dir: PathBuf) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// Writes a segment every `n` documents (default [`FLUSH_DOCS`]).
+    pub fn with_flush_docs(mut self, n: u64) -> Self {
+        self.flush_docs = n.max(1);
         self
     }
 
@@ -143,42 +419,32 @@ impl EmbeddedSearch {
         map.entry(name.to_string()).or_default().clone()
     }
 
-    /// Applies committed changes the in-memory index has not seen; rebuilds it when replaced
-    /// documents have left too many dead entries.
+    /// Applies committed changes the index has not seen, following the recorded segments.
     fn catch_up(
-        db: &Db,
+        &self,
         replica: &str,
-        index: &RwLock<ReplicaIndex>,
-        snapshots: Option<&Path>,
-    ) -> Result<(), DbError> {
-        let seen = index.read().unwrap_or_else(|p| p.into_inner()).seq;
-        let latest: i64 = db.read_inline(|c| {
+        index: &Arc<RwLock<ReplicaIndex>>,
+    ) -> Result<(), SearchError> {
+        let db = &self.db;
+        let (latest, generation): (i64, i64) = db.read_inline(|c| {
             Ok(c.prepare_cached(
-                "SELECT COALESCE(MAX(seq), 0) FROM search_docs WHERE replica = ?1",
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM search_docs WHERE replica = ?1),
+                        (SELECT COALESCE(MAX(generation), 0) FROM search_segments WHERE replica = ?1)",
             )?
-            .query_row(params![replica], |r| r.get(0))?)
+            .query_row(params![replica], |r| Ok((r.get(0)?, r.get(1)?)))?)
         })?;
-        if latest <= seen {
-            return Ok(());
+        {
+            let ri = index.read().unwrap_or_else(|p| p.into_inner());
+            if ri.loaded && latest <= ri.seq && generation == ri.generation {
+                return Ok(());
+            }
         }
         let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
         let ri = &mut *guard;
-        if !ri.snapshot_tried {
-            ri.snapshot_tried = true;
-            if let Some((mem, seq)) = snapshots.and_then(|d| read_snapshot(db, d, replica, latest))
-            {
-                tracing::info!(
-                    replica,
-                    documents = mem.len(),
-                    seq,
-                    "search index restored from its snapshot"
-                );
-                ri.mem = mem;
-                ri.seq = seq;
-                *ri.snapshot_seq.get_mut() = seq;
-            }
+        if !ri.loaded || (ri.generation != generation && ri.writer.is_none()) {
+            ri.load(db, replica, self.dir.as_deref())?;
         }
-        // In chunks, so neither memory nor a read transaction grows with the index.
+        // In chunks, so neither memory nor a read transaction grows with the backlog.
         let mut applied = 0usize;
         loop {
             let from = ri.seq;
@@ -198,47 +464,123 @@ impl EmbeddedSearch {
                 break;
             }
             for (id, seq, doc) in rows {
-                match doc.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
-                    Some(d) => {
-                        ri.mem.insert(&id, &d);
-                    }
-                    None => {
-                        ri.mem.remove(&id);
+                let doc = doc.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+                ri.apply(&id, seq, doc)?;
+                applied += 1;
+            }
+            if ri.tail.len() >= self.flush_docs.max(ri.flush_at)
+                && let Some(dir) = &self.dir
+            {
+                match ri.flush(db, replica, dir) {
+                    Ok(true) => self.merge_in_background(replica, index, ri),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // Searches go on from memory; the next attempt waits for twice as much.
+                        ri.flush_at = ri.tail.len() * 2;
+                        tracing::error!(replica, error = %e, "writing a search segment failed");
                     }
                 }
-                ri.seq = seq;
-                applied += 1;
             }
         }
         // Replaced documents leave entries behind; drop them once they outnumber live ones.
-        if ri.mem.garbage() > ri.mem.len() + 10_000 {
-            ri.mem.purge();
+        if ri.tail.garbage() > ri.tail.len() + 10_000 {
+            ri.tail.purge();
         }
         if applied >= 1000 {
-            let st = ri.mem.stats();
             tracing::info!(
                 replica,
                 applied,
-                documents = st.documents,
-                fields = st.fields,
-                terms = st.terms,
-                word_pairs = st.pairs,
-                values = st.values,
-                "search index loaded"
+                documents = ri.live.len(),
+                segments = ri.segments.len(),
+                in_memory = ri.tail.len(),
+                "search index caught up"
             );
         }
         Ok(())
     }
 
-    fn run_search(
-        db: &Db,
+    /// Merges the last run of same-tier segments on a thread of its own, if there is one and no
+    /// merge is under way; searches go on with the segments as they are until it is recorded.
+    fn merge_in_background(
+        &self,
         replica: &str,
-        index: &RwLock<ReplicaIndex>,
-        snapshots: Option<&Path>,
+        index: &Arc<RwLock<ReplicaIndex>>,
+        ri: &ReplicaIndex,
+    ) {
+        let (Some(dir), Some(writer)) = (self.dir.clone(), ri.writer.as_ref()) else {
+            return;
+        };
+        let Some(run) = ri.merge_candidates(self.flush_docs) else {
+            return;
+        };
+        if writer.merging.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let merging = writer.merging.clone();
+        let mut keep = ri.live.clone();
+        if ri.covered < i64::from(u32::MAX) {
+            keep.remove_range(ri.covered as u32 + 1..);
+        }
+        let (db, index, replica) = (self.db.clone(), index.clone(), replica.to_string());
+        let flush = self.flush_docs;
+        let spawned = std::thread::Builder::new()
+            .name(format!("search-merge-{replica}"))
+            .spawn(move || {
+                let mut run = run;
+                loop {
+                    let t = std::time::Instant::now();
+                    let parts: Vec<&Segment> = run.iter().map(|s| &**s).collect();
+                    let (first, last) = (parts[0].meta().first, parts[parts.len() - 1].meta().last);
+                    let name = format!("{first:010}-{last:010}-{}", uuid::Uuid::new_v4().simple());
+                    let path = replica_dir(&dir, &replica).join(&name);
+                    let merged = match merge(&parts, &keep, &path) {
+                        Ok(m) => Arc::new(m),
+                        Err(e) => {
+                            tracing::error!(replica, error = %e, "merging search segments failed");
+                            break;
+                        }
+                    };
+                    let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
+                    let ri = &mut *guard;
+                    // The run is still in place (only this thread removes segments).
+                    let Some(at) = ri.segments.iter().position(|s| Arc::ptr_eq(s, &run[0])) else {
+                        break;
+                    };
+                    let mut segments = ri.segments.clone();
+                    segments.splice(at..at + run.len(), [merged.clone()]);
+                    let covered = ri.covered;
+                    if let Err(e) = ri.record(&db, &replica, segments, covered) {
+                        tracing::error!(replica, error = %e, "recording merged search segments failed");
+                        let _ = std::fs::remove_dir_all(&path);
+                        break;
+                    }
+                    tracing::info!(replica, documents = merged.meta().documents, secs = t.elapsed().as_secs_f64(), "search segments merged");
+                    // A merge can complete a run of the next tier.
+                    match ri.merge_candidates(flush) {
+                        Some(next) => {
+                            run = next;
+                            keep = ri.live.clone();
+                            keep.remove_range(ri.covered as u32 + 1..);
+                        }
+                        None => break,
+                    }
+                }
+                merging.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            writer.merging.store(false, Ordering::Release);
+            tracing::error!(error = %e, "cannot start a search merge");
+        }
+    }
+
+    fn run_search(
+        &self,
+        replica: &str,
+        index: &Arc<RwLock<ReplicaIndex>>,
         req: &SearchRequest,
         now: time::OffsetDateTime,
-        limits: &QueryLimits,
     ) -> Result<SearchPage, SearchError> {
+        let limits = &self.limits;
         let query = parse_body(&req.body).map_err(|e| SearchError::BadQuery(e.0))?;
         dss_search::limits::check(&query, limits).map_err(|e| SearchError::BadQuery(e.0))?;
         let after = match &req.after {
@@ -247,28 +589,41 @@ impl EmbeddedSearch {
             })?),
             None => None,
         };
-        Self::catch_up(db, replica, index, snapshots)?;
+        self.catch_up(replica, index)?;
         let ri = index.read().unwrap_or_else(|p| p.into_inner());
+        let db = &self.db;
         let loader = |ord: u32| {
-            let id = ri.mem.id(ord)?.to_string();
-            db.read_inline(|c| load_doc(c, replica, &id)).ok().flatten()
+            db.read_inline(|c| load_by_seq(c, replica, ord))
+                .ok()
+                .flatten()
         };
         let budget = Budget::new(limits.max_cost);
-        let hits = ri
-            .mem
-            .search(
-                &query,
-                &EvalContext {
-                    now,
-                    loader: &loader,
-                    budget: &budget,
-                },
-            )
-            .map_err(|e| SearchError::BadQuery(e.0))?;
-        let page = ri.mem.top(&hits, after.as_ref(), req.size);
-        let mut out = Vec::with_capacity(page.len());
-        for ord in page {
-            let Some(key) = ri.mem.key(ord) else { continue };
+        let ctx = EvalContext {
+            now,
+            loader: &loader,
+            budget: &budget,
+        };
+        let bad = |e: dss_search::QueryError| SearchError::BadQuery(e.0);
+        let mut hits = evaluate(&ri.tail, &query, &ctx).map_err(bad)?;
+        for s in &ri.segments {
+            hits |= evaluate(&**s, &query, &ctx).map_err(bad)?;
+        }
+        hits &= &ri.live;
+        // Each hit's key comes from the part that holds it.
+        let mut top = TopK::new(after.as_ref(), req.size);
+        let mut rest = hits.clone();
+        for s in &ri.segments {
+            let mine = &rest & s.ordinals();
+            s.offer(&mine, &mut top, after.as_ref());
+            rest -= mine;
+        }
+        for ord in &rest {
+            if let Some(k) = ri.tail.key(ord) {
+                top.offer(k, ord);
+            }
+        }
+        let mut out = Vec::with_capacity(req.size.min(hits.len() as usize));
+        for (key, _) in top.into_sorted() {
             let source = if req.with_source {
                 db.read_inline(|c| load_doc(c, replica, &key.id))?
             } else {
@@ -290,7 +645,7 @@ impl EmbeddedSearch {
 #[async_trait]
 impl SearchIndex for EmbeddedSearch {
     async fn put(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
-        let text = serde_json::to_string(doc).map_err(|e| SearchError::Backend(e.to_string()))?;
+        let text = serde_json::to_string(doc).map_err(backend)?;
         let (replica, id) = (replica.to_string(), id.to_string());
         Ok(self
             .db
@@ -338,91 +693,36 @@ impl SearchIndex for EmbeddedSearch {
     }
 
     async fn warm_up(&self, replica: &str) -> Result<(), SearchError> {
-        let db = self.db.clone();
-        let index = self.replica(replica);
-        let replica = replica.to_string();
-        let snapshots = self.snapshots.clone();
-        tokio::task::spawn_blocking(move || {
-            Self::catch_up(&db, &replica, &index, snapshots.as_deref())
-        })
-        .await
-        .map_err(|e| SearchError::Backend(e.to_string()))??;
-        Ok(())
+        let (this, index, replica) = (self.clone(), self.replica(replica), replica.to_string());
+        tokio::task::spawn_blocking(move || this.catch_up(&replica, &index))
+            .await
+            .map_err(backend)?
     }
 
+    /// Writes what is in memory as a segment (if this process is the writer), so that the next
+    /// start maps it instead of indexing it again.
     async fn persist(&self, replica: &str) -> Result<(), SearchError> {
-        let Some(dir) = self.snapshots.clone() else {
+        let Some(dir) = self.dir.clone() else {
             return Ok(());
         };
-        let index = self.replica(replica);
-        let _one_at_a_time = self.persisting.lock().await;
-        let (idx, name) = (index.clone(), replica.to_string());
-        let written =
-            tokio::task::spawn_blocking(move || -> std::io::Result<Option<(String, i64)>> {
-                use std::io::Write;
-                let ri = idx.read().unwrap_or_else(|p| p.into_inner());
-                if ri.seq == 0 || ri.snapshot_seq.load(Ordering::Acquire) == ri.seq {
-                    return Ok(None);
-                }
-                let replica = name;
-                dss_core::private_files::create_dir(&dir)?;
-                let path = snapshot_path(&dir, &replica);
-                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                let token = uuid::Uuid::new_v4().to_string();
-                let mut out = std::io::BufWriter::new(dss_core::private_files::create(&tmp)?);
-                out.write_all(SNAPSHOT_MAGIC)?;
-                out.write_all(token.as_bytes())?;
-                ri.mem.write_snapshot(ri.seq, &mut out)?;
-                let file = out.into_inner().map_err(|e| e.into_error())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                Ok(Some((token, ri.seq)))
-            })
-            .await
-            .map_err(|e| SearchError::Backend(e.to_string()))?
-            .map_err(|e| SearchError::Backend(format!("writing the search snapshot: {e}")))?;
-        // The file is in place; from now on the database vouches for it. A crash in between leaves
-        // a file the database does not know: it is ignored and the index rebuilt.
-        if let Some((token, seq)) = written {
-            let name = replica.to_string();
-            self.db
-                .write(move |c| {
-                    c.execute(
-                        "INSERT INTO search_snapshots (replica, token) VALUES (?1, ?2)
-                         ON CONFLICT (replica) DO UPDATE SET token = excluded.token",
-                        params![name, token],
-                    )?;
-                    Ok(())
-                })
-                .await?;
-            index
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .snapshot_seq
-                .store(seq, Ordering::Release);
-        }
-        Ok(())
+        let (this, index, replica) = (self.clone(), self.replica(replica), replica.to_string());
+        tokio::task::spawn_blocking(move || {
+            this.catch_up(&replica, &index)?;
+            let mut guard = index.write().unwrap_or_else(|p| p.into_inner());
+            if guard.flush(&this.db, &replica, &dir)? {
+                this.merge_in_background(&replica, &index, &guard);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(backend)?
     }
 
     async fn search(&self, replica: &str, req: &SearchRequest) -> Result<SearchPage, SearchError> {
-        let db = self.db.clone();
-        let index = self.replica(replica);
-        let (replica, req) = (replica.to_string(), req.clone());
-        let now = self.clock.now();
-        let snapshots = self.snapshots.clone();
-        let limits = self.limits;
-        tokio::task::spawn_blocking(move || {
-            Self::run_search(
-                &db,
-                &replica,
-                &index,
-                snapshots.as_deref(),
-                &req,
-                now,
-                &limits,
-            )
-        })
-        .await
-        .map_err(|e| SearchError::Backend(e.to_string()))?
+        let (this, index, replica) = (self.clone(), self.replica(replica), replica.to_string());
+        let (req, now) = (req.clone(), self.clock.now());
+        tokio::task::spawn_blocking(move || this.run_search(&replica, &index, &req, now))
+            .await
+            .map_err(backend)?
     }
 }

@@ -286,11 +286,49 @@ async fn embedded_search_conforms() {
 }
 
 #[tokio::test]
-async fn embedded_search_restarts_from_its_snapshot() {
+async fn embedded_search_on_segments_conforms() {
+    // Three documents per segment: the suite runs across many segments, merged as it goes, and a
+    // second process (another handle, not the writer) follows them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("s.db"), Durability::Process).expect("open");
+    let segs = dir.path().join("search");
+    let index = EmbeddedSearch::new(&db, system())
+        .with_segments(segs.clone())
+        .with_flush_docs(3);
+    dss_conformance::search::run(&index, "aws").await;
+    let other = EmbeddedSearch::new(
+        &Db::open(&dir.path().join("s.db"), Durability::Process).expect("open"),
+        system(),
+    )
+    .with_segments(segs.clone())
+    .with_flush_docs(3);
+    dss_conformance::search::run(&other, "gcp").await;
+    let all = dss_core::ports::SearchRequest {
+        body: serde_json::json!({}),
+        size: 10,
+        after: None,
+        with_source: false,
+    };
+    for idx in [&index, &other] {
+        for replica in ["aws", "gcp"] {
+            let page = dss_core::ports::SearchIndex::search(idx, replica, &all)
+                .await
+                .expect("search");
+            assert_eq!(page.total, 45, "{replica}");
+        }
+    }
+    let written = std::fs::read_dir(segs.join("aws"))
+        .expect("segments")
+        .count();
+    assert!(written >= 1, "{written} segments");
+}
+
+#[tokio::test]
+async fn embedded_search_restarts_from_its_segments() {
     use dss_core::ports::{SearchIndex, SearchRequest};
     use serde_json::json;
     let dir = tempfile::tempdir().expect("tempdir");
-    let snaps = dir.path().join("search");
+    let segs = dir.path().join("search");
     let db = Db::open(&dir.path().join("s.db"), Durability::Process).expect("open");
     let all = SearchRequest {
         body: json!({"query": {"range": {"n": {"gte": 0}}}}),
@@ -298,8 +336,10 @@ async fn embedded_search_restarts_from_its_snapshot() {
         after: None,
         with_source: false,
     };
-    let first = EmbeddedSearch::new(&db, system()).with_snapshots(snaps.clone());
-    for i in 0..20 {
+    let first = EmbeddedSearch::new(&db, system())
+        .with_segments(segs.clone())
+        .with_flush_docs(4);
+    for i in 0..22 {
         first
             .put(
                 "aws",
@@ -309,47 +349,68 @@ async fn embedded_search_restarts_from_its_snapshot() {
             .await
             .expect("put");
     }
-    assert_eq!(first.search("aws", &all).await.expect("search").total, 20);
+    assert_eq!(first.search("aws", &all).await.expect("search").total, 22);
     first.persist("aws").await.expect("persist");
-    assert!(snaps.join("aws.idx").exists());
-    // An index that has not changed since its snapshot is not written again.
-    let written = std::fs::metadata(snaps.join("aws.idx"))
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    first.persist("aws").await.expect("persist");
-    let again = std::fs::metadata(snaps.join("aws.idx"))
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    assert_eq!(written, again);
-    // Changes after the snapshot are applied on top of it by the next process.
+    let recorded = |db: &Db| {
+        let db = db.clone();
+        async move {
+            db.read(|c| {
+                Ok(c.query_row(
+                    "SELECT covered FROM search_segments WHERE replica = 'aws'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .await
+            .expect("covered")
+        }
+    };
+    assert_eq!(recorded(&db).await, 22, "everything is in segments");
+    // A replaced and a removed document, after the segments: a second process (not the
+    // writer, which the first still is) maps the segments and indexes only these changes.
     first
-        .put("aws", "d20", &json!({"uuid": "20", "n": 20}))
+        .put("aws", "d20", &json!({"uuid": "20", "n": 120}))
         .await
         .expect("put");
     first.delete("aws", "d3").await.expect("delete");
-    let second = EmbeddedSearch::new(&db, system()).with_snapshots(snaps.clone());
+    let second = EmbeddedSearch::new(&db, system())
+        .with_segments(segs.clone())
+        .with_flush_docs(4);
     let page = second.search("aws", &all).await.expect("search");
-    assert_eq!(page.total, 20);
-    assert_eq!(page.hits[0].id, "d20");
+    assert_eq!(page.total, 21);
+    assert_eq!(page.hits[0].id, "d21");
     assert!(page.hits.iter().all(|h| h.id != "d3"));
-    // A snapshot from another database is not used: a fresh database with other documents
-    // under the same ids (and a later change sequence) sees only its own.
-    second.persist("aws").await.expect("persist");
-    let other_db = Db::open(&dir.path().join("other.db"), Durability::Process).expect("open");
-    let other = EmbeddedSearch::new(&other_db, system()).with_snapshots(snaps.clone());
-    for i in 0..30 {
-        other
-            .put("aws", &format!("x{i}"), &json!({"uuid": "x", "n": i}))
-            .await
-            .expect("put");
+    let high = SearchRequest {
+        body: json!({"query": {"range": {"n": {"gte": 100}}}}),
+        ..all.clone()
+    };
+    assert_eq!(second.search("aws", &high).await.expect("search").total, 1);
+    second
+        .persist("aws")
+        .await
+        .expect("persist: a reader writes nothing");
+    assert_eq!(recorded(&db).await, 22);
+    // A segment left half-written by a crash is not used, and the next writer removes it.
+    std::fs::create_dir_all(segs.join("aws/0000000030-0000000040-x.tmp")).expect("mkdir");
+    drop(first);
+    let third = EmbeddedSearch::new(&db, system())
+        .with_segments(segs.clone())
+        .with_flush_docs(4);
+    assert_eq!(third.search("aws", &all).await.expect("search").total, 21);
+    third.persist("aws").await.expect("persist");
+    assert_eq!(recorded(&db).await, 24);
+    assert!(!segs.join("aws/0000000030-0000000040-x.tmp").exists());
+    // The second process follows the writer's new segments.
+    let page = second.search("aws", &all).await.expect("search");
+    assert_eq!(page.total, 21);
+    assert_eq!(second.search("aws", &high).await.expect("search").total, 1);
+    // Unreadable segments: the index is built again from the documents.
+    for e in std::fs::read_dir(segs.join("aws")).expect("dir").flatten() {
+        std::fs::write(e.path().join("docs"), b"garbage").expect("damage");
     }
-    let page = other.search("aws", &all).await.expect("search");
-    assert_eq!(page.total, 30);
-    assert!(page.hits.iter().all(|h| h.id.starts_with('x')));
-    // An unreadable snapshot is ignored: the index is rebuilt from the documents.
-    std::fs::write(snaps.join("aws.idx"), b"garbage").expect("write");
-    let third = EmbeddedSearch::new(&db, system()).with_snapshots(snaps);
-    assert_eq!(third.search("aws", &all).await.expect("search").total, 20);
+    let fourth = EmbeddedSearch::new(&db, system()).with_segments(segs);
+    assert_eq!(fourth.search("aws", &all).await.expect("search").total, 21);
+    assert_eq!(fourth.search("aws", &high).await.expect("search").total, 1);
 }
 
 #[tokio::test]

@@ -272,7 +272,7 @@ impl Deployment {
         Ok(Self {
             search: Arc::new(
                 EmbeddedSearch::new(&db, clock.clone())
-                    .with_snapshots(config.data_dir.join("search"))
+                    .with_segments(config.data_dir.join("search"))
                     .with_limits(config.limits.query()),
             ),
             journal: Arc::new(EmbeddedJournal::new(&db, clock.clone())),

@@ -1,30 +1,31 @@
-//! The in-memory inverted index and the query evaluator over it.
-//!
-//! A document's flattened values go into per-field dictionaries: keywords (lower-cased) and
-//! tokens of `.text` sub-fields in ordered term maps, numbers and dates in ordered value maps,
-//! plus an `exists` set per path and ancestor path. A query is answered by set algebra on
-//! those postings, never by visiting every document; only `match_phrase` and `nested` re-read
-//! the documents that the postings already narrowed down. The same evaluator answers "does this
-//! one document match?" by indexing that document alone ([`matches`]).
+//! The in-memory inverted index: a document's flattened values go into per-field dictionaries:
+//! keywords (lower-cased) and tokens of `.text` sub-fields in term dictionaries, adjacent token
+//! pairs, numbers and dates in ordered value maps, plus an `exists` set per path and ancestor
+//! path. Queries are answered by the evaluator ([`crate::eval`]) over it, and by the same
+//! evaluator over the segments on disk ([`crate::segment`]); "does this one document match?" is
+//! answered by indexing that document alone ([`SingleDoc`]).
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 /// Fields by name; looked up by `&str` without allocating.
 type Fields = hashbrown::HashMap<String, FieldIndex, FxBuildHasher>;
-use std::ops::Bound;
-use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::analyze::{self, TEXT_SUFFIX};
-use super::ast::{Operator, Query, QueryError, RangeBounds, Scalar};
-use super::dates::{self, Millis, Rounding};
-use super::flatten::{Leaf, for_each_leaf, objects_at};
-use super::limits::{Budget, DOC_COST};
+use super::ast::{Query, QueryError};
+use super::dates::{self, Millis};
+use super::eval::{evaluate, num_key, pair, pair_indexed};
+use super::flatten::{Leaf, for_each_leaf};
+use super::limits::Budget;
+use super::source::{FieldSource, Post, Source};
 use super::terms::{Postings, TermDict};
 
 fn add<K: Ord>(map: &mut BTreeMap<K, Postings>, key: K, doc: u32) {
@@ -41,49 +42,75 @@ fn purge_map<K: Ord>(m: &mut BTreeMap<K, Postings>, dead: &RoaringBitmap) {
     m.retain(|_, p| p.remove_all(dead));
 }
 
-fn union_range<K: Ord>(
-    map: &BTreeMap<K, Postings>,
+fn values_in<'a, K: Ord + Copy>(
+    map: &'a BTreeMap<K, Postings>,
     lo: Bound<K>,
     hi: Bound<K>,
-    budget: &Budget,
-) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
-    if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-        (&lo, &hi)
-        && a > b
-    {
-        return out;
-    }
-    for (_, p) in map.range((lo, hi)) {
-        if !budget.spend(1) {
+    visit: &mut dyn FnMut(Post<'a>) -> bool,
+) {
+    for p in map.range((lo, hi)).map(|(_, p)| p) {
+        if !visit(p.post()) {
             break;
         }
-        p.or_into(&mut out);
-    }
-    out
-}
-
-/// A total order on finite floats as unsigned keys.
-fn num_key(x: f64) -> u64 {
-    let bits = x.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | (1 << 63)
     }
 }
 
+/// The dictionaries of one field of a [`MemIndex`].
 #[derive(Debug, Default)]
-struct FieldIndex {
+pub struct FieldIndex {
     /// Keywords (lower-cased) or, for `.text` fields, tokens.
-    terms: TermDict,
+    pub(crate) terms: TermDict,
     /// For `.text` fields: adjacent token pairs (`a\0b`), which answer two-word phrases and
     /// narrow down longer ones.
-    pairs: TermDict,
-    numbers: BTreeMap<u64, Postings>,
-    dates: BTreeMap<Millis, Postings>,
-    exists: RoaringBitmap,
-    text: bool,
+    pub(crate) pairs: TermDict,
+    pub(crate) numbers: BTreeMap<u64, Postings>,
+    pub(crate) dates: BTreeMap<Millis, Postings>,
+    pub(crate) exists: RoaringBitmap,
+    pub(crate) text: bool,
+}
+
+impl<'a> FieldSource<'a> for &'a FieldIndex {
+    fn is_text(&self) -> bool {
+        self.text
+    }
+    fn exists(&self) -> RoaringBitmap {
+        self.exists.clone()
+    }
+    fn term(&self, term: &str) -> Option<Post<'a>> {
+        self.terms.get(term).map(Postings::post)
+    }
+    fn pair(&self, key: &str) -> Option<Post<'a>> {
+        self.pairs.get(key).map(Postings::post)
+    }
+    fn terms_in(
+        &self,
+        lo: Bound<&str>,
+        hi: Bound<&str>,
+        visit: &mut dyn FnMut(&str, Post<'a>) -> bool,
+    ) {
+        for (t, p) in self.terms.range(lo, hi) {
+            if !visit(t, p.post()) {
+                break;
+            }
+        }
+    }
+    fn number(&self, key: u64) -> Option<Post<'a>> {
+        self.numbers.get(&key).map(Postings::post)
+    }
+    fn numbers_in(&self, lo: Bound<u64>, hi: Bound<u64>, visit: &mut dyn FnMut(Post<'a>) -> bool) {
+        values_in(&self.numbers, lo, hi, visit)
+    }
+    fn date(&self, ms: Millis) -> Option<Post<'a>> {
+        self.dates.get(&ms).map(Postings::post)
+    }
+    fn dates_in(
+        &self,
+        lo: Bound<Millis>,
+        hi: Bound<Millis>,
+        visit: &mut dyn FnMut(Post<'a>) -> bool,
+    ) {
+        values_in(&self.dates, lo, hi, visit)
+    }
 }
 
 /// The sort key of a hit: `uuid` descending, `manifest.version` descending (missing last), then
@@ -197,13 +224,16 @@ pub struct IndexStats {
     pub values: usize,
 }
 
-/// An inverted index over documents numbered by insertion.
+/// An inverted index in memory. Documents are numbered by their caller ([`MemIndex::insert_at`])
+/// or by insertion ([`MemIndex::insert`]).
 #[derive(Debug, Default)]
 pub struct MemIndex {
+    /// The ordinal of `keys[0]`.
+    base: u32,
     keys: Vec<Option<SortKey>>,
     by_id: FxHashMap<Arc<str>, u32>,
     live: RoaringBitmap,
-    fields: Fields,
+    pub(crate) fields: Fields,
     /// Dead ordinals already dropped from the postings by [`MemIndex::purge`].
     purged: u64,
 }
@@ -224,15 +254,25 @@ impl MemIndex {
         self.live.is_empty()
     }
 
+    /// The live documents.
+    pub fn live(&self) -> &RoaringBitmap {
+        &self.live
+    }
+
     /// Documents removed or replaced whose entries are still in the postings.
     pub fn garbage(&self) -> u64 {
         self.keys.len() as u64 - self.live.len() - self.purged
     }
 
+    /// The ordinal the next [`MemIndex::insert`] takes.
+    pub fn next_ord(&self) -> u32 {
+        self.base + self.keys.len() as u32
+    }
+
     /// Drops removed and replaced documents from every posting list (their ordinals stay used).
     pub fn purge(&mut self) {
         let mut dead = RoaringBitmap::new();
-        dead.insert_range(0..self.keys.len() as u32);
+        dead.insert_range(self.base..self.next_ord());
         dead -= &self.live;
         for f in self.fields.values_mut() {
             f.terms.purge(&dead);
@@ -262,12 +302,14 @@ impl MemIndex {
 
     /// The id of a live ordinal.
     pub fn id(&self, doc: u32) -> Option<&str> {
-        self.keys.get(doc as usize)?.as_ref().map(|k| k.id.as_str())
+        self.key(doc).map(|k| k.id.as_str())
     }
 
     /// The sort key of a live ordinal.
     pub fn key(&self, doc: u32) -> Option<&SortKey> {
-        self.keys.get(doc as usize)?.as_ref()
+        self.keys
+            .get(doc.checked_sub(self.base)? as usize)?
+            .as_ref()
     }
 
     /// Removes a document; `false` if it was not there.
@@ -275,7 +317,9 @@ impl MemIndex {
         match self.by_id.remove(id) {
             Some(ord) => {
                 self.live.remove(ord);
-                self.keys[ord as usize] = None;
+                if let Some(k) = self.keys.get_mut((ord - self.base) as usize) {
+                    *k = None;
+                }
                 true
             }
             None => false,
@@ -284,8 +328,23 @@ impl MemIndex {
 
     /// Adds (or replaces) a document and returns its ordinal.
     pub fn insert(&mut self, id: &str, doc: &Value) -> u32 {
+        let ord = self.next_ord();
+        self.insert_at(id, doc, ord);
+        ord
+    }
+
+    /// Adds (or replaces) a document under ordinal `ord`, which must not be below
+    /// [`MemIndex::next_ord`] unless the index is empty (ordinals skipped stay unused).
+    pub fn insert_at(&mut self, id: &str, doc: &Value, ord: u32) {
         self.remove(id);
-        let ord = self.keys.len() as u32;
+        if self.keys.is_empty() {
+            self.base = ord;
+        }
+        let Some(gap) = ord.checked_sub(self.next_ord()) else {
+            debug_assert!(false, "ordinal {ord} below {}", self.next_ord());
+            return;
+        };
+        self.keys.extend(std::iter::repeat_n(None, gap as usize));
         self.keys.push(Some(SortKey::of(id, doc)));
         let id: Arc<str> = id.into();
         self.by_id.insert(id, ord);
@@ -294,320 +353,109 @@ impl MemIndex {
         for_each_leaf(doc, "", &mut |path, leaf| {
             index_leaf(fields, path, leaf, ord)
         });
-        ord
+    }
+
+    /// Live documents with their ids, in ordinal order.
+    pub fn documents(&self) -> impl Iterator<Item = (u32, &SortKey)> {
+        self.live.iter().filter_map(|d| self.key(d).map(|k| (d, k)))
+    }
+
+    /// Documents matching `q` (live only); an error when the evaluation ran out of budget.
+    pub fn search(&self, q: &Query, ctx: &EvalContext<'_>) -> Result<RoaringBitmap, QueryError> {
+        evaluate(self, q, ctx)
+    }
+
+    /// The first `size` hits after `after` in sort order.
+    pub fn top(&self, hits: &RoaringBitmap, after: Option<&SortKey>, size: usize) -> Vec<u32> {
+        let mut top = TopK::new(after, size);
+        for doc in hits {
+            if let Some(k) = self.key(doc) {
+                top.offer(k, doc);
+            }
+        }
+        top.into_sorted().into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+impl Source for MemIndex {
+    type Field<'a> = &'a FieldIndex;
+
+    fn universe(&self) -> Cow<'_, RoaringBitmap> {
+        Cow::Borrowed(&self.live)
     }
 
     fn field(&self, name: &str) -> Option<&FieldIndex> {
         self.fields.get(name)
     }
 
-    /// Field names matching a pattern (`*` and `?`), one unit of `budget` per name scanned;
-    /// a plain name is itself (without allocating: most queries name their fields).
-    fn expand<'a>(
-        &'a self,
-        pattern: &'a str,
-        budget: &'a Budget,
-    ) -> impl Iterator<Item = &'a str> + 'a {
-        let wild = pattern.contains(['*', '?']);
-        let plain = (!wild).then_some(pattern);
-        let matching = wild
-            .then(|| self.fields.keys())
-            .into_iter()
-            .flatten()
-            .map(|k| &**k)
-            .take_while(move |_| budget.spend(1))
-            .filter(move |k| glob(pattern, k));
-        plain.into_iter().chain(matching)
+    fn field_names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        Box::new(self.fields.keys().map(String::as_str))
     }
 
-    /// Documents matching `q` (live only); an error when the evaluation ran out of budget.
-    pub fn search(&self, q: &Query, ctx: &EvalContext<'_>) -> Result<RoaringBitmap, QueryError> {
-        let mut r = self.eval(q, ctx, None);
-        if ctx.budget.exceeded() {
-            return Err(ctx.budget.error());
-        }
-        r &= &self.live;
-        Ok(r)
+    fn ord_of(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
     }
+}
 
-    /// The first `size` hits after `after` in sort order.
-    pub fn top(&self, hits: &RoaringBitmap, after: Option<&SortKey>, size: usize) -> Vec<u32> {
-        let mut heap: BinaryHeap<(&SortKey, u32)> = BinaryHeap::with_capacity(size + 1);
-        if size == 0 {
-            return Vec::new();
-        }
-        for doc in hits {
-            let Some(k) = self.key(doc) else { continue };
-            if after.is_some_and(|a| k <= a) {
-                continue;
-            }
-            if heap.len() < size {
-                heap.push((k, doc));
-            } else if heap.peek().is_some_and(|(top, _)| k < *top) {
-                heap.pop();
-                heap.push((k, doc));
-            }
-        }
-        let mut out = heap.into_vec();
-        out.sort();
-        out.into_iter().map(|(_, d)| d).collect()
-    }
+/// The first `size` sort keys after a cursor, offered in any order.
+pub struct TopK<'a> {
+    heap: std::collections::BinaryHeap<(Cow<'a, SortKey>, u32)>,
+    after: Option<&'a SortKey>,
+    size: usize,
+}
 
-    /// Documents matching `q`. `within`, when given, are the only documents the caller will keep:
-    /// clauses that verify candidates against stored documents check only those.
-    fn eval(
-        &self,
-        q: &Query,
-        ctx: &EvalContext<'_>,
-        within: Option<&RoaringBitmap>,
-    ) -> RoaringBitmap {
-        match q {
-            Query::MatchAll => self.live.clone(),
-            Query::MatchNone => RoaringBitmap::new(),
-            Query::Bool(b) => {
-                // Cheap clauses first; their result narrows what costly ones verify.
-                let mut must: Vec<&Query> = b.must.iter().collect();
-                if must.len() > 1 {
-                    must.sort_by_cached_key(|m| costly(m));
-                }
-                let mut acc: Option<RoaringBitmap> = within.cloned();
-                for m in must {
-                    let r = self.eval(m, ctx, acc.as_ref());
-                    acc = Some(match acc {
-                        None => r,
-                        Some(a) => a & r,
-                    });
-                    if acc.as_ref().is_some_and(RoaringBitmap::is_empty) {
-                        return RoaringBitmap::new();
-                    }
-                }
-                let need = b.required_should();
-                if need > 0 {
-                    let sets: Vec<RoaringBitmap> = b
-                        .should
-                        .iter()
-                        .map(|s| self.eval(s, ctx, acc.as_ref()))
-                        .collect();
-                    let s = at_least(&sets, need);
-                    acc = Some(match acc {
-                        None => s,
-                        Some(a) => a & s,
-                    });
-                }
-                let mut base = acc.unwrap_or_else(|| self.live.clone());
-                for n in &b.must_not {
-                    if base.is_empty() {
-                        break;
-                    }
-                    let excluded = self.eval(n, ctx, Some(&base));
-                    base -= excluded;
-                }
-                base
-            }
-            Query::Term { fields, values } => self.each_field(fields, ctx, |f, _| {
-                let mut out = RoaringBitmap::new();
-                for v in values {
-                    self.term(f, v, &mut out);
-                }
-                out
-            }),
-            Query::Match {
-                fields,
-                text,
-                operator,
-                minimum_should_match,
-            } => self.each_field(fields, ctx, |f, _| {
-                if !f.text {
-                    let mut out = RoaringBitmap::new();
-                    self.term(f, &Scalar::Str(text.clone()), &mut out);
-                    return out;
-                }
-                let sets: Vec<RoaringBitmap> = analyze::tokens(text)
-                    .iter()
-                    .map(|t| f.terms.get(t).map(Postings::bitmap).unwrap_or_default())
-                    .collect();
-                let need = match (operator, minimum_should_match) {
-                    (Operator::And, _) => sets.len(),
-                    (Operator::Or, Some(m)) => m.required(sets.len()).max(1),
-                    (Operator::Or, None) => 1,
-                };
-                at_least(&sets, need)
-            }),
-            Query::MatchPhrase { fields, text } => self.phrase(fields, text, ctx, within),
-            Query::Range { fields, bounds } => {
-                self.each_field(fields, ctx, |f, _| range(f, bounds, ctx))
-            }
-            Query::Exists { fields } => self.each_field(fields, ctx, |f, _| f.exists.clone()),
-            Query::Prefix { fields, value } => self.each_field(fields, ctx, |f, _| {
-                let p = value.to_lowercase();
-                let mut out = RoaringBitmap::new();
-                for (_, post) in f.terms.with_prefix(&p) {
-                    if !ctx.budget.spend(1) {
-                        break;
-                    }
-                    post.or_into(&mut out);
-                }
-                out
-            }),
-            Query::Wildcard { fields, pattern } => self.each_field(fields, ctx, |f, _| {
-                let p = pattern.to_lowercase();
-                let literal: String = p.chars().take_while(|c| *c != '*' && *c != '?').collect();
-                let mut out = RoaringBitmap::new();
-                for (t, post) in f.terms.with_prefix(&literal) {
-                    if !ctx.budget.spend(1) {
-                        break;
-                    }
-                    if glob(&p, t) {
-                        post.or_into(&mut out);
-                    }
-                }
-                out
-            }),
-            Query::Ids(ids) => ids
-                .iter()
-                .filter_map(|i| self.by_id.get(i.as_str()).copied())
-                .collect(),
-            Query::Nested { path, query } => {
-                let mut candidates = self.eval(query, ctx, within);
-                candidates &= self
-                    .field(path)
-                    .map(|f| f.exists.clone())
-                    .unwrap_or_default();
-                if let Some(w) = within {
-                    candidates &= w;
-                }
-                candidates
-                    .into_iter()
-                    .take_while(|_| ctx.budget.spend(DOC_COST))
-                    .filter(|d| {
-                        ctx.loader.load(*d).is_some_and(|doc| {
-                            objects_at(&doc, path).into_iter().any(|element| {
-                                // Each element is indexed on its own: as costly as a re-read.
-                                if !ctx.budget.spend(DOC_COST) {
-                                    return false;
-                                }
-                                let wrapped = wrap(path, element.clone());
-                                SingleDoc::new("", &wrapped, ctx.now)
-                                    .matches(query, ctx.budget)
-                                    .unwrap_or(false)
-                            })
-                        })
-                    })
-                    .collect()
-            }
+impl<'a> TopK<'a> {
+    /// Keeps the first `size` keys after `after`.
+    pub fn new(after: Option<&'a SortKey>, size: usize) -> Self {
+        Self {
+            heap: std::collections::BinaryHeap::with_capacity(size + 1),
+            after,
+            size,
         }
     }
 
-    /// `match_phrase`: token pairs answer two words; longer phrases are verified on the documents
-    /// all of whose pairs match (each loaded once, whatever the number of fields).
-    fn phrase(
-        &self,
-        fields: &[String],
-        text: &str,
-        ctx: &EvalContext<'_>,
-        within: Option<&RoaringBitmap>,
-    ) -> RoaringBitmap {
-        let toks = analyze::tokens(text);
-        let mut exact = RoaringBitmap::new();
-        let mut to_verify: Vec<(&str, RoaringBitmap)> = Vec::new();
-        for pattern in fields {
-            for name in self.expand(pattern, ctx.budget) {
-                let Some(f) = self.field(name) else { continue };
-                if !f.text {
-                    self.term(f, &Scalar::Str(text.to_string()), &mut exact);
-                    continue;
-                }
-                let token = |t: &str| f.terms.get(t).map(Postings::bitmap).unwrap_or_default();
-                let sets: Vec<RoaringBitmap> = if toks.len() < 2 {
-                    toks.iter().map(|t| token(t)).collect()
-                } else {
-                    toks.windows(2)
-                        .map(|w| {
-                            if pair_indexed(&w[0], &w[1]) {
-                                f.pairs
-                                    .get(&pair(&w[0], &w[1]))
-                                    .map(Postings::bitmap)
-                                    .unwrap_or_default()
-                            } else {
-                                token(&w[0]) & token(&w[1])
-                            }
-                        })
-                        .collect()
-                };
-                let mut candidates = at_least(&sets, sets.len());
-                if toks.len() < 2 || (toks.len() == 2 && pair_indexed(&toks[0], &toks[1])) {
-                    exact |= candidates;
-                } else {
-                    if let Some(w) = within {
-                        candidates &= w;
-                    }
-                    candidates -= &exact;
-                    if !candidates.is_empty() {
-                        to_verify
-                            .push((name.strip_suffix(TEXT_SUFFIX).unwrap_or(name), candidates));
-                    }
-                }
-            }
+    /// Whether a key would be kept now (cheap to ask before building an owned key).
+    pub fn wants(&self, k: &SortKey) -> bool {
+        if self.size == 0 || self.after.is_some_and(|a| k <= a) {
+            return false;
         }
-        let mut all = RoaringBitmap::new();
-        for (_, c) in &to_verify {
-            all |= c;
-        }
-        all -= &exact;
-        for d in &all {
-            if !ctx.budget.spend(DOC_COST) {
-                break;
-            }
-            let Some(doc) = ctx.loader.load(d) else {
-                continue;
-            };
-            if to_verify
-                .iter()
-                .any(|(path, c)| c.contains(d) && has_phrase(&doc, path, &toks))
-            {
-                exact.insert(d);
-            }
-        }
-        exact
+        self.heap.len() < self.size || self.heap.peek().is_some_and(|(top, _)| k < &**top)
     }
 
-    fn each_field(
-        &self,
-        fields: &[String],
-        ctx: &EvalContext<'_>,
-        mut f: impl FnMut(&FieldIndex, &str) -> RoaringBitmap,
-    ) -> RoaringBitmap {
-        let mut out = RoaringBitmap::new();
-        for pattern in fields {
-            for name in self.expand(pattern, ctx.budget) {
-                if let Some(fi) = self.field(name) {
-                    out |= f(fi, name);
-                }
-            }
-        }
-        out
+    /// The worst key kept while full: keys after it are not wanted.
+    pub fn threshold(&self) -> Option<&SortKey> {
+        (self.heap.len() >= self.size).then(|| self.heap.peek().map(|(k, _)| &**k))?
     }
 
-    fn term(&self, f: &FieldIndex, v: &Scalar, out: &mut RoaringBitmap) {
-        if f.text {
-            if let Some(p) = f.terms.get(v.text().as_str()) {
-                p.or_into(out);
-            }
+    /// Offers a document's key.
+    pub fn offer(&mut self, k: impl Into<Cow<'a, SortKey>>, doc: u32) {
+        let k = k.into();
+        if !self.wants(&k) {
             return;
         }
-        if let Some(p) = f.terms.get(v.text().to_lowercase().as_str()) {
-            p.or_into(out);
+        if self.heap.len() >= self.size {
+            self.heap.pop();
         }
-        if let Some(x) = v.number()
-            && let Some(p) = f.numbers.get(&num_key(x))
-        {
-            p.or_into(out);
-        }
-        if let Scalar::Str(s) = v
-            && let Some(p) = dates::detect(s).and_then(|ms| f.dates.get(&ms))
-        {
-            p.or_into(out);
-        }
+        self.heap.push((k, doc));
+    }
+
+    /// The kept keys in sort order.
+    pub fn into_sorted(self) -> Vec<(Cow<'a, SortKey>, u32)> {
+        let mut out = self.heap.into_vec();
+        out.sort();
+        out
+    }
+}
+
+impl<'a> From<&'a SortKey> for Cow<'a, SortKey> {
+    fn from(k: &'a SortKey) -> Self {
+        Cow::Borrowed(k)
+    }
+}
+
+impl From<SortKey> for Cow<'_, SortKey> {
+    fn from(k: SortKey) -> Self {
+        Cow::Owned(k)
     }
 }
 
@@ -664,150 +512,6 @@ fn index_leaf(fields: &mut Fields, path: &str, leaf: Leaf<'_>, ord: u32) {
         }
         entry(fields, p, false, ord);
     }
-}
-
-/// The key of two adjacent tokens (tokens never hold control characters).
-fn pair(a: &str, b: &str) -> String {
-    let mut k = String::with_capacity(a.len() + b.len() + 1);
-    k.push_str(a);
-    k.push('\0');
-    k.push_str(b);
-    k
-}
-
-/// Whether a pair of adjacent words is indexed: not when either holds a digit, which leaves out
-/// the many unique pairs of identifiers (UUID and checksum fragments); phrases over such pairs
-/// are verified on their documents instead.
-fn pair_indexed(a: &str, b: &str) -> bool {
-    !a.bytes().chain(b.bytes()).any(|c| c.is_ascii_digit())
-}
-
-/// Whether evaluating `q` may re-read stored documents (so it should run on few candidates).
-fn costly(q: &Query) -> bool {
-    match q {
-        Query::Nested { .. } => true,
-        Query::MatchPhrase { text, .. } => {
-            let toks = analyze::tokens(text);
-            toks.len() > 2 || (toks.len() == 2 && !pair_indexed(&toks[0], &toks[1]))
-        }
-        Query::Bool(b) => b
-            .must
-            .iter()
-            .chain(&b.should)
-            .chain(&b.must_not)
-            .any(costly),
-        _ => false,
-    }
-}
-
-/// Documents present in at least `need` of `sets` (`need` 0 or more than the sets: none).
-fn at_least(sets: &[RoaringBitmap], need: usize) -> RoaringBitmap {
-    if need == 0 || need > sets.len() {
-        return RoaringBitmap::new();
-    }
-    if need == 1 {
-        return sets.iter().fold(RoaringBitmap::new(), |a, b| a | b);
-    }
-    if need == sets.len() {
-        let mut it = sets.iter();
-        let first = it.next().cloned().unwrap_or_default();
-        return it.fold(first, |a, b| a & b);
-    }
-    let mut counts: HashMap<u32, usize> = HashMap::new();
-    for s in sets {
-        for d in s {
-            *counts.entry(d).or_default() += 1;
-        }
-    }
-    counts
-        .into_iter()
-        .filter(|(_, c)| *c >= need)
-        .map(|(d, _)| d)
-        .collect()
-}
-
-fn range(f: &FieldIndex, b: &RangeBounds, ctx: &EvalContext<'_>) -> RoaringBitmap {
-    let (now, budget) = (ctx.now, ctx.budget);
-    let given: Vec<&Scalar> = [&b.gt, &b.gte, &b.lt, &b.lte]
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut out = RoaringBitmap::new();
-    if given.is_empty() {
-        return f.exists.clone();
-    }
-    // Each kind of value compares in its own domain: numbers with numeric bounds, dates with
-    // date bounds (and date math), keywords with string bounds.
-    if given.iter().all(|v| v.number().is_some()) {
-        let lo = bound(&b.gt, &b.gte, |v| v.number().map(num_key));
-        let hi = bound(&b.lt, &b.lte, |v| v.number().map(num_key));
-        out |= union_range(&f.numbers, lo, hi, budget);
-    }
-    let date = |v: &Scalar, r| match v {
-        Scalar::Str(s) => dates::parse_bound(s, now, r),
-        _ => None,
-    };
-    if given.iter().all(|v| date(v, Rounding::Down).is_some()) {
-        let lo = match (&b.gt, &b.gte) {
-            (Some(v), _) => date(v, Rounding::Up).map_or(Bound::Unbounded, Bound::Excluded),
-            (None, Some(v)) => date(v, Rounding::Down).map_or(Bound::Unbounded, Bound::Included),
-            _ => Bound::Unbounded,
-        };
-        let hi = match (&b.lt, &b.lte) {
-            (Some(v), _) => date(v, Rounding::Down).map_or(Bound::Unbounded, Bound::Excluded),
-            (None, Some(v)) => date(v, Rounding::Up).map_or(Bound::Unbounded, Bound::Included),
-            _ => Bound::Unbounded,
-        };
-        out |= union_range(&f.dates, lo, hi, budget);
-    }
-    if given.iter().all(|v| matches!(v, Scalar::Str(_))) {
-        let key = |v: &Scalar| Some(v.text().to_lowercase());
-        let lo = bound(&b.gt, &b.gte, key);
-        let hi = bound(&b.lt, &b.lte, key);
-        out |= f.terms.union_range(
-            lo.as_ref().map(String::as_str),
-            hi.as_ref().map(String::as_str),
-            budget,
-        );
-    }
-    out
-}
-
-fn bound<K>(
-    strict: &Option<Scalar>,
-    inclusive: &Option<Scalar>,
-    key: impl Fn(&Scalar) -> Option<K>,
-) -> Bound<K> {
-    match (strict, inclusive) {
-        (Some(v), _) => key(v).map_or(Bound::Unbounded, Bound::Excluded),
-        (None, Some(v)) => key(v).map_or(Bound::Unbounded, Bound::Included),
-        _ => Bound::Unbounded,
-    }
-}
-
-/// Whether one string value under `path` holds `toks` consecutively.
-fn has_phrase(doc: &Value, path: &str, toks: &[String]) -> bool {
-    let mut found = false;
-    for_each_leaf(doc, "", &mut |p, leaf| {
-        if found || p != path {
-            return;
-        }
-        if let Leaf::Str(s) = leaf {
-            let words = analyze::tokens(s);
-            found = words.windows(toks.len()).any(|w| w == toks);
-        }
-    });
-    found
-}
-
-/// `element` placed back at `path` (`a.b` → `{"a": {"b": element}}`), so that the fields of a
-/// nested object keep their full names.
-fn wrap(path: &str, element: Value) -> Value {
-    path.rsplit('.').fold(element, |inner, seg| {
-        let mut m = serde_json::Map::new();
-        m.insert(seg.to_string(), inner);
-        Value::Object(m)
-    })
 }
 
 /// One document indexed alone, so that many stored queries can be tested against it (webhook
@@ -889,8 +593,6 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     }
     pi == p.len()
 }
-
-mod snapshot;
 
 #[cfg(test)]
 mod tests;

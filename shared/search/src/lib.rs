@@ -9,18 +9,24 @@
 pub mod analyze;
 pub mod ast;
 pub mod dates;
+mod eval;
 pub mod flatten;
 pub mod index;
 pub mod jmespath_limits;
 pub mod limits;
 pub mod query;
 mod query_string;
+pub mod segment;
+pub mod source;
 mod terms;
 
 #[cfg(test)]
 mod properties;
 
 pub use ast::{Query, QueryError};
-pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SingleDoc, SortKey};
+pub use eval::evaluate;
+pub use index::{DocLoader, EvalContext, IndexStats, MemIndex, SingleDoc, SortKey, TopK};
 pub use limits::{Budget, QueryLimits};
 pub use query::{parse, parse_body};
+pub use segment::Segment;
+pub use source::Source;

@@ -6,10 +6,15 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
+use roaring::RoaringBitmap;
+
+use super::ast::QueryError;
 use super::dates::{Rounding, parse_bound};
+use super::eval::evaluate;
 use super::index::{EvalContext, MemIndex, SingleDoc};
 use super::limits::{Budget, QueryLimits, check};
 use super::parse_body;
+use super::segment::{merge, write_from_memory};
 
 const FIELDS: &[&str] = &[
     "uuid",
@@ -156,6 +161,61 @@ proptest! {
                 .expect("within an unlimited budget");
             prop_assert_eq!(one, hits.contains(i as u32), "{} on {}", q, d);
         }
+    }
+
+    /// Segments on disk answer as the index in memory they were written from, also after two
+    /// of them were merged, with replaced documents left out.
+    #[test]
+    fn segments_answer_as_memory_does(
+        q in query(),
+        docs in prop::collection::vec(doc(), 1..6),
+        replaced in prop::collection::vec(any::<bool>(), 6),
+    ) {
+        let Ok(parsed) = parse_body(&json!({"query": q})) else { return Ok(()) };
+        if check(&parsed, &QueryLimits::default()).is_err() {
+            return Ok(());
+        }
+        // Documents at ordinals 10, 11, …; some are then written again (replaced) at the end.
+        let mut mem = MemIndex::new();
+        let mut all: Vec<(u32, Value)> = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            let ord = 10 + i as u32;
+            mem.insert_at(&format!("d{i}"), d, ord);
+            all.push((ord, d.clone()));
+        }
+        for (i, d) in docs.iter().enumerate() {
+            if replaced[i] {
+                let ord = mem.next_ord();
+                mem.insert_at(&format!("d{i}"), d, ord);
+                all.push((ord, d.clone()));
+            }
+        }
+        let loader = |ord: u32| all.iter().find(|(o, _)| *o == ord).map(|(_, d)| d.clone());
+        let eval = |src: &dyn Fn(&EvalContext<'_>) -> Result<RoaringBitmap, QueryError>| {
+            let budget = Budget::new(u64::MAX);
+            src(&EvalContext { now: NOW, loader: &loader, budget: &budget })
+        };
+        let expected = eval(&|ctx| mem.search(&parsed, ctx)).expect("unlimited");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = mem.live().clone();
+        let whole = write_from_memory(&mem, &live, &dir.path().join("whole"), 10, mem.next_ord() - 1)
+            .expect("write");
+        let got = eval(&|ctx| evaluate(&whole, &parsed, ctx)).expect("unlimited");
+        prop_assert_eq!(&got, &expected, "{} on one segment", q);
+        // Two segments split at the middle ordinal, then merged.
+        let mid = 10 + docs.len() as u32 / 2;
+        let (mut low, mut high) = (live.clone(), live.clone());
+        low.remove_range(mid..);
+        high.remove_range(..mid);
+        let a = write_from_memory(&mem, &low, &dir.path().join("a"), 10, mid - 1).expect("a");
+        let b = write_from_memory(&mem, &high, &dir.path().join("b"), mid, mem.next_ord() - 1)
+            .expect("b");
+        let mut both = eval(&|ctx| evaluate(&a, &parsed, ctx)).expect("unlimited");
+        both |= eval(&|ctx| evaluate(&b, &parsed, ctx)).expect("unlimited");
+        prop_assert_eq!(&both, &expected, "{} on two segments", q);
+        let merged = merge(&[&a, &b], &live, &dir.path().join("m")).expect("merge");
+        let got = eval(&|ctx| evaluate(&merged, &parsed, ctx)).expect("unlimited");
+        prop_assert_eq!(&got, &expected, "{} on the merged segment", q);
     }
 
     /// Any JSON is parsed (or refused) without a panic.

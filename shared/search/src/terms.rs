@@ -3,7 +3,7 @@
 //! kept current: new terms wait in a small unsorted list that is merged in when it fills. Fields
 //! never scanned in order (most of them) pay only a hash insert per new term.
 
-use super::limits::Budget;
+use super::source::Post;
 use std::ops::Bound;
 use std::sync::OnceLock;
 
@@ -51,19 +51,17 @@ impl Postings {
         }
     }
 
-    pub(crate) fn or_into(&self, out: &mut RoaringBitmap) {
-        match self {
-            Postings::One(d) => {
-                out.insert(*d);
-            }
-            Postings::Many(b) => *out |= &**b,
-        }
+    #[cfg(test)]
+    pub(crate) fn bitmap(&self) -> RoaringBitmap {
+        self.post().bitmap()
     }
 
-    pub(crate) fn bitmap(&self) -> RoaringBitmap {
-        let mut b = RoaringBitmap::new();
-        self.or_into(&mut b);
-        b
+    /// The postings as the evaluator reads them.
+    pub(crate) fn post(&self) -> Post<'_> {
+        match self {
+            Postings::One(d) => Post::One(*d),
+            Postings::Many(b) => Post::Bitmap(b),
+        }
     }
 }
 
@@ -147,11 +145,6 @@ impl TermDict {
         })
     }
 
-    /// Every term with its postings, in no particular order.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &Postings)> {
-        self.postings.iter().map(|(t, p)| (t.as_str(), p))
-    }
-
     /// Number of terms.
     pub(crate) fn len(&self) -> usize {
         self.postings.len()
@@ -163,16 +156,6 @@ impl TermDict {
         self.postings.shrink_to_fit();
         // The ordered view is rebuilt from the remaining terms when next needed.
         self.sorted = OnceLock::new();
-    }
-
-    /// Restores a term read back from a snapshot.
-    pub(crate) fn restore(&mut self, term: &str, postings: Postings) {
-        self.postings.insert(CompactString::from(term), postings);
-    }
-
-    /// Room for `n` more terms.
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.postings.reserve(n);
     }
 
     /// Every term, in no particular order.
@@ -188,9 +171,9 @@ impl TermDict {
     /// Terms within bounds, in order, with their postings.
     pub(crate) fn range<'a>(
         &'a self,
-        lo: Bound<&'a str>,
-        hi: Bound<&'a str>,
-    ) -> impl Iterator<Item = (&'a str, &'a Postings)> + 'a {
+        lo: Bound<&str>,
+        hi: Bound<&str>,
+    ) -> impl Iterator<Item = (&'a str, &'a Postings)> + use<'a> {
         let sorted = self.sorted();
         let start = match lo {
             Bound::Included(l) => sorted.terms.partition_point(|t| t.as_str() < l),
@@ -222,43 +205,21 @@ impl TermDict {
             self.postings.get(next).map(|p| (next, p))
         })
     }
-
-    /// Terms starting with `prefix`, in order.
-    pub(crate) fn with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a Postings)> + 'a {
-        self.range(Bound::Included(prefix), Bound::Unbounded)
-            .take_while(move |(t, _)| t.starts_with(prefix))
-    }
-
-    /// Union of the postings of the terms within bounds, one unit of `budget` per term.
-    pub(crate) fn union_range(
-        &self,
-        lo: Bound<&str>,
-        hi: Bound<&str>,
-        budget: &Budget,
-    ) -> RoaringBitmap {
-        let mut out = RoaringBitmap::new();
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-            (lo, hi)
-            && a > b
-        {
-            return out;
-        }
-        for (_, p) in self.range(lo, hi) {
-            if !budget.spend(1) {
-                break;
-            }
-            p.or_into(&mut out);
-        }
-        out
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl TermDict {
+        fn with_prefix<'a>(
+            &'a self,
+            prefix: &'a str,
+        ) -> impl Iterator<Item = (&'a str, &'a Postings)> + 'a {
+            self.range(Bound::Included(prefix), Bound::Unbounded)
+                .take_while(move |(t, _)| t.starts_with(prefix))
+        }
+    }
 
     #[test]
     fn ordered_scans_see_merged_and_recent_terms() {
@@ -296,18 +257,8 @@ mod tests {
             Some(2)
         );
         assert_eq!(
-            d.union_range(
-                Bound::Included("z"),
-                Bound::Included("a"),
-                &Budget::new(100)
-            )
-            .len(),
-            0
-        );
-        assert_eq!(
-            d.union_range(Bound::Unbounded, Bound::Unbounded, &Budget::new(u64::MAX))
-                .len(),
-            (PENDING * 4 + 16) as u64
+            d.range(Bound::Unbounded, Bound::Unbounded).count(),
+            PENDING * 4 + 15
         );
         let all: Vec<&str> = d
             .range(Bound::Unbounded, Bound::Unbounded)

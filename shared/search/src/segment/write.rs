@@ -1,0 +1,280 @@
+//! Writing segments: from the documents of a [`MemIndex`], or by merging segments. Only the
+//! documents in `keep` are written (replaced and removed ones are left out). The files go into a
+//! temporary directory that is synced and then renamed to `dir`, so a segment is either whole or
+//! absent.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use fst::{MapBuilder, Streamer};
+use roaring::RoaringBitmap;
+
+use super::format::{self, DATE, NUMBER, ONE, PAIR, TERM, date_bytes, key_prefix, uuid_prefix};
+use super::{Segment, SegmentMeta};
+use crate::index::{FieldIndex, MemIndex, SortKey};
+use crate::source::Post;
+use crate::terms::TermDict;
+
+fn fst_err(e: fst::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Writes the files of one segment.
+struct Builder<'k> {
+    tmp: std::path::PathBuf,
+    keep: &'k RoaringBitmap,
+    terms: MapBuilder<BufWriter<File>>,
+    post: BufWriter<File>,
+    post_len: u64,
+    fields: BufWriter<File>,
+    /// Ordinal, uuid prefix, sort key.
+    docs: Vec<(u32, u64, SortKey)>,
+}
+
+impl<'k> Builder<'k> {
+    fn new(dir: &Path, keep: &'k RoaringBitmap) -> io::Result<Self> {
+        let tmp = dir.with_extension("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        let create = |name: &str| File::create(tmp.join(name)).map(BufWriter::new);
+        Ok(Self {
+            terms: MapBuilder::new(create(format::TERMS)?).map_err(fst_err)?,
+            post: create(format::POST)?,
+            post_len: 0,
+            fields: create(format::FIELDS)?,
+            docs: Vec::new(),
+            keep,
+            tmp,
+        })
+    }
+
+    /// The value of a key held by `docs` (kept ones only), `None` when none is kept.
+    fn encode(&mut self, mut docs: RoaringBitmap) -> io::Result<Option<u64>> {
+        docs &= self.keep;
+        match docs.len() {
+            0 => Ok(None),
+            1 => Ok(docs.min().map(|d| ONE | u64::from(d))),
+            _ => {
+                let at = self.post_len;
+                docs.serialize_into(&mut self.post)?;
+                self.post_len += docs.serialized_size() as u64;
+                Ok(Some(at))
+            }
+        }
+    }
+
+    fn key(&mut self, key: &[u8], docs: RoaringBitmap) -> io::Result<()> {
+        if let Some(v) = self.encode(docs)? {
+            self.terms.insert(key, v).map_err(fst_err)?;
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, name: &str, text: bool, exists: RoaringBitmap) -> io::Result<()> {
+        let Some(v) = self.encode(exists)? else {
+            return Ok(());
+        };
+        let len = u32::try_from(name.len()).map_err(io::Error::other)?;
+        self.fields.write_all(&len.to_le_bytes())?;
+        self.fields.write_all(name.as_bytes())?;
+        self.fields.write_all(&[u8::from(text)])?;
+        self.fields.write_all(&v.to_le_bytes())?;
+        Ok(())
+    }
+
+    fn doc(&mut self, ord: u32, key: SortKey) {
+        if self.keep.contains(ord) {
+            self.docs.push((ord, uuid_prefix(&key.uuid), key));
+        }
+    }
+
+    /// Writes the document table and the ids, syncs everything and renames the directory to
+    /// `dir`.
+    fn finish(mut self, dir: &Path, first: u32, last: u32) -> io::Result<Segment> {
+        self.docs.sort_by_key(|d| d.0);
+        let n = self.docs.len();
+        let mut out = BufWriter::new(File::create(self.tmp.join(format::DOCS))?);
+        out.write_all(&u32::try_from(n).map_err(io::Error::other)?.to_le_bytes())?;
+        for (ord, _, _) in &self.docs {
+            out.write_all(&ord.to_le_bytes())?;
+        }
+        for (_, prefix, _) in &self.docs {
+            out.write_all(&prefix.to_le_bytes())?;
+        }
+        let mut blob = Vec::new();
+        let put = |blob: &mut Vec<u8>, s: Option<&str>| {
+            match s {
+                Some(s) => {
+                    blob.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                    blob.extend_from_slice(s.as_bytes());
+                }
+                None => blob.extend_from_slice(&u32::MAX.to_le_bytes()),
+            };
+        };
+        for (_, _, k) in &self.docs {
+            out.write_all(&(blob.len() as u64).to_le_bytes())?;
+            put(&mut blob, Some(&k.uuid));
+            put(&mut blob, k.version.as_deref());
+            put(&mut blob, Some(&k.id));
+        }
+        out.write_all(&(blob.len() as u64).to_le_bytes())?;
+        out.write_all(&blob)?;
+        sync(out)?;
+        // Ids in order; an id twice (never, when `keep` holds one version of each) keeps the
+        // later document.
+        let mut ids: Vec<(&str, u32)> = self.docs.iter().map(|(o, _, k)| (&*k.id, *o)).collect();
+        ids.sort_unstable();
+        ids.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                earlier.1 = later.1;
+            }
+            same
+        });
+        let mut idb = MapBuilder::new(BufWriter::new(File::create(self.tmp.join(format::IDS))?))
+            .map_err(fst_err)?;
+        for (id, ord) in ids {
+            idb.insert(id, u64::from(ord)).map_err(fst_err)?;
+        }
+        sync(idb.into_inner().map_err(fst_err)?)?;
+        sync(self.terms.into_inner().map_err(fst_err)?)?;
+        sync(self.post)?;
+        sync(self.fields)?;
+        let meta = SegmentMeta {
+            documents: n as u64,
+            first,
+            last,
+        };
+        let text = serde_json::json!({"format": format::FORMAT, "documents": meta.documents,
+            "first": first, "last": last})
+        .to_string();
+        let mut m = File::create(self.tmp.join(format::META))?;
+        m.write_all(text.as_bytes())?;
+        m.sync_all()?;
+        sync_dir(&self.tmp)?;
+        std::fs::rename(&self.tmp, dir)?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        Segment::open(dir)
+    }
+}
+
+fn sync(w: BufWriter<File>) -> io::Result<()> {
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// Makes a directory's entries durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn sorted_terms(d: &TermDict) -> Vec<&str> {
+    let mut t: Vec<&str> = d.terms().collect();
+    t.sort_unstable();
+    t
+}
+
+fn write_field(b: &mut Builder<'_>, name: &str, f: &FieldIndex) -> io::Result<()> {
+    let key = |b: &mut Builder<'_>, kind: u8, value: &[u8], p: Post<'_>| {
+        let mut k = key_prefix(name, kind);
+        k.extend_from_slice(value);
+        b.key(&k, p.bitmap())
+    };
+    for t in sorted_terms(&f.terms) {
+        if let Some(p) = f.terms.get(t) {
+            key(b, TERM, t.as_bytes(), p.post())?;
+        }
+    }
+    for t in sorted_terms(&f.pairs) {
+        if let Some(p) = f.pairs.get(t) {
+            key(b, PAIR, t.as_bytes(), p.post())?;
+        }
+    }
+    for (n, p) in &f.numbers {
+        key(b, NUMBER, &n.to_be_bytes(), p.post())?;
+    }
+    for (ms, p) in &f.dates {
+        key(b, DATE, &date_bytes(*ms), p.post())?;
+    }
+    b.field(name, f.text, f.exists.clone())
+}
+
+/// Writes the documents of `mem` that are in `keep` as the segment `dir`, covering ordinals
+/// `first..=last`.
+pub fn write_from_memory(
+    mem: &MemIndex,
+    keep: &RoaringBitmap,
+    dir: &Path,
+    first: u32,
+    last: u32,
+) -> io::Result<Segment> {
+    let mut b = Builder::new(dir, keep)?;
+    // Fields in the order of their keys (the escaped name, which orders as the name does).
+    let mut names: Vec<(&String, &FieldIndex)> = mem.fields.iter().collect();
+    names.sort_by_cached_key(|(name, _)| key_prefix(name, 0));
+    for (name, f) in names {
+        write_field(&mut b, name, f)?;
+    }
+    for (ord, key) in mem.documents() {
+        b.doc(ord, key.clone());
+    }
+    b.finish(dir, first, last)
+}
+
+/// Merges `parts` (in ordinal order, adjacent) into the segment `dir`, keeping the documents in
+/// `keep`.
+pub fn merge(parts: &[&Segment], keep: &RoaringBitmap, dir: &Path) -> io::Result<Segment> {
+    let mut b = Builder::new(dir, keep)?;
+    let mut op = fst::map::OpBuilder::new();
+    for s in parts {
+        op = op.add(s.terms.stream());
+    }
+    let mut union = op.union();
+    while let Some((key, values)) = union.next() {
+        let mut docs = RoaringBitmap::new();
+        for v in values {
+            if let Some(s) = parts.get(v.index) {
+                s.value(v.value).or_into(&mut docs);
+            }
+        }
+        b.key(key, docs)?;
+    }
+    let mut names: Vec<&String> = parts.iter().flat_map(|s| s.fields.keys()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let (mut text, mut exists) = (false, RoaringBitmap::new());
+        for s in parts {
+            if let Some(m) = s.fields.get(name) {
+                text |= m.text;
+                s.value(m.exists).or_into(&mut exists);
+            }
+        }
+        b.field(name, text, exists)?;
+    }
+    for s in parts {
+        for (i, ord) in s.ords().enumerate() {
+            if let Some(k) = s.key_at(i) {
+                b.doc(ord, k);
+            }
+        }
+    }
+    let first = parts.iter().map(|s| s.meta.first).min().unwrap_or(0);
+    let last = parts.iter().map(|s| s.meta.last).max().unwrap_or(0);
+    b.finish(dir, first, last)
+}
+
+// The ids stream of a segment is used by tests to list what a segment holds.
+#[cfg(test)]
+pub(crate) fn ids(seg: &Segment) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut s = seg.ids.stream();
+    while let Some((k, v)) = s.next() {
+        out.push((String::from_utf8_lossy(k).into_owned(), v));
+    }
+    out
+}

@@ -1,0 +1,101 @@
+//! What the evaluator reads: one part of an index, in memory ([`crate::MemIndex`]) or a segment
+//! on disk ([`crate::segment::Segment`]). Documents are numbered by ordinals that every part of
+//! one index shares, so the answers of its parts combine by set union.
+
+use std::borrow::Cow;
+use std::ops::Bound;
+
+use roaring::RoaringBitmap;
+
+use crate::dates::Millis;
+
+/// The documents of one term as stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Post<'a> {
+    /// A single document (most terms: identifiers, checksums).
+    One(u32),
+    /// A bitmap in memory.
+    Bitmap(&'a RoaringBitmap),
+    /// A serialized bitmap (in a memory-mapped segment).
+    Serialized(&'a [u8]),
+}
+
+impl Post<'_> {
+    /// Adds the documents to `out`.
+    pub fn or_into(&self, out: &mut RoaringBitmap) {
+        match self {
+            Post::One(d) => {
+                out.insert(*d);
+            }
+            Post::Bitmap(b) => *out |= *b,
+            Post::Serialized(bytes) => *out |= decode(bytes),
+        }
+    }
+
+    /// The documents as a bitmap.
+    pub fn bitmap(&self) -> RoaringBitmap {
+        match self {
+            Post::One(d) => RoaringBitmap::from_iter([*d]),
+            Post::Bitmap(b) => (*b).clone(),
+            Post::Serialized(bytes) => decode(bytes),
+        }
+    }
+}
+
+/// A serialized bitmap; empty if the bytes are not one (a damaged segment answers nothing
+/// rather than failing every query).
+fn decode(bytes: &[u8]) -> RoaringBitmap {
+    RoaringBitmap::deserialize_unchecked_from(bytes).unwrap_or_default()
+}
+
+/// One part of an index.
+pub trait Source {
+    /// A field of this part.
+    type Field<'a>: FieldSource<'a>
+    where
+        Self: 'a;
+
+    /// Every document of this part (before the index's own liveness is applied).
+    fn universe(&self) -> Cow<'_, RoaringBitmap>;
+
+    /// A field by its full path (`a.b`, `a.b.text`).
+    fn field(&self, name: &str) -> Option<Self::Field<'_>>;
+
+    /// Every field name, in no particular order.
+    fn field_names(&self) -> Box<dyn Iterator<Item = &str> + '_>;
+
+    /// The ordinal of the document with this id, if this part holds it.
+    fn ord_of(&self, id: &str) -> Option<u32>;
+}
+
+/// The dictionaries of one field.
+pub trait FieldSource<'a> {
+    /// Whether it is an analysed (`.text`) field.
+    fn is_text(&self) -> bool;
+    /// Documents with a value in it.
+    fn exists(&self) -> RoaringBitmap;
+    /// A keyword (lower-cased) or, for `.text` fields, a token.
+    fn term(&self, term: &str) -> Option<Post<'a>>;
+    /// Two adjacent tokens of a `.text` field (`a\0b`).
+    fn pair(&self, key: &str) -> Option<Post<'a>>;
+    /// Terms within bounds, in order, until `visit` answers `false`.
+    fn terms_in(
+        &self,
+        lo: Bound<&str>,
+        hi: Bound<&str>,
+        visit: &mut dyn FnMut(&str, Post<'a>) -> bool,
+    );
+    /// A number, by its order key.
+    fn number(&self, key: u64) -> Option<Post<'a>>;
+    /// Numbers within bounds (order keys), in order, until `visit` answers `false`.
+    fn numbers_in(&self, lo: Bound<u64>, hi: Bound<u64>, visit: &mut dyn FnMut(Post<'a>) -> bool);
+    /// A date.
+    fn date(&self, ms: Millis) -> Option<Post<'a>>;
+    /// Dates within bounds, in order, until `visit` answers `false`.
+    fn dates_in(
+        &self,
+        lo: Bound<Millis>,
+        hi: Bound<Millis>,
+        visit: &mut dyn FnMut(Post<'a>) -> bool,
+    );
+}
