@@ -17,14 +17,15 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use roaring::RoaringBitmap;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::db::{Db, DbError};
+use super::group_commit::GroupCommit;
 use dss_core::clock::SharedClock;
 use dss_core::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
 use dss_search::segment::{merge, write_from_memory};
@@ -86,6 +87,9 @@ pub struct EmbeddedSearch {
     flush_docs: u64,
     /// What one query may ask.
     limits: QueryLimits,
+    /// Puts waiting together are written in one transaction (started on first use, inside the
+    /// runtime).
+    writer: Arc<OnceLock<GroupCommit<PutWork, bool>>>,
 }
 
 /// What `search_segments` records for a replica.
@@ -152,6 +156,30 @@ fn commit_manifest(
         tx.commit()?;
         Ok(true)
     })?)
+}
+
+/// A put: replica, document id, the document's JSON text.
+type PutWork = (String, String, String);
+
+/// Writes one document in a group's transaction; `false` when it is unchanged.
+fn put_in(
+    tx: &Transaction<'_>,
+    (replica, id, text): (String, String, String),
+) -> Result<bool, DbError> {
+    let old: Option<Option<String>> = tx
+        .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
+        .query_row(params![replica, id], |r| r.get(0))
+        .optional()?;
+    if old.flatten().as_deref() == Some(text.as_str()) {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO search_docs (replica, id, seq, doc) VALUES (?1, ?2,
+           (SELECT COALESCE(MAX(seq), 0) + 1 FROM search_docs WHERE replica = ?1), ?3)
+         ON CONFLICT (replica, id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc",
+    )?
+    .execute(params![replica, id, text])?;
+    Ok(true)
 }
 
 fn load_doc(conn: &Connection, replica: &str, id: &str) -> Result<Option<Value>, DbError> {
@@ -369,17 +397,21 @@ impl ReplicaIndex {
         Ok(())
     }
 
-    /// The last run of [`MERGE_FACTOR`] segments of one tier, if any.
+    /// A run of [`MERGE_FACTOR`] adjacent segments of one tier, the lowest such tier first
+    /// (small merges are quick and keep the count down), if there is one.
     fn merge_candidates(&self, flush: u64) -> Option<Vec<Arc<Segment>>> {
-        let n = self.segments.len();
-        if n < MERGE_FACTOR {
-            return None;
+        let tiers: Vec<u32> = self
+            .segments
+            .iter()
+            .map(|s| tier(s.meta().documents, flush))
+            .collect();
+        let mut best: Option<(u32, usize)> = None;
+        for (i, run) in tiers.windows(MERGE_FACTOR).enumerate() {
+            if run.iter().all(|t| *t == run[0]) && best.is_none_or(|(t, _)| run[0] < t) {
+                best = Some((run[0], i));
+            }
         }
-        let run = &self.segments[n - MERGE_FACTOR..];
-        let t = tier(run[0].meta().documents, flush);
-        run.iter()
-            .all(|s| tier(s.meta().documents, flush) == t)
-            .then(|| run.to_vec())
+        best.map(|(_, i)| self.segments[i..i + MERGE_FACTOR].to_vec())
     }
 }
 
@@ -393,6 +425,7 @@ impl EmbeddedSearch {
             dir: None,
             flush_docs: FLUSH_DOCS,
             limits: QueryLimits::default(),
+            writer: Arc::default(),
         }
     }
 
@@ -646,27 +679,11 @@ impl EmbeddedSearch {
 impl SearchIndex for EmbeddedSearch {
     async fn put(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
         let text = serde_json::to_string(doc).map_err(backend)?;
-        let (replica, id) = (replica.to_string(), id.to_string());
-        Ok(self
-            .db
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let old: Option<Option<String>> = tx
-                    .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
-                    .query_row(params![replica, id], |r| r.get(0))
-                    .optional()?;
-                if old.flatten().as_deref() == Some(text.as_str()) {
-                    return Ok(false);
-                }
-                tx.prepare_cached(
-                    "INSERT INTO search_docs (replica, id, seq, doc) VALUES (?1, ?2,
-                       (SELECT COALESCE(MAX(seq), 0) + 1 FROM search_docs WHERE replica = ?1), ?3)
-                     ON CONFLICT (replica, id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc",
-                )?
-                .execute(params![replica, id, text])?;
-                tx.commit()?;
-                Ok(true)
-            })
+        let writer = self
+            .writer
+            .get_or_init(|| GroupCommit::start(&self.db, put_in));
+        Ok(writer
+            .submit((replica.to_string(), id.to_string(), text))
             .await?)
     }
 
@@ -724,5 +741,52 @@ impl SearchIndex for EmbeddedSearch {
         tokio::task::spawn_blocking(move || this.run_search(&replica, &index, &req, now))
             .await
             .map_err(backend)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segments of these sizes (documents), written for real.
+    fn segments(dir: &Path, sizes: &[u32]) -> Vec<Arc<Segment>> {
+        let mut next = 1;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut mem = MemIndex::new();
+                for d in 0..n {
+                    mem.insert_at(&format!("d{next}"), &serde_json::json!({"d": d}), next);
+                    next += 1;
+                }
+                let live = mem.live().clone();
+                let (first, last) = (next - n, next - 1);
+                let seg = write_from_memory(&mem, &live, &dir.join(format!("s{i}")), first, last)
+                    .expect("write");
+                Arc::new(seg)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merges_take_the_lowest_tier_run_of_adjacent_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut case = 0;
+        let mut pick = |sizes: &[u32]| {
+            case += 1;
+            let ri = ReplicaIndex {
+                segments: segments(&dir.path().join(case.to_string()), sizes),
+                ..ReplicaIndex::default()
+            };
+            let run = ri.merge_candidates(1)?;
+            ri.segments.iter().position(|s| Arc::ptr_eq(s, &run[0]))
+        };
+        // Tiers with one document per flush: 1–3 → 0, 4–15 → 1, 16… → 2.
+        assert_eq!(pick(&[1, 1, 1]), None);
+        assert_eq!(pick(&[4, 1, 1, 1, 1, 1]), Some(1));
+        assert_eq!(pick(&[5, 4, 6, 7, 1, 1, 2]), Some(0));
+        assert_eq!(pick(&[16, 4, 4, 4, 4, 1, 1, 1, 1]), Some(5));
+        assert_eq!(pick(&[16, 1, 4, 1, 1, 1]), None);
     }
 }

@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 use crate::dates::Millis;
 
 /// The documents of one term as stored.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Post<'a> {
     /// A single document (most terms: identifiers, checksums).
     One(u32),
@@ -18,6 +18,8 @@ pub enum Post<'a> {
     Bitmap(&'a RoaringBitmap),
     /// A serialized bitmap (in a memory-mapped segment).
     Serialized(&'a [u8]),
+    /// Decoded on demand (sources whose postings are in another form).
+    Owned(RoaringBitmap),
 }
 
 impl Post<'_> {
@@ -29,6 +31,7 @@ impl Post<'_> {
             }
             Post::Bitmap(b) => *out |= *b,
             Post::Serialized(bytes) => *out |= decode(bytes),
+            Post::Owned(b) => *out |= b,
         }
     }
 
@@ -38,6 +41,7 @@ impl Post<'_> {
             Post::One(d) => RoaringBitmap::from_iter([*d]),
             Post::Bitmap(b) => (*b).clone(),
             Post::Serialized(bytes) => decode(bytes),
+            Post::Owned(b) => b.clone(),
         }
     }
 }

@@ -25,20 +25,20 @@ pub(crate) const IDS: &str = "ids.fst";
 pub(crate) const META: &str = "meta.json";
 
 /// A keyword, or a token of a `.text` field.
-pub(crate) const TERM: u8 = 1;
+pub const TERM: u8 = 1;
 /// Two adjacent tokens.
-pub(crate) const PAIR: u8 = 2;
+pub const PAIR: u8 = 2;
 /// A number (its order key).
-pub(crate) const NUMBER: u8 = 3;
+pub const NUMBER: u8 = 3;
 /// A date.
-pub(crate) const DATE: u8 = 4;
+pub const DATE: u8 = 4;
 
 /// A value with this bit holds the only document of its key in its low 32 bits; other values are
 /// offsets into `post`.
 pub(crate) const ONE: u64 = 1 << 63;
 
 /// The start of every key of `field` of `kind`.
-pub(crate) fn key_prefix(field: &str, kind: u8) -> Vec<u8> {
+pub fn key_prefix(field: &str, kind: u8) -> Vec<u8> {
     let mut k = Vec::with_capacity(field.len() + 2);
     for &b in field.as_bytes() {
         k.push(b);
@@ -52,7 +52,7 @@ pub(crate) fn key_prefix(field: &str, kind: u8) -> Vec<u8> {
 }
 
 /// A date as bytes that order as the dates do.
-pub(crate) fn date_bytes(ms: Millis) -> [u8; 8] {
+pub fn date_bytes(ms: Millis) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 

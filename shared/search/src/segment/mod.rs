@@ -264,6 +264,22 @@ impl Segment {
         }
     }
 
+    /// Every key of the segment with its documents, in key order (for tools that inspect or
+    /// convert segments; keys as [`format`] describes).
+    pub fn for_each_key(&self, mut f: impl FnMut(&[u8], Post<'_>)) {
+        let mut s = self.terms.stream();
+        while let Some((k, v)) = s.next() {
+            f(k, self.value(v));
+        }
+    }
+
+    /// Every field: its name, whether it is analysed, and the documents holding it.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, bool, Post<'_>)> {
+        self.fields
+            .iter()
+            .map(|(n, m)| (n.as_str(), m.text, self.value(m.exists)))
+    }
+
     /// The ordinals of the documents, in order.
     fn ords(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.n).filter_map(|i| self.ord_at(i))

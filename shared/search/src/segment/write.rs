@@ -28,8 +28,15 @@ struct Builder<'k> {
     post: BufWriter<File>,
     post_len: u64,
     fields: BufWriter<File>,
-    /// Ordinal, uuid prefix, sort key.
-    docs: Vec<(u32, u64, SortKey)>,
+    /// The document table's columns, written as documents come (in ordinal order) and joined
+    /// at the end: ordinals, uuid prefixes, offsets of the keys, the keys.
+    ords: BufWriter<File>,
+    prefixes: BufWriter<File>,
+    offsets: BufWriter<File>,
+    keys: BufWriter<File>,
+    keys_len: u64,
+    n: u32,
+    ids: MapBuilder<BufWriter<File>>,
 }
 
 impl<'k> Builder<'k> {
@@ -45,7 +52,13 @@ impl<'k> Builder<'k> {
             post: create(format::POST)?,
             post_len: 0,
             fields: create(format::FIELDS)?,
-            docs: Vec::new(),
+            ords: create("ords")?,
+            prefixes: create("prefixes")?,
+            offsets: create("offsets")?,
+            keys: create("keys")?,
+            keys_len: 0,
+            n: 0,
+            ids: MapBuilder::new(create(format::IDS)?).map_err(fst_err)?,
             keep,
             tmp,
         })
@@ -85,66 +98,62 @@ impl<'k> Builder<'k> {
         Ok(())
     }
 
-    fn doc(&mut self, ord: u32, key: SortKey) {
-        if self.keep.contains(ord) {
-            self.docs.push((ord, uuid_prefix(&key.uuid), key));
+    /// Adds a document's row to the table (documents come in ordinal order).
+    fn doc(&mut self, ord: u32, key: &SortKey) -> io::Result<()> {
+        if !self.keep.contains(ord) {
+            return Ok(());
         }
-    }
-
-    /// Writes the document table and the ids, syncs everything and renames the directory to
-    /// `dir`.
-    fn finish(mut self, dir: &Path, first: u32, last: u32) -> io::Result<Segment> {
-        self.docs.sort_by_key(|d| d.0);
-        let n = self.docs.len();
-        let mut out = BufWriter::new(File::create(self.tmp.join(format::DOCS))?);
-        out.write_all(&u32::try_from(n).map_err(io::Error::other)?.to_le_bytes())?;
-        for (ord, _, _) in &self.docs {
-            out.write_all(&ord.to_le_bytes())?;
-        }
-        for (_, prefix, _) in &self.docs {
-            out.write_all(&prefix.to_le_bytes())?;
-        }
-        let mut blob = Vec::new();
-        let put = |blob: &mut Vec<u8>, s: Option<&str>| {
+        self.ords.write_all(&ord.to_le_bytes())?;
+        self.prefixes
+            .write_all(&uuid_prefix(&key.uuid).to_le_bytes())?;
+        self.offsets.write_all(&self.keys_len.to_le_bytes())?;
+        for s in [Some(&key.uuid), key.version.as_ref(), Some(&key.id)] {
             match s {
                 Some(s) => {
-                    blob.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                    blob.extend_from_slice(s.as_bytes());
+                    let len = u32::try_from(s.len()).map_err(io::Error::other)?;
+                    self.keys.write_all(&len.to_le_bytes())?;
+                    self.keys.write_all(s.as_bytes())?;
+                    self.keys_len += 4 + u64::from(len);
                 }
-                None => blob.extend_from_slice(&u32::MAX.to_le_bytes()),
-            };
-        };
-        for (_, _, k) in &self.docs {
-            out.write_all(&(blob.len() as u64).to_le_bytes())?;
-            put(&mut blob, Some(&k.uuid));
-            put(&mut blob, k.version.as_deref());
-            put(&mut blob, Some(&k.id));
-        }
-        out.write_all(&(blob.len() as u64).to_le_bytes())?;
-        out.write_all(&blob)?;
-        sync(out)?;
-        // Ids in order; an id twice (never, when `keep` holds one version of each) keeps the
-        // later document.
-        let mut ids: Vec<(&str, u32)> = self.docs.iter().map(|(o, _, k)| (&*k.id, *o)).collect();
-        ids.sort_unstable();
-        ids.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                earlier.1 = later.1;
+                None => {
+                    self.keys.write_all(&u32::MAX.to_le_bytes())?;
+                    self.keys_len += 4;
+                }
             }
-            same
-        });
-        let mut idb = MapBuilder::new(BufWriter::new(File::create(self.tmp.join(format::IDS))?))
-            .map_err(fst_err)?;
-        for (id, ord) in ids {
-            idb.insert(id, u64::from(ord)).map_err(fst_err)?;
         }
-        sync(idb.into_inner().map_err(fst_err)?)?;
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Maps a document id to its ordinal (ids come in order).
+    fn id(&mut self, id: &[u8], ord: u32) -> io::Result<()> {
+        self.ids.insert(id, u64::from(ord)).map_err(fst_err)
+    }
+
+    /// Writes the document table, syncs everything and renames the directory to `dir`.
+    fn finish(mut self, dir: &Path, first: u32, last: u32) -> io::Result<Segment> {
+        let n = self.n;
+        self.offsets.write_all(&self.keys_len.to_le_bytes())?;
+        let mut out = BufWriter::new(File::create(self.tmp.join(format::DOCS))?);
+        out.write_all(&n.to_le_bytes())?;
+        for (w, name) in [
+            (self.ords, "ords"),
+            (self.prefixes, "prefixes"),
+            (self.offsets, "offsets"),
+            (self.keys, "keys"),
+        ] {
+            drop(w.into_inner().map_err(|e| e.into_error())?);
+            let path = self.tmp.join(name);
+            io::copy(&mut File::open(&path)?, &mut out)?;
+            std::fs::remove_file(path)?;
+        }
+        sync(out)?;
+        sync(self.ids.into_inner().map_err(fst_err)?)?;
         sync(self.terms.into_inner().map_err(fst_err)?)?;
         sync(self.post)?;
         sync(self.fields)?;
         let meta = SegmentMeta {
-            documents: n as u64,
+            documents: u64::from(n),
             first,
             last,
         };
@@ -219,8 +228,16 @@ pub fn write_from_memory(
     for (name, f) in names {
         write_field(&mut b, name, f)?;
     }
+    let mut ids = Vec::new();
     for (ord, key) in mem.documents() {
-        b.doc(ord, key.clone());
+        b.doc(ord, key)?;
+        if keep.contains(ord) {
+            ids.push((key.id.as_str(), ord));
+        }
+    }
+    ids.sort_unstable();
+    for (id, ord) in ids {
+        b.id(id.as_bytes(), ord)?;
     }
     b.finish(dir, first, last)
 }
@@ -259,8 +276,24 @@ pub fn merge(parts: &[&Segment], keep: &RoaringBitmap, dir: &Path) -> io::Result
     for s in parts {
         for (i, ord) in s.ords().enumerate() {
             if let Some(k) = s.key_at(i) {
-                b.doc(ord, k);
+                b.doc(ord, &k)?;
             }
+        }
+    }
+    // The ids of the parts in order; of an id in several parts, the kept document.
+    let mut op = fst::map::OpBuilder::new();
+    for s in parts {
+        op = op.add(s.ids.stream());
+    }
+    let mut union = op.union();
+    while let Some((id, values)) = union.next() {
+        let kept = values
+            .iter()
+            .map(|v| v.value as u32)
+            .filter(|o| keep.contains(*o))
+            .max();
+        if let Some(ord) = kept {
+            b.id(id, ord)?;
         }
     }
     let first = parts.iter().map(|s| s.meta.first).min().unwrap_or(0);
