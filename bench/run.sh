@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds release binaries and runs the benchmark harness; prints a markdown table.
 # Installs the `wrk` load generator and `rclone` (Debian packages) and osmem-server (PyPI) when missing.
-# `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows;
+# `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows
+# (DSS_BENCH_SEARCH_DOCS sets their document count, e.g. 1000000);
 # `--notify-only` only the webhook rows; `--downloads-only` only the file-download row;
 # `--checkout-only` only the bundle checkout rows (DSS_BENCH_CHECKOUT_CONCURRENCY sets
 # checkout.concurrency for them; default 8, the deployment default); `--sync-only` only the
@@ -9,7 +10,8 @@
 # on moto and fake-gcs-server, which this script installs and starts); `--clients-only` only the
 # `dss upload|download|search` rows (against the official hca CLI, which this script installs);
 # `--hostile-only` only the API's memory under 32 concurrent maximum-size unauthenticated bodies;
-# `--core-only` only the core rows (direct upload, PUT bundle, enumeration, GET bundle, queue);
+# `--core-only` only the core rows (direct upload, PUT bundle, enumeration, GET bundle, queue), and
+# `--upload-only`, `--put-bundle-only`, `--enumeration-only` (with GET bundle), `--queue-only` one each;
 # `--metadata-only` only the shared metadata database rows (PostgreSQL, which this script starts
 # with its default durability, against the embedded database; search in osmem-server);
 # `--search-client-only` only the Elasticsearch adapter's writes (_bulk against one request per

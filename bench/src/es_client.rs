@@ -35,7 +35,7 @@ async fn round(url: &str, bulk_max_docs: usize, offset: usize) -> Result<f64> {
         .map(|i| {
             let index = index.clone();
             async move {
-                let (id, doc) = crate::search::document(i, crate::V);
+                let (id, doc) = crate::docgen::document(i, crate::V);
                 index.put("aws", &id, &doc).await.context("put")
             }
         })

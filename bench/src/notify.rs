@@ -20,7 +20,8 @@ use dss_search::{Budget, SingleDoc, parse_body};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::search::{document, p50_p99, upload_metadata};
+use crate::docgen::document;
+use crate::search::{p50_p99, upload_metadata};
 use crate::{Row, start_with};
 
 const ORGANS: &[&str] = &[

@@ -15,233 +15,9 @@ use dss_runtime::deployment::Deployment;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::docgen::{document, queries};
+use crate::metadata::mmm;
 use crate::{Row, Server, config, start};
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn hex(&mut self, n: usize) -> String {
-        let mut s = String::with_capacity(n);
-        while s.len() < n {
-            s.push_str(&format!("{:016x}", self.next()));
-        }
-        s.truncate(n);
-        s
-    }
-    fn uuid(&mut self) -> String {
-        let h = self.hex(32);
-        format!(
-            "{}-{}-4{}-8{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[13..16],
-            &h[17..20],
-            &h[20..32]
-        )
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
-const SPECIES: &[&str] = &["Homo sapiens", "Mus musculus"];
-const ORGANS: &[&str] = &[
-    "kidney",
-    "brain",
-    "liver",
-    "pancreas",
-    "heart",
-    "lung",
-    "blood",
-    "skin",
-    "spleen",
-    "bone marrow",
-    "retina",
-    "colon",
-];
-const DISEASES: &[&str] = &[
-    "normal",
-    "type 2 diabetes mellitus",
-    "glioblastoma",
-    "COVID-19",
-    "asthma",
-];
-const METHODS: &[&str] = &[
-    "10X v2 sequencing",
-    "10X 3' v3 sequencing",
-    "Smart-seq2",
-    "Drop-seq",
-];
-const INSTRUMENTS: &[&str] = &[
-    "Illumina NovaSeq 6000",
-    "Illumina HiSeq 4000",
-    "Illumina NextSeq 500",
-];
-const WORDS: &[&str] = &[
-    "single",
-    "cell",
-    "atlas",
-    "human",
-    "mouse",
-    "tissue",
-    "immune",
-    "development",
-    "adult",
-    "fetal",
-    "transcriptome",
-    "profiling",
-    "reveals",
-    "heterogeneity",
-    "of",
-    "the",
-    "in",
-    "across",
-    "organ",
-    "response",
-    "map",
-    "spatial",
-    "chromatin",
-    "landscape",
-];
-
-fn words(rng: &mut Rng, n: usize) -> String {
-    (0..n)
-        .map(|_| rng.pick(WORDS))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn described(kind: &str, name: &str, version: &str) -> String {
-    format!("https://schema.humancellatlas.org/type/{kind}/{version}/{name}")
-}
-
-/// The search document of bundle `i`, HCA-shaped: 11 manifest entries and 7 metadata files.
-pub fn document(i: usize, version: &str) -> (String, Value) {
-    let mut rng = Rng(0x9e3779b97f4a7c15 ^ (i as u64).wrapping_mul(0x2545F4914F6CDD1D) | 1);
-    let uuid = rng.uuid();
-    let project = i % 50;
-    let species = SPECIES[(i / 3) % 2];
-    let organ = ORGANS[i % ORGANS.len()];
-    let day = 1 + i % 28;
-    let month = 1 + (i / 28) % 12;
-    let submitted = format!("2019-{month:02}-{day:02}T10:{:02}:00.000Z", i % 60);
-    let prov = |rng: &mut Rng| json!({"document_id": rng.uuid(), "submission_date": submitted, "update_date": submitted});
-    let names = [
-        "donor_organism_0.json",
-        "specimen_from_organism_0.json",
-        "cell_suspension_0.json",
-        "library_preparation_protocol_0.json",
-        "sequencing_protocol_0.json",
-        "project_0.json",
-        "links.json",
-        "sequence_file_0.json",
-        "sequence_file_1.json",
-        "R1.fastq.gz",
-        "R2.fastq.gz",
-    ];
-    let manifest_files: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            let json_file = n.ends_with(".json");
-            json!({"name": n, "uuid": rng.uuid(), "version": version,
-                "content-type": if json_file { "application/json; dcp-type=\"metadata/biomaterial\"" } else { "application/gzip" },
-                "size": if json_file { 900 + rng.next() % 2000 } else { 1_000_000_000 + rng.next() % 9_000_000_000 },
-                "indexed": json_file, "crc32c": rng.hex(8), "s3-etag": rng.hex(32), "sha1": rng.hex(40), "sha256": rng.hex(64)})
-        })
-        .collect();
-    let files = json!({
-        "donor_organism_json": [{
-            "describedBy": described("biomaterial", "donor_organism", "15.5.0"), "schema_type": "biomaterial",
-            "biomaterial_core": {"biomaterial_id": format!("donor_{i}"), "ncbi_taxon_id": [if species == "Homo sapiens" { 9606 } else { 10090 }]},
-            "genus_species": [{"text": species, "ontology": "NCBITaxon:9606", "ontology_label": species}],
-            "is_living": i.is_multiple_of(5), "sex": if i.is_multiple_of(2) { "female" } else { "male" },
-            "organism_age": format!("{}", 20 + i % 60), "organism_age_unit": {"text": "year"},
-            "development_stage": {"text": "human adult stage"},
-            "diseases": [{"text": rng.pick(DISEASES), "ontology": format!("MONDO:{:07}", rng.next() % 1_000_000)}],
-            "provenance": prov(&mut rng)}],
-        "specimen_from_organism_json": [{
-            "describedBy": described("biomaterial", "specimen_from_organism", "10.4.0"), "schema_type": "biomaterial",
-            "biomaterial_core": {"biomaterial_id": format!("specimen_{i}")},
-            "organ": {"text": organ, "ontology": format!("UBERON:{:07}", i % 97)},
-            "organ_parts": [{"text": format!("{organ} cortex")}],
-            "provenance": prov(&mut rng)}],
-        "cell_suspension_json": [{
-            "describedBy": described("biomaterial", "cell_suspension", "13.3.0"), "schema_type": "biomaterial",
-            "biomaterial_core": {"biomaterial_id": format!("cells_{i}")},
-            "estimated_cell_count": 1000 + (rng.next() % 100_000),
-            "selected_cell_types": [{"text": words(&mut rng, 2)}],
-            "provenance": prov(&mut rng)}],
-        "library_preparation_protocol_json": [{
-            "describedBy": described("protocol/sequencing", "library_preparation_protocol", "6.2.0"),
-            "protocol_core": {"protocol_id": format!("lib_{}", i % 40)},
-            "library_construction_method": {"text": METHODS[i % METHODS.len()]},
-            "input_nucleic_acid_molecule": {"text": "polyA RNA"}, "end_bias": "3 prime tag",
-            "provenance": prov(&mut rng)}],
-        "sequencing_protocol_json": [{
-            "describedBy": described("protocol/sequencing", "sequencing_protocol", "10.1.0"),
-            "protocol_core": {"protocol_id": format!("seq_{}", i % 40)},
-            "instrument_manufacturer_model": {"text": INSTRUMENTS[i % INSTRUMENTS.len()]},
-            "paired_end": i.is_multiple_of(2), "method": {"text": "tag based single cell RNA sequencing"},
-            "provenance": prov(&mut rng)}],
-        "project_json": [{
-            "describedBy": described("project", "project", "14.2.0"),
-            "project_core": {"project_short_name": format!("Project{project}"),
-                "project_title": format!("Project {project}: {}", words(&mut Rng(project as u64 + 7), 8)),
-                "project_description": words(&mut Rng(project as u64 + 99), 40)},
-            "contributors": [{"name": format!("Ada,,Lovelace{}", project), "institution": "EMBL-EBI", "email": format!("pi{project}@example.org")}],
-            "provenance": {"document_id": format!("00000000-0000-4000-8000-{project:012}"), "submission_date": "2018-06-01T00:00:00.000Z"}}],
-        "sequence_file_json": [
-            {"describedBy": described("file", "sequence_file", "9.1.0"), "file_core": {"file_name": format!("R1_{i}.fastq.gz"), "format": "fastq.gz"}, "read_index": "read1", "provenance": prov(&mut rng)},
-            {"describedBy": described("file", "sequence_file", "9.1.0"), "file_core": {"file_name": format!("R2_{i}.fastq.gz"), "format": "fastq.gz"}, "read_index": "read2", "provenance": prov(&mut rng)}],
-        "links_json": [{"describedBy": described("system", "links", "2.1.1"), "links": [{"process": rng.uuid(), "inputs": [rng.uuid()], "outputs": [rng.uuid()]}]}],
-    });
-    let doc = json!({
-        "manifest": {"format": "0.0.1", "version": version, "files": manifest_files, "creator_uid": 8008},
-        "state": "new",
-        "files": files,
-        "uuid": uuid,
-        "shape_descriptor": "v.cell_suspension.13.donor_organism.15.library_preparation_protocol.6.links.2.project.14.sequence_file.9.sequencing_protocol.10.specimen_from_organism.10",
-    });
-    (format!("{uuid}.{version}"), doc)
-}
-
-/// The five typical queries, by name.
-pub fn queries(probe_file_uuid: &str) -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "project by short name (term)",
-            json!({"query": {"term": {"files.project_json.project_core.project_short_name": "project7"}}}),
-        ),
-        (
-            "species text AND organ (bool)",
-            json!({"query": {"bool": {"must": [
-            {"match": {"files.donor_organism_json.genus_species.text.text": "homo sapiens"}},
-            {"term": {"files.specimen_from_organism_json.organ.text": "kidney"}}]}}}),
-        ),
-        (
-            "date range + method, not tombstoned",
-            json!({"query": {"bool": {
-            "filter": [{"range": {"files.donor_organism_json.provenance.submission_date": {"gte": "2019-03-01", "lt": "2019-06-01"}}},
-                       {"match": {"files.library_preparation_protocol_json.library_construction_method.text": "Smart-seq2"}}],
-            "must_not": [{"term": {"admin_deleted": true}}]}}}),
-        ),
-        (
-            "free text (query_string)",
-            json!({"query": {"query_string": {"query": "pancreas AND \"type 2 diabetes mellitus\""}}}),
-        ),
-        (
-            "bundle by file uuid (term)",
-            json!({"query": {"term": {"manifest.files.uuid": probe_file_uuid}}}),
-        ),
-    ]
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -273,32 +49,65 @@ async fn post_search(http: &reqwest::Client, base: &str, body: &Value) -> Result
     Ok(r.json().await?)
 }
 
-/// p50/p99 of `runs` searches of each query; returns (name, hits, p50, p99).
-async fn query_latencies(
+/// p50 and p99 of `runs` searches of `q`, and its hits.
+async fn query_latency(
     http: &reqwest::Client,
     base: &str,
-    queries: &[(&'static str, Value)],
+    q: &Value,
     runs: usize,
-) -> Result<Vec<(&'static str, u64, Duration, Duration)>> {
-    let mut out = Vec::new();
-    for (name, q) in queries {
-        let first = post_search(http, base, q).await?;
-        let hits = first["total_hits"].as_u64().unwrap_or(0);
-        let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            let t = Instant::now();
-            post_search(http, base, q).await?;
-            times.push(t.elapsed());
-        }
-        times.sort();
-        out.push((
-            *name,
-            hits,
-            percentile(&times, 0.5),
-            percentile(&times, 0.99),
-        ));
+) -> Result<(u64, Duration, Duration)> {
+    let hits = post_search(http, base, q).await?["total_hits"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        post_search(http, base, q).await?;
+        times.push(t.elapsed());
     }
-    Ok(out)
+    times.sort();
+    Ok((hits, percentile(&times, 0.5), percentile(&times, 0.99)))
+}
+
+/// Rounds of every row; builds of the index at first start are fewer above this many documents.
+const ROUNDS: usize = 5;
+const FULL_BUILDS_UP_TO: usize = 200_000;
+
+fn ms_f(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Total hits of everything.
+async fn total(http: &reqwest::Client, base: &str) -> Result<u64> {
+    Ok(post_search(http, base, &json!({})).await?["total_hits"]
+        .as_u64()
+        .unwrap_or(0))
+}
+
+/// Size of everything under `dir`.
+fn du_mib(dir: &Path) -> f64 {
+    fn walk(p: &Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    walk(dir) as f64 / (1024.0 * 1024.0)
+}
+
+/// Forgets the search segments of a stopped deployment, so that its next start builds them.
+async fn drop_segments(data: &Path) -> Result<()> {
+    let db = Db::open(&data.join("dss.db"), Durability::Process)?;
+    db.write(|c| Ok(c.execute("DELETE FROM search_segments", [])?))
+        .await?;
+    let dir = data.join("search");
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 /// Runs the search benchmarks; `n` documents for the query benchmark.
@@ -311,111 +120,167 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let qs = queries(&probe);
 
-    // Seed n documents straight into the search index (the engine's write path).
-    eprintln!("indexing {n} bundle documents");
-    let seed_rate = {
+    // Seed n documents straight into the search index (the engine's write path), in rounds.
+    let mut seed = Vec::new();
+    {
         let d = Deployment::open(config(&data)?, system())?;
-        let t = Instant::now();
-        futures::stream::iter(0..n)
-            .map(|i| {
-                let search = d.search.clone();
-                async move {
-                    let (id, doc) = document(i, version);
-                    search.put("aws", &id, &doc).await
-                }
-            })
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        n as f64 / t.elapsed().as_secs_f64()
-    };
+        for r in 0..ROUNDS {
+            let range = (n * r / ROUNDS)..(n * (r + 1) / ROUNDS);
+            eprintln!("indexing bundle documents {range:?}");
+            let count = range.len();
+            let t = Instant::now();
+            futures::stream::iter(range)
+                .map(|i| {
+                    let search = d.search.clone();
+                    async move {
+                        let (id, doc) = document(i, version);
+                        search.put("aws", &id, &doc).await
+                    }
+                })
+                .buffer_unordered(8)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
+            seed.push(count as f64 / t.elapsed().as_secs_f64());
+        }
+    }
     let avg_doc = serde_json::to_vec(&document(1, version).1)?.len();
     rows.push(Row {
         name: format!(
-            "search index writes, {n} documents of ~{:.1} KiB",
-            avg_doc as f64 / 1024.0
+            "search index writes, {n} documents of ~{:.1} KiB, 8 in flight (min / median / max of {ROUNDS} rounds of {})",
+            avg_doc as f64 / 1024.0,
+            n / ROUNDS
         ),
-        result: format!("{seed_rate:.0} documents/s"),
+        result: mmm(seed, 0, " documents/s"),
         goal: "(indexing throughput, engine only)".into(),
         baseline: "original: one ES write per Lambda invocation".into(),
     });
 
-    let server = start(dss, &data, 5911)?;
-    let t = Instant::now();
-    let all = post_search(http, &server.base, &json!({})).await?;
-    let load = t.elapsed();
-    if all["total_hits"].as_u64() != Some(n as u64) {
-        bail!("expected {n} hits, got {}", all["total_hits"]);
+    // The index built at first start (segments written from the documents), in rounds.
+    let builds = if n <= FULL_BUILDS_UP_TO { ROUNDS } else { 1 };
+    let (mut build, mut build_rss) = (Vec::new(), Vec::new());
+    for r in 0..builds {
+        drop_segments(&data).await?;
+        let server = start(dss, &data, 5911)?;
+        eprintln!("building the search index ({}/{builds})", r + 1);
+        let t = Instant::now();
+        if total(http, &server.base).await? != n as u64 {
+            bail!("expected {n} hits");
+        }
+        build.push(t.elapsed().as_secs_f64());
+        build_rss.push(server.peak_rss_mib());
     }
-    let rss_before = server.rss_mib();
-    let qs = queries(&probe);
-    let lat = query_latencies(http, &server.base, &qs, 200).await?;
+    let on_disk = du_mib(&data.join("search"));
+    let db_size = du_mib(&data.join("dss.db"));
     rows.push(Row {
         name: format!(
-            "search index build at first start ({n} documents, no snapshot), first search"
+            "search index build at first start ({n} documents, no segments), until the first search answers (min / median / max of {builds} round(s))"
         ),
         result: format!(
-            "{:.2} s, server RSS {rss_before:.0} MiB",
-            load.as_secs_f64()
+            "{}, server peak RSS {}",
+            mmm(build, 1, " s"),
+            mmm(build_rss, 0, " MiB")
         ),
         goal: "(one-time)".into(),
-        baseline: "".into(),
-    });
-    for (name, hits, p50, p99) in &lat {
-        rows.push(Row {
-            name: format!("search over {n} bundles: {name}, {hits} hits, per_page 100"),
-            result: format!("p50 {}, p99 {}", ms(*p50), ms(*p99)),
-            goal: "p50 < 10 ms".into(),
-            baseline: String::new(),
-        });
-    }
-
-    // Bundle PUT → searchable, through the API and the index daemon, one at a time.
-    let files = upload_metadata(http, &server).await?;
-    let mut lat = Vec::new();
-    for i in 0..200 {
-        let b = uuid::Uuid::new_v4().to_string();
-        let body = json!({"creator_uid": 1, "files": files});
-        let r = http
-            .put(format!(
-                "{}/v1/bundles/{b}?version={version}&replica=aws",
-                server.base
-            ))
-            .bearer_auth(&server.token)
-            .json(&body)
-            .send()
-            .await?;
-        if r.status() != 201 {
-            bail!("bundle PUT {i} answered {}", r.status());
-        }
-        let t = Instant::now();
-        let q = json!({"query": {"ids": {"values": [format!("{b}.{version}")]}}});
-        loop {
-            if post_search(http, &server.base, &q).await?["total_hits"] == 1 {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(30) {
-                bail!("bundle {b} never became searchable");
-            }
-        }
-        lat.push(t.elapsed());
-    }
-    rows.push(Row {
-        name: "bundle PUT answered → found by search (embedded, 7 metadata files)".into(),
-        result: p50_p99(&mut lat),
-        goal: "p99 < 50 ms".into(),
-        baseline: "original: seconds to minutes (quoted)".into(),
+        baseline: format!(
+            "segments on disk: {on_disk:.0} MiB; the documents in the database: {db_size:.0} MiB"
+        ),
     });
 
-    // Indexing throughput through bucket events: bundles written straight into the bucket.
+    // Rounds of: restart (the segments are mapped, the documents after them indexed), queries
+    // (with osmem-server's answers to the same queries interleaved), bundle PUT → searchable,
+    // and indexing through bucket events.
+    let osmem = match crate::osmem::Osmem::start(http).await {
+        Ok(os) => {
+            // osmem-server bulk-loads ~40 documents/s here: a subset keeps the run short.
+            let docs = n.min(5_000);
+            eprintln!("loading {docs} documents into osmem-server");
+            let t = Instant::now();
+            os.load(http, (0..docs).map(|i| document(i, version)))
+                .await?;
+            rows.push(Row {
+                name: format!("osmem-server (reference): bulk-load {docs} documents"),
+                result: format!("{:.0} documents/s", docs as f64 / t.elapsed().as_secs_f64()),
+                goal: String::new(),
+                baseline: String::new(),
+            });
+            Some((os, docs))
+        }
+        Err(e) => {
+            eprintln!("osmem-server reference skipped: {e:#}");
+            None
+        }
+    };
     let count = 2000;
-    let before = post_search(http, &server.base, &json!({})).await?["total_hits"]
-        .as_u64()
-        .unwrap_or(0);
-    {
+    let mut open = Vec::new();
+    let mut open_rss = Vec::new();
+    let mut query_rss = Vec::new();
+    let mut ours: Vec<(u64, Vec<f64>, Vec<f64>)> = vec![(0, Vec::new(), Vec::new()); qs.len()];
+    let mut theirs: Vec<(u64, Vec<f64>, Vec<f64>)> = vec![(0, Vec::new(), Vec::new()); qs.len()];
+    let (mut put_p50, mut put_p99, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let mut indexed = n as u64;
+    for r in 0..ROUNDS {
+        eprintln!("search round {}/{ROUNDS}", r + 1);
+        let server = start(dss, &data, 5912 + r as u16)?;
+        let t = Instant::now();
+        if total(http, &server.base).await? != indexed {
+            bail!("expected {indexed} hits after the restart");
+        }
+        open.push(t.elapsed().as_secs_f64());
+        open_rss.push(server.rss_mib());
+        for (i, (_, q)) in qs.iter().enumerate() {
+            let (hits, p50, p99) = query_latency(http, &server.base, q, 200).await?;
+            ours[i].0 = hits;
+            ours[i].1.push(ms_f(p50));
+            ours[i].2.push(ms_f(p99));
+            if let Some((os, _)) = &osmem {
+                let (hits, p50, p99) = os.latency(http, q, 50).await?;
+                theirs[i].0 = hits;
+                theirs[i].1.push(ms_f(p50));
+                theirs[i].2.push(ms_f(p99));
+            }
+        }
+        query_rss.push(server.rss_mib());
+
+        // Bundle PUT → searchable, through the API and the index daemon, one at a time.
+        let files = upload_metadata(http, &server).await?;
+        let mut lat = Vec::new();
+        for i in 0..40 {
+            let b = uuid::Uuid::new_v4().to_string();
+            let body = json!({"creator_uid": 1, "files": files});
+            let resp = http
+                .put(format!(
+                    "{}/v1/bundles/{b}?version={version}&replica=aws",
+                    server.base
+                ))
+                .bearer_auth(&server.token)
+                .json(&body)
+                .send()
+                .await?;
+            if resp.status() != 201 {
+                bail!("bundle PUT {i} answered {}", resp.status());
+            }
+            let t = Instant::now();
+            let q = json!({"query": {"ids": {"values": [format!("{b}.{version}")]}}});
+            loop {
+                if post_search(http, &server.base, &q).await?["total_hits"] == 1 {
+                    break;
+                }
+                if t.elapsed() > Duration::from_secs(30) {
+                    bail!("bundle {b} never became searchable");
+                }
+            }
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        put_p50.push(ms_f(percentile(&lat, 0.5)));
+        put_p99.push(ms_f(percentile(&lat, 0.99)));
+        indexed += 40;
+
+        // Indexing throughput through bucket events: bundles written straight into the bucket.
         let d = Deployment::open(config(&data)?, system())?;
         let store = d.replicas["aws"].store.clone();
         let manifest = json!({"format": "0.0.1", "version": version, "files": files_manifest(http, &server, &files).await?, "creator_uid": 1});
@@ -437,85 +302,97 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
             .await
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
+        indexed += count as u64;
         loop {
-            let now = post_search(http, &server.base, &json!({})).await?["total_hits"]
-                .as_u64()
-                .unwrap_or(0);
-            if now >= before + count as u64 {
+            let now = total(http, &server.base).await?;
+            if now >= indexed {
                 break;
             }
             if t.elapsed() > Duration::from_secs(600) {
                 bail!("indexing stalled at {now}");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        rows.push(Row {
-            name: format!("indexing through bucket events, {count} bundles × 7 metadata files"),
-            result: format!("{:.0} bundles/s", count as f64 / t.elapsed().as_secs_f64()),
-            goal: "(throughput)".into(),
-            baseline: String::new(),
-        });
+        events.push(count as f64 / t.elapsed().as_secs_f64());
     }
-    drop(server);
-
-    // Restart: the index comes back from the snapshot written at shutdown.
-    let server = start(dss, &data, 5912)?;
-    let t = Instant::now();
-    let all = post_search(http, &server.base, &json!({})).await?;
     rows.push(Row {
         name: format!(
-            "search index load at restart from its snapshot ({} documents), first search",
-            all["total_hits"]
+            "search index open at restart ({n}+ documents in segments), until the first search answers (min / median / max of {ROUNDS} rounds)"
         ),
         result: format!(
-            "{:.2} s, server RSS {:.0} MiB",
-            t.elapsed().as_secs_f64(),
-            server.rss_mib()
+            "{}, server RSS {}",
+            mmm(open, 2, " s"),
+            mmm(open_rss, 0, " MiB")
         ),
-        goal: "(one-time)".into(),
-        baseline: "without a snapshot: the row above".into(),
+        goal: "< 5 s, RSS < 1 GiB".into(),
+        baseline: "the build at first start (row above)".into(),
     });
-    drop(server);
+    rows.push(Row {
+        name: format!(
+            "server RSS after the query rounds below ({n}+ documents; min / median / max of {ROUNDS} rounds)"
+        ),
+        result: mmm(query_rss, 0, " MiB"),
+        goal: "< 1 GiB".into(),
+        baseline: String::new(),
+    });
+    for (i, (name, _)) in qs.iter().enumerate() {
+        let reference = match &osmem {
+            Some((_, docs)) => format!(
+                "osmem-server over {docs}, same rounds: {} hits, p50 {}, p99 {}",
+                theirs[i].0,
+                mmm(theirs[i].1.clone(), 2, " ms"),
+                mmm(theirs[i].2.clone(), 2, " ms")
+            ),
+            None => String::new(),
+        };
+        rows.push(Row {
+            name: format!(
+                "search over {n} bundles: {name}, {} hits, per_page 100 (200 runs per round; min / median / max of {ROUNDS} rounds)",
+                ours[i].0
+            ),
+            result: format!(
+                "p50 {}, p99 {}",
+                mmm(ours[i].1.clone(), 2, " ms"),
+                mmm(ours[i].2.clone(), 2, " ms")
+            ),
+            goal: "p50 < 10 ms, p99 < 50 ms".into(),
+            baseline: reference,
+        });
+    }
+    rows.push(Row {
+        name: format!(
+            "bundle PUT answered → found by search (embedded, 7 metadata files, 40 one at a time per round; min / median / max of {ROUNDS} rounds)"
+        ),
+        result: format!("p50 {}, p99 {}", mmm(put_p50, 2, " ms"), mmm(put_p99, 2, " ms")),
+        goal: "p99 < 50 ms".into(),
+        baseline: "original: seconds to minutes (quoted)".into(),
+    });
+    rows.push(Row {
+        name: format!(
+            "indexing through bucket events, {count} bundles × 7 metadata files per round, until searchable (min / median / max of {ROUNDS} rounds)"
+        ),
+        result: mmm(events, 0, " bundles/s"),
+        goal: "≥ 3,000 bundles/s".into(),
+        baseline: String::new(),
+    });
 
     // The events journal: 1,000 events recorded concurrently (as the daemon does) and serially.
-    let (conc, serial) = journal_times(work).await?;
+    let (mut conc, mut serial) = (Vec::new(), Vec::new());
+    for r in 0..ROUNDS {
+        let (c, s) = journal_times(work, r).await?;
+        conc.push(ms_f(c));
+        serial.push(ms_f(s));
+    }
     rows.push(Row {
-        name: "events journal, 1,000 events".into(),
-        result: format!("{} concurrent, {} one by one", ms(conc), ms(serial)),
+        name: format!("events journal, 1,000 events (min / median / max of {ROUNDS} rounds)"),
+        result: format!(
+            "{} concurrent, {} one by one",
+            mmm(conc, 1, " ms"),
+            mmm(serial, 1, " ms")
+        ),
         goal: "< 1 s".into(),
         baseline: "original: ≈ 8 min (quoted)".into(),
     });
-
-    // Reference: the same queries against osmem-server.
-    match crate::osmem::Osmem::start(http).await {
-        Ok(os) => {
-            // osmem-server bulk-loads ~50 documents/s here: a subset keeps the run short.
-            let docs = n.min(5_000);
-            eprintln!("loading {docs} documents into osmem-server");
-            let t = Instant::now();
-            os.load(http, (0..docs).map(|i| document(i, version)))
-                .await?;
-            let load = t.elapsed();
-            rows.push(Row {
-                name: format!("osmem-server (reference): bulk-load {docs} documents"),
-                result: format!("{:.0} documents/s", docs as f64 / load.as_secs_f64()),
-                goal: String::new(),
-                baseline: String::new(),
-            });
-            for (name, q) in &qs {
-                let (hits, p50, p99) = os.latency(http, q, 50).await?;
-                rows.push(Row {
-                    name: format!(
-                        "osmem-server (reference) over {docs} bundles: {name}, {hits} hits"
-                    ),
-                    result: format!("p50 {}, p99 {}", ms(p50), ms(p99)),
-                    goal: String::new(),
-                    baseline: String::new(),
-                });
-            }
-        }
-        Err(e) => eprintln!("osmem-server reference skipped: {e:#}"),
-    }
     Ok(rows)
 }
 
@@ -563,8 +440,11 @@ async fn files_manifest(http: &reqwest::Client, s: &Server, files: &[Value]) -> 
     Ok(out)
 }
 
-async fn journal_times(work: &Path) -> Result<(Duration, Duration)> {
-    let db = Db::open(&work.join("journal.db"), Durability::Process)?;
+async fn journal_times(work: &Path, round: usize) -> Result<(Duration, Duration)> {
+    let db = Db::open(
+        &work.join(format!("journal-{round}.db")),
+        Durability::Process,
+    )?;
     let journal = EmbeddedJournal::new(&db, system());
     let event = |r: &str, i: usize| NewEvent {
         event_id: format!("{r}-{i:08}"),
