@@ -238,6 +238,15 @@ impl Db {
         f(&mut conn)
     }
 
+    /// A reader connection of its own that reads without the memory map: for scans of many
+    /// large rows (the search index catching up), which through the map would stay resident in
+    /// the process (up to the map's size) for no later use.
+    pub fn unmapped_reader(&self) -> Result<Connection, DbError> {
+        let conn = open_conn(&self.inner.path, self.inner.durability)?;
+        conn.pragma_update(None, "mmap_size", 0)?;
+        Ok(conn)
+    }
+
     /// Runs `f` with a pooled reader connection on a blocking thread.
     pub async fn read<R, F>(&self, f: F) -> Result<R, DbError>
     where

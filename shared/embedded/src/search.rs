@@ -87,6 +87,9 @@ pub struct EmbeddedSearch {
     flush_docs: u64,
     /// What one query may ask.
     limits: QueryLimits,
+    /// The connection the index catches up through (unmapped: the documents it reads once
+    /// need not stay resident).
+    scan: Arc<Mutex<Option<Connection>>>,
     /// Puts waiting together are written in one transaction (started on first use, inside the
     /// runtime).
     writer: Arc<OnceLock<GroupCommit<PutWork, bool>>>,
@@ -425,6 +428,7 @@ impl EmbeddedSearch {
             dir: None,
             flush_docs: FLUSH_DOCS,
             limits: QueryLimits::default(),
+            scan: Arc::default(),
             writer: Arc::default(),
         }
     }
@@ -450,6 +454,16 @@ impl EmbeddedSearch {
     fn replica(&self, name: &str) -> Arc<RwLock<ReplicaIndex>> {
         let mut map = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Runs `f` on the catch-up connection (opened on first use).
+    fn scan<R>(&self, f: impl FnOnce(&Connection) -> Result<R, DbError>) -> Result<R, DbError> {
+        let mut conn = self.scan.lock().unwrap_or_else(|p| p.into_inner());
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => conn.insert(self.db.unmapped_reader()?),
+        };
+        f(c)
     }
 
     /// Applies committed changes the index has not seen, following the recorded segments.
@@ -481,7 +495,7 @@ impl EmbeddedSearch {
         let mut applied = 0usize;
         loop {
             let from = ri.seq;
-            let rows: Vec<(String, i64, Option<String>)> = db.read_inline(|c| {
+            let rows: Vec<(String, i64, Option<String>)> = self.scan(|c| {
                 let mut st = c.prepare_cached(
                     "SELECT id, seq, doc FROM search_docs WHERE replica = ?1 AND seq > ?2
                      ORDER BY seq LIMIT 1000",

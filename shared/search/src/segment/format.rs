@@ -1,27 +1,29 @@
 //! The on-disk layout of a segment: a directory of immutable files, written once and renamed
 //! into place, then memory-mapped by every process that searches.
 //!
-//! * `terms.fst` — every (field, kind, value) key of the segment, in byte order, mapped to its
+//! * `terms` — every (field, kind, value) key of the segment, in byte order, mapped to its
 //!   postings: a key is the field name (its NUL bytes escaped as `00 FF`), `00`, a kind byte and
 //!   the value (a term's UTF-8, a pair `a\0b`, a number's order key or a date, big-endian).
 //! * `post` — the postings of keys held by more than one document, as serialized roaring bitmaps;
-//!   a key held by one document keeps that document in its value instead ([`ONE`]).
+//!   a key held by one document keeps that document in its value instead ([`one`]).
 //! * `fields` — every field: its name, whether it is analysed, and the documents holding it.
 //! * `docs` — per document, in ordinal order: its ordinal, an order prefix of its `uuid`, and its
 //!   sort key (`uuid`, `manifest.version`, id).
-//! * `ids.fst` — document id → ordinal.
+//! * `ids` — document id → ordinal.
+//!
+//! `terms` and `ids` are sorted tables ([`super::table`]).
 //! * `meta.json` — format, document count and ordinal range; written last.
 
 use crate::dates::Millis;
 
 /// The format written; segments of another format are not read.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
-pub(crate) const TERMS: &str = "terms.fst";
+pub(crate) const TERMS: &str = "terms";
 pub(crate) const POST: &str = "post";
 pub(crate) const FIELDS: &str = "fields";
 pub(crate) const DOCS: &str = "docs";
-pub(crate) const IDS: &str = "ids.fst";
+pub(crate) const IDS: &str = "ids";
 pub(crate) const META: &str = "meta.json";
 
 /// A keyword, or a token of a `.text` field.
@@ -33,9 +35,16 @@ pub const NUMBER: u8 = 3;
 /// A date.
 pub const DATE: u8 = 4;
 
-/// A value with this bit holds the only document of its key in its low 32 bits; other values are
-/// offsets into `post`.
-pub(crate) const ONE: u64 = 1 << 63;
+/// The value of a key: its only document (`ord << 1 | 1`), or the offset of its postings in
+/// `post` (`offset << 1`); small numbers, as the tables store them in few bytes.
+pub(crate) fn one(ord: u32) -> u64 {
+    u64::from(ord) << 1 | 1
+}
+
+/// The value of a key whose postings are at `offset` in `post`.
+pub(crate) fn at(offset: u64) -> u64 {
+    offset << 1
+}
 
 /// The start of every key of `field` of `kind`.
 pub fn key_prefix(field: &str, kind: u8) -> Vec<u8> {

@@ -4,6 +4,7 @@
 //! shares and evicts them.
 
 pub mod format;
+pub mod table;
 pub mod write;
 
 use std::borrow::Cow;
@@ -12,7 +13,6 @@ use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use fst::{IntoStreamer, Streamer};
 use memmap2::Mmap;
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
@@ -21,7 +21,8 @@ use serde_json::Value;
 use crate::dates::Millis;
 use crate::index::{SortKey, TopK};
 use crate::source::{FieldSource, Post, Source};
-use format::{DATE, NUMBER, ONE, PAIR, TERM, date_bytes, key_prefix, uuid_prefix};
+use format::{DATE, NUMBER, PAIR, TERM, date_bytes, key_prefix, uuid_prefix};
+use table::Table;
 
 pub use write::{merge, write_from_memory};
 
@@ -42,6 +43,24 @@ impl AsRef<[u8]> for Bytes {
 }
 
 impl Bytes {
+    /// Lets go of the resident pages of `..upto` (a merge reads each file once, front to back:
+    /// what it has read need not count in the process's memory). Pages are read again from the
+    /// page cache if anything touches them later.
+    pub(crate) fn release(&self, upto: usize) {
+        if let Bytes::Mapped(m) = self {
+            let len = upto.min(m.len());
+            if len == 0 {
+                return;
+            }
+            #[expect(
+                unsafe_code,
+                reason = "MADV_DONTNEED on a read-only file mapping only drops page-table entries;                           the file's contents are what any later access reads"
+            )]
+            // Best effort: a refused hint leaves the pages resident, nothing more.
+            let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, len) };
+        }
+    }
+
     fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
@@ -87,8 +106,8 @@ struct FieldMeta {
 pub struct Segment {
     dir: PathBuf,
     meta: SegmentMeta,
-    terms: fst::Map<Bytes>,
-    ids: fst::Map<Bytes>,
+    terms: Table<Bytes>,
+    ids: Table<Bytes>,
     post: Bytes,
     docs: Bytes,
     n: usize,
@@ -118,8 +137,9 @@ impl Segment {
             first: u32::try_from(num("first")?).map_err(damaged)?,
             last: u32::try_from(num("last")?).map_err(damaged)?,
         };
-        let terms = fst::Map::new(Bytes::open(&dir.join(format::TERMS))?).map_err(damaged)?;
-        let ids = fst::Map::new(Bytes::open(&dir.join(format::IDS))?).map_err(damaged)?;
+        let terms =
+            Table::new(Bytes::open(&dir.join(format::TERMS))?).ok_or_else(|| damaged("terms"))?;
+        let ids = Table::new(Bytes::open(&dir.join(format::IDS))?).ok_or_else(|| damaged("ids"))?;
         let post = Bytes::open(&dir.join(format::POST))?;
         let docs = Bytes::open(&dir.join(format::DOCS))?;
         let n = u32_at(docs.as_ref(), 0).ok_or_else(|| damaged("docs"))? as usize;
@@ -172,10 +192,15 @@ impl Segment {
     }
 
     fn value(&self, v: u64) -> Post<'_> {
-        if v & ONE != 0 {
-            return Post::One(v as u32);
+        if v & 1 == 1 {
+            return Post::One((v >> 1) as u32);
         }
-        Post::Serialized(self.post.as_ref().get(v as usize..).unwrap_or_default())
+        Post::Serialized(
+            self.post
+                .as_ref()
+                .get((v >> 1) as usize..)
+                .unwrap_or_default(),
+        )
     }
 
     fn get(&self, key: &[u8]) -> Option<Post<'_>> {
@@ -267,8 +292,8 @@ impl Segment {
     /// Every key of the segment with its documents, in key order (for tools that inspect or
     /// convert segments; keys as [`format`] describes).
     pub fn for_each_key(&self, mut f: impl FnMut(&[u8], Post<'_>)) {
-        let mut s = self.terms.stream();
-        while let Some((k, v)) = s.next() {
+        let mut c = self.terms.cursor();
+        while let Some((k, v)) = c.next() {
             f(k, self.value(v));
         }
     }
@@ -307,7 +332,7 @@ impl Source for Segment {
     }
 
     fn ord_of(&self, id: &str) -> Option<u32> {
-        self.ids.get(id).map(|v| v as u32)
+        self.ids.get(id.as_bytes()).map(|v| v as u32)
     }
 }
 
@@ -334,42 +359,29 @@ impl<'a> SegField<'a> {
         visit: &mut dyn FnMut(&[u8], Post<'a>) -> bool,
     ) {
         let prefix = key_prefix(&self.name, kind);
-        let mut range = self.seg.terms.range();
-        let (lo_key, hi_key);
-        range = match lo {
-            Bound::Included(v) => {
-                lo_key = [&prefix[..], v].concat();
-                range.ge(&lo_key)
-            }
-            Bound::Excluded(v) => {
-                lo_key = [&prefix[..], v].concat();
-                range.gt(&lo_key)
-            }
-            Bound::Unbounded => range.ge(&prefix),
+        let with = |v: &[u8]| [&prefix[..], v].concat();
+        let lo_key = match lo {
+            Bound::Included(v) | Bound::Excluded(v) => with(v),
+            Bound::Unbounded => prefix.clone(),
         };
-        range = match hi {
-            Bound::Included(v) => {
-                hi_key = [&prefix[..], v].concat();
-                range.le(&hi_key)
-            }
-            Bound::Excluded(v) => {
-                hi_key = [&prefix[..], v].concat();
-                range.lt(&hi_key)
-            }
-            Bound::Unbounded => {
-                hi_key = key_prefix(&self.name, kind + 1);
-                range.lt(&hi_key)
-            }
+        let hi_key = match hi {
+            Bound::Included(v) | Bound::Excluded(v) => with(v),
+            Bound::Unbounded => key_prefix(&self.name, kind + 1),
         };
-        let mut stream = range.into_stream();
-        while let Some((k, v)) = stream.next() {
-            let Some(value) = k.get(prefix.len()..) else {
-                continue;
-            };
-            if !visit(value, self.seg.value(v)) {
-                break;
-            }
-        }
+        let lo = match lo {
+            Bound::Excluded(_) => Bound::Excluded(&lo_key[..]),
+            _ => Bound::Included(&lo_key[..]),
+        };
+        let hi = match hi {
+            Bound::Included(_) => Bound::Included(&hi_key[..]),
+            _ => Bound::Excluded(&hi_key[..]),
+        };
+        self.seg
+            .terms
+            .range(lo, hi, &mut |k, v| match k.get(prefix.len()..) {
+                Some(value) => visit(value, self.seg.value(v)),
+                None => true,
+            });
     }
 }
 

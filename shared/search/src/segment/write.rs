@@ -7,24 +7,20 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use fst::{MapBuilder, Streamer};
 use roaring::RoaringBitmap;
 
-use super::format::{self, DATE, NUMBER, ONE, PAIR, TERM, date_bytes, key_prefix, uuid_prefix};
+use super::format::{self, DATE, NUMBER, PAIR, TERM, at, date_bytes, key_prefix, one, uuid_prefix};
+use super::table::{Cursor, TableWriter};
 use super::{Segment, SegmentMeta};
 use crate::index::{FieldIndex, MemIndex, SortKey};
 use crate::source::Post;
 use crate::terms::TermDict;
 
-fn fst_err(e: fst::Error) -> io::Error {
-    io::Error::other(e)
-}
-
 /// Writes the files of one segment.
 struct Builder<'k> {
     tmp: std::path::PathBuf,
     keep: &'k RoaringBitmap,
-    terms: MapBuilder<BufWriter<File>>,
+    terms: TableWriter<BufWriter<File>>,
     post: BufWriter<File>,
     post_len: u64,
     fields: BufWriter<File>,
@@ -36,7 +32,7 @@ struct Builder<'k> {
     keys: BufWriter<File>,
     keys_len: u64,
     n: u32,
-    ids: MapBuilder<BufWriter<File>>,
+    ids: TableWriter<BufWriter<File>>,
 }
 
 impl<'k> Builder<'k> {
@@ -48,7 +44,7 @@ impl<'k> Builder<'k> {
         std::fs::create_dir_all(&tmp)?;
         let create = |name: &str| File::create(tmp.join(name)).map(BufWriter::new);
         Ok(Self {
-            terms: MapBuilder::new(create(format::TERMS)?).map_err(fst_err)?,
+            terms: TableWriter::new(create(format::TERMS)?),
             post: create(format::POST)?,
             post_len: 0,
             fields: create(format::FIELDS)?,
@@ -58,7 +54,7 @@ impl<'k> Builder<'k> {
             keys: create("keys")?,
             keys_len: 0,
             n: 0,
-            ids: MapBuilder::new(create(format::IDS)?).map_err(fst_err)?,
+            ids: TableWriter::new(create(format::IDS)?),
             keep,
             tmp,
         })
@@ -69,19 +65,19 @@ impl<'k> Builder<'k> {
         docs &= self.keep;
         match docs.len() {
             0 => Ok(None),
-            1 => Ok(docs.min().map(|d| ONE | u64::from(d))),
+            1 => Ok(docs.min().map(one)),
             _ => {
-                let at = self.post_len;
+                let offset = self.post_len;
                 docs.serialize_into(&mut self.post)?;
                 self.post_len += docs.serialized_size() as u64;
-                Ok(Some(at))
+                Ok(Some(at(offset)))
             }
         }
     }
 
     fn key(&mut self, key: &[u8], docs: RoaringBitmap) -> io::Result<()> {
         if let Some(v) = self.encode(docs)? {
-            self.terms.insert(key, v).map_err(fst_err)?;
+            self.terms.insert(key, v)?;
         }
         Ok(())
     }
@@ -127,7 +123,7 @@ impl<'k> Builder<'k> {
 
     /// Maps a document id to its ordinal (ids come in order).
     fn id(&mut self, id: &[u8], ord: u32) -> io::Result<()> {
-        self.ids.insert(id, u64::from(ord)).map_err(fst_err)
+        self.ids.insert(id, u64::from(ord))
     }
 
     /// Writes the document table, syncs everything and renames the directory to `dir`.
@@ -148,8 +144,8 @@ impl<'k> Builder<'k> {
             std::fs::remove_file(path)?;
         }
         sync(out)?;
-        sync(self.ids.into_inner().map_err(fst_err)?)?;
-        sync(self.terms.into_inner().map_err(fst_err)?)?;
+        sync(self.ids.finish()?)?;
+        sync(self.terms.finish()?)?;
         sync(self.post)?;
         sync(self.fields)?;
         let meta = SegmentMeta {
@@ -246,20 +242,30 @@ pub fn write_from_memory(
 /// `keep`.
 pub fn merge(parts: &[&Segment], keep: &RoaringBitmap, dir: &Path) -> io::Result<Segment> {
     let mut b = Builder::new(dir, keep)?;
-    let mut op = fst::map::OpBuilder::new();
-    for s in parts {
-        op = op.add(s.terms.stream());
-    }
-    let mut union = op.union();
-    while let Some((key, values)) = union.next() {
-        let mut docs = RoaringBitmap::new();
-        for v in values {
-            if let Some(s) = parts.get(v.index) {
-                s.value(v.value).or_into(&mut docs);
+    // Postings are stored in key order, so the parts' postings files are read front to back too.
+    let mut post_seen = vec![0usize; parts.len()];
+    let seen = std::cell::RefCell::new(&mut post_seen);
+    union(
+        parts.iter().map(|s| s.terms.cursor()).collect(),
+        |key, values| {
+            let mut docs = RoaringBitmap::new();
+            for (i, v) in values {
+                if let Some(s) = parts.get(*i) {
+                    if v & 1 == 0 {
+                        seen.borrow_mut()[*i] = (v >> 1) as usize;
+                    }
+                    s.value(*v).or_into(&mut docs);
+                }
             }
-        }
-        b.key(key, docs)?;
-    }
+            b.key(key, docs)
+        },
+        &mut |offsets| {
+            for (i, s) in parts.iter().enumerate() {
+                s.terms.bytes().release(offsets[i]);
+                s.post.release(seen.borrow()[i]);
+            }
+        },
+    )?;
     let mut names: Vec<&String> = parts.iter().flat_map(|s| s.fields.keys()).collect();
     names.sort_unstable();
     names.dedup();
@@ -279,34 +285,77 @@ pub fn merge(parts: &[&Segment], keep: &RoaringBitmap, dir: &Path) -> io::Result
                 b.doc(ord, &k)?;
             }
         }
+        s.docs.release(usize::MAX);
     }
     // The ids of the parts in order; of an id in several parts, the kept document.
-    let mut op = fst::map::OpBuilder::new();
-    for s in parts {
-        op = op.add(s.ids.stream());
-    }
-    let mut union = op.union();
-    while let Some((id, values)) = union.next() {
-        let kept = values
-            .iter()
-            .map(|v| v.value as u32)
-            .filter(|o| keep.contains(*o))
-            .max();
-        if let Some(ord) = kept {
-            b.id(id, ord)?;
-        }
-    }
+    union(
+        parts.iter().map(|s| s.ids.cursor()).collect(),
+        |id, values| {
+            let kept = values
+                .iter()
+                .map(|(_, v)| *v as u32)
+                .filter(|o| keep.contains(*o))
+                .max();
+            match kept {
+                Some(ord) => b.id(id, ord),
+                None => Ok(()),
+            }
+        },
+        &mut |offsets| {
+            for (i, s) in parts.iter().enumerate() {
+                s.ids.bytes().release(offsets[i]);
+            }
+        },
+    )?;
     let first = parts.iter().map(|s| s.meta.first).min().unwrap_or(0);
     let last = parts.iter().map(|s| s.meta.last).max().unwrap_or(0);
     b.finish(dir, first, last)
 }
 
-// The ids stream of a segment is used by tests to list what a segment holds.
+/// Keys between calls of a union's `read` (with how far each cursor has read).
+const CHECKPOINT: usize = 1 << 16;
+
+/// Visits the keys of sorted cursors in order, each with the values it has in which cursor;
+/// every [`CHECKPOINT`] keys and at the end, tells `read` how far each cursor has read.
+fn union(
+    mut cursors: Vec<Cursor<'_>>,
+    mut each: impl FnMut(&[u8], &[(usize, u64)]) -> io::Result<()>,
+    read: &mut dyn FnMut(&[usize]),
+) -> io::Result<()> {
+    let mut visited = 0usize;
+    let mut heads: Vec<Option<(Vec<u8>, u64)>> = cursors
+        .iter_mut()
+        .map(|c| c.next().map(|(k, v)| (k.to_vec(), v)))
+        .collect();
+    let mut values = Vec::with_capacity(cursors.len());
+    loop {
+        let Some(min) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
+            read(&vec![usize::MAX; cursors.len()]);
+            return Ok(());
+        };
+        visited += 1;
+        if visited % CHECKPOINT == 0 {
+            read(&cursors.iter().map(Cursor::offset).collect::<Vec<_>>());
+        }
+        values.clear();
+        for (i, head) in heads.iter_mut().enumerate() {
+            if head.as_ref().is_some_and(|(k, _)| *k == min) {
+                if let Some((_, v)) = head.take() {
+                    values.push((i, v));
+                }
+                *head = cursors[i].next().map(|(k, v)| (k.to_vec(), v));
+            }
+        }
+        each(&min, &values)?;
+    }
+}
+
+/// The ids a segment maps, for tests.
 #[cfg(test)]
 pub(crate) fn ids(seg: &Segment) -> Vec<(String, u64)> {
     let mut out = Vec::new();
-    let mut s = seg.ids.stream();
-    while let Some((k, v)) = s.next() {
+    let mut c = seg.ids.cursor();
+    while let Some((k, v)) = c.next() {
         out.push((String::from_utf8_lossy(k).into_owned(), v));
     }
     out

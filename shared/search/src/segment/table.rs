@@ -1,0 +1,339 @@
+//! A sorted table of byte keys to numbers, written in one pass and read in place: the term
+//! dictionary and the id map of a segment.
+//!
+//! Keys go into blocks of [`BLOCK`] entries. In a block each key is stored as the length it
+//! shares with the key before it and the rest (front coding: a field's keys share its name), then
+//! its value; the first key of a block is stored whole. After the blocks come the offsets of the
+//! blocks and a footer (the offset of that index, the block count, the entry count). A lookup
+//! binary-searches the blocks by their first keys and scans one block; a range scan reads on from
+//! there. Writing costs a comparison of each key with the one before it: nothing like a minimal
+//! automaton's node registry, which made writing the dominant cost of indexing.
+
+use std::io::{self, Write};
+use std::ops::Bound;
+
+/// Entries per block.
+const BLOCK: u64 = 32;
+/// Bytes of the footer.
+const FOOTER: usize = 24;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Writes a table; keys must come in strictly increasing order.
+pub struct TableWriter<W: Write> {
+    out: W,
+    written: u64,
+    offsets: Vec<u64>,
+    last: Vec<u8>,
+    entries: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> TableWriter<W> {
+    /// A table written to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            written: 0,
+            offsets: Vec::new(),
+            last: Vec::new(),
+            entries: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Adds `key` → `value`.
+    pub fn insert(&mut self, key: &[u8], value: u64) -> io::Result<()> {
+        if self.entries > 0 && key <= &self.last[..] {
+            return Err(io::Error::other("table keys out of order"));
+        }
+        let shared = if self.entries % BLOCK == 0 {
+            self.offsets.push(self.written);
+            0
+        } else {
+            key.iter()
+                .zip(&self.last)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        self.buf.clear();
+        put_varint(&mut self.buf, shared as u64);
+        put_varint(&mut self.buf, (key.len() - shared) as u64);
+        self.buf.extend_from_slice(&key[shared..]);
+        put_varint(&mut self.buf, value);
+        self.out.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
+        self.last.clear();
+        self.last.extend_from_slice(key);
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Writes the index and the footer; returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let index = self.written;
+        for o in &self.offsets {
+            self.out.write_all(&o.to_le_bytes())?;
+        }
+        self.out.write_all(&index.to_le_bytes())?;
+        self.out
+            .write_all(&(self.offsets.len() as u64).to_le_bytes())?;
+        self.out.write_all(&self.entries.to_le_bytes())?;
+        Ok(self.out)
+    }
+}
+
+/// A table read in place.
+#[derive(Debug)]
+pub struct Table<B> {
+    bytes: B,
+    index: usize,
+    blocks: usize,
+    entries: u64,
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+impl<B: AsRef<[u8]>> Table<B> {
+    /// Reads the footer; `None` if the bytes are not a table.
+    pub fn new(bytes: B) -> Option<Self> {
+        let b = bytes.as_ref();
+        let end = b.len().checked_sub(FOOTER)?;
+        let index = usize::try_from(u64_at(b, end)?).ok()?;
+        let blocks = usize::try_from(u64_at(b, end + 8)?).ok()?;
+        let entries = u64_at(b, end + 16)?;
+        if index.checked_add(blocks.checked_mul(8)?)? != end {
+            return None;
+        }
+        Some(Self {
+            bytes,
+            index,
+            blocks,
+            entries,
+        })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.entries
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    fn block_start(&self, i: usize) -> Option<usize> {
+        usize::try_from(u64_at(self.bytes.as_ref(), self.index + i * 8)?).ok()
+    }
+
+    /// The first key of block `i`.
+    fn first_key(&self, i: usize) -> Option<&[u8]> {
+        let b = self.bytes.as_ref();
+        let mut at = self.block_start(i)?;
+        let _shared = varint(b, &mut at)?;
+        let len = usize::try_from(varint(b, &mut at)?).ok()?;
+        b.get(at..at.checked_add(len)?)
+    }
+
+    /// The block that would hold `key`: the last whose first key is not above it.
+    fn block_for(&self, key: &[u8]) -> usize {
+        let (mut lo, mut hi) = (0, self.blocks);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.first_key(mid) {
+                Some(k) if k <= key => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo.saturating_sub(1)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<u64> {
+        let mut c = self.cursor_at(self.block_for(key));
+        while let Some((k, v)) = c.next() {
+            match k.cmp(key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    fn cursor_at(&self, block: usize) -> Cursor<'_> {
+        let bytes = self.bytes.as_ref();
+        Cursor {
+            bytes: &bytes[..self.index.min(bytes.len())],
+            at: self.block_start(block).unwrap_or(usize::MAX),
+            key: Vec::new(),
+        }
+    }
+
+    /// The bytes of the table.
+    pub fn bytes(&self) -> &B {
+        &self.bytes
+    }
+
+    /// Every entry in order.
+    pub fn cursor(&self) -> Cursor<'_> {
+        self.cursor_at(0)
+    }
+
+    /// Entries within bounds, in order, until `visit` answers `false`.
+    pub fn range(
+        &self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], u64) -> bool,
+    ) {
+        let mut c = match lo {
+            Bound::Included(k) | Bound::Excluded(k) => self.cursor_at(self.block_for(k)),
+            Bound::Unbounded => self.cursor(),
+        };
+        while let Some((k, v)) = c.next() {
+            let above = match lo {
+                Bound::Included(l) => k >= l,
+                Bound::Excluded(l) => k > l,
+                Bound::Unbounded => true,
+            };
+            if !above {
+                continue;
+            }
+            let below = match hi {
+                Bound::Included(h) => k <= h,
+                Bound::Excluded(h) => k < h,
+                Bound::Unbounded => true,
+            };
+            if !below || !visit(k, v) {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads entries in order from some block on.
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    key: Vec<u8>,
+}
+
+impl Cursor<'_> {
+    /// How far into the table's bytes the cursor has read.
+    pub fn offset(&self) -> usize {
+        self.at.min(self.bytes.len())
+    }
+
+    /// The next entry (a damaged table ends early).
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "the key is lent from the cursor, which Iterator cannot express"
+    )]
+    pub fn next(&mut self) -> Option<(&[u8], u64)> {
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let b = self.bytes;
+        let mut at = self.at;
+        let shared = usize::try_from(varint(b, &mut at)?).ok()?;
+        let len = usize::try_from(varint(b, &mut at)?).ok()?;
+        let rest = b.get(at..at.checked_add(len)?)?;
+        at += len;
+        let value = varint(b, &mut at)?;
+        if shared > self.key.len() {
+            self.at = usize::MAX;
+            return None;
+        }
+        self.key.truncate(shared);
+        self.key.extend_from_slice(rest);
+        self.at = at;
+        Some((&self.key, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(keys: &[&[u8]]) -> Table<Vec<u8>> {
+        let mut w = TableWriter::new(Vec::new());
+        for (i, k) in keys.iter().enumerate() {
+            w.insert(k, i as u64 * 1000).expect("insert");
+        }
+        Table::new(w.finish().expect("finish")).expect("table")
+    }
+
+    #[test]
+    fn lookups_and_ranges_over_many_blocks() {
+        let owned: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("field\0\x01term{i:05}").into_bytes())
+            .collect();
+        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let t = table(&keys);
+        assert_eq!(t.len(), 1000);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.get(k), Some(i as u64 * 1000), "{i}");
+        }
+        assert_eq!(t.get(b"field\0\x01term00010x"), None);
+        assert_eq!(t.get(b"a"), None);
+        assert_eq!(t.get(b"z"), None);
+        let mut got = Vec::new();
+        t.range(
+            Bound::Excluded(b"field\0\x01term00030"),
+            Bound::Included(b"field\0\x01term00040"),
+            &mut |_, v| {
+                got.push(v / 1000);
+                true
+            },
+        );
+        assert_eq!(got, (31..=40).collect::<Vec<_>>());
+        let mut n = 0;
+        let mut c = t.cursor();
+        while c.next().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn keys_out_of_order_and_damaged_tables_are_refused() {
+        let mut w = TableWriter::new(Vec::new());
+        w.insert(b"b", 1).expect("insert");
+        assert!(w.insert(b"a", 2).is_err());
+        assert!(w.insert(b"b", 2).is_err());
+        assert!(Table::new(vec![1u8, 2, 3]).is_none());
+        let t = table(&[b"a", b"b"]);
+        let mut bytes = t.bytes.clone();
+        bytes[0] = 0xff;
+        if let Some(t) = Table::new(bytes) {
+            // Whatever it answers, it answers without a panic.
+            let _ = t.get(b"a");
+        }
+        let empty = table(&[]);
+        assert!(empty.is_empty());
+        assert_eq!(empty.get(b"a"), None);
+    }
+}
