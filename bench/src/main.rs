@@ -137,6 +137,9 @@ pub fn start_with(dss: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> R
         .envs(env.iter().copied())
         .env("DSS_LOG__LEVEL", "warn")
         .env("DSS_API__MAX_JSON_BODY", (256 * 1024 * 1024).to_string())
+        // The per-client search limit is for hostile clients; the bench measures the engine.
+        .env("DSS_API__SEARCH_RATE", "1000000")
+        .env("DSS_API__SEARCH_BURST", "1000000")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
