@@ -333,11 +333,15 @@ impl ReplicaIndex {
         }
     }
 
-    /// Turns the in-memory part into a segment and records it (the writer only); `false` when
-    /// another process is the writer.
+    /// Turns the in-memory part into a segment and records it, becoming the writer if no
+    /// process is; `false` when another process is the writer. (The writer's start-up calls it
+    /// too, so that merges left over by an earlier writer go on.)
     fn flush(&mut self, db: &Db, replica: &str, dir: &Path) -> Result<bool, SearchError> {
-        if self.seq == self.covered || !self.become_writer(dir, replica)? {
-            return Ok(self.seq == self.covered);
+        if !self.become_writer(dir, replica)? {
+            return Ok(false);
+        }
+        if self.seq == self.covered {
+            return Ok(true);
         }
         let (first, last) = (self.covered + 1, self.seq);
         let mut keep = self.live.clone();

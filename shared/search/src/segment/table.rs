@@ -3,10 +3,11 @@
 //!
 //! Keys go into blocks of [`BLOCK`] entries. In a block each key is stored as the length it
 //! shares with the key before it and the rest (front coding: a field's keys share its name), then
-//! its value; the first key of a block is stored whole. After the blocks come the offsets of the
-//! blocks and a footer (the offset of that index, the block count, the entry count). A lookup
-//! binary-searches the blocks by their first keys and scans one block; a range scan reads on from
-//! there. Writing costs a comparison of each key with the one before it: nothing like a minimal
+//! its value; the first key of a block is stored whole. After the blocks come the first keys of
+//! the blocks again, together (so that the binary search of a lookup touches only them and the
+//! block it lands in, not a page of every block it probes), an index (per block: its offset and
+//! the offset of its first key) and a footer (where the blocks end, the offset of the index, the
+//! block count, the entry count). A range scan reads on from the block of its lower bound. Writing costs a comparison of each key with the one before it: nothing like a minimal
 //! automaton's node registry, which made writing the dominant cost of indexing.
 
 use std::io::{self, Write};
@@ -15,7 +16,7 @@ use std::ops::Bound;
 /// Entries per block.
 const BLOCK: u64 = 32;
 /// Bytes of the footer.
-const FOOTER: usize = 24;
+const FOOTER: usize = 32;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -42,7 +43,9 @@ fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
 pub struct TableWriter<W: Write> {
     out: W,
     written: u64,
-    offsets: Vec<u64>,
+    /// Per block: its offset and the offset of its first key in `firsts`.
+    offsets: Vec<(u64, u64)>,
+    firsts: Vec<u8>,
     last: Vec<u8>,
     entries: u64,
     buf: Vec<u8>,
@@ -55,6 +58,7 @@ impl<W: Write> TableWriter<W> {
             out,
             written: 0,
             offsets: Vec::new(),
+            firsts: Vec::new(),
             last: Vec::new(),
             entries: 0,
             buf: Vec::new(),
@@ -66,8 +70,10 @@ impl<W: Write> TableWriter<W> {
         if self.entries > 0 && key <= &self.last[..] {
             return Err(io::Error::other("table keys out of order"));
         }
-        let shared = if self.entries % BLOCK == 0 {
-            self.offsets.push(self.written);
+        let shared = if self.entries.is_multiple_of(BLOCK) {
+            self.offsets.push((self.written, self.firsts.len() as u64));
+            put_varint(&mut self.firsts, key.len() as u64);
+            self.firsts.extend_from_slice(key);
             0
         } else {
             key.iter()
@@ -88,12 +94,16 @@ impl<W: Write> TableWriter<W> {
         Ok(())
     }
 
-    /// Writes the index and the footer; returns the writer.
+    /// Writes the first keys, the index and the footer; returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let index = self.written;
-        for o in &self.offsets {
-            self.out.write_all(&o.to_le_bytes())?;
+        let data_end = self.written;
+        self.out.write_all(&self.firsts)?;
+        let index = data_end + self.firsts.len() as u64;
+        for (block, first) in &self.offsets {
+            self.out.write_all(&block.to_le_bytes())?;
+            self.out.write_all(&(data_end + first).to_le_bytes())?;
         }
+        self.out.write_all(&data_end.to_le_bytes())?;
         self.out.write_all(&index.to_le_bytes())?;
         self.out
             .write_all(&(self.offsets.len() as u64).to_le_bytes())?;
@@ -106,6 +116,7 @@ impl<W: Write> TableWriter<W> {
 #[derive(Debug)]
 pub struct Table<B> {
     bytes: B,
+    data_end: usize,
     index: usize,
     blocks: usize,
     entries: u64,
@@ -120,14 +131,16 @@ impl<B: AsRef<[u8]>> Table<B> {
     pub fn new(bytes: B) -> Option<Self> {
         let b = bytes.as_ref();
         let end = b.len().checked_sub(FOOTER)?;
-        let index = usize::try_from(u64_at(b, end)?).ok()?;
-        let blocks = usize::try_from(u64_at(b, end + 8)?).ok()?;
-        let entries = u64_at(b, end + 16)?;
-        if index.checked_add(blocks.checked_mul(8)?)? != end {
+        let data_end = usize::try_from(u64_at(b, end)?).ok()?;
+        let index = usize::try_from(u64_at(b, end + 8)?).ok()?;
+        let blocks = usize::try_from(u64_at(b, end + 16)?).ok()?;
+        let entries = u64_at(b, end + 24)?;
+        if index.checked_add(blocks.checked_mul(16)?)? != end || data_end > index {
             return None;
         }
         Some(Self {
             bytes,
+            data_end,
             index,
             blocks,
             entries,
@@ -145,14 +158,13 @@ impl<B: AsRef<[u8]>> Table<B> {
     }
 
     fn block_start(&self, i: usize) -> Option<usize> {
-        usize::try_from(u64_at(self.bytes.as_ref(), self.index + i * 8)?).ok()
+        usize::try_from(u64_at(self.bytes.as_ref(), self.index + i * 16)?).ok()
     }
 
-    /// The first key of block `i`.
+    /// The first key of block `i`, from the first keys stored together.
     fn first_key(&self, i: usize) -> Option<&[u8]> {
         let b = self.bytes.as_ref();
-        let mut at = self.block_start(i)?;
-        let _shared = varint(b, &mut at)?;
+        let mut at = usize::try_from(u64_at(b, self.index + i * 16 + 8)?).ok()?;
         let len = usize::try_from(varint(b, &mut at)?).ok()?;
         b.get(at..at.checked_add(len)?)
     }
@@ -186,7 +198,7 @@ impl<B: AsRef<[u8]>> Table<B> {
     fn cursor_at(&self, block: usize) -> Cursor<'_> {
         let bytes = self.bytes.as_ref();
         Cursor {
-            bytes: &bytes[..self.index.min(bytes.len())],
+            bytes: &bytes[..self.data_end.min(bytes.len())],
             at: self.block_start(block).unwrap_or(usize::MAX),
             key: Vec::new(),
         }

@@ -334,7 +334,7 @@ fn union(
             return Ok(());
         };
         visited += 1;
-        if visited % CHECKPOINT == 0 {
+        if visited.is_multiple_of(CHECKPOINT) {
             read(&cursors.iter().map(Cursor::offset).collect::<Vec<_>>());
         }
         values.clear();
