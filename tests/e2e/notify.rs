@@ -175,26 +175,12 @@ async fn signed_webhooks_verify_with_the_original_signing_library() {
 
     // The refused delivery is logged with the receiver's answer and retried later. The receiver
     // has the request before the daemon has recorded the answer: wait for the record.
-    let mut log = Value::Null;
-    for _ in 0..200 {
-        log = dss
-            .http
-            .get(format!(
-                "{}/v1/subscriptions/{wrong}/deliveries?replica=aws",
-                dss.base
-            ))
-            .bearer_auth(&dss.token)
-            .send()
-            .await
-            .expect("log")
-            .json()
-            .await
-            .expect("json");
-        if !log["attempts"][0]["status"].is_null() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let log = dss
+        .until(
+            &format!("/v1/subscriptions/{wrong}/deliveries?replica=aws"),
+            |v| !v["attempts"][0]["status"].is_null(),
+        )
+        .await;
     assert_eq!(log["attempts"][0]["status"], 401, "{log}");
     assert_eq!(log["attempts"][0]["state"], "pending");
 }
