@@ -75,16 +75,17 @@ impl<'s, S: Source> Eval<'s, '_, S> {
     }
 
     /// Field names matching a pattern (`*` and `?`), one unit of budget per name scanned; a
-    /// plain name is itself.
-    fn expand<'a>(&'a self, pattern: &'a str) -> Vec<&'a str> {
-        if !pattern.contains(['*', '?']) {
-            return vec![pattern];
-        }
-        self.src
-            .field_names()
-            .take_while(|_| self.budget().spend(1))
-            .filter(|k| glob(pattern, k))
-            .collect()
+    /// plain name is itself (without allocating: most queries name their fields).
+    fn expand<'a>(&'a self, pattern: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let wild = pattern.contains(['*', '?']);
+        let plain = (!wild).then_some(pattern);
+        let matching = wild
+            .then(|| self.src.field_names())
+            .into_iter()
+            .flatten()
+            .take_while(move |_| self.budget().spend(1))
+            .filter(move |k| glob(pattern, k));
+        plain.into_iter().chain(matching)
     }
 
     /// Documents matching `q`. `within`, when given, are the only documents the caller will keep:
@@ -240,7 +241,7 @@ impl<'s, S: Source> Eval<'s, '_, S> {
         let ctx = self.ctx;
         let toks = analyze::tokens(text);
         let mut exact = RoaringBitmap::new();
-        let mut to_verify: Vec<(String, RoaringBitmap)> = Vec::new();
+        let mut to_verify: Vec<(&str, RoaringBitmap)> = Vec::new();
         for pattern in fields {
             for name in self.expand(pattern) {
                 let Some(f) = self.src.field(name) else {
@@ -276,7 +277,7 @@ impl<'s, S: Source> Eval<'s, '_, S> {
                     candidates -= &exact;
                     if !candidates.is_empty() {
                         let path = name.strip_suffix(TEXT_SUFFIX).unwrap_or(name);
-                        to_verify.push((path.to_string(), candidates));
+                        to_verify.push((path, candidates));
                     }
                 }
             }
