@@ -4,6 +4,7 @@
 //! shares and evicts them.
 
 pub mod format;
+pub mod keyed;
 pub mod table;
 pub mod write;
 
@@ -18,10 +19,10 @@ use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::dates::Millis;
 use crate::index::{SortKey, TopK};
-use crate::source::{FieldSource, Post, Source};
-use format::{DATE, NUMBER, PAIR, TERM, date_bytes, key_prefix, uuid_prefix};
+use crate::source::{Post, Source};
+use format::uuid_prefix;
+use keyed::{Keyed, KeyedField};
 use table::Table;
 
 pub use write::{merge, write_from_memory};
@@ -312,19 +313,19 @@ impl Segment {
 }
 
 impl Source for Segment {
-    type Field<'a> = SegField<'a>;
+    type Field<'a> = Keyed<SegField<'a>>;
 
     fn universe(&self) -> Cow<'_, RoaringBitmap> {
         Cow::Borrowed(&self.universe)
     }
 
-    fn field(&self, name: &str) -> Option<SegField<'_>> {
-        let meta = self.fields.get(name)?;
-        Some(SegField {
+    fn field(&self, name: &str) -> Option<Keyed<SegField<'_>>> {
+        let (name, meta) = self.fields.get_key_value(name)?;
+        Some(Keyed(SegField {
             seg: self,
-            name: name.to_string(),
+            name,
             meta,
-        })
+        }))
     }
 
     fn field_names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
@@ -339,65 +340,15 @@ impl Source for Segment {
 /// A field of a [`Segment`].
 pub struct SegField<'a> {
     seg: &'a Segment,
-    name: String,
+    name: &'a str,
     meta: &'a FieldMeta,
 }
 
-impl<'a> SegField<'a> {
-    fn key(&self, kind: u8, value: &[u8]) -> Vec<u8> {
-        let mut k = key_prefix(&self.name, kind);
-        k.extend_from_slice(value);
-        k
+impl<'a> KeyedField<'a> for SegField<'a> {
+    fn name(&self) -> &str {
+        self.name
     }
 
-    /// Visits the keys of `kind` within bounds (on the value bytes) in order.
-    fn scan(
-        &self,
-        kind: u8,
-        lo: Bound<&[u8]>,
-        hi: Bound<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], Post<'a>) -> bool,
-    ) {
-        let prefix = key_prefix(&self.name, kind);
-        let with = |v: &[u8]| [&prefix[..], v].concat();
-        let lo_key = match lo {
-            Bound::Included(v) | Bound::Excluded(v) => with(v),
-            Bound::Unbounded => prefix.clone(),
-        };
-        let hi_key = match hi {
-            Bound::Included(v) | Bound::Excluded(v) => with(v),
-            Bound::Unbounded => key_prefix(&self.name, kind + 1),
-        };
-        let lo = match lo {
-            Bound::Excluded(_) => Bound::Excluded(&lo_key[..]),
-            _ => Bound::Included(&lo_key[..]),
-        };
-        let hi = match hi {
-            Bound::Included(_) => Bound::Included(&hi_key[..]),
-            _ => Bound::Excluded(&hi_key[..]),
-        };
-        self.seg
-            .terms
-            .range(lo, hi, &mut |k, v| match k.get(prefix.len()..) {
-                Some(value) => visit(value, self.seg.value(v)),
-                None => true,
-            });
-    }
-}
-
-fn bytes_bound(b: Bound<&str>) -> Bound<&[u8]> {
-    b.map(str::as_bytes)
-}
-
-fn num_bound(b: Bound<u64>) -> Bound<[u8; 8]> {
-    b.map(u64::to_be_bytes)
-}
-
-fn as_slice(b: &Bound<[u8; 8]>) -> Bound<&[u8]> {
-    b.as_ref().map(|a| &a[..])
-}
-
-impl<'a> FieldSource<'a> for SegField<'a> {
     fn is_text(&self) -> bool {
         self.meta.text
     }
@@ -406,52 +357,18 @@ impl<'a> FieldSource<'a> for SegField<'a> {
         self.seg.value(self.meta.exists).bitmap()
     }
 
-    fn term(&self, term: &str) -> Option<Post<'a>> {
-        self.seg.get(&self.key(TERM, term.as_bytes()))
+    fn get(&self, key: &[u8]) -> Option<Post<'a>> {
+        self.seg.get(key)
     }
 
-    fn pair(&self, key: &str) -> Option<Post<'a>> {
-        self.seg.get(&self.key(PAIR, key.as_bytes()))
-    }
-
-    fn terms_in(
+    fn scan(
         &self,
-        lo: Bound<&str>,
-        hi: Bound<&str>,
-        visit: &mut dyn FnMut(&str, Post<'a>) -> bool,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], Post<'a>) -> bool,
     ) {
-        self.scan(
-            TERM,
-            bytes_bound(lo),
-            bytes_bound(hi),
-            &mut |v, p| match std::str::from_utf8(v) {
-                Ok(t) => visit(t, p),
-                Err(_) => true,
-            },
-        );
-    }
-
-    fn number(&self, key: u64) -> Option<Post<'a>> {
-        self.seg.get(&self.key(NUMBER, &key.to_be_bytes()))
-    }
-
-    fn numbers_in(&self, lo: Bound<u64>, hi: Bound<u64>, visit: &mut dyn FnMut(Post<'a>) -> bool) {
-        let (lo, hi) = (num_bound(lo), num_bound(hi));
-        self.scan(NUMBER, as_slice(&lo), as_slice(&hi), &mut |_, p| visit(p));
-    }
-
-    fn date(&self, ms: Millis) -> Option<Post<'a>> {
-        self.seg.get(&self.key(DATE, &date_bytes(ms)))
-    }
-
-    fn dates_in(
-        &self,
-        lo: Bound<Millis>,
-        hi: Bound<Millis>,
-        visit: &mut dyn FnMut(Post<'a>) -> bool,
-    ) {
-        let (lo, hi) = (lo.map(date_bytes), hi.map(date_bytes));
-        self.scan(DATE, as_slice(&lo), as_slice(&hi), &mut |_, p| visit(p));
+        let seg = self.seg;
+        seg.terms.range(lo, hi, &mut |k, v| visit(k, seg.value(v)));
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::write::ids;
 use super::*;
 use crate::MemIndex;
+use crate::source::FieldSource;
 
 fn index(n: u32, first: u32) -> MemIndex {
     let mut m = MemIndex::new();
