@@ -9,9 +9,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use dss_search::Segment;
-use dss_search::dates::Millis;
-use dss_search::segment::format::{DATE, NUMBER, PAIR, TERM, date_bytes, key_prefix};
-use dss_search::source::{FieldSource, Post, Source};
+use dss_search::segment::format::key_prefix;
+use dss_search::segment::keyed::{Keyed, KeyedField};
+use dss_search::source::{Post, Source};
 use roaring::RoaringBitmap;
 use tantivy::schema::{BytesOptions, Field, STRING, Schema};
 use tantivy::{DocSet, Index, IndexReader, InvertedIndexReader, TERMINATED, TantivyDocument};
@@ -145,19 +145,19 @@ impl Tantivy {
 }
 
 impl Source for Tantivy {
-    type Field<'a> = TField<'a>;
+    type Field<'a> = Keyed<TField<'a>>;
 
     fn universe(&self) -> Cow<'_, RoaringBitmap> {
         Cow::Borrowed(&self.universe)
     }
 
-    fn field(&self, name: &str) -> Option<TField<'_>> {
+    fn field(&self, name: &str) -> Option<Keyed<TField<'_>>> {
         let text = *self.fields.get(name)?;
-        Some(TField {
+        Some(Keyed(TField {
             t: self,
             name: name.to_string(),
             text,
-        })
+        }))
     }
 
     fn field_names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
@@ -180,102 +180,52 @@ pub struct TField<'a> {
     text: bool,
 }
 
-impl<'a> TField<'a> {
-    fn key(&self, kind: u8, value: &[u8]) -> Vec<u8> {
-        let mut k = key_prefix(&self.name, kind);
-        k.extend_from_slice(value);
-        k
+impl<'a> KeyedField<'a> for TField<'a> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_text(&self) -> bool {
+        self.text
+    }
+
+    fn exists(&self) -> RoaringBitmap {
+        self.t
+            .get(&key_prefix(&self.name, EXISTS))
+            .map(|p| p.bitmap())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Post<'a>> {
+        self.t.get(key)
     }
 
     fn scan(
         &self,
-        kind: u8,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], Post<'a>) -> bool,
     ) {
-        let prefix = key_prefix(&self.name, kind);
         let terms = self.t.keys.terms();
         let mut range = terms.range();
         range = match lo {
-            Bound::Included(v) => range.ge([&prefix[..], v].concat()),
-            Bound::Excluded(v) => range.gt([&prefix[..], v].concat()),
-            Bound::Unbounded => range.ge(&prefix),
+            Bound::Included(k) => range.ge(k),
+            Bound::Excluded(k) => range.gt(k),
+            Bound::Unbounded => range,
         };
         range = match hi {
-            Bound::Included(v) => range.le([&prefix[..], v].concat()),
-            Bound::Excluded(v) => range.lt([&prefix[..], v].concat()),
-            Bound::Unbounded => range.lt(key_prefix(&self.name, kind + 1)),
+            Bound::Included(k) => range.le(k),
+            Bound::Excluded(k) => range.lt(k),
+            Bound::Unbounded => range,
         };
         let Ok(mut stream) = range.into_stream() else {
             return;
         };
         while let Some((k, ti)) = stream.next() {
-            let value = k[prefix.len()..].to_vec();
-            let p = Tantivy::decode(&self.t.keys, ti, self.t.base);
-            if !visit(&value, p) {
+            let key = k.to_vec();
+            if !visit(&key, Tantivy::decode(&self.t.keys, ti, self.t.base)) {
                 break;
             }
         }
-    }
-}
-
-impl<'a> FieldSource<'a> for TField<'a> {
-    fn is_text(&self) -> bool {
-        self.text
-    }
-    fn exists(&self) -> RoaringBitmap {
-        self.t
-            .get(&self.key(EXISTS, b""))
-            .map(|p| p.bitmap())
-            .unwrap_or_default()
-    }
-    fn term(&self, term: &str) -> Option<Post<'a>> {
-        self.t.get(&self.key(TERM, term.as_bytes()))
-    }
-    fn pair(&self, key: &str) -> Option<Post<'a>> {
-        self.t.get(&self.key(PAIR, key.as_bytes()))
-    }
-    fn terms_in(
-        &self,
-        lo: Bound<&str>,
-        hi: Bound<&str>,
-        visit: &mut dyn FnMut(&str, Post<'a>) -> bool,
-    ) {
-        self.scan(
-            TERM,
-            lo.map(str::as_bytes),
-            hi.map(str::as_bytes),
-            &mut |v, p| std::str::from_utf8(v).map_or(true, |t| visit(t, p)),
-        );
-    }
-    fn number(&self, key: u64) -> Option<Post<'a>> {
-        self.t.get(&self.key(NUMBER, &key.to_be_bytes()))
-    }
-    fn numbers_in(&self, lo: Bound<u64>, hi: Bound<u64>, visit: &mut dyn FnMut(Post<'a>) -> bool) {
-        let (lo, hi) = (lo.map(u64::to_be_bytes), hi.map(u64::to_be_bytes));
-        self.scan(
-            NUMBER,
-            lo.as_ref().map(|a| &a[..]),
-            hi.as_ref().map(|a| &a[..]),
-            &mut |_, p| visit(p),
-        );
-    }
-    fn date(&self, ms: Millis) -> Option<Post<'a>> {
-        self.t.get(&self.key(DATE, &date_bytes(ms)))
-    }
-    fn dates_in(
-        &self,
-        lo: Bound<Millis>,
-        hi: Bound<Millis>,
-        visit: &mut dyn FnMut(Post<'a>) -> bool,
-    ) {
-        let (lo, hi) = (lo.map(date_bytes), hi.map(date_bytes));
-        self.scan(
-            DATE,
-            lo.as_ref().map(|a| &a[..]),
-            hi.as_ref().map(|a| &a[..]),
-            &mut |_, p| visit(p),
-        );
     }
 }
