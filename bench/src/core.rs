@@ -21,7 +21,7 @@ use dss_embedded::{Db, EmbeddedQueue, QueueConfig};
 use dss_runtime::deployment::Deployment;
 use futures::StreamExt;
 
-use crate::metadata::mmm;
+use crate::stats::mmm;
 use crate::{Row, Server, V, config, gbps, hashing_ceiling, start};
 
 /// Rounds of every core row.

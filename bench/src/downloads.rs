@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::search::p50_p99;
+use crate::stats::p50_p99;
 use crate::{Row, start};
 
 /// Runs the download benchmark on its own `dss up`.

@@ -13,7 +13,7 @@ use dss_elasticsearch::ElasticsearchIndex;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::Row;
-use crate::metadata::mmm;
+use crate::stats::mmm;
 
 /// Documents per round.
 const DOCS: usize = 400;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::stats::mmm;
 use crate::{Row, start_with};
 
 /// Clients at once.
@@ -58,21 +59,12 @@ pub async fn run(dss: &Path, work: &Path) -> Result<Vec<Row>> {
         let ok = http.get(format!("{}/version", server.base)).send().await?;
         anyhow::ensure!(ok.status() == 200, "the API stopped answering");
     }
-    let mmm = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        format!(
-            "{:.0} / {:.0} / {:.0} MiB",
-            v[0],
-            v[v.len() / 2],
-            v[v.len() - 1]
-        )
-    };
     Ok(vec![Row {
         name: format!(
             "API peak RSS, {CLIENTS} concurrent unauthenticated 1 MiB search bodies (~520k values each; min / median / max of 5 rounds; refused 4xx: {answered:?} of {CLIENTS})"
         ),
-        result: mmm(peak),
+        result: mmm(peak, 0, " MiB"),
         goal: "bounded (< 512 MiB)".into(),
-        baseline: format!("before the requests: {}", mmm(before)),
+        baseline: format!("before the requests: {}", mmm(before, 0, " MiB")),
     }])
 }

@@ -23,6 +23,7 @@ mod metadata;
 mod notify;
 mod osmem;
 mod search;
+mod stats;
 mod sync;
 
 const V: &str = "2026-01-01T000000.000000Z";

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::search::upload_metadata;
+use crate::stats::mmm;
 use crate::{Row, start_with};
 
 const ROUNDS: usize = 5;
@@ -230,21 +231,7 @@ async fn put_to_webhook_p99(
 ) -> Result<Duration> {
     let mut lat = crate::notify::put_latencies(http, server, files, n).await?;
     lat.sort();
-    Ok(lat[((lat.len() as f64 - 1.0) * 0.99).round() as usize])
-}
-
-/// `min / median / max` of `v` with `unit`, `digits` after the point.
-pub(crate) fn mmm(mut v: Vec<f64>, digits: usize, unit: &str) -> String {
-    v.sort_by(f64::total_cmp);
-    format!(
-        "{:.*} / {:.*} / {:.*}{unit}",
-        digits,
-        v[0],
-        digits,
-        v[v.len() / 2],
-        digits,
-        v[v.len() - 1]
-    )
+    Ok(crate::stats::percentile(&lat, 0.99))
 }
 
 /// Runs every row.

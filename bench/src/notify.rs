@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::docgen::document;
-use crate::search::{p50_p99, upload_metadata};
+use crate::search::upload_metadata;
+use crate::stats::p50_p99;
 use crate::{Row, start_with};
 
 const ORGANS: &[&str] = &[

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::stats::percentile;
+
 const ADDR: &str = "127.0.0.1:9250";
 const INDEX: &str = "dss-bench-aws-docs";
 
@@ -134,7 +136,6 @@ impl Osmem {
             times.push(t.elapsed());
         }
         times.sort();
-        let p = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
-        Ok((hits, p(0.5), p(0.99)))
+        Ok((hits, percentile(&times, 0.5), percentile(&times, 0.99)))
     }
 }

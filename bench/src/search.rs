@@ -16,26 +16,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::docgen::{document, queries};
-use crate::metadata::mmm;
+use crate::stats::{mmm, ms, percentile};
 use crate::{Row, Server, config, start};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// `p50 …, p99 …` of latencies (sorted in place).
-pub fn p50_p99(lat: &mut [Duration]) -> String {
-    lat.sort();
-    format!(
-        "p50 {}, p99 {}",
-        ms(percentile(lat, 0.5)),
-        ms(percentile(lat, 0.99))
-    )
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
 
 async fn post_search(http: &reqwest::Client, base: &str, body: &Value) -> Result<Value> {
     let r = http
@@ -72,10 +54,6 @@ async fn query_latency(
 /// Rounds of every row; builds of the index at first start are fewer above this many documents.
 const ROUNDS: usize = 5;
 const FULL_BUILDS_UP_TO: usize = 200_000;
-
-fn ms_f(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// Total hits of everything.
 async fn total(http: &reqwest::Client, base: &str) -> Result<u64> {
@@ -234,13 +212,13 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
         for (i, (_, q)) in qs.iter().enumerate() {
             let (hits, p50, p99) = query_latency(http, &server.base, q, 200).await?;
             ours[i].0 = hits;
-            ours[i].1.push(ms_f(p50));
-            ours[i].2.push(ms_f(p99));
+            ours[i].1.push(ms(p50));
+            ours[i].2.push(ms(p99));
             if let Some((os, _)) = &osmem {
                 let (hits, p50, p99) = os.latency(http, q, 50).await?;
                 theirs[i].0 = hits;
-                theirs[i].1.push(ms_f(p50));
-                theirs[i].2.push(ms_f(p99));
+                theirs[i].1.push(ms(p50));
+                theirs[i].2.push(ms(p99));
             }
         }
         query_rss.push(server.rss_mib());
@@ -276,8 +254,8 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
             lat.push(t.elapsed());
         }
         lat.sort();
-        put_p50.push(ms_f(percentile(&lat, 0.5)));
-        put_p99.push(ms_f(percentile(&lat, 0.99)));
+        put_p50.push(ms(percentile(&lat, 0.5)));
+        put_p99.push(ms(percentile(&lat, 0.99)));
         indexed += 40;
 
         // Indexing throughput through bucket events: bundles written straight into the bucket.
@@ -380,8 +358,8 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
     let (mut conc, mut serial) = (Vec::new(), Vec::new());
     for r in 0..ROUNDS {
         let (c, s) = journal_times(work, r).await?;
-        conc.push(ms_f(c));
-        serial.push(ms_f(s));
+        conc.push(ms(c));
+        serial.push(ms(s));
     }
     rows.push(Row {
         name: format!("events journal, 1,000 events (min / median / max of {ROUNDS} rounds)"),

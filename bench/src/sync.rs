@@ -22,7 +22,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::Row;
-use crate::metadata::mmm;
+use crate::stats::mmm;
 
 /// Pseudo-random bytes (incompressible, distinct per seed).
 pub(crate) fn bytes(len: usize, seed: u64) -> Bytes {

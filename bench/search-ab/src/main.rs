@@ -12,16 +12,20 @@
 #[path = "../../src/docgen.rs"]
 #[allow(dead_code)]
 mod docgen;
+#[path = "../../src/stats.rs"]
+#[allow(dead_code)]
+mod stats;
 mod tantivy_source;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dss_search::segment::write_from_memory;
 use dss_search::{Budget, EvalContext, MemIndex, Segment, Source, evaluate, parse_body};
 use serde_json::{Value, json};
+use stats::{mmm, ms, percentile};
 
 const VERSION: &str = "2019-05-01T000000.000000Z";
 const RUNS: usize = 200;
@@ -104,15 +108,10 @@ fn latencies<S: Source>(src: &S, n: usize) -> Result<Vec<Value>> {
         }
         times.remove(0);
         times.sort();
-        let p = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
         out.push(json!({"query": name, "hits": hits,
-            "p50_ms": ms(p(0.5)), "p99_ms": ms(p(0.99))}));
+            "p50_ms": ms(percentile(&times, 0.5)), "p99_ms": ms(percentile(&times, 0.99))}));
     }
     Ok(out)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Opens an engine's index and runs the queries.
@@ -147,19 +146,6 @@ fn child(args: &[&str]) -> Result<Value> {
         bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-fn mmm(mut v: Vec<f64>, digits: usize) -> String {
-    v.sort_by(f64::total_cmp);
-    format!(
-        "{:.*} / {:.*} / {:.*}",
-        digits,
-        v[0],
-        digits,
-        v[v.len() / 2],
-        digits,
-        v[v.len() - 1]
-    )
 }
 
 fn main() -> Result<()> {
@@ -223,33 +209,33 @@ fn main() -> Result<()> {
     println!("| | ours (front-coded table + roaring) | tantivy 0.27 |\n|---|---|---|");
     println!(
         "| analysis into memory (shared by both), s | {} | — |",
-        mmm(col(&builds[0], "analysis_secs"), 1)
+        mmm(col(&builds[0], "analysis_secs"), 1, "")
     );
     println!(
         "| writing the index, s | {} | {} |",
-        mmm(col(&builds[0], "write_secs"), 2),
-        mmm(col(&builds[1], "write_secs"), 2)
+        mmm(col(&builds[0], "write_secs"), 2, ""),
+        mmm(col(&builds[1], "write_secs"), 2, "")
     );
     let mib = |v: Vec<f64>| v.into_iter().map(|b| b / 1048576.0).collect::<Vec<_>>();
     println!(
         "| on disk, MiB | {} | {} |",
-        mmm(mib(col(&builds[0], "bytes")), 0),
-        mmm(mib(col(&builds[1], "bytes")), 0)
+        mmm(mib(col(&builds[0], "bytes")), 0, ""),
+        mmm(mib(col(&builds[1], "bytes")), 0, "")
     );
     println!(
         "| open, ms | {} | {} |",
-        mmm(col(&runs[0], "open_ms"), 2),
-        mmm(col(&runs[1], "open_ms"), 2)
+        mmm(col(&runs[0], "open_ms"), 2, ""),
+        mmm(col(&runs[1], "open_ms"), 2, "")
     );
     println!(
         "| RSS after open, MiB | {} | {} |",
-        mmm(col(&runs[0], "rss_open_mib"), 0),
-        mmm(col(&runs[1], "rss_open_mib"), 0)
+        mmm(col(&runs[0], "rss_open_mib"), 0, ""),
+        mmm(col(&runs[1], "rss_open_mib"), 0, "")
     );
     println!(
         "| RSS after the queries, MiB | {} | {} |",
-        mmm(col(&runs[0], "rss_after_mib"), 0),
-        mmm(col(&runs[1], "rss_after_mib"), 0)
+        mmm(col(&runs[0], "rss_after_mib"), 0, ""),
+        mmm(col(&runs[1], "rss_after_mib"), 0, "")
     );
     let queries = runs[0][0]["queries"].as_array().map_or(0, Vec::len);
     for q in 0..queries {
@@ -266,8 +252,8 @@ fn main() -> Result<()> {
                 hits,
                 format!(
                     "p50 {} ms, p99 {} ms",
-                    mmm(p("p50_ms"), 3),
-                    mmm(p("p99_ms"), 3)
+                    mmm(p("p50_ms"), 3, ""),
+                    mmm(p("p99_ms"), 3, "")
                 ),
             )
         };
