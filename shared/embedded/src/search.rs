@@ -165,12 +165,9 @@ fn commit_manifest(
 type PutWork = (String, String, String);
 
 /// Writes one document in a group's transaction; `false` when it is unchanged.
-fn put_in(
-    tx: &Transaction<'_>,
-    (replica, id, text): (String, String, String),
-) -> Result<bool, DbError> {
+fn put_in(tx: &Transaction<'_>, (replica, id, text): PutWork) -> Result<bool, DbError> {
     let old: Option<Option<String>> = tx
-        .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
+        .prepare_cached(BY_ID)?
         .query_row(params![replica, id], |r| r.get(0))
         .optional()?;
     if old.flatten().as_deref() == Some(text.as_str()) {
@@ -185,18 +182,21 @@ fn put_in(
     Ok(true)
 }
 
-fn load_doc(conn: &Connection, replica: &str, id: &str) -> Result<Option<Value>, DbError> {
-    let text: Option<Option<String>> = conn
-        .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2")?
-        .query_row(params![replica, id], |r| r.get(0))
-        .optional()?;
-    Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
-}
+/// Selects a document by its id (`?2`) in a replica (`?1`).
+const BY_ID: &str = "SELECT doc FROM search_docs WHERE replica = ?1 AND id = ?2";
+/// Selects a document by its change sequence (`?2`) in a replica (`?1`).
+const BY_SEQ: &str = "SELECT doc FROM search_docs WHERE replica = ?1 AND seq = ?2";
 
-fn load_by_seq(conn: &Connection, replica: &str, seq: u32) -> Result<Option<Value>, DbError> {
+/// The document `select` (`BY_ID` or `BY_SEQ`) finds, if it has one.
+fn load_doc(
+    conn: &Connection,
+    select: &str,
+    replica: &str,
+    key: impl rusqlite::ToSql,
+) -> Result<Option<Value>, DbError> {
     let text: Option<Option<String>> = conn
-        .prepare_cached("SELECT doc FROM search_docs WHERE replica = ?1 AND seq = ?2")?
-        .query_row(params![replica, seq], |r| r.get(0))
+        .prepare_cached(select)?
+        .query_row(params![replica, key], |r| r.get(0))
         .optional()?;
     Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
 }
@@ -220,50 +220,54 @@ impl ReplicaIndex {
         let Some(dir) = dir else { return Ok(()) };
         // A segment can disappear between reading the record and opening it (merged away by
         // the writer): the record is read again.
-        for attempt in 0..3 {
+        let mut unreadable = String::new();
+        for _ in 0..3 {
             let Some(m) = db.read_inline(|c| read_manifest(c, replica))? else {
                 return Ok(());
             };
-            let mut opened = Vec::with_capacity(m.segments.len());
-            let mut failed = None;
-            for name in &m.segments {
-                if let Some(s) = self
+            self.generation = m.generation;
+            match self.open_all(&replica_dir(dir, replica), &m.segments) {
+                Ok(opened) => {
+                    self.segments = opened;
+                    self.restart_after(m.covered, m.live);
+                    return Ok(());
+                }
+                Err(why) => unreadable = why,
+            }
+        }
+        // Not usable: everything is indexed again from the table (and the writer records new
+        // segments in place of these).
+        tracing::warn!(replica, error = %unreadable, "search segments unreadable; indexing again from the database");
+        self.segments.clear();
+        self.restart_after(0, RoaringBitmap::new());
+        Ok(())
+    }
+
+    /// The named segments in `rdir`, those already open reused; why one cannot be opened.
+    fn open_all(&self, rdir: &Path, names: &[String]) -> Result<Vec<Arc<Segment>>, String> {
+        names
+            .iter()
+            .map(|name| {
+                let open = self
                     .segments
                     .iter()
-                    .find(|s| s.dir().file_name().is_some_and(|f| f == name.as_str()))
-                {
-                    opened.push(s.clone());
-                    continue;
+                    .find(|s| s.dir().file_name().is_some_and(|f| f == name.as_str()));
+                match open {
+                    Some(s) => Ok(s.clone()),
+                    None => Segment::open(&rdir.join(name))
+                        .map(Arc::new)
+                        .map_err(|e| format!("{name}: {e}")),
                 }
-                match Segment::open(&replica_dir(dir, replica).join(name)) {
-                    Ok(s) => opened.push(Arc::new(s)),
-                    Err(e) => {
-                        failed = Some(format!("{name}: {e}"));
-                        break;
-                    }
-                }
-            }
-            self.generation = m.generation;
-            if let Some(why) = failed {
-                if attempt < 2 {
-                    continue;
-                }
-                // Not usable: everything is indexed again from the table (and the writer
-                // records new segments in place of these).
-                tracing::warn!(replica, error = %why, "search segments unreadable; indexing again from the database");
-                self.segments.clear();
-                self.covered = 0;
-                self.live = RoaringBitmap::new();
-            } else {
-                self.segments = opened;
-                self.covered = m.covered;
-                self.live = m.live;
-            }
-            self.tail = MemIndex::new();
-            self.seq = self.covered;
-            return Ok(());
-        }
-        Ok(())
+            })
+            .collect()
+    }
+
+    /// Empties the in-memory part, to index again what comes after `covered`.
+    fn restart_after(&mut self, covered: i64, live: RoaringBitmap) {
+        self.covered = covered;
+        self.live = live;
+        self.tail = MemIndex::new();
+        self.seq = covered;
     }
 
     /// Applies one changed row: older versions of the document stop being live.
@@ -286,6 +290,17 @@ impl ReplicaIndex {
         }
         self.seq = seq;
         Ok(())
+    }
+
+    /// The live documents up to change sequence `seq`.
+    fn live_through(&self, seq: i64) -> RoaringBitmap {
+        let mut live = self.live.clone();
+        if let Ok(seq) = u32::try_from(seq)
+            && seq < u32::MAX
+        {
+            live.remove_range(seq + 1..);
+        }
+        live
     }
 
     /// Takes the writer's lock if no other process holds it; `false` if one does.
@@ -368,10 +383,7 @@ impl ReplicaIndex {
         segments: Vec<Arc<Segment>>,
         covered: i64,
     ) -> Result<(), SearchError> {
-        let mut live = self.live.clone();
-        if covered < i64::from(u32::MAX) {
-            live.remove_range(covered as u32 + 1..);
-        }
+        let live = self.live_through(covered);
         let m = Manifest {
             generation: self.generation + 1,
             covered,
@@ -550,8 +562,9 @@ impl EmbeddedSearch {
         Ok(())
     }
 
-    /// Merges the last run of same-tier segments on a thread of its own, if there is one and no
-    /// merge is under way; searches go on with the segments as they are until it is recorded.
+    /// Merges runs of same-tier segments ([`ReplicaIndex::merge_candidates`]) on a thread of its
+    /// own while there are any, unless a merge is under way; searches go on with the segments as
+    /// they are until each merge is recorded.
     fn merge_in_background(
         &self,
         replica: &str,
@@ -568,10 +581,7 @@ impl EmbeddedSearch {
             return;
         }
         let merging = writer.merging.clone();
-        let mut keep = ri.live.clone();
-        if ri.covered < i64::from(u32::MAX) {
-            keep.remove_range(ri.covered as u32 + 1..);
-        }
+        let mut keep = ri.live_through(ri.covered);
         let (db, index, replica) = (self.db.clone(), index.clone(), replica.to_string());
         let flush = self.flush_docs;
         let spawned = std::thread::Builder::new()
@@ -610,8 +620,7 @@ impl EmbeddedSearch {
                     match ri.merge_candidates(flush) {
                         Some(next) => {
                             run = next;
-                            keep = ri.live.clone();
-                            keep.remove_range(ri.covered as u32 + 1..);
+                            keep = ri.live_through(ri.covered);
                         }
                         None => break,
                     }
@@ -644,7 +653,7 @@ impl EmbeddedSearch {
         let ri = index.read().unwrap_or_else(|p| p.into_inner());
         let db = &self.db;
         let loader = |ord: u32| {
-            db.read_inline(|c| load_by_seq(c, replica, ord))
+            db.read_inline(|c| load_doc(c, BY_SEQ, replica, ord))
                 .ok()
                 .flatten()
         };
@@ -676,7 +685,7 @@ impl EmbeddedSearch {
         let mut out = Vec::with_capacity(req.size.min(hits.len() as usize));
         for (key, _) in top.into_sorted() {
             let source = if req.with_source {
-                db.read_inline(|c| load_doc(c, replica, &key.id))?
+                db.read_inline(|c| load_doc(c, BY_ID, replica, &key.id))?
             } else {
                 None
             };
@@ -707,7 +716,10 @@ impl SearchIndex for EmbeddedSearch {
 
     async fn get(&self, replica: &str, id: &str) -> Result<Option<Value>, SearchError> {
         let (replica, id) = (replica.to_string(), id.to_string());
-        Ok(self.db.read(move |c| load_doc(c, &replica, &id)).await?)
+        Ok(self
+            .db
+            .read(move |c| load_doc(c, BY_ID, &replica, &id))
+            .await?)
     }
 
     async fn delete(&self, replica: &str, id: &str) -> Result<bool, SearchError> {
