@@ -674,7 +674,7 @@ impl EmbeddedSearch {
         let mut rest = hits.clone();
         for s in &ri.segments {
             let mine = &rest & s.ordinals();
-            s.offer(&mine, &mut top, after.as_ref());
+            s.offer(&mine, &mut top);
             rest -= mine;
         }
         for ord in &rest {

@@ -414,8 +414,13 @@ impl<'a> TopK<'a> {
         }
     }
 
-    /// Whether a key would be kept now (cheap to ask before building an owned key).
-    pub fn wants(&self, k: &SortKey) -> bool {
+    /// The cursor keys must come after.
+    pub fn after(&self) -> Option<&'a SortKey> {
+        self.after
+    }
+
+    /// Whether a key would be kept now.
+    fn wants(&self, k: &SortKey) -> bool {
         if self.size == 0 || self.after.is_some_and(|a| k <= a) {
             return false;
         }

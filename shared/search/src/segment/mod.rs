@@ -269,8 +269,8 @@ impl Segment {
 
     /// Offers the keys of `hits` held by this segment to `top`; full keys are read only for
     /// documents whose `uuid` prefix could enter it.
-    pub fn offer(&self, hits: &RoaringBitmap, top: &mut TopK<'_>, after: Option<&SortKey>) {
-        let after = after.map(|a| uuid_prefix(&a.uuid));
+    pub fn offer(&self, hits: &RoaringBitmap, top: &mut TopK<'_>) {
+        let after = top.after().map(|a| uuid_prefix(&a.uuid));
         let mut worst = top.threshold().map(|k| uuid_prefix(&k.uuid));
         let mut from = 0;
         for ord in hits {

@@ -62,7 +62,7 @@ fn paging_over_a_segment_matches_memory() {
     loop {
         let expected = m.top(&hits, after.as_ref(), 17);
         let mut top = TopK::new(after.as_ref(), 17);
-        seg.offer(&hits, &mut top, after.as_ref());
+        seg.offer(&hits, &mut top);
         let got: Vec<u32> = top.into_sorted().into_iter().map(|(_, d)| d).collect();
         assert_eq!(got, expected);
         let Some(last) = got.last() else { break };

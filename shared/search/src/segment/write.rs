@@ -173,7 +173,7 @@ fn sync(w: BufWriter<File>) -> io::Result<()> {
 }
 
 /// Makes a directory's entries durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
