@@ -2,6 +2,8 @@
 //! (lower-cased by the `keyword_lowercase` normaliser, not indexed above 256 characters) with an
 //! analysed `text` sub-field (the standard analyser: Unicode word boundaries, lower-cased).
 
+use std::borrow::Cow;
+
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Strings longer than this (in characters) are not indexed as keywords (`ignore_above`).
@@ -13,21 +15,34 @@ const MAX_TOKEN_CHARS: usize = 255;
 /// Name of the analysed sub-field of every string field.
 pub const TEXT_SUFFIX: &str = ".text";
 
+/// `s` lower-cased, borrowed when it already is (most identifiers and ontology terms).
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.to_lowercase())
+    }
+}
+
 /// The keyword form of a string: lower-cased, or `None` when it is too long to be indexed.
-pub fn keyword(s: &str) -> Option<String> {
-    (s.chars().count() <= IGNORE_ABOVE).then(|| s.to_lowercase())
+pub fn keyword(s: &str) -> Option<Cow<'_, str>> {
+    (s.chars().count() <= IGNORE_ABOVE).then(|| lower(s))
 }
 
 /// The standard analyser: words by Unicode (UAX #29) boundaries, lower-cased.
-pub fn tokens(s: &str) -> Vec<String> {
+pub fn tokens(s: &str) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
     for w in s.unicode_words() {
-        let w = w.to_lowercase();
-        if w.chars().count() <= MAX_TOKEN_CHARS {
+        let w = lower(w);
+        if w.len() <= MAX_TOKEN_CHARS || w.chars().count() <= MAX_TOKEN_CHARS {
             out.push(w);
         } else {
             let chars: Vec<char> = w.chars().collect();
-            out.extend(chars.chunks(MAX_TOKEN_CHARS).map(|c| c.iter().collect()));
+            out.extend(
+                chars
+                    .chunks(MAX_TOKEN_CHARS)
+                    .map(|c| Cow::Owned(c.iter().collect())),
+            );
         }
     }
     out

@@ -2,6 +2,7 @@
 //! document. Only `match_phrase` of three or more words (or with digits) and `nested` re-read
 //! the documents that the postings and the cheaper clauses have narrowed down.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Bound;
 
@@ -14,7 +15,7 @@ use super::dates::{self, Millis, Rounding};
 use super::flatten::{Leaf, for_each_leaf, objects_at};
 use super::index::{EvalContext, SingleDoc, glob};
 use super::limits::{Budget, DOC_COST};
-use super::source::{FieldSource, Post, Source};
+use super::source::{FieldSource, Post, Source, Union};
 
 /// Documents of `src` matching `q` (within its universe); an error when the evaluation ran out
 /// of budget.
@@ -44,10 +45,16 @@ pub(crate) fn num_key(x: f64) -> u64 {
 /// The key of two adjacent tokens (tokens never hold control characters).
 pub(crate) fn pair(a: &str, b: &str) -> String {
     let mut k = String::with_capacity(a.len() + b.len() + 1);
+    pair_into(a, b, &mut k);
+    k
+}
+
+/// [`pair`] written into `k` (replacing what it held).
+pub(crate) fn pair_into(a: &str, b: &str, k: &mut String) {
+    k.clear();
     k.push_str(a);
     k.push('\0');
     k.push_str(b);
-    k
 }
 
 /// Whether a pair of adjacent words is indexed: not when either holds a digit, which leaves out
@@ -169,20 +176,20 @@ impl<'s, S: Source> Eval<'s, '_, S> {
             Query::Exists { fields } => self.each_field(fields, |f| f.exists()),
             Query::Prefix { fields, value } => self.each_field(fields, |f| {
                 let p = value.to_lowercase();
-                let mut out = RoaringBitmap::new();
+                let mut out = Union::default();
                 f.terms_in(Bound::Included(&p), Bound::Unbounded, &mut |t, post| {
                     if !t.starts_with(&p) || !ctx.budget.spend(1) {
                         return false;
                     }
-                    post.or_into(&mut out);
+                    out.add(post);
                     true
                 });
-                out
+                out.finish()
             }),
             Query::Wildcard { fields, pattern } => self.each_field(fields, |f| {
                 let p = pattern.to_lowercase();
                 let literal: String = p.chars().take_while(|c| *c != '*' && *c != '?').collect();
-                let mut out = RoaringBitmap::new();
+                let mut out = Union::default();
                 f.terms_in(
                     Bound::Included(&literal),
                     Bound::Unbounded,
@@ -191,12 +198,12 @@ impl<'s, S: Source> Eval<'s, '_, S> {
                             return false;
                         }
                         if glob(&p, t) {
-                            post.or_into(&mut out);
+                            out.add(post);
                         }
                         true
                     },
                 );
-                out
+                out.finish()
             }),
             Query::Ids(ids) => ids
                 .iter()
@@ -251,21 +258,23 @@ impl<'s, S: Source> Eval<'s, '_, S> {
                     term(&f, &Scalar::Str(text.to_string()), &mut exact);
                     continue;
                 }
-                let token = |t: &str| f.term(t).map(|p| p.bitmap()).unwrap_or_default();
-                let sets: Vec<RoaringBitmap> = if toks.len() < 2 {
+                // Every token (one word) or every adjacent pair must be there: the first one
+                // missing ends the field's lookups (most fields of a `*` pattern hold none).
+                let token = |t: &str| f.term(t).map(|p| p.bitmap());
+                let window = |w: &[Cow<'_, str>]| {
+                    if pair_indexed(&w[0], &w[1]) {
+                        f.pair(&pair(&w[0], &w[1])).map(|p| p.bitmap())
+                    } else {
+                        Some(token(&w[0])? & token(&w[1])?)
+                    }
+                };
+                let sets: Option<Vec<RoaringBitmap>> = if toks.len() < 2 {
                     toks.iter().map(|t| token(t)).collect()
                 } else {
-                    toks.windows(2)
-                        .map(|w| {
-                            if pair_indexed(&w[0], &w[1]) {
-                                f.pair(&pair(&w[0], &w[1]))
-                                    .map(|p| p.bitmap())
-                                    .unwrap_or_default()
-                            } else {
-                                token(&w[0]) & token(&w[1])
-                            }
-                        })
-                        .collect()
+                    toks.windows(2).map(window).collect()
+                };
+                let Some(sets) = sets else {
+                    continue;
                 };
                 let mut candidates = at_least(&sets, sets.len());
                 if toks.len() < 2 || (toks.len() == 2 && pair_indexed(&toks[0], &toks[1])) {
@@ -393,15 +402,15 @@ fn range<'a>(f: &impl FieldSource<'a>, b: &RangeBounds, ctx: &EvalContext<'_>) -
         .into_iter()
         .flatten()
         .collect();
-    let mut out = RoaringBitmap::new();
     if given.is_empty() {
         return f.exists();
     }
-    let mut collect = |p: Post<'_>| {
+    let mut out = Union::default();
+    let mut collect = |p: Post<'a>| {
         if !budget.spend(1) {
             return false;
         }
-        p.or_into(&mut out);
+        out.add(p);
         true
     };
     // Each kind of value compares in its own domain: numbers with numeric bounds, dates with
@@ -444,7 +453,7 @@ fn range<'a>(f: &impl FieldSource<'a>, b: &RangeBounds, ctx: &EvalContext<'_>) -
             );
         }
     }
-    out
+    out.finish()
 }
 
 fn bound<K>(
@@ -460,7 +469,7 @@ fn bound<K>(
 }
 
 /// Whether one string value under `path` holds `toks` consecutively.
-fn has_phrase(doc: &Value, path: &str, toks: &[String]) -> bool {
+fn has_phrase(doc: &Value, path: &str, toks: &[Cow<'_, str>]) -> bool {
     let mut found = false;
     for_each_leaf(doc, "", &mut |p, leaf| {
         if found || p != path {

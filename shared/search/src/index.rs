@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use super::analyze::{self, TEXT_SUFFIX};
 use super::ast::{Query, QueryError};
 use super::dates::{self, Millis};
-use super::eval::{evaluate, num_key, pair, pair_indexed};
+use super::eval::{evaluate, num_key, pair_indexed, pair_into};
 use super::flatten::{Leaf, for_each_leaf};
 use super::limits::Budget;
 use super::source::{FieldSource, Post, Source};
@@ -350,8 +350,9 @@ impl MemIndex {
         self.by_id.insert(id, ord);
         self.live.insert(ord);
         let fields = &mut self.fields;
+        let mut scratch = String::new();
         for_each_leaf(doc, "", &mut |path, leaf| {
-            index_leaf(fields, path, leaf, ord)
+            index_leaf(fields, path, leaf, ord, &mut scratch)
         });
     }
 
@@ -467,14 +468,13 @@ impl From<SortKey> for Cow<'_, SortKey> {
 fn entry<'a>(fields: &'a mut Fields, name: &str, text: bool, ord: u32) -> &'a mut FieldIndex {
     let f = fields.entry_ref(name).or_default();
     f.text |= text;
-    if f.exists.max() != Some(ord) && f.exists.try_push(ord).is_err() {
-        f.exists.insert(ord);
-    }
+    // Not `max`/`try_push`: a bitmap container finds its maximum by scanning its words.
+    f.exists.insert(ord);
     f
 }
 
-/// Indexes one leaf value.
-fn index_leaf(fields: &mut Fields, path: &str, leaf: Leaf<'_>, ord: u32) {
+/// Indexes one leaf value (`scratch` is reused for the names and keys it builds).
+fn index_leaf(fields: &mut Fields, path: &str, leaf: Leaf<'_>, ord: u32, scratch: &mut String) {
     match leaf {
         Leaf::Str(s) => {
             if let Some(ms) = dates::detect(s) {
@@ -485,15 +485,18 @@ fn index_leaf(fields: &mut Fields, path: &str, leaf: Leaf<'_>, ord: u32) {
                 if let Some(k) = analyze::keyword(s) {
                     f.terms.add(&k, ord);
                 }
-                let text = format!("{path}{TEXT_SUFFIX}");
-                let f = entry(fields, &text, true, ord);
+                scratch.clear();
+                scratch.push_str(path);
+                scratch.push_str(TEXT_SUFFIX);
+                let f = entry(fields, scratch, true, ord);
                 let toks = analyze::tokens(s);
                 for t in &toks {
                     f.terms.add(t, ord);
                 }
                 for w in toks.windows(2) {
                     if pair_indexed(&w[0], &w[1]) {
-                        f.pairs.add(&pair(&w[0], &w[1]), ord);
+                        pair_into(&w[0], &w[1], scratch);
+                        f.pairs.add(scratch, ord);
                     }
                 }
             }
@@ -512,7 +515,7 @@ fn index_leaf(fields: &mut Fields, path: &str, leaf: Leaf<'_>, ord: u32) {
     let mut p = path;
     while let Some(i) = p.rfind('.') {
         p = &p[..i];
-        if fields.get(p).is_some_and(|f| f.exists.max() == Some(ord)) {
+        if fields.get(p).is_some_and(|f| f.exists.contains(ord)) {
             break;
         }
         entry(fields, p, false, ord);

@@ -407,7 +407,7 @@ fn parse_multi_match(params: &Map<String, Value>) -> Result<Query, QueryError> {
                 .into_iter()
                 .map(|t| Query::Match {
                     fields: fields.clone(),
-                    text: t,
+                    text: t.into_owned(),
                     operator: Operator::Or,
                     minimum_should_match: None,
                 })

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::ops::Bound;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::dates::Millis;
 
@@ -43,6 +43,39 @@ impl Post<'_> {
             Post::Serialized(bytes) => decode(bytes),
             Post::Owned(b) => b.clone(),
         }
+    }
+}
+
+/// Many postings united at once: one pass over each container of the result, where adding them
+/// one by one copies a growing array container for every posting (a range over many distinct
+/// dates or numbers).
+#[derive(Default)]
+pub struct Union<'a> {
+    borrowed: Vec<&'a RoaringBitmap>,
+    owned: Vec<RoaringBitmap>,
+    singles: Vec<u32>,
+}
+
+impl<'a> Union<'a> {
+    /// Adds the documents of one posting.
+    pub fn add(&mut self, p: Post<'a>) {
+        match p {
+            Post::One(d) => self.singles.push(d),
+            Post::Bitmap(b) => self.borrowed.push(b),
+            Post::Serialized(bytes) => self.owned.push(decode(bytes)),
+            Post::Owned(b) => self.owned.push(b),
+        }
+    }
+
+    /// The union of everything added.
+    pub fn finish(mut self) -> RoaringBitmap {
+        let mut out = self.owned.union();
+        if !self.borrowed.is_empty() {
+            out |= self.borrowed.union();
+        }
+        self.singles.sort_unstable();
+        out.extend(self.singles);
+        out
     }
 }
 
@@ -102,4 +135,34 @@ pub trait FieldSource<'a> {
         hi: Bound<Millis>,
         visit: &mut dyn FnMut(Post<'a>) -> bool,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_union_of_every_kind_of_posting_is_their_set_union() {
+        let borrowed = RoaringBitmap::from_iter([1, 70_000, 200_000]);
+        let owned = RoaringBitmap::from_iter(0..5_000);
+        let mut bytes = Vec::new();
+        RoaringBitmap::from_iter([3, 65_536, 9_999_999])
+            .serialize_into(&mut bytes)
+            .expect("serialize");
+        let mut u = Union::default();
+        for p in [
+            Post::One(42),
+            Post::One(7),
+            Post::Bitmap(&borrowed),
+            Post::Serialized(&bytes),
+            Post::Owned(owned.clone()),
+            Post::One(4_000_000),
+        ] {
+            u.add(p);
+        }
+        let mut expected = owned;
+        expected.extend([42, 7, 1, 70_000, 200_000, 3, 65_536, 9_999_999, 4_000_000]);
+        assert_eq!(u.finish(), expected);
+        assert!(Union::default().finish().is_empty());
+    }
 }

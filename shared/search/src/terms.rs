@@ -32,10 +32,8 @@ impl Postings {
                 *self = Postings::Many(Box::new(RoaringBitmap::from_iter([*d, doc])))
             }
             Postings::Many(b) => {
-                // Documents arrive in increasing order: appending is the common case.
-                if b.try_push(doc).is_err() {
-                    b.insert(doc);
-                }
+                // Not `try_push`: a bitmap container finds its maximum by scanning its words.
+                b.insert(doc);
             }
         }
     }

@@ -60,6 +60,11 @@ pub fn key_prefix(field: &str, kind: u8) -> Vec<u8> {
     k
 }
 
+/// Bounds `[lo, hi)` of every key of `field`.
+pub(crate) fn field_bounds(field: &str) -> (Vec<u8>, Vec<u8>) {
+    (key_prefix(field, TERM), key_prefix(field, DATE + 1))
+}
+
 /// A date as bytes that order as the dates do.
 pub fn date_bytes(ms: Millis) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()

@@ -11,8 +11,9 @@ pub mod write;
 use std::borrow::Cow;
 use std::fs::File;
 use std::io;
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use roaring::RoaringBitmap;
@@ -21,7 +22,7 @@ use serde_json::Value;
 
 use crate::index::{SortKey, TopK};
 use crate::source::{Post, Source};
-use format::uuid_prefix;
+use format::{field_bounds, uuid_prefix};
 use keyed::{Keyed, KeyedField};
 use table::Table;
 
@@ -100,6 +101,8 @@ pub struct SegmentMeta {
 struct FieldMeta {
     text: bool,
     exists: u64,
+    /// The blocks of `terms` holding the field's keys, found at its first lookup.
+    blocks: OnceLock<Range<usize>>,
 }
 
 /// One segment, open for reading.
@@ -158,7 +161,15 @@ impl Segment {
                 .ok_or_else(|| damaged("field name"))?;
             let text = *raw.get(at + 4 + len).ok_or_else(|| damaged("fields"))? == 1;
             let exists = u64_at(&raw, at + 5 + len).ok_or_else(|| damaged("fields"))?;
-            fields.insert(name.to_string(), FieldMeta { text, exists });
+            let blocks = OnceLock::new();
+            fields.insert(
+                name.to_string(),
+                FieldMeta {
+                    text,
+                    exists,
+                    blocks,
+                },
+            );
             at += 13 + len;
         }
         let mut seg = Self {
@@ -202,10 +213,6 @@ impl Segment {
                 .get((v >> 1) as usize..)
                 .unwrap_or_default(),
         )
-    }
-
-    fn get(&self, key: &[u8]) -> Option<Post<'_>> {
-        self.terms.get(key).map(|v| self.value(v))
     }
 
     fn ord_at(&self, i: usize) -> Option<u32> {
@@ -358,7 +365,8 @@ impl<'a> KeyedField<'a> for SegField<'a> {
     }
 
     fn get(&self, key: &[u8]) -> Option<Post<'a>> {
-        self.seg.get(key)
+        let seg = self.seg;
+        seg.terms.get_in(key, self.blocks()).map(|v| seg.value(v))
     }
 
     fn scan(
@@ -368,7 +376,17 @@ impl<'a> KeyedField<'a> for SegField<'a> {
         visit: &mut dyn FnMut(&[u8], Post<'a>) -> bool,
     ) {
         let seg = self.seg;
-        seg.terms.range(lo, hi, &mut |k, v| visit(k, seg.value(v)));
+        seg.terms
+            .range_in(lo, hi, self.blocks(), &mut |k, v| visit(k, seg.value(v)));
+    }
+}
+
+impl SegField<'_> {
+    fn blocks(&self) -> &Range<usize> {
+        self.meta.blocks.get_or_init(|| {
+            let (lo, hi) = field_bounds(self.name);
+            self.seg.terms.blocks_between(&lo, &hi)
+        })
     }
 }
 

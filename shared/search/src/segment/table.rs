@@ -11,7 +11,7 @@
 //! automaton's node registry, which made writing the dominant cost of indexing.
 
 use std::io::{self, Write};
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 
 /// Entries per block.
 const BLOCK: u64 = 32;
@@ -169,9 +169,10 @@ impl<B: AsRef<[u8]>> Table<B> {
         b.get(at..at.checked_add(len)?)
     }
 
-    /// The block that would hold `key`: the last whose first key is not above it.
-    fn block_for(&self, key: &[u8]) -> usize {
-        let (mut lo, mut hi) = (0, self.blocks);
+    /// The block that would hold `key`, among `blocks`: the last whose first key is not above
+    /// it (the first of `blocks` if none).
+    fn block_for(&self, key: &[u8], blocks: &Range<usize>) -> usize {
+        let (mut lo, mut hi) = (blocks.start, blocks.end.min(self.blocks));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.first_key(mid) {
@@ -179,12 +180,29 @@ impl<B: AsRef<[u8]>> Table<B> {
                 _ => hi = mid,
             }
         }
-        lo.saturating_sub(1)
+        lo.saturating_sub(1).max(blocks.start)
+    }
+
+    /// Every block.
+    fn all(&self) -> Range<usize> {
+        0..self.blocks
+    }
+
+    /// The blocks that hold every key in `[lo, hi)`: a lookup or scan of such keys searches
+    /// only them (a field's keys are a few blocks of a table of millions of keys).
+    pub fn blocks_between(&self, lo: &[u8], hi: &[u8]) -> Range<usize> {
+        let all = self.all();
+        self.block_for(lo, &all)..(self.block_for(hi, &all) + 1).min(self.blocks)
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<u64> {
-        let mut c = self.cursor_at(self.block_for(key));
+        self.get_in(key, &self.all())
+    }
+
+    /// The value of `key`, which is in `blocks` if anywhere ([`Self::blocks_between`]).
+    pub fn get_in(&self, key: &[u8], blocks: &Range<usize>) -> Option<u64> {
+        let mut c = self.cursor_at(self.block_for(key, blocks));
         while let Some((k, v)) = c.next() {
             match k.cmp(key) {
                 std::cmp::Ordering::Less => {}
@@ -221,8 +239,20 @@ impl<B: AsRef<[u8]>> Table<B> {
         hi: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], u64) -> bool,
     ) {
+        self.range_in(lo, hi, &self.all(), visit)
+    }
+
+    /// Entries within bounds, in order, until `visit` answers `false`; the lower bound is in
+    /// `blocks` if anywhere ([`Self::blocks_between`]).
+    pub fn range_in(
+        &self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        blocks: &Range<usize>,
+        visit: &mut dyn FnMut(&[u8], u64) -> bool,
+    ) {
         let mut c = match lo {
-            Bound::Included(k) | Bound::Excluded(k) => self.cursor_at(self.block_for(k)),
+            Bound::Included(k) | Bound::Excluded(k) => self.cursor_at(self.block_for(k, blocks)),
             Bound::Unbounded => self.cursor(),
         };
         while let Some((k, v)) = c.next() {
@@ -328,6 +358,44 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn lookups_within_the_blocks_of_a_key_range_answer_as_over_all() {
+        // Three "fields" of different sizes; each is looked up within its own blocks.
+        let mut owned: Vec<Vec<u8>> = Vec::new();
+        for (field, n) in [("a", 3), ("b", 500), ("c", 40)] {
+            owned.extend((0..n).map(|i| format!("{field}\0\x01{i:05}").into_bytes()));
+        }
+        let keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let t = table(&keys);
+        for field in ["a", "b", "c", "d", ""] {
+            let (lo, hi) = (format!("{field}\0\x01"), format!("{field}\0\x05"));
+            let blocks = t.blocks_between(lo.as_bytes(), hi.as_bytes());
+            assert!(blocks.start < blocks.end || t.is_empty());
+            for i in [0, 1, 2, 3, 39, 40, 250, 499, 500] {
+                let k = format!("{field}\0\x01{i:05}");
+                assert_eq!(
+                    t.get_in(k.as_bytes(), &blocks),
+                    t.get(k.as_bytes()),
+                    "{k:?}"
+                );
+            }
+            let (mut within, mut all) = (Vec::new(), Vec::new());
+            let (l, h) = (
+                Bound::Included(lo.as_bytes()),
+                Bound::Excluded(hi.as_bytes()),
+            );
+            t.range_in(l, h, &blocks, &mut |_, v| {
+                within.push(v);
+                true
+            });
+            t.range(l, h, &mut |_, v| {
+                all.push(v);
+                true
+            });
+            assert_eq!(within, all, "{field}");
+        }
     }
 
     #[test]
