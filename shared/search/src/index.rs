@@ -577,14 +577,25 @@ impl<'a> SingleDoc<'a> {
 
 /// `*` / `?` pattern match.
 pub fn glob(pattern: &str, s: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if pattern.is_ascii() && s.is_ascii() {
+        return glob_in(pattern.as_bytes(), s.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = s.chars().collect();
+    glob_in(&p, &t, '*', '?')
+}
+
+/// [`glob`] over units (bytes of ASCII text, or characters), `many` and `one` its wildcards.
+fn glob_in<T: PartialEq + Copy>(p: &[T], t: &[T], many: T, one: T) -> bool {
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == one || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == many {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -596,7 +607,7 @@ pub fn glob(pattern: &str, s: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == many {
         pi += 1;
     }
     pi == p.len()

@@ -511,4 +511,8 @@ fn globs() {
     assert!(glob("*", ""));
     assert!(glob("files.*.name", "files.x.y.name"));
     assert!(!glob("abc", "abcd"));
+    // One `?` is one character, also outside ASCII.
+    assert!(glob("h?llo", "héllo"));
+    assert!(!glob("h??llo", "héllo"));
+    assert!(glob("*é*", "café au lait"));
 }

@@ -48,7 +48,12 @@ pub(crate) fn at(offset: u64) -> u64 {
 
 /// The start of every key of `field` of `kind`.
 pub fn key_prefix(field: &str, kind: u8) -> Vec<u8> {
-    let mut k = Vec::with_capacity(field.len() + 2);
+    key(field, kind, &[])
+}
+
+/// The key of `value` of `kind` in `field` (allocated once, at its size).
+pub fn key(field: &str, kind: u8, value: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(field.len() + 2 + value.len());
     for &b in field.as_bytes() {
         k.push(b);
         if b == 0 {
@@ -57,6 +62,7 @@ pub fn key_prefix(field: &str, kind: u8) -> Vec<u8> {
     }
     k.push(0);
     k.push(kind);
+    k.extend_from_slice(value);
     k
 }
 

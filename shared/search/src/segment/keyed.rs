@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use roaring::RoaringBitmap;
 
-use super::format::{DATE, NUMBER, PAIR, TERM, date_bytes, key_prefix};
+use super::format::{DATE, NUMBER, PAIR, TERM, date_bytes, key, key_prefix};
 use crate::dates::Millis;
 use crate::source::{FieldSource, Post};
 
@@ -35,9 +35,7 @@ pub struct Keyed<F>(pub F);
 
 impl<'a, F: KeyedField<'a>> Keyed<F> {
     fn get(&self, kind: u8, value: &[u8]) -> Option<Post<'a>> {
-        let mut k = key_prefix(self.0.name(), kind);
-        k.extend_from_slice(value);
-        self.0.get(&k)
+        self.0.get(&key(self.0.name(), kind, value))
     }
 
     /// Visits the values of `kind` within bounds (on the value bytes) in order.

@@ -201,13 +201,40 @@ impl<B: AsRef<[u8]>> Table<B> {
     }
 
     /// The value of `key`, which is in `blocks` if anywhere ([`Self::blocks_between`]).
+    ///
+    /// Entries are compared without rebuilding them: `matched` bytes of the entry before agreed
+    /// with `key` (and it was below it). An entry sharing more than that with the one before is
+    /// below `key` too; one sharing less is above it (so is the first key of the next block,
+    /// stored whole); only one sharing exactly that many is compared, from there on.
     pub fn get_in(&self, key: &[u8], blocks: &Range<usize>) -> Option<u64> {
-        let mut c = self.cursor_at(self.block_for(key, blocks));
-        while let Some((k, v)) = c.next() {
-            match k.cmp(key) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => return Some(v),
-                std::cmp::Ordering::Greater => return None,
+        let b = self.bytes.as_ref();
+        let b = &b[..self.data_end.min(b.len())];
+        let mut at = self.block_start(self.block_for(key, blocks))?;
+        let (mut matched, mut prev_len) = (0usize, 0usize);
+        while at < b.len() {
+            let shared = usize::try_from(varint(b, &mut at)?).ok()?;
+            let len = usize::try_from(varint(b, &mut at)?).ok()?;
+            let rest = b.get(at..at.checked_add(len)?)?;
+            at += len;
+            let value = varint(b, &mut at)?;
+            if shared > prev_len {
+                return None; // damaged
+            }
+            prev_len = shared + len;
+            if shared > matched {
+                continue;
+            }
+            if shared < matched {
+                return None;
+            }
+            let wanted = &key[matched..];
+            let common = rest.iter().zip(wanted).take_while(|(a, b)| a == b).count();
+            match (rest.get(common), wanted.get(common)) {
+                (None, None) => return Some(value),
+                (None, Some(_)) => matched += common,
+                (Some(_), None) => return None,
+                (Some(r), Some(w)) if r < w => matched += common,
+                (Some(_), Some(_)) => return None,
             }
         }
         None
@@ -395,6 +422,27 @@ mod tests {
                 true
             });
             assert_eq!(within, all, "{field}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Lookups answer as a map does, for keys that share prefixes and are prefixes of
+        /// one another (a small alphabet), present or not, across block boundaries.
+        #[test]
+        fn lookups_answer_as_a_map_does(
+            keys in proptest::collection::btree_set(proptest::collection::vec(0u8..4, 0..7), 0..200),
+            probes in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..8), 0..50),
+        ) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let t = table(&refs);
+            for (i, k) in keys.iter().enumerate() {
+                proptest::prop_assert_eq!(t.get(k), Some(i as u64 * 1000));
+            }
+            for p in &probes {
+                let want = keys.iter().position(|k| k == p).map(|i| i as u64 * 1000);
+                proptest::prop_assert_eq!(t.get(p), want);
+            }
         }
     }
 

@@ -185,9 +185,7 @@ fn sorted_terms(d: &TermDict) -> Vec<&str> {
 
 fn write_field(b: &mut Builder<'_>, name: &str, f: &FieldIndex) -> io::Result<()> {
     let key = |b: &mut Builder<'_>, kind: u8, value: &[u8], p: Post<'_>| {
-        let mut k = key_prefix(name, kind);
-        k.extend_from_slice(value);
-        b.key(&k, p.bitmap())
+        b.key(&format::key(name, kind, value), p.bitmap())
     };
     for t in sorted_terms(&f.terms) {
         if let Some(p) = f.terms.get(t) {
