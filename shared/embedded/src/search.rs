@@ -201,6 +201,16 @@ fn load_doc(
     Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// Removes the files of segments a merge replaced (searches still holding them keep reading
+/// their mappings).
+fn remove_segments(replaced: Vec<Arc<Segment>>) {
+    for s in replaced {
+        if let Err(e) = std::fs::remove_dir_all(s.dir()) {
+            tracing::warn!(path = %s.dir().display(), error = %e, "cannot remove a merged search segment");
+        }
+    }
+}
+
 /// The directory of a replica's segments.
 fn replica_dir(dir: &Path, replica: &str) -> PathBuf {
     dir.join(replica)
@@ -369,20 +379,23 @@ impl ReplicaIndex {
                 .map_err(|e| backend(format!("writing search segment {name}: {e}")))?;
             segments.push(Arc::new(seg));
         }
-        self.record(db, replica, segments, last)?;
+        // A flush adds a segment and replaces none.
+        remove_segments(self.record(db, replica, segments, last)?);
         self.tail = MemIndex::new();
         self.flush_at = 0;
         Ok(true)
     }
 
-    /// Records `segments` as covering up to `covered` and starts using them.
+    /// Records `segments` as covering up to `covered` and starts using them; answers the
+    /// segments they replace, for the caller to remove ([`remove_segments`]) once it has let go
+    /// of the index (removing a large segment's files takes long).
     fn record(
         &mut self,
         db: &Db,
         replica: &str,
         segments: Vec<Arc<Segment>>,
         covered: i64,
-    ) -> Result<(), SearchError> {
+    ) -> Result<Vec<Arc<Segment>>, SearchError> {
         let live = self.live_through(covered);
         let m = Manifest {
             generation: self.generation + 1,
@@ -408,12 +421,7 @@ impl ReplicaIndex {
         self.generation = m.generation;
         self.covered = covered;
         self.segments = segments;
-        for s in replaced {
-            if let Err(e) = std::fs::remove_dir_all(s.dir()) {
-                tracing::warn!(path = %s.dir().display(), error = %e, "cannot remove a merged search segment");
-            }
-        }
-        Ok(())
+        Ok(replaced)
     }
 
     /// A run of [`MERGE_FACTOR`] adjacent segments of one tier, the lowest such tier first
@@ -610,18 +618,25 @@ impl EmbeddedSearch {
                     let mut segments = ri.segments.clone();
                     segments.splice(at..at + run.len(), [merged.clone()]);
                     let covered = ri.covered;
-                    if let Err(e) = ri.record(&db, &replica, segments, covered) {
-                        tracing::error!(replica, error = %e, "recording merged search segments failed");
-                        let _ = std::fs::remove_dir_all(&path);
-                        break;
-                    }
+                    let replaced = match ri.record(&db, &replica, segments, covered) {
+                        Ok(replaced) => replaced,
+                        Err(e) => {
+                            tracing::error!(replica, error = %e, "recording merged search segments failed");
+                            let _ = std::fs::remove_dir_all(&path);
+                            break;
+                        }
+                    };
                     tracing::info!(replica, documents = merged.meta().documents, secs = t.elapsed().as_secs_f64(), "search segments merged");
                     // A merge can complete a run of the next tier.
-                    match ri.merge_candidates(flush) {
-                        Some(next) => {
-                            run = next;
-                            keep = ri.live_through(ri.covered);
-                        }
+                    let next = ri
+                        .merge_candidates(flush)
+                        .map(|next| (next, ri.live_through(ri.covered)));
+                    // Searches and puts go on while the replaced files are removed.
+                    drop(guard);
+                    drop(run);
+                    remove_segments(replaced);
+                    match next {
+                        Some((next, live)) => (run, keep) = (next, live),
                         None => break,
                     }
                 }
