@@ -38,9 +38,7 @@ async fn query_latency(
     q: &Value,
     runs: usize,
 ) -> Result<(u64, Duration, Duration)> {
-    let hits = post_search(http, base, q).await?["total_hits"]
-        .as_u64()
-        .unwrap_or(0);
+    let found = hits(http, base, q).await?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
@@ -48,21 +46,26 @@ async fn query_latency(
         times.push(t.elapsed());
     }
     times.sort();
-    Ok((hits, percentile(&times, 0.5), percentile(&times, 0.99)))
+    Ok((found, percentile(&times, 0.5), percentile(&times, 0.99)))
 }
 
 /// Rounds of every row; builds of the index at first start are fewer above this many documents.
 const ROUNDS: usize = 5;
 const FULL_BUILDS_UP_TO: usize = 200_000;
 
-/// Total hits of everything.
 /// The creator of the bundles written straight into the bucket (the event rows).
 const EVENTS_CREATOR: u64 = 2;
 
-async fn total(http: &reqwest::Client, base: &str) -> Result<u64> {
-    Ok(post_search(http, base, &json!({})).await?["total_hits"]
+/// The total hits of a search.
+async fn hits(http: &reqwest::Client, base: &str, body: &Value) -> Result<u64> {
+    Ok(post_search(http, base, body).await?["total_hits"]
         .as_u64()
         .unwrap_or(0))
+}
+
+/// Total hits of everything.
+async fn total(http: &reqwest::Client, base: &str) -> Result<u64> {
+    hits(http, base, &json!({})).await
 }
 
 /// Size of everything under `dir`.
@@ -247,7 +250,7 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
             let t = Instant::now();
             let q = json!({"query": {"ids": {"values": [format!("{b}.{version}")]}}});
             loop {
-                if post_search(http, &server.base, &q).await?["total_hits"] == 1 {
+                if hits(http, &server.base, &q).await? == 1 {
                     break;
                 }
                 if t.elapsed() > Duration::from_secs(30) {
@@ -289,9 +292,7 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
         through_events += count as u64;
         let written = json!({"query": {"term": {"manifest.creator_uid": EVENTS_CREATOR}}});
         loop {
-            let now = post_search(http, &server.base, &written).await?["total_hits"]
-                .as_u64()
-                .unwrap_or(0);
+            let now = hits(http, &server.base, &written).await?;
             if now >= through_events {
                 break;
             }
