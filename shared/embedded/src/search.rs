@@ -379,23 +379,22 @@ impl ReplicaIndex {
                 .map_err(|e| backend(format!("writing search segment {name}: {e}")))?;
             segments.push(Arc::new(seg));
         }
-        // A flush adds a segment and replaces none.
-        remove_segments(self.record(db, replica, segments, last)?);
+        self.record(db, replica, segments, last)?;
         self.tail = MemIndex::new();
         self.flush_at = 0;
         Ok(true)
     }
 
-    /// Records `segments` as covering up to `covered` and starts using them; answers the
-    /// segments they replace, for the caller to remove ([`remove_segments`]) once it has let go
-    /// of the index (removing a large segment's files takes long).
+    /// Records `segments` as covering up to `covered` and starts using them. The files of
+    /// segments left out are the caller's to remove ([`remove_segments`]), once it has let go of
+    /// the index: a merge removes its run.
     fn record(
         &mut self,
         db: &Db,
         replica: &str,
         segments: Vec<Arc<Segment>>,
         covered: i64,
-    ) -> Result<Vec<Arc<Segment>>, SearchError> {
+    ) -> Result<(), SearchError> {
         let live = self.live_through(covered);
         let m = Manifest {
             generation: self.generation + 1,
@@ -412,16 +411,10 @@ impl ReplicaIndex {
                  the database",
             ));
         }
-        let replaced: Vec<Arc<Segment>> = self
-            .segments
-            .iter()
-            .filter(|s| !segments.iter().any(|n| Arc::ptr_eq(n, s)))
-            .cloned()
-            .collect();
         self.generation = m.generation;
         self.covered = covered;
         self.segments = segments;
-        Ok(replaced)
+        Ok(())
     }
 
     /// A run of [`MERGE_FACTOR`] adjacent segments of one tier, the lowest such tier first
@@ -618,23 +611,19 @@ impl EmbeddedSearch {
                     let mut segments = ri.segments.clone();
                     segments.splice(at..at + run.len(), [merged.clone()]);
                     let covered = ri.covered;
-                    let replaced = match ri.record(&db, &replica, segments, covered) {
-                        Ok(replaced) => replaced,
-                        Err(e) => {
-                            tracing::error!(replica, error = %e, "recording merged search segments failed");
-                            let _ = std::fs::remove_dir_all(&path);
-                            break;
-                        }
-                    };
+                    if let Err(e) = ri.record(&db, &replica, segments, covered) {
+                        tracing::error!(replica, error = %e, "recording merged search segments failed");
+                        let _ = std::fs::remove_dir_all(&path);
+                        break;
+                    }
                     tracing::info!(replica, documents = merged.meta().documents, secs = t.elapsed().as_secs_f64(), "search segments merged");
                     // A merge can complete a run of the next tier.
                     let next = ri
                         .merge_candidates(flush)
                         .map(|next| (next, ri.live_through(ri.covered)));
-                    // Searches and puts go on while the replaced files are removed.
+                    // Searches and puts go on while the merged run's files are removed.
                     drop(guard);
-                    drop(run);
-                    remove_segments(replaced);
+                    remove_segments(std::mem::take(&mut run));
                     match next {
                         Some((next, live)) => (run, keep) = (next, live),
                         None => break,
