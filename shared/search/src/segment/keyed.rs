@@ -47,7 +47,7 @@ impl<'a, F: KeyedField<'a>> Keyed<F> {
         visit: &mut dyn FnMut(&[u8], Post<'a>) -> bool,
     ) {
         let prefix = key_prefix(self.0.name(), kind);
-        let full = |v: &[u8]| [&prefix[..], v].concat();
+        let full = |v: &[u8]| key(self.0.name(), kind, v);
         // Unbounded ends are the ends of this field's keys of this kind.
         let lo_key = match lo {
             Bound::Included(v) | Bound::Excluded(v) => full(v),

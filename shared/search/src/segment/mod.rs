@@ -377,7 +377,7 @@ impl<'a> KeyedField<'a> for SegField<'a> {
     ) {
         let seg = self.seg;
         seg.terms
-            .range_in(lo, hi, self.blocks(), &mut |k, v| visit(k, seg.value(v)));
+            .range(lo, hi, self.blocks(), &mut |k, v| visit(k, seg.value(v)));
     }
 }
 

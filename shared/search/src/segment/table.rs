@@ -7,7 +7,8 @@
 //! the blocks again, together (so that the binary search of a lookup touches only them and the
 //! block it lands in, not a page of every block it probes), an index (per block: its offset and
 //! the offset of its first key) and a footer (where the blocks end, the offset of the index, the
-//! block count, the entry count). A range scan reads on from the block of its lower bound. Writing costs a comparison of each key with the one before it: nothing like a minimal
+//! block count, the entry count). A range scan reads on from the block of its lower bound.
+//! Writing costs a comparison of each key with the one before it: nothing like a minimal
 //! automaton's node registry, which made writing the dominant cost of indexing.
 
 use std::io::{self, Write};
@@ -259,19 +260,9 @@ impl<B: AsRef<[u8]>> Table<B> {
         self.cursor_at(0)
     }
 
-    /// Entries within bounds, in order, until `visit` answers `false`.
-    pub fn range(
-        &self,
-        lo: Bound<&[u8]>,
-        hi: Bound<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], u64) -> bool,
-    ) {
-        self.range_in(lo, hi, &self.all(), visit)
-    }
-
     /// Entries within bounds, in order, until `visit` answers `false`; the lower bound is in
     /// `blocks` if anywhere ([`Self::blocks_between`]).
-    pub fn range_in(
+    pub fn range(
         &self,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
@@ -373,6 +364,7 @@ mod tests {
         t.range(
             Bound::Excluded(b"field\0\x01term00030"),
             Bound::Included(b"field\0\x01term00040"),
+            &t.all(),
             &mut |_, v| {
                 got.push(v / 1000);
                 true
@@ -413,11 +405,11 @@ mod tests {
                 Bound::Included(lo.as_bytes()),
                 Bound::Excluded(hi.as_bytes()),
             );
-            t.range_in(l, h, &blocks, &mut |_, v| {
+            t.range(l, h, &blocks, &mut |_, v| {
                 within.push(v);
                 true
             });
-            t.range(l, h, &mut |_, v| {
+            t.range(l, h, &t.all(), &mut |_, v| {
                 all.push(v);
                 true
             });
