@@ -40,6 +40,16 @@ fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
+/// The entry at `at` (moved past it): the length its key shares with the one before, the rest
+/// of its key, its value.
+fn entry<'b>(b: &'b [u8], at: &mut usize) -> Option<(usize, &'b [u8], u64)> {
+    let shared = usize::try_from(varint(b, at)?).ok()?;
+    let len = usize::try_from(varint(b, at)?).ok()?;
+    let rest = b.get(*at..at.checked_add(len)?)?;
+    *at += len;
+    Some((shared, rest, varint(b, at)?))
+}
+
 /// Writes a table; keys must come in strictly increasing order.
 pub struct TableWriter<W: Write> {
     out: W,
@@ -213,15 +223,11 @@ impl<B: AsRef<[u8]>> Table<B> {
         let mut at = self.block_start(self.block_for(key, blocks))?;
         let (mut matched, mut prev_len) = (0usize, 0usize);
         while at < b.len() {
-            let shared = usize::try_from(varint(b, &mut at)?).ok()?;
-            let len = usize::try_from(varint(b, &mut at)?).ok()?;
-            let rest = b.get(at..at.checked_add(len)?)?;
-            at += len;
-            let value = varint(b, &mut at)?;
+            let (shared, rest, value) = entry(b, &mut at)?;
             if shared > prev_len {
                 return None; // damaged
             }
-            prev_len = shared + len;
+            prev_len = shared + rest.len();
             if shared > matched {
                 continue;
             }
@@ -316,13 +322,8 @@ impl Cursor<'_> {
         if self.at >= self.bytes.len() {
             return None;
         }
-        let b = self.bytes;
         let mut at = self.at;
-        let shared = usize::try_from(varint(b, &mut at)?).ok()?;
-        let len = usize::try_from(varint(b, &mut at)?).ok()?;
-        let rest = b.get(at..at.checked_add(len)?)?;
-        at += len;
-        let value = varint(b, &mut at)?;
+        let (shared, rest, value) = entry(self.bytes, &mut at)?;
         if shared > self.key.len() {
             self.at = usize::MAX;
             return None;
