@@ -3,6 +3,7 @@
 # Installs the `wrk` load generator and `rclone` (Debian packages) and osmem-server (PyPI) when missing.
 # `--quick` runs smaller sizes; `--search-only` runs only the search, indexing and journal rows
 # (DSS_BENCH_SEARCH_DOCS sets their document count, e.g. 1000000);
+# `--events-only` only the row of indexing through bucket events, on a fresh deployment;
 # `--notify-only` only the webhook rows; `--downloads-only` only the file-download row;
 # `--checkout-only` only the bundle checkout rows (DSS_BENCH_CHECKOUT_CONCURRENCY sets
 # checkout.concurrency for them; default 8, the deployment default); `--sync-only` only the

@@ -18,6 +18,7 @@ mod core;
 mod docgen;
 mod downloads;
 mod es_client;
+mod events;
 mod hostile;
 mod metadata;
 mod notify;
@@ -225,6 +226,10 @@ async fn main() -> Result<()> {
     };
     if args.iter().any(|a| a == "--search-only") {
         print_table(search::run(&dss, work.path(), search_docs, &http).await?);
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--events-only") {
+        print_table(events::run(&dss, work.path(), &http).await?);
         return Ok(());
     }
     if args.iter().any(|a| a == "--checkout-only") {

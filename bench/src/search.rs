@@ -53,11 +53,8 @@ async fn query_latency(
 const ROUNDS: usize = 5;
 const FULL_BUILDS_UP_TO: usize = 200_000;
 
-/// The creator of the bundles written straight into the bucket (the event rows).
-const EVENTS_CREATOR: u64 = 2;
-
 /// The total hits of a search.
-async fn hits(http: &reqwest::Client, base: &str, body: &Value) -> Result<u64> {
+pub async fn hits(http: &reqwest::Client, base: &str, body: &Value) -> Result<u64> {
     Ok(post_search(http, base, body).await?["total_hits"]
         .as_u64()
         .unwrap_or(0))
@@ -198,7 +195,7 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
             None
         }
     };
-    let count = 2000;
+    let count = crate::events::COUNT;
     let mut open = Vec::new();
     let mut open_rss = Vec::new();
     let mut query_rss = Vec::new();
@@ -265,43 +262,10 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
         indexed += 40;
 
         // Indexing throughput through bucket events: bundles written straight into the bucket.
-        let d = Deployment::open(config(&data)?, system())?;
-        let store = d.replicas["aws"].store.clone();
-        // Their own creator, so that the poll below counts them with a term query (a match-all
-        // poll would rank a million documents every 20 ms, taking a core from the daemon).
-        let manifest = json!({"format": "0.0.1", "version": version, "files": files_manifest(http, &server, &files).await?, "creator_uid": EVENTS_CREATOR});
-        let text = manifest.to_string();
-        let t = Instant::now();
-        futures::stream::iter(0..count)
-            .map(|_| {
-                let store = store.clone();
-                let text = text.clone();
-                async move {
-                    let key = format!("bundles/{}.{version}", uuid::Uuid::new_v4());
-                    store
-                        .put_bytes(&key, text.into(), dss_core::ports::PutOptions::default())
-                        .await
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
         indexed += count as u64;
         through_events += count as u64;
-        let written = json!({"query": {"term": {"manifest.creator_uid": EVENTS_CREATOR}}});
-        loop {
-            let now = hits(http, &server.base, &written).await?;
-            if now >= through_events {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(600) {
-                bail!("indexing stalled at {now}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        events.push(count as f64 / t.elapsed().as_secs_f64());
+        events
+            .push(crate::events::round(http, &server, &data, &files, count, through_events).await?);
     }
     rows.push(Row {
         name: format!(
@@ -401,29 +365,6 @@ pub async fn upload_metadata(http: &reqwest::Client, s: &Server) -> Result<Vec<V
         )
         .await?;
         out.push(json!({"uuid": u, "version": version, "name": name, "indexed": true}));
-    }
-    Ok(out)
-}
-
-/// The manifest entries of the uploaded files (as the API wrote them).
-async fn files_manifest(http: &reqwest::Client, s: &Server, files: &[Value]) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    for f in files {
-        let u = f["uuid"].as_str().context("uuid")?;
-        let r = http
-            .head(format!("{}/v1/files/{u}?replica=aws", s.base))
-            .send()
-            .await?;
-        let h = |k: &str| {
-            r.headers()
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        out.push(json!({"name": f["name"], "uuid": u, "version": f["version"],
-            "content-type": h("x-dss-content-type"), "size": h("x-dss-size").parse::<u64>().unwrap_or(0), "indexed": true,
-            "crc32c": h("x-dss-crc32c"), "s3-etag": h("x-dss-s3-etag"), "sha1": h("x-dss-sha1"), "sha256": h("x-dss-sha256")}));
     }
     Ok(out)
 }

@@ -66,6 +66,15 @@ impl EventHandler {
         if !event.key.starts_with("bundles/") {
             return Ok(Outcome::Done);
         }
+        let set = self
+            .matcher
+            .set(&*self.deployment.subscriptions, &replica.name)
+            .await
+            .map_err(HandlerError::unavailable)?;
+        // Nobody to notify: the bundle's documents are not read.
+        if set.is_empty() {
+            return Ok(Outcome::Done);
+        }
         let targets = match documents::targets(&replica.store, &event, &self.limits).await {
             Ok(t) => t,
             Err(LoadError::Corrupt(why)) => return Err(HandlerError::Permanent(why)),
@@ -74,11 +83,6 @@ impl EventHandler {
         if targets.is_empty() {
             return Ok(Outcome::Done);
         }
-        let set = self
-            .matcher
-            .set(&*self.deployment.subscriptions, &replica.name)
-            .await
-            .map_err(HandlerError::unavailable)?;
         let now = self.deployment.clock.now();
         let subscriptions = set.len();
         // Evaluating users' filters is CPU work of their choosing: off the async threads.
