@@ -11,6 +11,8 @@ use dss_config::Durability;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Notify;
 
+use super::group_commit::{self, Writes};
+
 /// Errors of the embedded database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -120,7 +122,9 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
 struct Inner {
     path: PathBuf,
     durability: Durability,
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
+    /// The writer thread's queue of grouped writes (see `group_commit.rs`).
+    writes: Writes,
     readers: Mutex<Vec<Connection>>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
 }
@@ -197,11 +201,15 @@ impl Db {
         let writer = open_conn(path, durability)?;
         writer.execute_batch(SCHEMA)?;
         migrate(&writer)?;
+        let writer = Arc::new(Mutex::new(writer));
+        let writes = group_commit::start(writer.clone())
+            .map_err(|e| DbError::Task(format!("starting the database writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 durability,
-                writer: Mutex::new(writer),
+                writer,
+                writes,
                 readers: Mutex::new(Vec::new()),
                 wakers: Mutex::new(HashMap::new()),
             }),
@@ -282,6 +290,11 @@ impl Db {
             pool.push(conn);
         }
         out
+    }
+
+    /// The writer thread's queue of grouped writes.
+    pub(crate) fn writes(&self) -> &Writes {
+        &self.inner.writes
     }
 
     /// The in-process waker of a queue (receivers wait on it; senders notify it).

@@ -1,12 +1,10 @@
-//! The webhook outbox and attempt log in the embedded database. Concurrent `settle` calls (one
-//! per delivery attempt) are group-committed: one writer transaction takes every request waiting
-//! at that moment ([`GroupCommit`]).
+//! The webhook outbox and attempt log in the embedded database. `settle` calls (one per delivery
+//! attempt) are group-committed with the process's other writes (`Db::grouped`).
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::db::{Db, DbError};
-use super::group_commit::GroupCommit;
 use dss_core::ports::deliveries::{
     Attempt, Claim, Delivery, DeliveryError, DeliveryState, DeliveryStore, NewDelivery,
 };
@@ -31,16 +29,12 @@ struct SettleWork {
 #[derive(Debug, Clone)]
 pub struct EmbeddedDeliveries {
     db: Db,
-    settler: GroupCommit<SettleWork, bool>,
 }
 
 impl EmbeddedDeliveries {
-    /// The store in `db`; starts its group-commit writer on the current runtime.
+    /// The store in `db`.
     pub fn new(db: &Db) -> Self {
-        Self {
-            db: db.clone(),
-            settler: GroupCommit::start(db, |tx, w| Ok(settle_in(tx, &w)?)),
-        }
+        Self { db: db.clone() }
     }
 }
 
@@ -249,7 +243,7 @@ impl DeliveryStore for EmbeddedDeliveries {
             state,
             now_ms,
         };
-        Ok(self.settler.submit(work).await?)
+        Ok(self.db.grouped(move |tx| Ok(settle_in(tx, &work)?)).await?)
     }
 
     async fn attempts(

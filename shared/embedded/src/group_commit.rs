@@ -1,107 +1,190 @@
-//! Group commit: concurrent writes of one kind queue for a writer task, and one transaction
-//! takes every write waiting at that moment, so a burst costs one commit instead of one each.
+//! Group commit: the writes of every part of the process (queue receives and acks, search
+//! documents, journal events, object placements, delivery outcomes) queue for one writer thread,
+//! and one transaction takes every write waiting at that moment. A burst costs one commit (and
+//! one write of the pages its writes share) instead of one each. Each write runs in a savepoint
+//! of its own, so a failing write fails alone; every write is answered after its group commits.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{Transaction, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
 
 use super::db::{Db, DbError};
 
 /// Most writes one transaction takes.
 const MAX_GROUP: usize = 512;
 
-type Reply<R> = oneshot::Sender<Result<R, DbError>>;
-
-/// A writer task applying writes of type `W` (each answering an `R`) in group transactions.
-pub(crate) struct GroupCommit<W, R> {
-    queue: mpsc::UnboundedSender<(W, Reply<R>)>,
+/// One queued write.
+pub(crate) trait Work: Send {
+    /// Runs the write inside `tx`, in a savepoint of its own; `Err` only when the savepoint
+    /// itself failed (the group's transaction is then unusable).
+    fn apply(&mut self, tx: &Transaction<'_>) -> Result<(), DbError>;
+    /// Answers the writer: the group's failure, or what the write produced.
+    fn answer(self: Box<Self>, group: Result<(), &DbError>);
 }
 
-impl<W, R> std::fmt::Debug for GroupCommit<W, R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCommit").finish_non_exhaustive()
-    }
+/// A write and the caller waiting for it.
+struct Pending<F, R> {
+    write: Option<F>,
+    out: Option<Result<R, DbError>>,
+    reply: oneshot::Sender<Result<R, DbError>>,
 }
 
-impl<W, R> Clone for GroupCommit<W, R> {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
+impl<F, R> Work for Pending<F, R>
+where
+    F: FnOnce(&Transaction<'_>) -> Result<R, DbError> + Send,
+    R: Send,
+{
+    fn apply(&mut self, tx: &Transaction<'_>) -> Result<(), DbError> {
+        let Some(write) = self.write.take() else {
+            return Ok(());
+        };
+        tx.execute_batch("SAVEPOINT write")?;
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| write(tx)))
+            .unwrap_or_else(|_| Err(DbError::Task("a database write panicked".into())));
+        if out.is_err() {
+            tx.execute_batch("ROLLBACK TO write")?;
         }
+        tx.execute_batch("RELEASE write")?;
+        self.out = Some(out);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, group: Result<(), &DbError>) {
+        let out = match group {
+            Err(e) => Err(DbError::Task(format!("the group transaction failed: {e}"))),
+            Ok(()) => self
+                .out
+                .unwrap_or_else(|| Err(DbError::Task("the write was not run".into()))),
+        };
+        let _ = self.reply.send(out);
     }
 }
 
-impl<W: Send + 'static, R: Send + 'static> GroupCommit<W, R> {
-    /// Starts the writer on the current runtime; `apply` performs one write inside the group's
-    /// transaction. If any write of a group fails, the whole group fails.
-    pub(crate) fn start<F>(db: &Db, apply: F) -> Self
-    where
-        F: Fn(&Transaction<'_>, W) -> Result<R, DbError> + Send + Sync + 'static,
-    {
-        let (queue, mut pending) = mpsc::unbounded_channel::<(W, Reply<R>)>();
-        let (db, apply) = (db.clone(), Arc::new(apply));
-        tokio::spawn(async move {
-            let mut group = Vec::with_capacity(MAX_GROUP);
-            while pending.recv_many(&mut group, MAX_GROUP).await > 0 {
-                let (work, replies): (Vec<W>, Vec<Reply<R>>) = group.drain(..).unzip();
-                let apply = apply.clone();
-                let result = db
-                    .write(move |c| {
-                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let out = work
-                            .into_iter()
-                            .map(|w| apply(&tx, w))
-                            .collect::<Result<Vec<R>, DbError>>()?;
-                        tx.commit()?;
-                        Ok(out)
-                    })
-                    .await;
-                match result {
-                    Ok(out) => {
-                        for (reply, r) in replies.into_iter().zip(out) {
-                            let _ = reply.send(Ok(r));
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(DbError::Task(e.to_string())));
-                        }
+/// The sending side of a database's writer thread.
+pub(crate) type Writes = mpsc::Sender<Box<dyn Work>>;
+
+/// Starts the writer thread of `conn`; it ends when every sender is gone.
+pub(crate) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<Writes> {
+    let (writes, queued) = mpsc::channel::<Box<dyn Work>>();
+    std::thread::Builder::new()
+        .name("dss-db-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queued.recv() {
+                let mut group = Vec::with_capacity(MAX_GROUP);
+                group.push(first);
+                while group.len() < MAX_GROUP {
+                    match queued.try_recv() {
+                        Ok(w) => group.push(w),
+                        Err(_) => break,
                     }
                 }
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let result = commit(&mut conn, &mut group);
+                drop(conn);
+                for w in group {
+                    w.answer(result.as_ref().map(|_| ()));
+                }
             }
-        });
-        Self { queue }
-    }
+        })?;
+    Ok(writes)
+}
 
-    /// Queues `work` and waits for its group to commit.
-    pub(crate) async fn submit(&self, work: W) -> Result<R, DbError> {
+/// Applies `group` in one transaction and commits it.
+fn commit(conn: &mut Connection, group: &mut [Box<dyn Work>]) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for w in group.iter_mut() {
+        w.apply(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Db {
+    /// Runs `write` in the next group transaction of the writer thread, in a savepoint of its
+    /// own (its failure rolls back its changes alone), and answers once that transaction is
+    /// committed. The write must be short: it holds up the rest of its group.
+    pub(crate) async fn grouped<R, F>(&self, write: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<R, DbError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        self.queue.send((work, reply)).map_err(|_| stopped())?;
+        let work = Box::new(Pending {
+            write: Some(write),
+            out: None,
+            reply,
+        });
+        self.writes().send(work).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
-    }
-
-    /// Queues every write of `works` at once (so they share a group, up to [`MAX_GROUP`]) and
-    /// waits for them; one answer per write, in order.
-    pub(crate) async fn submit_all(&self, works: Vec<W>) -> Vec<Result<R, DbError>> {
-        let answers: Vec<_> = works
-            .into_iter()
-            .map(|work| {
-                let (reply, answer) = oneshot::channel();
-                self.queue.send((work, reply)).ok().map(|()| answer)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(answers.len());
-        for answer in answers {
-            out.push(match answer {
-                Some(a) => a.await.unwrap_or_else(|_| Err(stopped())),
-                None => Err(stopped()),
-            });
-        }
-        out
     }
 }
 
 fn stopped() -> DbError {
-    DbError::Task("the group-commit writer stopped".into())
+    DbError::Task("the database writer stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dss_config::Durability;
+    use rusqlite::params;
+    use std::time::Duration;
+
+    fn insert(tx: &Transaction<'_>, v: i64) -> Result<i64, DbError> {
+        tx.execute("INSERT INTO t (v) VALUES (?1)", params![v])?;
+        Ok(v)
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_of_a_group_fails_alone_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("g.db"), Durability::Process).unwrap();
+        db.grouped(|tx| Ok(tx.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)")?))
+            .await
+            .unwrap();
+        // The first write holds the writer while the others queue: they form one group.
+        let first = db.grouped(|tx| {
+            std::thread::sleep(Duration::from_millis(100));
+            insert(tx, 1)
+        });
+        let (d2, d3, d4, d5) = (db.clone(), db.clone(), db.clone(), db.clone());
+        let rest = async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let failing = d3.grouped(|tx| {
+                insert(tx, 3)?;
+                insert(tx, 2) // already there once the write before it ran: fails
+            });
+            let panicking = d4.grouped(|tx| -> Result<i64, DbError> {
+                insert(tx, 4)?;
+                panic!("a bug in one write")
+            });
+            futures::join!(
+                d2.grouped(|tx| insert(tx, 2)),
+                failing,
+                panicking,
+                d5.grouped(|tx| insert(tx, 5))
+            )
+        };
+        let (first, (two, failing, panicking, five)) = futures::join!(first, rest);
+        assert_eq!(first.unwrap(), 1);
+        assert_eq!(two.unwrap(), 2);
+        assert!(failing.is_err(), "the unique constraint fails that write");
+        assert!(panicking.is_err(), "a panic is that write's failure");
+        assert_eq!(five.unwrap(), 5);
+        let kept: Vec<i64> = db
+            .read_inline(|c| {
+                let mut s = c.prepare("SELECT v FROM t ORDER BY v")?;
+                let v = s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                Ok(v)
+            })
+            .unwrap();
+        assert_eq!(
+            kept,
+            vec![1, 2, 5],
+            "the failed writes' rows are rolled back"
+        );
+    }
 }

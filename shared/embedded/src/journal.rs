@@ -1,12 +1,10 @@
-//! The embedded event journal: a table in the embedded database. Concurrent `record` calls are
-//! group-committed ([`GroupCommit`]): one writer transaction takes every request waiting at that
-//! moment.
+//! The embedded event journal: a table in the embedded database. `record` calls are
+//! group-committed with the process's other writes (`Db::grouped`).
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::db::{Db, DbError};
-use super::group_commit::GroupCommit;
 use dss_core::clock::SharedClock;
 use dss_core::model::DssVersion;
 use dss_core::ports::journal::{EventInfo, EventJournal, EventKind, JournalError, NewEvent};
@@ -21,20 +19,15 @@ impl From<DbError> for JournalError {
 #[derive(Debug, Clone)]
 pub struct EmbeddedJournal {
     db: Db,
-    writer: GroupCommit<(String, Vec<NewEvent>), usize>,
+    clock: SharedClock,
 }
 
 impl EmbeddedJournal {
-    /// The journal in `db`; starts its group-commit writer on the current runtime.
+    /// The journal in `db`.
     pub fn new(db: &Db, clock: SharedClock) -> Self {
         Self {
             db: db.clone(),
-            writer: GroupCommit::start(
-                db,
-                move |tx, (replica, events): (String, Vec<NewEvent>)| {
-                    append(tx, &replica, &events, clock.now())
-                },
-            ),
+            clock,
         }
     }
 }
@@ -96,7 +89,11 @@ impl EventJournal for EmbeddedJournal {
         if events.is_empty() {
             return Ok(0);
         }
-        Ok(self.writer.submit((replica.to_string(), events)).await?)
+        let (replica, clock) = (replica.to_string(), self.clock.clone());
+        Ok(self
+            .db
+            .grouped(move |tx| append(tx, &replica, &events, clock.now()))
+            .await?)
     }
 
     async fn list(

@@ -2,6 +2,7 @@
 //! the events journal, webhook subscriptions and their delivery outbox, leases. They are the
 //! default, so a whole deployment runs on one machine with no cloud.
 
+mod beneath;
 pub mod collections;
 pub mod db;
 pub mod deliveries;

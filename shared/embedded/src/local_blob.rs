@@ -8,6 +8,7 @@
 //! or the new one, never a torn file, and an event exactly when an object was committed.
 
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -30,8 +31,8 @@ use dss_core::ports::queue::{BucketEvent, BucketEventName};
 use dss_core::signing::UrlSigner;
 use dss_core::upload::Hashing;
 
+use super::beneath::{self, Refused};
 use super::db::{Db, DbError};
-use super::group_commit::GroupCommit;
 use super::queue::publish_in_tx;
 use dss_config::Durability;
 use dss_core::keypath;
@@ -161,13 +162,14 @@ pub(super) fn io_err(context: &str, e: std::io::Error) -> BlobError {
 pub struct LocalBlobStore {
     bucket: String,
     root: PathBuf,
+    /// The bucket's directory, open: reads are confined to it (`beneath.rs`).
+    root_dir: Arc<OwnedFd>,
     pub(super) tmp: PathBuf,
     pub(super) db: Db,
     events_topic: Option<String>,
     signer: Option<UrlSigner>,
     clock: SharedClock,
     pub(super) fsync: bool,
-    writer: Arc<std::sync::OnceLock<GroupCommit<Placement, Placed>>>,
     dirs_ready: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
@@ -271,19 +273,22 @@ impl LocalBlobStore {
         let root = root
             .canonicalize()
             .map_err(|e| io_err("resolve bucket dir", e))?;
+        let root_dir = std::fs::File::open(&root)
+            .map_err(|e| io_err("open bucket dir", e))?
+            .into();
         let tmp = root.join(".tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| io_err("create temp dir", e))?;
         remove_abandoned(&tmp);
         Ok(Self {
             bucket: bucket.to_string(),
             root,
+            root_dir: Arc::new(root_dir),
             tmp,
             db: db.clone(),
             events_topic: events_topic.map(str::to_string),
             signer,
             clock,
             fsync: true,
-            writer: Arc::default(),
             dirs_ready: Arc::default(),
         })
     }
@@ -301,26 +306,53 @@ impl LocalBlobStore {
         &self.root
     }
 
-    /// Reads a whole object file (confined to the bucket, not following a final symlink).
-    fn read_whole(root: &Path, path: &Path, key: &str, size: u64) -> Result<Bytes, BlobError> {
-        use std::io::Read;
+    /// Opens an object's file for reading, confined to the bucket: no symbolic link followed
+    /// and no way out of its directory (in one `openat2` call where the kernel has it; else
+    /// the file's directory is resolved first and a final symlink refused).
+    fn open_confined(
+        root_dir: &OwnedFd,
+        root: &Path,
+        path: &Path,
+        key: &str,
+    ) -> Result<std::fs::File, BlobError> {
         use std::os::unix::fs::OpenOptionsExt;
+        let opened = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
+            _ => io_err("open object", e),
+        };
+        if let Ok(rel) = path.strip_prefix(root)
+            && let Some(open) = beneath::open_read(root_dir, rel)
+        {
+            return open.map_err(|refused| match refused {
+                Refused::Escapes => BlobError::InvalidKey {
+                    key: key.to_string(),
+                    reason: "path escapes the bucket",
+                },
+                Refused::Io(e) => opened(e),
+            });
+        }
         Self::confined(root, path)?;
-        let read = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .and_then(|mut f| {
-                let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                f.read_to_end(&mut buf).map(|_| buf)
-            });
-        match read {
-            Ok(buf) => Ok(Bytes::from(buf)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(BlobError::NotFound(key.to_string()))
-            }
-            Err(e) => Err(io_err("read object", e)),
-        }
+            .map_err(opened)
+    }
+
+    /// Reads a whole object file (confined to the bucket).
+    fn read_whole(
+        root_dir: &OwnedFd,
+        root: &Path,
+        path: &Path,
+        key: &str,
+        size: u64,
+    ) -> Result<Bytes, BlobError> {
+        use std::io::Read;
+        let mut file = Self::open_confined(root_dir, root, path, key)?;
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut buf)
+            .map_err(|e| io_err("read object", e))?;
+        Ok(Bytes::from(buf))
     }
 
     /// The bucket event for `key` as (topic, JSON body), when this bucket publishes events.
@@ -598,17 +630,14 @@ impl LocalBlobStore {
     ) -> Result<Vec<String>, BlobError> {
         let work = self.placement(key, spooled, meta, mode)?;
         let parent = work.parent.clone();
-        let placed = self.writer().submit(work).await?;
+        let placed = self
+            .db
+            .grouped(move |tx| Placement::apply(tx, work))
+            .await?;
         if placed.is_err() {
             self.forget_dir(&parent);
         }
         placed
-    }
-
-    /// The bucket's group-commit writer of placements.
-    pub(super) fn writer(&self) -> &GroupCommit<Placement, Placed> {
-        self.writer
-            .get_or_init(|| GroupCommit::start(&self.db, Placement::apply))
     }
 
     /// A failed placement's directory may have gone: it is checked again next time.
@@ -691,7 +720,7 @@ pub(super) struct Placement {
 pub(super) type Placed = Result<Vec<String>, BlobError>;
 
 impl Placement {
-    fn apply(tx: &rusqlite::Transaction<'_>, w: Placement) -> Result<Placed, DbError> {
+    pub(super) fn apply(tx: &rusqlite::Transaction<'_>, w: Placement) -> Result<Placed, DbError> {
         let m = &w.meta;
         let exists = tx
             .prepare_cached("SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2")?
@@ -774,20 +803,12 @@ impl BlobStore for LocalBlobStore {
             Some(r) => Some(r.resolve(meta.size).ok_or(BlobError::RangeNotSatisfiable)?),
             None => None,
         };
-        let root = self.root.clone();
-        let checked = path.clone();
-        tokio::task::spawn_blocking(move || Self::confined(&root, &checked))
-            .await
-            .map_err(|e| BlobError::Backend(e.to_string()))??;
-        let mut file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
-                _ => io_err("open object", e),
-            })?;
+        let (root_dir, root, k) = (self.root_dir.clone(), self.root.clone(), key.to_string());
+        let file =
+            tokio::task::spawn_blocking(move || Self::open_confined(&root_dir, &root, &path, &k))
+                .await
+                .map_err(|e| BlobError::Backend(e.to_string()))??;
+        let mut file = tokio::fs::File::from_std(file);
         let (start, len) = resolved.unwrap_or((0, meta.size));
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))
@@ -932,8 +953,8 @@ impl BlobStore for LocalBlobStore {
             return Err(BlobError::NotFound(key.to_string()));
         };
         let size = u64::try_from(size).unwrap_or(0);
-        let (root, k) = (self.root.clone(), key.to_string());
-        let read = move || Self::read_whole(&root, &path, &k, size);
+        let (root_dir, root, k) = (self.root_dir.clone(), self.root.clone(), key.to_string());
+        let read = move || Self::read_whole(&root_dir, &root, &path, &k, size);
         if size <= INLINE_READ_MAX {
             read()
         } else {
@@ -1021,6 +1042,57 @@ mod tests {
         assert!(!old.exists(), "an old temp file is removed");
         assert!(fresh.exists(), "a temp file being written is kept");
         assert!(other.exists(), "only temp files are touched");
+    }
+
+    #[tokio::test]
+    async fn reads_never_follow_a_symlink_out_of_the_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), Durability::Process).unwrap();
+        let store = LocalBlobStore::open(
+            &db,
+            "b",
+            &dir.path().join("b"),
+            None,
+            None,
+            dss_core::clock::system(),
+        )
+        .unwrap();
+        for key in ["d/f", "d/g"] {
+            store
+                .put_bytes(key, Bytes::from_static(b"inside"), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        // The object's directory replaced by a link to another directory with the same names.
+        let (f, g) = (
+            store.data_path("d/f").unwrap(),
+            store.data_path("d/g").unwrap(),
+        );
+        let parent = f.parent().unwrap();
+        for file in [&f, &g] {
+            std::fs::write(outside.path().join(file.file_name().unwrap()), b"outside").unwrap();
+        }
+        std::fs::rename(parent, dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), parent).unwrap();
+        let got = store.get_bytes("d/f").await;
+        assert!(matches!(got, Err(BlobError::InvalidKey { .. })), "{got:?}");
+        assert!(matches!(
+            store.get("d/f", None).await.map(|_| ()),
+            Err(BlobError::InvalidKey { .. })
+        ));
+        // A final component that is a link is refused too.
+        std::fs::remove_file(parent).unwrap();
+        std::fs::rename(dir.path().join("moved"), parent).unwrap();
+        std::fs::remove_file(&g).unwrap();
+        std::os::unix::fs::symlink(outside.path().join(g.file_name().unwrap()), &g).unwrap();
+        assert!(store.get_bytes("d/g").await.is_err());
+        assert!(store.get("d/g", None).await.is_err());
+        assert_eq!(
+            store.get_bytes("d/f").await.unwrap(),
+            Bytes::from_static(b"inside"),
+            "the object itself is read"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use dss_core::ports::blob::{
 };
 use dss_core::upload::Hashing;
 
-use super::local_blob::{LocalBlobStore, Spooled, WRITE_BUFFER, io_err};
+use super::local_blob::{LocalBlobStore, Placement, Spooled, WRITE_BUFFER, io_err};
 
 /// Local copies up to this size run on the calling thread when no fsync follows.
 const INLINE_COPY_MAX: u64 = 64 * 1024;
@@ -266,7 +266,13 @@ impl LocalBlobStore {
                 }
             }
         }
-        let placed = self.writer().submit_all(works).await;
+        // Queued at once, so that they share a group.
+        let placed = futures::future::join_all(
+            works
+                .into_iter()
+                .map(|w| self.db.grouped(move |tx| Placement::apply(tx, w))),
+        )
+        .await;
         let mut woken = std::collections::BTreeSet::<String>::new();
         for ((i, parent, spooled, counted), r) in placing.into_iter().zip(placed) {
             match r.map_err(BlobError::from).and_then(|r| r) {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
 use dss_core::clock::{SharedClock, millis};
@@ -86,7 +86,7 @@ impl EmbeddedQueue {
     }
 
     fn try_receive(
-        conn: &mut Connection,
+        tx: &Transaction<'_>,
         queue: &str,
         dlq: &str,
         max_receive: u32,
@@ -94,7 +94,6 @@ impl EmbeddedQueue {
         now: i64,
         visibility: i64,
     ) -> Result<Vec<Message>, DbError> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(max);
         {
             let mut select = tx.prepare_cached(
@@ -140,7 +139,6 @@ impl EmbeddedQueue {
                 }
             }
         }
-        tx.commit()?;
         Ok(out)
     }
 }
@@ -187,17 +185,13 @@ impl Queue for EmbeddedQueue {
             .collect();
         let name = self.name.clone();
         self.db
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut insert = tx.prepare_cached(
-                        "INSERT INTO messages (queue, body, sent_ms, visible_ms) VALUES (?1, ?2, ?3, ?4)",
-                    )?;
-                    for (body, visible) in &rows {
-                        insert.execute(params![name, body, now, visible])?;
-                    }
+            .grouped(move |tx| {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO messages (queue, body, sent_ms, visible_ms) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (body, visible) in &rows {
+                    insert.execute(params![name, body, now, visible])?;
                 }
-                tx.commit()?;
                 Ok(())
             })
             .await?;
@@ -224,7 +218,7 @@ impl Queue for EmbeddedQueue {
             );
             let got = self
                 .db
-                .write(move |c| Self::try_receive(c, &q, &d, mr, max.max(1), now, vis))
+                .grouped(move |tx| Self::try_receive(tx, &q, &d, mr, max.max(1), now, vis))
                 .await?;
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
@@ -244,16 +238,12 @@ impl Queue for EmbeddedQueue {
             .map(|r| receipt_id(r).map(|id| (id, r.clone())))
             .collect::<Result<_, _>>()?;
         self.db
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut del =
-                        tx.prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2")?;
-                    for (id, receipt) in &ids {
-                        del.execute(params![id, receipt])?;
-                    }
+            .grouped(move |tx| {
+                let mut del =
+                    tx.prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2")?;
+                for (id, receipt) in &ids {
+                    del.execute(params![id, receipt])?;
                 }
-                tx.commit()?;
                 Ok(())
             })
             .await?;
@@ -265,8 +255,8 @@ impl Queue for EmbeddedQueue {
         let (r, visible) = (receipt.to_string(), self.clock.now_ms() + millis(timeout));
         let changed = self
             .db
-            .write(move |c| {
-                Ok(c.execute(
+            .grouped(move |tx| {
+                Ok(tx.execute(
                     "UPDATE messages SET visible_ms = ?3 WHERE id = ?1 AND receipt = ?2",
                     params![id, r, visible],
                 )?)
@@ -292,8 +282,8 @@ impl Queue for EmbeddedQueue {
         );
         let changed = self
             .db
-            .write(move |c| {
-                Ok(c.execute(
+            .grouped(move |tx| {
+                Ok(tx.execute(
                     "UPDATE messages SET queue = ?3, visible_ms = ?5, receive_count = 0, receipt = NULL, dead_reason = ?4, body = ?6
                      WHERE id = ?1 AND receipt = ?2",
                     params![id, r, dlq, reason, now, body],
@@ -407,12 +397,7 @@ impl Topic for EmbeddedTopic {
         let (t, b, now) = (self.name.clone(), body.to_string(), self.clock.now_ms());
         let queues = self
             .db
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let queues = publish_in_tx(&tx, &t, &b, now)?;
-                tx.commit()?;
-                Ok(queues)
-            })
+            .grouped(move |tx| Ok(publish_in_tx(tx, &t, &b, now)?))
             .await?;
         for q in queues {
             self.db.waker(&q).notify_waiters();

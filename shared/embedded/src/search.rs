@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use roaring::RoaringBitmap;
@@ -25,7 +25,6 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde_json::Value;
 
 use super::db::{Db, DbError};
-use super::group_commit::GroupCommit;
 use dss_core::clock::SharedClock;
 use dss_core::ports::search::{Hit, SearchError, SearchIndex, SearchPage, SearchRequest};
 use dss_search::segment::{merge, write_from_memory};
@@ -90,9 +89,6 @@ pub struct EmbeddedSearch {
     /// The connection the index catches up through (unmapped: the documents it reads once
     /// need not stay resident).
     scan: Arc<Mutex<Option<Connection>>>,
-    /// Puts waiting together are written in one transaction (started on first use, inside the
-    /// runtime).
-    writer: Arc<OnceLock<GroupCommit<PutWork, bool>>>,
 }
 
 /// What `search_segments` records for a replica.
@@ -446,7 +442,6 @@ impl EmbeddedSearch {
             flush_docs: FLUSH_DOCS,
             limits: QueryLimits::default(),
             scan: Arc::default(),
-            writer: Arc::default(),
         }
     }
 
@@ -710,12 +705,8 @@ impl EmbeddedSearch {
 impl SearchIndex for EmbeddedSearch {
     async fn put(&self, replica: &str, id: &str, doc: &Value) -> Result<bool, SearchError> {
         let text = serde_json::to_string(doc).map_err(backend)?;
-        let writer = self
-            .writer
-            .get_or_init(|| GroupCommit::start(&self.db, put_in));
-        Ok(writer
-            .submit((replica.to_string(), id.to_string(), text))
-            .await?)
+        let work = (replica.to_string(), id.to_string(), text);
+        Ok(self.db.grouped(move |tx| put_in(tx, work)).await?)
     }
 
     async fn get(&self, replica: &str, id: &str) -> Result<Option<Value>, SearchError> {
