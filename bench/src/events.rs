@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::search::{hits, upload_metadata};
 use crate::stats::mmm;
-use crate::{Row, Server, config, start};
+use crate::{Row, Server, start_with};
+use dss_config::Config;
 
 /// The creator of the bundles written straight into the bucket, so that polls count them with a
 /// term query (a match-all poll would rank the whole index every 20 ms, taking a core from the
@@ -27,18 +28,18 @@ pub const COUNT: usize = 2000;
 const ROUNDS: usize = 5;
 
 /// Writes `count` bundles of `files` (the bundle PUT list, uploaded to `server`) into replica
-/// `aws` of the deployment in `data`, and polls until search finds `expected` bundles of
+/// `aws` of `deployment` (the server's configuration), and polls until search finds `expected` bundles of
 /// [`CREATOR`]; returns bundles per second.
 pub async fn round(
     http: &reqwest::Client,
     server: &Server,
-    data: &Path,
+    deployment: Config,
     files: &[Value],
     count: usize,
     expected: u64,
 ) -> Result<f64> {
     let version = "2019-05-01T000000.000000Z";
-    let d = Deployment::open(config(data)?, system())?;
+    let d = Deployment::open(deployment, system())?;
     let store = d.replicas["aws"].store.clone();
     let manifest = json!({"format": "0.0.1", "version": version, "files": files_manifest(http, server, files).await?, "creator_uid": CREATOR});
     let text = manifest.to_string();
@@ -96,23 +97,48 @@ async fn files_manifest(http: &reqwest::Client, s: &Server, files: &[Value]) -> 
     Ok(out)
 }
 
-/// The row of its own: rounds of [`COUNT`] bundles on a fresh deployment with its defaults.
+/// The row of its own: rounds of [`COUNT`] bundles into two fresh deployments, interleaved: the
+/// default (two replicas: every bundle is also copied by the sync daemon and indexed again in the
+/// second replica) and one with a single replica (the index daemon's own work).
 pub async fn run(dss: &Path, work: &Path, http: &reqwest::Client) -> Result<Vec<Row>> {
-    let data = work.join("events-data");
-    let server = start(dss, &data, 5931)?;
-    let files = upload_metadata(http, &server).await?;
-    let mut rates = Vec::new();
+    let one = work.join("one-replica");
+    let one_url = format!("file://{}", one.join("buckets/aws").display());
+    let setups = [
+        (work.join("two-replicas"), Vec::new(), String::new()),
+        (
+            one,
+            vec![("DSS_REPLICAS__AWS__URL", one_url.as_str())],
+            format!("[replicas.aws]\nurl = \"{one_url}\"\n"),
+        ),
+    ];
+    let mut rates = vec![Vec::new(), Vec::new()];
+    let mut files = vec![None, None];
+    let mut port = 5931;
     for r in 0..ROUNDS {
-        eprintln!("events round {}/{ROUNDS}", r + 1);
-        let expected = (COUNT * (r + 1)) as u64;
-        rates.push(round(http, &server, &data, &files, COUNT, expected).await?);
+        for (i, (data, env, replicas)) in setups.iter().enumerate() {
+            eprintln!("events round {}/{ROUNDS}, {}", r + 1, data.display());
+            let server = start_with(dss, data, port, env)?;
+            port += 1;
+            if files[i].is_none() {
+                files[i] = Some(upload_metadata(http, &server).await?);
+            }
+            let listed = files[i].as_deref().unwrap_or_default();
+            let deployment =
+                Config::from_toml(&format!("data_dir = \"{}\"\n{replicas}", data.display()))?;
+            let expected = (COUNT * (r + 1)) as u64;
+            rates[i].push(round(http, &server, deployment, listed, COUNT, expected).await?);
+        }
     }
+    let [two, one] = <[Vec<f64>; 2]>::try_from(rates).map_err(|_| anyhow::anyhow!("two setups"))?;
     Ok(vec![Row {
         name: format!(
-            "indexing through bucket events into a fresh deployment, {COUNT} bundles × 7 metadata files per round, until searchable (polled every 20 ms; min / median / max of {ROUNDS} rounds)"
+            "indexing through bucket events into a fresh deployment (its defaults: two replicas), {COUNT} bundles × 7 metadata files per round, until searchable (polled every 20 ms; min / median / max of {ROUNDS} rounds)"
         ),
-        result: mmm(rates, 0, " bundles/s"),
+        result: mmm(two, 0, " bundles/s"),
         goal: "≥ 3,000 bundles/s".into(),
-        baseline: String::new(),
+        baseline: format!(
+            "one replica (no sync, each bundle indexed once), same rounds: {}",
+            mmm(one, 0, " bundles/s")
+        ),
     }])
 }

@@ -264,8 +264,10 @@ pub async fn run(dss: &Path, work: &Path, n: usize, http: &reqwest::Client) -> R
         // Indexing throughput through bucket events: bundles written straight into the bucket.
         indexed += count as u64;
         through_events += count as u64;
-        events
-            .push(crate::events::round(http, &server, &data, &files, count, through_events).await?);
+        events.push(
+            crate::events::round(http, &server, config(&data)?, &files, count, through_events)
+                .await?,
+        );
     }
     rows.push(Row {
         name: format!(
