@@ -111,8 +111,8 @@ pub async fn run(dss: &Path, work: &Path, http: &reqwest::Client) -> Result<Vec<
             format!("[replicas.aws]\nurl = \"{one_url}\"\n"),
         ),
     ];
-    let mut rates = vec![Vec::new(), Vec::new()];
-    let mut files = vec![None, None];
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut files = [None, None];
     let mut port = 5931;
     for r in 0..ROUNDS {
         for (i, (data, env, replicas)) in setups.iter().enumerate() {
@@ -129,7 +129,7 @@ pub async fn run(dss: &Path, work: &Path, http: &reqwest::Client) -> Result<Vec<
             rates[i].push(round(http, &server, deployment, listed, COUNT, expected).await?);
         }
     }
-    let [two, one] = <[Vec<f64>; 2]>::try_from(rates).map_err(|_| anyhow::anyhow!("two setups"))?;
+    let [two, one] = rates;
     Ok(vec![Row {
         name: format!(
             "indexing through bucket events into a fresh deployment (its defaults: two replicas), {COUNT} bundles × 7 metadata files per round, until searchable (polled every 20 ms; min / median / max of {ROUNDS} rounds)"
