@@ -11,7 +11,7 @@ use dss_config::Durability;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Notify;
 
-use super::group_commit::{self, Writes};
+use super::group_commit::Writes;
 
 /// Errors of the embedded database.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ struct Inner {
     path: PathBuf,
     durability: Durability,
     writer: Arc<Mutex<Connection>>,
-    /// The writer thread's queue of grouped writes (see `group_commit.rs`).
+    /// The queue of grouped writes (see `group_commit.rs`).
     writes: Writes,
     readers: Mutex<Vec<Connection>>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -202,8 +202,7 @@ impl Db {
         writer.execute_batch(SCHEMA)?;
         migrate(&writer)?;
         let writer = Arc::new(Mutex::new(writer));
-        let writes = group_commit::start(writer.clone())
-            .map_err(|e| DbError::Task(format!("starting the database writer: {e}")))?;
+        let writes = Writes::new(writer.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -292,7 +291,7 @@ impl Db {
         out
     }
 
-    /// The writer thread's queue of grouped writes.
+    /// The queue of grouped writes.
     pub(crate) fn writes(&self) -> &Writes {
         &self.inner.writes
     }

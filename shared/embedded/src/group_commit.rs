@@ -1,15 +1,14 @@
 //! Group commit: the writes of every part of the process (queue receives and acks, search
-//! documents, journal events, object placements, delivery outcomes) queue for one writer thread,
+//! documents, journal events, object placements, delivery outcomes) queue for one writer task,
 //! and one transaction takes every write waiting at that moment. A burst costs one commit (and
 //! one write of the pages its writes share) instead of one each. Each write runs in a savepoint
 //! of its own, so a failing write fails alone; every write is answered after its group commits.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Db, DbError};
 
@@ -63,33 +62,65 @@ where
     }
 }
 
-/// The sending side of a database's writer thread.
-pub(crate) type Writes = mpsc::Sender<Box<dyn Work>>;
+/// The queue of a database's grouped writes, and the writer connection they are applied with.
+pub(crate) struct Writes {
+    conn: Arc<Mutex<Connection>>,
+    /// The writer task's queue; started on first use (and again if the runtime it ran on is
+    /// gone).
+    queue: Mutex<Option<mpsc::UnboundedSender<Box<dyn Work>>>>,
+}
 
-/// Starts the writer thread of `conn`; it ends when every sender is gone.
-pub(crate) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<Writes> {
-    let (writes, queued) = mpsc::channel::<Box<dyn Work>>();
-    std::thread::Builder::new()
-        .name("dss-db-writer".into())
-        .spawn(move || {
-            while let Ok(first) = queued.recv() {
-                let mut group = Vec::with_capacity(MAX_GROUP);
-                group.push(first);
-                while group.len() < MAX_GROUP {
-                    match queued.try_recv() {
-                        Ok(w) => group.push(w),
-                        Err(_) => break,
-                    }
-                }
-                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                let result = commit(&mut conn, &mut group);
-                drop(conn);
-                for w in group {
+impl Writes {
+    /// Grouped writes applied with `conn`.
+    pub(crate) fn new(conn: Arc<Mutex<Connection>>) -> Self {
+        Self {
+            conn,
+            queue: Mutex::new(None),
+        }
+    }
+
+    /// Queues `work` for the writer task (started on the current runtime if there is none).
+    fn send(&self, work: Box<dyn Work>) -> Result<(), DbError> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let work = match queue.as_ref() {
+            Some(q) => match q.send(work) {
+                Ok(()) => return Ok(()),
+                // The runtime the writer ran on is gone.
+                Err(mpsc::error::SendError(work)) => work,
+            },
+            None => work,
+        };
+        let started = start(self.conn.clone());
+        started.send(work).map_err(|_| stopped())?;
+        *queue = Some(started);
+        Ok(())
+    }
+}
+
+/// Starts the writer task: it waits for writes without holding a thread, and applies each group
+/// on the blocking pool (which is also what keeps tokio's paused test clock from running ahead
+/// of a commit).
+fn start(conn: Arc<Mutex<Connection>>) -> mpsc::UnboundedSender<Box<dyn Work>> {
+    let (queue, mut queued) = mpsc::unbounded_channel::<Box<dyn Work>>();
+    tokio::spawn(async move {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while queued.recv_many(&mut group, MAX_GROUP).await > 0 {
+            let mut taken = std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP));
+            let conn = conn.clone();
+            // A write that panicked was caught in its savepoint; were this task to fail
+            // anyway, the writes' callers would be told the writer stopped.
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let result = commit(&mut c, &mut taken);
+                drop(c);
+                for w in taken {
                     w.answer(result.as_ref().map(|_| ()));
                 }
-            }
-        })?;
-    Ok(writes)
+            })
+            .await;
+        }
+    });
+    queue
 }
 
 /// Applies `group` in one transaction and commits it.
@@ -103,8 +134,8 @@ fn commit(conn: &mut Connection, group: &mut [Box<dyn Work>]) -> Result<(), DbEr
 }
 
 impl Db {
-    /// Runs `write` in the next group transaction of the writer thread, in a savepoint of its
-    /// own (its failure rolls back its changes alone), and answers once that transaction is
+    /// Runs `write` in the next group transaction of the writer task, in a savepoint of its own
+    /// (its failure rolls back its changes alone), and answers once that transaction is
     /// committed. The write must be short: it holds up the rest of its group.
     pub(crate) async fn grouped<R, F>(&self, write: F) -> Result<R, DbError>
     where
@@ -112,12 +143,11 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<R, DbError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let work = Box::new(Pending {
+        self.writes().send(Box::new(Pending {
             write: Some(write),
             out: None,
             reply,
-        });
-        self.writes().send(work).map_err(|_| stopped())?;
+        }))?;
         answer.await.map_err(|_| stopped())?
     }
 }
