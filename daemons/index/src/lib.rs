@@ -122,14 +122,18 @@ impl Indexer {
         };
         let id = format!("{uuid}.{version}");
         let doc = search_document(uuid.as_str(), &manifest, &files);
-        let modified = self
-            .search
-            .put(replica, &id, &doc)
-            .await
-            .map_err(search_failed)?;
         let create = create_document(uuid.as_str(), version.as_str(), &manifest, &files);
-        self.record(replica, EventKind::Create, id.clone(), &create)
-            .await?;
+        // Both at once (in one commit, with embedded stores); each is idempotent, so a retry
+        // after one of them failed completes the other.
+        let (modified, ()) = futures::try_join!(
+            async {
+                self.search
+                    .put(replica, &id, &doc)
+                    .await
+                    .map_err(search_failed)
+            },
+            self.record(replica, EventKind::Create, id.clone(), &create),
+        )?;
         tracing::info!(replica, bundle = %id, files = files.len(), modified, "indexed bundle");
         Ok(Outcome::Done)
     }
