@@ -216,10 +216,21 @@ impl Queue for EmbeddedQueue {
                 millis(visibility),
                 self.clock.now_ms(),
             );
-            let got = self
-                .db
-                .grouped(move |tx| Self::try_receive(tx, &q, &d, mr, max.max(1), now, vis))
-                .await?;
+            // An empty queue is seen by a read (readers never wait for the writer); only a
+            // queue with visible messages costs a write.
+            let ready = self.db.read_inline(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT 1 FROM messages WHERE queue = ?1 AND visible_ms <= ?2 LIMIT 1",
+                )?
+                .exists(params![q, now])?)
+            })?;
+            let got = if ready {
+                self.db
+                    .grouped(move |tx| Self::try_receive(tx, &q, &d, mr, max.max(1), now, vis))
+                    .await?
+            } else {
+                Vec::new()
+            };
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
