@@ -309,10 +309,11 @@ impl LocalBlobStore {
     /// Opens an object's file for reading, confined to the bucket: no symbolic link followed
     /// and no way out of its directory (in one `openat2` call where the kernel has it; else
     /// the file's directory is resolved first and a final symlink refused).
+    /// `rel` is the file's path inside the bucket's directory, `root` (open as `root_dir`).
     fn open_confined(
         root_dir: &OwnedFd,
         root: &Path,
-        path: &Path,
+        rel: &Path,
         key: &str,
     ) -> Result<std::fs::File, BlobError> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -320,9 +321,7 @@ impl LocalBlobStore {
             std::io::ErrorKind::NotFound => BlobError::NotFound(key.to_string()),
             _ => io_err("open object", e),
         };
-        if let Ok(rel) = path.strip_prefix(root)
-            && let Some(open) = beneath::open_read(root_dir, rel)
-        {
+        if let Some(open) = beneath::open_read(root_dir, rel) {
             return open.map_err(|refused| match refused {
                 Refused::Escapes => BlobError::InvalidKey {
                     key: key.to_string(),
@@ -331,24 +330,25 @@ impl LocalBlobStore {
                 Refused::Io(e) => opened(e),
             });
         }
-        Self::confined(root, path)?;
+        let path = root.join(rel);
+        Self::confined(root, &path)?;
         std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+            .open(&path)
             .map_err(opened)
     }
 
-    /// Reads a whole object file (confined to the bucket).
+    /// Reads a whole object file (confined to the bucket; `rel` as for `open_confined`).
     fn read_whole(
         root_dir: &OwnedFd,
         root: &Path,
-        path: &Path,
+        rel: &Path,
         key: &str,
         size: u64,
     ) -> Result<Bytes, BlobError> {
         use std::io::Read;
-        let mut file = Self::open_confined(root_dir, root, path, key)?;
+        let mut file = Self::open_confined(root_dir, root, rel, key)?;
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.read_to_end(&mut buf)
             .map_err(|e| io_err("read object", e))?;
@@ -379,11 +379,15 @@ impl LocalBlobStore {
     }
 
     pub(super) fn data_path(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let rel = keypath::to_path(key).map_err(|reason| BlobError::InvalidKey {
+        Ok(self.root.join(Self::rel_path(key)?))
+    }
+
+    /// The path of `key`'s data file inside the bucket's directory.
+    fn rel_path(key: &str) -> Result<PathBuf, BlobError> {
+        keypath::to_path(key).map_err(|reason| BlobError::InvalidKey {
             key: key.to_string(),
             reason,
-        })?;
-        Ok(self.root.join(rel))
+        })
     }
 
     /// Ensures the parent directory of `path` resolves inside the bucket (no symlink escape).
@@ -794,7 +798,7 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject, BlobError> {
-        let path = self.data_path(key)?;
+        let rel = Self::rel_path(key)?;
         let meta = self
             .meta(key)
             .await?
@@ -805,7 +809,7 @@ impl BlobStore for LocalBlobStore {
         };
         let (root_dir, root, k) = (self.root_dir.clone(), self.root.clone(), key.to_string());
         let file =
-            tokio::task::spawn_blocking(move || Self::open_confined(&root_dir, &root, &path, &k))
+            tokio::task::spawn_blocking(move || Self::open_confined(&root_dir, &root, &rel, &k))
                 .await
                 .map_err(|e| BlobError::Backend(e.to_string()))??;
         let mut file = tokio::fs::File::from_std(file);
@@ -940,7 +944,7 @@ impl BlobStore for LocalBlobStore {
 
     /// Small documents (read often) are read on the calling thread; larger ones on the blocking pool.
     async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
-        let path = self.data_path(key)?;
+        let rel = Self::rel_path(key)?;
         let (bucket, k) = (self.bucket.clone(), key.to_string());
         let size: Option<i64> = self.db.read_inline(|c| {
             Ok(
@@ -954,7 +958,7 @@ impl BlobStore for LocalBlobStore {
         };
         let size = u64::try_from(size).unwrap_or(0);
         let (root_dir, root, k) = (self.root_dir.clone(), self.root.clone(), key.to_string());
-        let read = move || Self::read_whole(&root_dir, &root, &path, &k, size);
+        let read = move || Self::read_whole(&root_dir, &root, &rel, &k, size);
         if size <= INLINE_READ_MAX {
             read()
         } else {
