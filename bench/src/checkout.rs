@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::stats::{ROUNDS, median, mmm};
 use crate::{Row, Server, start_with};
 
 const V: &str = "2026-06-01T000000.000000Z";
@@ -74,6 +75,11 @@ async fn seed(
     Ok(bundle)
 }
 
+/// The bucket of round `run`'s checkout.
+fn destination(run: usize) -> String {
+    format!("bench-dest-{run}")
+}
+
 /// One checkout into a new bucket: the time from the POST to `SUCCEEDED`, and the bucket.
 async fn checkout(
     s: &Server,
@@ -82,7 +88,7 @@ async fn checkout(
     bundle: &str,
     run: usize,
 ) -> Result<(Duration, PathBuf)> {
-    let dest = format!("bench-dest-{run}");
+    let dest = destination(run);
     std::fs::create_dir_all(buckets.join(&dest))?;
     let t = Instant::now();
     let v: Value = http
@@ -90,6 +96,7 @@ async fn checkout(
             "{}/v1/bundles/{bundle}/checkout?replica=aws",
             s.base
         ))
+        .bearer_auth(&s.token)
         .json(&json!({"destination": dest}))
         .send()
         .await?
@@ -97,7 +104,7 @@ async fn checkout(
         .await?;
     let job = v["checkout_job_id"]
         .as_str()
-        .context("no job id")?
+        .with_context(|| format!("no job id: {v}"))?
         .to_string();
     loop {
         let st: Value = http
@@ -137,11 +144,6 @@ fn remove(dirs: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// Runs the checkout rows on their own `dss up` (`durability` as `embedded.durability`).
 pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
@@ -150,6 +152,8 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
         std::env::var("DSS_BENCH_CHECKOUT_CONCURRENCY").unwrap_or_else(|_| "8".into());
     for (durability, sync) in [("process", false), ("power", true)] {
         let data = work.join(format!("checkout-{durability}"));
+        // Buckets other than the replica's checkout bucket must be allowed, and the caller known.
+        let allowed = (0..ROUNDS).map(destination).collect::<Vec<_>>().join(",");
         let s = start_with(
             dss,
             &data,
@@ -157,6 +161,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
             &[
                 ("DSS_EMBEDDED__DURABILITY", durability),
                 ("DSS_CHECKOUT__CONCURRENCY", concurrency.as_str()),
+                ("DSS_CHECKOUT__ALLOWED_DESTINATIONS", allowed.as_str()),
             ],
         )?;
         let http = reqwest::Client::new();
@@ -173,7 +178,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
             eprintln!("checkout bench: seeding {label} ({durability})");
             let bundle = seed(&s, &http, &plain, count, size, count as u64).await?;
             let (mut ours, mut theirs, mut copies) = (Vec::new(), Vec::new(), Vec::new());
-            for run in 0..5 {
+            for run in 0..ROUNDS {
                 let (took, copy) = checkout(&s, &http, &buckets, &bundle, run).await?;
                 ours.push(took);
                 copies.push(copy);
@@ -189,25 +194,27 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
                 }
             }
             remove(&mut copies)?;
-            let (o, c) = (median(ours), median(theirs));
+            let secs = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
+            let (ours, theirs) = (secs(&ours), secs(&theirs));
             let what = if sync {
                 "with fsync (`embedded.durability = power`)"
             } else {
                 "(`embedded.durability = process`)"
             };
+            let cp = if sync { "cp -r + sync" } else { "cp -r" };
             rows.push(Row {
-                name: format!("bundle checkout {label} on local disk, verified, {what}"),
+                name: format!(
+                    "bundle checkout {label} on local disk, verified, {what} (min / median / max of {ROUNDS} rounds)"
+                ),
                 result: format!(
-                    "{:.3} s ({:.2}× {})",
-                    o.as_secs_f64(),
-                    o.as_secs_f64() / c.as_secs_f64(),
-                    if sync { "cp -r + sync" } else { "cp -r" }
+                    "{} ({:.2}× {cp}, medians)",
+                    mmm(ours.clone(), 3, " s"),
+                    median(&ours) / median(&theirs),
                 ),
                 goal: "within 1.5× of cp -r".into(),
                 baseline: format!(
-                    "{} {:.3} s (median of 5 interleaved runs, same run)",
-                    if sync { "cp -r + sync" } else { "cp -r" },
-                    c.as_secs_f64()
+                    "same rounds, interleaved: {cp} {}",
+                    mmm(theirs, 3, " s")
                 ),
             });
             std::fs::remove_dir_all(&plain)?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::stats::{ROUNDS, median, mmm};
 use crate::{Row, Server, start_with};
 
 /// The `hca` binary: `DSS_BENCH_HCA`, else the one `infra/local/install-test-tools.sh` installs.
@@ -118,11 +119,13 @@ fn dss_client_with(
     Ok((String::from_utf8_lossy(&out.stdout).into_owned(), took))
 }
 
-/// Writes `count` files of `size` pseudo-random bytes under a new directory in `work`.
-fn tree(work: &Path, name: &str, count: usize, size: usize) -> Result<PathBuf> {
+/// Writes `count` files of `size` pseudo-random bytes (distinct per `seed`) under a new
+/// directory in `work`.
+fn tree(work: &Path, name: &str, count: usize, size: usize, seed: u64) -> Result<PathBuf> {
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
-    let mut x = 0x2545_f491_4f6c_dd1du64 ^ (count as u64);
+    let mut x =
+        0x2545_f491_4f6c_dd1du64 ^ (count as u64) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for i in 0..count {
         let mut buf = vec![0u8; size];
         for chunk in buf.chunks_mut(8) {
@@ -158,10 +161,6 @@ fn bytes_under(dir: &Path) -> Result<(usize, u64)> {
         }
     }
     Ok((files, bytes))
-}
-
-fn mbps(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64() / 1e6
 }
 
 /// Uploads `dir` with `dss upload`; the bundle uuid.
@@ -264,7 +263,37 @@ fn hca_upload(hca: &Hca, moto: &str, staging: &str, dir: &Path) -> Result<Durati
     Ok(took)
 }
 
-/// Downloads `bundle` with both clients (best of `runs` each, fresh directories); a row.
+/// A timed client command.
+type Step<'a> = &'a dyn Fn() -> Result<Duration>;
+
+/// Runs every step once per round, for [`ROUNDS`] rounds, starting each round one step later
+/// (moto's speed drifts as it fills, which would otherwise favour one position); the seconds
+/// of each step's runs.
+fn rotated(steps: &[Step]) -> Result<Vec<Vec<f64>>> {
+    let mut secs = vec![Vec::new(); steps.len()];
+    for round in 0..ROUNDS {
+        eprintln!("client bench: round {}/{ROUNDS}", round + 1);
+        for k in 0..steps.len() {
+            let i = (round + k) % steps.len();
+            secs[i].push(steps[i]()?.as_secs_f64());
+        }
+    }
+    Ok(secs)
+}
+
+/// `min / median / max s (median … MB/s[, …× faster])`.
+fn summary(secs: &[f64], bytes: u64, theirs: Option<&[f64]>) -> String {
+    let m = median(secs);
+    let faster = theirs.map_or(String::new(), |t| format!(", {:.1}× faster", median(t) / m));
+    format!(
+        "{} (median {:.0} MB/s{faster})",
+        mmm(secs.to_vec(), 2, " s"),
+        bytes as f64 / m / 1e6
+    )
+}
+
+/// Downloads `bundle` with both clients in interleaved rounds (fresh directories, the same
+/// files and bytes written by both, checked every run); a row.
 fn download_row(
     dss: &Path,
     server: &Server,
@@ -272,58 +301,56 @@ fn download_row(
     work: &Path,
     label: &str,
     bundle: &str,
-    runs: usize,
 ) -> Result<Row> {
-    let mut best = (Duration::MAX, Duration::MAX);
-    let mut size = 0;
-    for run in 0..runs {
-        let ours = work.join(format!("dl-dss-{bundle}-{run}"));
+    let written = std::cell::Cell::new(None);
+    let check = |dir: &Path, who: &str| -> Result<()> {
+        let got = bytes_under(dir)?;
+        std::fs::remove_dir_all(dir)?;
+        match written.get() {
+            Some(want) if want != got => {
+                bail!("{label}: {who} wrote {got:?} (files, bytes), before {want:?}")
+            }
+            _ => written.set(Some(got)),
+        }
+        Ok(())
+    };
+    let ours = || -> Result<Duration> {
+        let dir = work.join(format!("dl-dss-{bundle}"));
+        let args = ["download", "--bundle-uuid", bundle, "--download-dir"];
         let (_, took) = dss_client(
             dss,
             server,
-            &[
-                "download",
-                "--bundle-uuid",
-                bundle,
-                "--download-dir",
-                &ours.display().to_string(),
-            ],
+            &[&args[..], &[&*dir.to_string_lossy()]].concat(),
         )?;
-        let got = bytes_under(&ours)?;
-        std::fs::remove_dir_all(&ours)?;
-        best.0 = best.0.min(took);
-        let theirs = work.join(format!("dl-hca-{bundle}-{run}"));
-        let (_, took) = hca.run(&[
+        check(&dir, "dss")?;
+        Ok(took)
+    };
+    let theirs = || -> Result<Duration> {
+        let dir = work.join(format!("dl-hca-{bundle}"));
+        let args = [
             "dss",
             "download",
             "--bundle-uuid",
             bundle,
             "--replica",
             "aws",
-            "--download-dir",
-            &theirs.display().to_string(),
-        ])?;
-        let want = bytes_under(&theirs)?;
-        std::fs::remove_dir_all(&theirs)?;
-        best.1 = best.1.min(took);
-        if got != want {
-            bail!("{label}: dss wrote {got:?} (files, bytes), hca {want:?}");
-        }
-        size = got.1;
-    }
+        ];
+        let (_, took) =
+            hca.run(&[&args[..], &["--download-dir", &*dir.to_string_lossy()]].concat())?;
+        check(&dir, "hca")?;
+        Ok(took)
+    };
+    let secs = rotated(&[&ours, &theirs])?;
+    let size = written.get().map_or(0, |(_, bytes)| bytes);
     Ok(Row {
-        name: format!("`dss download` vs `hca dss download`, {label}"),
-        result: format!(
-            "{:.2} s ({:.0} MB/s), {:.1}× faster",
-            best.0.as_secs_f64(),
-            mbps(size, best.0),
-            best.1.as_secs_f64() / best.0.as_secs_f64()
+        name: format!(
+            "`dss download` vs `hca dss download`, {label} (min / median / max of {ROUNDS} rounds)"
         ),
+        result: summary(&secs[0], size, Some(&secs[1])),
         goal: "faster than hca".into(),
         baseline: format!(
-            "hca 7.0.1: {:.2} s ({:.0} MB/s)",
-            best.1.as_secs_f64(),
-            mbps(size, best.1)
+            "same rounds, interleaved: hca 7.0.1 {}",
+            summary(&secs[1], size, None)
         ),
     })
 }
@@ -418,69 +445,67 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
         (1_000, 64 * 1024, 4, 128 * 1024 * 1024, 5_000)
     };
     eprintln!("writing the client benchmark's files");
-    let small = tree(&root, "small", small_n, small_size)?;
-    let large = tree(&root, "large", large_n, large_size)?;
+    let small = tree(&root, "small", small_n, small_size, 0)?;
+    let large = tree(&root, "large", large_n, large_size, 0)?;
     let mut rows = Vec::new();
-    let (small_bundle, up_small) = upload(dss, &server, &small)?;
-    let (large_bundle, up_large) = upload(dss, &server, &large)?;
+    // The bundles both clients download; these first uploads also warm the server up.
+    let (small_bundle, _) = upload(dss, &server, &small)?;
+    let (large_bundle, _) = upload(dss, &server, &large)?;
     let large_label = format!("{large_n} × {} MiB", large_size >> 20);
     let small_label = format!("{small_n} × 64 KiB");
-    let large_bytes = (large_n * large_size) as u64;
-    match std::env::var("DSS_BENCH_AWS_URL") {
-        Ok(moto) => {
-            let staging = staging_bucket(&moto).await?;
-            for (label, dir, ours, bytes) in [
-                (
-                    &small_label,
-                    &small,
-                    up_small,
-                    (small_n * small_size) as u64,
+    let moto = std::env::var("DSS_BENCH_AWS_URL").ok();
+    let staging = match &moto {
+        Some(url) => Some(staging_bucket(url).await?),
+        None => None,
+    };
+    let uploads = std::cell::Cell::new(0u64);
+    for (label, name, count, size) in [
+        (&small_label, "small", small_n, small_size),
+        (&large_label, "large", large_n, large_size),
+    ] {
+        let bytes = (count * size) as u64;
+        // Every upload sends bytes the deployment has never seen (it answers at once for bytes
+        // it holds), from a tree written just before, outside the time.
+        let fresh = |send: &dyn Fn(&Path) -> Result<Duration>| -> Result<Duration> {
+            uploads.set(uploads.get() + 1);
+            let n = uploads.get();
+            let dir = tree(&root, &format!("{name}-{n}"), count, size, n)?;
+            let took = send(&dir)?;
+            std::fs::remove_dir_all(&dir)?;
+            Ok(took)
+        };
+        let direct = || fresh(&|dir| Ok(upload(dss, &server, dir)?.1));
+        let (Some(moto), Some(staging)) = (&moto, &staging) else {
+            let secs = rotated(&[&direct])?;
+            rows.push(Row {
+                name: format!(
+                    "`dss upload` of {label} (embedded; min / median / max of {ROUNDS} rounds)"
                 ),
-                (&large_label, &large, up_large, large_bytes),
-            ] {
-                // Interleaved as ABBA, best of two each: moto's speed drifts (its first large
-                // uploads are slow, and it slows as it fills), which would otherwise favour
-                // one position.
-                let stage = || staged_upload(dss, &server, &moto, &staging, dir);
-                let hcas = || hca_upload(&hca, &moto, &staging, dir);
-                let (a, b1, b2, a2) = (stage()?, hcas()?, hcas()?, stage()?);
-                let (staged, theirs) = (a.min(a2), b1.min(b2));
-                let faster = |d: Duration| theirs.as_secs_f64() / d.as_secs_f64();
-                rows.push(Row {
-                    name: format!(
-                        "`dss upload` (direct; and through S3 staging on moto) vs `hca dss upload` (S3 staging on moto), {label}"
-                    ),
-                    result: format!(
-                        "direct {:.2} s ({:.0} MB/s), {:.1}× faster; staged {:.2} s ({:.0} MB/s), {:.1}× faster",
-                        ours.as_secs_f64(),
-                        mbps(bytes, ours),
-                        faster(ours),
-                        staged.as_secs_f64(),
-                        mbps(bytes, staged),
-                        faster(staged)
-                    ),
-                    goal: "faster than hca".into(),
-                    baseline: format!(
-                        "hca 7.0.1: {:.2} s ({:.0} MB/s)",
-                        theirs.as_secs_f64(),
-                        mbps(bytes, theirs)
-                    ),
-                });
-            }
-        }
-        Err(_) => rows.push(Row {
-            name: format!("`dss upload` of {small_label} and of {large_label} (embedded)"),
+                result: summary(&secs[0], bytes, None),
+                goal: "faster than hca".into(),
+                baseline: "hca uploads only through an S3 staging bucket: DSS_BENCH_AWS_URL unset"
+                    .into(),
+            });
+            continue;
+        };
+        let staged = || fresh(&|dir| staged_upload(dss, &server, moto, staging, dir));
+        let theirs = || fresh(&|dir| hca_upload(&hca, moto, staging, dir));
+        let secs = rotated(&[&direct, &staged, &theirs])?;
+        rows.push(Row {
+            name: format!(
+                "`dss upload` (direct; and through S3 staging on moto) vs `hca dss upload` (S3 staging on moto), {label}, new bytes every upload (min / median / max of {ROUNDS} rounds)"
+            ),
             result: format!(
-                "{:.2} s ({:.0} files/s); {:.2} s ({:.0} MB/s)",
-                up_small.as_secs_f64(),
-                small_n as f64 / up_small.as_secs_f64(),
-                up_large.as_secs_f64(),
-                mbps(large_bytes, up_large)
+                "direct {}; staged {}",
+                summary(&secs[0], bytes, Some(&secs[2])),
+                summary(&secs[1], bytes, Some(&secs[2]))
             ),
             goal: "faster than hca".into(),
-            baseline: "hca uploads only through an S3 staging bucket: DSS_BENCH_AWS_URL unset"
-                .into(),
-        }),
+            baseline: format!(
+                "same rounds, interleaved: hca 7.0.1 {}",
+                summary(&secs[2], bytes, None)
+            ),
+        });
     }
     // The CLI fetches and caches the API document on first use; users pay that once.
     hca.run(&[
@@ -498,7 +523,6 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
         &root,
         &small_label,
         &small_bundle,
-        2,
     )?);
     rows.push(download_row(
         dss,
@@ -507,7 +531,6 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
         &root,
         &large_label,
         &large_bundle,
-        2,
     )?);
 
     eprintln!("seeding {hits} bundles for the search row");
@@ -515,23 +538,35 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
     let query = json!({"query": {"term": {"files.meta_json.bench.kind": "clients"}}});
     wait_indexed(&server, &query, hits).await?;
     let q = query.to_string();
-    let (ours, ours_took) = dss_client(dss, &server, &["search", "--es-query", &q])?;
-    let ours_n = ours.lines().count();
-    let (theirs, theirs_took) =
-        hca.run(&["dss", "post-search", "--replica", "aws", "--es-query", &q])?;
-    let theirs_n = theirs.matches("\"bundle_fqid\"").count();
-    if ours_n != hits || theirs_n != hits {
-        bail!("search: dss listed {ours_n}, hca {theirs_n}, of {hits}");
-    }
+    let ours = || -> Result<Duration> {
+        let (out, took) = dss_client(dss, &server, &["search", "--es-query", &q])?;
+        match out.lines().count() {
+            n if n == hits => Ok(took),
+            n => bail!("search: dss listed {n} of {hits}"),
+        }
+    };
+    let theirs = || -> Result<Duration> {
+        let (out, took) = hca.run(&["dss", "post-search", "--replica", "aws", "--es-query", &q])?;
+        match out.matches("\"bundle_fqid\"").count() {
+            n if n == hits => Ok(took),
+            n => bail!("search: hca listed {n} of {hits}"),
+        }
+    };
+    let secs = rotated(&[&ours, &theirs])?;
     rows.push(Row {
-        name: format!("`dss search` vs `hca dss post-search`, all {hits} hits (pages of 100)"),
+        name: format!(
+            "`dss search` vs `hca dss post-search`, all {hits} hits (pages of 100; min / median / max of {ROUNDS} rounds)"
+        ),
         result: format!(
-            "{:.2} s, {:.1}× faster",
-            ours_took.as_secs_f64(),
-            theirs_took.as_secs_f64() / ours_took.as_secs_f64()
+            "{}, {:.1}× faster",
+            mmm(secs[0].clone(), 2, " s"),
+            median(&secs[1]) / median(&secs[0])
         ),
         goal: "faster than hca".into(),
-        baseline: format!("hca 7.0.1: {:.2} s", theirs_took.as_secs_f64()),
+        baseline: format!(
+            "same rounds, interleaved: hca 7.0.1 {}",
+            mmm(secs[1].clone(), 2, " s")
+        ),
     });
     drop(server);
     let _ = std::fs::remove_dir_all(&root);

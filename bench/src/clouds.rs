@@ -16,6 +16,7 @@ use dss_gcp::{GcpOptions, GcsBlobStore};
 use futures::StreamExt;
 
 use crate::Row;
+use crate::stats::{ROUNDS, median, mmm};
 
 fn var(name: &str) -> Result<String> {
     std::env::var(name)
@@ -54,7 +55,7 @@ pub async fn run(quick: bool) -> Result<Vec<Row>> {
             .await?;
     }
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 0..3 {
+    for round in 0..ROUNDS {
         eprintln!("clouds bench: round {}", round + 1);
         let dst = GcsBlobStore::connect(&format!("bench-{tag}-ours-{round}"), &gcp)?;
         dst.ensure_bucket().await?;
@@ -86,23 +87,25 @@ pub async fn run(quick: bool) -> Result<Vec<Row>> {
             &format!("bench-{tag}-rclone-{round}"),
         )?);
     }
-    let (o, r) = (median(ours), median(theirs));
+    let secs = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
+    let (ours, theirs) = (secs(&ours), secs(&theirs));
+    let (o, r) = (median(&ours), median(&theirs));
     let total = (count * size) as f64;
     Ok(vec![Row {
         name: format!(
-            "copy S3 → GCS (moto → fake-gcs-server), {count} × {} MiB, 4 checksums verified",
+            "copy S3 → GCS (moto → fake-gcs-server), {count} × {} MiB, 4 checksums verified (min / median / max of {ROUNDS} rounds)",
             size >> 20
         ),
         result: format!(
-            "{:.3} s ({:.0} MB/s; {:.2}× rclone's throughput)",
-            o.as_secs_f64(),
-            total / o.as_secs_f64() / 1e6,
-            r.as_secs_f64() / o.as_secs_f64()
+            "{} (median {:.0} MB/s; {:.2}× rclone's throughput)",
+            mmm(ours, 3, " s"),
+            total / o / 1e6,
+            r / o
         ),
         goal: "faster than rclone".into(),
         baseline: format!(
-            "rclone copy {:.3} s (MD5 only; median of 3 interleaved runs, same run)",
-            r.as_secs_f64()
+            "same rounds, interleaved: rclone copy --transfers {count} (MD5 only) {}",
+            mmm(theirs, 3, " s")
         ),
     }])
 }
@@ -136,9 +139,4 @@ fn rclone(aws: &str, gcs: &str, from: &str, to: &str) -> Result<Duration> {
         bail!("rclone failed");
     }
     Ok(took)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }

@@ -21,11 +21,8 @@ use dss_embedded::{Db, EmbeddedQueue, QueueConfig};
 use dss_runtime::deployment::Deployment;
 use futures::StreamExt;
 
-use crate::stats::mmm;
+use crate::stats::{ROUNDS, mmm};
 use crate::{Row, Server, V, config, gbps, hashing_ceiling, start};
-
-/// Rounds of every core row.
-const ROUNDS: usize = 5;
 
 /// The flags that select core rows.
 pub const CORE_FLAGS: &[&str] = &[

@@ -13,14 +13,12 @@ use dss_elasticsearch::ElasticsearchIndex;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::Row;
-use crate::stats::mmm;
+use crate::stats::{ROUNDS, mmm};
 
 /// Documents per round.
 const DOCS: usize = 400;
 /// Puts in flight, as `index.concurrency`.
 const IN_FLIGHT: usize = 8;
-const ROUNDS: usize = 5;
-
 /// Documents per second putting `DOCS` documents with at most `bulk_max_docs` per request.
 async fn round(url: &str, bulk_max_docs: usize, offset: usize) -> Result<f64> {
     let cfg = SearchConfig {

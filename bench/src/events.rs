@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::search::{hits, upload_metadata};
-use crate::stats::mmm;
+use crate::stats::{ROUNDS, mmm};
 use crate::{Row, Server, start_with};
 use dss_config::Config;
 
@@ -23,9 +23,6 @@ pub const CREATOR: u64 = 2;
 
 /// Bundles per round.
 pub const COUNT: usize = 2000;
-
-/// Rounds of the row of its own.
-const ROUNDS: usize = 5;
 
 /// Writes `count` bundles of `files` (the bundle PUT list, uploaded to `server`) into replica
 /// `aws` of `deployment` (the server's configuration), and polls until search finds `expected` bundles of

@@ -23,10 +23,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::search::upload_metadata;
-use crate::stats::mmm;
+use crate::stats::{ROUNDS, mmm};
 use crate::{Row, start_with};
-
-const ROUNDS: usize = 5;
 
 /// A new database on the bench's PostgreSQL server; its URL.
 async fn new_database() -> Result<String> {

@@ -5,7 +5,10 @@
 //! dictionary, postings, their decoding into the evaluator's bitmaps.
 //!
 //! `cargo run --release --manifest-path bench/search-ab/Cargo.toml -- [DOCUMENTS] [ROUNDS]`
-//! (default 100000 and 5). Every build and every query round runs in a process of its own, so
+//! (default 100000 and 5). `-- build-range FROM TO DIR` writes one segment of documents
+//! `FROM..TO`; `-- query-segments DIR N` runs the queries over every segment in `DIR` (built from
+//! `N` documents), as a search of a large index does: to profile the queries at a million
+//! documents without a server. Every build and every query round runs in a process of its own, so
 //! resident memory is each engine's own; rounds alternate between the engines. Writes only under
 //! the system temp directory.
 
@@ -23,7 +26,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dss_search::segment::write_from_memory;
-use dss_search::{Budget, EvalContext, MemIndex, Segment, Source, evaluate, parse_body};
+use dss_search::{Budget, EvalContext, MemIndex, Segment, Source, TopK, evaluate, parse_body};
 use serde_json::{Value, json};
 use stats::{mmm, ms, percentile};
 
@@ -70,6 +73,63 @@ fn build_ours(n: usize, dir: &Path) -> Result<Value> {
         json!({"analysis_secs": analysis, "write_secs": t.elapsed().as_secs_f64(),
         "bytes": du(dir), "peak_rss_mib": status_mib("VmHWM:")}),
     )
+}
+
+/// Analyses documents `from..to` (ordinals `from + 1..=to`) and writes our segment to `dir`: one
+/// of the segments of a large index, as the server's merges leave it.
+fn build_range(from: usize, to: usize, dir: &Path) -> Result<Value> {
+    let t = Instant::now();
+    let mut mem = MemIndex::new();
+    for i in from..to {
+        let (id, doc) = docgen::document(i, VERSION);
+        mem.insert_at(&id, &doc, i as u32 + 1);
+    }
+    let live = mem.live().clone();
+    write_from_memory(&mem, &live, dir, from as u32 + 1, to as u32)?;
+    Ok(json!({"secs": t.elapsed().as_secs_f64(), "bytes": du(dir)}))
+}
+
+/// Opens every segment under `dir` and runs the benchmark's queries over all of them as a
+/// search does: each segment evaluated, its hits offered to a page of 100.
+fn query_segments(dir: &Path, n: usize) -> Result<Value> {
+    let mut segs = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        segs.push(Segment::open(&e?.path())?);
+    }
+    let probe = docgen::document(2_500.min(n / 2), VERSION).1["manifest"]["files"][3]["uuid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let loader = |ord: u32| Some(docgen::document(ord as usize - 1, VERSION).1);
+    let mut out = Vec::new();
+    for (name, q) in docgen::queries(&probe) {
+        let query = parse_body(&q).map_err(|e| anyhow::anyhow!(e.0))?;
+        let mut times = Vec::with_capacity(RUNS);
+        let mut hits = 0;
+        for _ in 0..=RUNS {
+            let budget = Budget::new(u64::MAX);
+            let ctx = EvalContext {
+                now: time::OffsetDateTime::now_utc(),
+                loader: &loader,
+                budget: &budget,
+            };
+            let t = Instant::now();
+            let mut top = TopK::new(None, 100);
+            hits = 0;
+            for s in &segs {
+                let r = evaluate(s, &query, &ctx).map_err(|e| anyhow::anyhow!(e.0))?;
+                hits += r.len();
+                s.offer(&r, &mut top);
+            }
+            std::hint::black_box(&top);
+            times.push(t.elapsed());
+        }
+        times.remove(0);
+        times.sort();
+        out.push(json!({"query": name, "hits": hits,
+            "p50_ms": ms(percentile(&times, 0.5)), "p99_ms": ms(percentile(&times, 0.99))}));
+    }
+    Ok(json!({"segments": segs.len(), "rss_after_mib": status_mib("VmRSS:"), "queries": out}))
 }
 
 /// Writes tantivy's index of the documents of our segment in `ours` to `dir`.
@@ -158,6 +218,15 @@ fn main() -> Result<()> {
         }
         "build-tantivy" => {
             println!("{}", build_tantivy(Path::new(arg(2)), Path::new(arg(3)))?);
+            return Ok(());
+        }
+        "build-range" => {
+            let dir = Path::new(arg(4));
+            println!("{}", build_range(arg(2).parse()?, arg(3).parse()?, dir)?);
+            return Ok(());
+        }
+        "query-segments" => {
+            println!("{}", query_segments(Path::new(arg(2)), arg(3).parse()?)?);
             return Ok(());
         }
         "query" => {
