@@ -583,6 +583,7 @@ impl EmbeddedSearch {
         let spawned = std::thread::Builder::new()
             .name(format!("search-merge-{replica}"))
             .spawn(move || {
+                background_priority();
                 let mut run = run;
                 loop {
                     let t = std::time::Instant::now();
@@ -769,9 +770,35 @@ impl SearchIndex for EmbeddedSearch {
     }
 }
 
+/// Gives the calling thread the lowest priority (nice 19): merging is background work, and the
+/// searches and writes sharing the cores come first. Best effort.
+fn background_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(thread), 19) {
+        tracing::debug!(error = %e, "cannot lower the priority of the search merge thread");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merges_run_at_the_lowest_priority_and_only_their_thread_does() {
+        let before = rustix::process::getpriority_process(None).expect("priority");
+        let merged = std::thread::spawn(|| {
+            background_priority();
+            rustix::process::getpriority_process(Some(rustix::thread::gettid()))
+        })
+        .join()
+        .expect("thread")
+        .expect("priority");
+        assert_eq!(merged, 19);
+        assert_eq!(
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("priority"),
+            before
+        );
+    }
 
     /// Segments of these sizes (documents), written for real.
     fn segments(dir: &Path, sizes: &[u32]) -> Vec<Arc<Segment>> {
