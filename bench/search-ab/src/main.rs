@@ -26,7 +26,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dss_search::segment::write_from_memory;
-use dss_search::{Budget, EvalContext, MemIndex, Segment, Source, TopK, evaluate, parse_body};
+use dss_search::{
+    Budget, EvalContext, MemIndex, Query, Segment, Source, TopK, evaluate, parse_body,
+};
 use serde_json::{Value, json};
 use stats::{mmm, ms, percentile};
 
@@ -96,39 +98,17 @@ fn query_segments(dir: &Path, n: usize) -> Result<Value> {
     for e in std::fs::read_dir(dir)? {
         segs.push(Segment::open(&e?.path())?);
     }
-    let probe = docgen::document(2_500.min(n / 2), VERSION).1["manifest"]["files"][3]["uuid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let loader = |ord: u32| Some(docgen::document(ord as usize - 1, VERSION).1);
-    let mut out = Vec::new();
-    for (name, q) in docgen::queries(&probe) {
-        let query = parse_body(&q).map_err(|e| anyhow::anyhow!(e.0))?;
-        let mut times = Vec::with_capacity(RUNS);
+    let out = timed_queries(n, |query, ctx| {
+        let mut top = TopK::new(None, 100);
         let mut hits = 0;
-        for _ in 0..=RUNS {
-            let budget = Budget::new(u64::MAX);
-            let ctx = EvalContext {
-                now: time::OffsetDateTime::now_utc(),
-                loader: &loader,
-                budget: &budget,
-            };
-            let t = Instant::now();
-            let mut top = TopK::new(None, 100);
-            hits = 0;
-            for s in &segs {
-                let r = evaluate(s, &query, &ctx).map_err(|e| anyhow::anyhow!(e.0))?;
-                hits += r.len();
-                s.offer(&r, &mut top);
-            }
-            std::hint::black_box(&top);
-            times.push(t.elapsed());
+        for s in &segs {
+            let r = evaluate(s, query, ctx).map_err(|e| anyhow::anyhow!(e.0))?;
+            hits += r.len();
+            s.offer(&r, &mut top);
         }
-        times.remove(0);
-        times.sort();
-        out.push(json!({"query": name, "hits": hits,
-            "p50_ms": ms(percentile(&times, 0.5)), "p99_ms": ms(percentile(&times, 0.99))}));
-    }
+        std::hint::black_box(&top);
+        Ok(hits)
+    })?;
     Ok(json!({"segments": segs.len(), "rss_after_mib": status_mib("VmRSS:"), "queries": out}))
 }
 
@@ -144,6 +124,19 @@ fn build_tantivy(ours: &Path, dir: &Path) -> Result<Value> {
 }
 
 fn latencies<S: Source>(src: &S, n: usize) -> Result<Vec<Value>> {
+    timed_queries(n, |query, ctx| {
+        Ok(evaluate(src, query, ctx)
+            .map_err(|e| anyhow::anyhow!(e.0))?
+            .len())
+    })
+}
+
+/// Each of the benchmark's queries over `n` documents, `RUNS` times (after one untimed run)
+/// through `answer`, which returns the hits: their p50 and p99.
+fn timed_queries(
+    n: usize,
+    answer: impl Fn(&Query, &EvalContext<'_>) -> Result<u64>,
+) -> Result<Vec<Value>> {
     let probe = docgen::document(2_500.min(n / 2), VERSION).1["manifest"]["files"][3]["uuid"]
         .as_str()
         .unwrap_or_default()
@@ -162,9 +155,8 @@ fn latencies<S: Source>(src: &S, n: usize) -> Result<Vec<Value>> {
                 budget: &budget,
             };
             let t = Instant::now();
-            let r = evaluate(src, &query, &ctx).map_err(|e| anyhow::anyhow!(e.0))?;
+            hits = answer(&query, &ctx)?;
             times.push(t.elapsed());
-            hits = r.len();
         }
         times.remove(0);
         times.sort();

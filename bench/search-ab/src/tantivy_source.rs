@@ -118,12 +118,11 @@ impl Tantivy {
         ti: &tantivy::postings::TermInfo,
         base: u32,
     ) -> Post<'static> {
-        if ti.doc_freq == 1 {
-            if let Ok(p) =
+        if ti.doc_freq == 1
+            && let Ok(p) =
                 inv.read_postings_from_terminfo(ti, tantivy::schema::IndexRecordOption::Basic)
-            {
-                return Post::One(p.doc() + base);
-            }
+        {
+            return Post::One(p.doc() + base);
         }
         let mut out = RoaringBitmap::new();
         if let Ok(mut p) =
