@@ -10,23 +10,11 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::stats::{ROUNDS, median, mmm};
+use crate::stats::{ROUNDS, median, mmm, secs};
 use crate::{Row, Server, start_with};
+use dss_conformance::blob::random_bytes;
 
 const V: &str = "2026-06-01T000000.000000Z";
-
-/// Pseudo-random bytes (incompressible, distinct per seed).
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let mut out = vec![0u8; len];
-    for c in out.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    out
-}
 
 /// Uploads the files (also written under `plain` for `cp -r`) and makes a bundle of them.
 async fn seed(
@@ -40,7 +28,7 @@ async fn seed(
     std::fs::create_dir_all(plain)?;
     let files: Vec<(String, String)> = futures::stream::iter(0..count)
         .map(|i| {
-            let data = bytes(size, seed0 + i as u64);
+            let data = random_bytes(size, seed0 + i as u64).to_vec();
             let name = format!("file-{i:05}.bin");
             let uuid = uuid::Uuid::new_v4().to_string();
             async move {
@@ -194,7 +182,6 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
                 }
             }
             remove(&mut copies)?;
-            let secs = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
             let (ours, theirs) = (secs(&ours), secs(&theirs));
             let what = if sync {
                 "with fsync (`embedded.durability = power`)"

@@ -124,17 +124,9 @@ fn dss_client_with(
 fn tree(work: &Path, name: &str, count: usize, size: usize, seed: u64) -> Result<PathBuf> {
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
-    let mut x =
-        0x2545_f491_4f6c_dd1du64 ^ (count as u64) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for i in 0..count {
-        let mut buf = vec![0u8; size];
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
-        std::fs::write(dir.join(format!("part-{i:05}.bin")), buf)?;
+        let data = dss_conformance::blob::random_bytes(size, seed << 32 | i as u64);
+        std::fs::write(dir.join(format!("part-{i:05}.bin")), data)?;
     }
     Ok(dir)
 }
@@ -446,7 +438,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
     };
     eprintln!("writing the client benchmark's files");
     let small = tree(&root, "small", small_n, small_size, 0)?;
-    let large = tree(&root, "large", large_n, large_size, 0)?;
+    let large = tree(&root, "large", large_n, large_size, 1)?;
     let mut rows = Vec::new();
     // The bundles both clients download; these first uploads also warm the server up.
     let (small_bundle, _) = upload(dss, &server, &small)?;
@@ -469,7 +461,7 @@ pub async fn run(dss: &Path, work: &Path, quick: bool) -> Result<Vec<Row>> {
         let fresh = |send: &dyn Fn(&Path) -> Result<Duration>| -> Result<Duration> {
             uploads.set(uploads.get() + 1);
             let n = uploads.get();
-            let dir = tree(&root, &format!("{name}-{n}"), count, size, n)?;
+            let dir = tree(&root, &format!("{name}-{n}"), count, size, n + 1)?;
             let took = send(&dir)?;
             std::fs::remove_dir_all(&dir)?;
             Ok(took)

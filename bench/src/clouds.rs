@@ -16,7 +16,7 @@ use dss_gcp::{GcpOptions, GcsBlobStore};
 use futures::StreamExt;
 
 use crate::Row;
-use crate::stats::{ROUNDS, median, mmm};
+use crate::stats::{ROUNDS, median, mmm, secs};
 
 fn var(name: &str) -> Result<String> {
     std::env::var(name)
@@ -49,7 +49,7 @@ pub async fn run(quick: bool) -> Result<Vec<Row>> {
     src.ensure_bucket().await?;
     let mut sums = Vec::new();
     for i in 0..count {
-        let body = crate::sync::bytes(size, i as u64 + 11);
+        let body = dss_conformance::blob::random_bytes(size, i as u64 + 11);
         sums.push(checksums_of(&body));
         src.put_bytes(&format!("blobs/{i}"), body, PutOptions::default())
             .await?;
@@ -87,7 +87,6 @@ pub async fn run(quick: bool) -> Result<Vec<Row>> {
             &format!("bench-{tag}-rclone-{round}"),
         )?);
     }
-    let secs = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
     let (ours, theirs) = (secs(&ours), secs(&theirs));
     let (o, r) = (median(&ours), median(&theirs));
     let total = (count * size) as f64;

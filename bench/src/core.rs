@@ -66,15 +66,7 @@ async fn upload(dss: &Path, work: &Path, quick: bool, http: &reqwest::Client) ->
     let upload_mib: u64 = if quick { 256 } else { 1024 };
     let size = upload_mib * 1024 * 1024;
     eprintln!("generating {upload_mib} MiB test file");
-    let mut buf = vec![0u8; size as usize];
-    let mut x = 0x9e3779b97f4a7c15u64;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    let buf = Bytes::from(buf);
+    let buf = dss_conformance::blob::random_bytes(size as usize, 0);
     let (one_core, threaded) = hashing_ceiling(&buf);
     let sums = checksums_of(&buf);
     let src = work.join("upload.bin");

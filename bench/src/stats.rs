@@ -13,6 +13,11 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Durations in seconds.
+pub fn secs(v: &[Duration]) -> Vec<f64> {
+    v.iter().map(Duration::as_secs_f64).collect()
+}
+
 /// The median of `v`.
 pub fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();

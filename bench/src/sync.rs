@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use dss_config::Config;
 use dss_core::checksum::checksums_of;
 use dss_core::model::ObjectKey;
@@ -23,19 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Row;
 use crate::stats::{LatencyRounds, ROUNDS, median, mmm};
-
-/// Pseudo-random bytes (incompressible, distinct per seed).
-pub(crate) fn bytes(len: usize, seed: u64) -> Bytes {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let mut out = vec![0u8; len];
-    for c in out.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    Bytes::from(out)
-}
+use dss_conformance::blob::random_bytes;
 
 /// A deployment of replicas `aws` and `gcp` under `dir` (no scheduled reconciler).
 async fn deployment(dir: &Path) -> Result<Deployment> {
@@ -57,7 +44,7 @@ async fn seed(store: &Arc<dyn BlobStore>, count: usize, size: usize) -> Result<(
         .map(|i| {
             let store = store.clone();
             async move {
-                let data = bytes(size, i as u64);
+                let data = random_bytes(size, i as u64);
                 let key = ObjectKey::blob(&checksums_of(&data));
                 store.put_bytes(&key, data, PutOptions::default()).await?;
                 Ok::<_, anyhow::Error>(())
@@ -143,7 +130,7 @@ async fn lag(work: &Path, count: usize, round: usize) -> Result<Vec<Duration>> {
     );
     let mut keys = Vec::with_capacity(count);
     for i in 0..count {
-        let data = bytes(4096, 1_000_000 + i as u64);
+        let data = random_bytes(4096, 1_000_000 + i as u64);
         let key = ObjectKey::blob(&checksums_of(&data));
         src.put_bytes(&key, data, PutOptions::default()).await?;
         keys.push(key);
@@ -203,7 +190,7 @@ pub async fn run(work: &Path, quick: bool) -> Result<Vec<Row>> {
             String::new()
         };
         // What hashing alone allows here: all four checksums of every byte, one object per core.
-        let (one_core, _) = crate::hashing_ceiling(&bytes(size.max(64 << 20), 7));
+        let (one_core, _) = crate::hashing_ceiling(&random_bytes(size.max(64 << 20), 7));
         let floor = total / 1e9 / (one_core * 2.0);
         rows.push(Row {
             name: format!(
